@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { DumpFormat, Engine } from '../catalog/naming.js';
+import type { DatabaseEngine } from '../engines/engine.js';
+import { findPgTool } from '../engines/tools.js';
+import { IntegrityError } from '../errors.js';
+import type { DumpStream } from '../pipeline/dump-stream.js';
+import { detectCompression } from '../pipeline/compression.js';
+import type { Storage } from '../storage/storage.js';
+
+const TRAILERS: Partial<Record<string, RegExp>> = {
+  'postgres/plain': /-- PostgreSQL database dump complete/,
+  'mysql/plain': /-- (Dump completed|MariaDB dump completed)/,
+};
+
+/**
+ * A dump tool that stops early can still exit 0 if something else kills its reader; the trailer
+ * it writes last proves the dump ran to the end. Checked when the raw bytes pass through Node.
+ */
+export function checkDumpTrailer(stream: DumpStream, engine: Engine, format: DumpFormat): void {
+  if (!stream.raw) return;
+  if (stream.raw.bytes === 0) throw new IntegrityError('The dump tool produced no output');
+  const trailer = TRAILERS[`${engine === 'postgres' ? 'postgres' : 'mysql'}/${format}`];
+  if (trailer && !trailer.test(stream.raw.tail.toString('utf8'))) {
+    throw new IntegrityError('The dump ended without its completion trailer: it is incomplete', {
+      hint: 'The dump tool stopped early; check the server log and try again.',
+    });
+  }
+}
+
+/** A custom-format archive must have a table of contents that pg_restore can read. */
+export async function checkPgCustomToc(
+  storage: Storage,
+  key: string,
+  _engine: DatabaseEngine,
+): Promise<void> {
+  const pgRestore = await findPgTool('pg_restore');
+  if (!pgRestore) return; // The dump itself came from pg_dump; restore tools are checked at restore time.
+  const head = await storage.get(key, { start: 0, end: 3 });
+  const first: Buffer[] = [];
+  for await (const c of head) first.push(c as Buffer);
+  const compression = detectCompression(Buffer.concat(first));
+  const source = await storage.get(key);
+  const child = spawn(pgRestore, ['--list'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const stages =
+    compression === 'none'
+      ? []
+      : [compression === 'gzip' ? zlib.createGunzip() : zlib.createZstdDecompress()];
+  // pg_restore stops reading after the table of contents; the broken pipe that follows is expected.
+  const feeding = pipeline([source, ...stages, child.stdin]).catch(() => undefined);
+  const code = await exit;
+  source.destroy();
+  await feeding;
+  if (code !== 0) {
+    throw new IntegrityError(
+      `The stored archive's table of contents is unreadable: ${stderr.trim().split('\n')[0] ?? ''}`,
+      {
+        hint: 'The dump is damaged; nothing was kept. Try again.',
+      },
+    );
+  }
+}

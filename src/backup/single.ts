@@ -1,0 +1,198 @@
+import { backupFileName, extensionFor, type DumpFormat } from '../catalog/naming.js';
+import {
+  METADATA_SCHEMA,
+  METADATA_VERSION,
+  sha256Line,
+  writeMetadata,
+  type BackupMetadata,
+} from '../catalog/metadata.js';
+import { SHA256_SUFFIX } from '../catalog/naming.js';
+import type { DatabaseEngine } from '../engines/engine.js';
+import { majorVersion, toolVersion } from '../engines/tools.js';
+import { DbBackupError, IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
+import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
+import { startDumpStream, type DumpStream } from '../pipeline/dump-stream.js';
+import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
+import { sniff } from '../pipeline/sniff.js';
+import { putBuffer, type Storage } from '../storage/storage.js';
+import { TOOL_VERSION } from '../version.js';
+import { checkDumpTrailer, checkPgCustomToc } from './checks.js';
+
+export interface SingleBackupOptions {
+  engine: DatabaseEngine;
+  database: string;
+  storage: Storage;
+  format: DumpFormat;
+  compression: CompressionAlgorithm;
+  level: number;
+  progress: ProgressMode;
+  onWarning: (line: string) => void;
+  /** Called when the first stage that can be interrupted is running. */
+  signal?: AbortSignal;
+}
+
+export interface SingleBackupResult {
+  key: string;
+  location: string;
+  metadata: BackupMetadata;
+}
+
+/**
+ * One database → one backup file plus its sidecars. The data is streamed into storage under its
+ * final name only after every process succeeded; `.sha256` follows; `.meta.json` is written last,
+ * so a backup without valid metadata is never mistaken for a good one.
+ */
+export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
+  const { engine, database, storage } = o;
+  if (engine.engine !== 'postgres' && o.format === 'custom') {
+    throw new UsageError(
+      '--format custom is PostgreSQL only',
+      'MySQL and MariaDB dumps are SQL (--format plain).',
+    );
+  }
+  const server = await engine.serverInfo();
+  if (!(await engine.databaseExists(database))) {
+    throw new UsageError(
+      `Database "${database}" does not exist on ${engine.endpoint}`,
+      'Run "dbbackup list" to see the databases on this server.',
+    );
+  }
+  const dump = await engine.dumpCommand(database, o.format);
+  const dumpVersion = (await toolVersion(dump.file)) ?? 'unknown';
+  if (
+    engine.engine === 'postgres' &&
+    dumpVersion !== 'unknown' &&
+    majorVersion(dumpVersion) < majorVersion(server.version)
+  ) {
+    throw new MissingToolError(
+      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
+      {
+        hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
+      },
+    );
+  }
+  const [tables, databaseSize, estimate] = await Promise.all([
+    engine.tableStats(database),
+    engine.databaseSize(database),
+    engine.estimateDumpBytes(database),
+  ]);
+  const plan = await planCompression(o.compression, o.level);
+  const started = new Date();
+  const key = await freeKey(storage, database, started, extensionFor(engine.engine, o.format, o.compression));
+  const warnings: string[] = [];
+  const onWarning = (line: string): void => {
+    warnings.push(line);
+    o.onWarning(line);
+  };
+
+  const stream = startDumpStream({
+    dump,
+    classify: (line) => engine.classifyStderr(line),
+    compression: plan,
+    onWarning,
+    checks: [(s) => checkDumpTrailer(s, engine.engine, o.format)],
+  });
+  let produced: number | null = null;
+  const progress = new Progress(
+    o.progress,
+    `${database}`,
+    {
+      stored: () => stream.hash.bytes,
+      produced: () => {
+        produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
+        return produced;
+      },
+    },
+    estimate,
+  );
+  const onAbort = (): void => stream.abort();
+  o.signal?.addEventListener('abort', onAbort);
+  progress.start();
+  let stored = false;
+  try {
+    await storage.put(key, stream.readable, {
+      noOverwrite: true,
+      metadata: { 'dbbackup-database': database, 'dbbackup-engine': engine.engine },
+    });
+    stored = true;
+    if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+    await verifyStored(storage, key, engine, o.format, stream);
+    const finished = new Date();
+    const metadata: BackupMetadata = {
+      schema: METADATA_SCHEMA,
+      schemaVersion: METADATA_VERSION,
+      tool: { name: 'dbbackup', version: TOOL_VERSION },
+      kind: 'single',
+      engine: server.flavor,
+      database,
+      server: { version: server.version, versionString: server.versionString },
+      connection: { host: engine.host, port: engine.port, user: engine.user },
+      dumpTool: { name: dump.name, version: dumpVersion, args: redactArgs(dump.args) },
+      format: o.format,
+      compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
+      encryption: null,
+      file: key,
+      sizeBytes: stream.hash.bytes,
+      sha256: stream.hash.sha256,
+      dumpBytes: stream.raw ? stream.raw.bytes : null,
+      databaseSizeBytes: databaseSize,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationSeconds: (finished.getTime() - started.getTime()) / 1000,
+      tables,
+      warnings,
+    };
+    await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
+    await writeMetadata(storage, key, metadata);
+    return { key, location: describe(storage, key), metadata };
+  } catch (err) {
+    stream.abort();
+    if (stored) {
+      // Metadata was not written, so nothing here looks valid; remove the data too.
+      await storage.delete(key).catch(() => undefined);
+      await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
+    }
+    if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === 130)) {
+      throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
+    }
+    throw err;
+  } finally {
+    progress.stop();
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function freeKey(storage: Storage, database: string, date: Date, extension: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const key = backupFileName(database, date, extension, attempt);
+    if (!(await storage.stat(key))) return key;
+  }
+  throw new SafetyError(`Could not find a free backup name for ${database}`);
+}
+
+/** Read the head of what was stored back and check it is the dump we meant to write. */
+async function verifyStored(
+  storage: Storage,
+  key: string,
+  engine: DatabaseEngine,
+  format: DumpFormat,
+  stream: DumpStream,
+): Promise<void> {
+  if (stream.hash.bytes === 0) throw new IntegrityError('The backup is empty (0 bytes were stored)');
+  const detected = await sniff(storage, key);
+  const family = engine.engine === 'postgres' ? 'postgres' : 'mysql';
+  if (detected.engine !== family || detected.format !== format) {
+    throw new IntegrityError(`The stored backup does not look like a ${family} ${format} dump`, {
+      hint: 'The dump tool wrote something unexpected; run with --debug and check its output.',
+    });
+  }
+  if (engine.engine === 'postgres' && format === 'custom') await checkPgCustomToc(storage, key, engine);
+}
+
+function redactArgs(args: string[]): string[] {
+  return args.map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<secret>' : a));
+}
+
+function describe(storage: Storage, key: string): string {
+  return storage.localPath ? storage.localPath(key) : `${storage.location.replace(/\/$/, '')}/${key}`;
+}

@@ -1,0 +1,71 @@
+import type { DumpFormat, Engine } from './naming.js';
+import type { CompressionAlgorithm } from '../pipeline/compression.js';
+
+/** What the first bytes of a backup say it is, whatever its name. */
+export interface DetectedFormat {
+  compression: CompressionAlgorithm;
+  /** `postgres` for PostgreSQL dumps, `mysql` for MySQL and MariaDB dumps (same format). */
+  engine: Engine | null;
+  format: DumpFormat | null;
+  /** PostgreSQL custom-format header facts, when present. */
+  pgHeader?: PgDumpHeader;
+}
+
+export interface PgDumpHeader {
+  archiveVersion: string;
+  database: string | null;
+  serverVersion: string | null;
+  dumpVersion: string | null;
+}
+
+/** Classify an (already decompressed) prefix of a dump. */
+export function detectDump(head: Buffer): Pick<DetectedFormat, 'engine' | 'format' | 'pgHeader'> {
+  if (head.subarray(0, 5).toString('latin1') === 'PGDMP') {
+    return { engine: 'postgres', format: 'custom', pgHeader: parsePgDumpHeader(head) ?? undefined };
+  }
+  const text = head.subarray(0, 4096).toString('utf8');
+  if (/^--\s*PostgreSQL database dump\b/m.test(text)) return { engine: 'postgres', format: 'plain' };
+  if (/^--\s*(MySQL|MariaDB) dump\b/m.test(text) || /^\/\*!\d{5} SET /m.test(text))
+    return { engine: 'mysql', format: 'plain' };
+  return { engine: null, format: null };
+}
+
+/**
+ * The custom-format header (pg_backup_archiver.c, ReadHead): magic, version bytes, int and offset
+ * sizes, format, compression, creation time, then database name and the server and pg_dump versions.
+ */
+export function parsePgDumpHeader(buf: Buffer): PgDumpHeader | null {
+  try {
+    let pos = 5;
+    const vmaj = buf.readUInt8(pos++);
+    const vmin = buf.readUInt8(pos++);
+    pos++; // vrev
+    const intSize = buf.readUInt8(pos++);
+    pos++; // offSize
+    pos++; // format
+    const readInt = (): number => {
+      const negative = buf.readUInt8(pos++) !== 0;
+      let value = 0;
+      for (let i = 0; i < intSize; i++) value += buf.readUInt8(pos++) * 2 ** (8 * i);
+      return negative ? -value : value;
+    };
+    const readStr = (): string | null => {
+      const len = readInt();
+      if (len < 0) return null;
+      const s = buf.subarray(pos, pos + len).toString('utf8');
+      if (pos + len > buf.length) throw new RangeError('short header');
+      pos += len;
+      return s;
+    };
+    if (vmaj > 1 || (vmaj === 1 && vmin >= 15))
+      pos++; // compression algorithm byte
+    else readInt(); // compression level
+    for (let i = 0; i < 7; i++) readInt(); // creation time
+    const database = readStr();
+    const serverVersion = readStr();
+    const dumpVersion = readStr();
+    return { archiveVersion: `${vmaj}.${vmin}`, database, serverVersion, dumpVersion };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,59 @@
+import { TEMP_MARKER } from '../storage/local.js';
+import type { Storage } from '../storage/storage.js';
+import { META_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
+import { verifyBackup, type BackupState } from '../verify/verify.js';
+
+export interface CatalogEntry {
+  key: string;
+  database: string | null;
+  engine: string | null;
+  created: Date | null;
+  sizeBytes: number | null;
+  state: BackupState;
+  detail: string;
+}
+
+/**
+ * Every backup in a store with its state: valid (metadata present and size matches), incomplete
+ * (no metadata, data missing, leftover temporary file) or corrupt (metadata invalid or size wrong).
+ */
+export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
+  const keys = new Map<string, { size: number; modified: Date }>();
+  for await (const obj of storage.list('')) keys.set(obj.key, { size: obj.size, modified: obj.modified });
+
+  const candidates = new Set<string>();
+  const entries: CatalogEntry[] = [];
+  for (const [key, info] of keys) {
+    const base = key.split('/').pop() ?? key;
+    if (base.startsWith(TEMP_MARKER)) {
+      entries.push({
+        key,
+        database: null,
+        engine: null,
+        created: info.modified,
+        sizeBytes: info.size,
+        state: 'incomplete',
+        detail: 'leftover temporary file of an interrupted write',
+      });
+    } else if (key.endsWith(META_SUFFIX)) {
+      const owner = sidecarOwner(key);
+      if (owner) candidates.add(owner);
+    } else if (!isSidecar(key) && looksLikeBackup(key)) {
+      candidates.add(key);
+    }
+  }
+  for (const key of candidates) {
+    const result = await verifyBackup(storage, key, true);
+    const meta = result.metadata;
+    entries.push({
+      key,
+      database: meta?.database ?? null,
+      engine: meta?.engine ?? null,
+      created: meta ? new Date(meta.startedAt) : (keys.get(key)?.modified ?? null),
+      sizeBytes: result.sizeBytes,
+      state: result.state,
+      detail: result.detail,
+    });
+  }
+  return entries.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+}

@@ -1,0 +1,60 @@
+import { Command } from 'commander';
+import { listBackups, type CatalogEntry } from '../../catalog/listing.js';
+import { openEngine } from '../../engines/index.js';
+import { formatBytes } from '../../pipeline/progress.js';
+import { openStore } from '../../storage/uri.js';
+import { backupDir, connectionOptions, explicitEngine, globals, out, table } from '../context.js';
+
+export function printBackupList(location: string, entries: CatalogEntry[], json: boolean): void {
+  if (json) {
+    out.json({ location, backups: entries });
+    return;
+  }
+  if (!entries.length) {
+    out.line(`No backups in ${location}`);
+    return;
+  }
+  const rows = entries.map((e) => [
+    e.key,
+    e.database ?? '?',
+    e.engine ?? '?',
+    e.created ? e.created.toISOString().replace('T', ' ').slice(0, 19) : '?',
+    e.sizeBytes === null ? '?' : formatBytes(e.sizeBytes),
+    e.state === 'valid' ? 'valid' : `${e.state}: ${e.detail}`,
+  ]);
+  out.line(`Backups in ${location}:`);
+  for (const line of table(['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'], rows))
+    out.line(line);
+}
+
+export function listCommand(): Command {
+  const list = new Command('list')
+    .description('List the databases on the server with their sizes (or "list backups")')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
+      try {
+        const [server, databases] = await Promise.all([engine.serverInfo(), engine.listDatabases()]);
+        if (opts.json) {
+          out.json({ endpoint: engine.endpoint, server, databases });
+          return;
+        }
+        out.line(`Databases on ${engine.endpoint} (${server.versionString.split(' on ')[0]}):`);
+        const rows = databases.map((d) => [d.name, d.sizeBytes === null ? '?' : formatBytes(d.sizeBytes)]);
+        for (const line of table(['DATABASE', 'SIZE'], rows)) out.line(line);
+      } finally {
+        await engine.close();
+      }
+    });
+  list
+    .command('backups')
+    .description('List the backups in the backup directory: name, database, engine, created, size, state')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const storage = openStore(backupDir(g));
+      printBackupList(storage.location, await listBackups(storage), Boolean(opts.json));
+    });
+  return list;
+}

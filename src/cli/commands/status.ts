@@ -1,0 +1,79 @@
+import { Command } from 'commander';
+import { openEngine } from '../../engines/index.js';
+import { errorMessage } from '../../errors.js';
+import { planCompression } from '../../pipeline/compression.js';
+import { openStore } from '../../storage/uri.js';
+import { TOOL_VERSION } from '../../version.js';
+import {
+  backupDir,
+  compressionChoice,
+  connectionOptions,
+  explicitEngine,
+  globals,
+  out,
+  table,
+} from '../context.js';
+import { DbBackupError } from '../../errors.js';
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('Check the connection, the server version and the dump/restore tools')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const engineName = explicitEngine(g) ?? 'postgres';
+      const engine = openEngine(connectionOptions(g, engineName));
+      try {
+        const [server, tools] = await Promise.all([
+          engine.serverInfo().then(
+            (s) => ({ ok: true as const, ...s }),
+            (err: unknown) => ({
+              ok: false as const,
+              error: errorMessage(err),
+              hint: err instanceof DbBackupError ? err.hint : undefined,
+            }),
+          ),
+          engine.tools(),
+        ]);
+        const { algorithm, level } = compressionChoice(g);
+        const compression = await planCompression(algorithm, level);
+        const report = {
+          tool: { name: 'dbbackup', version: TOOL_VERSION, node: process.version },
+          engine: engineName,
+          endpoint: engine.endpoint,
+          user: engine.user,
+          server,
+          tools,
+          compression: compression.implementation,
+          backupDir: openStore(backupDir(g)).location,
+        };
+        if (opts.json) out.json(report);
+        else {
+          out.line(`dbbackup ${TOOL_VERSION} (Node.js ${process.version})`);
+          out.line(`Engine:       ${engineName}`);
+          out.line(`Server:       ${engine.endpoint} as ${engine.user}`);
+          out.line(
+            server.ok ? `Connection:   ok, ${server.versionString}` : `Connection:   FAILED: ${server.error}`,
+          );
+          if (!server.ok && server.hint) out.line(`              hint: ${server.hint}`);
+          out.line(`Compression:  ${compression.implementation}`);
+          out.line(`Backup dir:   ${report.backupDir}`);
+          out.line('Tools:');
+          const rows = tools.map((t) => [t.name, t.path ? (t.version ?? '?') : 'MISSING', t.path ?? '']);
+          for (const line of table(['TOOL', 'VERSION', 'PATH'], rows)) out.line(`  ${line}`);
+        }
+        const missing = tools.filter((t) => !t.path).map((t) => t.name);
+        if (!server.ok) throw new DbBackupError('The server is not reachable', { hint: server.hint });
+        if (missing.length) {
+          throw new DbBackupError(`Missing tools: ${missing.join(', ')}`, {
+            hint:
+              engineName === 'postgres'
+                ? 'Install postgresql-client.'
+                : 'Install mariadb-client (or mysql-client).',
+          });
+        }
+      } finally {
+        await engine.close();
+      }
+    });
+}

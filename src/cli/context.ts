@@ -1,0 +1,137 @@
+import { readFileSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Engine } from '../catalog/naming.js';
+import type { ConnectionOptions } from '../engines/connection.js';
+import { UsageError } from '../errors.js';
+import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
+import { defaultBackupDir } from '../storage/uri.js';
+
+/** Global options as commander parses them. */
+export interface GlobalOptions {
+  dbType?: string;
+  host?: string;
+  port?: string;
+  user?: string;
+  password?: string;
+  passwordFile?: string;
+  database?: string;
+  backupDir?: string;
+  compression?: string;
+  compressionAlgo?: string;
+  sslMode?: string;
+  color: boolean;
+  debug?: boolean;
+}
+
+const ENGINE_ALIASES: Record<string, Engine> = {
+  postgres: 'postgres',
+  postgresql: 'postgres',
+  pg: 'postgres',
+  mysql: 'mysql',
+  mariadb: 'mariadb',
+  maria: 'mariadb',
+  'mariadb-server': 'mariadb',
+};
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals<GlobalOptions>();
+}
+
+export function parseEngine(value: string | undefined): Engine | undefined {
+  if (value === undefined) return undefined;
+  const engine = ENGINE_ALIASES[value.toLowerCase()];
+  if (!engine) throw new UsageError(`Unknown --db-type "${value}"`, 'Use postgres, mysql or mariadb.');
+  return engine;
+}
+
+/** The engine from --db-type or DBBACKUP_DB_TYPE; undefined when the user said nothing. */
+export function explicitEngine(g: GlobalOptions): Engine | undefined {
+  return parseEngine(g.dbType ?? process.env.DBBACKUP_DB_TYPE);
+}
+
+function parsePort(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new UsageError(`Invalid --port "${value}"`, 'Use a number from 1 to 65535.');
+  return port;
+}
+
+function readPasswordFile(file: string): string {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    throw new UsageError(`Cannot read --password-file ${file}`, 'Check the path.');
+  }
+  if (mode & 0o077) {
+    throw new UsageError(
+      `--password-file ${file} is readable by other users`,
+      `Restrict it: chmod 600 ${file}`,
+    );
+  }
+  return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+}
+
+export function connectionOptions(g: GlobalOptions, engine: Engine): ConnectionOptions {
+  const password = g.passwordFile ? readPasswordFile(g.passwordFile) : g.password;
+  return {
+    engine,
+    host: g.host,
+    port: parsePort(g.port),
+    user: g.user,
+    password,
+    sslMode: g.sslMode,
+    database: g.database,
+  };
+}
+
+/** The password as given on the command line or in a file, so messages can mask it. */
+export function secretsOf(g: GlobalOptions): string[] {
+  return g.password ? [g.password] : [];
+}
+
+export function backupDir(g: GlobalOptions): string {
+  return g.backupDir ?? defaultBackupDir();
+}
+
+export function compressionChoice(g: GlobalOptions): { algorithm: CompressionAlgorithm; level: number } {
+  const algoName = (g.compressionAlgo ?? process.env.DBBACKUP_COMPRESSION_ALGO ?? 'zstd').toLowerCase();
+  if (!COMPRESSION_ALGORITHMS.includes(algoName as CompressionAlgorithm)) {
+    throw new UsageError(
+      `Unknown --compression-algo "${algoName}"`,
+      `Use one of: ${COMPRESSION_ALGORITHMS.join(', ')}.`,
+    );
+  }
+  let algorithm = algoName as CompressionAlgorithm;
+  const level = g.compression === undefined ? undefined : Number(g.compression);
+  if (level !== undefined && Number.isNaN(level))
+    throw new UsageError(`Invalid --compression "${g.compression}"`, 'Use a number, e.g. --compression 6.');
+  // Level 0 means "do not compress", as in the reference tool.
+  if (level === 0) algorithm = 'none';
+  return { algorithm, level: validateLevel(algorithm, algorithm === 'none' ? undefined : level) };
+}
+
+/** Writes for humans (stdout) and notes (stderr); JSON output keeps stdout machine-readable. */
+export const out = {
+  line(text = ''): void {
+    process.stdout.write(`${text}\n`);
+  },
+  json(value: unknown): void {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  },
+  note(text: string): void {
+    process.stderr.write(`${text}\n`);
+  },
+};
+
+/** A fixed-width text table. */
+export function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)];
+}

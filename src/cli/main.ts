@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { DbBackupError, errorMessage } from '../errors.js';
+import { maskSecrets } from '../engines/connection.js';
+import { TOOL_VERSION } from '../version.js';
+import { backupCommand } from './commands/backup.js';
+import { listCommand } from './commands/list.js';
+import { restoreCommand } from './commands/restore.js';
+import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
+import { versionCommand } from './commands/version.js';
+
+function buildProgram(): Command {
+  const program = new Command('dbbackup')
+    .description(
+      'Back up and restore PostgreSQL, MySQL and MariaDB: streamed, compressed, checksummed, verifiable.',
+    )
+    .version(TOOL_VERSION, '-V, --version')
+    .addOption(
+      new Option(
+        '-d, --db-type <type>',
+        'postgres, mysql or mariadb (env DBBACKUP_DB_TYPE; default postgres)',
+      ),
+    )
+    .option('--host <host>', 'server host or socket directory (env PGHOST / MYSQL_HOST)')
+    .option('--port <port>', 'server port (env PGPORT / MYSQL_TCP_PORT)')
+    .option('--user <user>', 'user name (env PGUSER; default: your login name)')
+    .option(
+      '--password <password>',
+      'password (visible to other local users in ps: prefer --password-file, PGPASSWORD, ~/.pgpass or ~/.my.cnf)',
+    )
+    .option('--password-file <file>', 'read the password from a file readable only by you')
+    .option('--database <db>', 'database to connect to for server queries (default postgres)')
+    .option('--backup-dir <dir>', 'where backups are stored (env DBBACKUP_BACKUP_DIR; default ~/db_backups)')
+    .option(
+      '--compression <level>',
+      'compression level (zstd 1-19, default 3; gzip 1-9, default 6; 0 = none)',
+    )
+    .addOption(
+      new Option('--compression-algo <algo>', 'compression algorithm (default zstd)').choices([
+        'zstd',
+        'gzip',
+        'none',
+      ]),
+    )
+    .option('--ssl-mode <mode>', 'disable, require, verify-ca or verify-full (env PGSSLMODE)')
+    .option('--no-color', 'plain output without colours')
+    .option('--debug', 'show stack traces for errors')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+  for (const cmd of [
+    backupCommand(),
+    restoreCommand(),
+    verifyCommand(),
+    listCommand(),
+    statusCommand(),
+    versionCommand(),
+  ]) {
+    program.addCommand(cmd);
+  }
+  return program;
+}
+
+function report(err: unknown, secrets: string[], debug: boolean): number {
+  const mask = (s: string): string => maskSecrets(s, secrets);
+  if (err instanceof DbBackupError) {
+    process.stderr.write(`dbbackup: error: ${mask(err.message)}\n`);
+    for (const d of err.details) process.stderr.write(`  ${mask(d)}\n`);
+    if (err.hint) process.stderr.write(`hint: ${mask(err.hint)}\n`);
+    if (debug && err.stack) process.stderr.write(`${mask(err.stack)}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`dbbackup: error: ${mask(errorMessage(err))}\n`);
+  process.stderr.write('hint: this looks like a bug in dbbackup; run again with --debug and report it.\n');
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${mask(err.stack)}\n`);
+  return 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const passwordIndex = argv.findIndex((a) => a === '--password' || a.startsWith('--password='));
+  const secrets = passwordIndex >= 0 ? [argv[passwordIndex]?.split('=')[1] ?? argv[passwordIndex + 1]] : [];
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version output are successes; commander has already printed usage errors.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    return report(
+      err,
+      secrets.filter((s): s is string => Boolean(s)),
+      argv.includes('--debug'),
+    );
+  }
+}
+
+process.exitCode = await main(process.argv);

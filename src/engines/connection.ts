@@ -1,0 +1,22 @@
+import type { Engine } from '../catalog/naming.js';
+
+/** What the user told us about the server, before engine-specific defaults are applied. */
+export interface ConnectionOptions {
+  engine: Engine;
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  sslMode?: string;
+  /** Database the driver connects to for server-level queries (`--database`). */
+  database?: string;
+}
+
+/** Replace every occurrence of each secret in a text, for messages and logs. */
+export function maskSecrets(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret && secret.length >= 3) out = out.split(secret).join('****');
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+import type { DumpFormat, Engine } from '../catalog/naming.js';
+import type { TableStats } from '../catalog/metadata.js';
+
+/** A program to run (never through a shell) with the environment that carries its credentials. */
+export interface ToolCommand {
+  /** Absolute path or bare name of the executable. */
+  file: string;
+  args: string[];
+  /** Complete environment for the child; secrets travel here or in a 0600 file, never in args. */
+  env: NodeJS.ProcessEnv;
+  /** Name shown to users in errors and metadata, e.g. `pg_dump`. */
+  name: string;
+}
+
+export interface ServerInfo {
+  /** Short numeric version, e.g. `15.19` or `10.11.19`. */
+  version: string;
+  /** What the server says about itself, e.g. `PostgreSQL 15.19 (Debian 15.19-0+deb12u1) on x86_64…`. */
+  versionString: string;
+  /** `mariadb` or `mysql` for the MySQL family, `postgres` otherwise. */
+  flavor: Engine;
+}
+
+export interface DatabaseInfo {
+  name: string;
+  sizeBytes: number | null;
+}
+
+export interface ToolStatus {
+  name: string;
+  path: string | null;
+  version: string | null;
+}
+
+export type StderrClass = 'error' | 'warning' | 'info';
+
+export interface RestoreCommandOptions {
+  target: string;
+  format: DumpFormat;
+  /** Parallel jobs (pg_restore only; needs `file`). */
+  jobs: number;
+  /** A seekable file to read instead of stdin. */
+  file?: string;
+  /** Skip restoring ownership (pg_restore/psql --no-owner). */
+  noOwner: boolean;
+}
+
+/** Everything the commands need from a database engine; one implementation per engine family. */
+export interface DatabaseEngine {
+  readonly engine: Engine;
+  /** `host:port` or socket path, for messages. */
+  readonly endpoint: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+
+  serverInfo(): Promise<ServerInfo>;
+  listDatabases(): Promise<DatabaseInfo[]>;
+  databaseExists(name: string): Promise<boolean>;
+  /** Number of user tables, views, routines etc.; 0 means a restore target is safe to fill. */
+  countUserObjects(name: string): Promise<number>;
+  tableStats(name: string): Promise<TableStats[]>;
+  databaseSize(name: string): Promise<number | null>;
+  /** Bytes the dump of this database will roughly contain (table data without indexes). */
+  estimateDumpBytes(name: string): Promise<number | null>;
+  createDatabase(name: string): Promise<void>;
+  dropDatabase(name: string): Promise<void>;
+
+  dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand>;
+  restoreCommand(options: RestoreCommandOptions): Promise<ToolCommand>;
+  /** The dump and restore programs this engine uses, found or not, with versions. */
+  tools(): Promise<ToolStatus[]>;
+  classifyStderr(line: string): StderrClass;
+
+  /** Close driver connections and remove temporary credential files. */
+  close(): Promise<void>;
+}

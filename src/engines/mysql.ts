@@ -1,0 +1,286 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import mysql from 'mysql2/promise';
+import type { DumpFormat, Engine } from '../catalog/naming.js';
+import type { TableStats } from '../catalog/metadata.js';
+import { ConnectionError, MissingToolError, errorMessage } from '../errors.js';
+import type { ConnectionOptions } from './connection.js';
+import type {
+  DatabaseEngine,
+  DatabaseInfo,
+  RestoreCommandOptions,
+  ServerInfo,
+  StderrClass,
+  ToolCommand,
+  ToolStatus,
+} from './engine.js';
+import { optionFileLine, readClientOptions } from './mysql-options.js';
+import { SecretFiles } from './secrets.js';
+import { parseVersion, toolVersion, whichFirst } from './tools.js';
+
+const SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'];
+const SOCKETS = [
+  '/run/mysqld/mysqld.sock',
+  '/var/run/mysqld/mysqld.sock',
+  '/tmp/mysql.sock',
+  '/var/lib/mysql/mysql.sock',
+];
+
+function quoteIdent(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+/** MySQL and MariaDB: same protocol and tools, small differences in program names and options. */
+export class MysqlEngine implements DatabaseEngine {
+  readonly engine: Engine;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly endpoint: string;
+  private readonly socket: string | undefined;
+  private readonly password: string | undefined;
+  private readonly sslMode: string | undefined;
+  private readonly secrets = new SecretFiles();
+  private defaultsFile: Promise<string | undefined> | undefined;
+
+  constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
+    const file = readClientOptions(env);
+    this.engine = options.engine;
+    this.host = options.host ?? env.MYSQL_HOST ?? file.host ?? 'localhost';
+    this.port = options.port ?? Number(env.MYSQL_TCP_PORT ?? file.port ?? 3306);
+    this.user = options.user ?? file.user ?? os.userInfo().username;
+    // MYSQL_PWD is honoured for compatibility, but we never pass it on: children get a 0600 file.
+    this.password = options.password ?? env.MYSQL_PWD ?? file.password;
+    this.sslMode = options.sslMode;
+    this.socket =
+      this.host === 'localhost'
+        ? (env.MYSQL_UNIX_PORT ?? file.socket ?? SOCKETS.find((s) => existsSync(s)))
+        : undefined;
+    this.endpoint = this.socket ? this.socket : `${this.host}:${this.port}`;
+  }
+
+  private async connect(database?: string): Promise<mysql.Connection> {
+    try {
+      return await mysql.createConnection({
+        host: this.socket ? undefined : this.host,
+        port: this.socket ? undefined : this.port,
+        socketPath: this.socket,
+        user: this.user,
+        password: this.password,
+        database,
+        connectTimeout: 15_000,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        ssl:
+          this.sslMode && this.sslMode !== 'disable'
+            ? { rejectUnauthorized: this.sslMode.startsWith('verify') }
+            : undefined,
+      });
+    } catch (err) {
+      const message = errorMessage(err);
+      let hint = 'Check --host, --port and --user, and that the server is running.';
+      if (/Access denied/i.test(message))
+        hint = 'Check the user and password (--password, or password= in ~/.my.cnf).';
+      else if (/Unknown database/i.test(message))
+        hint = 'Run "dbbackup list" to see the databases on this server.';
+      else if (/ECONNREFUSED|ENOENT|EHOSTUNREACH|ETIMEDOUT/i.test(message))
+        hint = `Nothing accepts connections at ${this.endpoint}: is the server running, and are --host/--port right?`;
+      throw new ConnectionError(
+        `Cannot connect to ${this.label()} at ${this.endpoint} as "${this.user}": ${message}`,
+        {
+          hint,
+          cause: err,
+        },
+      );
+    }
+  }
+
+  private label(): string {
+    return this.engine === 'mariadb' ? 'MariaDB' : 'MySQL';
+  }
+
+  private async query<T>(sql: string, params: unknown[] = [], database?: string): Promise<T[]> {
+    const conn = await this.connect(database);
+    try {
+      const [rows] = await conn.query(sql, params);
+      return rows as T[];
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  async serverInfo(): Promise<ServerInfo> {
+    const rows = await this.query<{ v: string }>('SELECT VERSION() AS v');
+    const v = rows[0]?.v ?? 'unknown';
+    return {
+      version: parseVersion(v) ?? 'unknown',
+      versionString: v,
+      flavor: /mariadb/i.test(v) ? 'mariadb' : 'mysql',
+    };
+  }
+
+  async listDatabases(): Promise<DatabaseInfo[]> {
+    const rows = await this.query<{ name: string; size: string | null }>(
+      `SELECT s.schema_name AS name, SUM(t.data_length + t.index_length) AS size
+         FROM information_schema.schemata s LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name
+        WHERE s.schema_name NOT IN (?) GROUP BY s.schema_name ORDER BY s.schema_name`,
+      [SYSTEM_SCHEMAS],
+    );
+    return rows.map((r) => ({ name: r.name, sizeBytes: r.size === null ? 0 : Number(r.size) }));
+  }
+
+  async databaseExists(name: string): Promise<boolean> {
+    const rows = await this.query('SELECT 1 FROM information_schema.schemata WHERE schema_name = ?', [name]);
+    return rows.length > 0;
+  }
+
+  async countUserObjects(name: string): Promise<number> {
+    const rows = await this.query<{ n: string }>(
+      `SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?)
+            + (SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = ?)
+            + (SELECT COUNT(*) FROM information_schema.events WHERE event_schema = ?) AS n`,
+      [name, name, name],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async tableStats(name: string): Promise<TableStats[]> {
+    const rows = await this.query<{ name: string; rows: string | null; bytes: string | null }>(
+      `SELECT table_name AS name, table_rows AS \`rows\`, data_length AS bytes FROM information_schema.tables
+        WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name`,
+      [name],
+    );
+    return rows.map((r) => ({
+      schema: name,
+      name: r.name,
+      rows: Number(r.rows ?? 0),
+      rowsExact: false,
+      bytes: Number(r.bytes ?? 0),
+    }));
+  }
+
+  async databaseSize(name: string): Promise<number | null> {
+    const rows = await this.query<{ s: string | null }>(
+      'SELECT SUM(data_length + index_length) AS s FROM information_schema.tables WHERE table_schema = ?',
+      [name],
+    );
+    return rows[0]?.s ? Number(rows[0].s) : 0;
+  }
+
+  async estimateDumpBytes(name: string): Promise<number | null> {
+    const tables = await this.tableStats(name);
+    return tables.reduce((sum, t) => sum + t.bytes, 0);
+  }
+
+  async createDatabase(name: string): Promise<void> {
+    await this.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  }
+
+  async dropDatabase(name: string): Promise<void> {
+    await this.query(`DROP DATABASE ${quoteIdent(name)}`);
+  }
+
+  /** Arguments every client program gets; the password file must come first (a client rule). */
+  private async connectionArgs(): Promise<string[]> {
+    this.defaultsFile ??=
+      this.password === undefined
+        ? Promise.resolve(undefined)
+        : this.secrets.write('client.cnf', `[client]\n${optionFileLine('password', this.password)}`);
+    const file = await this.defaultsFile;
+    const args = file ? [`--defaults-extra-file=${file}`] : [];
+    args.push(`--user=${this.user}`);
+    if (this.socket) args.push(`--socket=${this.socket}`);
+    else args.push('--protocol=TCP', `--host=${this.host}`, `--port=${this.port}`);
+    if (this.sslMode === 'disable') args.push('--skip-ssl');
+    else if (this.sslMode === 'require') args.push('--ssl');
+    else if (this.sslMode?.startsWith('verify')) args.push('--ssl', '--ssl-verify-server-cert');
+    return args;
+  }
+
+  private async program(names: string[]): Promise<{ name: string; path: string }> {
+    const found = await whichFirst(names);
+    if (!found) {
+      throw new MissingToolError(`${names.join(' or ')} was not found`, {
+        hint: 'Install the MariaDB or MySQL client programs (Debian: apt-get install mariadb-client).',
+      });
+    }
+    return found;
+  }
+
+  private dumpPrograms(): string[] {
+    return this.engine === 'mysql' ? ['mysqldump', 'mariadb-dump'] : ['mariadb-dump', 'mysqldump'];
+  }
+
+  private clientPrograms(): string[] {
+    return this.engine === 'mysql' ? ['mysql', 'mariadb'] : ['mariadb', 'mysql'];
+  }
+
+  private toolEnv(): NodeJS.ProcessEnv {
+    const env = { ...process.env };
+    delete env.MYSQL_PWD;
+    return env;
+  }
+
+  async dumpCommand(database: string, _format: DumpFormat): Promise<ToolCommand> {
+    const tool = await this.program(this.dumpPrograms());
+    const args = [
+      ...(await this.connectionArgs()),
+      // One consistent snapshot for InnoDB tables without locking writers.
+      '--single-transaction',
+      '--quick',
+      '--routines',
+      '--triggers',
+      '--events',
+      // Binary data as hex literals: immune to client character-set conversion on restore.
+      '--hex-blob',
+      '--default-character-set=utf8mb4',
+      // Tablespace statements need the PROCESS privilege and are never wanted in a database dump.
+      '--no-tablespaces',
+      '--',
+      database,
+    ];
+    return { file: tool.path, args, env: this.toolEnv(), name: tool.name };
+  }
+
+  async restoreCommand(o: RestoreCommandOptions): Promise<ToolCommand> {
+    const tool = await this.program(this.clientPrograms());
+    const args = [
+      ...(await this.connectionArgs()),
+      '--default-character-set=utf8mb4',
+      '--batch',
+      `--database=${o.target}`,
+    ];
+    return { file: tool.path, args, env: this.toolEnv(), name: tool.name };
+  }
+
+  async tools(): Promise<ToolStatus[]> {
+    const groups = [this.dumpPrograms(), this.clientPrograms()];
+    return Promise.all(
+      groups.map(async (names) => {
+        const found = await whichFirst(names);
+        return {
+          name: found?.name ?? names[0] ?? '',
+          path: found?.path ?? null,
+          version: found ? await toolVersion(found.path) : null,
+        };
+      }),
+    );
+  }
+
+  classifyStderr(line: string): StderrClass {
+    if (/Deprecated program name/i.test(line)) return 'info';
+    if (
+      /^(mysqldump|mariadb-dump|mysql|mariadb)(:| Ver)/i.test(line) &&
+      /\b(error|couldn't|got errno)\b/i.test(line)
+    )
+      return 'error';
+    if (/^ERROR \d+/.test(line)) return 'error';
+    if (/warning/i.test(line)) return 'warning';
+    if (/\berror\b/i.test(line)) return 'error';
+    return 'info';
+  }
+
+  async close(): Promise<void> {
+    await this.secrets.dispose();
+  }
+}

@@ -1,0 +1,281 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import pg from 'pg';
+import type { DumpFormat } from '../catalog/naming.js';
+import type { TableStats } from '../catalog/metadata.js';
+import { ConnectionError, MissingToolError, errnoCode, errorMessage } from '../errors.js';
+import type { ConnectionOptions } from './connection.js';
+import type {
+  DatabaseEngine,
+  DatabaseInfo,
+  RestoreCommandOptions,
+  ServerInfo,
+  StderrClass,
+  ToolCommand,
+  ToolStatus,
+} from './engine.js';
+import { findPgTool, parseVersion, toolVersion } from './tools.js';
+
+const USER_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+
+/** libpq connection-string value quoting, so any database name is passed as data, not syntax. */
+export function conninfoValue(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+function defaultHost(port: number): string {
+  // libpq's default on Debian is the socket directory; use it explicitly so driver and tools agree.
+  const dir = '/var/run/postgresql';
+  return existsSync(`${dir}/.s.PGSQL.${port}`) ? dir : 'localhost';
+}
+
+export class PostgresEngine implements DatabaseEngine {
+  readonly engine = 'postgres' as const;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly endpoint: string;
+  private readonly password: string | undefined;
+  private readonly sslMode: string | undefined;
+  private readonly maintenanceDb: string;
+
+  constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
+    this.port = options.port ?? (env.PGPORT ? Number(env.PGPORT) : 5432);
+    this.host = options.host ?? env.PGHOST ?? defaultHost(this.port);
+    this.user = options.user ?? env.PGUSER ?? os.userInfo().username;
+    this.password = options.password ?? env.PGPASSWORD ?? undefined;
+    this.sslMode = options.sslMode ?? env.PGSSLMODE ?? undefined;
+    this.maintenanceDb = options.database ?? env.PGDATABASE ?? 'postgres';
+    this.endpoint = this.host.startsWith('/')
+      ? `${this.host}/.s.PGSQL.${this.port}`
+      : `${this.host}:${this.port}`;
+  }
+
+  private ssl(): pg.ClientConfig['ssl'] {
+    switch (this.sslMode) {
+      case undefined:
+      case 'disable':
+      case 'allow':
+      case 'prefer':
+        return false;
+      case 'require':
+        return { rejectUnauthorized: false };
+      default:
+        return true;
+    }
+  }
+
+  /** Run `fn` with a fresh client connected to `database`; always closes it. */
+  private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client({
+      host: this.host,
+      port: this.port,
+      user: this.user,
+      password: this.password,
+      database,
+      ssl: this.ssl(),
+      connectionTimeoutMillis: 15_000,
+      application_name: 'dbbackup',
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      throw this.connectionError(err, database);
+    }
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  private connectionError(err: unknown, database: string): ConnectionError {
+    const message = errorMessage(err);
+    const code = errnoCode(err);
+    let hint = 'Check --host, --port and --user (or PGHOST, PGPORT, PGUSER) and that the server is running.';
+    if (/password authentication failed|no password supplied|SASL/i.test(message)) {
+      hint = 'Check the password: --password, PGPASSWORD or ~/.pgpass (PGPASSFILE).';
+    } else if (code === '3D000' || /database .* does not exist/i.test(message)) {
+      hint = 'Run "dbbackup list" to see the databases on this server.';
+    } else if (/ECONNREFUSED|ENOENT|EHOSTUNREACH|ETIMEDOUT|timeout/i.test(message)) {
+      hint = `Nothing accepts connections at ${this.endpoint}: is the server running, and are --host/--port right?`;
+    }
+    return new ConnectionError(
+      `Cannot connect to PostgreSQL at ${this.endpoint} (database "${database}") as "${this.user}": ${message}`,
+      {
+        hint,
+        cause: err,
+      },
+    );
+  }
+
+  async serverInfo(): Promise<ServerInfo> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query<{ v: string; s: string }>(
+        `SELECT version() AS v, current_setting('server_version') AS s`,
+      );
+      const row = r.rows[0];
+      return {
+        version: parseVersion(row?.s ?? '') ?? 'unknown',
+        versionString: row?.v ?? 'unknown',
+        flavor: 'postgres',
+      };
+    });
+  }
+
+  async listDatabases(): Promise<DatabaseInfo[]> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query<{ name: string; size: string | null }>(
+        `SELECT datname AS name,
+                CASE WHEN has_database_privilege(datname, 'CONNECT') THEN pg_database_size(datname) END AS size
+           FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname`,
+      );
+      return r.rows.map((row) => ({
+        name: row.name,
+        sizeBytes: row.size === null ? null : Number(row.size),
+      }));
+    });
+  }
+
+  async databaseExists(name: string): Promise<boolean> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      return (r.rowCount ?? 0) > 0;
+    });
+  }
+
+  async countUserObjects(name: string): Promise<number> {
+    return this.withClient(name, async (c) => {
+      const r = await c.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE ${USER_SCHEMA_FILTER})
+              + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                  WHERE ${USER_SCHEMA_FILTER})
+              + (SELECT count(*) FROM pg_largeobject_metadata)
+              + (SELECT count(*) FROM pg_namespace n WHERE ${USER_SCHEMA_FILTER} AND n.nspname <> 'public') AS n`,
+      );
+      return Number(r.rows[0]?.n ?? 0);
+    });
+  }
+
+  async tableStats(name: string): Promise<TableStats[]> {
+    return this.withClient(name, async (c) => {
+      const r = await c.query<{ schema: string; name: string; rows: string; bytes: string }>(
+        `SELECT n.nspname AS schema, c.relname AS name, greatest(c.reltuples, 0)::bigint AS rows,
+                pg_table_size(c.oid) AS bytes
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMA_FILTER}
+          ORDER BY 1, 2`,
+      );
+      return r.rows.map((row) => ({
+        schema: row.schema,
+        name: row.name,
+        rows: Number(row.rows),
+        rowsExact: false,
+        bytes: Number(row.bytes),
+      }));
+    });
+  }
+
+  async databaseSize(name: string): Promise<number | null> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query<{ s: string | null }>('SELECT pg_database_size($1) AS s', [name]);
+      return r.rows[0]?.s ? Number(r.rows[0].s) : null;
+    });
+  }
+
+  async estimateDumpBytes(name: string): Promise<number | null> {
+    const tables = await this.tableStats(name);
+    return tables.reduce((sum, t) => sum + t.bytes, 0);
+  }
+
+  async createDatabase(name: string): Promise<void> {
+    // template0: a restore must start from an empty database, not whatever template1 holds.
+    await this.withClient(this.maintenanceDb, (c) =>
+      c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`),
+    );
+  }
+
+  async dropDatabase(name: string): Promise<void> {
+    await this.withClient(this.maintenanceDb, (c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
+  }
+
+  private toolEnv(database?: string): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PGHOST: this.host,
+      PGPORT: String(this.port),
+      PGUSER: this.user,
+      PGAPPNAME: 'dbbackup',
+      PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? '15',
+    };
+    if (database !== undefined) env.PGDATABASE = database;
+    else delete env.PGDATABASE;
+    if (this.password !== undefined) env.PGPASSWORD = this.password;
+    if (this.sslMode !== undefined) env.PGSSLMODE = this.sslMode;
+    return env;
+  }
+
+  private async tool(name: string): Promise<string> {
+    const file = await findPgTool(name);
+    if (!file) {
+      throw new MissingToolError(`${name} was not found`, {
+        hint: 'Install the PostgreSQL client programs (Debian: apt-get install postgresql-client), or set DBBACKUP_PG_BINDIR.',
+      });
+    }
+    return file;
+  }
+
+  async dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand> {
+    // The database name travels in PGDATABASE: as an argument, a name containing '=' would be
+    // parsed as a connection string.
+    const args = ['--no-password', `--format=${format}`];
+    // Compression is our pipeline's job (multi-threaded); pg_dump's own zlib is single-threaded.
+    if (format === 'custom') args.push('--compress=0');
+    return { file: await this.tool('pg_dump'), args, env: this.toolEnv(database), name: 'pg_dump' };
+  }
+
+  async restoreCommand(o: RestoreCommandOptions): Promise<ToolCommand> {
+    const dbname = `dbname=${conninfoValue(o.target)}`;
+    if (o.format === 'custom') {
+      const args = ['--no-password', '--exit-on-error', `--dbname=${dbname}`];
+      if (o.noOwner) args.push('--no-owner', '--no-privileges');
+      if (o.jobs > 1 && o.file) args.push(`--jobs=${o.jobs}`);
+      else args.push('--single-transaction');
+      if (o.file) args.push(o.file);
+      return { file: await this.tool('pg_restore'), args, env: this.toolEnv(), name: 'pg_restore' };
+    }
+    const args = [
+      '--no-password',
+      '--no-psqlrc',
+      '--quiet',
+      '--set=ON_ERROR_STOP=1',
+      '--single-transaction',
+      `--dbname=${dbname}`,
+    ];
+    if (o.file) args.push(`--file=${o.file}`);
+    return { file: await this.tool('psql'), args, env: this.toolEnv(), name: 'psql' };
+  }
+
+  async tools(): Promise<ToolStatus[]> {
+    return Promise.all(
+      ['pg_dump', 'pg_restore', 'psql', 'pg_dumpall'].map(async (name) => {
+        const file = await findPgTool(name);
+        return { name, path: file, version: file ? await toolVersion(file) : null };
+      }),
+    );
+  }
+
+  classifyStderr(line: string): StderrClass {
+    if (/^(pg_dump|pg_restore|pg_dumpall|psql)(:[^:]*)*: (error|fatal):/i.test(line)) return 'error';
+    if (/\b(ERROR|FATAL|PANIC):/.test(line)) return 'error';
+    if (/\bwarning:/i.test(line)) return 'warning';
+    return 'info';
+  }
+
+  async close(): Promise<void> {
+    // Clients are per call; nothing stays open.
+  }
+}

@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { access, constants, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const whichCache = new Map<string, string | null>();
+
+/** Like `which`: the first executable called `name` on PATH, or null. */
+export async function which(name: string): Promise<string | null> {
+  if (path.isAbsolute(name)) return (await isExecutable(name)) ? name : null;
+  const cached = whichCache.get(name);
+  if (cached !== undefined) return cached;
+  let found: string | null = null;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (await isExecutable(candidate)) {
+      found = candidate;
+      break;
+    }
+  }
+  whichCache.set(name, found);
+  return found;
+}
+
+/** The first of several alternative program names that exists (e.g. mariadb-dump, then mysqldump). */
+export async function whichFirst(names: string[]): Promise<{ name: string; path: string } | null> {
+  for (const name of names) {
+    const found = await which(name);
+    if (found) return { name, path: found };
+  }
+  return null;
+}
+
+/** `X.Y` or `X.Y.Z` out of a `--version` banner such as `pg_dump (PostgreSQL) 15.19 (Debian…)`. */
+export function parseVersion(banner: string): string | null {
+  // mariadb-dump prints "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB": prefer the Distrib version.
+  const distrib = /Distrib\s+(\d+\.\d+(?:\.\d+)?)/.exec(banner);
+  if (distrib?.[1]) return distrib[1];
+  const match = /(\d+\.\d+(?:\.\d+)?)/.exec(banner);
+  return match?.[1] ?? null;
+}
+
+export function majorVersion(version: string): number {
+  return Number.parseInt(version.split('.')[0] ?? '0', 10);
+}
+
+export async function toolVersion(file: string): Promise<string | null> {
+  try {
+    const { stdout } = await execFileAsync(file, ['--version'], { timeout: 10_000 });
+    return parseVersion(stdout);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Debian installs each PostgreSQL major's programs in /usr/lib/postgresql/<major>/bin and a
+ * wrapper in /usr/bin. Prefer the newest real binary: a newer pg_dump can dump older servers,
+ * never the reverse. DBBACKUP_PG_BINDIR overrides the search.
+ */
+export async function findPgTool(name: string): Promise<string | null> {
+  const override = process.env.DBBACKUP_PG_BINDIR;
+  if (override) {
+    const file = path.join(override, name);
+    return (await isExecutable(file)) ? file : null;
+  }
+  try {
+    const majors = (await readdir('/usr/lib/postgresql'))
+      .filter((d) => /^\d+$/.test(d))
+      .sort((a, b) => Number(b) - Number(a));
+    for (const major of majors) {
+      const file = path.join('/usr/lib/postgresql', major, 'bin', name);
+      if (await isExecutable(file)) return file;
+    }
+  } catch {
+    // Not a Debian-style layout; fall back to PATH.
+  }
+  return which(name);
+}

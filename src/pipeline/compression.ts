@@ -1,0 +1,132 @@
+import os from 'node:os';
+import type { Transform } from 'node:stream';
+import zlib from 'node:zlib';
+import type { ToolCommand } from '../engines/engine.js';
+import { which } from '../engines/tools.js';
+import { UsageError } from '../errors.js';
+import { ParallelCompress, gzipBlocks, zstdBlocks } from './parallel-compress.js';
+
+export type CompressionAlgorithm = 'none' | 'gzip' | 'zstd';
+export const COMPRESSION_ALGORITHMS: CompressionAlgorithm[] = ['zstd', 'gzip', 'none'];
+
+export const DEFAULT_LEVEL: Record<CompressionAlgorithm, number> = { zstd: 3, gzip: 6, none: 0 };
+const LEVEL_RANGE: Record<CompressionAlgorithm, [number, number]> = {
+  zstd: [1, 19],
+  gzip: [1, 9],
+  none: [0, 0],
+};
+
+/**
+ * How bytes get compressed: preferably by an external multi-threaded program that reads the dump
+ * tool's stdout directly (the raw dump never passes through JavaScript), otherwise by a parallel
+ * block compressor on Node's thread pool.
+ */
+export interface CompressionPlan {
+  algorithm: CompressionAlgorithm;
+  level: number;
+  /** What actually compresses, recorded in metadata: `zstd -T2`, `pigz -p2`, `node zlib (2 threads)`. */
+  implementation: string;
+  external?: ToolCommand;
+  inProcess?: () => Transform;
+}
+
+export function threads(): number {
+  return Math.max(1, Math.min(os.availableParallelism(), 16));
+}
+
+export function validateLevel(algorithm: CompressionAlgorithm, level: number | undefined): number {
+  if (level === undefined) return DEFAULT_LEVEL[algorithm];
+  const [min, max] = LEVEL_RANGE[algorithm];
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new UsageError(
+      `Compression level ${level} is not valid for ${algorithm}`,
+      algorithm === 'none'
+        ? 'Use --compression-algo zstd or gzip to set a level.'
+        : `Use a level from ${min} to ${max}.`,
+    );
+  }
+  return level;
+}
+
+export async function planCompression(
+  algorithm: CompressionAlgorithm,
+  level: number,
+): Promise<CompressionPlan> {
+  const n = threads();
+  const env = { ...process.env };
+  if (algorithm === 'none') return { algorithm, level: 0, implementation: 'none' };
+  if (algorithm === 'zstd') {
+    const zstd = process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR ? null : await which('zstd');
+    if (zstd) {
+      return {
+        algorithm,
+        level,
+        implementation: `zstd -${level} -T${n}`,
+        external: { file: zstd, args: ['-q', `-${level}`, `-T${n}`, '-c'], env, name: 'zstd' },
+      };
+    }
+    return {
+      algorithm,
+      level,
+      implementation: `node zlib zstd (${n} threads)`,
+      inProcess: () => new ParallelCompress(zstdBlocks(level), n, 4 * 1024 * 1024),
+    };
+  }
+  const pigz = process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR ? null : await which('pigz');
+  if (pigz) {
+    return {
+      algorithm,
+      level,
+      implementation: `pigz -${level} -p${n}`,
+      external: { file: pigz, args: [`-${level}`, `-p${n}`, '-c'], env, name: 'pigz' },
+    };
+  }
+  // Node's zlib is faster per core than GNU gzip, and the thread pool makes it parallel.
+  return {
+    algorithm,
+    level,
+    implementation: `node zlib gzip (${n} threads)`,
+    inProcess: () => new ParallelCompress(gzipBlocks(level), n),
+  };
+}
+
+export interface DecompressionPlan {
+  algorithm: CompressionAlgorithm;
+  external?: ToolCommand;
+  inProcess?: () => Transform;
+}
+
+export async function planDecompression(algorithm: CompressionAlgorithm): Promise<DecompressionPlan> {
+  const env = { ...process.env };
+  if (algorithm === 'zstd') {
+    const zstd = await which('zstd');
+    if (zstd) return { algorithm, external: { file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd' } };
+    return { algorithm, inProcess: () => zlib.createZstdDecompress() };
+  }
+  if (algorithm === 'gzip') {
+    const pigz = await which('pigz');
+    if (pigz) return { algorithm, external: { file: pigz, args: ['-d', '-c'], env, name: 'pigz' } };
+    return { algorithm, inProcess: () => zlib.createGunzip() };
+  }
+  return { algorithm };
+}
+
+/** Compression from the first bytes of a file, never its name. */
+export function detectCompression(head: Buffer): CompressionAlgorithm {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+/** Decompress a small prefix in memory (for format sniffing); tolerant of the data being cut off. */
+export function decompressHead(head: Buffer, algorithm: CompressionAlgorithm): Buffer {
+  if (algorithm === 'none') return head;
+  const opts = {
+    finishFlush: algorithm === 'gzip' ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.ZSTD_e_flush,
+  };
+  try {
+    return algorithm === 'gzip' ? zlib.gunzipSync(head, opts) : zlib.zstdDecompressSync(head, opts);
+  } catch {
+    return Buffer.alloc(0);
+  }
+}

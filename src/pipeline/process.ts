@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { StderrClass, ToolCommand } from '../engines/engine.js';
+import { MissingToolError, ToolError } from '../errors.js';
+
+export type StderrClassifier = (line: string) => StderrClass;
+
+/** A running child process whose exit status and classified stderr decide success. */
+export class ToolProcess {
+  readonly child: ChildProcess;
+  readonly name: string;
+  readonly errors: string[] = [];
+  readonly warnings: string[] = [];
+  /** The last stderr lines of any class, for context when the exit status alone explains nothing. */
+  private readonly tail: string[] = [];
+  /** Resolves when the process has exited and its stderr is fully read; rejects with ToolError on failure. */
+  readonly done: Promise<void>;
+  private killedByUs = false;
+
+  constructor(
+    command: ToolCommand,
+    stdio: StdioOptions,
+    classify: StderrClassifier,
+    onWarning?: (line: string) => void,
+  ) {
+    this.name = command.name;
+    this.child = spawn(command.file, command.args, { env: command.env, stdio, windowsHide: true });
+    const stderrDone = new Promise<void>((resolve) => {
+      if (!this.child.stderr) return resolve();
+      const rl = createInterface({ input: this.child.stderr, crlfDelay: Infinity });
+      rl.on('line', (line) => {
+        if (!line.trim()) return;
+        this.tail.push(line);
+        if (this.tail.length > 20) this.tail.shift();
+        const kind = classify(line);
+        if (kind === 'error' && this.errors.length < 50) this.errors.push(line);
+        if (kind === 'warning' && this.warnings.length < 50) {
+          this.warnings.push(line);
+          onWarning?.(line);
+        }
+      });
+      rl.on('close', resolve);
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      this.child.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') {
+          reject(
+            new MissingToolError(`${command.name} could not be started: ${command.file} not found`, {
+              hint: 'Install it or check PATH.',
+            }),
+          );
+        } else reject(new ToolError(`${command.name} could not be started: ${err.message}`));
+      });
+      this.child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    this.done = Promise.all([exited, stderrDone]).then(([{ code, signal }]) => this.judge(code, signal));
+    // Callers await `done` later; avoid an unhandled rejection in between.
+    this.done.catch(() => undefined);
+  }
+
+  private judge(code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.killedByUs) throw new ToolError(`${this.name} was stopped`);
+    if (signal) {
+      throw new ToolError(`${this.name} was killed by ${signal}`, {
+        hint: 'Something stopped the process (out of memory, an operator, a timeout); nothing was kept.',
+        details: this.tail.slice(-5),
+      });
+    }
+    if (code !== 0) {
+      const shown = this.errors.length ? this.errors : this.tail;
+      throw new ToolError(`${this.name} failed (exit code ${code})${shown[0] ? `: ${shown[0]}` : ''}`, {
+        details: shown.slice(1, 8),
+      });
+    }
+    if (this.errors.length) {
+      throw new ToolError(`${this.name} reported errors although it exited 0: ${this.errors[0]}`, {
+        hint: 'The output cannot be trusted; nothing was kept.',
+        details: this.errors.slice(1, 8),
+      });
+    }
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.killedByUs = true;
+      this.child.kill('SIGTERM');
+    }
+  }
+}
+
+/** Waits for all processes; the first failure wins, and the others are stopped. */
+export async function waitAll(processes: ToolProcess[]): Promise<void> {
+  try {
+    await Promise.all(processes.map((p) => p.done));
+  } catch (err) {
+    for (const p of processes) p.kill();
+    throw err;
+  }
+}

@@ -1,0 +1,35 @@
+import type { BackupMetadata } from '../catalog/metadata.js';
+import type { DetectedFormat } from '../catalog/format.js';
+
+/** Everything decided before a restore touches anything; printed as the dry run. */
+export interface RestorePlan {
+  source: string;
+  sizeBytes: number | null;
+  detected: DetectedFormat;
+  metadata: BackupMetadata | undefined;
+  checksum: 'verified' | 'skipped (--force)' | 'not available (no metadata)' | 'to verify';
+  target: string;
+  endpoint: string;
+  targetExists: boolean;
+  targetObjects: number;
+  actions: string[];
+  tool: string;
+  jobs: number;
+  warnings: string[];
+}
+
+export function describePlan(plan: RestorePlan): string[] {
+  const d = plan.detected;
+  const what = `${d.engine === 'postgres' ? 'PostgreSQL' : 'MySQL/MariaDB'} ${d.format === 'custom' ? 'custom-format archive' : 'SQL dump'}`;
+  const lines = [
+    `Backup:    ${plan.source}${plan.sizeBytes !== null ? ` (${plan.sizeBytes} bytes)` : ''}`,
+    `Content:   ${what}, compression ${d.compression}${plan.metadata ? `, database "${plan.metadata.database}" from ${plan.metadata.startedAt}` : ''}`,
+    `Checksum:  ${plan.checksum}`,
+    `Target:    database "${plan.target}" on ${plan.endpoint} (${plan.targetExists ? `exists, ${plan.targetObjects} objects` : 'does not exist'})`,
+    `Tool:      ${plan.tool}${plan.jobs > 1 ? ` with ${plan.jobs} jobs` : ''}`,
+    'Steps:',
+    ...plan.actions.map((a, i) => `  ${i + 1}. ${a}`),
+  ];
+  for (const w of plan.warnings) lines.push(`Warning:   ${w}`);
+  return lines;
+}

@@ -1,0 +1,372 @@
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { readMetadata, type BackupMetadata } from '../catalog/metadata.js';
+import type { DetectedFormat } from '../catalog/format.js';
+import type { Engine } from '../catalog/naming.js';
+import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
+import { majorVersion, toolVersion } from '../engines/tools.js';
+import {
+  DbBackupError,
+  IntegrityError,
+  MissingToolError,
+  SafetyError,
+  StorageError,
+  UsageError,
+} from '../errors.js';
+import { planDecompression } from '../pipeline/compression.js';
+import { ToolProcess, waitAll } from '../pipeline/process.js';
+import { sniff } from '../pipeline/sniff.js';
+import type { Storage } from '../storage/storage.js';
+import { hashStored } from '../verify/checksum.js';
+import type { RestorePlan } from './plan.js';
+
+export interface RestoreInputs {
+  storage: Storage;
+  key: string;
+  /** Explicit target database (`--target`). */
+  target?: string;
+  create: boolean;
+  clean: boolean;
+  jobs: number;
+  force: boolean;
+  noOwner: boolean;
+  workdir?: string;
+}
+
+export interface PreparedRestore {
+  plan: RestorePlan;
+  metadata: BackupMetadata | undefined;
+  detected: DetectedFormat;
+}
+
+/** Read metadata and the first bytes of the backup: what is it, and which engine restores it. */
+export async function inspectBackup(
+  storage: Storage,
+  key: string,
+): Promise<{ metadata: BackupMetadata | undefined; detected: DetectedFormat; size: number }> {
+  const stat = await storage.stat(key);
+  if (!stat) {
+    throw new StorageError(`Backup not found: ${storage.location.replace(/\/$/, '')}/${key}`, {
+      hint: 'Run "dbbackup list backups" to see the backups in the backup directory.',
+    });
+  }
+  const metadata = await readMetadata(storage, key);
+  const detected = await sniff(storage, key);
+  if (!detected.engine || !detected.format) {
+    throw new UsageError(
+      `${key} is not a dump this tool can restore (content not recognised as a PostgreSQL or MySQL dump)`,
+      'Check the file; encrypted or cluster backups need their own commands.',
+    );
+  }
+  return { metadata, detected, size: stat.size };
+}
+
+/** The engine family a backup needs, from its content (and metadata for MariaDB vs MySQL). */
+export function engineForBackup(detected: DetectedFormat, metadata: BackupMetadata | undefined): Engine {
+  if (detected.engine === 'postgres') return 'postgres';
+  return metadata?.engine === 'mariadb' || metadata?.engine === 'mysql' ? metadata.engine : 'mariadb';
+}
+
+/** Decide everything; change nothing. Throws for conditions that block a restore outright. */
+export async function prepareRestore(
+  engine: DatabaseEngine,
+  inputs: RestoreInputs,
+): Promise<PreparedRestore> {
+  const { storage, key } = inputs;
+  const { metadata, detected, size } = await inspectBackup(storage, key);
+  const target = inputs.target ?? metadata?.database ?? detected.pgHeader?.database ?? undefined;
+  if (!target) throw new UsageError(`No target database for ${key}`, 'Name one with --target <database>.');
+  const warnings: string[] = [];
+  const format = detected.format ?? 'plain';
+  const restoreTool = await engine.restoreCommand({
+    target,
+    format,
+    jobs: inputs.jobs,
+    noOwner: inputs.noOwner,
+  });
+
+  await checkToolVersion(engine, detected, restoreTool, warnings);
+  const server = await engine.serverInfo();
+  const fromServer = metadata?.server.version ?? detected.pgHeader?.serverVersion ?? null;
+  if (
+    detected.engine === 'postgres' &&
+    fromServer &&
+    majorVersion(fromServer) > majorVersion(server.version)
+  ) {
+    warnings.push(
+      `the backup comes from PostgreSQL ${fromServer} and the target runs ${server.version}: restoring to an older major version may fail`,
+    );
+  }
+
+  const targetExists = await engine.databaseExists(target);
+  const targetObjects = targetExists ? await engine.countUserObjects(target) : 0;
+  const actions: string[] = [];
+  if (!metadata && !inputs.force) {
+    throw new IntegrityError(`${key} has no metadata, so its checksum cannot be verified`, {
+      hint: 'Restore it anyway with --force (for dumps not made by dbbackup), or pick a complete backup.',
+    });
+  }
+  const checksum: RestorePlan['checksum'] = !metadata
+    ? 'not available (no metadata)'
+    : inputs.force
+      ? 'skipped (--force)'
+      : 'to verify';
+  if (checksum === 'to verify') actions.push('verify the SHA-256 of the whole backup against its metadata');
+  if (targetExists && inputs.clean) {
+    actions.push(`drop database "${target}" and create it empty`);
+  } else if (targetExists && targetObjects > 0) {
+    throw new SafetyError(
+      `Target database "${target}" already exists and is not empty (${targetObjects} objects)`,
+      {
+        hint: 'Add --clean to drop and recreate it, or choose another --target.',
+      },
+    );
+  } else if (!targetExists) {
+    if (!inputs.create) {
+      throw new SafetyError(`Target database "${target}" does not exist on ${engine.endpoint}`, {
+        hint: 'Add --create to create it, or choose another --target.',
+      });
+    }
+    actions.push(`create database "${target}"`);
+  }
+  const jobs = format === 'custom' ? inputs.jobs : 1;
+  if (inputs.jobs > 1 && format !== 'custom')
+    warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
+  actions.push(
+    `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.compression} decompression)` : ''}`,
+  );
+  const plan: RestorePlan = {
+    source: `${storage.location.replace(/\/$/, '')}/${key}`,
+    sizeBytes: size,
+    detected,
+    metadata,
+    checksum,
+    target,
+    endpoint: engine.endpoint,
+    targetExists,
+    targetObjects,
+    actions,
+    tool: restoreTool.name,
+    jobs,
+    warnings,
+  };
+  return { plan, metadata, detected };
+}
+
+/** The restore tool must be able to read the archive: pg_restore refuses archives from a newer pg_dump. */
+async function checkToolVersion(
+  engine: DatabaseEngine,
+  detected: DetectedFormat,
+  tool: ToolCommand,
+  warnings: string[],
+): Promise<void> {
+  if (engine.engine !== 'postgres') return;
+  const dumpVersion = detected.pgHeader?.dumpVersion;
+  const version = await toolVersion(tool.file);
+  if (!dumpVersion || !version) return;
+  if (majorVersion(version) < majorVersion(dumpVersion)) {
+    const message = `This backup was written by pg_dump ${dumpVersion}, but the local ${tool.name} is ${version}`;
+    if (detected.format === 'custom') {
+      throw new MissingToolError(`${message}: ${tool.name} cannot read archives from a newer pg_dump`, {
+        hint: `Install the PostgreSQL ${majorVersion(dumpVersion)} client programs (or newer), or set DBBACKUP_PG_BINDIR.`,
+      });
+    }
+    warnings.push(`${message}; the SQL may use syntax this server does not know`);
+  }
+}
+
+export interface RestoreOutcome {
+  target: string;
+  seconds: number;
+  warnings: string[];
+}
+
+/** Carry out a prepared plan. */
+export async function executeRestore(
+  engine: DatabaseEngine,
+  inputs: RestoreInputs,
+  prepared: PreparedRestore,
+  onWarning: (line: string) => void,
+): Promise<RestoreOutcome> {
+  const { storage, key } = inputs;
+  const { plan, metadata, detected } = prepared;
+  const started = Date.now();
+  if (plan.checksum === 'to verify' && metadata) {
+    const actual = await hashStored(storage, key);
+    if (actual.sha256 !== metadata.sha256 || actual.bytes !== metadata.sizeBytes) {
+      throw new IntegrityError(
+        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${metadata.sha256}, computed ${actual.sha256})`,
+        {
+          hint: 'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
+        },
+      );
+    }
+  }
+  let created = false;
+  if (plan.targetExists && inputs.clean) {
+    await engine.dropDatabase(plan.target).catch((err: unknown) => {
+      throw new SafetyError(`Could not drop database "${plan.target}": ${(err as Error).message}`, {
+        hint: 'Close other sessions using it and try again.',
+      });
+    });
+    await engine.createDatabase(plan.target);
+    created = true;
+  } else if (!plan.targetExists) {
+    await engine.createDatabase(plan.target);
+    created = true;
+  }
+  const warnings: string[] = [...plan.warnings];
+  const warn = (line: string): void => {
+    warnings.push(line);
+    onWarning(line);
+  };
+  try {
+    await runRestore(engine, inputs, plan, detected, warn);
+  } catch (err) {
+    if (created) {
+      // A half-restored database must not look like a restored one.
+      await engine.dropDatabase(plan.target).catch(() => undefined);
+      if (err instanceof DbBackupError)
+        err.details.push(`The partially restored database "${plan.target}" was dropped.`);
+    }
+    throw err;
+  }
+  return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
+}
+
+async function runRestore(
+  engine: DatabaseEngine,
+  inputs: RestoreInputs,
+  plan: RestorePlan,
+  detected: DetectedFormat,
+  warn: (l: string) => void,
+): Promise<void> {
+  const { storage, key } = inputs;
+  const format = detected.format ?? 'plain';
+  const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> =>
+    engine.classifyStderr(line);
+  const localFile = storage.localPath?.(key);
+
+  if (plan.jobs > 1) {
+    // pg_restore --jobs needs a seekable, uncompressed archive.
+    const { file, cleanup } =
+      localFile && detected.compression === 'none'
+        ? { file: localFile, cleanup: async () => undefined }
+        : await decompressToTemp(storage, key, detected, plan, inputs.workdir);
+    try {
+      const cmd = await engine.restoreCommand({
+        target: plan.target,
+        format,
+        jobs: plan.jobs,
+        file,
+        noOwner: inputs.noOwner,
+      });
+      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn);
+      await tool.done;
+    } finally {
+      await cleanup();
+    }
+    return;
+  }
+
+  const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
+  const decompress = await planDecompression(detected.compression);
+  if (localFile && decompress.external) {
+    // File → decompressor → restore tool, joined by kernel pipes: no byte passes through Node.
+    const dec = new ToolProcess(
+      { ...decompress.external, args: [...decompress.external.args, localFile] },
+      ['ignore', 'pipe', 'pipe'],
+      () => 'error',
+    );
+    const out = dec.child.stdout;
+    if (!out) throw new Error('decompressor has no stdout');
+    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn);
+    out.destroy();
+    await waitAll([tool, dec]);
+    return;
+  }
+  if (localFile && detected.compression === 'none') {
+    const handle = await open(localFile, 'r');
+    try {
+      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn);
+      await tool.done;
+    } finally {
+      await handle.close();
+    }
+    return;
+  }
+  // Remote or in-process: stream through Node into the tool's stdin.
+  const processes: ToolProcess[] = [];
+  const stages: Transform[] = [];
+  let sink: Writable;
+  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], classify, warn);
+  processes.push(tool);
+  if (!tool.child.stdin) throw new Error('restore tool has no stdin');
+  if (decompress.external) {
+    const dec = new ToolProcess(decompress.external, ['pipe', tool.child.stdin, 'pipe'], () => 'error');
+    processes.push(dec);
+    tool.child.stdin.destroy();
+    if (!dec.child.stdin) throw new Error('decompressor has no stdin');
+    sink = dec.child.stdin;
+  } else {
+    if (decompress.inProcess) stages.push(decompress.inProcess());
+    sink = tool.child.stdin;
+  }
+  const feeding = pipeline([await storage.get(key), ...stages, sink]);
+  const [tools, fed] = await Promise.allSettled([waitAll(processes), feeding]);
+  // A tool failure explains a broken pipe on our side, so it is reported first.
+  if (tools.status === 'rejected') throw tools.reason;
+  if (fed.status === 'rejected') {
+    throw new StorageError(`Could not read the backup while restoring: ${(fed.reason as Error).message}`);
+  }
+}
+
+async function decompressToTemp(
+  storage: Storage,
+  key: string,
+  detected: DetectedFormat,
+  plan: RestorePlan,
+  workdir?: string,
+): Promise<{ file: string; cleanup: () => Promise<void> }> {
+  const base = workdir ?? os.tmpdir();
+  const need = plan.metadata?.dumpBytes ?? (plan.sizeBytes ?? 0) * (detected.compression === 'none' ? 1 : 10);
+  const fs = await statfs(base);
+  const free = fs.bavail * fs.bsize;
+  if (free < need * 1.1) {
+    throw new StorageError(
+      `Not enough space in ${base} for a temporary copy (${need} bytes needed, ${free} free)`,
+      {
+        hint: 'Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
+      },
+    );
+  }
+  const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
+  const file = path.join(dir, 'archive.dump');
+  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const decompress = await planDecompression(detected.compression);
+    if (decompress.external) {
+      // Decompressor writes the file itself; Node only feeds it the stored (compressed) bytes.
+      const out = await open(file, 'wx', 0o600);
+      try {
+        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error');
+        if (!dec.child.stdin) throw new Error('decompressor has no stdin');
+        const feeding = pipeline(await storage.get(key), dec.child.stdin);
+        await Promise.all([feeding, dec.done]);
+      } finally {
+        await out.close();
+      }
+    } else {
+      const stages: Transform[] = decompress.inProcess ? [decompress.inProcess()] : [];
+      await pipeline([await storage.get(key), ...stages, createWriteStream(file, { mode: 0o600 })]);
+    }
+    return { file, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

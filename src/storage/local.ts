@@ -1,0 +1,147 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DbBackupError, StorageError, errnoCode, errorMessage } from '../errors.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+
+/** Temporary files carry this marker so listings and cleanup can recognise leftovers of a crash. */
+export const TEMP_MARKER = '.dbbackup-tmp-';
+
+/** A directory as a Storage: files are written to a temp name, fsynced, then renamed into place. */
+export class LocalStorage implements Storage {
+  readonly location: string;
+
+  constructor(readonly root: string) {
+    this.location = path.resolve(root);
+  }
+
+  localPath(key: string): string {
+    const normalized = path.posix.normalize(key);
+    if (normalized.startsWith('../') || normalized === '..' || path.isAbsolute(normalized)) {
+      throw new StorageError(`Refusing a key outside the backup directory: ${key}`);
+    }
+    return path.join(this.location, ...normalized.split('/'));
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const finalPath = this.localPath(key);
+    const dir = path.dirname(finalPath);
+    await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      throw this.wrap(err, `create directory ${dir}`);
+    });
+    if (options.noOverwrite && (await this.stat(key))) {
+      body.destroy();
+      throw new StorageError(`${finalPath} already exists`, {
+        hint: 'Choose another name or remove it first.',
+      });
+    }
+    const tempPath = path.join(
+      dir,
+      `${TEMP_MARKER}${randomBytes(6).toString('hex')}-${path.basename(finalPath)}`,
+    );
+    try {
+      // `flush` fsyncs the file before it is closed: the data is durable before the rename.
+      const out = createWriteStream(tempPath, {
+        flags: 'wx',
+        mode: 0o600,
+        flush: true,
+        highWaterMark: 1024 * 1024,
+      });
+      await pipeline(body, out);
+      await rename(tempPath, finalPath);
+      await this.syncDir(dir);
+    } catch (err) {
+      await unlink(tempPath).catch(() => undefined);
+      throw this.wrap(err, `write ${finalPath}`);
+    }
+    const info = await this.stat(key);
+    if (!info) throw new StorageError(`${finalPath} vanished right after it was written`);
+    return info;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const file = this.localPath(key);
+    const handle = await open(file, 'r').catch((err: unknown) => {
+      throw this.wrap(err, `open ${file}`);
+    });
+    return createReadStream('', {
+      fd: handle,
+      start: range?.start,
+      end: range?.end,
+      highWaterMark: 1024 * 1024,
+    });
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const s = await stat(this.localPath(key));
+      if (!s.isFile()) return undefined;
+      return { key, size: s.size, modified: s.mtime };
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+      throw this.wrap(err, `stat ${key}`);
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<ObjectInfo> {
+    // A prefix may end inside a directory name, so walk from the deepest complete directory.
+    const slash = prefix.lastIndexOf('/');
+    const startDir = slash >= 0 ? prefix.slice(0, slash) : '';
+    yield* this.walk(startDir, prefix);
+  }
+
+  private async *walk(relDir: string, prefix: string): AsyncIterable<ObjectInfo> {
+    const abs = relDir ? this.localPath(relDir) : this.location;
+    let entries;
+    try {
+      entries = await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+      throw this.wrap(err, `list ${abs}`);
+    }
+    for (const entry of entries) {
+      const key = relDir ? `${relDir}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) {
+        if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) yield* this.walk(key, prefix);
+      } else if (entry.isFile() && key.startsWith(prefix)) {
+        const info = await this.stat(key);
+        if (info) yield info;
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.localPath(key), { force: true }).catch((err: unknown) => {
+      throw this.wrap(err, `delete ${key}`);
+    });
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private wrap(err: unknown, action: string): Error {
+    // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
+    if (err instanceof DbBackupError) return err;
+    const code = errnoCode(err);
+    const hints: Record<string, string> = {
+      ENOSPC: 'The disk is full: free space or choose another --backup-dir.',
+      EDQUOT: 'The disk quota is exhausted: free space or choose another --backup-dir.',
+      EACCES: 'Permission denied: check the directory owner and mode, or choose another --backup-dir.',
+      EROFS: 'The file system is read-only: choose another --backup-dir.',
+      ENOENT: 'Check the path.',
+    };
+    return new StorageError(`Could not ${action}: ${errorMessage(err)}`, {
+      hint: code ? hints[code] : undefined,
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,81 @@
+import type { Readable } from 'node:stream';
+
+/** What a listing or a stat returns about one stored object. Keys are '/'-separated and relative to the store. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  modified: Date;
+  /** Provider metadata (S3 user metadata, Azure metadata, GCS metadata). Empty on the local filesystem. */
+  metadata?: Record<string, string>;
+}
+
+export interface PutOptions {
+  /** Small key/value facts stored with the object where the backend supports it. */
+  metadata?: Record<string, string>;
+  /** Refuse to replace an existing object. */
+  noOverwrite?: boolean;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive; omitted means to the end. */
+  end?: number;
+}
+
+/**
+ * One small interface for every place a backup can live: a directory, a bucket, a container.
+ * Writes are atomic: an object appears under its key only once `put` resolves, and a failed or
+ * aborted `put` leaves nothing under that key.
+ */
+export interface Storage {
+  /** A human-readable location with secrets masked, e.g. `/root/db_backups` or `s3://bucket/prefix`. */
+  readonly location: string;
+
+  /** Consume `body` and store it under `key`. Rejects (and stores nothing) if `body` errors. */
+  put(key: string, body: Readable, options?: PutOptions): Promise<ObjectInfo>;
+
+  /** A stream of the object's bytes, optionally a byte range. Rejects with StorageError if missing. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+
+  /** Facts about one object, or undefined if it does not exist. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+
+  /** Every object whose key starts with `prefix`, paginated under the hood; order is unspecified. */
+  list(prefix?: string): AsyncIterable<ObjectInfo>;
+
+  /** Remove an object. Removing a missing object is not an error. */
+  delete(key: string): Promise<void>;
+
+  /**
+   * The object's path on the local filesystem when the backend is a directory, so tools that need
+   * a seekable file (pg_restore --jobs) or can read a file themselves get it without a copy.
+   */
+  localPath?(key: string): string;
+}
+
+export async function putBuffer(
+  storage: Storage,
+  key: string,
+  data: string | Buffer,
+  options?: PutOptions,
+): Promise<ObjectInfo> {
+  const { Readable } = await import('node:stream');
+  return storage.put(key, Readable.from([Buffer.from(data)]), options);
+}
+
+export async function readAll(storage: Storage, key: string, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
+  const stream = await storage.get(key);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    total += buf.length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw new RangeError(`${key} is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
