@@ -78,6 +78,7 @@ function report(err: unknown, secrets: string[], debug: boolean): number {
 
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';
   const passwordIndex = argv.findIndex((a) => a === '--password' || a.startsWith('--password='));
   const secrets = passwordIndex >= 0 ? [argv[passwordIndex]?.split('=')[1] ?? argv[passwordIndex + 1]] : [];
   try {

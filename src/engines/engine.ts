@@ -61,8 +61,6 @@ export interface DatabaseEngine {
   countUserObjects(name: string): Promise<number>;
   tableStats(name: string): Promise<TableStats[]>;
   databaseSize(name: string): Promise<number | null>;
-  /** Bytes the dump of this database will roughly contain (table data without indexes). */
-  estimateDumpBytes(name: string): Promise<number | null>;
   createDatabase(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
 

@@ -16,7 +16,7 @@ import type {
 } from './engine.js';
 import { optionFileLine, readClientOptions } from './mysql-options.js';
 import { SecretFiles } from './secrets.js';
-import { parseVersion, toolVersion, whichFirst } from './tools.js';
+import { parseVersion, shouldCountExactly, toolVersion, whichFirst } from './tools.js';
 
 const SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'];
 const SOCKETS = [
@@ -150,13 +150,24 @@ export class MysqlEngine implements DatabaseEngine {
         WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name`,
       [name],
     );
-    return rows.map((r) => ({
-      schema: name,
-      name: r.name,
-      rows: Number(r.rows ?? 0),
-      rowsExact: false,
-      bytes: Number(r.bytes ?? 0),
-    }));
+    const stats: TableStats[] = [];
+    for (const r of rows) {
+      const bytes = Number(r.bytes ?? 0);
+      let count = Number(r.rows ?? 0);
+      let rowsExact = false;
+      // InnoDB's table_rows is an estimate; small tables are counted exactly.
+      if (shouldCountExactly(bytes, rows.length)) {
+        const counted = await this.query<{ n: string }>(
+          `SELECT COUNT(*) AS n FROM ${quoteIdent(name)}.${quoteIdent(r.name)}`,
+        ).catch(() => undefined);
+        if (counted?.[0]) {
+          count = Number(counted[0].n);
+          rowsExact = true;
+        }
+      }
+      stats.push({ schema: name, name: r.name, rows: count, rowsExact, bytes });
+    }
+    return stats;
   }
 
   async databaseSize(name: string): Promise<number | null> {
@@ -165,11 +176,6 @@ export class MysqlEngine implements DatabaseEngine {
       [name],
     );
     return rows[0]?.s ? Number(rows[0].s) : 0;
-  }
-
-  async estimateDumpBytes(name: string): Promise<number | null> {
-    const tables = await this.tableStats(name);
-    return tables.reduce((sum, t) => sum + t.bytes, 0);
   }
 
   async createDatabase(name: string): Promise<void> {

@@ -14,7 +14,7 @@ import type {
   ToolCommand,
   ToolStatus,
 } from './engine.js';
-import { findPgTool, parseVersion, toolVersion } from './tools.js';
+import { findPgTool, parseVersion, shouldCountExactly, toolVersion } from './tools.js';
 
 const USER_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
@@ -163,19 +163,29 @@ export class PostgresEngine implements DatabaseEngine {
   async tableStats(name: string): Promise<TableStats[]> {
     return this.withClient(name, async (c) => {
       const r = await c.query<{ schema: string; name: string; rows: string; bytes: string }>(
-        `SELECT n.nspname AS schema, c.relname AS name, greatest(c.reltuples, 0)::bigint AS rows,
+        `SELECT n.nspname AS schema, c.relname AS name, c.reltuples::bigint AS rows,
                 pg_table_size(c.oid) AS bytes
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMA_FILTER}
           ORDER BY 1, 2`,
       );
-      return r.rows.map((row) => ({
-        schema: row.schema,
-        name: row.name,
-        rows: Number(row.rows),
-        rowsExact: false,
-        bytes: Number(row.bytes),
-      }));
+      const stats: TableStats[] = [];
+      for (const row of r.rows) {
+        const bytes = Number(row.bytes);
+        let rows = Number(row.rows);
+        let rowsExact = false;
+        // Small tables are counted exactly (cheap); big ones keep the planner's estimate.
+        if (shouldCountExactly(bytes, r.rows.length)) {
+          const q = `SELECT count(*) AS n FROM ${pg.escapeIdentifier(row.schema)}.${pg.escapeIdentifier(row.name)}`;
+          const counted = await c.query<{ n: string }>(q).catch(() => undefined);
+          if (counted?.rows[0]) {
+            rows = Number(counted.rows[0].n);
+            rowsExact = true;
+          }
+        }
+        stats.push({ schema: row.schema, name: row.name, rows: Math.max(rows, 0), rowsExact, bytes });
+      }
+      return stats;
     });
   }
 
@@ -184,11 +194,6 @@ export class PostgresEngine implements DatabaseEngine {
       const r = await c.query<{ s: string | null }>('SELECT pg_database_size($1) AS s', [name]);
       return r.rows[0]?.s ? Number(r.rows[0].s) : null;
     });
-  }
-
-  async estimateDumpBytes(name: string): Promise<number | null> {
-    const tables = await this.tableStats(name);
-    return tables.reduce((sum, t) => sum + t.bytes, 0);
   }
 
   async createDatabase(name: string): Promise<void> {

@@ -89,3 +89,8 @@ export async function findPgTool(name: string): Promise<string | null> {
   }
   return which(name);
 }
+
+/** Exact COUNT(*) only where it is cheap: small tables, in databases without thousands of them. */
+export function shouldCountExactly(tableBytes: number, tableCount: number): boolean {
+  return tableBytes <= 64 * 1024 * 1024 && tableCount <= 1000;
+}

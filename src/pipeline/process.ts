@@ -24,6 +24,9 @@ export class ToolProcess {
     onWarning?: (line: string) => void,
   ) {
     this.name = command.name;
+    // Arguments never carry secrets (passwords travel in the environment or a 0600 file).
+    if (process.env.DBBACKUP_DEBUG)
+      process.stderr.write(`debug: exec ${command.file} ${command.args.join(' ')}\n`);
     this.child = spawn(command.file, command.args, { env: command.env, stdio, windowsHide: true });
     const stderrDone = new Promise<void>((resolve) => {
       if (!this.child.stderr) return resolve();

@@ -82,7 +82,7 @@ export class Progress {
       );
       this.bar.start(100, 0, this.payload());
     }
-    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 5000);
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
     this.timer.unref();
   }
 

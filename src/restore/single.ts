@@ -8,7 +8,7 @@ import { readMetadata, type BackupMetadata } from '../catalog/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { Engine } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
-import { majorVersion, toolVersion } from '../engines/tools.js';
+import { majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
 import {
   DbBackupError,
   IntegrityError,
@@ -165,7 +165,8 @@ async function checkToolVersion(
   warnings: string[],
 ): Promise<void> {
   if (engine.engine !== 'postgres') return;
-  const dumpVersion = detected.pgHeader?.dumpVersion;
+  const raw = detected.pgHeader?.dumpVersion;
+  const dumpVersion = raw ? parseVersion(raw) : null;
   const version = await toolVersion(tool.file);
   if (!dumpVersion || !version) return;
   if (majorVersion(version) < majorVersion(dumpVersion)) {

@@ -51,10 +51,11 @@ export function listCommand(): Command {
     .command('backups')
     .description('List the backups in the backup directory: name, database, engine, created, size, state')
     .option('--json', 'print as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const g = globals(cmd);
+    .action(async (_opts: { json?: boolean }, cmd: Command) => {
+      // `--json` may land on the parent `list` command, which has the same option.
+      const g = cmd.optsWithGlobals<ReturnType<typeof globals> & { json?: boolean }>();
       const storage = openStore(backupDir(g));
-      printBackupList(storage.location, await listBackups(storage), Boolean(opts.json));
+      printBackupList(storage.location, await listBackups(storage), Boolean(g.json));
     });
   return list;
 }
