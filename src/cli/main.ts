@@ -76,11 +76,24 @@ function report(err: unknown, secrets: string[], debug: boolean): number {
   return 1;
 }
 
+/** Passwords from the command line and the environment, so no message ever shows them. */
+function secretArgs(argv: string[]): string[] {
+  const found: string[] = [];
+  argv.forEach((arg, i) => {
+    if (arg === '--password' && argv[i + 1]) found.push(argv[i + 1] ?? '');
+    else if (arg.startsWith('--password=')) found.push(arg.slice('--password='.length));
+  });
+  for (const name of ['PGPASSWORD', 'MYSQL_PWD']) {
+    const value = process.env[name];
+    if (value) found.push(value);
+  }
+  return found;
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';
-  const passwordIndex = argv.findIndex((a) => a === '--password' || a.startsWith('--password='));
-  const secrets = passwordIndex >= 0 ? [argv[passwordIndex]?.split('=')[1] ?? argv[passwordIndex + 1]] : [];
+  const secrets = secretArgs(argv);
   try {
     await program.parseAsync(argv);
     return 0;

@@ -36,15 +36,44 @@ export function parseOptionGroups(text: string, groups: string[]): Record<string
     if (!active) continue;
     const eq = line.indexOf('=');
     const key = (eq < 0 ? line : line.slice(0, eq)).trim().replace(/_/g, '-').toLowerCase();
-    let value = eq < 0 ? '' : line.slice(eq + 1).trim();
-    const quoted = /^(["'])(.*)\1$/.exec(value);
-    if (quoted?.[2] !== undefined) value = quoted[2].replace(/\\(.)/g, '$1');
-    out[key] = value;
+    out[key] = eq < 0 ? '' : parseOptionValue(line.slice(eq + 1).trim());
   }
   return out;
 }
 
+const ESCAPES: Record<string, string> = {
+  n: '\n',
+  t: '\t',
+  r: '\r',
+  b: '\b',
+  s: ' ',
+  '\\': '\\',
+  '"': '"',
+  "'": "'",
+};
+
+/** A value as the MySQL clients read it: quoted (up to the closing quote) or up to a `#` comment, escapes applied. */
+function parseOptionValue(text: string): string {
+  const quote = text[0];
+  let body: string;
+  if (quote === '"' || quote === "'") {
+    let end = 1;
+    while (end < text.length && text[end] !== quote) end += text[end] === '\\' ? 2 : 1;
+    body = text.slice(1, end);
+  } else {
+    const hash = text.indexOf('#');
+    body = (hash < 0 ? text : text.slice(0, hash)).trimEnd();
+  }
+  return body.replace(/\\(.)/g, (_m, c: string) => ESCAPES[c] ?? `\\${c}`);
+}
+
 /** An option-file line whose value survives any character: quoted, with \ and " escaped. */
 export function optionFileLine(key: string, value: string): string {
-  return `${key}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"\n`;
+  const escaped = value
+    .replace(/\\/g, '\\\\')
+    .replace(/"/g, '\\"')
+    .replace(/\n/g, '\\n')
+    .replace(/\r/g, '\\r')
+    .replace(/\t/g, '\\t');
+  return `${key}="${escaped}"\n`;
 }

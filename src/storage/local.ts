@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -20,7 +20,13 @@ export class LocalStorage implements Storage {
 
   localPath(key: string): string {
     const normalized = path.posix.normalize(key);
-    if (normalized.startsWith('../') || normalized === '..' || path.isAbsolute(normalized)) {
+    if (
+      normalized.startsWith('../') ||
+      normalized === '..' ||
+      normalized === '.' ||
+      key === '' ||
+      path.isAbsolute(normalized)
+    ) {
       throw new StorageError(`Refusing a key outside the backup directory: ${key}`);
     }
     return path.join(this.location, ...normalized.split('/'));
@@ -51,7 +57,13 @@ export class LocalStorage implements Storage {
         highWaterMark: 1024 * 1024,
       });
       await pipeline(body, out);
-      await rename(tempPath, finalPath);
+      if (options.noOverwrite) {
+        // link() fails with EEXIST instead of replacing: two writers of one key cannot both win.
+        await link(tempPath, finalPath);
+        await unlink(tempPath);
+      } else {
+        await rename(tempPath, finalPath);
+      }
       await this.syncDir(dir);
     } catch (err) {
       await unlink(tempPath).catch(() => undefined);
@@ -138,6 +150,7 @@ export class LocalStorage implements Storage {
       EACCES: 'Permission denied: check the directory owner and mode, or choose another --backup-dir.',
       EROFS: 'The file system is read-only: choose another --backup-dir.',
       ENOENT: 'Check the path.',
+      EEXIST: 'Another backup took this name at the same moment; run the backup again.',
     };
     return new StorageError(`Could not ${action}: ${errorMessage(err)}`, {
       hint: code ? hints[code] : undefined,

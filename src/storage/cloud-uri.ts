@@ -1,0 +1,129 @@
+import { UsageError } from '../errors.js';
+
+export type Provider = 's3' | 'azure' | 'gcs';
+
+/** Query parameters a cloud URI may carry (and their command-line / environment equivalents). */
+export interface CloudParams {
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  /** Azure storage account name and shared key, or a SAS token. */
+  account?: string;
+  key?: string;
+  sas?: string;
+  /** GCS service-account JSON file, and project id. */
+  credentials?: string;
+  project?: string;
+  createBucket?: boolean;
+  storageClass?: string;
+  accessKey?: string;
+  secretKey?: string;
+}
+
+export interface CloudUri {
+  /** The scheme as written: s3, minio, b2, azure, azblob, gs, gcs. */
+  scheme: string;
+  provider: Provider;
+  /** Bucket (S3, GCS) or container (Azure). */
+  bucket: string;
+  /** Everything after the bucket, without a leading '/'; may be '' (the bucket root). */
+  path: string;
+  params: CloudParams;
+  /** The URI with every secret masked, for messages. */
+  display: string;
+}
+
+const SCHEMES: Record<string, Provider> = {
+  s3: 's3',
+  minio: 's3',
+  b2: 's3',
+  azure: 'azure',
+  azblob: 'azure',
+  gs: 'gcs',
+  gcs: 'gcs',
+};
+
+export const SUPPORTED_SCHEMES = Object.keys(SCHEMES);
+
+const SECRET_PARAMS = ['key', 'sas', 'secret_key', 'secretKey', 'sig'];
+
+export function isCloudUri(arg: string): boolean {
+  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(arg);
+  return Boolean(m?.[1] && SCHEMES[m[1].toLowerCase()]);
+}
+
+/** Replace secret query values (key, sas, sig…) and userinfo passwords with `****`. */
+export function maskUri(uri: string): string {
+  return uri
+    .replace(/(:\/\/[^/:@]*:)[^@/]*@/, '$1****@')
+    .replace(new RegExp(`([?&](?:${SECRET_PARAMS.join('|')})=)[^&]*`, 'gi'), '$1****');
+}
+
+function bool(value: string | null): boolean | undefined {
+  if (value === null) return undefined;
+  return ['1', 'true', 'yes', 'on', ''].includes(value.toLowerCase());
+}
+
+/**
+ * Parse `scheme://bucket/path?params`. AWS virtual-host forms (`bucket.s3.<region>.amazonaws.com`)
+ * give the bucket and region. Unknown schemes and empty buckets are usage errors.
+ */
+export function parseCloudUri(uri: string): CloudUri {
+  const display = maskUri(uri);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i.exec(uri);
+  if (!m)
+    throw new UsageError(
+      `Not a valid storage URI: ${display}`,
+      'Use scheme://bucket/path, e.g. s3://my-bucket/backups/.',
+    );
+  const scheme = (m[1] ?? '').toLowerCase();
+  const provider = SCHEMES[scheme];
+  if (!provider) {
+    throw new UsageError(
+      `Unknown storage scheme "${scheme}://" in ${display}`,
+      `Supported: ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}, or a local directory.`,
+    );
+  }
+  let bucket = decodeURIComponent(m[2] ?? '');
+  const path = decodeURIComponent((m[3] ?? '').replace(/^\/+/, ''));
+  const q = new URLSearchParams(m[4] ?? '');
+  const params: CloudParams = {
+    endpoint: q.get('endpoint') ?? undefined,
+    region: q.get('region') ?? undefined,
+    pathStyle: bool(q.get('path_style') ?? q.get('pathStyle')),
+    account: q.get('account') ?? undefined,
+    key: q.get('key') ?? undefined,
+    sas: q.get('sas') ?? undefined,
+    credentials: q.get('credentials') ?? undefined,
+    project: q.get('project') ?? undefined,
+    createBucket: bool(q.get('create_bucket') ?? q.get('create')),
+    storageClass: q.get('storage_class') ?? q.get('tier') ?? undefined,
+  };
+  if (provider === 's3') {
+    const aws =
+      /^(.+?)\.s3[.-]([a-z0-9-]+)\.amazonaws\.com$/i.exec(bucket) ??
+      /^(.+?)\.s3\.amazonaws\.com$/i.exec(bucket);
+    if (aws?.[1]) {
+      bucket = aws[1];
+      const region = aws[2];
+      params.region ??= region && region !== 'dualstack' ? region : 'us-east-1';
+    }
+  }
+  if (!bucket) throw new UsageError(`No bucket in ${display}`, `Use ${scheme}://<bucket>/<path>.`);
+  for (const k of Object.keys(params) as Array<keyof CloudParams>)
+    if (params[k] === undefined) delete params[k];
+  return { scheme, provider, bucket, path, params, display };
+}
+
+/** Split a URI path into the store's prefix (a "directory", '' or ending in '/') and an object name. */
+export function splitObjectPath(path: string): { prefix: string; name: string } {
+  const slash = path.lastIndexOf('/');
+  return slash < 0
+    ? { prefix: '', name: path }
+    : { prefix: path.slice(0, slash + 1), name: path.slice(slash + 1) };
+}
+
+/** A URI path used as a directory: '' or ending in '/'. */
+export function asPrefix(path: string): string {
+  return path === '' || path.endsWith('/') ? path : `${path}/`;
+}
