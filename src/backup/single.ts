@@ -6,7 +6,7 @@ import {
   writeMetadata,
   type BackupMetadata,
 } from '../catalog/metadata.js';
-import { SHA256_SUFFIX } from '../catalog/naming.js';
+import { META_SUFFIX, SHA256_SUFFIX } from '../catalog/naming.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import { DbBackupError, IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
@@ -14,14 +14,16 @@ import { planCompression, type CompressionAlgorithm } from '../pipeline/compress
 import { startDumpStream, type DumpStream } from '../pipeline/dump-stream.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
 import { sniff } from '../pipeline/sniff.js';
-import { putBuffer, type Storage } from '../storage/storage.js';
+import { PassThrough } from 'node:stream';
+import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import { checkDumpTrailer, checkPgCustomToc } from './checks.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
   database: string;
-  storage: Storage;
+  /** Where the backup goes: one store, or several written at once from the same stream (e.g. a directory and a bucket). */
+  storages: Storage[];
   format: DumpFormat;
   compression: CompressionAlgorithm;
   level: number;
@@ -33,7 +35,8 @@ export interface SingleBackupOptions {
 
 export interface SingleBackupResult {
   key: string;
-  location: string;
+  /** One per store, in the order given. */
+  locations: string[];
   metadata: BackupMetadata;
 }
 
@@ -43,7 +46,8 @@ export interface SingleBackupResult {
  * so a backup without valid metadata is never mistaken for a good one.
  */
 export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
-  const { engine, database, storage } = o;
+  const { engine, database, storages } = o;
+  if (!storages.length) throw new UsageError('No backup destination given');
   if (engine.engine !== 'postgres' && o.format === 'custom') {
     throw new UsageError(
       '--format custom is PostgreSQL only',
@@ -79,7 +83,12 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   const estimate = tables.reduce((sum, t) => sum + t.bytes, 0);
   const plan = await planCompression(o.compression, o.level);
   const started = new Date();
-  const key = await freeKey(storage, database, started, extensionFor(engine.engine, o.format, o.compression));
+  const key = await freeKey(
+    storages,
+    database,
+    started,
+    extensionFor(engine.engine, o.format, o.compression),
+  );
   const warnings: string[] = [];
   const onWarning = (line: string): void => {
     warnings.push(line);
@@ -109,15 +118,14 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   const onAbort = (): void => stream.abort();
   o.signal?.addEventListener('abort', onAbort);
   progress.start();
-  let stored = false;
+  const stored: Storage[] = [];
   try {
-    await storage.put(key, stream.readable, {
+    await putEverywhere(storages, key, stream, stored, {
       noOverwrite: true,
       metadata: { 'dbbackup-database': database, 'dbbackup-engine': engine.engine },
     });
-    stored = true;
     if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
-    await verifyStored(storage, key, engine, o.format, stream);
+    for (const storage of storages) await verifyStored(storage, key, engine, o.format, stream);
     const finished = new Date();
     const metadata: BackupMetadata = {
       schema: METADATA_SCHEMA,
@@ -143,13 +151,17 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       tables,
       warnings,
     };
-    await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
-    await writeMetadata(storage, key, metadata);
-    return { key, location: describe(storage, key), metadata };
+    // Sidecars only after the data is in every store; metadata last of all.
+    for (const storage of storages) {
+      await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
+    }
+    for (const storage of storages) await writeMetadata(storage, key, metadata);
+    return { key, locations: storages.map((st) => describe(st, key)), metadata };
   } catch (err) {
     stream.abort();
-    if (stored) {
-      // Metadata was not written, so nothing here looks valid; remove the data too.
+    // Metadata was not written, so nothing here looks valid; remove the data too.
+    for (const storage of stored) {
+      await storage.delete(key + META_SUFFIX).catch(() => undefined);
       await storage.delete(key).catch(() => undefined);
       await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
     }
@@ -163,12 +175,51 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   }
 }
 
-async function freeKey(storage: Storage, database: string, date: Date, extension: string): Promise<string> {
+async function freeKey(
+  storages: Storage[],
+  database: string,
+  date: Date,
+  extension: string,
+): Promise<string> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const key = backupFileName(database, date, extension, attempt);
-    if (!(await storage.stat(key))) return key;
+    const taken = await Promise.all(storages.map(async (st) => Boolean(await st.stat(key))));
+    if (!taken.includes(true)) return key;
   }
   throw new SafetyError(`Could not find a free backup name for ${database}`);
+}
+
+/**
+ * Store one stream in several places at once: each store gets its own branch; the slowest sets the
+ * pace (backpressure), and any failure stops the dump and every other upload.
+ */
+async function putEverywhere(
+  storages: Storage[],
+  key: string,
+  stream: DumpStream,
+  stored: Storage[],
+  options: PutOptions,
+): Promise<void> {
+  if (storages.length === 1 && storages[0]) {
+    await storages[0].put(key, stream.readable, options);
+    stored.push(storages[0]);
+    return;
+  }
+  const branches = storages.map(() => new PassThrough({ highWaterMark: 1024 * 1024 }));
+  stream.readable.on('error', (err) => branches.forEach((b) => b.destroy(err)));
+  for (const b of branches) stream.readable.pipe(b);
+  const results = await Promise.allSettled(
+    storages.map(async (st, i) => {
+      await st.put(key, branches[i] ?? new PassThrough(), options);
+      stored.push(st);
+    }),
+  );
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    stream.abort();
+    branches.forEach((b) => b.destroy());
+    throw failed.reason;
+  }
 }
 
 /** Read the head of what was stored back and check it is the dump we meant to write. */

@@ -18,10 +18,7 @@ export interface CatalogEntry {
  * (no metadata, data missing, leftover temporary file) or corrupt (metadata invalid or size wrong).
  */
 export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
-  const keys = new Map<string, { size: number; modified: Date }>();
-  for await (const obj of storage.list('')) keys.set(obj.key, { size: obj.size, modified: obj.modified });
-
-  const candidates = new Set<string>();
+  const keys = await listKeys(storage);
   const entries: CatalogEntry[] = [];
   for (const [key, info] of keys) {
     const base = key.split('/').pop() ?? key;
@@ -35,14 +32,9 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
         state: 'incomplete',
         detail: 'leftover temporary file of an interrupted write',
       });
-    } else if (key.endsWith(META_SUFFIX)) {
-      const owner = sidecarOwner(key);
-      if (owner) candidates.add(owner);
-    } else if (!isSidecar(key) && looksLikeBackup(key)) {
-      candidates.add(key);
     }
   }
-  for (const key of candidates) {
+  for (const key of backupCandidates(keys)) {
     const result = await verifyBackup(storage, key, true);
     const meta = result.metadata;
     entries.push({
@@ -56,4 +48,30 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     });
   }
   return entries.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+}
+
+async function listKeys(storage: Storage): Promise<Map<string, { size: number; modified: Date }>> {
+  const keys = new Map<string, { size: number; modified: Date }>();
+  for await (const obj of storage.list('')) keys.set(obj.key, { size: obj.size, modified: obj.modified });
+  return keys;
+}
+
+/** Keys of the backups in a store: data files that look like backups, and the owners of metadata files. */
+export async function backupKeys(storage: Storage): Promise<string[]> {
+  return [...backupCandidates(await listKeys(storage))].sort();
+}
+
+function backupCandidates(keys: Map<string, unknown>): Set<string> {
+  const candidates = new Set<string>();
+  for (const key of keys.keys()) {
+    const base = key.split('/').pop() ?? key;
+    if (base.startsWith(TEMP_MARKER)) continue;
+    if (key.endsWith(META_SUFFIX)) {
+      const owner = sidecarOwner(key);
+      if (owner) candidates.add(owner);
+    } else if (!isSidecar(key) && looksLikeBackup(key)) {
+      candidates.add(key);
+    }
+  }
+  return candidates;
 }

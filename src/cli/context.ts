@@ -4,6 +4,7 @@ import type { Engine } from '../catalog/naming.js';
 import type { ConnectionOptions } from '../engines/connection.js';
 import { UsageError } from '../errors.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
+import type { CloudSettings } from '../storage/cloud.js';
 import { defaultBackupDir } from '../storage/uri.js';
 
 /** Global options as commander parses them. */
@@ -19,6 +20,15 @@ export interface GlobalOptions {
   compression?: string;
   compressionAlgo?: string;
   sslMode?: string;
+  cloudProvider?: string;
+  cloudBucket?: string;
+  cloudPrefix?: string;
+  cloudRegion?: string;
+  cloudEndpoint?: string;
+  cloudAccessKey?: string;
+  cloudSecretKey?: string;
+  cloudPartSize?: string;
+  cloudConcurrency?: string;
   color: boolean;
   debug?: boolean;
 }
@@ -134,4 +144,46 @@ export function table(headers: string[], rows: string[][]): string[] {
       .join('  ')
       .trimEnd();
   return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)];
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`Invalid ${flag} "${value}"`, 'Use a whole number of 1 or more.');
+  return n;
+}
+
+/** Cloud settings from flags, then DBBACKUP_CLOUD_* environment variables. */
+export function cloudSettings(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CloudSettings {
+  const partMiB = positiveInt(g.cloudPartSize ?? env.DBBACKUP_CLOUD_PART_SIZE_MB, '--cloud-part-size');
+  if (partMiB !== undefined && partMiB < 5)
+    throw new UsageError('--cloud-part-size must be at least 5 (MiB)', 'S3 requires parts of 5 MiB or more.');
+  return {
+    partSizeBytes: partMiB === undefined ? undefined : partMiB * 1024 * 1024,
+    concurrency: positiveInt(g.cloudConcurrency ?? env.DBBACKUP_CLOUD_CONCURRENCY, '--cloud-concurrency'),
+    region: g.cloudRegion ?? env.DBBACKUP_CLOUD_REGION,
+    endpoint: g.cloudEndpoint ?? env.DBBACKUP_CLOUD_ENDPOINT,
+    accessKey: g.cloudAccessKey ?? env.DBBACKUP_CLOUD_ACCESS_KEY,
+    secretKey: g.cloudSecretKey ?? env.DBBACKUP_CLOUD_SECRET_KEY,
+  };
+}
+
+/** A cloud URI from `--cloud URI`, or assembled from --cloud-provider/--cloud-bucket/--cloud-prefix. */
+export function cloudUri(
+  g: GlobalOptions,
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (explicit) return explicit;
+  const bucket = g.cloudBucket ?? env.DBBACKUP_CLOUD_BUCKET;
+  if (!bucket) return undefined;
+  const provider = g.cloudProvider ?? env.DBBACKUP_CLOUD_PROVIDER ?? 's3';
+  const prefix = g.cloudPrefix ?? env.DBBACKUP_CLOUD_PREFIX ?? '';
+  return `${provider}://${bucket}/${prefix.replace(/^\/+/, '')}`;
+}
+
+/** Whether the user chose a backup directory (flag or environment) rather than getting the default. */
+export function backupDirGiven(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): boolean {
+  return Boolean(g.backupDir ?? env.DBBACKUP_BACKUP_DIR);
 }

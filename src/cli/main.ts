@@ -44,6 +44,27 @@ function buildProgram(): Command {
       ]),
     )
     .option('--ssl-mode <mode>', 'disable, require, verify-ca or verify-full (env PGSSLMODE)')
+    .option(
+      '--cloud-provider <provider>',
+      's3, minio, b2, azure or gcs (with --cloud-bucket, instead of a URI)',
+    )
+    .option('--cloud-bucket <bucket>', 'bucket or container (env DBBACKUP_CLOUD_BUCKET)')
+    .option('--cloud-prefix <prefix>', 'path inside the bucket (env DBBACKUP_CLOUD_PREFIX)')
+    .option('--cloud-region <region>', 'S3 region (env DBBACKUP_CLOUD_REGION, AWS_REGION)')
+    .option('--cloud-endpoint <url>', 'S3-compatible or emulator endpoint (env DBBACKUP_CLOUD_ENDPOINT)')
+    .option(
+      '--cloud-access-key <key>',
+      'access key id / account name (prefer the environment: AWS_ACCESS_KEY_ID…)',
+    )
+    .option(
+      '--cloud-secret-key <key>',
+      'secret key (visible in ps: prefer AWS_SECRET_ACCESS_KEY / AZURE_STORAGE_KEY)',
+    )
+    .option(
+      '--cloud-part-size <MiB>',
+      'upload part/block size in MiB (default 8; grows for very large streams)',
+    )
+    .option('--cloud-concurrency <n>', 'parts uploaded in parallel (default 4)')
     .option('--no-color', 'plain output without colours')
     .option('--debug', 'show stack traces for errors')
     .showHelpAfterError('(add --help for usage)')
@@ -83,7 +104,17 @@ function secretArgs(argv: string[]): string[] {
     if (arg === '--password' && argv[i + 1]) found.push(argv[i + 1] ?? '');
     else if (arg.startsWith('--password=')) found.push(arg.slice('--password='.length));
   });
-  for (const name of ['PGPASSWORD', 'MYSQL_PWD']) {
+  argv.forEach((arg, i) => {
+    if (arg === '--cloud-secret-key' && argv[i + 1]) found.push(argv[i + 1] ?? '');
+    else if (arg.startsWith('--cloud-secret-key=')) found.push(arg.slice('--cloud-secret-key='.length));
+  });
+  for (const name of [
+    'PGPASSWORD',
+    'MYSQL_PWD',
+    'AWS_SECRET_ACCESS_KEY',
+    'AZURE_STORAGE_KEY',
+    'DBBACKUP_CLOUD_SECRET_KEY',
+  ]) {
     const value = process.env[name];
     if (value) found.push(value);
   }

@@ -1,17 +1,24 @@
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import {
+  asPrefix,
+  isCloudUri,
+  parseCloudUri,
+  splitObjectPath,
+  SUPPORTED_SCHEMES,
+  type Provider,
+} from './cloud-uri.js';
+import type { CloudSettings, OpenCloudStore } from './cloud.js';
 import { LocalStorage } from './local.js';
 import type { Storage } from './storage.js';
 
 /** Where a backup lives: a store (directory or bucket prefix) plus the object key inside it. */
 export interface Location {
   storage: Storage;
-  /** Key of the object inside the store; empty when the argument named a store, not an object. */
+  /** Key of the object inside the store. */
   key: string;
 }
-
-const CLOUD_SCHEMES = ['s3', 'minio', 'b2', 'azure', 'azblob', 'gs', 'gcs'];
 
 export function defaultBackupDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DBBACKUP_BACKUP_DIR || path.join(os.homedir(), 'db_backups');
@@ -21,29 +28,48 @@ export function isUri(arg: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(arg);
 }
 
-/** Open the store named by a directory path or URI. The only place that knows which backends exist. */
-export function openStore(arg: string): Storage {
-  if (!isUri(arg)) return new LocalStorage(arg);
-  const scheme = arg.slice(0, arg.indexOf(':')).toLowerCase();
-  if (scheme === 'file') return new LocalStorage(decodeURIComponent(new URL(arg).pathname));
-  if (CLOUD_SCHEMES.includes(scheme)) {
+/** Cloud backends load their SDK only when used, so local commands start fast. */
+const CLOUD_BACKENDS: Record<Provider, () => Promise<OpenCloudStore>> = {
+  s3: async () => (await import('./s3.js')).openS3,
+  azure: async () => (await import('./azure.js')).openAzure,
+  gcs: async () => (await import('./gcs.js')).openGcs,
+};
+
+function localPathOf(arg: string): string {
+  return arg.toLowerCase().startsWith('file://') ? decodeURIComponent(new URL(arg).pathname) : arg;
+}
+
+function checkScheme(arg: string): void {
+  if (isUri(arg) && !isCloudUri(arg) && !arg.toLowerCase().startsWith('file://')) {
+    const scheme = arg.slice(0, arg.indexOf(':'));
     throw new UsageError(
-      `Cloud storage (${scheme}://) is not available in this build yet`,
-      'Use a local --backup-dir for now.',
+      `Unknown storage scheme "${scheme}://"`,
+      `Use a directory path, file://, or one of: ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}.`,
     );
   }
-  throw new UsageError(
-    `Unknown storage scheme "${scheme}://"`,
-    `Use a directory path or file:// (cloud schemes: ${CLOUD_SCHEMES.map((s) => `${s}://`).join(', ')}).`,
-  );
+}
+
+/** Open the store named by a directory path or URI (the URI's path is a prefix). The only place that knows which backends exist. */
+export async function openStore(arg: string, settings: CloudSettings = {}): Promise<Storage> {
+  checkScheme(arg);
+  if (!isCloudUri(arg)) return new LocalStorage(localPathOf(arg));
+  const uri = parseCloudUri(arg);
+  return (await CLOUD_BACKENDS[uri.provider]())(uri, asPrefix(uri.path), settings);
 }
 
 /** Split a backup file argument into its store and key: `/dir/x.dump` → (LocalStorage(/dir), `x.dump`). */
-export function openLocation(arg: string): Location {
-  if (!isUri(arg) || arg.toLowerCase().startsWith('file://')) {
-    const file = isUri(arg) ? decodeURIComponent(new URL(arg).pathname) : arg;
-    const abs = path.resolve(file);
+export async function openLocation(arg: string, settings: CloudSettings = {}): Promise<Location> {
+  checkScheme(arg);
+  if (!isCloudUri(arg)) {
+    const abs = path.resolve(localPathOf(arg));
     return { storage: new LocalStorage(path.dirname(abs)), key: path.basename(abs) };
   }
-  return { storage: openStore(arg), key: '' };
+  const uri = parseCloudUri(arg);
+  const { prefix, name } = splitObjectPath(uri.path);
+  if (!name)
+    throw new UsageError(
+      `${uri.display} names a directory, not a backup`,
+      'Give the full object name, e.g. s3://bucket/backups/shop_20261126_050000.dump.zst.',
+    );
+  return { storage: await (await CLOUD_BACKENDS[uri.provider]())(uri, prefix, settings), key: name };
 }

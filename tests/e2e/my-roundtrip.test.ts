@@ -93,7 +93,7 @@ describe('MariaDB backup → verify → restore', () => {
             `SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = 'leftover'`,
             [target],
           ),
-        ).toEqual([{ n: 0 }]);
+        ).toEqual([{ n: '0' }]);
         const after = await mySnapshot(target);
         expect(after).toEqual(before);
       } finally {

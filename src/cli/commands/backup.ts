@@ -5,10 +5,32 @@ import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
 import { openStore } from '../../storage/uri.js';
-import { backupDir, compressionChoice, connectionOptions, explicitEngine, globals, out } from '../context.js';
+import type { Storage } from '../../storage/storage.js';
+import {
+  backupDir,
+  backupDirGiven,
+  cloudSettings,
+  cloudUri,
+  compressionChoice,
+  connectionOptions,
+  explicitEngine,
+  globals,
+  out,
+  type GlobalOptions,
+} from '../context.js';
+
+/** The local directory, the cloud, or both when the user named both. */
+async function destinations(g: GlobalOptions, cloudOption: string | undefined): Promise<Storage[]> {
+  const cloud = cloudUri(g, cloudOption);
+  const stores: Storage[] = [];
+  if (!cloud || backupDirGiven(g)) stores.push(await openStore(backupDir(g)));
+  if (cloud) stores.push(await openStore(cloud, cloudSettings(g)));
+  return stores;
+}
 import { interruptSignal } from '../signals.js';
 
 interface SingleOptions {
+  cloud?: string;
   format?: DumpFormat;
   progress?: boolean;
   json?: boolean;
@@ -26,6 +48,10 @@ export function backupCommand(): Command {
         'plain',
       ]),
     )
+    .option(
+      '--cloud <uri>',
+      'store the backup in the cloud (s3://, minio://, b2://, azure://, gs://); with --backup-dir as well, in both',
+    )
     .option('--progress', 'show progress even when stderr is not a terminal')
     .option('--no-progress', 'never show progress')
     .option('--json', 'print the result as JSON')
@@ -35,7 +61,8 @@ export function backupCommand(): Command {
 Examples:
   dbbackup backup single shop                                # PostgreSQL, zstd, into ~/db_backups
   dbbackup backup single shop --format plain --compression-algo gzip --compression 9
-  dbbackup --db-type mariadb --host 127.0.0.1 backup single shop --backup-dir /srv/backups`,
+  dbbackup --db-type mariadb --host 127.0.0.1 backup single shop --backup-dir /srv/backups
+  dbbackup backup single shop --cloud s3://my-bucket/backups/`,
     )
     .action(async (database: string, opts: SingleOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -54,7 +81,7 @@ Examples:
         const result = await backupSingle({
           engine,
           database,
-          storage: openStore(backupDir(g)),
+          storages: await destinations(g, opts.cloud),
           format,
           compression: algorithm,
           level,
@@ -63,10 +90,11 @@ Examples:
           signal,
         });
         const m = result.metadata;
-        if (opts.json) out.json({ path: result.location, metadata: m });
+        if (opts.json) out.json({ paths: result.locations, metadata: m });
         else {
+          const where = result.locations.join(' and ');
           out.line(
-            `Backup complete: ${result.location} (${formatBytes(m.sizeBytes)}, sha256 ${m.sha256}, ${formatDuration(m.durationSeconds)})`,
+            `Backup complete: ${where} (${formatBytes(m.sizeBytes)}, sha256 ${m.sha256}, ${formatDuration(m.durationSeconds)})`,
           );
         }
       } finally {

@@ -3,7 +3,16 @@ import { listBackups, type CatalogEntry } from '../../catalog/listing.js';
 import { openEngine } from '../../engines/index.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import { openStore } from '../../storage/uri.js';
-import { backupDir, connectionOptions, explicitEngine, globals, out, table } from '../context.js';
+import {
+  backupDir,
+  cloudSettings,
+  cloudUri,
+  connectionOptions,
+  explicitEngine,
+  globals,
+  out,
+  table,
+} from '../context.js';
 
 export function printBackupList(location: string, entries: CatalogEntry[], json: boolean): void {
   if (json) {
@@ -49,12 +58,16 @@ export function listCommand(): Command {
     });
   list
     .command('backups')
-    .description('List the backups in the backup directory: name, database, engine, created, size, state')
+    .description(
+      'List the backups in the backup directory (or --cloud URI): name, database, engine, created, size, state',
+    )
+    .option('--cloud <uri>', 'list a cloud location instead of the backup directory')
     .option('--json', 'print as JSON')
     .action(async (_opts: { json?: boolean }, cmd: Command) => {
       // `--json` may land on the parent `list` command, which has the same option.
-      const g = cmd.optsWithGlobals<ReturnType<typeof globals> & { json?: boolean }>();
-      const storage = openStore(backupDir(g));
+      const g = cmd.optsWithGlobals<ReturnType<typeof globals> & { json?: boolean; cloud?: string }>();
+      const where = cloudUri(g, g.cloud);
+      const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       printBackupList(storage.location, await listBackups(storage), Boolean(g.json));
     });
   return list;

@@ -6,8 +6,17 @@ import { UsageError } from '../../errors.js';
 import { formatDuration } from '../../pipeline/progress.js';
 import { describePlan } from '../../restore/plan.js';
 import { engineForBackup, executeRestore, inspectBackup, prepareRestore } from '../../restore/single.js';
-import { openLocation, openStore } from '../../storage/uri.js';
-import { backupDir, connectionOptions, explicitEngine, globals, out } from '../context.js';
+import type { CloudSettings } from '../../storage/cloud.js';
+import { openLocation, openStore, type Location } from '../../storage/uri.js';
+import {
+  backupDir,
+  cloudSettings,
+  cloudUri,
+  connectionOptions,
+  explicitEngine,
+  globals,
+  out,
+} from '../context.js';
 import { printBackupList } from './list.js';
 
 interface RestoreOptions {
@@ -27,7 +36,10 @@ export function restoreCommand(): Command {
   restore
     .command('single')
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
-    .argument('<backup>', 'backup file (path or file:// URI)')
+    .argument(
+      '<backup>',
+      'backup file: a name in the backup dir, a path, or a cloud URI (s3://bucket/path/file…)',
+    )
     .option('--target <database>', 'database to restore into (default: the database named in the metadata)')
     .option('--create', 'create the target database if it does not exist')
     .option('--clean', 'drop and recreate the target database if it exists')
@@ -50,7 +62,7 @@ Examples:
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
-      const { storage, key } = resolveBackupArg(backup, backupDir(g));
+      const { storage, key } = await resolveBackupArg(backup, backupDir(g), cloudSettings(g));
       const { metadata, detected } = await inspectBackup(storage, key);
       const needed = engineForBackup(detected, metadata);
       const asked = explicitEngine(g);
@@ -97,21 +109,20 @@ Examples:
 
   restore
     .command('list')
-    .description('List the backups in the backup directory with their state')
+    .description('List the backups in the backup directory (or --cloud URI) with their state')
+    .option('--cloud <uri>', 'list a cloud location instead of the backup directory')
     .option('--json', 'print as JSON')
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; cloud?: string }, cmd: Command) => {
       const g = globals(cmd);
-      const storage = openStore(backupDir(g));
+      const where = cloudUri(g, opts.cloud);
+      const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       printBackupList(storage.location, await listBackups(storage), Boolean(opts.json));
     });
   return restore;
 }
 
 /** A bare name that is not a file here is looked up in the backup directory. */
-export function resolveBackupArg(
-  arg: string,
-  dir: string,
-): { storage: ReturnType<typeof openStore>; key: string } {
-  if (!arg.includes('/') && !existsSync(arg)) return { storage: openStore(dir), key: arg };
-  return openLocation(arg);
+export async function resolveBackupArg(arg: string, dir: string, settings: CloudSettings): Promise<Location> {
+  if (!arg.includes('/') && !existsSync(arg)) return { storage: await openStore(dir), key: arg };
+  return openLocation(arg, settings);
 }

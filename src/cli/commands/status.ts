@@ -45,7 +45,7 @@ export function statusCommand(): Command {
           server,
           tools,
           compression: compression.implementation,
-          backupDir: openStore(backupDir(g)).location,
+          backupDir: (await openStore(backupDir(g))).location,
         };
         if (opts.json) out.json(report);
         else {

@@ -1,64 +1,60 @@
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import picomatch from 'picomatch';
-import { isSidecar, looksLikeBackup } from '../../catalog/naming.js';
-import { TEMP_MARKER } from '../../storage/local.js';
-import { openLocation } from '../../storage/uri.js';
-import { verifyBackup, type VerifyResult } from '../../verify/verify.js';
+import { backupKeys } from '../../catalog/listing.js';
+import { sidecarOwner } from '../../catalog/naming.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
-import { out } from '../context.js';
+import type { CloudSettings } from '../../storage/cloud.js';
+import { isCloudUri } from '../../storage/cloud-uri.js';
+import { openLocation, openStore, type Location } from '../../storage/uri.js';
+import { verifyBackup, type VerifyResult } from '../../verify/verify.js';
+import { cloudSettings, globals, out } from '../context.js';
 
-/** Expand paths, directories and globs (in the file-name part) into backup files. */
-async function expand(args: string[]): Promise<string[]> {
-  const files: string[] = [];
-  for (const arg of args) {
-    const dir = path.dirname(arg);
-    const base = path.basename(arg);
-    if (picomatch.scan(base).isGlob) {
-      const isMatch = picomatch(base, { dot: false });
-      const names = await readdir(dir).catch(() => [] as string[]);
-      const matched = names.filter((n) => isMatch(n) && !isSidecar(n) && !n.startsWith(TEMP_MARKER)).sort();
-      if (!matched.length)
-        throw new UsageError(
-          `No backups match ${arg}`,
-          'Check the pattern; quote it so the shell does not expand it.',
-        );
-      files.push(...matched.map((n) => path.join(dir, n)));
-      continue;
-    }
-    const s = await stat(arg).catch(() => undefined);
-    if (s?.isDirectory()) {
-      const names = (await readdir(arg)).filter((n) => looksLikeBackup(n) || n.endsWith('.meta.json'));
-      const backups = new Set(
-        names
-          .map((n) => n.replace(/\.meta\.json$/, ''))
-          .filter((n) => !isSidecar(n) && !n.startsWith(TEMP_MARKER)),
-      );
-      files.push(...[...backups].sort().map((n) => path.join(arg, n)));
-    } else {
-      files.push(isSidecar(arg) ? arg.replace(/\.(meta\.json|sha256)$/, '') : arg);
-    }
+/** One argument → the backups it names: a file or object, a directory or prefix, or a glob in the last part. */
+async function expand(arg: string, settings: CloudSettings): Promise<Location[]> {
+  const cloud = isCloudUri(arg);
+  const slash = arg.lastIndexOf('/');
+  const base = arg.slice(slash + 1).replace(/\?.*$/, '');
+  const isDir = cloud ? base === '' : (await stat(arg).catch(() => undefined))?.isDirectory() === true;
+  const isGlob = !isDir && picomatch.scan(base).isGlob;
+  if (!isDir && !isGlob) {
+    const location = await openLocation(arg, settings);
+    // A sidecar names its backup.
+    return [{ ...location, key: sidecarOwner(location.key) ?? location.key }];
   }
-  return files;
+  const storeArg = isDir ? arg : cloud ? arg.replace(/[^/]*$/, '') : path.dirname(arg);
+  const storage = await openStore(storeArg, settings);
+  const isMatch = isGlob ? picomatch(base) : () => true;
+  // Only direct children: a glob never reaches into sub-directories.
+  const keys = (await backupKeys(storage)).filter((k) => !k.includes('/') && isMatch(k));
+  if (!keys.length) {
+    throw new UsageError(
+      `No backups match ${arg}`,
+      'Check the path or pattern; quote globs so the shell does not expand them.',
+    );
+  }
+  return keys.map((key) => ({ storage, key }));
 }
 
 export function verifyCommand(): Command {
   return new Command('verify-backup')
     .description('Check backups against their metadata: size (--quick) or the SHA-256 of every byte')
-    .argument('<backups...>', 'backup files, directories or globs')
+    .argument('<backups...>', 'backup files, directories, globs, or cloud URIs (s3://bucket/prefix/*.zst)')
     .option('--quick', 'compare sizes only (no full read)')
     .option('--json', 'print results as JSON')
     .addHelpText(
       'after',
       `\nExamples:\n  dbbackup verify-backup ~/db_backups/shop_20261126_050000.dump.zst\n  dbbackup verify-backup '~/db_backups/*.zst' --quick`,
     )
-    .action(async (args: string[], opts: { quick?: boolean; json?: boolean }) => {
+    .action(async (args: string[], opts: { quick?: boolean; json?: boolean }, cmd: Command) => {
       const results: VerifyResult[] = [];
-      for (const file of await expand(args)) {
-        const { storage, key } = openLocation(file);
-        results.push(await verifyBackup(storage, key, Boolean(opts.quick)));
+      const settings = cloudSettings(globals(cmd));
+      for (const arg of args) {
+        for (const { storage, key } of await expand(arg, settings)) {
+          results.push(await verifyBackup(storage, key, Boolean(opts.quick)));
+        }
       }
       if (opts.json) out.json({ results });
       else {

@@ -1,0 +1,158 @@
+import { access, appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { PgServerInfo } from './context.js';
+import { asUser, cmdlineHas, freePort, isAlive, isRoot, run, tail, waitFor } from './proc.js';
+
+export const INSTALL_HINT = 'apt-get install postgresql mariadb-server';
+export const PG_PREFIX = 'dbbackup-test-pg-';
+
+export interface RunningServer<I> {
+  info: I;
+  dir: string;
+  /** Graceful-enough stop plus temp dir removal; safe to call twice. */
+  stop(): Promise<void>;
+  /** Last resort from a process 'exit' handler, which cannot await. */
+  killSync(): void;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Newest /usr/lib/postgresql/<major>/bin (Debian layout), else whatever `pg_config --bindir` says. */
+async function findPgBinDir(): Promise<string> {
+  const root = '/usr/lib/postgresql';
+  const majors = (await readdir(root).catch(() => [] as string[]))
+    .filter((v) => /^\d+(\.\d+)?$/.test(v))
+    .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  for (const major of majors) {
+    const dir = path.join(root, major, 'bin');
+    if (await exists(path.join(dir, 'initdb'))) return dir;
+  }
+  const cfg = await run('pg_config', ['--bindir']).catch(() => null);
+  const dir = cfg?.code === 0 ? cfg.stdout.trim() : '';
+  if (dir && (await exists(path.join(dir, 'initdb')))) return dir;
+  throw new Error(`PostgreSQL server binaries (initdb, pg_ctl) not found; ${INSTALL_HINT}`);
+}
+
+async function pgTool(binDir: string, tool: string, args: string[], cwd: string) {
+  const [file, argv] = await asUser('postgres', path.join(binDir, tool), args);
+  return run(file, argv, { cwd, timeoutMs: 120_000 });
+}
+
+/** Postmaster PID from the first line of postmaster.pid, or null when not running. */
+export async function postmasterPid(dataDir: string): Promise<number | null> {
+  const text = await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.split('\n')[0] ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+export async function startPg(): Promise<RunningServer<PgServerInfo>> {
+  const binDir = await findPgBinDir();
+  const dir = await mkdtemp(path.join(tmpdir(), PG_PREFIX));
+  await writeFile(path.join(dir, 'owner.pid'), String(process.pid));
+  const data = path.join(dir, 'data');
+  const log = path.join(dir, 'postgres.log');
+  try {
+    if (isRoot) {
+      const chown = await run('chown', ['postgres:', dir]);
+      if (chown.code !== 0)
+        throw new Error(`chown postgres ${dir} failed (no postgres user?): ${chown.stderr}`);
+    }
+    const base = ['-D', data, '-A', 'trust', '-U', 'postgres', '--encoding=UTF8', '--no-sync'];
+    let init = await pgTool(binDir, 'initdb', [...base, '--locale=C.UTF-8'], dir);
+    if (init.code !== 0) {
+      await rm(data, { recursive: true, force: true });
+      init = await pgTool(binDir, 'initdb', [...base, '--locale=C'], dir);
+    }
+    if (init.code !== 0) throw new Error(`initdb failed:\n${init.stdout}\n${init.stderr}`);
+    // Settings go into postgresql.conf rather than pg_ctl -o, which pg_ctl passes through a shell.
+    const conf = [
+      "listen_addresses = '127.0.0.1'",
+      `unix_socket_directories = '${dir}'`,
+      'fsync = off',
+      'synchronous_commit = off',
+      'full_page_writes = off',
+      'max_connections = 100',
+      "timezone = 'UTC'",
+      "log_timezone = 'UTC'",
+    ];
+    await appendFile(path.join(data, 'postgresql.conf'), `\n${conf.join('\n')}\n`);
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      // A later `port` line wins, so retries just append another one.
+      await appendFile(path.join(data, 'postgresql.conf'), `port = ${port}\n`);
+      const start = await pgTool(binDir, 'pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', 'start'], dir);
+      if (start.code === 0) {
+        const info = { host: '127.0.0.1', port, user: 'postgres', socketDir: dir, binDir };
+        await waitFor('PostgreSQL to accept connections', 30_000, () => pgPing(info));
+        return handle(info, dir, data);
+      }
+      const logTail = await tail(log);
+      if (attempt < 3 && /could not bind|already in use/i.test(logTail)) continue;
+      throw new Error(`pg_ctl start failed: ${start.stderr.trim()}`);
+    }
+  } catch (err) {
+    const logTail = await tail(log);
+    await stopPgDir(binDir, dir);
+    throw new Error(`${(err as Error).message}\n--- ${log} ---\n${logTail}`, { cause: err });
+  }
+}
+
+async function pgPing(info: PgServerInfo): Promise<boolean> {
+  const client = new pg.Client({ host: info.host, port: info.port, user: info.user, database: 'postgres' });
+  await client.connect();
+  try {
+    await client.query('SELECT 1');
+    return true;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Immediate shutdown (the data is thrown away anyway), SIGKILL as a fallback, then rm -rf. */
+export async function stopPgDir(binDir: string | null, dir: string): Promise<void> {
+  const data = path.join(dir, 'data');
+  const pid = await postmasterPid(data);
+  // postmaster.pid outlives a crash and PIDs get reused: only signal what really is this server.
+  if (pid !== null && (await cmdlineHas(pid, data))) {
+    if (binDir)
+      await pgTool(binDir, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop'], dir);
+    else signal(pid, 'SIGQUIT'); // PostgreSQL's "immediate shutdown" signal
+    await waitFor('postmaster to exit', 10_000, async () => !isAlive(pid)).catch(() =>
+      signal(pid, 'SIGKILL'),
+    );
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+async function handle(info: PgServerInfo, dir: string, data: string): Promise<RunningServer<PgServerInfo>> {
+  const pid = await postmasterPid(data);
+  let stopped = false;
+  return {
+    info,
+    dir,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopPgDir(info.binDir, dir);
+    },
+    killSync() {
+      // SIGQUIT is PostgreSQL's immediate shutdown; its backends follow the postmaster.
+      if (!stopped && pid) signal(pid, 'SIGQUIT');
+    },
+  };
+}
