@@ -5,6 +5,8 @@ import { verifyBackup, type BackupState } from '../verify/verify.js';
 
 export interface CatalogEntry {
   key: string;
+  /** Retention group: engine, server and database (null without metadata). */
+  group: string | null;
   database: string | null;
   engine: string | null;
   created: Date | null;
@@ -25,6 +27,7 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     if (base.startsWith(TEMP_MARKER)) {
       entries.push({
         key,
+        group: null,
         database: null,
         engine: null,
         created: info.modified,
@@ -39,6 +42,7 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     const meta = result.metadata;
     entries.push({
       key,
+      group: meta ? `${meta.engine} ${meta.connection.host}:${meta.connection.port} ${meta.database}` : null,
       database: meta?.database ?? null,
       engine: meta?.engine ?? null,
       created: meta ? new Date(meta.startedAt) : (keys.get(key)?.modified ?? null),

@@ -4,6 +4,8 @@ import { DbBackupError, errorMessage } from '../errors.js';
 import { maskSecrets } from '../engines/connection.js';
 import { TOOL_VERSION } from '../version.js';
 import { backupCommand } from './commands/backup.js';
+import { cleanupCommand } from './commands/cleanup.js';
+import { cloudCommand } from './commands/cloud.js';
 import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { statusCommand } from './commands/status.js';
@@ -73,6 +75,8 @@ function buildProgram(): Command {
     backupCommand(),
     restoreCommand(),
     verifyCommand(),
+    cleanupCommand(),
+    cloudCommand(),
     listCommand(),
     statusCommand(),
     versionCommand(),

@@ -28,8 +28,17 @@ async function destinations(g: GlobalOptions, cloudOption: string | undefined): 
   return stores;
 }
 import { interruptSignal } from '../signals.js';
+import { hasRule } from '../../catalog/retention.js';
+import {
+  printCleanup,
+  retentionPolicy,
+  runCleanup,
+  timeZoneOf,
+  withRetentionOptions,
+  type RetentionOptions,
+} from './cleanup.js';
 
-interface SingleOptions {
+interface SingleOptions extends RetentionOptions {
   cloud?: string;
   format?: DumpFormat;
   progress?: boolean;
@@ -38,8 +47,7 @@ interface SingleOptions {
 
 export function backupCommand(): Command {
   const backup = new Command('backup').description('Back up databases');
-  backup
-    .command('single')
+  withRetentionOptions(backup.command('single'))
     .description('Back up one database into one compressed, checksummed file with a metadata sidecar')
     .argument('<database>', 'database to back up')
     .addOption(
@@ -62,7 +70,8 @@ Examples:
   dbbackup backup single shop                                # PostgreSQL, zstd, into ~/db_backups
   dbbackup backup single shop --format plain --compression-algo gzip --compression 9
   dbbackup --db-type mariadb --host 127.0.0.1 backup single shop --backup-dir /srv/backups
-  dbbackup backup single shop --cloud s3://my-bucket/backups/`,
+  dbbackup backup single shop --cloud s3://my-bucket/backups/
+  dbbackup backup single shop --keep-daily 7 --keep-weekly 4     # prune this database's older backups afterwards`,
     )
     .action(async (database: string, opts: SingleOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -76,12 +85,16 @@ Examples:
       }
       const { algorithm, level } = compressionChoice(g);
       const engine = openEngine(connectionOptions(g, engineName));
+      const policy = retentionPolicy(opts);
+      // Validated before the backup starts, so a typo cannot fail after it.
+      const timeZone = timeZoneOf(opts);
+      const stores = await destinations(g, opts.cloud);
       const signal = interruptSignal();
       try {
         const result = await backupSingle({
           engine,
           database,
-          storages: await destinations(g, opts.cloud),
+          storages: stores,
           format,
           compression: algorithm,
           level,
@@ -96,6 +109,21 @@ Examples:
           out.line(
             `Backup complete: ${where} (${formatBytes(m.sizeBytes)}, sha256 ${m.sha256}, ${formatDuration(m.durationSeconds)})`,
           );
+        }
+        // Retention runs only now that the new backup is stored and verified, and only on its own group.
+        if (hasRule(policy)) {
+          for (const storage of stores) {
+            const r = await runCleanup(storage, {
+              policy,
+              timeZone,
+              dryRun: false,
+              group: `${m.engine} ${m.connection.host}:${m.connection.port} ${m.database}`,
+              pruneIncomplete: false,
+              graceHours: 24,
+            });
+            if (!opts.json) printCleanup(r, false, false);
+            if (r.errors.length) out.note(`warning: retention could not delete ${r.errors.length} backups`);
+          }
         }
       } finally {
         await engine.close();

@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import path from 'node:path';
+import { Command } from 'commander';
+import { backupKeys, listBackups } from '../../catalog/listing.js';
+import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
+import { isSidecar } from '../../catalog/naming.js';
+import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
+import { formatBytes } from '../../pipeline/progress.js';
+import { isCloudUri } from '../../storage/cloud-uri.js';
+import type { Storage } from '../../storage/storage.js';
+import { openLocation, openStore } from '../../storage/uri.js';
+import { verifyBackup } from '../../verify/verify.js';
+import { cloudSettings, globals, out } from '../context.js';
+import { printBackupList } from './list.js';
+
+function requireCloud(uri: string): void {
+  if (!isCloudUri(uri))
+    throw new UsageError(
+      `${uri} is not a cloud URI`,
+      'Use s3://, minio://, b2://, azure://, azblob://, gs:// or gcs://.',
+    );
+}
+
+export function cloudCommand(): Command {
+  const cloud = new Command('cloud').description('Move, list, check and delete backups in cloud storage');
+
+  cloud
+    .command('upload')
+    .description(
+      'Upload local backups (with their .sha256 and .meta.json) to a cloud prefix, verified on the way',
+    )
+    .argument('<files...>', 'backup files, then the destination URI (last argument)')
+    .action(async (args: string[], _o: unknown, cmd: Command) => {
+      const dest = args.pop();
+      if (!dest || !args.length)
+        throw new UsageError(
+          'Give one or more files and a destination URI',
+          'dbbackup cloud upload shop_….dump.zst s3://bucket/backups/',
+        );
+      requireCloud(dest);
+      const store = await openStore(dest, cloudSettings(globals(cmd)));
+      for (const file of args.filter((f) => !isSidecar(f))) {
+        const { storage, key } = await openLocation(file);
+        const r = await copyBackup(storage, key, store);
+        out.line(
+          `Uploaded ${file} → ${store.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
+        );
+      }
+    });
+
+  cloud
+    .command('download')
+    .description('Download a backup (and its sidecars) into a local directory, verified against its metadata')
+    .argument('<uri>', 'cloud URI of the backup')
+    .argument('<dir>', 'local directory')
+    .action(async (uri: string, dir: string, _o: unknown, cmd: Command) => {
+      requireCloud(uri);
+      const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
+      const r = await copyBackup(storage, key, await openStore(dir));
+      out.line(
+        `Downloaded ${uri} → ${path.join(path.resolve(dir), r.key)} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
+      );
+    });
+
+  cloud
+    .command('copy')
+    .description('Copy a backup between locations (provider to provider), streamed, checksum preserved')
+    .argument('<from>', 'source backup URI or path')
+    .argument('<to>', 'destination prefix URI or directory')
+    .action(async (from: string, to: string, _o: unknown, cmd: Command) => {
+      const settings = cloudSettings(globals(cmd));
+      const { storage, key } = await openLocation(from, settings);
+      const dest = await openStore(to, settings);
+      const r = await copyBackup(storage, key, dest);
+      out.line(
+        `Copied ${from} → ${dest.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256})`,
+      );
+    });
+
+  cloud
+    .command('list')
+    .description('List the backups under a cloud prefix with their state (--all: every object)')
+    .argument('<uri>', 'cloud prefix URI')
+    .option('--all', 'list every object, not just backups')
+    .option('--json', 'print as JSON')
+    .action(async (uri: string, opts: { all?: boolean; json?: boolean }, cmd: Command) => {
+      requireCloud(uri);
+      const store = await openStore(uri, cloudSettings(globals(cmd)));
+      if (!opts.all) {
+        printBackupList(store.location, await listBackups(store), Boolean(opts.json));
+        return;
+      }
+      const objects = [];
+      for await (const o of store.list('')) objects.push(o);
+      objects.sort((a, b) => a.key.localeCompare(b.key));
+      if (opts.json) out.json({ location: store.location, objects });
+      else
+        for (const o of objects)
+          out.line(`${o.modified.toISOString()}  ${formatBytes(o.size).padStart(10)}  ${o.key}`);
+    });
+
+  cloud
+    .command('verify')
+    .description('Re-hash stored backups against their metadata (a backup URI, or a prefix for all of them)')
+    .argument('<uri>', 'cloud URI of a backup or a prefix ending in /')
+    .option('--quick', 'compare sizes only')
+    .action(async (uri: string, opts: { quick?: boolean }, cmd: Command) => {
+      requireCloud(uri);
+      const settings = cloudSettings(globals(cmd));
+      const targets = uri.endsWith('/')
+        ? await openStore(uri, settings).then(async (s) =>
+            (await backupKeys(s)).map((key) => ({ storage: s, key })),
+          )
+        : [await openLocation(uri, settings)];
+      let bad = 0;
+      for (const { storage, key } of targets) {
+        const r = await verifyBackup(storage, key, Boolean(opts.quick));
+        if (r.state !== 'valid') bad++;
+        out.line(
+          `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`,
+        );
+      }
+      if (bad)
+        throw new DbBackupError(`${bad} of ${targets.length} backups failed verification`, {
+          hint: 'Do not rely on the failed backups.',
+        });
+    });
+
+  cloud
+    .command('delete')
+    .description('Delete a backup and its sidecars from the cloud (metadata first); needs --confirm')
+    .argument('<uri>', 'cloud URI of the backup')
+    .option('--confirm', 'really delete (without it, only says what would be deleted)')
+    .action(async (uri: string, opts: { confirm?: boolean }, cmd: Command) => {
+      requireCloud(uri);
+      const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
+      const found = await storage.stat(key);
+      const meta = await storage.stat(`${key}.meta.json`);
+      if (!found && !meta)
+        throw new DbBackupError(`Nothing to delete: ${uri} does not exist`, {
+          hint: 'Check the URI with dbbackup cloud list.',
+        });
+      if (!opts.confirm) {
+        out.line(
+          `Would delete ${uri} (${found ? formatBytes(found.size) : 'data missing'}) and its .meta.json and .sha256.`,
+        );
+        out.line('Dry run: nothing was deleted. Add --confirm to delete.');
+        return;
+      }
+      await deleteBackup(storage, key);
+      out.line(`Deleted ${uri} and its sidecars.`);
+    });
+
+  cloud
+    .command('doctor')
+    .description('Self-test a cloud location: access, multipart upload, ranged read, delete')
+    .argument('<uri>', 'cloud prefix URI')
+    .action(async (uri: string, _o: unknown, cmd: Command) => {
+      requireCloud(uri);
+      const failures = await doctor(uri, await openStore(uri, cloudSettings(globals(cmd))));
+      if (failures)
+        throw new DbBackupError(`${failures} check${failures > 1 ? 's' : ''} failed for ${uri}`, {
+          hint: 'Fix the first failing step; the messages above say why.',
+        });
+      out.line('All checks passed.');
+    });
+  return cloud;
+}
+
+async function doctor(uri: string, store: Storage): Promise<number> {
+  let failures = 0;
+  const step = async (name: string, fn: () => Promise<string>): Promise<boolean> => {
+    try {
+      out.line(`ok    ${name}: ${await fn()}`);
+      return true;
+    } catch (err) {
+      failures++;
+      out.line(`FAIL  ${name}: ${errorMessage(err)}`);
+      return false;
+    }
+  };
+  const key = `.dbbackup-doctor-${randomBytes(4).toString('hex')}`;
+  // 20 MiB of data: more than one upload part at the default part size, so multipart is exercised.
+  const size = 20 * 1024 * 1024;
+  const block = randomBytes(1024 * 1024);
+  const ok = await step('list (credentials and bucket access)', async () => {
+    let n = 0;
+    for await (const _o of store.list('')) if (++n >= 1000) break;
+    return `${n}${n >= 1000 ? '+' : ''} objects under ${uri}`;
+  });
+  if (!ok) return failures;
+  const wrote = await step('multipart upload', async () => {
+    const info = await store.put(
+      key,
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < 20; i++) yield block;
+        })(),
+      ),
+    );
+    if (info.size !== size) throw new Error(`stored ${info.size} bytes, expected ${size}`);
+    return `${formatBytes(size)} stored`;
+  });
+  if (wrote) {
+    await step('ranged read', async () => {
+      const start = 5 * 1024 * 1024 + 17;
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        store.get(key, { start, end: start + 99 }).then((s) => {
+          const chunks: Buffer[] = [];
+          s.on('data', (c: Buffer) => chunks.push(c))
+            .on('end', () => resolve(Buffer.concat(chunks)))
+            .on('error', reject);
+        }, reject);
+      });
+      const expected = block.subarray(start % block.length, (start % block.length) + 100);
+      if (!got.equals(expected)) throw new Error(`bytes ${start}–${start + 99} differ from what was written`);
+      return '100 bytes from the middle match';
+    });
+    await step('delete', async () => {
+      await store.delete(key);
+      if (await store.stat(key)) throw new Error('the object is still there');
+      return 'test object removed';
+    });
+  }
+  return failures;
+}
