@@ -193,7 +193,7 @@ async function freeKey(
  * Store one stream in several places at once: each store gets its own branch; the slowest sets the
  * pace (backpressure), and any failure stops the dump and every other upload.
  */
-async function putEverywhere(
+export async function putEverywhere(
   storages: Storage[],
   key: string,
   stream: DumpStream,
@@ -223,7 +223,7 @@ async function putEverywhere(
 }
 
 /** Read the head of what was stored back and check it is the dump we meant to write. */
-async function verifyStored(
+export async function verifyStored(
   storage: Storage,
   key: string,
   engine: DatabaseEngine,
@@ -241,7 +241,7 @@ async function verifyStored(
   if (engine.engine === 'postgres' && format === 'custom') await checkPgCustomToc(storage, key, engine);
 }
 
-function redactArgs(args: string[]): string[] {
+export function redactArgs(args: string[]): string[] {
   return args.map((a) => (a.startsWith('--defaults-extra-file=') ? '--defaults-extra-file=<secret>' : a));
 }
 

@@ -1,7 +1,8 @@
 import { TEMP_MARKER } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
 import { META_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
-import { verifyBackup, type BackupState } from '../verify/verify.js';
+import { verifyAny, type BackupState } from '../verify/verify.js';
+import { MANIFEST_NAME } from './manifest.js';
 
 export interface CatalogEntry {
   key: string;
@@ -38,14 +39,23 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     }
   }
   for (const key of backupCandidates(keys)) {
-    const result = await verifyBackup(storage, key, true);
+    const result = await verifyAny(storage, key, true);
     const meta = result.metadata;
+    const cluster = result.cluster;
     entries.push({
       key,
-      group: meta ? `${meta.engine} ${meta.connection.host}:${meta.connection.port} ${meta.database}` : null,
-      database: meta?.database ?? null,
-      engine: meta?.engine ?? null,
-      created: meta ? new Date(meta.startedAt) : (keys.get(key)?.modified ?? null),
+      group: meta
+        ? `${meta.engine} ${meta.connection.host}:${meta.connection.port} ${meta.database}`
+        : cluster
+          ? `${cluster.engine} ${cluster.connection.host}:${cluster.connection.port} (cluster)`
+          : null,
+      database: meta?.database ?? (cluster ? `(cluster: ${cluster.databases.length} databases)` : null),
+      engine: meta?.engine ?? cluster?.engine ?? null,
+      created: meta
+        ? new Date(meta.startedAt)
+        : cluster
+          ? new Date(cluster.startedAt)
+          : (keys.get(key)?.modified ?? null),
       sizeBytes: result.sizeBytes,
       state: result.state,
       detail: result.detail,
@@ -70,6 +80,13 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
   for (const key of keys.keys()) {
     const base = key.split('/').pop() ?? key;
     if (base.startsWith(TEMP_MARKER)) continue;
+    // A cluster backup is one entry, `<name>/`, whether or not its manifest was written.
+    const slash = key.indexOf('/');
+    if (slash >= 0) {
+      const dir = key.slice(0, slash);
+      if (key.slice(slash + 1) === MANIFEST_NAME || dir.startsWith('cluster_')) candidates.add(`${dir}/`);
+      continue;
+    }
     if (key.endsWith(META_SUFFIX)) {
       const owner = sidecarOwner(key);
       if (owner) candidates.add(owner);

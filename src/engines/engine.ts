@@ -43,7 +43,14 @@ export interface RestoreCommandOptions {
   file?: string;
   /** Skip restoring ownership (pg_restore/psql --no-owner). */
   noOwner: boolean;
+  /** Let the archive create the database itself, with its owner, encoding and settings (pg_restore --create). */
+  create?: boolean;
+  /** Drop the archive's objects before recreating them (pg_restore --clean --if-exists). */
+  cleanFirst?: boolean;
 }
+
+/** Server-wide objects (roles, users, grants, tablespaces) as a program to run or as ready SQL. */
+export type GlobalsSource = { command: ToolCommand } | { sql: string };
 
 /** Everything the commands need from a database engine; one implementation per engine family. */
 export interface DatabaseEngine {
@@ -61,7 +68,16 @@ export interface DatabaseEngine {
   countUserObjects(name: string): Promise<number>;
   tableStats(name: string): Promise<TableStats[]>;
   databaseSize(name: string): Promise<number | null>;
-  createDatabase(name: string): Promise<void>;
+  /** Create an empty database; `properties` (from databaseProperties) restores its character set where the engine needs it. */
+  createDatabase(name: string, properties?: Record<string, string | null>): Promise<void>;
+  /** Owner, encoding, collation, settings… of a database, for cluster manifests. */
+  databaseProperties(name: string): Promise<Record<string, string | null>>;
+  /** The roles/users and their grants; `noRolePasswords` for users not allowed to read password hashes. */
+  dumpGlobals(noRolePasswords: boolean): Promise<GlobalsSource>;
+  /** Databases a cluster backup includes by default (no templates, no system schemas). */
+  clusterDatabases(): Promise<string[]>;
+  /** Close every session on a database and drop it (cluster restore with --clean-cluster). */
+  forceDropDatabase(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
 
   dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand>;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import mysql from 'mysql2/promise';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
-import { ConnectionError, MissingToolError, errorMessage } from '../errors.js';
+import { ConnectionError, MissingToolError, UsageError, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
   DatabaseEngine,
@@ -11,6 +11,7 @@ import type {
   RestoreCommandOptions,
   ServerInfo,
   StderrClass,
+  GlobalsSource,
   ToolCommand,
   ToolStatus,
 } from './engine.js';
@@ -178,8 +179,75 @@ export class MysqlEngine implements DatabaseEngine {
     return rows[0]?.s ? Number(rows[0].s) : 0;
   }
 
-  async createDatabase(name: string): Promise<void> {
-    await this.query(`CREATE DATABASE ${quoteIdent(name)}`);
+  async createDatabase(name: string, properties?: Record<string, string | null>): Promise<void> {
+    const charset = properties?.charset ? ` CHARACTER SET ${properties.charset}` : '';
+    const collation = properties?.collation ? ` COLLATE ${properties.collation}` : '';
+    if (!/^[A-Za-z0-9_]*$/.test(`${properties?.charset ?? ''}${properties?.collation ?? ''}`)) {
+      throw new UsageError(
+        `Unexpected character set or collation for ${name}`,
+        'The backup manifest looks damaged.',
+      );
+    }
+    await this.query(`CREATE DATABASE ${quoteIdent(name)}${charset}${collation}`);
+  }
+
+  async databaseProperties(name: string): Promise<Record<string, string | null>> {
+    const rows = await this.query<{ charset: string; collation: string }>(
+      'SELECT default_character_set_name AS charset, default_collation_name AS collation FROM information_schema.schemata WHERE schema_name = ?',
+      [name],
+    );
+    return rows[0] ?? {};
+  }
+
+  /**
+   * Users and their grants as SQL that can be replayed on a new server: CREATE USER IF NOT EXISTS
+   * (password hashes included) followed by every GRANT. System accounts are left out.
+   */
+  async dumpGlobals(_noRolePasswords: boolean): Promise<GlobalsSource> {
+    const conn = await this.connect();
+    try {
+      const [users] = await conn
+        .query(
+          `SELECT User AS user, Host AS host FROM mysql.user
+          WHERE User NOT IN ('mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema', '')
+            AND IFNULL(is_role, 'N') = 'N'
+          ORDER BY User, Host`,
+        )
+        .catch(async () =>
+          conn.query(
+            `SELECT User AS user, Host AS host FROM mysql.user WHERE User NOT IN ('mysql.sys', 'mysql.session', 'mysql.infoschema', '') ORDER BY User, Host`,
+          ),
+        );
+      const lines = ['-- dbbackup: users and grants', 'SET @OLD_SQL_MODE=@@SQL_MODE;', "SET SQL_MODE='';"];
+      for (const u of users as Array<{ user: string; host: string }>) {
+        const account = `${conn.escape(u.user)}@${conn.escape(u.host)}`;
+        const [create] = await conn.query(`SHOW CREATE USER ${account}`);
+        const createSql = Object.values((create as Array<Record<string, string>>)[0] ?? {})[0];
+        if (createSql) lines.push(`${createSql.replace(/^CREATE USER /i, 'CREATE USER IF NOT EXISTS ')};`);
+        const [grants] = await conn.query(`SHOW GRANTS FOR ${account}`);
+        for (const g of grants as Array<Record<string, string>>) {
+          const grant = Object.values(g)[0];
+          if (grant) lines.push(`${grant};`);
+        }
+      }
+      lines.push('SET SQL_MODE=@OLD_SQL_MODE;', 'FLUSH PRIVILEGES;', '');
+      return { sql: lines.join('\n') };
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  async clusterDatabases(): Promise<string[]> {
+    return (await this.listDatabases()).map((d) => d.name);
+  }
+
+  async forceDropDatabase(name: string): Promise<void> {
+    const sessions = await this.query<{ id: number }>(
+      'SELECT ID AS id FROM information_schema.processlist WHERE DB = ? AND ID <> CONNECTION_ID()',
+      [name],
+    );
+    for (const s of sessions) await this.query(`KILL ${Number(s.id)}`).catch(() => undefined);
+    await this.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
   }
 
   async dropDatabase(name: string): Promise<void> {

@@ -11,6 +11,7 @@ import type {
   RestoreCommandOptions,
   ServerInfo,
   StderrClass,
+  GlobalsSource,
   ToolCommand,
   ToolStatus,
 } from './engine.js';
@@ -203,6 +204,42 @@ export class PostgresEngine implements DatabaseEngine {
     );
   }
 
+  async databaseProperties(name: string): Promise<Record<string, string | null>> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query<Record<string, string | null>>(
+        `SELECT pg_get_userbyid(d.datdba) AS owner, pg_encoding_to_char(d.encoding) AS encoding,
+                d.datcollate AS collate, d.datctype AS ctype, d.datacl::text AS acl,
+                (SELECT string_agg(array_to_string(s.setconfig, ','), ';') FROM pg_db_role_setting s
+                  WHERE s.setdatabase = d.oid AND s.setrole = 0) AS settings
+           FROM pg_database d WHERE d.datname = $1`,
+        [name],
+      );
+      return r.rows[0] ?? {};
+    });
+  }
+
+  async dumpGlobals(noRolePasswords: boolean): Promise<GlobalsSource> {
+    const args = ['--no-password', '--globals-only', `--dbname=dbname=${conninfoValue(this.maintenanceDb)}`];
+    if (noRolePasswords) args.push('--no-role-passwords');
+    return {
+      command: { file: await this.tool('pg_dumpall'), args, env: this.toolEnv(), name: 'pg_dumpall' },
+    };
+  }
+
+  async clusterDatabases(): Promise<string[]> {
+    return (await this.listDatabases()).map((d) => d.name);
+  }
+
+  async forceDropDatabase(name: string): Promise<void> {
+    await this.withClient(this.maintenanceDb, async (c) => {
+      await c.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+        [name],
+      );
+      await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    });
+  }
+
   async dropDatabase(name: string): Promise<void> {
     await this.withClient(this.maintenanceDb, (c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
   }
@@ -245,10 +282,15 @@ export class PostgresEngine implements DatabaseEngine {
   async restoreCommand(o: RestoreCommandOptions): Promise<ToolCommand> {
     const dbname = `dbname=${conninfoValue(o.target)}`;
     if (o.format === 'custom') {
-      const args = ['--no-password', '--exit-on-error', `--dbname=${dbname}`];
+      // With --create the archive creates its own database; pg_restore connects to the maintenance one first.
+      const connect = o.create ? `dbname=${conninfoValue(this.maintenanceDb)}` : dbname;
+      const args = ['--no-password', '--exit-on-error', `--dbname=${connect}`];
+      if (o.create) args.push('--create');
       if (o.noOwner) args.push('--no-owner', '--no-privileges');
+      if (o.cleanFirst) args.push('--clean', '--if-exists');
       if (o.jobs > 1 && o.file) args.push(`--jobs=${o.jobs}`);
-      else args.push('--single-transaction');
+      // CREATE DATABASE cannot run inside a transaction block.
+      else if (!o.create) args.push('--single-transaction');
       if (o.file) args.push(o.file);
       return { file: await this.tool('pg_restore'), args, env: this.toolEnv(), name: 'pg_restore' };
     }

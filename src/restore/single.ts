@@ -17,8 +17,8 @@ import {
   StorageError,
   UsageError,
 } from '../errors.js';
-import { planDecompression } from '../pipeline/compression.js';
-import { ToolProcess, waitAll } from '../pipeline/process.js';
+import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
+import { ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
@@ -35,6 +35,8 @@ export interface RestoreInputs {
   force: boolean;
   noOwner: boolean;
   workdir?: string;
+  /** Checksum and size from elsewhere (a cluster manifest) for a dump that has no metadata sidecar. */
+  expected?: { sha256: string; sizeBytes: number; database: string };
 }
 
 export interface PreparedRestore {
@@ -78,7 +80,12 @@ export async function prepareRestore(
 ): Promise<PreparedRestore> {
   const { storage, key } = inputs;
   const { metadata, detected, size } = await inspectBackup(storage, key);
-  const target = inputs.target ?? metadata?.database ?? detected.pgHeader?.database ?? undefined;
+  const target =
+    inputs.target ??
+    metadata?.database ??
+    inputs.expected?.database ??
+    detected.pgHeader?.database ??
+    undefined;
   if (!target) throw new UsageError(`No target database for ${key}`, 'Name one with --target <database>.');
   const warnings: string[] = [];
   const format = detected.format ?? 'plain';
@@ -105,12 +112,13 @@ export async function prepareRestore(
   const targetExists = await engine.databaseExists(target);
   const targetObjects = targetExists ? await engine.countUserObjects(target) : 0;
   const actions: string[] = [];
-  if (!metadata && !inputs.force) {
+  const expected = metadata ?? inputs.expected;
+  if (!expected && !inputs.force) {
     throw new IntegrityError(`${key} has no metadata, so its checksum cannot be verified`, {
       hint: 'Restore it anyway with --force (for dumps not made by dbbackup), or pick a complete backup.',
     });
   }
-  const checksum: RestorePlan['checksum'] = !metadata
+  const checksum: RestorePlan['checksum'] = !expected
     ? 'not available (no metadata)'
     : inputs.force
       ? 'skipped (--force)'
@@ -196,11 +204,12 @@ export async function executeRestore(
   const { storage, key } = inputs;
   const { plan, metadata, detected } = prepared;
   const started = Date.now();
-  if (plan.checksum === 'to verify' && metadata) {
+  const expected = metadata ?? inputs.expected;
+  if (plan.checksum === 'to verify' && expected) {
     const actual = await hashStored(storage, key);
-    if (actual.sha256 !== metadata.sha256 || actual.bytes !== metadata.sizeBytes) {
+    if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes) {
       throw new IntegrityError(
-        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${metadata.sha256}, computed ${actual.sha256})`,
+        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${expected.sha256}, computed ${actual.sha256})`,
         {
           hint: 'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
         },
@@ -275,7 +284,23 @@ async function runRestore(
   }
 
   const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
-  const decompress = await planDecompression(detected.compression);
+  await streamRestore(storage, key, detected.compression, cmd, classify, warn);
+}
+
+/**
+ * Feed a stored dump into a restore tool: file → decompressor → tool joined by kernel pipes when the
+ * store is a local directory, otherwise streamed from the store through Node into the tool's stdin.
+ */
+export async function streamRestore(
+  storage: Storage,
+  key: string,
+  compression: CompressionAlgorithm,
+  cmd: ToolCommand,
+  classify: StderrClassifier,
+  warn: (l: string) => void,
+): Promise<void> {
+  const localFile = storage.localPath?.(key);
+  const decompress = await planDecompression(compression);
   if (localFile && decompress.external) {
     // File → decompressor → restore tool, joined by kernel pipes: no byte passes through Node.
     const dec = new ToolProcess(
@@ -290,7 +315,7 @@ async function runRestore(
     await waitAll([tool, dec]);
     return;
   }
-  if (localFile && detected.compression === 'none') {
+  if (localFile && compression === 'none') {
     const handle = await open(localFile, 'r');
     try {
       const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn);

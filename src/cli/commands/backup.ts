@@ -28,6 +28,8 @@ async function destinations(g: GlobalOptions, cloudOption: string | undefined): 
   return stores;
 }
 import { interruptSignal } from '../signals.js';
+import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
+import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
 import {
   printCleanup,
@@ -129,5 +131,83 @@ Examples:
         await engine.close();
       }
     });
+  backup
+    .command('cluster')
+    .description(
+      'Back up every database plus roles/users and grants, as one unit with a manifest written last',
+    )
+    .option('--cloud <uri>', 'store the cluster backup in the cloud instead of --backup-dir')
+    .option('--cluster-parallelism <n>', 'databases dumped at the same time (default: CPU count, at most 4)')
+    .option('--include-database <glob...>', 'only databases matching these globs')
+    .option('--exclude-database <glob...>', 'skip databases matching these globs')
+    .option(
+      '--allow-partial',
+      `finish even if some databases fail: the backup is marked partial and the exit code is ${PARTIAL_EXIT_CODE}`,
+    )
+    .option('--json', 'print the manifest as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  dbbackup backup cluster                                         # PostgreSQL: pg_dumpall --globals-only + every database
+  dbbackup --db-type mariadb --host 127.0.0.1 backup cluster      # MariaDB/MySQL: users and grants + every database
+  dbbackup backup cluster --exclude-database 'tmp_*' --cluster-parallelism 2 --cloud s3://bucket/backups/`,
+    )
+    .action(async (opts: ClusterOptions, cmd: Command) => {
+      const g = globals(cmd);
+      const { algorithm, level } = compressionChoice(g);
+      const parallelism =
+        opts.clusterParallelism === undefined ? defaultParallelism() : Number(opts.clusterParallelism);
+      if (!Number.isInteger(parallelism) || parallelism < 1) {
+        throw new UsageError(
+          `Invalid --cluster-parallelism "${opts.clusterParallelism}"`,
+          'Use a whole number of 1 or more.',
+        );
+      }
+      const where = cloudUri(g, opts.cloud);
+      const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
+      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
+      try {
+        const manifest = await backupCluster({
+          engine,
+          storage,
+          compression: algorithm,
+          level,
+          parallelism,
+          include: opts.includeDatabase ?? [],
+          exclude: opts.excludeDatabase ?? [],
+          allowPartial: Boolean(opts.allowPartial),
+          onWarning: (line) => out.note(`warning: ${line}`),
+          onProgress: (line) => (opts.json ? undefined : out.note(line)),
+          signal: interruptSignal(),
+        });
+        const ok = manifest.databases.filter((d) => d.status === 'ok').length;
+        const location = `${storage.location.replace(/\/$/, '')}/${manifest.name}`;
+        if (opts.json) out.json({ path: location, manifest });
+        else {
+          out.line(
+            `Cluster backup ${manifest.status}: ${location} (${ok} of ${manifest.databases.length} databases, ${formatBytes(manifest.totalBytes)}, ${formatDuration(manifest.durationSeconds)})`,
+          );
+        }
+        if (manifest.status === 'partial') {
+          const failed = manifest.databases.filter((d) => d.status === 'failed').map((d) => d.database);
+          throw new DbBackupError(`Cluster backup is partial: ${failed.join(', ')} could not be dumped`, {
+            exitCode: PARTIAL_EXIT_CODE,
+            hint: 'The other databases are in the backup; the manifest marks it partial.',
+          });
+        }
+      } finally {
+        await engine.close();
+      }
+    });
   return backup;
+}
+
+interface ClusterOptions {
+  cloud?: string;
+  clusterParallelism?: string;
+  includeDatabase?: string[];
+  excludeDatabase?: string[];
+  allowPartial?: boolean;
+  json?: boolean;
 }

@@ -1,11 +1,21 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { formatDuration } from '../../pipeline/progress.js';
 import { describePlan } from '../../restore/plan.js';
-import { engineForBackup, executeRestore, inspectBackup, prepareRestore } from '../../restore/single.js';
+import {
+  engineForBackup,
+  executeRestore,
+  inspectBackup,
+  prepareRestore,
+  type RestoreInputs,
+} from '../../restore/single.js';
+import { executeClusterRestore, loadClusterManifest, prepareClusterRestore } from '../../restore/cluster.js';
+import { isCloudUri } from '../../storage/cloud-uri.js';
+import type { Storage } from '../../storage/storage.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';
 import {
@@ -20,6 +30,7 @@ import {
 import { printBackupList } from './list.js';
 
 interface RestoreOptions {
+  fromCluster?: string;
   target?: string;
   create?: boolean;
   clean?: boolean;
@@ -37,7 +48,7 @@ export function restoreCommand(): Command {
     .command('single')
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
-      '<backup>',
+      '[backup]',
       'backup file: a name in the backup dir, a path, or a cloud URI (s3://bucket/path/file…)',
     )
     .option('--target <database>', 'database to restore into (default: the database named in the metadata)')
@@ -48,21 +59,53 @@ export function restoreCommand(): Command {
     .option('--force', 'skip the checksum check and restore a dump without metadata')
     .option('--no-owner', 'do not restore object ownership and privileges (PostgreSQL)')
     .option('--workdir <dir>', 'where a temporary decompressed copy goes when --jobs > 1')
+    .option('--from-cluster <cluster>', 'restore one database (--database NAME) out of this cluster backup')
     .option('--json', 'print the plan and result as JSON')
     .addHelpText(
       'after',
       `
 Examples:
+  dbbackup restore single --from-cluster cluster_20261126_050000 --database shop --target shop_copy --create --confirm
   dbbackup restore single ~/db_backups/shop_20261126_050000.dump.zst                       # dry run
   dbbackup restore single ~/db_backups/shop_20261126_050000.dump.zst --target shop_copy --create --confirm
   dbbackup restore single shop_20261126_050000.dump.zst --clean --jobs 4 --confirm`,
     )
-    .action(async (backup: string, opts: RestoreOptions, cmd: Command) => {
+    .action(async (backup: string | undefined, opts: RestoreOptions, cmd: Command) => {
       const g = globals(cmd);
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
-      const { storage, key } = await resolveBackupArg(backup, backupDir(g), cloudSettings(g));
+      let storage: Storage;
+      let key: string;
+      let expected: RestoreInputs['expected'];
+      // With --from-cluster, --database names the member (it is not the server's maintenance database then).
+      const member = opts.fromCluster ? g.database : undefined;
+      if (opts.fromCluster) g.database = undefined;
+      if (!opts.fromCluster) {
+        if (!backup)
+          throw new UsageError(
+            'Name the backup to restore',
+            'dbbackup restore single <backup> …, or --from-cluster <cluster> --database NAME.',
+          );
+        ({ storage, key } = await resolveBackupArg(backup, backupDir(g), cloudSettings(g)));
+      } else {
+        if (!member)
+          throw new UsageError(
+            '--from-cluster needs --database NAME',
+            'Name the database to restore out of the cluster backup.',
+          );
+        const cluster = await resolveClusterArg(opts.fromCluster, backupDir(g), cloudSettings(g));
+        const manifest = await loadClusterManifest(cluster.storage, cluster.name);
+        const found = manifest.databases.find((m) => m.database === member);
+        if (!found?.file || !found.sha256) {
+          throw new UsageError(
+            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : ''}`,
+            `It holds: ${manifest.databases.map((m) => m.database).join(', ')}.`,
+          );
+        }
+        ({ storage, key } = { storage: cluster.storage, key: found.file });
+        expected = { sha256: found.sha256, sizeBytes: found.sizeBytes, database: found.database };
+      }
       const { metadata, detected } = await inspectBackup(storage, key);
       const needed = engineForBackup(detected, metadata);
       const asked = explicitEngine(g);
@@ -85,6 +128,7 @@ Examples:
           force: Boolean(opts.force),
           noOwner: opts.owner === false,
           workdir: opts.workdir,
+          expected,
         };
         const prepared = await prepareRestore(engine, inputs);
         if (!opts.confirm) {
@@ -108,6 +152,89 @@ Examples:
     });
 
   restore
+    .command('cluster')
+    .description(
+      'Restore a cluster backup: roles/users first, then every database in parallel (dry run unless --confirm)',
+    )
+    .argument(
+      '<backup>',
+      'cluster backup: a name in the backup dir (cluster_…), a directory, or a cloud prefix URI',
+    )
+    .option('--confirm', 'actually restore (without it, only the plan is printed)')
+    .option(
+      '--clean-cluster',
+      'terminate sessions and drop the databases that already exist (never postgres, template0, template1)',
+    )
+    .option('--jobs <n>', 'databases restored at the same time', '2')
+    .option('--include-database <glob...>', 'only these databases')
+    .option('--force', 'skip the checksum verification')
+    .option('--json', 'print the plan as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  dbbackup restore cluster cluster_20261126_050000                           # dry run: the plan and any conflicts
+  dbbackup restore cluster cluster_20261126_050000 --confirm                 # onto a server without these databases
+  dbbackup restore cluster s3://bucket/backups/cluster_20261126_050000/ --clean-cluster --jobs 4 --confirm`,
+    )
+    .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
+      const g = globals(cmd);
+      const jobs = Number(opts.jobs);
+      if (!Number.isInteger(jobs) || jobs < 1)
+        throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
+      const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
+      const manifest = await loadClusterManifest(cluster.storage, cluster.name);
+      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
+      try {
+        const inputs = {
+          storage: cluster.storage,
+          name: cluster.name,
+          include: opts.includeDatabase ?? [],
+          cleanCluster: Boolean(opts.cleanCluster),
+          jobs,
+          force: Boolean(opts.force),
+        };
+        const plan = await prepareClusterRestore(engine, inputs);
+        const lines = [
+          `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
+          `Target:         ${engine.endpoint}`,
+          'Steps:',
+          ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
+          ...plan.warnings.map((w) => `Warning: ${w}`),
+        ];
+        if (!opts.confirm) {
+          if (opts.json)
+            out.json({
+              dryRun: true,
+              actions: plan.actions,
+              warnings: plan.warnings,
+              databases: plan.members.map((m) => m.database),
+              existing: plan.existing,
+            });
+          else {
+            for (const l of lines) out.line(l);
+            out.line('Dry run: nothing was changed. Add --confirm to restore.');
+          }
+          return;
+        }
+        for (const l of lines) out.note(l);
+        const started = Date.now();
+        await executeClusterRestore(
+          engine,
+          inputs,
+          plan,
+          (l) => out.note(`warning: ${l}`),
+          (l) => out.note(l),
+        );
+        out.line(
+          `Cluster restore complete: ${plan.members.length} databases on ${engine.endpoint} in ${formatDuration((Date.now() - started) / 1000)}`,
+        );
+      } finally {
+        await engine.close();
+      }
+    });
+
+  restore
     .command('list')
     .description('List the backups in the backup directory (or --cloud URI) with their state')
     .option('--cloud <uri>', 'list a cloud location instead of the backup directory')
@@ -122,6 +249,32 @@ Examples:
 }
 
 /** A bare name that is not a file here is looked up in the backup directory. */
+interface ClusterRestoreOptions {
+  confirm?: boolean;
+  cleanCluster?: boolean;
+  jobs: string;
+  includeDatabase?: string[];
+  force?: boolean;
+  json?: boolean;
+}
+
+/** A cluster backup argument → its store and name: `cluster_x` (in the backup dir), `/dir/cluster_x`, `s3://b/p/cluster_x/`. */
+export async function resolveClusterArg(
+  arg: string,
+  dir: string,
+  settings: CloudSettings,
+): Promise<{ storage: Storage; name: string }> {
+  const trimmed = arg.replace(/\/+$/, '').replace(/\/manifest\.json$/, '');
+  const slash = trimmed.lastIndexOf('/');
+  if (slash < 0 || (!isCloudUri(trimmed) && !trimmed.includes('/')))
+    return { storage: await openStore(dir), name: trimmed };
+  const parent = trimmed.slice(0, slash + 1);
+  return {
+    storage: await openStore(isCloudUri(trimmed) ? parent : path.resolve(parent), settings),
+    name: trimmed.slice(slash + 1),
+  };
+}
+
 export async function resolveBackupArg(arg: string, dir: string, settings: CloudSettings): Promise<Location> {
   if (!arg.includes('/') && !existsSync(arg)) return { storage: await openStore(dir), key: arg };
   return openLocation(arg, settings);

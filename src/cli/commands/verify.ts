@@ -1,15 +1,17 @@
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
 import picomatch from 'picomatch';
 import { backupKeys } from '../../catalog/listing.js';
 import { sidecarOwner } from '../../catalog/naming.js';
+import { MANIFEST_NAME } from '../../catalog/manifest.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';
-import { verifyBackup, type VerifyResult } from '../../verify/verify.js';
+import { verifyAny, type VerifyResult } from '../../verify/verify.js';
 import { cloudSettings, globals, out } from '../context.js';
 
 /** One argument → the backups it names: a file or object, a directory or prefix, or a glob in the last part. */
@@ -24,11 +26,25 @@ async function expand(arg: string, settings: CloudSettings): Promise<Location[]>
     // A sidecar names its backup.
     return [{ ...location, key: sidecarOwner(location.key) ?? location.key }];
   }
+  // A cluster backup's own directory (or prefix) names that one backup.
+  const dirName = path.basename(arg.replace(/\?.*$/, '').replace(/\/+$/, ''));
+  if (isDir && (dirName.startsWith('cluster_') || (!cloud && existsSync(path.join(arg, MANIFEST_NAME))))) {
+    const parent = cloud
+      ? arg
+          .replace(/\?.*$/, '')
+          .replace(/\/+$/, '')
+          .replace(/[^/]*$/, '') + (arg.includes('?') ? arg.slice(arg.indexOf('?')) : '')
+      : path.dirname(path.resolve(arg));
+    return [{ storage: await openStore(parent, settings), key: `${dirName}/` }];
+  }
   const storeArg = isDir ? arg : cloud ? arg.replace(/[^/]*$/, '') : path.dirname(arg);
   const storage = await openStore(storeArg, settings);
   const isMatch = isGlob ? picomatch(base) : () => true;
   // Only direct children: a glob never reaches into sub-directories.
-  const keys = (await backupKeys(storage)).filter((k) => !k.includes('/') && isMatch(k));
+  const keys = (await backupKeys(storage)).filter((k) => {
+    const name = k.endsWith('/') ? k.slice(0, -1) : k;
+    return !name.includes('/') && isMatch(name);
+  });
   if (!keys.length) {
     throw new UsageError(
       `No backups match ${arg}`,
@@ -53,7 +69,7 @@ export function verifyCommand(): Command {
       const settings = cloudSettings(globals(cmd));
       for (const arg of args) {
         for (const { storage, key } of await expand(arg, settings)) {
-          results.push(await verifyBackup(storage, key, Boolean(opts.quick)));
+          results.push(await verifyAny(storage, key, Boolean(opts.quick)));
         }
       }
       if (opts.json) out.json({ results });

@@ -1,0 +1,260 @@
+import os from 'node:os';
+import { Readable } from 'node:stream';
+import picomatch from 'picomatch';
+import { writeManifest, manifestKey, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
+import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
+import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
+import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
+import { startDumpStream } from '../pipeline/dump-stream.js';
+import { CommitGate, HashCounter } from '../pipeline/hash.js';
+import { ToolProcess, waitAll } from '../pipeline/process.js';
+import { pipeline } from 'node:stream';
+import type { Storage } from '../storage/storage.js';
+import { TOOL_VERSION } from '../version.js';
+import { checkDumpTrailer } from './checks.js';
+import { putEverywhere, verifyStored } from './single.js';
+
+export interface ClusterBackupOptions {
+  engine: DatabaseEngine;
+  storage: Storage;
+  compression: CompressionAlgorithm;
+  level: number;
+  parallelism: number;
+  include: string[];
+  exclude: string[];
+  allowPartial: boolean;
+  onWarning: (line: string) => void;
+  onProgress: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Exit code of a cluster backup that completed with --allow-partial but is missing databases. */
+export const PARTIAL_EXIT_CODE = 3;
+
+export function defaultParallelism(): number {
+  return Math.max(1, Math.min(4, os.availableParallelism()));
+}
+
+/** Which databases a cluster backup covers: every database, then --include, then --exclude (globs). */
+export function selectDatabases(all: string[], include: string[], exclude: string[]): string[] {
+  const inc = include.length ? picomatch(include) : () => true;
+  const exc = exclude.length ? picomatch(exclude) : () => false;
+  return all.filter((d) => inc(d) && !exc(d));
+}
+
+/**
+ * Every database plus the server's roles/users in one named unit: `cluster_<ts>/` holding
+ * `globals.sql.<ext>`, one dump per database, and `manifest.json` written last. No temporary copy:
+ * each database streams through the same dump → compress → hash → storage pipeline as a single backup.
+ */
+export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterManifest> {
+  const { engine, storage } = o;
+  const server = await engine.serverInfo();
+  const databases = selectDatabases(await engine.clusterDatabases(), o.include, o.exclude);
+  if (!databases.length)
+    throw new UsageError('No databases match', 'Check --include-database / --exclude-database.');
+  const plan = await planCompression(o.compression, o.level);
+  const started = new Date();
+  const name = await freeClusterName(storage, started);
+  const format: DumpFormat = engine.engine === 'postgres' ? 'custom' : 'plain';
+  const written: string[] = [];
+  const members: ClusterMember[] = [];
+  const abort = new AbortController();
+  const stopAll = (): void => abort.abort();
+  o.signal?.addEventListener('abort', stopAll);
+  try {
+    const globalsFile = `${name}/globals${extensionFor('mysql', 'plain', plan.algorithm)}`;
+    const globals = await dumpGlobalsMember(engine, storage, globalsFile, plan, o.onWarning);
+    written.push(globals.file);
+    o.onProgress(`globals: ${globals.sizeBytes} bytes`);
+
+    let next = 0;
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      while (next < databases.length && !abort.signal.aborted) {
+        const db = databases[next++] ?? '';
+        const member = await dumpMember(engine, storage, name, db, format, plan, o, abort.signal);
+        members.push(member);
+        if (member.file) written.push(member.file);
+        o.onProgress(
+          `${db}: ${member.status === 'ok' ? `${member.sizeBytes} bytes in ${member.durationSeconds.toFixed(1)}s` : `FAILED: ${member.error}`}`,
+        );
+        if (member.status === 'failed' && !o.allowPartial) {
+          failure ??= new ToolError(
+            `Cluster backup failed: database "${db}" could not be dumped: ${member.error}`,
+            {
+              hint: 'Nothing was kept. Fix the cause, or use --allow-partial to keep the other databases (the backup is then marked partial).',
+            },
+          );
+          abort.abort();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.parallelism, databases.length) }, worker));
+    if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
+    if (failure) throw failure;
+
+    const finished = new Date();
+    members.sort((a, b) => a.database.localeCompare(b.database));
+    const manifest: ClusterManifest = {
+      schema: 'dbbackup.cluster',
+      schemaVersion: 1,
+      tool: { name: 'dbbackup', version: TOOL_VERSION },
+      engine: server.flavor,
+      server: { version: server.version, versionString: server.versionString },
+      connection: { host: engine.host, port: engine.port, user: engine.user },
+      name,
+      status: members.some((m) => m.status === 'failed') ? 'partial' : 'complete',
+      compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
+      encryption: null,
+      globals,
+      databases: members,
+      startedAt: started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationSeconds: (finished.getTime() - started.getTime()) / 1000,
+      totalBytes: globals.sizeBytes + members.reduce((s, m) => s + m.sizeBytes, 0),
+    };
+    await writeManifest(storage, manifest);
+    return manifest;
+  } catch (err) {
+    abort.abort();
+    // No manifest was written, so nothing here can look valid; remove what was stored.
+    for (const key of written) await storage.delete(key).catch(() => undefined);
+    throw err;
+  } finally {
+    o.signal?.removeEventListener('abort', stopAll);
+  }
+}
+
+async function freeClusterName(storage: Storage, date: Date): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const name = `cluster_${timestampTag(date)}${attempt ? `-${attempt}` : ''}`;
+    let taken = false;
+    for await (const _o of storage.list(`${name}/`)) {
+      taken = true;
+      break;
+    }
+    if (!taken) return name;
+  }
+  throw new UsageError('Could not find a free cluster backup name');
+}
+
+async function dumpMember(
+  engine: DatabaseEngine,
+  storage: Storage,
+  cluster: string,
+  database: string,
+  format: DumpFormat,
+  plan: CompressionPlan,
+  o: ClusterBackupOptions,
+  signal: AbortSignal,
+): Promise<ClusterMember> {
+  const started = Date.now();
+  const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm)}`;
+  const [properties, tables] = await Promise.all([
+    engine.databaseProperties(database),
+    engine.tableStats(database).catch(() => []),
+  ]);
+  const base = { database, format, properties, tables };
+  const stream = startDumpStream({
+    dump: await engine.dumpCommand(database, format),
+    classify: (line) => engine.classifyStderr(line),
+    compression: plan,
+    onWarning: (line) => o.onWarning(`${database}: ${line}`),
+    checks: [(s) => checkDumpTrailer(s, engine.engine, format)],
+  });
+  const onAbort = (): void => stream.abort();
+  signal.addEventListener('abort', onAbort);
+  try {
+    await putEverywhere([storage], file, stream, [], { noOverwrite: true });
+    await verifyStored(storage, file, engine, format, stream);
+    return {
+      ...base,
+      file,
+      status: 'ok',
+      error: null,
+      sizeBytes: stream.hash.bytes,
+      sha256: stream.hash.sha256,
+      durationSeconds: (Date.now() - started) / 1000,
+    };
+  } catch (err) {
+    await storage.delete(file).catch(() => undefined);
+    return {
+      ...base,
+      file: null,
+      status: 'failed',
+      error: errorMessage(err),
+      sizeBytes: 0,
+      sha256: null,
+      durationSeconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Roles, users, grants (and PostgreSQL tablespaces) into `globals.sql`. A PostgreSQL user who may
+ * not read password hashes gets a dump without them and a warning saying so.
+ */
+async function dumpGlobalsMember(
+  engine: DatabaseEngine,
+  storage: Storage,
+  file: string,
+  plan: CompressionPlan,
+  onWarning: (line: string) => void,
+): Promise<ClusterManifest['globals']> {
+  const warnings: string[] = [];
+  const attempt = async (noRolePasswords: boolean): Promise<{ bytes: number; sha256: string }> =>
+    storeGlobals(await engine.dumpGlobals(noRolePasswords), storage, file, plan, engine);
+  let result: { bytes: number; sha256: string };
+  try {
+    result = await attempt(false);
+  } catch (err) {
+    if (!/permission denied/i.test(errorMessage(err))) throw err;
+    const why =
+      'role passwords were not dumped: this user may not read pg_authid (a superuser can); roles will need new passwords after a restore';
+    warnings.push(why);
+    onWarning(why);
+    result = await attempt(true);
+  }
+  return { file, sizeBytes: result.bytes, sha256: result.sha256, warnings };
+}
+
+async function storeGlobals(
+  source: GlobalsSource,
+  storage: Storage,
+  file: string,
+  plan: CompressionPlan,
+  engine: DatabaseEngine,
+): Promise<{ bytes: number; sha256: string }> {
+  if ('command' in source) {
+    const stream = startDumpStream({
+      dump: source.command,
+      classify: (l) => engine.classifyStderr(l),
+      compression: plan,
+    });
+    await putEverywhere([storage], file, stream, [], { noOverwrite: true });
+    return { bytes: stream.hash.bytes, sha256: stream.hash.sha256 };
+  }
+  // SQL built by the driver: compress it the same way, in process or through the external compressor.
+  const hash = new HashCounter();
+  const processes: ToolProcess[] = [];
+  let body: Readable;
+  if (plan.external) {
+    const compressor = new ToolProcess(plan.external, ['pipe', 'pipe', 'pipe'], () => 'error');
+    processes.push(compressor);
+    compressor.child.stdin?.end(source.sql);
+    body = compressor.child.stdout as Readable;
+  } else {
+    const input = Readable.from([Buffer.from(source.sql)]);
+    body = plan.inProcess ? input.pipe(plan.inProcess()) : input;
+  }
+  const gate = new CommitGate(() => waitAll(processes));
+  const readable = pipeline(body, hash, gate, () => undefined) as unknown as Readable;
+  await storage.put(file, readable, { noOverwrite: true });
+  return { bytes: hash.bytes, sha256: hash.sha256 };
+}
+
+export { manifestKey };

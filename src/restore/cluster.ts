@@ -1,0 +1,227 @@
+import picomatch from 'picomatch';
+import { readManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import type { DatabaseEngine } from '../engines/engine.js';
+import { DbBackupError, IntegrityError, SafetyError, StorageError, UsageError } from '../errors.js';
+import { detectCompression } from '../pipeline/compression.js';
+import type { Storage } from '../storage/storage.js';
+import { hashStored } from '../verify/checksum.js';
+import { streamRestore } from './single.js';
+
+export interface ClusterRestoreInputs {
+  storage: Storage;
+  /** The cluster backup's name (its directory or prefix), e.g. `cluster_20261126_050000`. */
+  name: string;
+  include: string[];
+  cleanCluster: boolean;
+  /** Databases restored in parallel. */
+  jobs: number;
+  force: boolean;
+}
+
+/** PostgreSQL databases that always exist on a server and are never dropped. */
+const KEEP = ['postgres', 'template0', 'template1'];
+
+export interface ClusterRestorePlan {
+  manifest: ClusterManifest;
+  members: ClusterMember[];
+  /** Databases that exist on the target server and will be dropped (--clean-cluster) or conflict. */
+  existing: string[];
+  actions: string[];
+  warnings: string[];
+}
+
+export async function loadClusterManifest(storage: Storage, name: string): Promise<ClusterManifest> {
+  const manifest = await readManifest(storage, name);
+  if (!manifest) {
+    throw new IntegrityError(
+      `${storage.location.replace(/\/$/, '')}/${name} has no manifest: the cluster backup is incomplete or not a cluster backup`,
+      {
+        hint: 'Run "dbbackup list backups" to see complete backups.',
+      },
+    );
+  }
+  return manifest;
+}
+
+/** Decide everything, change nothing; conflicts are all listed at once, before any change. */
+export async function prepareClusterRestore(
+  engine: DatabaseEngine,
+  i: ClusterRestoreInputs,
+): Promise<ClusterRestorePlan> {
+  const manifest = await loadClusterManifest(i.storage, i.name);
+  const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
+  if (family(manifest.engine) !== family(engine.engine)) {
+    throw new UsageError(
+      `${i.name} is a ${manifest.engine} cluster backup, but the target is ${engine.engine}`,
+      'Omit --db-type: it is detected from the manifest.',
+    );
+  }
+  const include = i.include.length ? picomatch(i.include) : () => true;
+  const members = manifest.databases.filter((m) => m.status === 'ok' && include(m.database));
+  if (!members.length) throw new UsageError('No database of the backup matches --include-database');
+  const warnings: string[] = [];
+  if (manifest.status === 'partial') {
+    const missing = manifest.databases.filter((m) => m.status === 'failed').map((m) => m.database);
+    warnings.push(
+      `this backup is partial: ${missing.join(', ')} could not be dumped and will not be restored`,
+    );
+  }
+  const existing: string[] = [];
+  for (const m of members) {
+    if (!(await engine.databaseExists(m.database))) continue;
+    // The maintenance database always exists: it only conflicts when it holds user objects.
+    if (KEEP.includes(m.database) && (await engine.countUserObjects(m.database)) === 0) continue;
+    existing.push(m.database);
+  }
+  if (existing.length && !i.cleanCluster) {
+    throw new SafetyError(`These databases already exist on ${engine.endpoint}: ${existing.join(', ')}`, {
+      hint: 'Nothing was changed. Add --clean-cluster to drop and replace them, or --include-database to restore others.',
+    });
+  }
+  const actions: string[] = [];
+  if (!i.force)
+    actions.push(`verify the SHA-256 of globals and ${members.length} database dumps against the manifest`);
+  actions.push(`restore roles/users and grants (${manifest.globals.file})`);
+  if (existing.length) {
+    const dropped = existing.filter((d) => !KEEP.includes(d));
+    if (dropped.length) actions.push(`terminate sessions and drop ${dropped.join(', ')}`);
+    if (existing.some((d) => KEEP.includes(d)))
+      actions.push('replace the backed-up objects inside postgres (pg_restore --clean --if-exists)');
+  }
+  actions.push(
+    `restore ${members.length} databases (${i.jobs} at a time), each with its owner, encoding, collation, grants and settings: ${members.map((m) => m.database).join(', ')}`,
+  );
+  return { manifest, members, existing, actions, warnings };
+}
+
+export async function executeClusterRestore(
+  engine: DatabaseEngine,
+  i: ClusterRestoreInputs,
+  plan: ClusterRestorePlan,
+  onWarning: (line: string) => void,
+  onProgress: (line: string) => void,
+): Promise<void> {
+  const { storage } = i;
+  if (!i.force) {
+    for (const [key, expected] of [
+      [plan.manifest.globals.file, plan.manifest.globals.sha256],
+      ...plan.members.map((m) => [m.file ?? '', m.sha256 ?? '']),
+    ] as Array<[string, string]>) {
+      const actual = await hashStored(storage, key);
+      if (actual.sha256 !== expected) {
+        throw new IntegrityError(`Checksum mismatch for ${key}: the cluster backup is corrupt`, {
+          hint: 'Nothing was changed. Use another backup, or --force to restore anyway.',
+        });
+      }
+    }
+    onProgress('checksums verified');
+  }
+  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning);
+  onProgress('globals restored');
+  for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
+
+  let next = 0;
+  const failures: string[] = [];
+  const worker = async (): Promise<void> => {
+    while (next < plan.members.length) {
+      const m = plan.members[next++];
+      if (!m?.file) continue;
+      try {
+        await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning);
+        onProgress(`${m.database}: restored`);
+      } catch (err) {
+        failures.push(`${m.database}: ${(err as Error).message}`);
+        onProgress(`${m.database}: FAILED`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(i.jobs, plan.members.length)) }, worker));
+  if (failures.length) {
+    throw new DbBackupError(
+      `Cluster restore failed for ${failures.length} of ${plan.members.length} databases`,
+      {
+        details: failures,
+        hint: 'The databases listed failed; the others were restored. Fix the cause and restore those with --include-database.',
+      },
+    );
+  }
+}
+
+async function restoreMember(
+  engine: DatabaseEngine,
+  storage: Storage,
+  m: ClusterMember,
+  existed: boolean,
+  warn: (l: string) => void,
+): Promise<void> {
+  const file = m.file ?? '';
+  const compression = detectCompression(await head(storage, file));
+  const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
+  if (engine.engine === 'postgres') {
+    // The maintenance database is restored into, not recreated; the others create themselves
+    // from the archive with their owner, encoding, locale, grants and settings.
+    const intoExisting = KEEP.includes(m.database);
+    const cmd = await engine.restoreCommand({
+      target: m.database,
+      format: m.format,
+      jobs: 1,
+      noOwner: false,
+      create: !intoExisting,
+      cleanFirst: intoExisting && existed,
+    });
+    await streamRestore(storage, file, compression, cmd, classify, warn);
+    return;
+  }
+  await engine.createDatabase(m.database, m.properties);
+  try {
+    const cmd = await engine.restoreCommand({
+      target: m.database,
+      format: m.format,
+      jobs: 1,
+      noOwner: false,
+    });
+    await streamRestore(storage, file, compression, cmd, classify, warn);
+  } catch (err) {
+    await engine.dropDatabase(m.database).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function head(storage: Storage, key: string): Promise<Buffer> {
+  const stream = await storage.get(key, { start: 0, end: 15 });
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Roles/users first: databases reference them as owners and grantees. Roles that already exist are updated, not an error. */
+async function restoreGlobals(
+  engine: DatabaseEngine,
+  storage: Storage,
+  file: string,
+  warn: (l: string) => void,
+): Promise<void> {
+  const compression = detectCompression(await head(storage, file));
+  const base = await engine.restoreCommand({
+    target: engine.engine === 'postgres' ? 'postgres' : '',
+    format: 'plain',
+    jobs: 1,
+    noOwner: false,
+  });
+  const cmd =
+    engine.engine === 'postgres'
+      ? {
+          ...base,
+          args: base.args.filter((a) => a !== '--set=ON_ERROR_STOP=1' && a !== '--single-transaction'),
+        }
+      : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
+  const benign = /already exists|role "[^"]+" cannot be dropped|current user cannot be/i;
+  const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> => {
+    const kind = engine.classifyStderr(line);
+    return kind === 'error' && benign.test(line) ? 'info' : kind;
+  };
+  await streamRestore(storage, file, compression, cmd, classify, warn).catch((err: unknown) => {
+    if (err instanceof DbBackupError) throw err;
+    throw new StorageError(`Could not restore roles and grants: ${(err as Error).message}`);
+  });
+}
