@@ -54,15 +54,22 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       'MySQL and MariaDB dumps are SQL (--format plain).',
     );
   }
-  const [server, exists] = await Promise.all([engine.serverInfo(), engine.databaseExists(database)]);
+  // Everything the dump needs is checked first, in parallel; table statistics (metadata only) are
+  // gathered while the dump runs, so a small database is not slowed down by them.
+  const dump = await engine.dumpCommand(database, o.format);
+  const [server, exists, version, plan] = await Promise.all([
+    engine.serverInfo(),
+    engine.databaseExists(database),
+    toolVersion(dump.file),
+    planCompression(o.compression, o.level),
+  ]);
+  const dumpVersion = version ?? 'unknown';
   if (!exists) {
     throw new UsageError(
       `Database "${database}" does not exist on ${engine.endpoint}`,
       'Run "dbbackup list" to see the databases on this server.',
     );
   }
-  const dump = await engine.dumpCommand(database, o.format);
-  const dumpVersion = (await toolVersion(dump.file)) ?? 'unknown';
   if (
     engine.engine === 'postgres' &&
     dumpVersion !== 'unknown' &&
@@ -75,19 +82,20 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       },
     );
   }
-  const [tables, databaseSize] = await Promise.all([
-    engine.tableStats(database),
-    engine.databaseSize(database),
-  ]);
-  // Table data without indexes is roughly what the dump will contain: the base for percentage and ETA.
-  const estimate = tables.reduce((sum, t) => sum + t.bytes, 0);
-  const plan = await planCompression(o.compression, o.level);
+  const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
+  stats.catch(() => undefined);
   const started = new Date();
   const key = await freeKey(
     storages,
     database,
     started,
     extensionFor(engine.engine, o.format, o.compression),
+  );
+  // Until the statistics arrive, progress shows bytes and rate without a percentage.
+  let estimate: number | null = null;
+  void stats.then(
+    ([tables]) => (estimate = tables.reduce((sum, t) => sum + t.bytes, 0)),
+    () => undefined,
   );
   const warnings: string[] = [];
   const onWarning = (line: string): void => {
@@ -113,7 +121,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
         return produced;
       },
     },
-    estimate,
+    () => estimate,
   );
   const onAbort = (): void => stream.abort();
   o.signal?.addEventListener('abort', onAbort);
@@ -144,11 +152,11 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       sizeBytes: stream.hash.bytes,
       sha256: stream.hash.sha256,
       dumpBytes: stream.raw ? stream.raw.bytes : null,
-      databaseSizeBytes: databaseSize,
+      databaseSizeBytes: (await stats)[1],
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       durationSeconds: (finished.getTime() - started.getTime()) / 1000,
-      tables,
+      tables: (await stats)[0],
       warnings,
     };
     // Sidecars only after the data is in every store; metadata last of all.

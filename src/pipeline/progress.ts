@@ -64,7 +64,8 @@ export class Progress {
     private readonly mode: ProgressMode,
     private readonly label: string,
     private readonly source: ProgressSource,
-    private readonly estimate: number | null,
+    /** Expected dump size, when known (it may arrive after the dump started). */
+    private readonly estimate: () => number | null,
   ) {}
 
   start(): void {
@@ -97,7 +98,8 @@ export class Progress {
     const elapsed = (Date.now() - this.started) / 1000;
     const produced = this.source.produced();
     const done = produced ?? this.source.stored();
-    const pct = this.estimate && produced !== null ? Math.min(99, (100 * produced) / this.estimate) : 0;
+    const estimate = this.estimate();
+    const pct = estimate && produced !== null ? Math.min(99, (100 * produced) / estimate) : 0;
     const eta = pct > 0 ? (elapsed * (100 - pct)) / pct : Number.NaN;
     return {
       produced: produced === null ? '?' : formatBytes(produced),

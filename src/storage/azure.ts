@@ -29,7 +29,8 @@ const BLOCK_ATTEMPTS = 2;
 
 /**
  * The SDK retries transient failures (network errors, 5xx, 408, 429) itself. Its default backoff
- * (4 s, growing to 2 min, 4 tries) makes a dead endpoint look like a hang; this gives up after ~9 s.
+ * (4 s, growing to 2 min) makes a dead endpoint look like a hang; with this a block upload to an
+ * endpoint that went away fails after about 8 s (measured, including the block retry below).
  */
 const PIPELINE: StoragePipelineOptions = {
   retryOptions: { maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 30_000 },
@@ -121,9 +122,12 @@ async function serviceClient(auth: AzureAuth): Promise<BlobServiceClient> {
 /** Values that must never reach a message: keys, SAS tokens, the connection string's key. */
 function secretsOf(auth: AzureAuth): string[] {
   if (auth.kind === 'sharedKey') return [auth.key];
-  if (auth.kind === 'sas') return [auth.sas, ...auth.sas.split('&').map((kv) => kv.split('=')[1] ?? '')];
+  if (auth.kind === 'sas') return [auth.sas, new URLSearchParams(auth.sas).get('sig') ?? ''];
   if (auth.kind === 'connectionString')
-    return [auth.connectionString, ...(/AccountKey=([^;]+)/i.exec(auth.connectionString)?.slice(1) ?? [])];
+    return [
+      auth.connectionString,
+      ...[...auth.connectionString.matchAll(/(?:AccountKey|sig)=([^;&]+)/gi)].map((m) => m[1] ?? ''),
+    ];
   return [];
 }
 
@@ -155,11 +159,19 @@ export function fromAzureMetadata(metadata: Metadata = {}): Record<string, strin
   return out;
 }
 
-const TIERS = ['Hot', 'Cool', 'Cold', 'Archive'];
+const TIERS = ['Hot', 'Cool', 'Cold'];
 
-/** `?tier=cool` / `?storage_class=Archive` → the access tier Azure expects. */
+/**
+ * `?tier=cool` / `?storage_class=Cold` → the access tier Azure expects. Archive is refused: an
+ * archived blob cannot be read until rehydrated (hours), and every backup is read back and verified.
+ */
 export function parseTier(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
+  if (value.toLowerCase() === 'archive')
+    throw new UsageError(
+      'The Archive tier cannot be written directly: dbbackup reads every backup back to verify it',
+      'Upload with ?tier=cold (or cool) and move old backups to Archive with a lifecycle management rule.',
+    );
   const tier = TIERS.find((t) => t.toLowerCase() === value.toLowerCase());
   if (!tier) throw new UsageError(`Unknown Azure access tier "${value}"`, `Use one of: ${TIERS.join(', ')}.`);
   return tier;
@@ -311,6 +323,14 @@ function statusOf(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
+const STATUS_TEXT: Record<number, string> = {
+  400: 'bad request',
+  403: 'authentication or authorization failed',
+  404: 'not found',
+  409: 'conflict',
+  412: 'a condition was not met',
+};
+
 /** A container (plus a prefix inside it) as a Storage; every object is a block blob. */
 export class AzureStorage implements Storage {
   readonly location: string;
@@ -339,7 +359,14 @@ export class AzureStorage implements Storage {
     const blob = this.blob(key);
     try {
       if (this.o.createContainer) {
-        this.containerReady ??= this.container.createIfNotExists().then(() => undefined);
+        // Once per store; a failure is not remembered, so the next put tries again.
+        this.containerReady ??= this.container.createIfNotExists().then(
+          () => undefined,
+          (err: unknown) => {
+            this.containerReady = undefined;
+            throw err;
+          },
+        );
         await this.containerReady;
       }
       const { ids, size } = await stageBlocks(body, blob, {
@@ -398,7 +425,7 @@ export class AzureStorage implements Storage {
       };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
-      throw this.wrap(err, 'check', key);
+      throw this.wrap(err, 'access', key);
     }
   }
 
@@ -436,8 +463,10 @@ export class AzureStorage implements Storage {
     if (err instanceof DbBackupError) return err;
     const code = errorCode(err);
     const status = statusOf(err);
-    let cause = firstLine(errorMessage(err)) || code || (status ? `HTTP ${status}` : 'unknown error');
-    if (code && !cause.includes(code)) cause += ` (${code})`;
+    // HEAD answers (stat) carry no message, only the status and the x-ms-error-code header.
+    let cause = firstLine(errorMessage(err)) || (status ? (STATUS_TEXT[status] ?? `HTTP ${status}`) : '');
+    if (code && !cause.includes(code)) cause = cause ? `${cause} (${code})` : code;
+    cause ||= 'unknown error';
     for (const s of this.o.secrets) if (s.length >= 4) cause = cause.split(s).join('****');
     const name = this.container.containerName;
     const where = `${this.location}${key}`;

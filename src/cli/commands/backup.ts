@@ -28,6 +28,7 @@ async function destinations(g: GlobalOptions, cloudOption: string | undefined): 
   return stores;
 }
 import { interruptSignal } from '../signals.js';
+import { addSampleCommand } from './sample.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
 import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
@@ -200,6 +201,7 @@ Examples:
         await engine.close();
       }
     });
+  addSampleCommand(backup);
   return backup;
 }
 

@@ -7,7 +7,7 @@ import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
-import { isCloudUri } from '../../storage/cloud-uri.js';
+import { isCloudUri, maskUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore } from '../../storage/uri.js';
 import { verifyBackup } from '../../verify/verify.js';
@@ -59,7 +59,7 @@ export function cloudCommand(): Command {
       const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
       const r = await copyBackup(storage, key, await openStore(dir));
       out.line(
-        `Downloaded ${uri} → ${path.join(path.resolve(dir), r.key)} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
+        `Downloaded ${maskUri(uri)} → ${path.join(path.resolve(dir), r.key)} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
       );
     });
 
@@ -149,7 +149,7 @@ export function cloudCommand(): Command {
         return;
       }
       await deleteBackup(storage, key);
-      out.line(`Deleted ${uri} and its sidecars.`);
+      out.line(`Deleted ${maskUri(uri)} and its sidecars.`);
     });
 
   cloud
@@ -187,7 +187,7 @@ async function doctor(uri: string, store: Storage): Promise<number> {
   const ok = await step('list (credentials and bucket access)', async () => {
     let n = 0;
     for await (const _o of store.list('')) if (++n >= 1000) break;
-    return `${n}${n >= 1000 ? '+' : ''} objects under ${uri}`;
+    return `${n}${n >= 1000 ? '+' : ''} objects under ${maskUri(uri)}`;
   });
   if (!ok) return failures;
   const wrote = await step('multipart upload', async () => {

@@ -9,7 +9,7 @@ import { MANIFEST_NAME } from '../../catalog/manifest.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import type { CloudSettings } from '../../storage/cloud.js';
-import { isCloudUri } from '../../storage/cloud-uri.js';
+import { isCloudUri, maskUri } from '../../storage/cloud-uri.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';
 import { verifyAny, type VerifyResult } from '../../verify/verify.js';
 import { cloudSettings, globals, out } from '../context.js';
@@ -17,8 +17,12 @@ import { cloudSettings, globals, out } from '../context.js';
 /** One argument → the backups it names: a file or object, a directory or prefix, or a glob in the last part. */
 async function expand(arg: string, settings: CloudSettings): Promise<Location[]> {
   const cloud = isCloudUri(arg);
-  const slash = arg.lastIndexOf('/');
-  const base = arg.slice(slash + 1).replace(/\?.*$/, '');
+  // A cloud URI's query (credentials, endpoint) may contain '/', so the path is split without it.
+  const q = cloud ? arg.indexOf('?') : -1;
+  const pathPart = q >= 0 ? arg.slice(0, q) : arg;
+  const query = q >= 0 ? arg.slice(q) : '';
+  const withQuery = (p: string): string => p + query;
+  const base = pathPart.slice(pathPart.lastIndexOf('/') + 1);
   const isDir = cloud ? base === '' : (await stat(arg).catch(() => undefined))?.isDirectory() === true;
   const isGlob = !isDir && picomatch.scan(base).isGlob;
   if (!isDir && !isGlob) {
@@ -27,17 +31,19 @@ async function expand(arg: string, settings: CloudSettings): Promise<Location[]>
     return [{ ...location, key: sidecarOwner(location.key) ?? location.key }];
   }
   // A cluster backup's own directory (or prefix) names that one backup.
-  const dirName = path.basename(arg.replace(/\?.*$/, '').replace(/\/+$/, ''));
+  const trimmed = pathPart.replace(/\/+$/, '');
+  const dirName = trimmed.slice(trimmed.lastIndexOf('/') + 1);
   if (isDir && (dirName.startsWith('cluster_') || (!cloud && existsSync(path.join(arg, MANIFEST_NAME))))) {
     const parent = cloud
-      ? arg
-          .replace(/\?.*$/, '')
-          .replace(/\/+$/, '')
-          .replace(/[^/]*$/, '') + (arg.includes('?') ? arg.slice(arg.indexOf('?')) : '')
+      ? withQuery(trimmed.slice(0, trimmed.lastIndexOf('/') + 1))
       : path.dirname(path.resolve(arg));
     return [{ storage: await openStore(parent, settings), key: `${dirName}/` }];
   }
-  const storeArg = isDir ? arg : cloud ? arg.replace(/[^/]*$/, '') : path.dirname(arg);
+  const storeArg = isDir
+    ? arg
+    : cloud
+      ? withQuery(pathPart.slice(0, pathPart.lastIndexOf('/') + 1))
+      : path.dirname(arg);
   const storage = await openStore(storeArg, settings);
   const isMatch = isGlob ? picomatch(base) : () => true;
   // Only direct children: a glob never reaches into sub-directories.
@@ -47,7 +53,7 @@ async function expand(arg: string, settings: CloudSettings): Promise<Location[]>
   });
   if (!keys.length) {
     throw new UsageError(
-      `No backups match ${arg}`,
+      `No backups match ${maskUri(arg)}`,
       'Check the path or pattern; quote globs so the shell does not expand them.',
     );
   }
