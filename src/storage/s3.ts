@@ -56,8 +56,18 @@ export interface S3Target {
   checksums: ChecksumMode;
 }
 
-function isAwsHost(endpoint: string): boolean {
-  return /(^|\.)amazonaws\.com(\.cn)?$/i.test(new URL(endpoint).hostname);
+/** The endpoint's host name, or a usage error for anything that is not an http(s) URL. */
+function endpointHost(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname) return url.hostname;
+  } catch {
+    // reported below
+  }
+  throw new UsageError(
+    `Invalid S3 endpoint "${maskUri(endpoint)}"`,
+    'Use a URL such as http://127.0.0.1:9000 or https://s3.example.com (URL-encode it inside ?endpoint=).',
+  );
 }
 
 export function s3Target(
@@ -65,7 +75,7 @@ export function s3Target(
   settings: CloudSettings,
   env: NodeJS.ProcessEnv = process.env,
 ): S3Target {
-  const region =
+  let region =
     uri.params.region ?? settings.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined);
   let endpoint = uri.params.endpoint ?? settings.endpoint;
   if (uri.scheme === 'minio' && !endpoint) {
@@ -83,15 +93,12 @@ export function s3Target(
     }
     endpoint = `https://s3.${region}.backblazeb2.com`;
   }
-  if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
-    throw new UsageError(
-      `Invalid S3 endpoint "${maskUri(endpoint)}"`,
-      'Use a URL such as http://127.0.0.1:9000 or https://s3.example.com (URL-encode it inside ?endpoint=).',
-    );
-  }
-  const aws = endpoint === undefined || isAwsHost(endpoint);
+  const host = endpoint === undefined ? undefined : endpointHost(endpoint);
+  // B2 signs with the region in its host name.
+  region ??= /^s3\.([a-z0-9-]+)\.backblazeb2\.com$/i.exec(host ?? '')?.[1];
+  const aws = host === undefined || /(^|\.)amazonaws\.com(\.cn)?$/i.test(host);
   // S3-compatible servers lag behind the SDK's default CRC32 checksums (aws-sdk-js-v3#6810).
-  const mode = env.DBBACKUP_S3_CHECKSUMS?.toLowerCase();
+  const mode = env.DBBACKUP_S3_CHECKSUMS?.toLowerCase() || undefined;
   if (mode !== undefined && mode !== 'when_required' && mode !== 'when_supported') {
     throw new UsageError(
       `Invalid DBBACKUP_S3_CHECKSUMS "${env.DBBACKUP_S3_CHECKSUMS}"`,
@@ -123,7 +130,6 @@ interface SdkErrorShape {
   name?: string;
   Code?: string;
   $metadata?: { httpStatusCode?: number };
-  $retryable?: unknown;
 }
 
 function shape(err: unknown): SdkErrorShape {
@@ -250,12 +256,15 @@ function mapValues(
 
 /**
  * Cuts a stream into parts of the requested sizes. Holds the part being filled plus at most one
- * carried chunk, and peeks one chunk ahead so the caller knows whether a part is the last.
+ * carried chunk, and peeks one chunk ahead so the caller knows whether a part is the last. Buffers
+ * of uploaded parts come back through `release` and are refilled: without that, finished parts wait
+ * for the garbage collector and RSS grows by tens of MB beyond part size × (concurrency + 1).
  */
 class PartReader {
   private readonly it: AsyncIterator<unknown>;
   private carry: Buffer | undefined;
   private ended = false;
+  private readonly spare: Buffer[] = [];
 
   constructor(body: Readable) {
     this.it = body[Symbol.asyncIterator]();
@@ -263,7 +272,11 @@ class PartReader {
 
   async read(size: number, check: () => void): Promise<{ data: Buffer; last: boolean }> {
     // allocUnsafe of a large size is a lazily-committed mapping: a tiny sidecar touches a few pages only.
-    const buf = Buffer.allocUnsafe(size);
+    let buf = this.spare.pop();
+    if (buf?.length !== size) {
+      this.spare.length = 0; // the part size grew: the old buffers are of no more use
+      buf = Buffer.allocUnsafe(size);
+    }
     let filled = 0;
     while (filled < size) {
       const chunk = this.carry ?? (await this.next());
@@ -277,6 +290,11 @@ class PartReader {
     }
     this.carry ??= await this.next();
     return { data: buf.subarray(0, filled), last: !this.carry };
+  }
+
+  /** Hand back the buffer behind a part once it is uploaded (or given up on). */
+  release(data: Buffer, limit: number): void {
+    if (data.byteOffset === 0 && this.spare.length < limit) this.spare.push(Buffer.from(data.buffer));
   }
 
   private async next(): Promise<Buffer | undefined> {
@@ -309,8 +327,6 @@ export interface S3StorageOptions {
   concurrency?: number;
   storageClass?: string;
   createBucket?: boolean;
-  /** First pause of our own part retries (doubles each time); tests shorten it. */
-  retryBaseMs?: number;
   /** Masked out of every message. */
   secrets?: string[];
 }
@@ -424,7 +440,10 @@ export class S3Storage implements Storage {
               cancel.abort();
             },
           )
-          .finally(() => inFlight.delete(p));
+          .finally(() => {
+            inFlight.delete(p);
+            reader.release(data, limit);
+          });
         inFlight.add(p);
         if (part.last) break;
         while (inFlight.size >= limit) await Promise.race(inFlight);
@@ -453,8 +472,8 @@ export class S3Storage implements Storage {
       await this.client
         .send(new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }))
         .catch(() => undefined);
-      // The first failure is the cause; later ones (our own cancellation) are noise.
-      throw failure && s3ErrorName(err) === 'AbortError' ? failure.err : err;
+      // `err` is the first failure: a part's (via check), the body's, or Complete's.
+      throw err;
     }
   }
 
@@ -469,7 +488,7 @@ export class S3Storage implements Storage {
         return ETag;
       } catch (err) {
         if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err)) throw err;
-        await sleep((this.o.retryBaseMs ?? 1000) * 2 ** (attempt - 1));
+        await sleep(1000 * 2 ** (attempt - 1));
       }
     }
   }
