@@ -206,8 +206,16 @@ async function dumpGlobalsMember(
   onWarning: (line: string) => void,
 ): Promise<ClusterManifest['globals']> {
   const warnings: string[] = [];
-  const attempt = async (noRolePasswords: boolean): Promise<{ bytes: number; sha256: string }> =>
-    storeGlobals(await engine.dumpGlobals(noRolePasswords), storage, file, plan, engine);
+  const attempt = async (noRolePasswords: boolean): Promise<{ bytes: number; sha256: string }> => {
+    const source = await engine.dumpGlobals(noRolePasswords);
+    if ('warnings' in source) {
+      for (const w of source.warnings) {
+        warnings.push(w);
+        onWarning(w);
+      }
+    }
+    return storeGlobals(source, storage, file, plan, engine);
+  };
   let result: { bytes: number; sha256: string };
   try {
     result = await attempt(false);

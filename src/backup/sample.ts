@@ -94,10 +94,17 @@ function sampleHint(s: SampleStrategy): string {
   }
 }
 
+function ordinal(n: number): string {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
+}
+
+/** `ratio 10 (every 10th row), referenced rows added` */
 export function describeSpec(spec: SampleSpec): string {
   const what =
     spec.strategy === 'ratio'
-      ? `every ${spec.value}th row`
+      ? `every ${ordinal(spec.value)} row`
       : spec.strategy === 'percent'
         ? `about ${spec.value}% of the rows`
         : `at most ${spec.value} rows per table`;
@@ -202,10 +209,13 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
   const [stats, opened] = await Promise.allSettled([
     Promise.all([engine.tableStats(database), engine.databaseSize(database)]),
     engine.engine === 'postgres'
-      ? openPgSample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning)
-      : openMySample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning),
+      ? openPgSample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning, o.signal)
+      : openMySample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning, o.signal),
   ]);
-  if (opened.status === 'rejected') throw opened.reason;
+  if (opened.status === 'rejected') {
+    if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
+    throw opened.reason;
+  }
   const source = opened.value;
   if (stats.status === 'rejected') {
     await source.close();
@@ -514,6 +524,7 @@ async function openPgSample(
   spec: SampleSpec,
   rowsOf: (schema: string, name: string) => number | undefined,
   onWarning: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<SampleSource> {
   const ident = pg.escapeIdentifier;
   // The same connection settings the dump tools get (host, port, user, password, SSL mode).
@@ -548,6 +559,12 @@ async function openPgSample(
     await client.query('ROLLBACK').catch(() => undefined);
     await client.end().catch(() => undefined);
   };
+  // An interrupt while sampling drops the connection: the running query fails and nothing is kept.
+  const interrupt = (): void => {
+    closed = true;
+    void client.end().catch(() => undefined);
+  };
+  signal?.addEventListener('abort', interrupt);
   const q = async <R extends pg.QueryResultRow>(text: string): Promise<pg.QueryResult<R>> => {
     try {
       return await client.query<R>(text);
@@ -821,6 +838,8 @@ async function openPgSample(
   } catch (err) {
     await close();
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', interrupt);
   }
 }
 
@@ -954,6 +973,7 @@ async function openMySample(
   spec: SampleSpec,
   rowsOf: (schema: string, name: string) => number | undefined,
   onWarning: (line: string) => void,
+  signal?: AbortSignal,
 ): Promise<SampleSource> {
   let conn: mysql.Connection;
   try {
@@ -984,6 +1004,12 @@ async function openMySample(
     await conn.query('ROLLBACK').catch(() => undefined);
     await conn.end().catch(() => undefined);
   };
+  // An interrupt while sampling drops the connection: the running query fails and nothing is kept.
+  const interrupt = (): void => {
+    closed = true;
+    conn.destroy();
+  };
+  signal?.addEventListener('abort', interrupt);
   const fail = (err: unknown, sql: string): never => {
     throw new ToolError(`Sampling failed: ${errorMessage(err)}`, {
       hint: 'The sample needs MySQL 8.0+ or MariaDB 10.2+ (window functions) and read access to every table.',
@@ -1061,10 +1087,21 @@ async function openMySample(
       [database],
     );
 
+    const groupBy = <T extends { tbl: string }>(rows: T[]): Map<string, T[]> => {
+      const m = new Map<string, T[]>();
+      for (const r of rows) {
+        const list = m.get(r.tbl);
+        if (list) list.push(r);
+        else m.set(r.tbl, [r]);
+      }
+      return m;
+    };
+    const columnsOf = groupBy(columns);
+    const keysOf = groupBy(keys);
     const tables = new Map<string, MyTable>();
     for (const { name } of tableNames) {
       const cols = new Map<string, MyColumn>();
-      for (const c of columns.filter((c) => c.tbl === name)) {
+      for (const c of columnsOf.get(name) ?? []) {
         const type = c.type.toLowerCase();
         cols.set(c.col, {
           name: c.col,
@@ -1076,7 +1113,7 @@ async function openMySample(
       }
       // The first key whose columns are all NOT NULL (the primary key sorts first).
       const candidates = new Map<string, { cols: string[]; nullable: boolean }>();
-      for (const k of keys.filter((k) => k.tbl === name)) {
+      for (const k of keysOf.get(name) ?? []) {
         const entry = candidates.get(k.name) ?? { cols: [], nullable: false };
         entry.cols.push(k.col);
         entry.nullable ||= k.nullable === 'YES';
@@ -1285,9 +1322,11 @@ async function openMySample(
         self.forEach((e, i) => {
           const fk = valuesAt(t, row, e.childCols);
           if (fk.some((v) => v === null)) return;
-          const parent = byRef[i]?.get(foldedKey(t, e.childCols, fk));
+          const parent = byRef[i]?.get(foldedKey(t, e.parentCols, fk));
           if (parent === undefined || parent === id) return;
-          children.set(parent, [...(children.get(parent) ?? []), id]);
+          const list = children.get(parent);
+          if (list) list.push(id);
+          else children.set(parent, [id]);
           waiting.set(id, (waiting.get(id) ?? 0) + 1);
         });
       }
@@ -1463,6 +1502,8 @@ async function openMySample(
   } catch (err) {
     await close();
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', interrupt);
   }
 }
 

@@ -1,6 +1,6 @@
 import { TEMP_MARKER } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
-import { META_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
+import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
 import { verifyAny, type BackupState } from '../verify/verify.js';
 import { MANIFEST_NAME } from './manifest.js';
 
@@ -55,7 +55,10 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
         ? new Date(meta.startedAt)
         : cluster
           ? new Date(cluster.startedAt)
-          : (keys.get(key)?.modified ?? null),
+          : (keys.get(key)?.modified ??
+            keys.get(`${key}${SHA256_SUFFIX}`)?.modified ??
+            keys.get(`${key}${META_SUFFIX}`)?.modified ??
+            null),
       sizeBytes: result.sizeBytes,
       state: result.state,
       detail: result.detail,
@@ -87,7 +90,8 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
       if (key.slice(slash + 1) === MANIFEST_NAME || dir.startsWith('cluster_')) candidates.add(`${dir}/`);
       continue;
     }
-    if (key.endsWith(META_SUFFIX)) {
+    // A sidecar whose backup is gone (an interrupted deletion) is reported too, so it can be pruned.
+    if (isSidecar(key)) {
       const owner = sidecarOwner(key);
       if (owner) candidates.add(owner);
     } else if (!isSidecar(key) && looksLikeBackup(key)) {

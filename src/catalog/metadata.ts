@@ -15,11 +15,35 @@ const tableStats = z.object({
   bytes: z.number(),
 });
 
+/** One table of a sample backup: its size in the source and how many rows the sample kept. */
+const sampleTable = z.object({
+  schema: z.string(),
+  name: z.string(),
+  /** Rows in the source (estimated for big tables, as in `tables`). */
+  rows: z.number(),
+  /** Rows in the sample: sampled + referenced − dropped. */
+  keptRows: z.number().int().nonnegative(),
+  /** Rows the strategy picked. */
+  sampledRows: z.number().int().nonnegative(),
+  /** Rows added because kept rows reference them (--keep-references). */
+  referencedRows: z.number().int().nonnegative(),
+  /** Sampled rows left out because rows they reference are not in the sample (--no-keep-references). */
+  droppedRows: z.number().int().nonnegative(),
+});
+
+const sampleInfo = z.object({
+  strategy: z.enum(['ratio', 'percent', 'count']),
+  value: z.number().positive(),
+  keepReferences: z.boolean(),
+  tables: z.array(sampleTable),
+});
+
 export const backupMetadata = z.object({
   schema: z.literal(METADATA_SCHEMA),
   schemaVersion: z.literal(METADATA_VERSION),
   tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
-  kind: z.enum(['single']),
+  /** `sample`: a smaller, restorable copy (full schema, sampled rows); see `sample`. */
+  kind: z.enum(['single', 'sample']),
   engine: z.enum(['postgres', 'mysql', 'mariadb']),
   database: z.string(),
   server: z.object({ version: z.string(), versionString: z.string() }),
@@ -38,15 +62,20 @@ export const backupMetadata = z.object({
   /** Bytes the dump tool produced before compression, when known. */
   dumpBytes: z.number().int().nonnegative().nullable(),
   databaseSizeBytes: z.number().nullable(),
-  startedAt: z.string(),
-  finishedAt: z.string(),
+  // Real timestamps: retention orders backups by them, so "yesterday" must not validate.
+  startedAt: z.iso.datetime({ offset: true }),
+  finishedAt: z.iso.datetime({ offset: true }),
   durationSeconds: z.number(),
   tables: z.array(tableStats),
   warnings: z.array(z.string()),
+  /** Present on `kind: 'sample'` backups only. */
+  sample: sampleInfo.optional(),
 });
 
 export type BackupMetadata = z.infer<typeof backupMetadata>;
 export type TableStats = z.infer<typeof tableStats>;
+export type SampleTable = z.infer<typeof sampleTable>;
+export type SampleInfo = z.infer<typeof sampleInfo>;
 
 export function metadataKey(backupKey: string): string {
   return backupKey + META_SUFFIX;

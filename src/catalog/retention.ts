@@ -61,18 +61,40 @@ export function parseDuration(text: string): number {
   return parts.reduce((ms, p) => ms + Number(p[1]) * (units[p[2] ?? ''] ?? 0), 0);
 }
 
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** One formatter per time zone: building one per backup made planning a year of hourly backups take seconds. */
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      timeZoneName: 'longOffset',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
 /** Calendar fields of an instant in a time zone (DST-aware), for bucketing by hour/day/week/month/year. */
-function fields(time: Date, timeZone: string): { y: number; mo: number; d: number; h: number } {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-  }).formatToParts(time);
-  const get = (type: string): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
-  return { y: get('year'), mo: get('month'), d: get('day'), h: get('hour') };
+function fields(
+  time: Date,
+  timeZone: string,
+): { y: number; mo: number; d: number; h: number; offset: string } {
+  const parts = formatter(timeZone).formatToParts(time);
+  const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
+  return {
+    y: Number(get('year')),
+    mo: Number(get('month')),
+    d: Number(get('day')),
+    h: Number(get('hour')),
+    offset: get('timeZoneName'),
+  };
 }
 
 /** ISO 8601 week of a calendar date: weeks start on Monday; week 1 holds the year's first Thursday. */
@@ -93,9 +115,10 @@ function bucketers(
   const pad = (n: number): string => String(n).padStart(2, '0');
   return {
     last: (_t, i) => `#${i}`,
+    // The UTC offset is part of the hour: when clocks go back, 02:00–03:00 happens twice and is two hours.
     hourly: (t) => {
       const f = fields(t, timeZone);
-      return `${f.y}-${pad(f.mo)}-${pad(f.d)} ${pad(f.h)}h`;
+      return `${f.y}-${pad(f.mo)}-${pad(f.d)} ${pad(f.h)}h ${f.offset}`;
     },
     daily: (t) => {
       const f = fields(t, timeZone);
@@ -133,28 +156,41 @@ export function planRetention(
   const b = bucketers(timeZone);
   const out: RetentionDecision[] = [];
   const groups = new Map<string, RetentionItem[]>();
-  for (const item of items) groups.set(item.group, [...(groups.get(item.group) ?? []), item]);
+  for (const item of items) {
+    const members = groups.get(item.group);
+    if (members) members.push(item);
+    else groups.set(item.group, [item]);
+  }
 
   for (const members of groups.values()) {
+    // A backup without a usable timestamp cannot be placed in time: it is reported and kept, never counted.
+    const timed = members.filter((m) => Number.isFinite(m.time.getTime()));
+    for (const m of members.filter((x) => !Number.isFinite(x.time.getTime()))) {
+      out.push({ ...m, keep: true, reasons: ['unreadable timestamp: reported, not counted'] });
+    }
     // Newest first; ties on the same instant broken by key so the plan is deterministic.
-    const sorted = [...members].sort(
-      (x, y) => y.time.getTime() - x.time.getTime() || y.key.localeCompare(x.key),
+    const sorted = [...timed].sort(
+      (x, y) => y.time.getTime() - x.time.getTime() || (y.key < x.key ? -1 : y.key > x.key ? 1 : 0),
     );
-    const valid = sorted.filter((m) => m.valid);
-    const rules: Array<{ name: string; count: number; bucket: Bucketer; last?: string }> = [];
-    const add = (name: string, count: number | undefined, bucket: Bucketer): void => {
-      if (count !== undefined && count > 0) rules.push({ name, count, bucket });
+    // Backups dated in the future (clock skew) are kept, and do not move the reference point of
+    // duration rules: otherwise one bad clock would make every real backup look old.
+    const future = sorted.filter((m) => m.valid && m.time.getTime() > now.getTime());
+    const valid = sorted.filter((m) => m.valid && m.time.getTime() <= now.getTime());
+    const rules: Array<{ name: string; count: number; bucket: Bucketer; calendar: boolean; last?: string }> =
+      [];
+    const add = (name: string, count: number | undefined, bucket: Bucketer, calendar: boolean): void => {
+      if (count !== undefined && count > 0) rules.push({ name, count, bucket, calendar });
     };
-    add('last', policy.keepLast, b.last);
-    add('min-backups', policy.minBackups, b.last);
-    add('hourly', policy.keepHourly, b.hourly);
-    add('daily', policy.keepDaily, b.daily);
-    add('weekly', policy.keepWeekly, b.weekly);
-    add('monthly', policy.keepMonthly, b.monthly);
-    add('yearly', policy.keepYearly, b.yearly);
+    add('last', policy.keepLast, b.last, false);
+    add('min-backups', policy.minBackups, b.last, false);
+    add('hourly', policy.keepHourly, b.hourly, true);
+    add('daily', policy.keepDaily, b.daily, true);
+    add('weekly', policy.keepWeekly, b.weekly, true);
+    add('monthly', policy.keepMonthly, b.monthly, true);
+    add('yearly', policy.keepYearly, b.yearly, true);
     const newest = valid[0]?.time.getTime();
 
-    valid.forEach((item, index) => {
+    const reasonsOf = valid.map((item, index) => {
       const reasons: string[] = [];
       for (const rule of rules) {
         if (rule.count <= 0) continue;
@@ -163,9 +199,7 @@ export function planRetention(
           rule.last = bucket;
           rule.count--;
           reasons.push(
-            rule.name === 'last' || rule.name === 'min-backups'
-              ? `${rule.name} ${index + 1}`
-              : `${rule.name} ${bucket}`,
+            rule.calendar ? `${rule.name} ${bucket.split(' GMT')[0]}` : `${rule.name} ${index + 1}`,
           );
         }
       }
@@ -176,19 +210,32 @@ export function planRetention(
       ) {
         reasons.push('within');
       }
+      // "Older than N days" is deleted: a backup exactly N days old is not older, so it stays.
       if (
         policy.retentionDays !== undefined &&
-        now.getTime() - item.time.getTime() < policy.retentionDays * 86_400_000
+        now.getTime() - item.time.getTime() <= policy.retentionDays * 86_400_000
       ) {
-        reasons.push(`younger than ${policy.retentionDays} days`);
+        reasons.push(`not older than ${policy.retentionDays} days`);
       }
       if (index === 0) reasons.push('newest valid backup');
+      return reasons;
+    });
+    // As restic (0.17+): a calendar rule with slots left also keeps the oldest backup, so the
+    // history reaches back as far as the policy asked for.
+    const oldest = reasonsOf.length - 1;
+    for (const rule of rules) {
+      if (rule.calendar && rule.count > 0 && oldest >= 0) reasonsOf[oldest]?.push(`${rule.name} oldest`);
+    }
+    valid.forEach((item, index) => {
+      const reasons = reasonsOf[index] ?? [];
       out.push({
         ...item,
         keep: reasons.length > 0,
-        reasons: reasons.length ? reasons : ['no rule keeps it'],
+        reasons: reasons.length ? [...new Set(reasons)] : ['no rule keeps it'],
       });
     });
+    for (const item of future)
+      out.push({ ...item, keep: true, reasons: ['timestamp in the future: kept, not counted'] });
     for (const item of sorted.filter((m) => !m.valid)) {
       out.push({
         ...item,
@@ -197,5 +244,7 @@ export function planRetention(
       });
     }
   }
-  return out.sort((x, y) => x.group.localeCompare(y.group) || y.time.getTime() - x.time.getTime());
+  return out.sort(
+    (x, y) => (x.group < y.group ? -1 : x.group > y.group ? 1 : 0) || y.time.getTime() - x.time.getTime(),
+  );
 }

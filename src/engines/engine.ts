@@ -50,7 +50,7 @@ export interface RestoreCommandOptions {
 }
 
 /** Server-wide objects (roles, users, grants, tablespaces) as a program to run or as ready SQL. */
-export type GlobalsSource = { command: ToolCommand } | { sql: string };
+export type GlobalsSource = { command: ToolCommand } | { sql: string; warnings: string[] };
 
 /** Everything the commands need from a database engine; one implementation per engine family. */
 export interface DatabaseEngine {

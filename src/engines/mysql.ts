@@ -205,33 +205,54 @@ export class MysqlEngine implements DatabaseEngine {
    */
   async dumpGlobals(_noRolePasswords: boolean): Promise<GlobalsSource> {
     const conn = await this.connect();
+    const first = (rows: unknown): string | undefined =>
+      Object.values((rows as Array<Record<string, string>>)[0] ?? {})[0];
     try {
-      const [users] = await conn
+      // MariaDB marks roles in mysql.user; MySQL has no is_role column (roles are then plain accounts).
+      const [accounts] = await conn
         .query(
-          `SELECT User AS user, Host AS host FROM mysql.user
-          WHERE User NOT IN ('mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema', '')
-            AND IFNULL(is_role, 'N') = 'N'
-          ORDER BY User, Host`,
+          `SELECT User AS user, Host AS host, IFNULL(is_role, 'N') = 'Y' AS isRole FROM mysql.user
+            WHERE User NOT IN ('mariadb.sys', 'mysql.sys', 'mysql.session', 'mysql.infoschema', '')
+            ORDER BY isRole DESC, User, Host`,
         )
         .catch(async () =>
           conn.query(
-            `SELECT User AS user, Host AS host FROM mysql.user WHERE User NOT IN ('mysql.sys', 'mysql.session', 'mysql.infoschema', '') ORDER BY User, Host`,
+            `SELECT User AS user, Host AS host, 0 AS isRole FROM mysql.user
+              WHERE User NOT IN ('mysql.sys', 'mysql.session', 'mysql.infoschema', '') ORDER BY User, Host`,
           ),
         );
-      const lines = ['-- dbbackup: users and grants', 'SET @OLD_SQL_MODE=@@SQL_MODE;', "SET SQL_MODE='';"];
-      for (const u of users as Array<{ user: string; host: string }>) {
-        const account = `${conn.escape(u.user)}@${conn.escape(u.host)}`;
-        const [create] = await conn.query(`SHOW CREATE USER ${account}`);
-        const createSql = Object.values((create as Array<Record<string, string>>)[0] ?? {})[0];
-        if (createSql) lines.push(`${createSql.replace(/^CREATE USER /i, 'CREATE USER IF NOT EXISTS ')};`);
-        const [grants] = await conn.query(`SHOW GRANTS FOR ${account}`);
-        for (const g of grants as Array<Record<string, string>>) {
-          const grant = Object.values(g)[0];
-          if (grant) lines.push(`${grant};`);
+      const lines = [
+        '-- dbbackup: roles, users and grants',
+        'SET @OLD_SQL_MODE=@@SQL_MODE;',
+        "SET SQL_MODE='';",
+      ];
+      const warnings: string[] = [];
+      const list = accounts as Array<{ user: string; host: string; isRole: number | string }>;
+      // Roles first: users' GRANT role TO user needs them.
+      for (const r of list.filter((a) => Number(a.isRole) === 1)) {
+        lines.push(`CREATE ROLE IF NOT EXISTS ${conn.escapeId(r.user)};`);
+      }
+      for (const a of list) {
+        const role = Number(a.isRole) === 1;
+        const account = role ? conn.escapeId(a.user) : `${conn.escape(a.user)}@${conn.escape(a.host)}`;
+        try {
+          if (!role) {
+            const createSql = first((await conn.query(`SHOW CREATE USER ${account}`))[0]);
+            if (createSql)
+              lines.push(`${createSql.replace(/^CREATE USER /i, 'CREATE USER IF NOT EXISTS ')};`);
+          }
+          const [grants] = await conn.query(`SHOW GRANTS FOR ${account}`);
+          for (const g of grants as Array<Record<string, string>>) {
+            const grant = Object.values(g)[0];
+            if (grant) lines.push(`${grant};`);
+          }
+        } catch (err) {
+          // e.g. errno 1133 for host-name accounts on a server running with --skip-name-resolve.
+          warnings.push(`account ${a.user}@${a.host} was skipped: ${errorMessage(err)}`);
         }
       }
       lines.push('SET SQL_MODE=@OLD_SQL_MODE;', 'FLUSH PRIVILEGES;', '');
-      return { sql: lines.join('\n') };
+      return { sql: lines.join('\n'), warnings };
     } finally {
       await conn.end().catch(() => undefined);
     }

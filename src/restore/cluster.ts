@@ -91,6 +91,8 @@ export async function prepareClusterRestore(
   actions.push(
     `restore ${members.length} databases (${i.jobs} at a time), each with its owner, encoding, collation, grants and settings: ${members.map((m) => m.database).join(', ')}`,
   );
+  if (engine.engine !== 'postgres')
+    actions.push('replay the grants on tables and columns (they need the restored tables)');
   return { manifest, members, existing, actions, warnings };
 }
 
@@ -116,7 +118,7 @@ export async function executeClusterRestore(
     }
     onProgress('checksums verified');
   }
-  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning);
+  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'first');
   onProgress('globals restored');
   for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
 
@@ -136,6 +138,15 @@ export async function executeClusterRestore(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(i.jobs, plan.members.length)) }, worker));
+  if (engine.engine !== 'postgres') {
+    // MySQL/MariaDB table and column grants need their tables: replay the grants now that they exist.
+    try {
+      await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again');
+      onProgress('table and column grants restored');
+    } catch (err) {
+      failures.push(`table and column grants: ${(err as Error).message}`);
+    }
+  }
   if (failures.length) {
     throw new DbBackupError(
       `Cluster restore failed for ${failures.length} of ${plan.members.length} databases`,
@@ -194,12 +205,18 @@ async function head(storage: Storage, key: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Roles/users first: databases reference them as owners and grantees. Roles that already exist are updated, not an error. */
+/**
+ * Roles/users first: databases reference them as owners and grantees. Roles that already exist are
+ * updated, not an error. MySQL/MariaDB grants on tables and columns fail until their tables exist:
+ * the `first` pass passes over them, the pass run `again` after the databases applies them (and
+ * warns about tables that are still missing, e.g. in databases left out by --include-database).
+ */
 async function restoreGlobals(
   engine: DatabaseEngine,
   storage: Storage,
   file: string,
   warn: (l: string) => void,
+  pass: 'first' | 'again',
 ): Promise<void> {
   const compression = detectCompression(await head(storage, file));
   const base = await engine.restoreCommand({
@@ -216,8 +233,11 @@ async function restoreGlobals(
         }
       : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
   const benign = /already exists|role "[^"]+" cannot be dropped|current user cannot be/i;
+  const missingTable = /^ERROR 1146 /;
   const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> => {
     const kind = engine.classifyStderr(line);
+    if (kind === 'error' && engine.engine !== 'postgres' && missingTable.test(line))
+      return pass === 'first' ? 'info' : 'warning';
     return kind === 'error' && benign.test(line) ? 'info' : kind;
   };
   await streamRestore(storage, file, compression, cmd, classify, warn).catch((err: unknown) => {

@@ -1,7 +1,470 @@
-// PLACEHOLDER: replaced by the real backend.
-import { UsageError } from '../errors.js';
-import type { OpenCloudStore } from './cloud.js';
+import { access } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  Storage as GcsClient,
+  RETRYABLE_ERR_FN_DEFAULT,
+  type ApiError,
+  type Bucket,
+  type File,
+  type FileMetadata,
+  type StorageOptions,
+} from '@google-cloud/storage';
+import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
+import { maskUri, type CloudUri } from './cloud-uri.js';
+import type { CloudSettings, OpenCloudStore } from './cloud.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
 
-export const openGcs: OpenCloudStore = async (uri) => {
-  throw new UsageError(`${uri.scheme}:// storage is not implemented yet`);
+/** Resumable chunks must be multiples of 256 KiB (GCS rejects anything else but the last chunk). */
+export const GCS_CHUNK_UNIT = 256 * 1024;
+const STORAGE_CLASSES = ['STANDARD', 'NEARLINE', 'COLDLINE', 'ARCHIVE', 'MULTI_REGIONAL', 'REGIONAL'];
+const PUBLIC_ENDPOINT = 'https://storage.googleapis.com';
+
+/** Everything decided from the URI, flags and environment before any request (pure, unit-tested). */
+export interface GcsTarget {
+  /** An explicit endpoint (?endpoint= / --cloud-endpoint); undefined means Google or STORAGE_EMULATOR_HOST. */
+  endpoint?: string;
+  /** What messages call the server: the endpoint, the emulator host, or storage.googleapis.com. */
+  endpointLabel: string;
+  /** Service-account JSON from ?credentials= (GOOGLE_APPLICATION_CREDENTIALS is read by the SDK itself). */
+  keyFilename?: string;
+  projectId?: string;
+  /** Opt-in chunked resumable upload (bytes, a multiple of 256 KiB); undefined = one streamed request. */
+  chunkSize?: number;
+  storageClass?: string;
+  createBucket: boolean;
+}
+
+/** `8388608`, `256k`, `8M`, `8MiB` → bytes. */
+function parseSize(text: string): number | undefined {
+  const m = /^(\d+)\s*(k|kib|m|mib)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? '').toLowerCase().startsWith('k') ? 1024 : m[2] ? 1024 * 1024 : 1;
+  return Number(m[1]) * unit;
+}
+
+/**
+ * `?chunk_size=` is not (yet) one of CloudParams, so it is read from the URI's query directly; the
+ * display form keeps every non-secret parameter as written.
+ */
+function queryParam(uri: CloudUri, name: string): string | undefined {
+  const q = uri.display.indexOf('?');
+  return q < 0 ? undefined : (new URLSearchParams(uri.display.slice(q + 1)).get(name) ?? undefined);
+}
+
+export function gcsTarget(
+  uri: CloudUri,
+  settings: CloudSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): GcsTarget {
+  const endpoint = uri.params.endpoint ?? settings.endpoint;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
+    throw new UsageError(
+      `Invalid GCS endpoint "${maskUri(endpoint)}"`,
+      'Use a URL with its scheme, e.g. http://127.0.0.1:9199 for an emulator (URL-encode it inside ?endpoint=).',
+    );
+  }
+  const emulator = env.STORAGE_EMULATOR_HOST || undefined;
+  if (!endpoint && emulator && !/^https?:\/\//i.test(emulator)) {
+    // Without a scheme the SDK speaks TLS to a plain-HTTP emulator: "wrong version number".
+    throw new UsageError(
+      `STORAGE_EMULATOR_HOST="${emulator}" has no scheme`,
+      `Write it with http://, e.g. STORAGE_EMULATOR_HOST=http://${emulator}.`,
+    );
+  }
+  const rawChunk = queryParam(uri, 'chunk_size');
+  const chunkSize = rawChunk !== undefined ? parseSize(rawChunk) : settings.partSizeBytes;
+  if (
+    (rawChunk !== undefined && chunkSize === undefined) ||
+    (chunkSize !== undefined && (!chunkSize || chunkSize % GCS_CHUNK_UNIT !== 0))
+  ) {
+    throw new UsageError(
+      `Invalid GCS chunk size "${rawChunk ?? String(chunkSize)}"`,
+      'Use a positive multiple of 256 KiB, e.g. ?chunk_size=8MiB or --cloud-part-size 8.',
+    );
+  }
+  let storageClass = uri.params.storageClass?.toUpperCase().replace(/-/g, '_');
+  if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) {
+    throw new UsageError(
+      `Unknown GCS storage class "${uri.params.storageClass}"`,
+      `Use one of: ${STORAGE_CLASSES.join(', ')}.`,
+    );
+  }
+  if (storageClass === '') storageClass = undefined;
+  return {
+    endpoint: endpoint?.replace(/\/+$/, ''),
+    endpointLabel: maskUri(endpoint ?? emulator ?? PUBLIC_ENDPOINT),
+    keyFilename: uri.params.credentials,
+    projectId: uri.params.project,
+    chunkSize,
+    storageClass,
+    createBucket: uri.params.createBucket === true,
+  };
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+/** Fields of the SDK's ApiError, gaxios' GaxiosError and node-fetch's FetchError that we look at. */
+function fields(err: unknown): { code?: unknown; status?: unknown; response?: { status?: unknown } } {
+  return typeof err === 'object' && err !== null ? err : {};
+}
+
+/** The HTTP status of an SDK error (ApiError.code is numeric; GaxiosError has status). */
+export function httpStatus(err: unknown): number | undefined {
+  const f = fields(err);
+  for (const v of [f.code, f.status, f.response?.status]) if (typeof v === 'number') return v;
+  return undefined;
+}
+
+const UNREACHABLE =
+  /\b(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE)\b|socket hang up/;
+
+function isBucketMissing(err: unknown): boolean {
+  return (
+    httpStatus(err) === 404 && /bucket/i.test(errorMessage(err)) && !/no such object/i.test(errorMessage(err))
+  );
+}
+
+/** One line of cause and a hint for an SDK or network error. */
+export function describeGcsError(
+  err: unknown,
+  bucket: string,
+  endpointLabel: string,
+): { text: string; hint?: string } {
+  const status = httpStatus(err);
+  const code = errnoCode(err);
+  let text = (errorMessage(err).split('\n')[0] ?? '').trim() || 'unknown error';
+  if (code && !text.includes(code)) text += ` (${code})`;
+  if (status && !text.includes(String(status))) text += ` (HTTP ${status})`;
+  let hint: string | undefined;
+  if (isBucketMissing(err)) {
+    hint = `The bucket "${bucket}" does not exist: check the name, create it (gcloud storage buckets create gs://${bucket}), or add ?create_bucket=true to the URI.`;
+  } else if (
+    status === 401 ||
+    status === 403 ||
+    /default credentials|invalid_grant|unauthorized|permission|credentials/i.test(text)
+  ) {
+    hint =
+      'Check the credentials: ?credentials=<service-account.json>, GOOGLE_APPLICATION_CREDENTIALS, or "gcloud auth application-default login", ' +
+      `and that the account may use the bucket "${bucket}" (e.g. roles/storage.objectAdmin).`;
+  } else if (UNREACHABLE.test(`${code ?? ''} ${text}`)) {
+    hint = `Could not reach the GCS endpoint ${endpointLabel}: check ?endpoint= / --cloud-endpoint / STORAGE_EMULATOR_HOST (with http://), the network, and that the server is running.`;
+  } else if (status === 413) {
+    hint = 'The server refused the request size.';
+  }
+  return { text, hint };
+}
+
+// ---- metadata -----------------------------------------------------------------------------------
+
+/** GCS custom metadata is JSON (any UTF-8); values may come back as numbers or booleans. */
+function stringMetadata(meta: FileMetadata['metadata']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta ?? {})) if (v !== null && v !== undefined) out[k] = String(v);
+  return out;
+}
+
+function infoOf(key: string, md: FileMetadata): ObjectInfo {
+  return {
+    key,
+    size: Number(md.size ?? 0),
+    modified: new Date(md.updated ?? md.timeCreated ?? 0),
+    metadata: stringMetadata(md.metadata),
+  };
+}
+
+type RequestOptions = ReturnType<File['interceptors'][number]['request']>;
+
+/** Counts the bytes passing through, so a short upload is caught by comparing with the stored size. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+// ---- the store -----------------------------------------------------------------------------------
+
+export interface GcsStorageOptions {
+  /** '' or ending in '/'. */
+  prefix: string;
+  /** As written: gs or gcs. */
+  scheme: string;
+  target: GcsTarget;
+  /** The last transient error the SDK retried (filled in by openGcs' retry hook). */
+  retried?: { last?: unknown };
+}
+
+/** The SDK's refusal to resume a single-request upload whose streamed bytes are gone. */
+function isResumeRefusal(err: unknown): boolean {
+  return err instanceof RangeError && /offset is lower than the number of bytes written/.test(err.message);
+}
+
+/** A bucket prefix as a Storage: one resumable upload per object, streamed. */
+export class GcsStorage implements Storage {
+  readonly location: string;
+  private readonly prefix: string;
+  private readonly target: GcsTarget;
+  private readonly retried: { last?: unknown };
+  private bucketCreated: Promise<void> | undefined;
+
+  constructor(
+    readonly bucket: Bucket,
+    o: GcsStorageOptions,
+  ) {
+    this.prefix = o.prefix;
+    this.target = o.target;
+    this.retried = o.retried ?? {};
+    this.location = `${o.scheme}://${bucket.name}${o.prefix ? `/${o.prefix.replace(/\/+$/, '')}` : ''}`;
+  }
+
+  private where(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  private file(key: string): File {
+    return this.bucket.file(this.prefix + key);
+  }
+
+  /**
+   * The session is opened first (a POST without data), so a missing bucket is reported, and with
+   * create_bucket created, before any byte of `body` is consumed. The data then goes in ONE streamed
+   * PUT (or opt-in chunks). A body error destroys the write stream, which aborts the PUT before
+   * the upload finalizes, and the session is cancelled: nothing ever appears under the name.
+   */
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
+    const file = this.file(key);
+    let session: string | undefined;
+    const counter = new ByteCounter();
+    this.retried.last = undefined;
+    // The upload's own connections: the SDK does not abort its PUT when the write stream is
+    // destroyed (the request body just stops), so a failed put destroys these sockets itself;
+    // otherwise the half-sent request would stay open and keep the process alive.
+    const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+    const agent = (url: URL): http.Agent => (url.protocol === 'http:' ? agents.http : agents.https);
+    // Interceptors become the upload's request options (gaxios/node-fetch take `agent`; the
+    // interceptor type, shared with teeny-request, does not declare it).
+    file.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts as RequestOptions, { agent }) });
+    try {
+      // The emulator ignores ifGenerationMatch; real GCS enforces it at finalize (412 below).
+      if (options.noOverwrite && (await this.stat(key))) throw this.exists(key);
+      const upload = {
+        metadata: {
+          contentType: 'application/octet-stream',
+          metadata: options.metadata ?? {},
+          ...(this.target.storageClass ? { storageClass: this.target.storageClass } : {}),
+        },
+        // Object generation 0 = "does not exist yet": two writers of one name cannot both win.
+        preconditionOpts: options.noOverwrite ? { ifGenerationMatch: 0 } : undefined,
+      };
+      session = await this.openSession(file, upload);
+      const ws = file.createWriteStream({
+        ...upload,
+        uri: session,
+        // 0, not undefined: skips the SDK's status query, a PUT that the emulator would finalize.
+        offset: 0,
+        resumable: true,
+        // Checked after the upload against the server's CRC32C (the SDK deletes a mismatching object).
+        validation: 'crc32c',
+        chunkSize: this.target.chunkSize,
+      });
+      await pipeline(body, counter, ws);
+    } catch (err) {
+      body.destroy();
+      agents.http.destroy();
+      agents.https.destroy();
+      if (session) await cancelSession(session);
+      if (options.noOverwrite && httpStatus(err) === 412) throw this.exists(key);
+      if (isResumeRefusal(err)) throw this.interrupted(key, err);
+      throw this.wrap(err, 'upload', key);
+    }
+    agents.http.destroy();
+    agents.https.destroy();
+    const md = file.metadata;
+    // The emulator's chunked mode (and any server that finalizes early) stores a truncated object.
+    if (Number(md.size) !== counter.bytes) {
+      throw new StorageError(
+        `${this.where(key)} was stored with ${md.size ?? 'unknown'} bytes after uploading ${counter.bytes}`,
+        { hint: 'The server finalized the upload early; do not use ?chunk_size= with this server.' },
+      );
+    }
+    return infoOf(key, md);
+  }
+
+  private async openSession(
+    file: File,
+    upload: { metadata: FileMetadata; preconditionOpts?: { ifGenerationMatch: number } },
+  ): Promise<string> {
+    try {
+      return (await file.createResumableUpload(upload))[0];
+    } catch (err) {
+      if (!this.target.createBucket || !isBucketMissing(err)) throw err;
+    }
+    // Once per process: concurrent uploads (data and sidecars) share one create.
+    this.bucketCreated ??= this.bucket
+      .create(this.target.storageClass ? { storageClass: this.target.storageClass } : {})
+      .then(
+        () => undefined,
+        (err: unknown) => {
+          this.bucketCreated = undefined;
+          // 409: someone else created it in between, which is what we wanted.
+          if (httpStatus(err) !== 409) throw this.wrap(err, 'create bucket');
+        },
+      );
+    await this.bucketCreated;
+    return (await file.createResumableUpload(upload))[0];
+  }
+
+  /**
+   * The connection broke mid-request; the SDK retried, found the server short of the bytes it had
+   * streamed (they are not kept: memory stays bounded) and gave up. Report the network cause.
+   */
+  private interrupted(key: string, err: unknown): StorageError {
+    const last = this.retried.last;
+    const d =
+      last === undefined ? undefined : describeGcsError(last, this.bucket.name, this.target.endpointLabel);
+    return new StorageError(
+      `Could not upload ${this.where(key)}: the connection broke mid-upload${d ? ` (${d.text})` : ''}, and a streamed upload cannot resume`,
+      {
+        hint:
+          d?.hint ??
+          `Check the network and the GCS endpoint ${this.target.endpointLabel}, then run the backup again.`,
+        cause: last ?? err,
+      },
+    );
+  }
+
+  private exists(key: string): StorageError {
+    return new StorageError(`${this.where(key)} already exists`, {
+      hint: 'Choose another name or remove it first.',
+    });
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    // A range has no whole-object checksum to compare with, so validation is off for ranges only.
+    const stream = this.file(key).createReadStream(
+      range ? { start: range.start, end: range.end, validation: false } : { validation: 'crc32c' },
+    );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // The request starts on the first read; wait for its status so a missing object rejects here.
+        stream.on('response', (res: { statusCode?: number }) => {
+          if ((res.statusCode ?? 0) < 300) resolve();
+        });
+        stream.once('error', reject);
+        stream.pause();
+        stream.read(0);
+      });
+    } catch (err) {
+      stream.destroy();
+      if (httpStatus(err) === 404 && !isBucketMissing(err)) {
+        throw new StorageError(`Not found: ${this.where(key)}`, {
+          hint: 'Check the name; "dbbackup list backups --cloud <uri>" shows what is there.',
+          cause: err,
+        });
+      }
+      // A range from byte 0 of an empty object: the honest answer is no bytes.
+      if (httpStatus(err) === 416 && range?.start === 0) return Readable.from([]);
+      throw this.wrap(err, 'read', key);
+    }
+    return stream;
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const [md] = await this.file(key).getMetadata();
+      return infoOf(key, md);
+    } catch (err) {
+      // No bucket, no object: with create_bucket the first put creates it, so that is not an error.
+      if (httpStatus(err) === 404 && (this.target.createBucket || !isBucketMissing(err))) return undefined;
+      throw this.wrap(err, 'stat', key);
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<ObjectInfo> {
+    let pageToken: string | undefined;
+    do {
+      let files: File[];
+      try {
+        const [page, next] = await this.bucket.getFiles({
+          prefix: this.prefix + prefix,
+          autoPaginate: false,
+          maxResults: 1000,
+          pageToken,
+        });
+        files = page;
+        pageToken = (next as { pageToken?: string } | null)?.pageToken;
+      } catch (err) {
+        throw this.wrap(err, 'list', prefix || undefined);
+      }
+      for (const f of files) {
+        // Names ending in '/' are "folder" placeholders that consoles create, not objects.
+        if (!f.name.startsWith(this.prefix) || f.name.endsWith('/')) continue;
+        yield infoOf(f.name.slice(this.prefix.length), f.metadata);
+      }
+    } while (pageToken);
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.file(key).delete({ ignoreNotFound: true });
+    } catch (err) {
+      throw this.wrap(err, 'delete', key);
+    }
+  }
+
+  private wrap(err: unknown, action: string, key?: string): DbBackupError {
+    // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
+    if (err instanceof DbBackupError) return err;
+    const { text, hint } = describeGcsError(err, this.bucket.name, this.target.endpointLabel);
+    const what = key === undefined ? this.location : this.where(key);
+    return new StorageError(`Could not ${action} ${what}: ${text}`, { hint, cause: err });
+  }
+}
+
+/**
+ * Best effort: GCS drops an unfinished session after a week anyway, and an aborted PUT never
+ * finalizes. The session URI is its own credential, so no auth header is needed.
+ */
+async function cancelSession(uri: string): Promise<void> {
+  await fetch(uri, { method: 'DELETE', signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+}
+
+export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
+  const target = gcsTarget(uri, settings);
+  if (target.keyFilename) {
+    await access(target.keyFilename).catch(() => {
+      throw new UsageError(
+        `GCS credentials file not found: ${target.keyFilename}`,
+        'Give the path of a service-account JSON key in ?credentials=, or use GOOGLE_APPLICATION_CREDENTIALS.',
+      );
+    });
+  }
+  const retried: { last?: unknown } = {};
+  const options: StorageOptions = {
+    projectId: target.projectId,
+    keyFilename: target.keyFilename,
+    userAgent: 'dbbackup',
+    retryOptions: {
+      autoRetry: true,
+      maxRetries: 3,
+      // The SDK's own decision, plus a note of what it retried: when an upload finally fails with
+      // "offset is lower…", that note is the real cause (a reset connection, a dead endpoint).
+      retryableErrorFn: (err: ApiError) => {
+        const retry = RETRYABLE_ERR_FN_DEFAULT(err);
+        // Network errors carry an errno string; HTTP statuses of retried answers count too.
+        if (retry || typeof err.code === 'string') retried.last = err;
+        return retry;
+      },
+    },
+  };
+  if (target.endpoint) options.apiEndpoint = target.endpoint;
+  const client = new GcsClient(options);
+  // With STORAGE_EMULATOR_HOST also set, the SDK would send JSON-API calls there and uploads to
+  // apiEndpoint; an explicit endpoint wins for both.
+  if (target.endpoint) client.baseUrl = `${target.endpoint}/storage/v1`;
+  return new GcsStorage(client.bucket(uri.bucket), { prefix, scheme: uri.scheme, target, retried });
 };

@@ -39,6 +39,7 @@ import {
   timeZoneOf,
   withRetentionOptions,
   type RetentionOptions,
+  type CleanupResult,
 } from './cleanup.js';
 
 interface SingleOptions extends RetentionOptions {
@@ -106,14 +107,14 @@ Examples:
           signal,
         });
         const m = result.metadata;
-        if (opts.json) out.json({ paths: result.locations, metadata: m });
-        else {
+        if (!opts.json) {
           const where = result.locations.join(' and ');
           out.line(
             `Backup complete: ${where} (${formatBytes(m.sizeBytes)}, sha256 ${m.sha256}, ${formatDuration(m.durationSeconds)})`,
           );
         }
         // Retention runs only now that the new backup is stored and verified, and only on its own group.
+        const retention: CleanupResult[] = [];
         if (hasRule(policy)) {
           for (const storage of stores) {
             const r = await runCleanup(storage, {
@@ -124,10 +125,12 @@ Examples:
               pruneIncomplete: false,
               graceHours: 24,
             });
+            retention.push(r);
             if (!opts.json) printCleanup(r, false, false);
             if (r.errors.length) out.note(`warning: retention could not delete ${r.errors.length} backups`);
           }
         }
+        if (opts.json) out.json({ paths: result.locations, metadata: m, retention });
       } finally {
         await engine.close();
       }

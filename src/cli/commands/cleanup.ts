@@ -229,11 +229,13 @@ Examples:
             'Add --keep-last, --keep-daily…, --keep-within, or --retention-days with --min-backups.',
           );
         const storage = await openStore(location, cloudSettings(globals(cmd)));
+        // `--database` is also a global option (the server's maintenance database); here it filters.
+        const database = opts.database ?? globals(cmd).database;
         const result = await runCleanup(storage, {
           policy,
           timeZone: timeZoneOf(opts),
           dryRun: Boolean(opts.dryRun),
-          database: opts.database,
+          database,
           pattern: opts.pattern,
           pruneIncomplete: Boolean(opts.pruneIncomplete),
           graceHours,

@@ -62,7 +62,7 @@ Public-key encryption (the backup host never holds a key that can decrypt):
   # on the backup host, encrypt to the printed recipient:
   dbbackup backup single shop --recipient age1…
   # restore:
-  dbbackup restore single shop_….dump.zst.enc --identity-file ~/.config/dbbackup/identity.txt
+  dbbackup restore single BACKUP --identity-file ~/.config/dbbackup/identity.txt
 
 Symmetric key:
   dbbackup keygen --symmetric --output /etc/dbbackup/backup.key

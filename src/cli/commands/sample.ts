@@ -1,7 +1,8 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import {
   backupSample,
   describeSpec,
+  SAMPLE_STRATEGIES,
   validateSampleSpec,
   type SampleSpec,
   type SampleStrategy,
@@ -65,6 +66,12 @@ export function sampleSpecFromOptions(opts: SampleOptions): SampleSpec {
       `${shortcut.flag} N is short for --sample-strategy ${shortcut.strategy} --sample-value N; use one form.`,
     );
   }
+  if (
+    opts.sampleStrategy !== undefined &&
+    !SAMPLE_STRATEGIES.includes(opts.sampleStrategy as SampleStrategy)
+  ) {
+    throw new UsageError(`Unknown sample strategy "${opts.sampleStrategy}"`, 'Use ratio, percent or count.');
+  }
   const strategy = shortcut?.strategy ?? opts.sampleStrategy ?? 'ratio';
   const flag = shortcut?.flag ?? '--sample-value';
   let text = shortcut ? String(opts[shortcut.key]) : opts.sampleValue;
@@ -100,15 +107,16 @@ export function addSampleCommand(backup: Command): void {
       'Back up a smaller copy of one database that restores like a full one: the whole schema, sampled rows',
     )
     .argument('<database>', 'database to sample')
-    .addOption(
-      new Option(
-        '--sample-strategy <strategy>',
-        'ratio: every Nth row; percent: about N% of the rows; count: at most N rows per table (default ratio)',
-      ).choices(['ratio', 'percent', 'count']),
+    .option(
+      '--sample-strategy <strategy>',
+      'ratio (every Nth row), percent (about N% of the rows) or count (at most N rows per table); default ratio',
     )
     .option('--sample-value <n>', 'N for --sample-strategy (default 10)')
     .option('--sample-ratio <n>', 'keep every Nth row of each table (N ≥ 2)')
-    .option('--sample-percent <n>', 'keep about N% of the rows of each table (0 < N ≤ 100)')
+    .option(
+      '--sample-percent <n>',
+      'keep about N% of the rows of each table, picked at random but repeatably (0 < N ≤ 100)',
+    )
     .option('--sample-count <n>', 'keep at most N rows of each table (the first N by primary key)')
     .option(
       '--keep-references',
@@ -123,6 +131,9 @@ export function addSampleCommand(backup: Command): void {
       'store the sample in the cloud (s3://, minio://, b2://, azure://, gs://); with --backup-dir as well, in both',
     )
     .option('--json', 'print the result as JSON')
+    // Usage errors become exit code 2 like every other usage error (commander would exit 1 itself).
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
     .addHelpText(
       'after',
       `
