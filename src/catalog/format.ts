@@ -3,6 +3,8 @@ import type { CompressionAlgorithm } from '../pipeline/compression.js';
 
 /** What the first bytes of a backup say it is, whatever its name. */
 export interface DetectedFormat {
+  /** Encrypted with dbbackup's format: compression and format are those of the decrypted bytes. */
+  encrypted: boolean;
   compression: CompressionAlgorithm;
   /** `postgres` for PostgreSQL dumps, `mysql` for MySQL and MariaDB dumps (same format). */
   engine: Engine | null;

@@ -45,7 +45,7 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     entries.push({
       key,
       group: meta
-        ? `${meta.engine} ${meta.connection.host}:${meta.connection.port} ${meta.database}`
+        ? retentionGroup(meta)
         : cluster
           ? `${cluster.engine} ${cluster.connection.host}:${cluster.connection.port} (cluster)`
           : null,
@@ -99,4 +99,14 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
     }
   }
   return candidates;
+}
+
+/** Backups that retention treats together: same engine, server, database and kind (samples apart from full backups). */
+export function retentionGroup(meta: {
+  engine: string;
+  connection: { host: string; port: number };
+  database: string;
+  kind: string;
+}): string {
+  return `${meta.engine} ${meta.connection.host}:${meta.connection.port} ${meta.database}${meta.kind === 'single' ? '' : ` (${meta.kind})`}`;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { encryptionDescription } from '../crypto/metadata.js';
 import { IntegrityError } from '../errors.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 
@@ -43,7 +44,7 @@ export const clusterManifest = z.object({
     level: z.number(),
     implementation: z.string(),
   }),
-  encryption: z.null(),
+  encryption: encryptionDescription.nullable(),
   globals: z.object({
     file: z.string(),
     sizeBytes: z.number(),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { encryptionDescription } from '../crypto/metadata.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
@@ -55,7 +56,8 @@ export const backupMetadata = z.object({
     level: z.number(),
     implementation: z.string(),
   }),
-  encryption: z.null(),
+  /** How the stored bytes are encrypted (cipher, key ids, recipients; never key material), or null. */
+  encryption: encryptionDescription.nullable(),
   file: z.string(),
   sizeBytes: z.number().int().nonnegative(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),

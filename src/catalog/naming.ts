@@ -33,10 +33,15 @@ export function timestampTag(date: Date): string {
   return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
 }
 
-export function extensionFor(engine: Engine, format: DumpFormat, compression: CompressionAlgorithm): string {
+export function extensionFor(
+  engine: Engine,
+  format: DumpFormat,
+  compression: CompressionAlgorithm,
+  encrypted = false,
+): string {
   const base = engine === 'postgres' && format === 'custom' ? '.dump' : '.sql';
   const suffix = compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : '';
-  return base + suffix;
+  return base + suffix + (encrypted ? '.enc' : '');
 }
 
 export function backupFileName(database: string, date: Date, extension: string, attempt = 0): string {
@@ -58,5 +63,5 @@ const BACKUP_EXTENSIONS = ['.dump', '.dump.gz', '.dump.zst', '.sql', '.sql.gz', 
 
 /** Whether a key looks like a backup data file by name (used only to find orphans without metadata). */
 export function looksLikeBackup(key: string): boolean {
-  return BACKUP_EXTENSIONS.some((ext) => key.endsWith(ext));
+  return BACKUP_EXTENSIONS.some((ext) => key.endsWith(ext) || key.endsWith(`${ext}.enc`));
 }

@@ -6,6 +6,7 @@ import { TOOL_VERSION } from '../version.js';
 import { backupCommand } from './commands/backup.js';
 import { cleanupCommand } from './commands/cleanup.js';
 import { cloudCommand } from './commands/cloud.js';
+import { keygenCommand } from './commands/keygen.js';
 import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
 import { statusCommand } from './commands/status.js';
@@ -78,11 +79,18 @@ function buildProgram(): Command {
     cleanupCommand(),
     cloudCommand(),
     listCommand(),
+    keygenCommand(),
     statusCommand(),
     versionCommand(),
   ]) {
     program.addCommand(cmd);
   }
+  // Commands built with `new Command()` do not inherit these: usage errors must exit 2 everywhere.
+  const configure = (cmd: Command): void => {
+    cmd.exitOverride().showHelpAfterError('(add --help for usage)');
+    cmd.commands.forEach(configure);
+  };
+  configure(program);
   return program;
 }
 

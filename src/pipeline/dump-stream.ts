@@ -23,6 +23,8 @@ export interface DumpStreamOptions {
   classify: StderrClassifier;
   compression: CompressionPlan;
   onWarning?: (line: string) => void;
+  /** Encryption, after compression and before hashing: the checksum describes the stored bytes. */
+  encrypt?: Transform;
   /** Extra checks run before the stream is allowed to end (e.g. the dump's trailer). */
   checks?: Array<(stream: DumpStream) => void>;
 }
@@ -56,6 +58,7 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
     if (o.compression.inProcess) stages.push(o.compression.inProcess());
   }
 
+  if (o.encrypt) stages.push(o.encrypt);
   const hash = new HashCounter();
   const result: DumpStream = {
     readable: hash, // replaced below by the gate

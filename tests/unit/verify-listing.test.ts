@@ -117,6 +117,7 @@ describe('listBackups', () => {
       database: 'new',
       engine: 'mariadb',
     });
+    // Backups live at the top of a store; sub-directories are other people's business (or cluster backups).
     await writeBackup('nested/dir/mid_20250601_000000.dump', DATA, { startedAt: '2025-06-01T00:00:00.000Z' });
     await writeBackup('short_20250301_000000.dump', DATA, { startedAt: '2025-03-01T00:00:00.000Z' });
     await truncate(storage.localPath('short_20250301_000000.dump'), 10);
@@ -133,7 +134,6 @@ describe('listBackups', () => {
       [
         'old_20250101_000000.dump',
         'new_20260101_000000.sql.gz',
-        'nested/dir/mid_20250601_000000.dump',
         'short_20250301_000000.dump',
         'orphan_20250201_000000.sql',
         'badmeta_20250401_000000.dump',
@@ -143,7 +143,7 @@ describe('listBackups', () => {
     const state = (key: string): string | undefined => byKey.get(key)?.state;
     expect(state('old_20250101_000000.dump')).toBe('valid');
     expect(state('new_20260101_000000.sql.gz')).toBe('valid');
-    expect(state('nested/dir/mid_20250601_000000.dump')).toBe('valid');
+    expect(state('nested/dir/mid_20250601_000000.dump')).toBeUndefined();
     expect(state('short_20250301_000000.dump')).toBe('corrupt');
     expect(state('orphan_20250201_000000.sql')).toBe('incomplete');
     expect(state('badmeta_20250401_000000.dump')).toBe('corrupt');
@@ -159,7 +159,6 @@ describe('listBackups', () => {
     const dated = entries.filter((e) => e.database !== null).map((e) => e.key);
     expect(dated).toEqual([
       'new_20260101_000000.sql.gz',
-      'nested/dir/mid_20250601_000000.dump',
       'short_20250301_000000.dump',
       'old_20250101_000000.dump',
     ]);

@@ -28,6 +28,9 @@ async function destinations(g: GlobalOptions, cloudOption: string | undefined): 
   return stores;
 }
 import { interruptSignal } from '../signals.js';
+import { retentionGroup } from '../../catalog/listing.js';
+import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js';
+import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { addSampleCommand } from './sample.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
 import { DbBackupError } from '../../errors.js';
@@ -42,7 +45,7 @@ import {
   type CleanupResult,
 } from './cleanup.js';
 
-interface SingleOptions extends RetentionOptions {
+interface SingleOptions extends RetentionOptions, EncryptionFlags {
   cloud?: string;
   format?: DumpFormat;
   progress?: boolean;
@@ -51,7 +54,7 @@ interface SingleOptions extends RetentionOptions {
 
 export function backupCommand(): Command {
   const backup = new Command('backup').description('Back up databases');
-  withRetentionOptions(backup.command('single'))
+  withEncryptOptions(withRetentionOptions(backup.command('single')))
     .description('Back up one database into one compressed, checksummed file with a metadata sidecar')
     .argument('<database>', 'database to back up')
     .addOption(
@@ -75,7 +78,9 @@ Examples:
   dbbackup backup single shop --format plain --compression-algo gzip --compression 9
   dbbackup --db-type mariadb --host 127.0.0.1 backup single shop --backup-dir /srv/backups
   dbbackup backup single shop --cloud s3://my-bucket/backups/
-  dbbackup backup single shop --keep-daily 7 --keep-weekly 4     # prune this database's older backups afterwards`,
+  dbbackup backup single shop --keep-daily 7 --keep-weekly 4     # prune this database's older backups afterwards
+  dbbackup backup single shop --recipient age1…                   # encrypted: only the identity's holder can restore
+  dbbackup backup single shop --encryption-key-file /etc/dbbackup/key   # encrypted with a 32-byte key (keygen --symmetric)`,
     )
     .action(async (database: string, opts: SingleOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -92,6 +97,8 @@ Examples:
       const policy = retentionPolicy(opts);
       // Validated before the backup starts, so a typo cannot fail after it.
       const timeZone = timeZoneOf(opts);
+      // Keys are loaded (and checked) before anything runs: a bad key file fails here, not after the dump.
+      const encryption = await protectorsFromFlags(encryptionFlags(opts));
       const stores = await destinations(g, opts.cloud);
       const signal = interruptSignal();
       try {
@@ -105,6 +112,7 @@ Examples:
           progress: opts.json ? 'off' : progressMode(opts.progress),
           onWarning: (line) => out.note(`warning: ${line}`),
           signal,
+          encryption,
         });
         const m = result.metadata;
         if (!opts.json) {
@@ -121,7 +129,7 @@ Examples:
               policy,
               timeZone,
               dryRun: false,
-              group: `${m.engine} ${m.connection.host}:${m.connection.port} ${m.database}`,
+              group: retentionGroup(m),
               pruneIncomplete: false,
               graceHours: 24,
             });
