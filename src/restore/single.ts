@@ -20,6 +20,7 @@ import {
 import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
+import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import type { RestorePlan } from './plan.js';
@@ -35,6 +36,8 @@ export interface RestoreInputs {
   force: boolean;
   noOwner: boolean;
   workdir?: string;
+  /** Keys for an encrypted backup (already checked against its header by inspectBackup). */
+  unlockers?: readonly KeyUnlocker[];
   /** Checksum and size from elsewhere (a cluster manifest) for a dump that has no metadata sidecar. */
   expected?: { sha256: string; sizeBytes: number; database: string };
 }
@@ -49,6 +52,7 @@ export interface PreparedRestore {
 export async function inspectBackup(
   storage: Storage,
   key: string,
+  unlock?: () => Promise<readonly KeyUnlocker[]>,
 ): Promise<{ metadata: BackupMetadata | undefined; detected: DetectedFormat; size: number }> {
   const stat = await storage.stat(key);
   if (!stat) {
@@ -57,7 +61,13 @@ export async function inspectBackup(
     });
   }
   const metadata = await readMetadata(storage, key);
-  const detected = await sniff(storage, key);
+  const detected = await sniff(storage, key, unlock);
+  if (detected.encrypted && !unlock) {
+    throw new UsageError(
+      `${key} is encrypted`,
+      'Give the key: --encryption-key-file, --passphrase-file or --identity-file.',
+    );
+  }
   if (!detected.engine || !detected.format) {
     throw new UsageError(
       `${key} is not a dump this tool can restore (content not recognised as a PostgreSQL or MySQL dump)`,
@@ -79,7 +89,12 @@ export async function prepareRestore(
   inputs: RestoreInputs,
 ): Promise<PreparedRestore> {
   const { storage, key } = inputs;
-  const { metadata, detected, size } = await inspectBackup(storage, key);
+  const unlockers = inputs.unlockers;
+  const { metadata, detected, size } = await inspectBackup(
+    storage,
+    key,
+    unlockers ? async () => unlockers : undefined,
+  );
   const target =
     inputs.target ??
     metadata?.database ??
@@ -141,11 +156,16 @@ export async function prepareRestore(
     }
     actions.push(`create database "${target}"`);
   }
-  const jobs = format === 'custom' ? inputs.jobs : 1;
+  // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
+  const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
+  if (inputs.jobs > 1 && detected.encrypted)
+    warnings.push(
+      '--jobs is ignored for encrypted backups: plaintext is never written to disk, so the restore streams with one job',
+    );
   if (inputs.jobs > 1 && format !== 'custom')
     warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
   actions.push(
-    `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.compression} decompression)` : ''}`,
+    `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
   );
   const plan: RestorePlan = {
     source: `${storage.location.replace(/\/$/, '')}/${key}`,
@@ -284,7 +304,9 @@ async function runRestore(
   }
 
   const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
-  await streamRestore(storage, key, detected.compression, cmd, classify, warn);
+  const unlockers = inputs.unlockers ?? [];
+  const decrypt = detected.encrypted ? () => createDecryptStream(unlockers) : undefined;
+  await streamRestore(storage, key, detected.compression, cmd, classify, warn, decrypt);
 }
 
 /**
@@ -298,8 +320,10 @@ export async function streamRestore(
   cmd: ToolCommand,
   classify: StderrClassifier,
   warn: (l: string) => void,
+  decrypt?: () => Transform,
 ): Promise<void> {
-  const localFile = storage.localPath?.(key);
+  // Encrypted bytes must pass through Node to be decrypted; the kernel-pipe shortcuts are for plain files.
+  const localFile = decrypt ? undefined : storage.localPath?.(key);
   const decompress = await planDecompression(compression);
   if (localFile && decompress.external) {
     // File → decompressor → restore tool, joined by kernel pipes: no byte passes through Node.
@@ -327,7 +351,7 @@ export async function streamRestore(
   }
   // Remote or in-process: stream through Node into the tool's stdin.
   const processes: ToolProcess[] = [];
-  const stages: Transform[] = [];
+  const stages: Transform[] = decrypt ? [decrypt()] : [];
   let sink: Writable;
   const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], classify, warn);
   processes.push(tool);

@@ -194,13 +194,21 @@ export interface GcsStorageOptions {
   /** As written: gs or gcs. */
   scheme: string;
   target: GcsTarget;
-  /** The last transient error the SDK retried (filled in by openGcs' retry hook). */
+  /** The last network error the SDK saw (filled in by openGcs' retry hook). */
   retried?: { last?: unknown };
+  /** The same bucket through a client that never retries: for single-request uploads. */
+  streamBucket?: Bucket;
 }
 
-/** The SDK's refusal to resume a single-request upload whose streamed bytes are gone. */
-function isResumeRefusal(err: unknown): boolean {
-  return err instanceof RangeError && /offset is lower than the number of bytes written/.test(err.message);
+/**
+ * How the SDK ends an upload whose connection broke: retries used up, or a refusal to resume
+ * because the server holds fewer bytes than were streamed (they are not kept in memory).
+ */
+function isBrokenUpload(err: unknown): boolean {
+  return (
+    (err instanceof RangeError && /offset is lower than the number of bytes written/.test(err.message)) ||
+    /^Retry (total time )?limit exceeded/.test(errorMessage(err))
+  );
 }
 
 /** A bucket prefix as a Storage: one resumable upload per object, streamed. */
@@ -209,6 +217,7 @@ export class GcsStorage implements Storage {
   private readonly prefix: string;
   private readonly target: GcsTarget;
   private readonly retried: { last?: unknown };
+  private readonly streamBucket: Bucket;
   private bucketCreated: Promise<void> | undefined;
 
   constructor(
@@ -218,6 +227,7 @@ export class GcsStorage implements Storage {
     this.prefix = o.prefix;
     this.target = o.target;
     this.retried = o.retried ?? {};
+    this.streamBucket = o.streamBucket ?? bucket;
     this.location = `${o.scheme}://${bucket.name}${o.prefix ? `/${o.prefix.replace(/\/+$/, '')}` : ''}`;
   }
 
@@ -237,6 +247,10 @@ export class GcsStorage implements Storage {
    */
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const file = this.file(key);
+    // One streamed request cannot be retried (its bytes are gone); a retry would only send a status
+    // query, which the emulator takes as the final, empty request and finalizes: a 0-byte object
+    // under the name after a failed dump. Chunked uploads keep the chunk in memory and may retry.
+    const out = this.target.chunkSize ? file : this.streamBucket.file(this.prefix + key);
     let session: string | undefined;
     const counter = new ByteCounter();
     this.retried.last = undefined;
@@ -247,7 +261,8 @@ export class GcsStorage implements Storage {
     const agent = (url: URL): http.Agent => (url.protocol === 'http:' ? agents.http : agents.https);
     // Interceptors become the upload's request options (gaxios/node-fetch take `agent`; the
     // interceptor type, shared with teeny-request, does not declare it).
-    file.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts as RequestOptions, { agent }) });
+    for (const f of new Set([file, out]))
+      f.interceptors.push({ request: (reqOpts) => Object.assign(reqOpts as RequestOptions, { agent }) });
     try {
       // The emulator ignores ifGenerationMatch; real GCS enforces it at finalize (412 below).
       if (options.noOverwrite && (await this.stat(key))) throw this.exists(key);
@@ -261,7 +276,7 @@ export class GcsStorage implements Storage {
         preconditionOpts: options.noOverwrite ? { ifGenerationMatch: 0 } : undefined,
       };
       session = await this.openSession(file, upload);
-      const ws = file.createWriteStream({
+      const ws = out.createWriteStream({
         ...upload,
         uri: session,
         // 0, not undefined: skips the SDK's status query, a PUT that the emulator would finalize.
@@ -278,12 +293,12 @@ export class GcsStorage implements Storage {
       agents.https.destroy();
       if (session) await cancelSession(session);
       if (options.noOverwrite && httpStatus(err) === 412) throw this.exists(key);
-      if (isResumeRefusal(err)) throw this.interrupted(key, err);
+      if (isBrokenUpload(err)) throw this.interrupted(key, err);
       throw this.wrap(err, 'upload', key);
     }
     agents.http.destroy();
     agents.https.destroy();
-    const md = file.metadata;
+    const md = out.metadata;
     // The emulator's chunked mode (and any server that finalizes early) stores a truncated object.
     if (Number(md.size) !== counter.bytes) {
       throw new StorageError(
@@ -463,8 +478,18 @@ export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
   };
   if (target.endpoint) options.apiEndpoint = target.endpoint;
   const client = new GcsClient(options);
+  const streamClient = new GcsClient({
+    ...options,
+    retryOptions: { ...options.retryOptions, autoRetry: false },
+  });
   // With STORAGE_EMULATOR_HOST also set, the SDK would send JSON-API calls there and uploads to
   // apiEndpoint; an explicit endpoint wins for both.
-  if (target.endpoint) client.baseUrl = `${target.endpoint}/storage/v1`;
-  return new GcsStorage(client.bucket(uri.bucket), { prefix, scheme: uri.scheme, target, retried });
+  for (const c of [client, streamClient]) if (target.endpoint) c.baseUrl = `${target.endpoint}/storage/v1`;
+  return new GcsStorage(client.bucket(uri.bucket), {
+    prefix,
+    scheme: uri.scheme,
+    target,
+    retried,
+    streamBucket: streamClient.bucket(uri.bucket),
+  });
 };

@@ -28,8 +28,15 @@ import {
   out,
 } from '../context.js';
 import { printBackupList } from './list.js';
+import {
+  EncryptionKeyError,
+  unlockersFromFlags,
+  type EncryptionFlags,
+  type KeyUnlocker,
+} from '../../crypto/index.js';
+import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 
-interface RestoreOptions {
+interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
   target?: string;
   create?: boolean;
@@ -44,8 +51,7 @@ interface RestoreOptions {
 
 export function restoreCommand(): Command {
   const restore = new Command('restore').description('Restore backups');
-  restore
-    .command('single')
+  withDecryptOptions(restore.command('single'))
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
       '[backup]',
@@ -106,7 +112,18 @@ Examples:
         ({ storage, key } = { storage: cluster.storage, key: found.file });
         expected = { sha256: found.sha256, sizeBytes: found.sizeBytes, database: found.database };
       }
-      const { metadata, detected } = await inspectBackup(storage, key);
+      // Keys are read only if the backup turns out to be encrypted (a stray key variable must not break plain restores).
+      let unlockers: KeyUnlocker[] | undefined;
+      const unlock = async (): Promise<KeyUnlocker[]> => {
+        unlockers ??= await unlockersFromFlags(encryptionFlags(opts));
+        if (!unlockers.length) {
+          throw new EncryptionKeyError(`${key} is encrypted and no key was given`, {
+            hint: 'Give --encryption-key-file, --passphrase-file or --identity-file (or set DBBACKUP_ENCRYPTION_KEY).',
+          });
+        }
+        return unlockers;
+      };
+      const { metadata, detected } = await inspectBackup(storage, key, unlock);
       const needed = engineForBackup(detected, metadata);
       const asked = explicitEngine(g);
       const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
@@ -129,6 +146,7 @@ Examples:
           noOwner: opts.owner === false,
           workdir: opts.workdir,
           expected,
+          unlockers,
         };
         const prepared = await prepareRestore(engine, inputs);
         if (!opts.confirm) {
