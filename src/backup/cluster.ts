@@ -12,6 +12,12 @@ import { ToolProcess, waitAll } from '../pipeline/process.js';
 import { pipeline } from 'node:stream';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
+import {
+  createEncryptStream,
+  describeEncryption,
+  type EncryptionDescription,
+  type KeyProtector,
+} from '../crypto/index.js';
 import { checkDumpTrailer } from './checks.js';
 import { putEverywhere, verifyStored } from './single.js';
 
@@ -27,6 +33,8 @@ export interface ClusterBackupOptions {
   onWarning: (line: string) => void;
   onProgress: (line: string) => void;
   signal?: AbortSignal;
+  /** Encrypt every member for these keys/recipients (each member gets its own data key). */
+  encryption?: readonly KeyProtector[];
 }
 
 /** Exit code of a cluster backup that completed with --allow-partial but is missing databases. */
@@ -64,8 +72,17 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
   const stopAll = (): void => abort.abort();
   o.signal?.addEventListener('abort', stopAll);
   try {
-    const globalsFile = `${name}/globals${extensionFor('mysql', 'plain', plan.algorithm)}`;
-    const globals = await dumpGlobalsMember(engine, storage, globalsFile, plan, o.onWarning);
+    const encrypted = Boolean(o.encryption?.length);
+    const globalsFile = `${name}/globals${extensionFor('mysql', 'plain', plan.algorithm, encrypted)}`;
+    const { globals: globalsResult, encryption: described } = await dumpGlobalsMember(
+      engine,
+      storage,
+      globalsFile,
+      plan,
+      o.onWarning,
+      o.encryption ?? [],
+    );
+    const globals = globalsResult;
     written.push(globals.file);
     o.onProgress(`globals: ${globals.sizeBytes} bytes`);
 
@@ -107,8 +124,8 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
       name,
       status: members.some((m) => m.status === 'failed') ? 'partial' : 'complete',
       compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
-      encryption: null,
-      globals,
+      encryption: described ?? null,
+      globals: globalsResult,
       databases: members,
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -151,13 +168,16 @@ async function dumpMember(
   signal: AbortSignal,
 ): Promise<ClusterMember> {
   const started = Date.now();
-  const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm)}`;
+  // Each database gets its own data key; the manifest describes the protection once (from globals).
+  const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
+  const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm, Boolean(encryption))}`;
   const [properties, tables] = await Promise.all([
     engine.databaseProperties(database),
     engine.tableStats(database).catch(() => []),
   ]);
   const base = { database, format, properties, tables };
   const stream = startDumpStream({
+    encrypt: encryption?.stream,
     dump: await engine.dumpCommand(database, format),
     classify: (line) => engine.classifyStderr(line),
     compression: plan,
@@ -168,7 +188,7 @@ async function dumpMember(
   signal.addEventListener('abort', onAbort);
   try {
     await putEverywhere([storage], file, stream, [], { noOverwrite: true });
-    await verifyStored(storage, file, engine, format, stream);
+    await verifyStored(storage, file, engine, format, stream, Boolean(encryption));
     return {
       ...base,
       file,
@@ -204,9 +224,12 @@ async function dumpGlobalsMember(
   file: string,
   plan: CompressionPlan,
   onWarning: (line: string) => void,
-): Promise<ClusterManifest['globals']> {
+  protectors: readonly KeyProtector[],
+): Promise<{ globals: ClusterManifest['globals']; encryption: EncryptionDescription | null }> {
   const warnings: string[] = [];
-  const attempt = async (noRolePasswords: boolean): Promise<{ bytes: number; sha256: string }> => {
+  const attempt = async (
+    noRolePasswords: boolean,
+  ): Promise<{ bytes: number; sha256: string; encryption: EncryptionDescription | null }> => {
     const source = await engine.dumpGlobals(noRolePasswords);
     if ('warnings' in source) {
       for (const w of source.warnings) {
@@ -214,9 +237,9 @@ async function dumpGlobalsMember(
         onWarning(w);
       }
     }
-    return storeGlobals(source, storage, file, plan, engine);
+    return storeGlobals(source, storage, file, plan, engine, protectors);
   };
-  let result: { bytes: number; sha256: string };
+  let result: { bytes: number; sha256: string; encryption: EncryptionDescription | null };
   try {
     result = await attempt(false);
   } catch (err) {
@@ -227,7 +250,10 @@ async function dumpGlobalsMember(
     onWarning(why);
     result = await attempt(true);
   }
-  return { file, sizeBytes: result.bytes, sha256: result.sha256, warnings };
+  return {
+    globals: { file, sizeBytes: result.bytes, sha256: result.sha256, warnings },
+    encryption: result.encryption,
+  };
 }
 
 async function storeGlobals(
@@ -236,15 +262,19 @@ async function storeGlobals(
   file: string,
   plan: CompressionPlan,
   engine: DatabaseEngine,
-): Promise<{ bytes: number; sha256: string }> {
+  protectors: readonly KeyProtector[],
+): Promise<{ bytes: number; sha256: string; encryption: EncryptionDescription | null }> {
+  const encryption = protectors.length ? createEncryptStream(protectors) : undefined;
+  const described = encryption ? describeEncryption(encryption.header) : null;
   if ('command' in source) {
     const stream = startDumpStream({
+      encrypt: encryption?.stream,
       dump: source.command,
       classify: (l) => engine.classifyStderr(l),
       compression: plan,
     });
     await putEverywhere([storage], file, stream, [], { noOverwrite: true });
-    return { bytes: stream.hash.bytes, sha256: stream.hash.sha256 };
+    return { bytes: stream.hash.bytes, sha256: stream.hash.sha256, encryption: described };
   }
   // SQL built by the driver: compress it the same way, in process or through the external compressor.
   const hash = new HashCounter();
@@ -260,9 +290,10 @@ async function storeGlobals(
     body = plan.inProcess ? input.pipe(plan.inProcess()) : input;
   }
   const gate = new CommitGate(() => waitAll(processes));
-  const readable = pipeline(body, hash, gate, () => undefined) as unknown as Readable;
+  const stages = encryption ? [encryption.stream] : [];
+  const readable = pipeline([body, ...stages, hash, gate], () => undefined) as unknown as Readable;
   await storage.put(file, readable, { noOverwrite: true });
-  return { bytes: hash.bytes, sha256: hash.sha256 };
+  return { bytes: hash.bytes, sha256: hash.sha256, encryption: described };
 }
 
 export { manifestKey };

@@ -6,6 +6,10 @@ import { detectCompression } from '../pipeline/compression.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { streamRestore } from './single.js';
+import type { Transform } from 'node:stream';
+import { createDecryptStream, EncryptionKeyError, isEncrypted, type KeyUnlocker } from '../crypto/index.js';
+import { sniff } from '../pipeline/sniff.js';
+import type { CompressionAlgorithm } from '../pipeline/compression.js';
 
 export interface ClusterRestoreInputs {
   storage: Storage;
@@ -16,6 +20,8 @@ export interface ClusterRestoreInputs {
   /** Databases restored in parallel. */
   jobs: number;
   force: boolean;
+  /** Keys for an encrypted cluster backup. */
+  unlockers?: readonly KeyUnlocker[];
 }
 
 /** PostgreSQL databases that always exist on a server and are never dropped. */
@@ -118,7 +124,7 @@ export async function executeClusterRestore(
     }
     onProgress('checksums verified');
   }
-  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'first');
+  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'first', i.unlockers);
   onProgress('globals restored');
   for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
 
@@ -129,7 +135,7 @@ export async function executeClusterRestore(
       const m = plan.members[next++];
       if (!m?.file) continue;
       try {
-        await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning);
+        await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning, i.unlockers);
         onProgress(`${m.database}: restored`);
       } catch (err) {
         failures.push(`${m.database}: ${(err as Error).message}`);
@@ -141,7 +147,7 @@ export async function executeClusterRestore(
   if (engine.engine !== 'postgres') {
     // MySQL/MariaDB table and column grants need their tables: replay the grants now that they exist.
     try {
-      await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again');
+      await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again', i.unlockers);
       onProgress('table and column grants restored');
     } catch (err) {
       failures.push(`table and column grants: ${(err as Error).message}`);
@@ -164,9 +170,10 @@ async function restoreMember(
   m: ClusterMember,
   existed: boolean,
   warn: (l: string) => void,
+  unlockers: readonly KeyUnlocker[] | undefined,
 ): Promise<void> {
   const file = m.file ?? '';
-  const compression = detectCompression(await head(storage, file));
+  const { compression, decrypt } = await readerFor(storage, file, unlockers);
   const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
   if (engine.engine === 'postgres') {
     // The maintenance database is restored into, not recreated; the others create themselves
@@ -180,7 +187,7 @@ async function restoreMember(
       create: !intoExisting,
       cleanFirst: intoExisting && existed,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn);
+    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt);
     return;
   }
   await engine.createDatabase(m.database, m.properties);
@@ -191,15 +198,32 @@ async function restoreMember(
       jobs: 1,
       noOwner: false,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn);
+    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt);
   } catch (err) {
     await engine.dropDatabase(m.database).catch(() => undefined);
     throw err;
   }
 }
 
+/** Compression (of the decrypted bytes) and, for an encrypted member, the decrypting stage. */
+async function readerFor(
+  storage: Storage,
+  key: string,
+  unlockers: readonly KeyUnlocker[] | undefined,
+): Promise<{ compression: CompressionAlgorithm; decrypt?: () => Transform }> {
+  const raw = await head(storage, key);
+  if (!isEncrypted(raw)) return { compression: detectCompression(raw) };
+  if (!unlockers?.length) {
+    throw new EncryptionKeyError(`${key} is encrypted and no key was given`, {
+      hint: 'Give --encryption-key-file, --passphrase-file or --identity-file.',
+    });
+  }
+  const detected = await sniff(storage, key, async () => unlockers);
+  return { compression: detected.compression, decrypt: () => createDecryptStream(unlockers) };
+}
+
 async function head(storage: Storage, key: string): Promise<Buffer> {
-  const stream = await storage.get(key, { start: 0, end: 15 });
+  const stream = await storage.get(key, { start: 0, end: 63 });
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
@@ -217,8 +241,9 @@ async function restoreGlobals(
   file: string,
   warn: (l: string) => void,
   pass: 'first' | 'again',
+  unlockers: readonly KeyUnlocker[] | undefined,
 ): Promise<void> {
-  const compression = detectCompression(await head(storage, file));
+  const { compression, decrypt } = await readerFor(storage, file, unlockers);
   const base = await engine.restoreCommand({
     target: engine.engine === 'postgres' ? 'postgres' : '',
     format: 'plain',
@@ -240,7 +265,7 @@ async function restoreGlobals(
       return pass === 'first' ? 'info' : 'warning';
     return kind === 'error' && benign.test(line) ? 'info' : kind;
   };
-  await streamRestore(storage, file, compression, cmd, classify, warn).catch((err: unknown) => {
+  await streamRestore(storage, file, compression, cmd, classify, warn, decrypt).catch((err: unknown) => {
     if (err instanceof DbBackupError) throw err;
     throw new StorageError(`Could not restore roles and grants: ${(err as Error).message}`);
   });

@@ -136,6 +136,9 @@ export function describeGcsError(
   const status = httpStatus(err);
   const code = errnoCode(err);
   let text = (errorMessage(err).split('\n')[0] ?? '').trim() || 'unknown error';
+  // node-fetch names the URL, and an upload's URL holds its session id, which grants writing the
+  // object: keep only the reason (the endpoint is in the hint).
+  text = text.replace(/^request to \S+ failed, reason: /, '').replace(/upload_id=[^&\s]+/g, 'upload_id=****');
   if (code && !text.includes(code)) text += ` (${code})`;
   if (status && !text.includes(String(status))) text += ` (HTTP ${status})`;
   let hint: string | undefined;

@@ -143,8 +143,7 @@ Examples:
         await engine.close();
       }
     });
-  backup
-    .command('cluster')
+  withEncryptOptions(backup.command('cluster'))
     .description(
       'Back up every database plus roles/users and grants, as one unit with a manifest written last',
     )
@@ -176,6 +175,7 @@ Examples:
           'Use a whole number of 1 or more.',
         );
       }
+      const encryption = await protectorsFromFlags(encryptionFlags(opts));
       const where = cloudUri(g, opts.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
@@ -192,6 +192,7 @@ Examples:
           onWarning: (line) => out.note(`warning: ${line}`),
           onProgress: (line) => (opts.json ? undefined : out.note(line)),
           signal: interruptSignal(),
+          encryption,
         });
         const ok = manifest.databases.filter((d) => d.status === 'ok').length;
         const location = `${storage.location.replace(/\/$/, '')}/${manifest.name}`;
@@ -216,7 +217,7 @@ Examples:
   return backup;
 }
 
-interface ClusterOptions {
+interface ClusterOptions extends EncryptionFlags {
   cloud?: string;
   clusterParallelism?: string;
   includeDatabase?: string[];

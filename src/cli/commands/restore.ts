@@ -28,6 +28,7 @@ import {
   out,
 } from '../context.js';
 import { printBackupList } from './list.js';
+import { sniff } from '../../pipeline/sniff.js';
 import {
   EncryptionKeyError,
   unlockersFromFlags,
@@ -169,8 +170,7 @@ Examples:
       }
     });
 
-  restore
-    .command('cluster')
+  withDecryptOptions(restore.command('cluster'))
     .description(
       'Restore a cluster backup: roles/users first, then every database in parallel (dry run unless --confirm)',
     )
@@ -202,6 +202,18 @@ Examples:
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
       const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
       const manifest = await loadClusterManifest(cluster.storage, cluster.name);
+      let clusterUnlockers: KeyUnlocker[] | undefined;
+      if (manifest.encryption) {
+        clusterUnlockers = await unlockersFromFlags(encryptionFlags(opts));
+        if (!clusterUnlockers.length) {
+          throw new EncryptionKeyError(`${cluster.name} is encrypted and no key was given`, {
+            hint: 'Give --encryption-key-file, --passphrase-file or --identity-file.',
+          });
+        }
+        // A wrong key fails here, before anything is changed.
+        const keys = clusterUnlockers;
+        await sniff(cluster.storage, manifest.globals.file, async () => keys);
+      }
       const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
       try {
         const inputs = {
@@ -211,6 +223,7 @@ Examples:
           cleanCluster: Boolean(opts.cleanCluster),
           jobs,
           force: Boolean(opts.force),
+          unlockers: clusterUnlockers,
         };
         const plan = await prepareClusterRestore(engine, inputs);
         const lines = [
@@ -267,7 +280,7 @@ Examples:
 }
 
 /** A bare name that is not a file here is looked up in the backup directory. */
-interface ClusterRestoreOptions {
+interface ClusterRestoreOptions extends EncryptionFlags {
   confirm?: boolean;
   cleanCluster?: boolean;
   jobs: string;
