@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { EncryptionFlags } from '../crypto/index.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -22,7 +22,13 @@ export function withEncryptOptions(cmd: Command): Command {
       collect,
     )
     .option('--recipients-file <file>', 'encrypt to every public key listed in a file (repeatable)', collect)
-    .option('--insecure-key-file', 'accept key files readable by group or others');
+    .option('--insecure-key-file', 'accept key files readable by group or others')
+    .addOption(
+      // Hidden, accepted only to be refused with a hint (protectorsFromFlags): a backup needs no private key.
+      new Option('--identity-file <file>', 'refused: identities are for decrypting')
+        .hideHelp()
+        .argParser(collect),
+    );
 }
 
 /** Flags of commands that read backups: which keys may unlock an encrypted one (detected, no flag needed). */

@@ -254,6 +254,13 @@ export async function protectorsFromFlags(
   env: NodeJS.ProcessEnv = process.env,
   scryptParams: ScryptParams = DEFAULT_SCRYPT,
 ): Promise<KeyProtector[]> {
+  // Refused outright, before any secret is read: alone it would otherwise give an unencrypted backup.
+  if (flags.identityFile?.length) {
+    throw new UsageError(
+      '--identity-file is for decrypting; encrypt to its public recipient with --recipient',
+      'Run "dbbackup keygen" on the restore host and pass the printed age1… recipient to the backup.',
+    );
+  }
   const opts = { insecure: flags.insecureKeyFile };
   const protectors: KeyProtector[] = [];
   if (flags.encryptionKeyFile)
@@ -274,12 +281,6 @@ export async function protectorsFromFlags(
         hint: 'Give --encryption-key-file, --passphrase-file or --recipient, or export a key (dbbackup keygen --symmetric).',
       });
     }
-  }
-  if (protectors.length && flags.identityFile?.length) {
-    throw new UsageError(
-      '--identity-file is for decrypting; encrypt to its public recipient with --recipient',
-      'Run "dbbackup keygen" on the restore host and pass the printed age1… recipient to the backup.',
-    );
   }
   return protectors;
 }

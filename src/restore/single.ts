@@ -368,6 +368,9 @@ export async function streamRestore(
   }
   const feeding = pipeline([await storage.get(key), ...stages, sink]);
   const [tools, fed] = await Promise.allSettled([waitAll(processes), feeding]);
+  // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
+  // file"): the decryption failure is the cause, so it is reported first, as is.
+  if (decrypt && fed.status === 'rejected' && fed.reason instanceof IntegrityError) throw fed.reason;
   // A tool failure explains a broken pipe on our side, so it is reported first.
   if (tools.status === 'rejected') throw tools.reason;
   if (fed.status === 'rejected') {

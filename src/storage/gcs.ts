@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { access } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -16,6 +17,12 @@ import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from
 import { maskUri, type CloudUri } from './cloud-uri.js';
 import type { CloudSettings, OpenCloudStore } from './cloud.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+
+// A download through SDK 8.4 stacks 12 'error' listeners on one internal stream (retry-request,
+// teeny-request, the SDK's own pipeline: a fixed number, not a leak), so Node would print
+// "MaxListenersExceededWarning: Possible EventEmitter memory leak" on every verify or restore.
+// This module loads only for gs:// URIs; the threshold is raised just above that fixed count.
+EventEmitter.defaultMaxListeners = Math.max(EventEmitter.defaultMaxListeners, 16);
 
 /** Resumable chunks must be multiples of 256 KiB (GCS rejects anything else but the last chunk). */
 export const GCS_CHUNK_UNIT = 256 * 1024;
@@ -154,6 +161,8 @@ export function describeGcsError(
       `and that the account may use the bucket "${bucket}" (e.g. roles/storage.objectAdmin).`;
   } else if (UNREACHABLE.test(`${code ?? ''} ${text}`)) {
     hint = `Could not reach the GCS endpoint ${endpointLabel}: check ?endpoint= / --cloud-endpoint / STORAGE_EMULATOR_HOST (with http://), the network, and that the server is running.`;
+  } else if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
+    hint = "The stored object's CRC32C differs from the data sent, so it was removed: run the backup again.";
   } else if (status === 413) {
     hint = 'The server refused the request size.';
   }
@@ -202,6 +211,9 @@ export interface GcsStorageOptions {
   /** The same bucket through a client that never retries: for single-request uploads. */
   streamBucket?: Bucket;
 }
+
+/** The server ended an upload before all of the body had been sent. */
+class TruncatedUpload extends StorageError {}
 
 /**
  * How the SDK ends an upload whose connection broke: retries used up, or a refusal to resume
@@ -289,6 +301,14 @@ export class GcsStorage implements Storage {
         validation: 'crc32c',
         chunkSize: this.target.chunkSize,
       });
+      // A server that answers a chunk with "finished" while the body is still flowing (the firebase
+      // emulator does) would leave the SDK waiting forever: fail instead of hanging.
+      let bodyDone = false;
+      counter.once('finish', () => (bodyDone = true));
+      ws.on('response', (res: { status?: number }) => {
+        if (!bodyDone && (res.status === 200 || res.status === 201))
+          ws.destroy(this.truncated(key, undefined, counter.bytes));
+      });
       await pipeline(body, counter, ws);
     } catch (err) {
       body.destroy();
@@ -297,19 +317,29 @@ export class GcsStorage implements Storage {
       if (session) await cancelSession(session);
       if (options.noOverwrite && httpStatus(err) === 412) throw this.exists(key);
       if (isBrokenUpload(err)) throw this.interrupted(key, err);
+      if (err instanceof TruncatedUpload) await out.delete({ ignoreNotFound: true }).catch(() => undefined);
       throw this.wrap(err, 'upload', key);
     }
     agents.http.destroy();
     agents.https.destroy();
     const md = out.metadata;
-    // The emulator's chunked mode (and any server that finalizes early) stores a truncated object.
     if (Number(md.size) !== counter.bytes) {
-      throw new StorageError(
-        `${this.where(key)} was stored with ${md.size ?? 'unknown'} bytes after uploading ${counter.bytes}`,
-        { hint: 'The server finalized the upload early; do not use ?chunk_size= with this server.' },
-      );
+      await out.delete({ ignoreNotFound: true }).catch(() => undefined);
+      throw this.truncated(key, md.size, counter.bytes);
     }
     return infoOf(key, md);
+  }
+
+  /** The server finalized fewer bytes than were sent: the object is cut short (and is removed). */
+  private truncated(key: string, stored: number | string | undefined, sent: number): TruncatedUpload {
+    return new TruncatedUpload(
+      `${this.where(key)} was finalized by the server with ${stored ?? 'fewer'} bytes after ${sent} were sent`,
+      {
+        hint: this.target.chunkSize
+          ? 'This server does not support chunked uploads (the firebase emulator does not): remove ?chunk_size= / --cloud-part-size.'
+          : 'The server stores less than it accepts; check the endpoint.',
+      },
+    );
   }
 
   private async openSession(
