@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { maskSecrets } from '../../src/engines/connection.js';
 import { MysqlEngine } from '../../src/engines/mysql.js';
@@ -73,7 +72,7 @@ describe('conninfoValue', () => {
   });
 
   const psql = '/usr/lib/postgresql/15/bin/psql';
-  it.skipIf(!existsSync(psql))('is accepted by libpq itself (the connection fails, not the parsing)', () => {
+  it('is accepted by libpq itself (the connection fails, not the parsing)', () => {
     for (const name of NAMES) {
       const r = spawnSync(
         psql,
