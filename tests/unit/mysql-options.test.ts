@@ -28,7 +28,6 @@ function clientView(text: string): Record<string, string> {
   }
 }
 
-
 describe('parseOptionGroups', () => {
   const file = [
     '# ~/.my.cnf',
