@@ -68,6 +68,16 @@ export async function inspectBackup(
       'Give the key: --encryption-key-file, --passphrase-file or --identity-file.',
     );
   }
+  if ((!detected.engine || !detected.format) && metadata) {
+    // Unreadable content with metadata: say whether the bytes are the ones that were backed up.
+    const actual = await hashStored(storage, key);
+    if (actual.sha256 !== metadata.sha256 || actual.bytes !== metadata.sizeBytes) {
+      throw new IntegrityError(
+        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${metadata.sha256}, computed ${actual.sha256})`,
+        { hint: 'Nothing was changed. Restore another backup.' },
+      );
+    }
+  }
   if (!detected.engine || !detected.format) {
     throw new UsageError(
       `${key} is not a dump this tool can restore (content not recognised as a PostgreSQL or MySQL dump)`,

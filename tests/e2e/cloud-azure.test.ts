@@ -455,9 +455,10 @@ describe('Azure: large backups', () => {
         expect(r.stdout + r.stderr).not.toContain(server.key);
         await sleep(500);
         server = await startAzurite({ location: server.location, port: server.port });
-        // The container survived the restart, the backup did not appear: not the data, not a sidecar.
-        expect(await server.service.getContainerClient(CONTAINER).exists()).toBe(true);
-        expect(await blobNames('crash/', server)).toEqual([]);
+        // The backup did not appear: not the data, not a sidecar. (Azurite killed with SIGKILL may also
+        // lose the container itself when its metadata was not flushed yet; then there is no blob either.)
+        const survived = await server.service.getContainerClient(CONTAINER).exists();
+        expect(survived ? await blobNames('crash/', server) : []).toEqual([]);
       } finally {
         await server.stop();
       }
