@@ -6,6 +6,8 @@ import type { Storage } from '../storage/storage.js';
 import { putBuffer, readAll } from '../storage/storage.js';
 import { metadataKey, readMetadata, sha256Line, writeMetadata, type BackupMetadata } from './metadata.js';
 import { META_SUFFIX, SHA256_SUFFIX } from './naming.js';
+import { MANIFEST_NAME } from './manifest.js';
+import { rmdir } from 'node:fs/promises';
 
 export interface TransferResult {
   key: string;
@@ -57,9 +59,24 @@ export async function copyBackup(
  * is gone: metadata first (the backup turns "incomplete"), then the data, then the checksum file.
  */
 export async function deleteBackup(storage: Storage, key: string): Promise<void> {
+  if (key.endsWith('/')) {
+    await deleteCluster(storage, key);
+    return;
+  }
   await storage.delete(metadataKey(key));
   await storage.delete(key);
   await storage.delete(key + SHA256_SUFFIX);
+}
+
+/** A cluster backup (`cluster_x/`): the manifest first, so it turns incomplete, then every member. */
+async function deleteCluster(storage: Storage, prefix: string): Promise<void> {
+  await storage.delete(`${prefix}${MANIFEST_NAME}`);
+  const members: string[] = [];
+  for await (const o of storage.list(prefix)) members.push(o.key);
+  for (const key of members) await storage.delete(key);
+  // A local directory is left empty; remove it so the listing forgets the cluster entirely.
+  const dir = storage.localPath?.(prefix.slice(0, -1));
+  if (dir) await rmdir(dir).catch(() => undefined);
 }
 
 export const SIDECARS = [META_SUFFIX, SHA256_SUFFIX];
