@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import picomatch from 'picomatch';
-import { writeManifest, manifestKey, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import { writeManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
 import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
 import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
 import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
@@ -295,5 +295,3 @@ async function storeGlobals(
   await storage.put(file, readable, { noOverwrite: true });
   return { bytes: hash.bytes, sha256: hash.sha256, encryption: described };
 }
-
-export { manifestKey };

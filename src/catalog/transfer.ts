@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Storage } from '../storage/storage.js';
 import { putBuffer, readAll } from '../storage/storage.js';
 import { metadataKey, readMetadata, sha256Line, writeMetadata, type BackupMetadata } from './metadata.js';
-import { META_SUFFIX, SHA256_SUFFIX } from './naming.js';
+import { SHA256_SUFFIX } from './naming.js';
 import { MANIFEST_NAME } from './manifest.js';
 import { rmdir } from 'node:fs/promises';
 
@@ -78,5 +78,3 @@ async function deleteCluster(storage: Storage, prefix: string): Promise<void> {
   const dir = storage.localPath?.(prefix.slice(0, -1));
   if (dir) await rmdir(dir).catch(() => undefined);
 }
-
-export const SIDECARS = [META_SUFFIX, SHA256_SUFFIX];
