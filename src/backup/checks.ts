@@ -53,7 +53,9 @@ export async function checkPgCustomToc(
   // pg_restore stops reading after the table of contents; the broken pipe that follows is expected.
   const feeding = pipeline([source, ...stages, child.stdin]).catch(() => undefined);
   const code = await exit;
-  source.destroy();
+  // What pg_restore left unread is not wanted: cut every stage, or a feed paused on a pipe nobody
+  // reads any more would never settle.
+  for (const s of [source, ...stages, child.stdin]) s.destroy();
   await feeding;
   if (code !== 0) {
     throw new IntegrityError(

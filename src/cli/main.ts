@@ -153,4 +153,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A promise that can never settle (a stream waiting on a pipe nobody reads) would otherwise end the
+// process with Node's bare exit code 13 and no word of what happened.
+const stalled = (): void => {
+  process.stderr.write(
+    'dbbackup: error: the command stopped with work unfinished and nothing left to wait for\n' +
+      'hint: this is a bug in dbbackup; nothing is reported as done. Run again with --debug and report it.\n',
+  );
+  process.exit(70);
+};
+process.once('beforeExit', stalled);
 process.exitCode = await main(process.argv);
+process.off('beforeExit', stalled);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import type { StderrClass, ToolCommand } from '../engines/engine.js';
 import { MissingToolError, ToolError } from '../errors.js';
 
@@ -98,5 +99,25 @@ export async function waitAll(processes: ToolProcess[]): Promise<void> {
   } catch (err) {
     for (const p of processes) p.kill();
     throw err;
+  }
+}
+
+/**
+ * Waits for a feed into processes that have all exited. Nothing reads their pipes any more, so a
+ * feed still running can only end in an error; but a feed paused on back-pressure may never learn
+ * of the exit (Node then quits with "unsettled top-level await"). After a short grace it is cut.
+ */
+export async function settleFeed(
+  feeding: Promise<void>,
+  streams: readonly (Readable | Writable)[],
+  graceMs = 2000,
+): Promise<void> {
+  const cut = setTimeout(() => {
+    for (const s of streams) s.destroy(new Error('the reading process exited'));
+  }, graceMs);
+  try {
+    await feeding;
+  } finally {
+    clearTimeout(cut);
   }
 }

@@ -11,6 +11,7 @@ import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
 import {
   DbBackupError,
+  errorMessage,
   IntegrityError,
   MissingToolError,
   SafetyError,
@@ -18,7 +19,7 @@ import {
   UsageError,
 } from '../errors.js';
 import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
+import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
@@ -376,15 +377,24 @@ export async function streamRestore(
     if (decompress.inProcess) stages.push(decompress.inProcess());
     sink = tool.child.stdin;
   }
-  const feeding = pipeline([await storage.get(key), ...stages, sink]);
-  const [tools, fed] = await Promise.allSettled([waitAll(processes), feeding]);
+  const source = await storage.get(key);
+  const feeding = pipeline([source, ...stages, sink]);
+  feeding.catch(() => undefined); // judged below, once the tools have exited
+  const toolFailure = await waitAll(processes).then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
+  const feedFailure = await settleFeed(feeding, [source, ...stages, sink]).then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
   // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
   // file"): the decryption failure is the cause, so it is reported first, as is.
-  if (decrypt && fed.status === 'rejected' && fed.reason instanceof IntegrityError) throw fed.reason;
+  if (decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
   // A tool failure explains a broken pipe on our side, so it is reported first.
-  if (tools.status === 'rejected') throw tools.reason;
-  if (fed.status === 'rejected') {
-    throw new StorageError(`Could not read the backup while restoring: ${(fed.reason as Error).message}`);
+  if (toolFailure) throw toolFailure.err;
+  if (feedFailure) {
+    throw new StorageError(`Could not read the backup while restoring: ${errorMessage(feedFailure.err)}`);
   }
 }
 
@@ -418,8 +428,11 @@ async function decompressToTemp(
       try {
         const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error');
         if (!dec.child.stdin) throw new Error('decompressor has no stdin');
-        const feeding = pipeline(await storage.get(key), dec.child.stdin);
-        await Promise.all([feeding, dec.done]);
+        const source = await storage.get(key);
+        const feeding = pipeline(source, dec.child.stdin);
+        feeding.catch(() => undefined); // settled below, after the decompressor
+        await dec.done;
+        await settleFeed(feeding, [source, dec.child.stdin]);
       } finally {
         await out.close();
       }
