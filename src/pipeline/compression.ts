@@ -117,16 +117,3 @@ export function detectCompression(head: Buffer): CompressionAlgorithm {
   if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
   return 'none';
 }
-
-/** Decompress a small prefix in memory (for format sniffing); tolerant of the data being cut off. */
-export function decompressHead(head: Buffer, algorithm: CompressionAlgorithm): Buffer {
-  if (algorithm === 'none') return head;
-  const opts = {
-    finishFlush: algorithm === 'gzip' ? zlib.constants.Z_SYNC_FLUSH : zlib.constants.ZSTD_e_flush,
-  };
-  try {
-    return algorithm === 'gzip' ? zlib.gunzipSync(head, opts) : zlib.zstdDecompressSync(head, opts);
-  } catch {
-    return Buffer.alloc(0);
-  }
-}

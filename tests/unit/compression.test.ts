@@ -5,7 +5,6 @@ import { which } from '../../src/engines/tools.js';
 import { UsageError } from '../../src/errors.js';
 import {
   DEFAULT_LEVEL,
-  decompressHead,
   detectCompression,
   planCompression,
   validateLevel,
@@ -55,23 +54,6 @@ describe('detectCompression', () => {
     expect(detectCompression(Buffer.from([0x1f]))).toBe('none');
     expect(detectCompression(Buffer.from([0x28, 0xb5, 0x2f]))).toBe('none');
     expect(detectCompression(Buffer.from([0x8b, 0x1f]))).toBe('none');
-  });
-});
-
-describe('decompressHead', () => {
-  it('returns the start of the original from a cut-off compressed prefix', () => {
-    const original = repetitive(2_000_000);
-    for (const algo of ['gzip', 'zstd'] as const) {
-      const compressed = algo === 'gzip' ? zlib.gzipSync(original) : zlib.zstdCompressSync(original);
-      const head = decompressHead(compressed.subarray(0, Math.floor(compressed.length / 2)), algo);
-      expect(head.length, algo).toBeGreaterThan(0);
-      expect(head.equals(original.subarray(0, head.length)), algo).toBe(true);
-    }
-  });
-
-  it('returns the input unchanged for none and nothing for garbage', () => {
-    expect(decompressHead(Buffer.from('-- MySQL dump'), 'none').toString()).toBe('-- MySQL dump');
-    expect(decompressHead(Buffer.from('not gzip at all'), 'gzip').length).toBe(0);
   });
 });
 
