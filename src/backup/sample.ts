@@ -16,6 +16,7 @@ import { META_SUFFIX, SHA256_SUFFIX, extensionFor, safeName, timestampTag } from
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { parseOptionGroups } from '../engines/mysql-options.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
+import { pgSsl } from '../engines/postgres.js';
 import {
   ConnectionError,
   DbBackupError,
@@ -499,20 +500,6 @@ class CopyOut extends Readable implements pg.Submittable {
       this.paused = false;
       this.connection.stream.resume();
     }
-  }
-}
-
-function pgSsl(mode: string | undefined): pg.ClientConfig['ssl'] {
-  switch (mode) {
-    case undefined:
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      return false;
-    case 'require':
-      return { rejectUnauthorized: false };
-    default:
-      return true;
   }
 }
 

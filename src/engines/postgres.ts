@@ -53,20 +53,6 @@ export class PostgresEngine implements DatabaseEngine {
       : `${this.host}:${this.port}`;
   }
 
-  private ssl(): pg.ClientConfig['ssl'] {
-    switch (this.sslMode) {
-      case undefined:
-      case 'disable':
-      case 'allow':
-      case 'prefer':
-        return false;
-      case 'require':
-        return { rejectUnauthorized: false };
-      default:
-        return true;
-    }
-  }
-
   /** Run `fn` with a fresh client connected to `database`; always closes it. */
   private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = new pg.Client({
@@ -75,7 +61,7 @@ export class PostgresEngine implements DatabaseEngine {
       user: this.user,
       password: this.password,
       database,
-      ssl: this.ssl(),
+      ssl: pgSsl(this.sslMode),
       connectionTimeoutMillis: 15_000,
       application_name: 'dbbackup',
     });
@@ -324,5 +310,20 @@ export class PostgresEngine implements DatabaseEngine {
 
   async close(): Promise<void> {
     // Clients are per call; nothing stays open.
+  }
+}
+
+/** libpq's sslmode as node-postgres understands it: allow/prefer fall back to plain connections. */
+export function pgSsl(mode: string | undefined): pg.ClientConfig['ssl'] {
+  switch (mode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      return false;
+    case 'require':
+      return { rejectUnauthorized: false };
+    default:
+      return true;
   }
 }
