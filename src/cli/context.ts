@@ -5,7 +5,8 @@ import type { ConnectionOptions } from '../engines/connection.js';
 import { UsageError } from '../errors.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
 import type { CloudSettings } from '../storage/cloud.js';
-import { defaultBackupDir } from '../storage/uri.js';
+import type { Storage } from '../storage/storage.js';
+import { defaultBackupDir, openStore } from '../storage/uri.js';
 
 /** Global options as commander parses them. */
 export interface GlobalOptions {
@@ -186,4 +187,13 @@ export function cloudUri(
 /** Whether the user chose a backup directory (flag or environment) rather than getting the default. */
 export function backupDirGiven(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(g.backupDir ?? env.DBBACKUP_BACKUP_DIR);
+}
+
+/** Where a backup goes: the local directory, the cloud, or both when the user named both. */
+export async function backupStores(g: GlobalOptions, cloudOption: string | undefined): Promise<Storage[]> {
+  const cloud = cloudUri(g, cloudOption);
+  const stores: Storage[] = [];
+  if (!cloud || backupDirGiven(g)) stores.push(await openStore(backupDir(g)));
+  if (cloud) stores.push(await openStore(cloud, cloudSettings(g)));
+  return stores;
 }

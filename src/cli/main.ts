@@ -9,6 +9,7 @@ import { cloudCommand } from './commands/cloud.js';
 import { keygenCommand } from './commands/keygen.js';
 import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
+import { preflightCommand } from './commands/preflight.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
 import { versionCommand } from './commands/version.js';
@@ -81,6 +82,7 @@ function buildProgram(): Command {
     listCommand(),
     keygenCommand(),
     statusCommand(),
+    preflightCommand(),
     versionCommand(),
   ]) {
     program.addCommand(cmd);

@@ -68,6 +68,12 @@ export interface DatabaseEngine {
   countUserObjects(name: string): Promise<number>;
   tableStats(name: string): Promise<TableStats[]>;
   databaseSize(name: string): Promise<number | null>;
+  /**
+   * What this user may not read that a dump of `database` needs (tables without SELECT, hidden
+   * routines…), or, without a database, what a cluster backup needs (role passwords, every database).
+   * Empty when nothing is missing. For preflight: the dump itself would fail later, less clearly.
+   */
+  privilegeProblems(database?: string): Promise<string[]>;
   /** Create an empty database; `properties` (from databaseProperties) restores its character set where the engine needs it. */
   createDatabase(name: string, properties?: Record<string, string | null>): Promise<void>;
   /** Owner, encoding, collation, settings… of a database, for cluster manifests. */

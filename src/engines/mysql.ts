@@ -171,6 +171,44 @@ export class MysqlEngine implements DatabaseEngine {
     return stats;
   }
 
+  async privilegeProblems(database?: string): Promise<string[]> {
+    const conn = await this.connect(database);
+    const problems: string[] = [];
+    // Each probe runs what the dump will run; an error is the missing privilege, in the server's words.
+    const probe = async (sql: string, problem: string): Promise<void> => {
+      await conn.query(sql).catch((err: unknown) => problems.push(`${problem}: ${errorMessage(err)}`));
+    };
+    try {
+      if (database === undefined) {
+        await probe('SELECT 1 FROM mysql.user LIMIT 0', 'users and grants cannot be read');
+        return problems;
+      }
+      // Tables the user holds no privilege on at all are invisible here; the dump would skip them too.
+      const [rows] = await conn.query(
+        `SELECT table_name AS name, table_type AS type FROM information_schema.tables
+          WHERE table_schema = ? ORDER BY table_name`,
+        [database],
+      );
+      for (const t of rows as Array<{ name: string; type: string }>) {
+        const q = `${mysql.escapeId(database)}.${mysql.escapeId(t.name)}`;
+        if (t.type === 'VIEW') await probe(`SHOW CREATE VIEW ${q}`, `view ${t.name} cannot be dumped`);
+        else await probe(`SELECT 1 FROM ${q} LIMIT 0`, `no SELECT on table ${t.name}`);
+      }
+      await probe(`SHOW EVENTS FROM ${mysql.escapeId(database)}`, 'events cannot be listed');
+      const [hidden] = await conn.query(
+        `SELECT routine_name AS name FROM information_schema.routines
+          WHERE routine_schema = ? AND routine_definition IS NULL ORDER BY 1`,
+        [database],
+      );
+      for (const r of hidden as Array<{ name: string }>) {
+        problems.push(`the definition of routine ${r.name} is not visible to "${this.user}"`);
+      }
+      return problems;
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
   async databaseSize(name: string): Promise<number | null> {
     const rows = await this.query<{ s: string | null }>(
       'SELECT SUM(data_length + index_length) AS s FROM information_schema.tables WHERE table_schema = ?',

@@ -176,6 +176,52 @@ export class PostgresEngine implements DatabaseEngine {
     });
   }
 
+  async privilegeProblems(database?: string): Promise<string[]> {
+    if (database === undefined) {
+      return this.withClient(this.maintenanceDb, async (c) => {
+        const problems: string[] = [];
+        const me = await c.query<{ sup: boolean }>(
+          'SELECT rolsuper AS sup FROM pg_catalog.pg_roles WHERE rolname = current_user',
+        );
+        if (!me.rows[0]?.sup) {
+          problems.push(
+            `"${this.user}" is not a superuser: role passwords (pg_authid) cannot be read, so a cluster backup leaves them out`,
+          );
+        }
+        const denied = await c.query<{ name: string }>(
+          `SELECT datname AS name FROM pg_catalog.pg_database
+            WHERE NOT datistemplate AND datallowconn AND NOT has_database_privilege(datname, 'CONNECT')
+            ORDER BY 1`,
+        );
+        for (const row of denied.rows) problems.push(`no CONNECT privilege on database "${row.name}"`);
+        return problems;
+      });
+    }
+    return this.withClient(database, async (c) => {
+      // pg_dump locks and reads every table and sequence, and refuses tables whose row-level
+      // security would hide rows from it (it dumps with row_security = off).
+      const r = await c.query<{ problem: string }>(
+        `SELECT format('no USAGE on schema %I', n.nspname) AS problem
+           FROM pg_catalog.pg_namespace n
+          WHERE ${USER_SCHEMA_FILTER} AND NOT has_schema_privilege(n.oid, 'USAGE')
+         UNION ALL
+         SELECT format('no SELECT on %s %I.%I', CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END,
+                       n.nspname, c.relname)
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'S') AND ${USER_SCHEMA_FILTER}
+            AND has_schema_privilege(n.oid, 'USAGE') AND NOT has_table_privilege(c.oid, 'SELECT')
+         UNION ALL
+         SELECT format('row-level security on table %I.%I hides rows from this user', n.nspname, c.relname)
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND ${USER_SCHEMA_FILTER}
+            AND NOT pg_has_role(c.relowner, 'USAGE')
+            AND NOT (SELECT rolbypassrls OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user)
+         ORDER BY 1`,
+      );
+      return r.rows.map((row) => row.problem);
+    });
+  }
+
   async databaseSize(name: string): Promise<number | null> {
     return this.withClient(this.maintenanceDb, async (c) => {
       const r = await c.query<{ s: string | null }>('SELECT pg_database_size($1) AS s', [name]);
