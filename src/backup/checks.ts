@@ -7,6 +7,7 @@ import { findPgTool } from '../engines/tools.js';
 import { IntegrityError } from '../errors.js';
 import type { DumpStream } from '../pipeline/dump-stream.js';
 import { detectCompression } from '../pipeline/compression.js';
+import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
 
 const TRAILERS: Partial<Record<string, RegExp>> = {
@@ -49,7 +50,7 @@ export async function checkPgCustomToc(
   const stages =
     compression === 'none'
       ? []
-      : [compression === 'gzip' ? zlib.createGunzip() : zlib.createZstdDecompress()];
+      : [compression === 'gzip' ? zlib.createGunzip() : createZstdFramesDecompress()];
   // pg_restore stops reading after the table of contents; the broken pipe that follows is expected.
   const feeding = pipeline([source, ...stages, child.stdin]).catch(() => undefined);
   const code = await exit;
