@@ -60,3 +60,46 @@ export function encryptionFlags(opts: EncryptionFlags): EncryptionFlags {
     insecureKeyFile: opts.insecureKeyFile,
   };
 }
+
+/** The new protections of `rekey`: the backup options with a `--new-` prefix (as restic's --new-password-file). */
+export interface NewKeyFlags {
+  newEncryptionKeyFile?: string;
+  newEncryptionKeyEnv?: string;
+  newPassphraseFile?: string;
+  newRecipient?: string[];
+  newRecipientsFile?: string[];
+  insecureKeyFile?: boolean;
+}
+
+/** Flags of `rekey`: the keys the backup gets instead of (or, with --add, besides) its current ones. */
+export function withNewKeyOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--new-encryption-key-file <file>',
+      'new protection: a 32-byte key file (dbbackup keygen --symmetric)',
+    )
+    .option('--new-encryption-key-env <var>', 'new protection: the base64 key in this environment variable')
+    .option('--new-passphrase-file <file>', 'new protection: a passphrase from a file (scrypt)')
+    .option(
+      '--new-recipient <age1…>',
+      'new protection: a public key; only its identity can decrypt (repeatable)',
+      collect,
+    )
+    .option(
+      '--new-recipients-file <file>',
+      'new protection: every public key listed in a file (repeatable)',
+      collect,
+    );
+}
+
+/** The `--new-…` flags as the encryption flags protectorsFromFlags reads. */
+export function newKeyFlags(opts: NewKeyFlags): EncryptionFlags {
+  return {
+    encryptionKeyFile: opts.newEncryptionKeyFile,
+    encryptionKeyEnv: opts.newEncryptionKeyEnv,
+    passphraseFile: opts.newPassphraseFile,
+    recipient: opts.newRecipient,
+    recipientsFile: opts.newRecipientsFile,
+    insecureKeyFile: opts.insecureKeyFile,
+  };
+}

@@ -8,6 +8,7 @@ import { cleanupCommand } from './commands/cleanup.js';
 import { cloudCommand } from './commands/cloud.js';
 import { keygenCommand } from './commands/keygen.js';
 import { listCommand } from './commands/list.js';
+import { rekeyCommand } from './commands/rekey.js';
 import { restoreCommand } from './commands/restore.js';
 import { preflightCommand } from './commands/preflight.js';
 import { statusCommand } from './commands/status.js';
@@ -81,6 +82,7 @@ function buildProgram(): Command {
     cloudCommand(),
     listCommand(),
     keygenCommand(),
+    rekeyCommand(),
     statusCommand(),
     preflightCommand(),
     versionCommand(),

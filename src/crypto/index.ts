@@ -16,6 +16,7 @@ export {
 } from './format.js';
 export {
   DEFAULT_SCRYPT,
+  describeUnlockOptions,
   identityUnlocker,
   keyId,
   keyProtector,

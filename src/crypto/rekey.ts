@@ -1,12 +1,15 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { IntegrityError } from '../errors.js';
-import { encodeHeader, headerLengthOf, parseHeader } from './format.js';
+import { encodeHeader, headerLengthOf, parseHeader, type EncryptionHeader } from './format.js';
 import { unlockHeader, type KeyProtector, type KeyUnlocker } from './protectors.js';
 
 export interface RewrapOptions {
   /** Keep the existing stanzas and add the new ones (add a recipient) instead of replacing them. */
   keepExisting?: boolean;
 }
+
+const DAMAGED_HINT =
+  'The backup file was damaged or cut short after it was written; use another copy of the backup.';
 
 /**
  * A new header for the same data key, payload nonce and cipher, protected by `newProtectors`
@@ -37,9 +40,13 @@ export async function rewrapHeader(
 
 /**
  * Copies an encrypted stream with its header rewrapped (see rewrapHeader) and the body passed
- * through untouched, for rekeying a backup held in object storage into a new object.
+ * through untouched, for rekeying a stored backup without a temporary copy. Nothing is emitted
+ * before the old header is unlocked, so a wrong key fails before a byte reaches the writer.
  */
 export class RewrapStream extends Transform {
+  /** The header read from the input, and the one written in its place; set once rewrapped. */
+  oldHeader: EncryptionHeader | undefined;
+  newHeader: EncryptionHeader | undefined;
   private parts: Buffer[] = [];
   private seen = 0;
   private done = false;
@@ -58,15 +65,19 @@ export class RewrapStream extends Transform {
     this.seen += chunk.length;
     let length: number | undefined;
     try {
-      length = headerLengthOf(Buffer.concat(this.parts));
+      const prefix = this.parts.length === 1 ? chunk : Buffer.concat(this.parts);
+      this.parts = [prefix];
+      length = headerLengthOf(prefix);
     } catch (err) {
       return cb(err instanceof Error ? err : new Error(String(err)));
     }
     if (length === undefined || this.seen < length) return cb();
-    const all = Buffer.concat(this.parts);
+    const all = this.parts[0] ?? Buffer.alloc(0);
     this.parts = [];
     rewrapHeader(all, this.unlockers, this.protectors, this.options).then(
       (header) => {
+        this.oldHeader = parseHeader(all).header;
+        this.newHeader = parseHeader(header).header;
         this.done = true;
         this.push(header);
         cb(null, all.subarray(length));
@@ -76,6 +87,13 @@ export class RewrapStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    cb(this.done ? null : new IntegrityError('Encrypted backup is truncated inside its header'));
+    cb(
+      this.done
+        ? null
+        : new IntegrityError(
+            this.seen === 0 ? 'Encrypted backup is empty' : 'Encrypted backup is truncated inside its header',
+            { hint: DAMAGED_HINT },
+          ),
+    );
   }
 }

@@ -489,9 +489,12 @@ describe('tampering is detected by the encryption layer', () => {
     expect(r1.stdout).not.toContain('Restore complete');
     expect(await dbExists(forced)).toBe(false);
 
-    // Checksums rewritten to match: verify passes, the restore is still refused by decryption.
+    // Checksums rewritten to match: verify passes, verify --deep and the restore are refused by decryption.
     await rewriteChecksums(file);
     expectExit(await run(['verify-backup', file]), 0);
+    const deep = await run(['verify-backup', file, '--deep', '--encryption-key-file', key.file]);
+    expectExit(deep, 1);
+    expect(deep.stdout).toMatch(new RegExp(`^FAIL\\s.*corrupt: ${message.source}`, 'm'));
     const matched = uniqueName('pg_enc_tm');
     created.push(matched);
     const r2 = await run(restoreArgs(file, matched, ['--encryption-key-file', key.file]));
@@ -588,8 +591,318 @@ describe('through the S3 emulator', () => {
         const target = uniqueName('pg_enc_s3');
         await restoreInto(`minio://bucket/p/${key}${q}`, target, ['--identity-file', id.file], env);
         expect(await pgSnapshot(target)).toEqual(smallBefore);
+
+        // Rekeyed in place in the bucket: a second recipient added, the first one kept.
+        const id2 = await identity('id-s3-2.txt');
+        const uri = `minio://bucket/p/${key}${q}`;
+        const rk = await run(
+          ['rekey', uri, '--identity-file', id.file, '--new-recipient', id2.recipient, '--add', '--confirm'],
+          { env },
+        );
+        expectExit(rk, 0);
+        expect(rk.stdout).toContain(`now recipient ${id.recipient}, recipient ${id2.recipient}`);
+        for (const idFile of [id.file, id2.file]) {
+          const deep = await run(['verify-backup', uri, '--deep', '--identity-file', idFile], { env });
+          expectExit(deep, 0);
+          expect(deep.stdout).toMatch(/^OK\s.*chunks authenticated, .*pg_restore read the data of 1 table/m);
+        }
+
+        // Downloaded as stored: still encrypted, checksum preserved, and it says so.
+        const local = await tempDir();
+        try {
+          const dl = await run(['cloud', 'download', uri, local], { env });
+          expectExit(dl, 0);
+          expect(dl.stdout).toContain(`encrypted for recipient ${id.recipient}, recipient ${id2.recipient}`);
+          const stored = path.join(local, key);
+          const meta = JSON.parse(await readFile(`${stored}.meta.json`, 'utf8')) as { sha256: string };
+          expect(meta.sha256).toBe(await sha256File(stored));
+          expectExit(await run(['verify-backup', stored]), 0);
+
+          // Downloaded with --decrypt: the plaintext (compressed) dump with its own sidecars.
+          const plainDir = await tempDir();
+          try {
+            const dd = await run(
+              ['cloud', 'download', uri, plainDir, '--decrypt', '--identity-file', id2.file],
+              {
+                env,
+              },
+            );
+            expectExit(dd, 0);
+            expect(dd.stdout).toMatch(/chunks authenticated.*NOT encrypted/);
+            const plainFile = path.join(plainDir, key.replace(/\.enc$/, ''));
+            expect((await readFile(plainFile)).subarray(0, 4).toString('hex')).toBe('28b52ffd');
+            const plainMeta = JSON.parse(await readFile(`${plainFile}.meta.json`, 'utf8')) as {
+              sha256: string;
+              encryption: unknown;
+            };
+            expect(plainMeta).toMatchObject({ sha256: await sha256File(plainFile), encryption: null });
+            const deep = await run(['verify-backup', plainFile, '--deep']);
+            expectExit(deep, 0);
+            expect(deep.stdout).toMatch(/^OK\s.*dump complete: pg_restore read the data of 1 table/m);
+          } finally {
+            await removeDir(plainDir);
+          }
+        } finally {
+          await removeDir(local);
+        }
       } finally {
         await emu.stop();
+      }
+    },
+    SLOW,
+  );
+});
+
+interface VerifyJson {
+  results: Array<{
+    state: string;
+    deep?: {
+      encrypted: boolean;
+      chunks: number | null;
+      files: Array<{ format: string; completeness: string }>;
+    };
+  }>;
+}
+
+async function files3(file: string): Promise<Buffer[]> {
+  return Promise.all([file, `${file}.sha256`, `${file}.meta.json`].map((f) => readFile(f)));
+}
+
+describe('verify-backup --deep', () => {
+  let dir: string;
+  let key: { file: string; text: string; keyId: string };
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    key = await symmetricKey('deep.key');
+    const enc = await tempDir();
+    const plain = await tempDir();
+    try {
+      // One encrypted custom archive (zstd) and one plain SQL dump (gzip), side by side.
+      const a = await backup(small, enc, ['--encryption-key-file', key.file]);
+      const b = await backup(small, plain, ['--format', 'plain'], { global: ['--compression-algo', 'gzip'] });
+      for (const f of [a, b])
+        for (const suffix of ['', '.sha256', '.meta.json'])
+          await writeFile(path.join(dir, path.basename(f) + suffix), await readFile(f + suffix));
+    } finally {
+      await removeDir(enc);
+      await removeDir(plain);
+    }
+  }, SLOW);
+
+  afterAll(async () => {
+    await removeDir(dir);
+  });
+
+  it('decrypts, decompresses and checks every dump is complete; --json says the same', async () => {
+    const r = await run(['verify-backup', dir, '--deep', '--encryption-key-file', key.file]);
+    expectExit(r, 0);
+    expect(r.stdout).toMatch(
+      /^OK\s.*\.dump\.zst\.enc \(.*\): sha256 [0-9a-f]{16}… matches, \d+ chunks authenticated, .* decompressed \(zstd\), dump complete: pg_restore read the data of 1 table$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^OK\s.*\.sql\.gz \(.*\): sha256 [0-9a-f]{16}… matches, .* decompressed \(gzip\), dump complete: it ends with "-- PostgreSQL database dump complete"$/m,
+    );
+    expect(r.stdout).toContain('All 2 backups verified.');
+    const json = await run(['verify-backup', dir, '--deep', '--encryption-key-file', key.file, '--json']);
+    expectExit(json, 0);
+    const { results } = JSON.parse(json.stdout) as VerifyJson;
+    expect(results.map((x) => x.state)).toEqual(['valid', 'valid']);
+    expect(results.map((x) => x.deep?.encrypted).sort()).toEqual([false, true]);
+  });
+
+  it('a missing or wrong key: one error line with a hint, before anything is read', async () => {
+    const none = await run(['verify-backup', dir, '--deep']);
+    expectRefused(
+      none,
+      1,
+      /\.enc is encrypted and --deep needs its key/,
+      new RegExp(`key with id ${key.keyId}.*Without --deep`),
+    );
+    expect(none.stdout).toBe('');
+    const other = await symmetricKey('deep-other.key');
+    const wrong = await run(['verify-backup', dir, '--deep', '--encryption-key-file', other.file]);
+    expectRefused(
+      wrong,
+      1,
+      /the key in .*deep-other\.key does not unlock it/,
+      new RegExp(`key with id ${key.keyId}`),
+    );
+    expect(wrong.stdout).toBe('');
+    // Without --deep no key is needed, and a key alone is a usage error.
+    expectExit(await run(['verify-backup', dir]), 0);
+    expectRefused(
+      await run(['verify-backup', dir, '--encryption-key-file', key.file]),
+      2,
+      /only used with --deep/,
+    );
+  });
+});
+
+describe('rekey', () => {
+  it(
+    'key file → age recipient: a dry run first, a wrong key changes nothing; then the new identity restores, the old key is refused, the checksums match',
+    async () => {
+      const key = await symmetricKey('rekey-old.key');
+      const wrong = await symmetricKey('rekey-wrong.key');
+      const id = await identity('rekey-id.txt');
+      const dir = await tempDir();
+      try {
+        const file = await backup(small, dir, ['--encryption-key-file', key.file]);
+        const before = await files3(file);
+        const args = ['--backup-dir', dir, 'rekey', path.basename(file), '--new-recipient', id.recipient];
+        const dry = await run([...args, '--encryption-key-file', key.file]);
+        expectExit(dry, 0);
+        expect(dry.stdout).toContain(`now:   key ${key.keyId}`);
+        expect(dry.stdout).toContain(`after: recipient ${id.recipient}`);
+        expect(dry.stdout).toContain('Dry run: nothing was changed');
+        expect(await files3(file)).toEqual(before);
+
+        // A failed rekey leaves the backup exactly as it was, still verifiable with its key.
+        const failed = await run([...args, '--encryption-key-file', wrong.file, '--confirm']);
+        expectRefused(
+          failed,
+          1,
+          /the key in .*rekey-wrong\.key does not unlock it/,
+          new RegExp(`key with id ${key.keyId}`),
+        );
+        expect(await files3(file)).toEqual(before);
+        expect(await readdir(dir)).toHaveLength(3);
+        const deep = await run(['verify-backup', file, '--deep', '--encryption-key-file', key.file]);
+        expectExit(deep, 0);
+
+        const done = await run([...args, '--encryption-key-file', key.file, '--confirm']);
+        expectExit(done, 0);
+        expect(done.stdout).toMatch(
+          new RegExp(
+            `^Rekeyed .*${path.basename(file).replaceAll('.', '\\.')}: now recipient ${id.recipient}`,
+            'm',
+          ),
+        );
+        expect(done.stdout + done.stderr).not.toContain(key.text);
+        const enc = await checkEncrypted(file, [key.text, id.secret]);
+        expect(enc.protections).toEqual([{ kind: 'recipient', recipient: id.recipient }]);
+        const sha = await sha256File(file);
+        expect(await readFile(`${file}.sha256`, 'utf8')).toBe(`${sha}  ${path.basename(file)}\n`);
+        // Only the header changed: the encrypted body is the same, byte for byte.
+        const [oldData = Buffer.alloc(0)] = before;
+        const [data = Buffer.alloc(0)] = await files3(file);
+        expect(data.subarray(data.readUInt32BE(10)).equals(oldData.subarray(oldData.readUInt32BE(10)))).toBe(
+          true,
+        );
+
+        const refused = uniqueName('pg_enc_rk_old');
+        created.push(refused);
+        expectRefused(
+          await run(restoreArgs(file, refused, ['--encryption-key-file', key.file])),
+          1,
+          /does not unlock it/,
+          new RegExp(`recipient ${id.recipient}`),
+        );
+        expect(await dbExists(refused)).toBe(false);
+        const target = uniqueName('pg_enc_rk');
+        await restoreInto(file, target, ['--identity-file', id.file]);
+        expect(await pgSnapshot(target)).toEqual(smallBefore);
+      } finally {
+        await removeDir(dir);
+      }
+    },
+    SLOW,
+  );
+
+  it(
+    'a cluster backup: every member rewrapped, the manifest rewritten; verify --deep before and after; restore with the new identity',
+    async () => {
+      const key = await symmetricKey('rekey-cluster.key');
+      const id = await identity('rekey-cluster-id.txt');
+      const dir = await tempDir();
+      try {
+        const b = await run([
+          ...pgArgs(),
+          '--backup-dir',
+          dir,
+          'backup',
+          'cluster',
+          '--include-database',
+          small,
+          '--encryption-key-file',
+          key.file,
+        ]);
+        expectExit(b, 0);
+        const [cluster] = await readdir(dir);
+        if (!cluster) throw new Error('no cluster backup written');
+        const deep = await run([
+          'verify-backup',
+          path.join(dir, cluster),
+          '--deep',
+          '--encryption-key-file',
+          key.file,
+        ]);
+        expectExit(deep, 0);
+        expect(deep.stdout).toMatch(
+          /^OK\s.*1 databases and globals match their checksums, \d+ chunks authenticated, .*every dump complete$/m,
+        );
+
+        const r = await run([
+          '--backup-dir',
+          dir,
+          'rekey',
+          cluster,
+          '--encryption-key-file',
+          key.file,
+          '--new-recipient',
+          id.recipient,
+          '--confirm',
+        ]);
+        expectExit(r, 0);
+        const manifest = JSON.parse(await readFile(path.join(dir, cluster, 'manifest.json'), 'utf8')) as {
+          encryption: { protections: unknown[] };
+          globals: { file: string; sha256: string };
+          databases: Array<{ file: string; sha256: string }>;
+        };
+        expect(manifest.encryption.protections).toEqual([{ kind: 'recipient', recipient: id.recipient }]);
+        const members = [manifest.globals, ...manifest.databases];
+        expect((await readdir(path.join(dir, cluster))).sort()).toEqual(
+          ['manifest.json', ...members.map((m) => path.basename(m.file))].sort(),
+        );
+        for (const m of members) expect(await sha256File(path.join(dir, m.file))).toBe(m.sha256);
+
+        const after = await run([
+          'verify-backup',
+          path.join(dir, cluster),
+          '--deep',
+          '--identity-file',
+          id.file,
+        ]);
+        expectExit(after, 0);
+        expectRefused(
+          await run(['verify-backup', path.join(dir, cluster), '--deep', '--encryption-key-file', key.file]),
+          1,
+          /does not unlock it/,
+        );
+        const target = uniqueName('pg_enc_rkc');
+        created.push(target);
+        const restored = await run([
+          ...pgArgs(),
+          '--backup-dir',
+          dir,
+          'restore',
+          'single',
+          '--from-cluster',
+          cluster,
+          '--database',
+          small,
+          '--target',
+          target,
+          '--create',
+          '--confirm',
+          '--identity-file',
+          id.file,
+        ]);
+        expectExit(restored, 0);
+        expect(await pgSnapshot(target)).toEqual(smallBefore);
+      } finally {
+        await removeDir(dir);
       }
     },
     SLOW,

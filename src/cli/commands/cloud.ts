@@ -10,9 +10,24 @@ import { formatBytes } from '../../pipeline/progress.js';
 import { isCloudUri, maskUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore } from '../../storage/uri.js';
-import { verifyBackup } from '../../verify/verify.js';
+import { verifyAny } from '../../verify/verify.js';
+import { NO_KEY_HINT } from '../../verify/deep.js';
+import { describeEncryption, unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
+import { copyDecrypted } from '../../encrypted/decrypt-copy.js';
+import { describeProtections, readStoredHeader } from '../../encrypted/header.js';
 import { cloudSettings, globals, out } from '../context.js';
+import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { printBackupList } from './list.js';
+import { checkKeysFirst, keyOptionGiven, resultLine, verifyMode } from './verify.js';
+
+interface DownloadOptions extends EncryptionFlags {
+  decrypt?: boolean;
+}
+
+interface CloudVerifyOptions extends EncryptionFlags {
+  quick?: boolean;
+  deep?: boolean;
+}
 
 function requireCloud(uri: string): void {
   if (!isCloudUri(uri))
@@ -49,17 +64,44 @@ export function cloudCommand(): Command {
       }
     });
 
-  cloud
-    .command('download')
-    .description('Download a backup (and its sidecars) into a local directory, verified against its metadata')
+  withDecryptOptions(cloud.command('download'))
+    .description(
+      'Download a backup (and its sidecars) into a local directory, verified against its metadata; stored bytes as they are, or decrypted with --decrypt',
+    )
     .argument('<uri>', 'cloud URI of the backup')
     .argument('<dir>', 'local directory')
-    .action(async (uri: string, dir: string, _o: unknown, cmd: Command) => {
+    .option(
+      '--decrypt',
+      'write the decrypted (still compressed) dump, with its own .sha256 and metadata, instead of the encrypted bytes (needs the key)',
+    )
+    .action(async (uri: string, dir: string, opts: DownloadOptions, cmd: Command) => {
       requireCloud(uri);
+      const flags = encryptionFlags(opts);
+      if (!opts.decrypt && keyOptionGiven(flags))
+        throw new UsageError(
+          'A key is only used with --decrypt',
+          'Add --decrypt to write the decrypted dump; without it the backup is downloaded as stored (encrypted).',
+        );
       const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
-      const r = await copyBackup(storage, key, await openStore(dir));
+      const dest = await openStore(dir);
+      if (opts.decrypt) {
+        const unlockers = await unlockersFromFlags(flags);
+        const d = await copyDecrypted(storage, key, dest, unlockers);
+        if (d) {
+          out.line(
+            `Downloaded and decrypted ${maskUri(uri)} → ${path.join(path.resolve(dir), d.key)} (${formatBytes(d.bytes)}, sha256 ${d.sha256}, ${d.chunks} chunks authenticated${d.metadata ? ', source checksum verified' : ', no metadata'}); this copy is NOT encrypted`,
+          );
+          return;
+        }
+        out.note(`${key} is not encrypted: downloading it as stored.`);
+      }
+      const r = await copyBackup(storage, key, dest);
+      const header = r.metadata?.encryption
+        ? undefined
+        : await readStoredHeader(dest, r.key).catch(() => undefined);
+      const encryption = r.metadata?.encryption ?? (header ? describeEncryption(header) : null);
       out.line(
-        `Downloaded ${maskUri(uri)} → ${path.join(path.resolve(dir), r.key)} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
+        `Downloaded ${maskUri(uri)} → ${path.join(path.resolve(dir), r.key)} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'}${encryption ? `; encrypted for ${describeProtections(encryption)}` : ''})`,
       );
     });
 
@@ -100,26 +142,28 @@ export function cloudCommand(): Command {
           out.line(`${o.modified.toISOString()}  ${formatBytes(o.size).padStart(10)}  ${o.key}`);
     });
 
-  cloud
-    .command('verify')
-    .description('Re-hash stored backups against their metadata (a backup URI, or a prefix for all of them)')
+  withDecryptOptions(cloud.command('verify'))
+    .description(
+      'Re-hash stored backups against their metadata (a backup URI, or a prefix for all of them); --deep also decrypts and checks each dump',
+    )
     .argument('<uri>', 'cloud URI of a backup or a prefix ending in /')
     .option('--quick', 'compare sizes only')
-    .action(async (uri: string, opts: { quick?: boolean }, cmd: Command) => {
+    .option('--deep', 'also decrypt (authenticating every chunk), decompress and check each dump is complete')
+    .action(async (uri: string, opts: CloudVerifyOptions, cmd: Command) => {
       requireCloud(uri);
+      const mode = verifyMode(opts);
       const settings = cloudSettings(globals(cmd));
       const targets = uri.endsWith('/')
         ? await openStore(uri, settings).then(async (s) =>
             (await backupKeys(s)).map((key) => ({ storage: s, key })),
           )
         : [await openLocation(uri, settings)];
+      if (mode.deep) await checkKeysFirst(targets, mode.deep.unlock, '--deep', NO_KEY_HINT);
       let bad = 0;
       for (const { storage, key } of targets) {
-        const r = await verifyBackup(storage, key, Boolean(opts.quick));
+        const r = await verifyAny(storage, key, mode);
         if (r.state !== 'valid') bad++;
-        out.line(
-          `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`,
-        );
+        out.line(resultLine(r));
       }
       if (bad)
         throw new DbBackupError(`${bad} of ${targets.length} backups failed verification`, {

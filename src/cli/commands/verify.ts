@@ -5,17 +5,27 @@ import { Command } from 'commander';
 import picomatch from 'picomatch';
 import { backupKeys } from '../../catalog/listing.js';
 import { sidecarOwner } from '../../catalog/naming.js';
-import { MANIFEST_NAME } from '../../catalog/manifest.js';
+import { MANIFEST_NAME, readManifest } from '../../catalog/manifest.js';
+import {
+  EncryptionKeyError,
+  unlockersFromFlags,
+  type EncryptionFlags,
+  type KeyUnlocker,
+} from '../../crypto/index.js';
+import { checkUnlocks, readStoredHeader } from '../../encrypted/header.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isCloudUri, maskUri } from '../../storage/cloud-uri.js';
+import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';
-import { verifyAny, type VerifyResult } from '../../verify/verify.js';
+import { NO_KEY_HINT, type UnlockerSource } from '../../verify/deep.js';
+import { verifyAny, type VerifyOptions, type VerifyResult } from '../../verify/verify.js';
 import { cloudSettings, globals, out } from '../context.js';
+import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 
 /** One argument → the backups it names: a file or object, a directory or prefix, or a glob in the last part. */
-async function expand(arg: string, settings: CloudSettings): Promise<Location[]> {
+export async function expandBackups(arg: string, settings: CloudSettings): Promise<Location[]> {
   const cloud = isCloudUri(arg);
   // A cloud URI's query (credentials, endpoint) may contain '/', so the path is split without it.
   const q = cloud ? arg.indexOf('?') : -1;
@@ -60,33 +70,115 @@ async function expand(arg: string, settings: CloudSettings): Promise<Location[]>
   return keys.map((key) => ({ storage, key }));
 }
 
+/** The files of a backup that carry an encryption header: the backup itself, or every member of a cluster. */
+async function encryptedFiles(storage: Storage, key: string): Promise<string[]> {
+  if (!key.endsWith('/')) return [key];
+  const manifest = await readManifest(storage, key.slice(0, -1)).catch(() => undefined);
+  if (!manifest?.encryption) return [];
+  return [manifest.globals.file, ...manifest.databases.flatMap((m) => (m.file ? [m.file] : []))];
+}
+
+/**
+ * Before any long read: every encrypted file among the targets must open with the keys given.
+ * Only key problems stop here; a damaged or missing file is left for the verification to report.
+ */
+export async function checkKeysFirst(
+  targets: readonly Location[],
+  unlock: UnlockerSource,
+  why: string,
+  moreHint = '',
+): Promise<void> {
+  for (const { storage, key } of targets) {
+    for (const file of await encryptedFiles(storage, key)) {
+      const header = await readStoredHeader(storage, file).catch(() => undefined);
+      if (!header) continue;
+      const location = `${storage.location.replace(/\/$/, '')}/${file}`;
+      try {
+        await checkUnlocks(location, header, await unlock(), why, moreHint);
+      } catch (err) {
+        if (err instanceof EncryptionKeyError) throw err;
+      }
+    }
+  }
+}
+
+/** Keys from the decrypt options, read on first need: plaintext backups never need (or read) them. */
+export function lazyUnlockers(flags: EncryptionFlags): UnlockerSource {
+  let unlockers: Promise<KeyUnlocker[]> | undefined;
+  return () => (unlockers ??= unlockersFromFlags(flags));
+}
+
+/** True when a key option was given on the command line (the key variable alone does not count). */
+export function keyOptionGiven(flags: EncryptionFlags): boolean {
+  return Boolean(
+    flags.encryptionKeyFile || flags.encryptionKeyEnv || flags.passphraseFile || flags.identityFile?.length,
+  );
+}
+
+interface VerifyCommandOptions extends EncryptionFlags {
+  quick?: boolean;
+  deep?: boolean;
+  json?: boolean;
+}
+
+/** The output line of one result. */
+export function resultLine(r: VerifyResult): string {
+  const size = r.sizeBytes === null ? '' : ` (${formatBytes(r.sizeBytes)})`;
+  return `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}${size}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`;
+}
+
+/** Options for verifyAny from --quick / --deep and the key options; checks their combination. */
+export function verifyMode(opts: VerifyCommandOptions): VerifyOptions {
+  if (opts.quick && opts.deep)
+    throw new UsageError(
+      '--quick and --deep exclude each other',
+      'Use one: --quick reads nothing, --deep reads everything.',
+    );
+  if (!opts.deep && keyOptionGiven(encryptionFlags(opts)))
+    throw new UsageError(
+      'Keys are only used with --deep',
+      'Add --deep to decrypt and check the dump; without it the checksum is verified without a key.',
+    );
+  return {
+    quick: Boolean(opts.quick),
+    deep: opts.deep ? { unlock: lazyUnlockers(encryptionFlags(opts)) } : undefined,
+  };
+}
+
 export function verifyCommand(): Command {
-  return new Command('verify-backup')
-    .description('Check backups against their metadata: size (--quick) or the SHA-256 of every byte')
+  return withDecryptOptions(new Command('verify-backup'))
+    .description(
+      'Check backups against their metadata: size (--quick), the SHA-256 of every byte (default), or also the decrypted, decompressed dump (--deep)',
+    )
     .argument('<backups...>', 'backup files, directories, globs, or cloud URIs (s3://bucket/prefix/*.zst)')
     .option('--quick', 'compare sizes only (no full read)')
+    .option(
+      '--deep',
+      'also decrypt (authenticating every chunk), decompress, and check each dump is complete (pg_restore reads every data block; SQL ends with its trailer)',
+    )
     .option('--json', 'print results as JSON')
     .addHelpText(
       'after',
-      `\nExamples:\n  dbbackup verify-backup ~/db_backups/shop_20261126_050000.dump.zst\n  dbbackup verify-backup '~/db_backups/*.zst' --quick`,
+      `
+Examples:
+  dbbackup verify-backup ~/db_backups/shop_20261126_050000.dump.zst
+  dbbackup verify-backup '~/db_backups/*.zst' --quick
+  dbbackup verify-backup ~/db_backups/ --deep --identity-file ~/.config/dbbackup/identity.txt`,
     )
-    .action(async (args: string[], opts: { quick?: boolean; json?: boolean }, cmd: Command) => {
-      const results: VerifyResult[] = [];
+    .action(async (args: string[], opts: VerifyCommandOptions, cmd: Command) => {
+      const mode = verifyMode(opts);
       const settings = cloudSettings(globals(cmd));
-      for (const arg of args) {
-        for (const { storage, key } of await expand(arg, settings)) {
-          results.push(await verifyAny(storage, key, Boolean(opts.quick)));
-        }
+      const targets: Location[] = [];
+      for (const arg of args) targets.push(...(await expandBackups(arg, settings)));
+      // A wrong or missing key stops everything at once, not after hours of reading other backups.
+      if (mode.deep) await checkKeysFirst(targets, mode.deep.unlock, '--deep', NO_KEY_HINT);
+      const results: VerifyResult[] = [];
+      for (const { storage, key } of targets) {
+        const r = await verifyAny(storage, key, mode);
+        results.push(r);
+        if (!opts.json) out.line(resultLine(r));
       }
       if (opts.json) out.json({ results });
-      else {
-        for (const r of results) {
-          const size = r.sizeBytes === null ? '' : ` (${formatBytes(r.sizeBytes)})`;
-          out.line(
-            `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}${size}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`,
-          );
-        }
-      }
       const bad = results.filter((r) => r.state !== 'valid').length;
       if (bad) {
         throw new DbBackupError(
