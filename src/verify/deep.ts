@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { Writable, type Readable, type Transform } from 'node:stream';
+import { Writable, type Duplex, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { DetectedFormat } from '../catalog/format.js';
@@ -12,6 +12,7 @@ import { planDecompression, type CompressionAlgorithm } from '../pipeline/compre
 import { HashCounter, Sampler } from '../pipeline/hash.js';
 import { settleFeed, ToolProcess } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
+import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
 
 /**
@@ -236,24 +237,16 @@ async function checkerFor(detected: DetectedFormat, expect: DeepExpectation): Pr
 
 async function decompressorFor(
   compression: CompressionAlgorithm,
-): Promise<{ external?: ConstructorParameters<typeof ToolProcess>[0]; inProcess?: () => Transform }> {
+): Promise<{ external?: ConstructorParameters<typeof ToolProcess>[0]; inProcess?: () => Duplex }> {
   if (compression === 'none') return {};
   if (compression === 'gzip') {
     // Node's gunzip reads every member of a pigz/parallel stream and fails on truncation or trailing data.
     return { inProcess: () => zlib.createGunzip() };
   }
-  // Node's zstd decoder stops after the first frame (the built-in compressor writes many) and does
-  // not report a stream cut short, so only the zstd program can vouch for the whole stream.
+  // Node's own zstd decoder stops after the first frame and misses truncation: the zstd program, or
+  // the frame-by-frame decoder.
   const plan = await planDecompression('zstd');
-  if (!plan.external) {
-    throw new MissingToolError(
-      'verify-backup --deep needs the zstd program to check zstd-compressed backups',
-      {
-        hint: 'Install zstd (apt-get install zstd).',
-      },
-    );
-  }
-  return { external: plan.external };
+  return plan.external ? { external: plan.external } : { inProcess: () => createZstdFramesDecompress() };
 }
 
 /**

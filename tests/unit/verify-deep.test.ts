@@ -26,7 +26,10 @@ beforeEach(async () => {
   ({ dir, cleanup } = await tempDir());
   storage = new LocalStorage(dir);
 });
-afterEach(() => cleanup());
+afterEach(async () => {
+  delete process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR;
+  await cleanup();
+});
 
 const KEY = randomBytes(32);
 const unlock = (keys = [keyUnlocker(KEY, 'key in test.key')]) => ({
@@ -87,15 +90,18 @@ describe('verify --deep: complete dumps', () => {
     expect(r.deep).toMatchObject({ encrypted: false, chunks: null, dumpBytes: dump.length });
   });
 
-  it('decompresses every frame of a multi-frame zstd stream (the built-in compressor writes many)', async () => {
-    const dump = pgPlain(600_000);
-    const half = 200_000;
-    await store('shop.sql.zst', Buffer.concat([zstd(dump.subarray(0, half)), zstd(dump.subarray(half))]));
-    const r = await verifyBackup(storage, 'shop.sql.zst', { deep: unlock() });
-    expect(r.state, r.detail).toBe('valid');
-    expect(r.deep?.dumpBytes).toBe(dump.length);
-    expect(r.detail).toContain('decompressed (zstd)');
-  });
+  for (const decoder of ['the zstd program', 'the in-process decoder'] as const) {
+    it(`decompresses every frame of a multi-frame zstd stream with ${decoder} (the built-in compressor writes many)`, async () => {
+      if (decoder === 'the in-process decoder') process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR = '1';
+      const dump = pgPlain(600_000);
+      const half = 200_000;
+      await store('shop.sql.zst', Buffer.concat([zstd(dump.subarray(0, half)), zstd(dump.subarray(half))]));
+      const r = await verifyBackup(storage, 'shop.sql.zst', { deep: unlock() });
+      expect(r.state, r.detail).toBe('valid');
+      expect(r.deep?.dumpBytes).toBe(dump.length);
+      expect(r.detail).toContain('decompressed (zstd)');
+    });
+  }
 
   it('decompresses every member of a multi-member gzip stream (pigz and the built-in compressor)', async () => {
     const dump = pgPlain();
@@ -147,13 +153,16 @@ describe('verify --deep: damage and incompleteness', () => {
     expect(r.detail).toContain('the stored bytes match their checksum');
   });
 
-  it('a truncated zstd stream is caught by the decompressor', async () => {
-    const z = zstd(pgPlain());
-    await store('trunc.sql.zst', z.subarray(0, z.length - 50));
-    const r = await verifyBackup(storage, 'trunc.sql.zst', { deep: unlock() });
-    expect(r.state).toBe('corrupt');
-    expect(r.detail).toMatch(/the zstd stream is damaged/);
-  });
+  for (const decoder of ['the zstd program', 'the in-process decoder'] as const) {
+    it(`a truncated zstd stream is caught by ${decoder}`, async () => {
+      if (decoder === 'the in-process decoder') process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR = '1';
+      const z = zstd(pgPlain());
+      await store('trunc.sql.zst', z.subarray(0, z.length - 50));
+      const r = await verifyBackup(storage, 'trunc.sql.zst', { deep: unlock() });
+      expect(r.state).toBe('corrupt');
+      expect(r.detail).toMatch(/the zstd stream (is damaged|ends in the middle of a frame)/);
+    });
+  }
 
   it('garbage after a gzip stream is caught', async () => {
     await store('tail.sql.gz', Buffer.concat([zlib.gzipSync(pgPlain()), Buffer.from('garbage!garbage!')]));
