@@ -4,16 +4,12 @@ import zlib from 'node:zlib';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { findPgTool } from '../engines/tools.js';
+import { TRAILERS } from '../catalog/trailers.js';
 import { IntegrityError } from '../errors.js';
 import type { DumpStream } from '../pipeline/dump-stream.js';
 import { detectCompression } from '../pipeline/compression.js';
 import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
-
-const TRAILERS: Partial<Record<string, RegExp>> = {
-  'postgres/plain': /-- PostgreSQL database dump complete/,
-  'mysql/plain': /-- (Dump completed|MariaDB dump completed)/,
-};
 
 /**
  * A dump tool that stops early can still exit 0 if something else kills its reader; the trailer
@@ -22,8 +18,9 @@ const TRAILERS: Partial<Record<string, RegExp>> = {
 export function checkDumpTrailer(stream: DumpStream, engine: Engine, format: DumpFormat): void {
   if (!stream.raw) return;
   if (stream.raw.bytes === 0) throw new IntegrityError('The dump tool produced no output');
-  const trailer = TRAILERS[`${engine === 'postgres' ? 'postgres' : 'mysql'}/${format}`];
-  if (trailer && !trailer.test(stream.raw.tail.toString('utf8'))) {
+  if (format !== 'plain') return; // a custom archive has no trailer; its table of contents is checked
+  const trailer = engine === 'postgres' ? TRAILERS.postgresPlain : TRAILERS.mysqlPlain;
+  if (!trailer.pattern.test(stream.raw.tail.toString('utf8'))) {
     throw new IntegrityError('The dump ended without its completion trailer: it is incomplete', {
       hint: 'The dump tool stopped early; check the server log and try again.',
     });

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
+import { TRAILERS, type Trailer } from '../catalog/trailers.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import { checkUnlocks, readStoredHeader } from '../encrypted/header.js';
 import { findPgTool, majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
@@ -45,30 +46,6 @@ const TRAILER_BYTES = 4096;
 
 /** Appended to the hint when an encrypted backup is verified with --deep but no key. */
 export const NO_KEY_HINT = 'Without --deep, verify-backup checks its checksum and needs no key.';
-
-interface Trailer {
-  pattern: RegExp;
-  /** For messages: what the end of the dump should say. */
-  text: string;
-}
-
-/** The lines a dump writes last (as src/backup/checks.ts checks them at backup time). */
-const TRAILERS: Record<'postgresPlain' | 'mysqlPlain' | 'postgresGlobals' | 'mysqlGlobals', Trailer> = {
-  postgresPlain: {
-    pattern: /-- PostgreSQL database dump complete/,
-    text: '-- PostgreSQL database dump complete',
-  },
-  mysqlPlain: {
-    pattern: /-- (?:Dump completed|MariaDB dump completed)/,
-    text: '-- Dump completed',
-  },
-  postgresGlobals: {
-    pattern: /-- PostgreSQL database cluster dump complete/,
-    text: '-- PostgreSQL database cluster dump complete',
-  },
-  // The MySQL/MariaDB globals file is written by dbbackup itself and ends with this statement.
-  mysqlGlobals: { pattern: /FLUSH PRIVILEGES;(?=\s*$)/, text: 'FLUSH PRIVILEGES;' },
-};
 
 type Checker = { kind: 'pg_restore'; file: string } | { kind: 'trailer'; trailer: Trailer };
 
