@@ -55,16 +55,30 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
         ? new Date(meta.startedAt)
         : cluster
           ? new Date(cluster.startedAt)
-          : (keys.get(key)?.modified ??
-            keys.get(`${key}${SHA256_SUFFIX}`)?.modified ??
-            keys.get(`${key}${META_SUFFIX}`)?.modified ??
-            null),
+          : key.endsWith('/')
+            ? newestUnder(keys, key)
+            : (keys.get(key)?.modified ??
+              keys.get(`${key}${SHA256_SUFFIX}`)?.modified ??
+              keys.get(`${key}${META_SUFFIX}`)?.modified ??
+              null),
       sizeBytes: result.sizeBytes,
       state: result.state,
       detail: result.detail,
     });
   }
   return entries.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+}
+
+/**
+ * A cluster backup without a manifest (unfinished, or a deletion interrupted after the manifest)
+ * dates from its newest member: without a date, --prune-incomplete could never remove it, and the
+ * newest member keeps a cluster backup that is still being written inside the grace period.
+ */
+function newestUnder(keys: Map<string, { modified: Date }>, prefix: string): Date | null {
+  let newest: Date | null = null;
+  for (const [key, info] of keys)
+    if (key.startsWith(prefix) && (!newest || info.modified > newest)) newest = info.modified;
+  return newest;
 }
 
 async function listKeys(storage: Storage): Promise<Map<string, { size: number; modified: Date }>> {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { access } from 'node:fs/promises';
+import { createPrivateKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -481,16 +482,59 @@ async function cancelSession(uri: string): Promise<void> {
   await fetch(uri, { method: 'DELETE', signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
 }
 
+const CREDENTIALS_HINT =
+  'Give the path of a service-account JSON key in ?credentials=, or use GOOGLE_APPLICATION_CREDENTIALS.';
+
+/**
+ * The ?credentials= file is checked before any request. The SDK reads it only when it first needs
+ * a token, then reports bad JSON or a damaged private key as a bare OpenSSL or network error with
+ * no hint, and never against an emulator (which needs no token). Its content is never quoted: it
+ * holds a private key.
+ */
+export async function checkCredentialsFile(file: string): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = errnoCode(err);
+    throw new UsageError(
+      code === 'ENOENT'
+        ? `GCS credentials file not found: ${file}`
+        : `Cannot read the GCS credentials file ${file}: ${code ?? errorMessage(err)}`,
+      CREDENTIALS_HINT,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new UsageError(`The GCS credentials file ${file} is not valid JSON`, CREDENTIALS_HINT);
+  }
+  const fields = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
+  if (typeof fields.type !== 'string')
+    throw new UsageError(
+      `The GCS credentials file ${file} is not a credentials file (it has no "type" field)`,
+      CREDENTIALS_HINT,
+    );
+  if (fields.type !== 'service_account') return; // authorized_user, external_account…: the SDK's business
+  if (typeof fields.client_email !== 'string' || typeof fields.private_key !== 'string')
+    throw new UsageError(
+      `The service-account key ${file} has no "client_email" or "private_key"`,
+      CREDENTIALS_HINT,
+    );
+  try {
+    createPrivateKey(fields.private_key);
+  } catch {
+    throw new UsageError(
+      `The private key in the service-account key ${file} cannot be read (damaged or edited file)`,
+      `Download a new key for ${fields.client_email}; ${CREDENTIALS_HINT.charAt(0).toLowerCase()}${CREDENTIALS_HINT.slice(1)}`,
+    );
+  }
+}
+
 export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
   const target = gcsTarget(uri, settings);
-  if (target.keyFilename) {
-    await access(target.keyFilename).catch(() => {
-      throw new UsageError(
-        `GCS credentials file not found: ${target.keyFilename}`,
-        'Give the path of a service-account JSON key in ?credentials=, or use GOOGLE_APPLICATION_CREDENTIALS.',
-      );
-    });
-  }
+  if (target.keyFilename) await checkCredentialsFile(target.keyFilename);
   const retried: { last?: unknown } = {};
   const options: StorageOptions = {
     projectId: target.projectId,

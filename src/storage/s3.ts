@@ -204,6 +204,18 @@ const UNREACHABLE = new Set([
   'ETIMEDOUT',
 ]);
 
+/**
+ * What the SDK calls an error it could not parse: a HEAD request's error has no body (a wrong
+ * access key on the first HEAD of a backup gave "Unknown (HTTP 403)"), so the status must speak.
+ */
+const BARE = new Set(['', 'Unknown', 'UnknownError']);
+const BARE_STATUS: Record<number, string> = {
+  400: 'bad request',
+  401: 'unauthorized',
+  403: 'access denied',
+  404: 'not found',
+};
+
 /** One line of cause and a hint for an SDK or network error; `endpoint` is already masked. */
 export function describeS3Error(
   err: unknown,
@@ -214,7 +226,7 @@ export function describeS3Error(
   const status = httpStatus(err);
   const code = errnoCode(err);
   let text = (errorMessage(err).split('\n')[0] ?? '').trim();
-  if (!text || text === 'UnknownError') text = name || 'unknown error';
+  if (BARE.has(text)) text = BARE.has(name) ? (BARE_STATUS[status ?? 0] ?? 'unknown error') : name;
   else if (name && name !== 'Error' && !text.includes(name)) text = `${name}: ${text}`;
   if (status) text += ` (HTTP ${status})`;
   let hint: string | undefined;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountSASPermissions } from '@azure/storage-blob';
@@ -10,8 +10,8 @@ import { createMyDatabase, dropMyDatabase } from '../harness/mysql.js';
 import { mySnapshot } from '../harness/my-snapshot.js';
 import { createPgDatabase, dropPgDatabase, pgExec } from '../harness/pg.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
-import { cmdlineHas, sleep } from '../harness/proc.js';
-import { childrenNamed } from './proc-util.js';
+import { peakRss } from '../harness/peak-rss.js';
+import { sleep } from '../harness/proc.js';
 import {
   cli,
   expectExit,
@@ -331,29 +331,6 @@ async function dirBytes(dir: string): Promise<number> {
   return total;
 }
 
-/** The pid of the `bin/dbbackup.js` child of this test process, once it has started. */
-async function cliPid(): Promise<number | undefined> {
-  for (const pid of await childrenNamed(process.pid, 'node'))
-    if (await cmdlineHas(pid, 'bin/dbbackup.js')) return pid;
-  return undefined;
-}
-
-/** Peak resident memory (VmHWM) of the CLI process, sampled until `done` settles; kB. */
-async function samplePeakRss(done: Promise<unknown>): Promise<number> {
-  let finished = false;
-  void done.finally(() => (finished = true));
-  let peak = 0;
-  while (!finished) {
-    const pid = await cliPid();
-    if (pid) {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-      for (const m of status.matchAll(/^Vm(?:HWM|RSS):\s+(\d+) kB/gm)) peak = Math.max(peak, Number(m[1]));
-    }
-    await sleep(100);
-  }
-  return peak;
-}
-
 describe('Azure: large backups', () => {
   const big = uniqueName('az_big');
   pgDbs.push(big);
@@ -390,7 +367,7 @@ describe('Azure: large backups', () => {
         ],
         { timeoutMs: 800_000 },
       );
-      const peakKb = await samplePeakRss(run);
+      const peakKb = (await peakRss(run, { intervalMs: 100 })).bytes / 1024;
       const r = await run;
       expectExit(r, 0);
       const { metadata } = JSON.parse(r.stdout) as BackupJson;
@@ -404,7 +381,7 @@ describe('Azure: large backups', () => {
         const local = cli([...pgArgs(), '--compression', '0', '--backup-dir', dir, 'backup', 'single', big], {
           timeoutMs: 800_000,
         });
-        localKb = await samplePeakRss(local);
+        localKb = (await peakRss(local, { intervalMs: 100 })).bytes / 1024;
         expectExit(await local, 0);
       } finally {
         await removeDir(dir);

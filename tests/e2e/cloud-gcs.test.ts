@@ -7,6 +7,7 @@ import { GCS_PROJECT, startGcsEmulator, type GcsEmulator } from '../harness/gcs-
 import { createMyDatabase, dropMyDatabase } from '../harness/mysql.js';
 import { mySnapshot, type MySnapshot } from '../harness/my-snapshot.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
+import { cliPid, peakRss } from '../harness/peak-rss.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
 import { freePort } from '../harness/proc.js';
 import { childrenNamed, waitUntil } from './proc-util.js';
@@ -215,32 +216,6 @@ describe('more backups in the bucket', () => {
     expect(await names('keep/')).toEqual([...sidecars('keep', newest), ...sidecars('keep', other)].sort());
   });
 });
-
-/** Peak resident memory (VmHWM, VmRSS as a floor) of the CLI child of this worker, sampled until `done`. */
-async function peakRss(done: Promise<unknown>): Promise<{ bytes: number; samples: number }> {
-  let finished = false;
-  void done.finally(() => (finished = true));
-  let bytes = 0;
-  let samples = 0;
-  while (!finished) {
-    const pid = await cliPid();
-    const status = pid ? await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '') : '';
-    for (const m of status.matchAll(/^Vm(?:HWM|RSS):\s+(\d+) kB/gm))
-      bytes = Math.max(bytes, Number(m[1]) * 1024);
-    if (status) samples++;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { bytes, samples };
-}
-
-/** The `bin/dbbackup.js` child of this test worker (each test runs one CLI at a time). */
-async function cliPid(): Promise<number> {
-  for (const pid of await childrenNamed(process.pid, 'node')) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('bin/dbbackup.js')) return pid;
-  }
-  return 0;
-}
 
 /**
  * Wait until the CLI has written `bytes` more to its sockets (/proc/<pid>/io wchar): the upload is

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   GetObjectCommand,
@@ -14,6 +14,7 @@ import { loadMyFidelity, loadPgFidelity } from '../harness/fixtures.js';
 import { createMyDatabase, dropMyDatabase } from '../harness/mysql.js';
 import { mySnapshot, type MySnapshot } from '../harness/my-snapshot.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
+import { peakRss } from '../harness/peak-rss.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
 import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
 import { waitUntil } from './proc-util.js';
@@ -314,7 +315,7 @@ describe('a 300+ MiB backup', () => {
     expect(Number(bytes)).toBeGreaterThan(300 * 1024 * 1024);
     const args = [...pgArgs(), '--compression', '0', '--cloud-part-size', '8', 'backup', 'single', big];
     const pending = run([...args, '--cloud', prefixUri('s3', 'big'), '--json'], { timeoutMs: 600_000 });
-    const peak = await peakRss(big, pending);
+    const peak = await peakRss(pending, { marker: big });
     const r = await pending;
     expectExit(r, 0);
     const meta = (JSON.parse(r.stdout) as { metadata: { file: string; sizeBytes: number; sha256: string } })
@@ -325,7 +326,7 @@ describe('a 300+ MiB backup', () => {
     const dir = await tempDir();
     try {
       const local = run([...args, '--backup-dir', dir], { timeoutMs: 600_000 });
-      const localPeak = await peakRss(big, local);
+      const localPeak = await peakRss(local, { marker: big });
       expectExit(await local, 0);
       console.log(
         `peak RSS for a ${meta.sizeBytes}-byte backup: ${mb(peak.bytes)} MB to S3, ${mb(localPeak.bytes)} MB to a directory`,
@@ -451,39 +452,4 @@ describe('failures', () => {
 
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(0);
-}
-
-/** Samples the CLI's peak RSS (VmHWM; VmRSS as a floor) every 50 ms until `done` settles. */
-async function peakRss(marker: string, done: Promise<unknown>): Promise<{ bytes: number; samples: number }> {
-  let finished = false;
-  void done.finally(() => (finished = true));
-  let pid = 0;
-  let bytes = 0;
-  let samples = 0;
-  while (!finished) {
-    pid ||= await findCli(marker);
-    if (pid) {
-      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-      for (const field of ['VmHWM', 'VmRSS']) {
-        const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
-        bytes = Math.max(bytes, kb * 1024);
-      }
-      if (status) samples++;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { bytes, samples };
-}
-
-/** The CLI child of this test worker whose command line mentions `marker`. */
-async function findCli(marker: string): Promise<number> {
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.includes('bin/dbbackup.js') || !cmdline.includes(marker)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === process.pid) return Number(entry);
-  }
-  return 0;
 }

@@ -74,3 +74,55 @@ export function expectExit(result: CliResult, code: number): void {
     );
   }
 }
+
+/** `cleanup --json` output: the plan, what was deleted, and the incomplete backups. */
+export interface PlanJson {
+  location: string;
+  dryRun: boolean;
+  decisions: Array<{
+    key: string;
+    group: string;
+    time: string;
+    valid: boolean;
+    keep: boolean;
+    reasons: string[];
+    sizeBytes: number | null;
+    state: string;
+  }>;
+  incomplete: Array<{ key: string; state: string; detail: string; removed: boolean }>;
+  deleted: string[];
+  freedBytes: number;
+  errors: string[];
+}
+
+/** One entry of `list backups --json`. */
+export interface ListedBackup {
+  key: string;
+  state: string;
+  detail: string;
+  database: string | null;
+  created: string | null;
+}
+
+/** `cleanup <location> …args --json`, expected to succeed; the plan it printed. */
+export async function cleanupJson(
+  location: string,
+  args: string[],
+  env?: Record<string, string | undefined>,
+): Promise<PlanJson> {
+  const r = await cli(['cleanup', location, ...args, '--json'], { env, timeoutMs: 300_000 });
+  expectExit(r, 0);
+  return JSON.parse(r.stdout) as PlanJson;
+}
+
+/** `list backups --json` for `where` (`['--backup-dir', dir]` or `['--cloud', uri]`, before or after). */
+export async function listJson(
+  where: string[],
+  env?: Record<string, string | undefined>,
+): Promise<ListedBackup[]> {
+  const cloud = where[0] === '--cloud';
+  const args = cloud ? ['list', 'backups', ...where, '--json'] : [...where, 'list', 'backups', '--json'];
+  const r = await cli(args, { env, timeoutMs: 300_000 });
+  expectExit(r, 0);
+  return (JSON.parse(r.stdout) as { backups: ListedBackup[] }).backups;
+}

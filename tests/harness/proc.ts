@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import net from 'node:net';
 
 export interface RunResult {
@@ -104,4 +104,19 @@ export async function waitFor(what: string, timeoutMs: number, probe: () => Prom
     await sleep(200);
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${String(last ?? '')}`);
+}
+
+/** Children of `ppid` whose command name is `comm` (Linux /proc). */
+export async function childrenNamed(ppid: number, comm: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // pid (comm) state ppid ...; comm may contain spaces, so split at the last ')'.
+    const close = stat.lastIndexOf(')');
+    const name = stat.slice(stat.indexOf('(') + 1, close);
+    const ppidField = Number(stat.slice(close + 2).split(' ')[1]);
+    if (name === comm && ppidField === ppid) found.push(Number(entry));
+  }
+  return found;
 }

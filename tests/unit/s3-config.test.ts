@@ -91,6 +91,11 @@ describe('S3 error descriptions', () => {
       hint: expect.stringContaining('S3 endpoint http://127.0.0.1:9') as unknown,
     });
     expect(describeS3Error(sdk('NotFound', 'UnknownError', 404), 'b', 'e').text).toBe('NotFound (HTTP 404)');
+    // A HEAD answered 403 has no body: the SDK says only "Unknown".
+    expect(describeS3Error(sdk('Unknown', 'Unknown', 403), 'b', 'e')).toEqual({
+      text: 'access denied (HTTP 403)',
+      hint: expect.stringMatching(/^Check the credentials/) as unknown,
+    });
     expect(describeS3Error(sdk('Error', 'XML parse error', 413), 'b', 'e').hint).toMatch(/--cloud-part-size/);
   });
 
