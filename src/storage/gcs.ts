@@ -14,6 +14,7 @@ import {
   type FileMetadata,
   type StorageOptions,
 } from '@google-cloud/storage';
+import { JWT } from 'google-auth-library';
 import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
 import { maskUri, type CloudUri } from './cloud-uri.js';
 import type { CloudSettings, OpenCloudStore } from './cloud.js';
@@ -491,7 +492,7 @@ const CREDENTIALS_HINT =
  * no hint, and never against an emulator (which needs no token). Its content is never quoted: it
  * holds a private key.
  */
-export async function checkCredentialsFile(file: string): Promise<void> {
+export async function checkCredentialsFile(file: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -516,7 +517,7 @@ export async function checkCredentialsFile(file: string): Promise<void> {
       `The GCS credentials file ${file} is not a credentials file (it has no "type" field)`,
       CREDENTIALS_HINT,
     );
-  if (fields.type !== 'service_account') return; // authorized_user, external_account…: the SDK's business
+  if (fields.type !== 'service_account') return fields; // authorized_user, external_account…: the SDK's business
   if (typeof fields.client_email !== 'string' || typeof fields.private_key !== 'string')
     throw new UsageError(
       `The service-account key ${file} has no "client_email" or "private_key"`,
@@ -530,15 +531,41 @@ export async function checkCredentialsFile(file: string): Promise<void> {
       `Download a new key for ${fields.client_email}; ${CREDENTIALS_HINT.charAt(0).toLowerCase()}${CREDENTIALS_HINT.slice(1)}`,
     );
   }
+  return fields;
+}
+
+/**
+ * A service account's checked key as an auth client: handing the SDK the file name (or its JSON)
+ * makes it print a deprecation warning on every command. Other kinds go to the SDK as a file.
+ */
+function authFor(
+  file: string,
+  key: Record<string, unknown>,
+): Pick<StorageOptions, 'authClient' | 'keyFilename'> {
+  if (
+    key.type === 'service_account' &&
+    typeof key.client_email === 'string' &&
+    typeof key.private_key === 'string'
+  ) {
+    return {
+      authClient: new JWT({
+        email: key.client_email,
+        key: key.private_key,
+        keyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
+        scopes: ['https://www.googleapis.com/auth/devstorage.full_control'],
+      }),
+    };
+  }
+  return { keyFilename: file };
 }
 
 export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
   const target = gcsTarget(uri, settings);
-  if (target.keyFilename) await checkCredentialsFile(target.keyFilename);
+  const key = target.keyFilename ? await checkCredentialsFile(target.keyFilename) : undefined;
   const retried: { last?: unknown } = {};
   const options: StorageOptions = {
-    projectId: target.projectId,
-    keyFilename: target.keyFilename,
+    projectId: target.projectId ?? (typeof key?.project_id === 'string' ? key.project_id : undefined),
+    ...(key && target.keyFilename ? authFor(target.keyFilename, key) : {}),
     userAgent: 'dbbackup',
     retryOptions: {
       autoRetry: true,

@@ -1,5 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliOptions, CliResult } from '../harness/cli.js';
 import { loadMyFidelity, loadPgFidelity } from '../harness/fixtures.js';
@@ -386,6 +388,31 @@ describe('failures', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`dbbackup: error: Could not \\w+ gcs://${BUCKET}/x/.*ECONNREFUSED`));
     expect(r.stderr).toContain(`hint: Could not reach the GCS endpoint ${dead}`);
+  });
+
+  it('a valid service-account key in ?credentials= is used quietly (no SDK deprecation warnings)', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dbb-gcs-key-'));
+    const file = path.join(dir, 'sa.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        type: 'service_account',
+        project_id: GCS_PROJECT,
+        private_key_id: 'k1',
+        private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        client_email: `backup@${GCS_PROJECT}.iam.gserviceaccount.com`,
+      }),
+      { mode: 0o600 },
+    );
+    try {
+      const uri = `${prefixUri('gcs', 'p')}&credentials=${encodeURIComponent(file)}`;
+      const r = await run(['cloud', 'list', uri], 'gcs');
+      expectExit(r, 0);
+      expect(r.stderr).not.toMatch(/deprecated/i);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('STORAGE_EMULATOR_HOST without http:// is a usage error, not a TLS failure', async () => {
