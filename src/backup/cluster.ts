@@ -9,6 +9,7 @@ import { planCompression, type CompressionAlgorithm, type CompressionPlan } from
 import { startDumpStream } from '../pipeline/dump-stream.js';
 import { CommitGate, HashCounter } from '../pipeline/hash.js';
 import { ToolProcess, waitAll } from '../pipeline/process.js';
+import { processBytesWritten, type ClusterProgressSink } from '../pipeline/progress.js';
 import { pipeline } from 'node:stream';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
@@ -31,7 +32,8 @@ export interface ClusterBackupOptions {
   exclude: string[];
   allowPartial: boolean;
   onWarning: (line: string) => void;
-  onProgress: (line: string) => void;
+  /** Per-database state, bytes and ETA (ClusterProgress shows them; nothing when omitted). */
+  progress?: ClusterProgressSink;
   signal?: AbortSignal;
   /** Encrypt every member for these keys/recipients (each member gets its own data key). */
   encryption?: readonly KeyProtector[];
@@ -63,6 +65,11 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
   if (!databases.length)
     throw new UsageError('No databases match', 'Check --include-database / --exclude-database.');
   const plan = await planCompression(o.compression, o.level);
+  // Database sizes are the first estimate (one query); each database's table data refines it when its dump starts.
+  const sizes = new Map(
+    (await engine.listDatabases().catch(() => [])).map((d) => [d.name, d.sizeBytes] as const),
+  );
+  const progress = o.progress;
   const started = new Date();
   const name = await freeClusterName(storage, started);
   const format: DumpFormat = engine.engine === 'postgres' ? 'custom' : 'plain';
@@ -84,7 +91,8 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
     );
     const globals = globalsResult;
     written.push(globals.file);
-    o.onProgress(`globals: ${globals.sizeBytes} bytes`);
+    progress?.begin(databases.map((d) => ({ name: d, estimate: sizes.get(d) ?? null })));
+    progress?.note(`roles and grants dumped (${globals.sizeBytes} bytes stored)`);
 
     let next = 0;
     let failure: unknown;
@@ -94,9 +102,6 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
         const member = await dumpMember(engine, storage, name, db, format, plan, o, abort.signal);
         members.push(member);
         if (member.file) written.push(member.file);
-        o.onProgress(
-          `${db}: ${member.status === 'ok' ? `${member.sizeBytes} bytes in ${member.durationSeconds.toFixed(1)}s` : `FAILED: ${member.error}`}`,
-        );
         if (member.status === 'failed' && !o.allowPartial) {
           failure ??= new ToolError(
             `Cluster backup failed: database "${db}" could not be dumped: ${member.error}`,
@@ -140,6 +145,7 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
     for (const key of written) await storage.delete(key).catch(() => undefined);
     throw err;
   } finally {
+    progress?.end();
     o.signal?.removeEventListener('abort', stopAll);
   }
 }
@@ -176,6 +182,11 @@ async function dumpMember(
     engine.tableStats(database).catch(() => []),
   ]);
   const base = { database, format, properties, tables };
+  if (tables.length)
+    o.progress?.estimate(
+      database,
+      tables.reduce((sum, t) => sum + t.bytes, 0),
+    );
   const stream = startDumpStream({
     encrypt: encryption?.stream,
     dump: await engine.dumpCommand(database, format),
@@ -186,9 +197,16 @@ async function dumpMember(
   });
   const onAbort = (): void => stream.abort();
   signal.addEventListener('abort', onAbort);
+  // Bytes the dump tool produced: counted in Node, or read from /proc when a compressor takes them directly.
+  let produced: number | null = null;
+  o.progress?.start(database, () => {
+    produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
+    return produced;
+  });
   try {
     await putEverywhere([storage], file, stream, [], { noOverwrite: true });
     await verifyStored(storage, file, engine, format, stream, Boolean(encryption));
+    o.progress?.done(database, { bytes: stream.raw?.bytes, stored: stream.hash.bytes });
     return {
       ...base,
       file,
@@ -200,6 +218,7 @@ async function dumpMember(
     };
   } catch (err) {
     await storage.delete(file).catch(() => undefined);
+    o.progress?.failed(database, errorMessage(err));
     return {
       ...base,
       file: null,

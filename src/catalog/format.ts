@@ -11,6 +11,8 @@ export interface DetectedFormat {
   format: DumpFormat | null;
   /** PostgreSQL custom-format header facts, when present. */
   pgHeader?: PgDumpHeader;
+  /** The (decompressed) content is a tar archive, e.g. a reference-tool `cluster_<ts>.tar.gz`. */
+  tar?: boolean;
 }
 
 export interface PgDumpHeader {
@@ -21,7 +23,7 @@ export interface PgDumpHeader {
 }
 
 /** Classify an (already decompressed) prefix of a dump. */
-export function detectDump(head: Buffer): Pick<DetectedFormat, 'engine' | 'format' | 'pgHeader'> {
+export function detectDump(head: Buffer): Pick<DetectedFormat, 'engine' | 'format' | 'pgHeader' | 'tar'> {
   if (head.subarray(0, 5).toString('latin1') === 'PGDMP') {
     return { engine: 'postgres', format: 'custom', pgHeader: parsePgDumpHeader(head) ?? undefined };
   }
@@ -29,7 +31,22 @@ export function detectDump(head: Buffer): Pick<DetectedFormat, 'engine' | 'forma
   if (/^--\s*PostgreSQL database dump\b/m.test(text)) return { engine: 'postgres', format: 'plain' };
   if (/^--\s*(MySQL|MariaDB) dump\b/m.test(text) || /^\/\*!\d{5} SET /m.test(text))
     return { engine: 'mysql', format: 'plain' };
+  if (isTarHeader(head)) return { engine: null, format: null, tar: true };
   return { engine: null, format: null };
+}
+
+/**
+ * A tar header block: the POSIX/GNU magic `ustar` at offset 257, or (old v7 archives without it) a
+ * valid header checksum — the sum of the 512 bytes with the checksum field counted as spaces.
+ */
+export function isTarHeader(head: Buffer): boolean {
+  if (head.length < 512) return false;
+  if (head.subarray(257, 262).toString('latin1') === 'ustar') return true;
+  const field = head.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : head.readUInt8(i);
+  return sum === Number.parseInt(field, 8);
 }
 
 /**

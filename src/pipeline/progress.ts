@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Transform } from 'node:stream';
 import cliProgress from 'cli-progress';
 
 export function formatBytes(n: number): string {
@@ -73,7 +74,7 @@ export class Progress {
     if (this.mode === 'bar') {
       this.bar = new cliProgress.SingleBar(
         {
-          format: `${this.label} {bar} {percentage}% | {produced} dumped, {stored} stored | {rate} | {elapsed} | ETA {eta}`,
+          format: `${this.label} {bar} {percentage}% | {produced} dumped, {stored} stored | {rate} | {elapsed} | ETA {left}`,
           hideCursor: true,
           clearOnComplete: true,
           stream: process.stderr,
@@ -92,7 +93,7 @@ export class Progress {
     stored: string;
     rate: string;
     elapsed: string;
-    eta: string;
+    left: string;
     pct: number;
   } {
     const elapsed = (Date.now() - this.started) / 1000;
@@ -106,7 +107,7 @@ export class Progress {
       stored: formatBytes(this.source.stored()),
       rate: `${formatBytes(elapsed > 0 ? done / elapsed : 0)}/s`,
       elapsed: formatDuration(elapsed),
-      eta: formatDuration(eta),
+      left: formatDuration(eta),
       pct,
     };
   }
@@ -124,5 +125,422 @@ export class Progress {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.bar?.stop();
+  }
+}
+
+/**
+ * Bytes a process has read so far (Linux /proc/<pid>/io `rchar`): how far a decompressor or restore
+ * tool that reads a file itself got, without the bytes passing through JavaScript.
+ */
+export function processBytesRead(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const m = /^rchar:\s*(\d+)/m.exec(io);
+    return m?.[1] ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How many bytes of a backup a restore has consumed: counted where the bytes pass through Node
+ * (`tap`), or read from /proc for a process that reads the file itself (`watch`).
+ */
+export class ByteMeter {
+  private counted = 0;
+  private pid: number | undefined;
+  private lastFromProc = 0;
+
+  add(n: number): void {
+    this.counted += n;
+  }
+
+  /** A pass-through stage that counts what flows through it. */
+  tap(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.counted += chunk.length;
+        cb(null, chunk);
+      },
+    });
+  }
+
+  /** Count the bytes this process reads (it reads the backup itself). */
+  watch(pid: number | undefined): void {
+    this.pid = pid;
+  }
+
+  get bytes(): number {
+    const fromProc = processBytesRead(this.pid);
+    if (fromProc !== null) this.lastFromProc = fromProc;
+    return Math.max(this.counted, this.lastFromProc);
+  }
+}
+
+export type ClusterMemberState = 'waiting' | 'active' | 'done' | 'failed';
+
+interface MemberProgress {
+  name: string;
+  state: ClusterMemberState;
+  /** Expected bytes (database size estimate, or stored size for a restore); null when unknown. */
+  estimate: number | null;
+  bytes: number;
+  /** Bytes stored (backup) once done. */
+  stored: number;
+  /** `bytes` is an exact count (given at the end), not the last sample of a process that has exited. */
+  exact: boolean;
+  read: (() => number | null) | undefined;
+  started: number;
+  finished: number;
+  bar: cliProgress.SingleBar | undefined;
+}
+
+/** What a cluster backup or restore reports as it goes; `ClusterProgress` shows it. */
+export interface ClusterProgressSink {
+  begin(databases: ReadonlyArray<{ name: string; estimate: number | null }>): void;
+  /** A better estimate for one database (e.g. its table data, once known). */
+  estimate(name: string, bytes: number | null): void;
+  start(name: string, read: () => number | null): void;
+  /** Finished: `bytes` are the exact count when known (else the last sample stands), `stored` what it occupies. */
+  done(name: string, result?: { bytes?: number; stored?: number }): void;
+  failed(name: string, reason: string): void;
+  /** A step that is not about one database: "checksums verified", "roles restored". */
+  note(text: string): void;
+  end(): void;
+}
+
+/**
+ * Progress of a cluster backup or restore: every database's state (waiting, dumping/restoring,
+ * done, failed) and bytes, plus overall bytes, rate and ETA against the sum of the estimates.
+ * `bar`: a multi-bar on a terminal (an overall bar and one bar per active database, finished
+ * databases logged above them); `lines`: a line per state change and a summary every 2 seconds;
+ * `off`: nothing.
+ */
+export class ClusterProgress implements ClusterProgressSink {
+  private readonly members = new Map<string, MemberProgress>();
+  private multibar: cliProgress.MultiBar | undefined;
+  private overall: cliProgress.SingleBar | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private started = Date.now();
+  private begun = false;
+  private ended = false;
+
+  constructor(
+    private readonly mode: ProgressMode,
+    /** Prefix of every line, e.g. `cluster backup`. */
+    private readonly label: string,
+    /** What an active database is doing: `dumping` or `restoring`. */
+    private readonly verb: string,
+    /** What its bytes are: `dumped` or `read`. */
+    private readonly counted: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  begin(databases: ReadonlyArray<{ name: string; estimate: number | null }>): void {
+    this.started = Date.now();
+    this.begun = true;
+    for (const d of databases) {
+      this.members.set(d.name, {
+        name: d.name,
+        state: 'waiting',
+        estimate: d.estimate,
+        bytes: 0,
+        stored: 0,
+        exact: false,
+        read: undefined,
+        started: 0,
+        finished: 0,
+        bar: undefined,
+      });
+    }
+    if (this.mode === 'off') return;
+    const total = this.totals();
+    if (this.mode === 'bar') {
+      this.multibar = new cliProgress.MultiBar(
+        {
+          hideCursor: true,
+          clearOnComplete: true,
+          stream: this.stream,
+          barsize: 20,
+          format: `${this.label} {bar} {percentage}% | ETA {left} | {summary}`,
+          autopadding: true,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.overall = this.multibar.create(100, 0, { summary: this.summary(), left: '?' });
+    } else {
+      this.line(
+        `${databases.length} databases${total.estimate ? ` (~${formatBytes(total.estimate)})` : ''}: ${databases.map((d) => d.name).join(', ')}`,
+      );
+    }
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
+    this.timer.unref();
+    // Bytes are sampled more often than shown, so a database that finishes between two lines still has a recent count.
+    this.sampler = setInterval(() => {
+      for (const m of this.members.values()) this.sample(m);
+    }, 100);
+    this.sampler.unref();
+  }
+
+  estimate(name: string, bytes: number | null): void {
+    const m = this.members.get(name);
+    if (m && bytes !== null && m.state !== 'done') m.estimate = bytes;
+  }
+
+  start(name: string, read: () => number | null): void {
+    const m = this.member(name);
+    m.state = 'active';
+    m.read = read;
+    m.started = Date.now();
+    if (this.multibar) {
+      m.bar = this.multibar.create(
+        100,
+        0,
+        { name, bytes: formatBytes(0), estimate: this.estimateText(m) },
+        { format: `  {name} {bar} {percentage}% | {bytes}{estimate}` },
+      );
+    } else if (this.mode === 'lines') {
+      this.line(`${name}: ${this.verb}${m.estimate ? ` (~${formatBytes(m.estimate)})` : ''}`);
+    }
+  }
+
+  done(name: string, result: { bytes?: number; stored?: number } = {}): void {
+    const m = this.member(name);
+    this.sample(m);
+    if (result.bytes !== undefined) {
+      m.bytes = result.bytes;
+      m.exact = true;
+    }
+    m.state = 'done';
+    m.finished = Date.now();
+    // Done: its real size replaces the estimate, so the overall figures converge.
+    m.estimate = m.bytes;
+    const parts = [`in ${formatDuration((m.finished - (m.started || m.finished)) / 1000)}`];
+    if (m.exact) parts.push(`${formatBytes(m.bytes)} ${this.counted}`);
+    if (result.stored !== undefined) {
+      m.stored = result.stored;
+      parts.push(`${formatBytes(result.stored)} stored`);
+    }
+    this.finishMember(m, `${name}: done ${parts.join(', ')}`);
+  }
+
+  failed(name: string, reason: string): void {
+    const m = this.member(name);
+    this.sample(m);
+    m.state = 'failed';
+    m.finished = Date.now();
+    m.estimate = m.bytes;
+    this.finishMember(m, `${name}: failed: ${reason.split('\n')[0] ?? ''}`);
+  }
+
+  note(text: string): void {
+    if (this.multibar) this.multibar.log(`${this.label}: ${text}\n`);
+    else if (this.mode !== 'off') this.line(text);
+  }
+
+  end(): void {
+    if (this.ended || !this.begun) return;
+    this.ended = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.sampler) clearInterval(this.sampler);
+    if (this.mode === 'off') return;
+    const counts = this.counts();
+    const total = this.totals();
+    let stored = 0;
+    let exact = true;
+    for (const m of this.members.values()) {
+      stored += m.stored;
+      if (m.state === 'done' && !m.exact) exact = false;
+    }
+    const amounts = [
+      ...(total.bytes > 0 ? [`${exact ? '' : '~'}${formatBytes(total.bytes)} ${this.counted}`] : []),
+      ...(stored > 0 ? [`${formatBytes(stored)} stored`] : []),
+    ];
+    const text = `finished: ${counts.done} done, ${counts.failed} failed${counts.waiting + counts.active ? `, ${counts.waiting + counts.active} not done` : ''}; ${amounts.length ? `${amounts.join(', ')} ` : ''}in ${formatDuration((Date.now() - this.started) / 1000)}`;
+    if (this.multibar) {
+      this.multibar.log(`${this.label}: ${text}\n`);
+      this.multibar.update(); // writes the logged lines; stop() alone would drop them
+      this.multibar.stop();
+    } else this.line(text);
+  }
+
+  private member(name: string): MemberProgress {
+    let m = this.members.get(name);
+    if (!m) {
+      m = {
+        name,
+        state: 'waiting',
+        estimate: null,
+        bytes: 0,
+        stored: 0,
+        exact: false,
+        read: undefined,
+        started: 0,
+        finished: 0,
+        bar: undefined,
+      };
+      this.members.set(name, m);
+    }
+    return m;
+  }
+
+  private finishMember(m: MemberProgress, text: string): void {
+    if (this.multibar) {
+      if (m.bar) this.multibar.remove(m.bar);
+      m.bar = undefined;
+      this.multibar.log(`${this.label}: ${text}\n`);
+      this.updateOverall();
+    } else if (this.mode === 'lines') this.line(text);
+  }
+
+  private sample(m: MemberProgress): void {
+    if (m.state !== 'active' || !m.read) return;
+    const n = m.read();
+    if (n !== null && n > m.bytes) m.bytes = n;
+  }
+
+  private estimateText(m: MemberProgress): string {
+    return m.estimate ? ` of ~${formatBytes(m.estimate)}` : '';
+  }
+
+  private counts(): Record<ClusterMemberState, number> {
+    const c: Record<ClusterMemberState, number> = { waiting: 0, active: 0, done: 0, failed: 0 };
+    for (const m of this.members.values()) c[m.state]++;
+    return c;
+  }
+
+  /** Bytes so far, and the expected total: finished databases count with their real size. */
+  private totals(): { bytes: number; estimate: number } {
+    let bytes = 0;
+    let estimate = 0;
+    for (const m of this.members.values()) {
+      bytes += m.bytes;
+      estimate += Math.max(m.bytes, m.estimate ?? 0);
+    }
+    return { bytes, estimate };
+  }
+
+  private figures(): { pct: number; eta: string; rate: string; elapsed: string } {
+    const elapsed = (Date.now() - this.started) / 1000;
+    const { bytes, estimate } = this.totals();
+    const pct = estimate > 0 ? Math.min(99, (100 * bytes) / estimate) : 0;
+    // Below 1 % the rate says too little to extrapolate from.
+    const eta = pct >= 1 ? (elapsed * (100 - pct)) / pct : Number.NaN;
+    return {
+      pct,
+      eta: formatDuration(eta),
+      rate: `${formatBytes(elapsed > 0 ? bytes / elapsed : 0)}/s`,
+      elapsed: formatDuration(elapsed),
+    };
+  }
+
+  private summary(): string {
+    const c = this.counts();
+    const { bytes, estimate } = this.totals();
+    return `${c.done}/${this.members.size} done${c.failed ? `, ${c.failed} failed` : ''}, ${c.active} ${this.verb}, ${c.waiting} waiting | ${formatBytes(bytes)}${estimate ? ` of ~${formatBytes(estimate)}` : ''}`;
+  }
+
+  private updateOverall(): void {
+    if (!this.overall) return;
+    const f = this.figures();
+    this.overall.update(Math.floor(f.pct), { summary: `${this.summary()} | ${f.rate}`, left: f.eta });
+  }
+
+  private tick(): void {
+    for (const m of this.members.values()) this.sample(m);
+    if (this.multibar) {
+      for (const m of this.members.values()) {
+        if (!m.bar) continue;
+        const pct = m.estimate ? Math.min(99, (100 * m.bytes) / m.estimate) : 0;
+        m.bar.update(Math.floor(pct), {
+          name: m.name,
+          bytes: formatBytes(m.bytes),
+          estimate: this.estimateText(m),
+        });
+      }
+      this.updateOverall();
+      return;
+    }
+    const f = this.figures();
+    const active = [...this.members.values()]
+      .filter((m) => m.state === 'active')
+      .map((m) => `${m.name} ${formatBytes(m.bytes)}${this.estimateText(m)}`);
+    this.line(
+      `${this.summary()} (${f.pct.toFixed(0)}%), ${f.rate}, ${f.elapsed} elapsed, ETA ${f.eta}${active.length ? `; ${this.verb}: ${active.join(', ')}` : ''}`,
+    );
+  }
+
+  private line(text: string): void {
+    this.stream.write(`${this.label}: ${text}\n`);
+  }
+}
+
+/** One step measured in bytes against a known total, e.g. reading a whole archive before a restore. */
+export class StepProgress {
+  private bar: cliProgress.SingleBar | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private started = Date.now();
+
+  constructor(
+    private readonly mode: ProgressMode,
+    /** e.g. `cluster restore: checking cluster_20251126_120000.tar.gz`. */
+    private readonly label: string,
+    private readonly bytes: () => number,
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  start(): void {
+    this.started = Date.now();
+    if (this.mode === 'off') return;
+    if (this.mode === 'bar') {
+      this.bar = new cliProgress.SingleBar(
+        {
+          format: `${this.label} {bar} {percentage}% | {done} of {size} | {rate} | ETA {left}`,
+          hideCursor: true,
+          clearOnComplete: true,
+          stream: this.stream,
+          barsize: 20,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.bar.start(100, 0, this.payload());
+    } else this.stream.write(`${this.label}: ${formatBytes(this.total)}\n`);
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
+    this.timer.unref();
+  }
+
+  private payload(): { done: string; size: string; rate: string; left: string; pct: number } {
+    const elapsed = (Date.now() - this.started) / 1000;
+    const done = this.bytes();
+    const pct = this.total > 0 ? Math.min(100, (100 * done) / this.total) : 0;
+    return {
+      done: formatBytes(done),
+      size: formatBytes(this.total),
+      rate: `${formatBytes(elapsed > 0 ? done / elapsed : 0)}/s`,
+      left: formatDuration(pct > 0 ? (elapsed * (100 - pct)) / pct : Number.NaN),
+      pct,
+    };
+  }
+
+  private tick(): void {
+    const p = this.payload();
+    if (this.bar) this.bar.update(Math.floor(p.pct), p);
+    else if (this.mode === 'lines')
+      this.stream.write(
+        `${this.label}: ${p.pct.toFixed(0)}% (${p.done} of ${p.size}), ${p.rate}, ETA ${p.left}\n`,
+      );
+  }
+
+  /** Stop; `outcome` (e.g. `done` or `failed: …`) ends the lines output. */
+  stop(outcome: string): void {
+    if (this.timer) clearInterval(this.timer);
+    this.bar?.stop();
+    if (this.mode === 'lines')
+      this.stream.write(
+        `${this.label}: ${outcome} in ${formatDuration((Date.now() - this.started) / 1000)}\n`,
+      );
   }
 }

@@ -1,7 +1,16 @@
 import picomatch from 'picomatch';
 import { readManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
-import type { DatabaseEngine } from '../engines/engine.js';
-import { DbBackupError, IntegrityError, SafetyError, StorageError, UsageError } from '../errors.js';
+import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
+import {
+  DbBackupError,
+  errorMessage,
+  IntegrityError,
+  SafetyError,
+  StorageError,
+  UsageError,
+} from '../errors.js';
+import type { StderrClassifier } from '../pipeline/process.js';
+import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import { detectCompression } from '../pipeline/compression.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
@@ -20,12 +29,17 @@ export interface ClusterRestoreInputs {
   /** Databases restored in parallel. */
   jobs: number;
   force: boolean;
+  /**
+   * Where temporary files may go. A dbbackup cluster backup never needs one (every member streams
+   * into its restore tool), so this is only recorded; reference-tool archives use it for --jobs.
+   */
+  workdir?: string;
   /** Keys for an encrypted cluster backup. */
   unlockers?: readonly KeyUnlocker[];
 }
 
 /** PostgreSQL databases that always exist on a server and are never dropped. */
-const KEEP = ['postgres', 'template0', 'template1'];
+export const KEEP = ['postgres', 'template0', 'template1'];
 
 export interface ClusterRestorePlan {
   manifest: ClusterManifest;
@@ -107,10 +121,11 @@ export async function executeClusterRestore(
   i: ClusterRestoreInputs,
   plan: ClusterRestorePlan,
   onWarning: (line: string) => void,
-  onProgress: (line: string) => void,
+  progress?: ClusterProgressSink,
 ): Promise<void> {
   const { storage } = i;
   if (!i.force) {
+    progress?.note(`verifying the checksums of globals and ${plan.members.length} database dumps`);
     for (const [key, expected] of [
       [plan.manifest.globals.file, plan.manifest.globals.sha256],
       ...plan.members.map((m) => [m.file ?? '', m.sha256 ?? '']),
@@ -122,11 +137,12 @@ export async function executeClusterRestore(
         });
       }
     }
-    onProgress('checksums verified');
+    progress?.note('checksums verified');
   }
   await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'first', i.unlockers);
-  onProgress('globals restored');
+  progress?.note('roles and grants restored');
   for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
+  progress?.begin(plan.members.map((m) => ({ name: m.database, estimate: m.sizeBytes })));
 
   let next = 0;
   const failures: string[] = [];
@@ -134,24 +150,38 @@ export async function executeClusterRestore(
     while (next < plan.members.length) {
       const m = plan.members[next++];
       if (!m?.file) continue;
+      const meter = new ByteMeter();
+      progress?.start(m.database, () => meter.bytes);
       try {
-        await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning, i.unlockers);
-        onProgress(`${m.database}: restored`);
+        await restoreMember(
+          engine,
+          storage,
+          m,
+          plan.existing.includes(m.database),
+          onWarning,
+          i.unlockers,
+          meter,
+        );
+        progress?.done(m.database, { bytes: m.sizeBytes });
       } catch (err) {
-        failures.push(`${m.database}: ${(err as Error).message}`);
-        onProgress(`${m.database}: FAILED`);
+        failures.push(`${m.database}: ${errorMessage(err)}`);
+        progress?.failed(m.database, errorMessage(err));
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(i.jobs, plan.members.length)) }, worker));
-  if (engine.engine !== 'postgres') {
-    // MySQL/MariaDB table and column grants need their tables: replay the grants now that they exist.
-    try {
-      await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again', i.unlockers);
-      onProgress('table and column grants restored');
-    } catch (err) {
-      failures.push(`table and column grants: ${(err as Error).message}`);
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(i.jobs, plan.members.length)) }, worker));
+    if (engine.engine !== 'postgres') {
+      // MySQL/MariaDB table and column grants need their tables: replay the grants now that they exist.
+      try {
+        await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again', i.unlockers);
+        progress?.note('table and column grants restored');
+      } catch (err) {
+        failures.push(`table and column grants: ${errorMessage(err)}`);
+      }
     }
+  } finally {
+    progress?.end();
   }
   if (failures.length) {
     throw new DbBackupError(
@@ -171,6 +201,7 @@ async function restoreMember(
   existed: boolean,
   warn: (l: string) => void,
   unlockers: readonly KeyUnlocker[] | undefined,
+  meter: ByteMeter,
 ): Promise<void> {
   const file = m.file ?? '';
   const { compression, decrypt } = await readerFor(storage, file, unlockers);
@@ -187,7 +218,7 @@ async function restoreMember(
       create: !intoExisting,
       cleanFirst: intoExisting && existed,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt);
+    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt, meter);
     return;
   }
   await engine.createDatabase(m.database, m.properties);
@@ -198,7 +229,7 @@ async function restoreMember(
       jobs: 1,
       noOwner: false,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt);
+    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt, meter);
   } catch (err) {
     await engine.dropDatabase(m.database).catch(() => undefined);
     throw err;
@@ -244,29 +275,42 @@ async function restoreGlobals(
   unlockers: readonly KeyUnlocker[] | undefined,
 ): Promise<void> {
   const { compression, decrypt } = await readerFor(storage, file, unlockers);
+  const cmd = await globalsCommand(engine);
+  await streamRestore(storage, file, compression, cmd, globalsClassifier(engine, pass), warn, decrypt).catch(
+    (err: unknown) => {
+      if (err instanceof DbBackupError) throw err;
+      throw new StorageError(`Could not restore roles and grants: ${errorMessage(err)}`);
+    },
+  );
+}
+
+/**
+ * The tool that replays a globals dump: psql on the maintenance database without ON_ERROR_STOP or a
+ * transaction (one role that exists must not undo the others), or mysql with --force.
+ */
+export async function globalsCommand(engine: DatabaseEngine): Promise<ToolCommand> {
   const base = await engine.restoreCommand({
     target: engine.engine === 'postgres' ? 'postgres' : '',
     format: 'plain',
     jobs: 1,
     noOwner: false,
   });
-  const cmd =
-    engine.engine === 'postgres'
-      ? {
-          ...base,
-          args: base.args.filter((a) => a !== '--set=ON_ERROR_STOP=1' && a !== '--single-transaction'),
-        }
-      : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
+  return engine.engine === 'postgres'
+    ? {
+        ...base,
+        args: base.args.filter((a) => a !== '--set=ON_ERROR_STOP=1' && a !== '--single-transaction'),
+      }
+    : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
+}
+
+/** Roles that already exist are fine; MySQL grants on tables not there yet wait for the second pass. */
+export function globalsClassifier(engine: DatabaseEngine, pass: 'first' | 'again'): StderrClassifier {
   const benign = /already exists|role "[^"]+" cannot be dropped|current user cannot be/i;
   const missingTable = /^ERROR 1146 /;
-  const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> => {
+  return (line) => {
     const kind = engine.classifyStderr(line);
     if (kind === 'error' && engine.engine !== 'postgres' && missingTable.test(line))
       return pass === 'first' ? 'info' : 'warning';
     return kind === 'error' && benign.test(line) ? 'info' : kind;
   };
-  await streamRestore(storage, file, compression, cmd, classify, warn, decrypt).catch((err: unknown) => {
-    if (err instanceof DbBackupError) throw err;
-    throw new StorageError(`Could not restore roles and grants: ${(err as Error).message}`);
-  });
 }

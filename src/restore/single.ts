@@ -2,9 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Transform, Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { readMetadata, type BackupMetadata } from '../catalog/metadata.js';
+import type { BackupMetadata } from '../catalog/metadata.js';
+import { readSidecar, type ReferenceBackupMetadata } from './reference-metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { Engine } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
@@ -21,6 +22,7 @@ import {
 import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
+import type { ByteMeter } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
@@ -47,6 +49,8 @@ export interface PreparedRestore {
   plan: RestorePlan;
   metadata: BackupMetadata | undefined;
   detected: DetectedFormat;
+  /** What the stored bytes must hash to: from our metadata, a cluster manifest or the reference tool's sidecar. */
+  expected: { sha256: string; sizeBytes: number } | undefined;
 }
 
 /** Read metadata and the first bytes of the backup: what is it, and which engine restores it. */
@@ -54,14 +58,25 @@ export async function inspectBackup(
   storage: Storage,
   key: string,
   unlock?: () => Promise<readonly KeyUnlocker[]>,
-): Promise<{ metadata: BackupMetadata | undefined; detected: DetectedFormat; size: number }> {
+): Promise<{
+  metadata: BackupMetadata | undefined;
+  /** The reference tool's sidecar, when the backup was made by it. */
+  reference: ReferenceSidecar | undefined;
+  detected: DetectedFormat;
+  size: number;
+}> {
   const stat = await storage.stat(key);
   if (!stat) {
     throw new StorageError(`Backup not found: ${storage.location.replace(/\/$/, '')}/${key}`, {
       hint: 'Run "dbbackup list backups" to see the backups in the backup directory.',
     });
   }
-  const metadata = await readMetadata(storage, key);
+  const sidecar = await readSidecar(storage, key);
+  const metadata = sidecar.kind === 'dbbackup' ? sidecar.metadata : undefined;
+  const reference =
+    sidecar.kind === 'reference' && !sidecar.metadata.encrypted
+      ? { file: sidecar.file, metadata: sidecar.metadata }
+      : undefined;
   const detected = await sniff(storage, key, unlock);
   if (detected.encrypted && !unlock) {
     throw new UsageError(
@@ -80,18 +95,44 @@ export async function inspectBackup(
     }
   }
   if (!detected.engine || !detected.format) {
+    if (detected.tar) {
+      throw new UsageError(
+        `${key} is a tar archive (a cluster backup of the reference tool?), not a single dump`,
+        `Restore it with "dbbackup restore cluster ${key}" (add --include-database NAME for one database).`,
+      );
+    }
     throw new UsageError(
       `${key} is not a dump this tool can restore (content not recognised as a PostgreSQL or MySQL dump)`,
       'Check the file; encrypted or cluster backups need their own commands.',
     );
   }
-  return { metadata, detected, size: stat.size };
+  return { metadata, reference, detected, size: stat.size };
+}
+
+/** A reference-tool sidecar that gives a restore its expected checksum, size and database. */
+export interface ReferenceSidecar {
+  file: string;
+  metadata: ReferenceBackupMetadata;
+}
+
+function referenceExpected(ref: ReferenceSidecar | undefined): RestoreInputs['expected'] {
+  if (!ref) return undefined;
+  return {
+    sha256: ref.metadata.sha256.toLowerCase(),
+    sizeBytes: ref.metadata.size_bytes,
+    database: ref.metadata.database,
+  };
 }
 
 /** The engine family a backup needs, from its content (and metadata for MariaDB vs MySQL). */
-export function engineForBackup(detected: DetectedFormat, metadata: BackupMetadata | undefined): Engine {
+export function engineForBackup(
+  detected: DetectedFormat,
+  metadata: BackupMetadata | undefined,
+  reference?: ReferenceSidecar,
+): Engine {
   if (detected.engine === 'postgres') return 'postgres';
-  return metadata?.engine === 'mariadb' || metadata?.engine === 'mysql' ? metadata.engine : 'mariadb';
+  const recorded = metadata?.engine ?? reference?.metadata.database_type;
+  return recorded === 'mariadb' || recorded === 'mysql' ? recorded : 'mariadb';
 }
 
 /** Decide everything; change nothing. Throws for conditions that block a restore outright. */
@@ -101,15 +142,17 @@ export async function prepareRestore(
 ): Promise<PreparedRestore> {
   const { storage, key } = inputs;
   const unlockers = inputs.unlockers;
-  const { metadata, detected, size } = await inspectBackup(
+  const { metadata, reference, detected, size } = await inspectBackup(
     storage,
     key,
     unlockers ? async () => unlockers : undefined,
   );
+  const fromReference = referenceExpected(reference);
   const target =
     inputs.target ??
     metadata?.database ??
     inputs.expected?.database ??
+    fromReference?.database ??
     detected.pgHeader?.database ??
     undefined;
   if (!target) throw new UsageError(`No target database for ${key}`, 'Name one with --target <database>.');
@@ -138,7 +181,7 @@ export async function prepareRestore(
   const targetExists = await engine.databaseExists(target);
   const targetObjects = targetExists ? await engine.countUserObjects(target) : 0;
   const actions: string[] = [];
-  const expected = metadata ?? inputs.expected;
+  const expected = metadata ?? inputs.expected ?? fromReference;
   if (!expected && !inputs.force) {
     throw new IntegrityError(`${key} has no metadata, so its checksum cannot be verified`, {
       hint: 'Restore it anyway with --force (for dumps not made by dbbackup), or pick a complete backup.',
@@ -149,7 +192,10 @@ export async function prepareRestore(
     : inputs.force
       ? 'skipped (--force)'
       : 'to verify';
-  if (checksum === 'to verify') actions.push('verify the SHA-256 of the whole backup against its metadata');
+  if (checksum === 'to verify')
+    actions.push(
+      `verify the SHA-256 of the whole backup against ${!metadata && !inputs.expected && reference ? `the reference tool's metadata (${reference.file})` : 'its metadata'}`,
+    );
   if (targetExists && inputs.clean) {
     actions.push(`drop database "${target}" and create it empty`);
   } else if (targetExists && targetObjects > 0) {
@@ -193,11 +239,16 @@ export async function prepareRestore(
     jobs,
     warnings,
   };
-  return { plan, metadata, detected };
+  return {
+    plan,
+    metadata,
+    detected,
+    expected: expected ? { sha256: expected.sha256, sizeBytes: expected.sizeBytes } : undefined,
+  };
 }
 
 /** The restore tool must be able to read the archive: pg_restore refuses archives from a newer pg_dump. */
-async function checkToolVersion(
+export async function checkToolVersion(
   engine: DatabaseEngine,
   detected: DetectedFormat,
   tool: ToolCommand,
@@ -233,9 +284,8 @@ export async function executeRestore(
   onWarning: (line: string) => void,
 ): Promise<RestoreOutcome> {
   const { storage, key } = inputs;
-  const { plan, metadata, detected } = prepared;
+  const { plan, detected, expected } = prepared;
   const started = Date.now();
-  const expected = metadata ?? inputs.expected;
   if (plan.checksum === 'to verify' && expected) {
     const actual = await hashStored(storage, key);
     if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes) {
@@ -323,6 +373,7 @@ async function runRestore(
 /**
  * Feed a stored dump into a restore tool: file → decompressor → tool joined by kernel pipes when the
  * store is a local directory, otherwise streamed from the store through Node into the tool's stdin.
+ * `meter` counts the stored bytes consumed (for progress).
  */
 export async function streamRestore(
   storage: Storage,
@@ -332,6 +383,7 @@ export async function streamRestore(
   classify: StderrClassifier,
   warn: (l: string) => void,
   decrypt?: () => Transform,
+  meter?: ByteMeter,
 ): Promise<void> {
   // Encrypted bytes must pass through Node to be decrypted; the kernel-pipe shortcuts are for plain files.
   const localFile = decrypt ? undefined : storage.localPath?.(key);
@@ -343,6 +395,7 @@ export async function streamRestore(
       ['ignore', 'pipe', 'pipe'],
       () => 'error',
     );
+    meter?.watch(dec.child.pid);
     const out = dec.child.stdout;
     if (!out) throw new Error('decompressor has no stdout');
     const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn);
@@ -354,6 +407,7 @@ export async function streamRestore(
     const handle = await open(localFile, 'r');
     try {
       const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn);
+      meter?.watch(tool.child.pid);
       await tool.done;
     } finally {
       await handle.close();
@@ -361,8 +415,27 @@ export async function streamRestore(
     return;
   }
   // Remote or in-process: stream through Node into the tool's stdin.
+  await restoreFromStream(() => storage.get(key), compression, cmd, classify, warn, decrypt, meter);
+}
+
+/**
+ * Stream bytes through Node (decryption, in-process or external decompression) into a restore
+ * tool's stdin. The tool's failure is reported before a broken pipe on the feeding side.
+ */
+export async function restoreFromStream(
+  openSource: () => Promise<Readable>,
+  compression: CompressionAlgorithm,
+  cmd: ToolCommand,
+  classify: StderrClassifier,
+  warn: (l: string) => void,
+  decrypt?: () => Transform,
+  meter?: ByteMeter,
+): Promise<void> {
+  const decompress = await planDecompression(compression);
   const processes: ToolProcess[] = [];
-  const stages: Transform[] = decrypt ? [decrypt()] : [];
+  const stages: Transform[] = [];
+  if (meter) stages.push(meter.tap());
+  if (decrypt) stages.push(decrypt());
   let sink: Writable;
   const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], classify, warn);
   processes.push(tool);
@@ -377,7 +450,15 @@ export async function streamRestore(
     if (decompress.inProcess) stages.push(decompress.inProcess());
     sink = tool.child.stdin;
   }
-  const source = await storage.get(key);
+  let source: Readable;
+  try {
+    source = await openSource();
+  } catch (err) {
+    for (const p of processes) p.kill();
+    sink.destroy();
+    await Promise.allSettled(processes.map((p) => p.done));
+    throw err;
+  }
   const feeding = pipeline([source, ...stages, sink]);
   feeding.catch(() => undefined); // judged below, once the tools have exited
   const toolFailure = await waitAll(processes).then(
@@ -394,6 +475,7 @@ export async function streamRestore(
   // A tool failure explains a broken pipe on our side, so it is reported first.
   if (toolFailure) throw toolFailure.err;
   if (feedFailure) {
+    if (feedFailure.err instanceof DbBackupError) throw feedFailure.err;
     throw new StorageError(`Could not read the backup while restoring: ${errorMessage(feedFailure.err)}`);
   }
 }

@@ -193,9 +193,15 @@ describe('MariaDB cluster backup → restore', () => {
   });
 
   itBlocked('backs up the selected databases and every user as one unit', async () => {
-    const r = await cli([...myArgs(), '--backup-dir', dir, 'backup', 'cluster', ...include]);
+    const r = await cli([...myArgs(), '--backup-dir', dir, 'backup', 'cluster', '--progress', ...include]);
     expectExit(r, 0);
     expect(r.stdout).toMatch(/^Cluster backup complete: .* \(4 of 4 databases, /m);
+    const progress = r.stderr.split('\n').filter((l) => l.startsWith('cluster backup: '));
+    for (const name of Object.values(db)) {
+      expect(progress.some((l) => l.startsWith(`cluster backup: ${name}: dumping`))).toBe(true);
+      expect(progress.some((l) => l.startsWith(`cluster backup: ${name}: done in `))).toBe(true);
+    }
+    expect(progress.at(-1)).toMatch(/^cluster backup: finished: 4 done, 0 failed; /);
     const entries = (await readdir(dir)).filter((e) => e.startsWith('cluster_'));
     expect(entries).toHaveLength(1);
     cluster = entries[0] ?? '';

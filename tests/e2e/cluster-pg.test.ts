@@ -277,10 +277,20 @@ describe('PostgreSQL cluster backup → restore', () => {
       'cluster',
       '--cluster-parallelism',
       '2',
+      '--progress',
       ...include,
     ]);
     expectExit(r, 0);
     expect(r.stdout).toMatch(/^Cluster backup complete: .* \(5 of 5 databases, /m);
+    // --progress without a terminal: a line per state change of every database, and a summary last.
+    const progress = r.stderr.split('\n').filter((l) => l.startsWith('cluster backup: '));
+    expect(progress[0]).toMatch(/^cluster backup: 5 databases \(~[\d.]+ [KMG]iB\): /);
+    for (const name of Object.values(db)) {
+      expect(progress.some((l) => l.startsWith(`cluster backup: ${name}: dumping`))).toBe(true);
+      const done = progress.find((l) => l.startsWith(`cluster backup: ${name}: done in `));
+      expect(done).toMatch(/, [\d.]+ (B|KiB|MiB) stored$/);
+    }
+    expect(progress.at(-1)).toMatch(/^cluster backup: finished: 5 done, 0 failed; .* stored in /);
     // A superuser reads pg_authid: no warning about passwords.
     expect(r.stderr).not.toMatch(/passwords were not dumped/);
     const entries = (await readdir(dir)).filter((e) => e.startsWith('cluster_'));
@@ -460,10 +470,19 @@ describe('PostgreSQL cluster backup → restore', () => {
       '--jobs',
       '3',
       '--confirm',
+      '--progress',
       ...include,
     ]);
     expectExit(r, 0);
     expect(r.stdout).toMatch(/^Cluster restore complete: 5 databases/m);
+    const progress = r.stderr.split('\n').filter((l) => l.startsWith('cluster restore: '));
+    expect(progress).toContain('cluster restore: checksums verified');
+    expect(progress).toContain('cluster restore: roles and grants restored');
+    for (const name of Object.values(db)) {
+      expect(progress.some((l) => l.startsWith(`cluster restore: ${name}: restoring`))).toBe(true);
+      expect(progress.some((l) => l.startsWith(`cluster restore: ${name}: done in `))).toBe(true);
+    }
+    expect(progress.at(-1)).toMatch(/^cluster restore: finished: 5 done, 0 failed; /);
     const after = await state();
     expect(after.roles).toEqual(before.roles);
     expect(after.databases).toEqual(before.databases);
@@ -545,12 +564,16 @@ describe('PostgreSQL cluster backup with a database that cannot be dumped', () =
       failDir,
       'backup',
       'cluster',
+      '--progress',
       '--include-database',
       `${Q}*`,
     ]);
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBe(3);
     expect(r.stderr).toContain(`database "${qdb.bad}" could not be dumped`);
+    // The progress lines show the failed state, with the reason, and the failure in the summary.
+    expect(r.stderr).toMatch(new RegExp(`^cluster backup: ${qdb.bad}: failed: .*permission denied`, 'm'));
+    expect(r.stderr).toMatch(/^cluster backup: finished: \d done, [12] failed/m);
     expect(r.stderr).toMatch(/permission denied/);
     // Not a superuser: the password hashes of pg_authid are out of reach, and it says so.
     expect(r.stderr).toMatch(/role passwords were not dumped/);
@@ -575,6 +598,8 @@ describe('PostgreSQL cluster backup with a database that cannot be dumped', () =
     ]);
     expectExit(r, 3);
     expect(r.stdout).toMatch(/^Cluster backup partial: .* \(1 of 2 databases, /m);
+    // Not a terminal and no --progress: no progress output.
+    expect(r.stderr).not.toMatch(/^cluster backup: /m);
     expect(r.stderr).toContain(`Cluster backup is partial: ${qdb.bad} could not be dumped`);
     expect(r.stderr).toMatch(/role passwords were not dumped/);
     const clusters = (await readdir(failDir)).filter((e) => e.startsWith('cluster_'));

@@ -3,7 +3,7 @@ import { backupSingle } from '../../backup/single.js';
 import type { DumpFormat } from '../../catalog/naming.js';
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
-import { formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
+import { ClusterProgress, formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
 import { openStore } from '../../storage/uri.js';
 import type { Storage } from '../../storage/storage.js';
 import {
@@ -155,6 +155,8 @@ Examples:
       '--allow-partial',
       `finish even if some databases fail: the backup is marked partial and the exit code is ${PARTIAL_EXIT_CODE}`,
     )
+    .option('--progress', 'show progress lines even when stderr is not a terminal')
+    .option('--no-progress', 'never show progress')
     .option('--json', 'print the manifest as JSON')
     .addHelpText(
       'after',
@@ -190,7 +192,12 @@ Examples:
           exclude: opts.excludeDatabase ?? [],
           allowPartial: Boolean(opts.allowPartial),
           onWarning: (line) => out.note(`warning: ${line}`),
-          onProgress: (line) => (opts.json ? undefined : out.note(line)),
+          progress: new ClusterProgress(
+            opts.json ? 'off' : progressMode(opts.progress),
+            'cluster backup',
+            'dumping',
+            'dumped',
+          ),
           signal: interruptSignal(),
           encryption,
         });
@@ -223,5 +230,6 @@ interface ClusterOptions extends EncryptionFlags {
   includeDatabase?: string[];
   excludeDatabase?: string[];
   allowPartial?: boolean;
+  progress?: boolean;
   json?: boolean;
 }

@@ -1,10 +1,24 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
 import { openEngine } from '../../engines/index.js';
-import { UsageError } from '../../errors.js';
-import { formatDuration } from '../../pipeline/progress.js';
+import { errorMessage, UsageError } from '../../errors.js';
+import {
+  ByteMeter,
+  ClusterProgress,
+  formatDuration,
+  progressMode,
+  StepProgress,
+  type ProgressMode,
+} from '../../pipeline/progress.js';
+import {
+  executeLegacyClusterRestore,
+  isGzipTar,
+  prepareLegacyClusterRestore,
+  type LegacyClusterInputs,
+  type LegacyClusterPlan,
+} from '../../restore/legacy-cluster.js';
 import { describePlan } from '../../restore/plan.js';
 import {
   engineForBackup,
@@ -26,6 +40,7 @@ import {
   explicitEngine,
   globals,
   out,
+  type GlobalOptions,
 } from '../context.js';
 import { printBackupList } from './list.js';
 import { sniff } from '../../pipeline/sniff.js';
@@ -124,8 +139,8 @@ Examples:
         }
         return unlockers;
       };
-      const { metadata, detected } = await inspectBackup(storage, key, unlock);
-      const needed = engineForBackup(detected, metadata);
+      const { metadata, reference, detected } = await inspectBackup(storage, key, unlock);
+      const needed = engineForBackup(detected, metadata, reference);
       const asked = explicitEngine(g);
       const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
       if (asked && family(asked) !== family(needed)) {
@@ -172,20 +187,32 @@ Examples:
 
   withDecryptOptions(restore.command('cluster'))
     .description(
-      'Restore a cluster backup: roles/users first, then every database in parallel (dry run unless --confirm)',
+      'Restore a cluster backup: roles/users first, then every database (dry run unless --confirm)',
     )
     .argument(
       '<backup>',
-      'cluster backup: a name in the backup dir (cluster_…), a directory, or a cloud prefix URI',
+      "cluster backup: a name in the backup dir (cluster_…), a directory, a cloud prefix URI, or the reference tool's cluster_<ts>.tar.gz",
     )
     .option('--confirm', 'actually restore (without it, only the plan is printed)')
     .option(
       '--clean-cluster',
       'terminate sessions and drop the databases that already exist (never postgres, template0, template1)',
     )
-    .option('--jobs <n>', 'databases restored at the same time', '2')
+    .option(
+      '--jobs <n>',
+      'dbbackup cluster backups: databases restored at the same time (default 2); reference .tar.gz archives: pg_restore jobs per database (default 1; above 1 each dump is extracted into --workdir first)',
+    )
+    .option(
+      '--workdir <dir>',
+      'where a dump is extracted when --jobs > 1 needs a seekable file (default: the system temp dir); nothing is written without --jobs',
+    )
     .option('--include-database <glob...>', 'only these databases')
-    .option('--force', 'skip the checksum verification')
+    .option(
+      '--force',
+      'skip the checksum verification (reference archives: restore despite a checksum mismatch)',
+    )
+    .option('--progress', 'show progress lines even when stderr is not a terminal')
+    .option('--no-progress', 'never show progress')
     .option('--json', 'print the plan as JSON')
     .addHelpText(
       'after',
@@ -193,14 +220,22 @@ Examples:
 Examples:
   dbbackup restore cluster cluster_20261126_050000                           # dry run: the plan and any conflicts
   dbbackup restore cluster cluster_20261126_050000 --confirm                 # onto a server without these databases
-  dbbackup restore cluster s3://bucket/backups/cluster_20261126_050000/ --clean-cluster --jobs 4 --confirm`,
+  dbbackup restore cluster s3://bucket/backups/cluster_20261126_050000/ --clean-cluster --jobs 4 --confirm
+  dbbackup restore cluster /old/backups/cluster_20251126_120000.tar.gz       # the reference tool's archive: dry run
+  dbbackup restore cluster /old/backups/cluster_20251126_120000.tar.gz --jobs 4 --workdir /srv/tmp --confirm`,
     )
     .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
-      const jobs = Number(opts.jobs);
+      const jobsGiven = opts.jobs !== undefined;
+      const jobs = Number(opts.jobs ?? 1);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
       const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
+      const mode = opts.json ? 'off' : progressMode(opts.progress);
+      if (await cluster.storage.stat(cluster.name)) {
+        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode);
+        return;
+      }
       const manifest = await loadClusterManifest(cluster.storage, cluster.name);
       let clusterUnlockers: KeyUnlocker[] | undefined;
       if (manifest.encryption) {
@@ -221,14 +256,18 @@ Examples:
           name: cluster.name,
           include: opts.includeDatabase ?? [],
           cleanCluster: Boolean(opts.cleanCluster),
-          jobs,
+          jobs: jobsGiven ? jobs : 2,
           force: Boolean(opts.force),
+          workdir: opts.workdir,
           unlockers: clusterUnlockers,
         };
         const plan = await prepareClusterRestore(engine, inputs);
         const lines = [
           `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
           `Target:         ${engine.endpoint}`,
+          ...(opts.workdir
+            ? [`Workdir:        ${opts.workdir} (not needed: every member streams into its restore tool)`]
+            : []),
           'Steps:',
           ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
           ...plan.warnings.map((w) => `Warning: ${w}`),
@@ -255,7 +294,7 @@ Examples:
           inputs,
           plan,
           (l) => out.note(`warning: ${l}`),
-          (l) => out.note(l),
+          new ClusterProgress(mode, 'cluster restore', 'restoring', 'read'),
         );
         out.line(
           `Cluster restore complete: ${plan.members.length} databases on ${engine.endpoint} in ${formatDuration((Date.now() - started) / 1000)}`,
@@ -283,10 +322,108 @@ Examples:
 interface ClusterRestoreOptions extends EncryptionFlags {
   confirm?: boolean;
   cleanCluster?: boolean;
-  jobs: string;
+  jobs?: string;
+  workdir?: string;
   includeDatabase?: string[];
   force?: boolean;
+  progress?: boolean;
   json?: boolean;
+}
+
+/**
+ * The reference tool's `cluster_<ts>.tar.gz` (recognised from its content: gzip → tar): the plan
+ * (which reads the whole archive once), then, with --confirm, the restore from a second read.
+ */
+async function restoreReferenceArchive(
+  storage: Storage,
+  key: string,
+  opts: ClusterRestoreOptions,
+  g: GlobalOptions,
+  jobs: number,
+  mode: ProgressMode,
+): Promise<void> {
+  if (!(await isGzipTar(storage, key))) {
+    const detected = await sniff(storage, key).catch(() => undefined);
+    throw new UsageError(
+      `${key} is a file, but not a cluster backup (neither a dbbackup cluster directory nor a reference cluster_<ts>.tar.gz)`,
+      detected?.engine
+        ? `It is a single dump: restore it with "dbbackup restore single ${key}".`
+        : 'Name a dbbackup cluster backup (cluster_<ts>, a directory with manifest.json) or a reference cluster_<ts>.tar.gz.',
+    );
+  }
+  const asked = explicitEngine(g);
+  if (asked && asked !== 'postgres') {
+    throw new UsageError(
+      `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
+      'Omit --db-type: reference cluster archives are PostgreSQL.',
+    );
+  }
+  const engine = openEngine(connectionOptions(g, 'postgres'));
+  try {
+    const inputs: LegacyClusterInputs = {
+      storage,
+      key,
+      include: opts.includeDatabase ?? [],
+      cleanCluster: Boolean(opts.cleanCluster),
+      jobs,
+      workdir: opts.workdir,
+      force: Boolean(opts.force),
+    };
+    const size = (await storage.stat(key))?.size ?? 0;
+    const meter = new ByteMeter();
+    // The plan reads the whole archive (to list its databases and check it): show how far it got.
+    const reading = new StepProgress(mode, `cluster restore: checking ${key}`, () => meter.bytes, size);
+    reading.start();
+    let plan: LegacyClusterPlan;
+    try {
+      plan = await prepareLegacyClusterRestore(engine, inputs, meter);
+      reading.stop('done');
+    } catch (err) {
+      reading.stop(`failed: ${errorMessage(err)}`);
+      throw err;
+    }
+    const first = plan.archive.members[0]?.pgHeader;
+    const lines = [
+      `Cluster archive: ${plan.source} (reference tool, ${plan.archive.bytes} bytes${first?.serverVersion ? `, PostgreSQL ${first.serverVersion}` : ''}, ${plan.archive.members.length} databases: ${plan.archive.members.map((m) => m.database).join(', ')})`,
+      `Checksum:        ${plan.checksum}`,
+      `Target:          ${engine.endpoint}`,
+      'Steps:',
+      ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
+      ...plan.warnings.map((w) => `Warning: ${w}`),
+    ];
+    if (!opts.confirm) {
+      if (opts.json)
+        out.json({
+          dryRun: true,
+          format: 'reference-tar',
+          actions: plan.actions,
+          warnings: plan.warnings,
+          databases: plan.members.map((m) => m.database),
+          existing: plan.existing,
+        });
+      else {
+        for (const l of lines) out.line(l);
+        out.line('Dry run: nothing was changed. Add --confirm to restore.');
+      }
+      return;
+    }
+    for (const l of lines) out.note(l);
+    const started = Date.now();
+    await executeLegacyClusterRestore(
+      engine,
+      inputs,
+      plan,
+      (l) => out.note(`warning: ${l}`),
+      new ClusterProgress(mode, 'cluster restore', 'restoring', 'read'),
+    );
+    if (opts.json) out.json({ dryRun: false, databases: plan.members.map((m) => m.database) });
+    else
+      out.line(
+        `Cluster restore complete: ${plan.members.length} databases on ${engine.endpoint} from ${plan.source} in ${formatDuration((Date.now() - started) / 1000)}`,
+      );
+  } finally {
+    await engine.close();
+  }
 }
 
 /** A cluster backup argument → its store and name: `cluster_x` (in the backup dir), `/dir/cluster_x`, `s3://b/p/cluster_x/`. */
@@ -297,8 +434,12 @@ export async function resolveClusterArg(
 ): Promise<{ storage: Storage; name: string }> {
   const trimmed = arg.replace(/\/+$/, '').replace(/\/manifest\.json$/, '');
   const slash = trimmed.lastIndexOf('/');
-  if (slash < 0 || (!isCloudUri(trimmed) && !trimmed.includes('/')))
+  if (slash < 0 || (!isCloudUri(trimmed) && !trimmed.includes('/'))) {
+    // A bare name: a file here (a reference cluster_<ts>.tar.gz), else a name in the backup directory.
+    if (existsSync(trimmed) && statSync(trimmed).isFile())
+      return { storage: await openStore(process.cwd()), name: trimmed };
     return { storage: await openStore(dir), name: trimmed };
+  }
   const parent = trimmed.slice(0, slash + 1);
   return {
     storage: await openStore(isCloudUri(trimmed) ? parent : path.resolve(parent), settings),
