@@ -49,18 +49,12 @@ function run(args: string[]): Promise<CliResult> {
 /** `s3://bucket/<path>/?endpoint=…` */
 const uri = (p: string): string => `s3://${BUCKET}/${p}/?endpoint=${encodeURIComponent(emu.endpoint)}`;
 
-/**
- * `restore cluster` with the endpoint in --cloud-endpoint: it loses a URI's query string
- * (resolveClusterArg in src/cli/commands/restore.ts cuts the argument at its last '/', so
- * `s3://b/p/cluster_x/?endpoint=…` turns into the cluster `?endpoint=…` on AWS itself).
- */
+/** `restore cluster` from the bucket, the endpoint raw in the query (its slashes must not split the URI). */
 const restoreArgs = (...extra: string[]): string[] => [
   ...pgArgs(),
-  '--cloud-endpoint',
-  emu.endpoint,
   'restore',
   'cluster',
-  `s3://${BUCKET}/${PREFIX}/${cluster}/`,
+  `s3://${BUCKET}/${PREFIX}/${cluster}/?endpoint=${emu.endpoint}`,
   ...extra,
   ...include,
 ];

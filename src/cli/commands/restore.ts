@@ -432,7 +432,10 @@ export async function resolveClusterArg(
   dir: string,
   settings: CloudSettings,
 ): Promise<{ storage: Storage; name: string }> {
-  const trimmed = arg.replace(/\/+$/, '').replace(/\/manifest\.json$/, '');
+  // A cloud URI's query (?endpoint=http://…) holds slashes of its own: it belongs to the parent.
+  const q = isCloudUri(arg) ? arg.indexOf('?') : -1;
+  const query = q >= 0 ? arg.slice(q) : '';
+  const trimmed = (q >= 0 ? arg.slice(0, q) : arg).replace(/\/+$/, '').replace(/\/manifest\.json$/, '');
   const slash = trimmed.lastIndexOf('/');
   if (slash < 0 || (!isCloudUri(trimmed) && !trimmed.includes('/'))) {
     // A bare name: a file here (a reference cluster_<ts>.tar.gz), else a name in the backup directory.
@@ -442,7 +445,7 @@ export async function resolveClusterArg(
   }
   const parent = trimmed.slice(0, slash + 1);
   return {
-    storage: await openStore(isCloudUri(trimmed) ? parent : path.resolve(parent), settings),
+    storage: await openStore(isCloudUri(trimmed) ? parent + query : path.resolve(parent), settings),
     name: trimmed.slice(slash + 1),
   };
 }
