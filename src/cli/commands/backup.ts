@@ -5,10 +5,9 @@ import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { ClusterProgress, formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
 import { openStore } from '../../storage/uri.js';
-import type { Storage } from '../../storage/storage.js';
 import {
   backupDir,
-  backupDirGiven,
+  backupStores,
   cloudSettings,
   cloudUri,
   compressionChoice,
@@ -16,17 +15,7 @@ import {
   explicitEngine,
   globals,
   out,
-  type GlobalOptions,
 } from '../context.js';
-
-/** The local directory, the cloud, or both when the user named both. */
-async function destinations(g: GlobalOptions, cloudOption: string | undefined): Promise<Storage[]> {
-  const cloud = cloudUri(g, cloudOption);
-  const stores: Storage[] = [];
-  if (!cloud || backupDirGiven(g)) stores.push(await openStore(backupDir(g)));
-  if (cloud) stores.push(await openStore(cloud, cloudSettings(g)));
-  return stores;
-}
 import { interruptSignal } from '../signals.js';
 import { retentionGroup } from '../../catalog/listing.js';
 import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js';
@@ -99,7 +88,7 @@ Examples:
       const timeZone = timeZoneOf(opts);
       // Keys are loaded (and checked) before anything runs: a bad key file fails here, not after the dump.
       const encryption = await protectorsFromFlags(encryptionFlags(opts));
-      const stores = await destinations(g, opts.cloud);
+      const stores = await backupStores(g, opts.cloud);
       const signal = interruptSignal();
       try {
         const result = await backupSingle({

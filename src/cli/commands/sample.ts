@@ -10,20 +10,14 @@ import {
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
-import type { Storage } from '../../storage/storage.js';
-import { openStore } from '../../storage/uri.js';
 import {
-  backupDir,
-  backupDirGiven,
-  cloudSettings,
-  cloudUri,
+  backupStores,
   compressionChoice,
   connectionOptions,
   explicitEngine,
   globals,
   out,
   table,
-  type GlobalOptions,
 } from '../context.js';
 import { interruptSignal } from '../signals.js';
 
@@ -90,15 +84,6 @@ export function sampleSpecFromOptions(opts: SampleOptions): SampleSpec {
   };
 }
 
-/** The local directory, the cloud, or both when the user named both (as for `backup single`). */
-async function destinations(g: GlobalOptions, cloudOption: string | undefined): Promise<Storage[]> {
-  const cloud = cloudUri(g, cloudOption);
-  const stores: Storage[] = [];
-  if (!cloud || backupDirGiven(g)) stores.push(await openStore(backupDir(g)));
-  if (cloud) stores.push(await openStore(cloud, cloudSettings(g)));
-  return stores;
-}
-
 /** Registers `backup sample` on the `backup` command. */
 export function addSampleCommand(backup: Command): void {
   backup
@@ -156,7 +141,7 @@ Examples:
       const engineName = explicitEngine(g) ?? 'postgres';
       const { algorithm, level } = compressionChoice(g);
       const engine = openEngine(connectionOptions(g, engineName));
-      const stores = await destinations(g, opts.cloud);
+      const stores = await backupStores(g, opts.cloud);
       try {
         const result = await backupSample({
           engine,
