@@ -1,6 +1,7 @@
 import os from 'node:os';
-import type { Transform } from 'node:stream';
+import type { Duplex, Transform } from 'node:stream';
 import zlib from 'node:zlib';
+import { createZstdFramesDecompress } from './zstd-frames.js';
 import type { ToolCommand } from '../engines/engine.js';
 import { which } from '../engines/tools.js';
 import { UsageError } from '../errors.js';
@@ -93,18 +94,21 @@ export async function planCompression(
 export interface DecompressionPlan {
   algorithm: CompressionAlgorithm;
   external?: ToolCommand;
-  inProcess?: () => Transform;
+  inProcess?: () => Duplex;
 }
 
 export async function planDecompression(algorithm: CompressionAlgorithm): Promise<DecompressionPlan> {
   const env = { ...process.env };
+  // DBBACKUP_NO_EXTERNAL_COMPRESSOR: the in-process fallbacks, as on a host without the programs.
+  const external = !process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR;
   if (algorithm === 'zstd') {
-    const zstd = await which('zstd');
+    const zstd = external ? await which('zstd') : null;
     if (zstd) return { algorithm, external: { file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd' } };
-    return { algorithm, inProcess: () => zlib.createZstdDecompress() };
+    // Node's own zstd decoder stops after the first frame: see zstd-frames.ts.
+    return { algorithm, inProcess: () => createZstdFramesDecompress() };
   }
   if (algorithm === 'gzip') {
-    const pigz = await which('pigz');
+    const pigz = external ? await which('pigz') : null;
     if (pigz) return { algorithm, external: { file: pigz, args: ['-d', '-c'], env, name: 'pigz' } };
     return { algorithm, inProcess: () => zlib.createGunzip() };
   }

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable, Transform, Writable } from 'node:stream';
+import type { Duplex, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import { readSidecar, type ReferenceBackupMetadata } from './reference-metadata.js';
@@ -433,7 +433,7 @@ export async function restoreFromStream(
 ): Promise<void> {
   const decompress = await planDecompression(compression);
   const processes: ToolProcess[] = [];
-  const stages: Transform[] = [];
+  const stages: Duplex[] = [];
   if (meter) stages.push(meter.tap());
   if (decrypt) stages.push(decrypt());
   let sink: Writable;
@@ -519,7 +519,7 @@ async function decompressToTemp(
         await out.close();
       }
     } else {
-      const stages: Transform[] = decompress.inProcess ? [decompress.inProcess()] : [];
+      const stages: Duplex[] = decompress.inProcess ? [decompress.inProcess()] : [];
       await pipeline([await storage.get(key), ...stages, createWriteStream(file, { mode: 0o600 })]);
     }
     return { file, cleanup };

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPgFidelity } from '../harness/fixtures.js';
-import { createPgDatabase, dropPgDatabase, pgQuery } from '../harness/pg.js';
+import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
 import {
   cli,
@@ -214,6 +214,51 @@ describe('PostgreSQL backup → verify → restore', () => {
       expect(r.stdout).toContain(`create database "${target}"`);
       const exists = await pgQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [target]);
       expect(exists).toEqual([]);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+  it('without the zstd program: a multi-frame in-process zstd backup verifies --deep and restores whole', async () => {
+    // 12 MB of table data: the built-in compressor writes a frame per 4 MiB; restore and verify
+    // decode them in process too (zstd-frames.ts; its unit tests cover the frames Node misses).
+    const big = uniqueName('pg_frames');
+    created.push(big);
+    await createPgDatabase(big);
+    await pgExec(
+      big,
+      `CREATE TABLE t AS SELECT g AS id, md5(g::text) || repeat(md5((g * 7)::text), 3) AS body
+         FROM generate_series(1, 90000) g`,
+    );
+    const sum = async (db: string): Promise<string | undefined> =>
+      (
+        await pgQuery<{ s: string }>(
+          db,
+          `SELECT count(*) || ':' || md5(string_agg(body, ',' ORDER BY id)) AS s FROM t`,
+        )
+      )[0]?.s;
+    const env = { DBBACKUP_NO_EXTERNAL_COMPRESSOR: '1' };
+    const dir = await tempDir();
+    try {
+      const r = await cli(
+        [...pgArgs(), '--backup-dir', dir, 'backup', 'single', big, '--format', 'plain', '--json'],
+        { env },
+      );
+      expectExit(r, 0);
+      const meta = JSON.parse(r.stdout) as {
+        metadata: { file: string; compression: { implementation: string }; dumpBytes: number };
+      };
+      expect(meta.metadata.compression.implementation).toContain('node zlib');
+      expect(meta.metadata.dumpBytes).toBeGreaterThan(3 * 4 * 1024 * 1024 * 0.8);
+      const file = path.join(dir, meta.metadata.file);
+      expectExit(await cli(['verify-backup', file, '--deep'], { env }), 0);
+      const target = uniqueName('pg_frames_back');
+      created.push(target);
+      const restored = await cli(
+        [...pgArgs(), 'restore', 'single', file, '--target', target, '--create', '--confirm'],
+        { env },
+      );
+      expectExit(restored, 0);
+      expect(await sum(target)).toBe(await sum(big));
     } finally {
       await removeDir(dir);
     }

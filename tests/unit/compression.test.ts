@@ -7,6 +7,7 @@ import {
   DEFAULT_LEVEL,
   detectCompression,
   planCompression,
+  planDecompression,
   validateLevel,
   type CompressionAlgorithm,
 } from '../../src/pipeline/compression.js';
@@ -143,6 +144,26 @@ describe('planCompression', () => {
       }
     });
   }
+});
+
+describe('planDecompression in process (no zstd/pigz program)', () => {
+  afterEach(() => {
+    delete process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR;
+  });
+
+  it('reads back every frame/member the in-process compressors write, whatever their size', async () => {
+    process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR = '1';
+    const input = repetitive(300_000);
+    for (const algo of ['gzip', 'zstd'] as const) {
+      const blocks = algo === 'gzip' ? gzipBlocks(6) : zstdBlocks(3);
+      // 10,007-byte blocks: zstd frames whose output is not a multiple of 16 KiB (nodejs/node#64741).
+      const compressed = await runThrough(new ParallelCompress(blocks, 3, 10_007), splitInto(input, [8192]));
+      const plan = await planDecompression(algo);
+      expect(plan.external).toBeUndefined();
+      const out = await runThrough(plan.inProcess!(), splitInto(compressed, [4096]));
+      expect(out.equals(input), algo).toBe(true);
+    }
+  });
 });
 
 describe('ParallelCompress (small blocks)', () => {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Writable, type Transform } from 'node:stream';
+import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { METADATA_SCHEMA, METADATA_VERSION, type BackupMetadata } from '../../src/catalog/metadata.js';
 
@@ -19,7 +19,7 @@ export async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 /** Push `chunks` through `transform` and return everything it emitted. */
-export async function runThrough(transform: Transform, chunks: Buffer[]): Promise<Buffer> {
+export async function runThrough(transform: Duplex, chunks: Buffer[]): Promise<Buffer> {
   const out: Buffer[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
