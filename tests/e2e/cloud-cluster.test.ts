@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockPgGlobals, unlockPgGlobals } from '../harness/cluster-lock.js';
 import type { CliResult } from '../harness/cli.js';
 import { DAY, fabricateCluster, readJson, type ManifestMeta } from '../harness/fabricate.js';
 import { loadPgFidelity } from '../harness/fixtures.js';
@@ -90,6 +91,9 @@ async function dropAll(): Promise<void> {
 let ownersBefore: Array<{ datname: string; owner: string }>;
 let roleBefore: Array<{ rolname: string; rolcanlogin: boolean; rolpassword: string | null }>;
 
+// Other files restore PostgreSQL globals on this server too: take turns (see cluster-lock.ts).
+beforeAll(() => lockPgGlobals(), 900_000);
+
 beforeAll(async () => {
   emu = await startS3Emulator();
   await emu.bucket(BUCKET);
@@ -117,8 +121,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await dropAll();
-  await emu?.stop();
+  try {
+    await dropAll();
+    await emu?.stop();
+  } finally {
+    await unlockPgGlobals();
+  }
 });
 
 describe('cluster round trip through S3', () => {

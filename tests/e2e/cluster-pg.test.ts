@@ -1,6 +1,7 @@
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockPgGlobals, unlockPgGlobals } from '../harness/cluster-lock.js';
 import { loadPgFidelity } from '../harness/fixtures.js';
 import { dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
@@ -154,6 +155,9 @@ async function readManifestJson(file: string): Promise<ManifestJson> {
   return JSON.parse(await readFile(file, 'utf8')) as ManifestJson;
 }
 
+// Other files restore PostgreSQL globals on this server too: take turns (see cluster-lock.ts).
+beforeAll(() => lockPgGlobals(), 900_000);
+
 beforeAll(async () => {
   dir = await tempDir('dbb-cluster-pg-');
   const [template] = await pgQuery<{ datcollate: string }>(
@@ -227,9 +231,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const prefix of [P, Q]) await dropDatabases(prefix);
-  for (const prefix of [P, Q]) await dropRoles(prefix);
-  if (dir) await removeDir(dir);
+  try {
+    for (const prefix of [P, Q]) await dropDatabases(prefix);
+    for (const prefix of [P, Q]) await dropRoles(prefix);
+    if (dir) await removeDir(dir);
+  } finally {
+    await unlockPgGlobals();
+  }
 });
 
 describe('PostgreSQL cluster backup → restore', () => {

@@ -2,6 +2,7 @@ import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lockPgGlobals, unlockPgGlobals } from '../harness/cluster-lock.js';
 import { loadPgFidelity } from '../harness/fixtures.js';
 import { dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
 import { pgDatabases, pgRoles, type PgDatabaseRow, type PgRoleRow } from '../harness/pg-cluster-state.js';
@@ -71,6 +72,9 @@ function restore(...args: string[]): ReturnType<typeof cli> {
   return cli([...pgArgs(), 'restore', 'cluster', ...args]);
 }
 
+// Other files restore PostgreSQL globals on this server too: take turns (see cluster-lock.ts).
+beforeAll(() => lockPgGlobals(), 900_000);
+
 beforeAll(async () => {
   dir = await tempDir('dbb-refcluster-');
   await pgExec(
@@ -131,8 +135,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await dropAll();
-  if (dir) await removeDir(dir);
+  try {
+    await dropAll();
+    if (dir) await removeDir(dir);
+  } finally {
+    await unlockPgGlobals();
+  }
 });
 
 describe('restore cluster of a reference cluster_<ts>.tar.gz', () => {

@@ -262,43 +262,21 @@ Examples:
           unlockers: clusterUnlockers,
         };
         const plan = await prepareClusterRestore(engine, inputs);
-        const lines = [
-          `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
-          `Target:         ${engine.endpoint}`,
-          ...(opts.workdir
-            ? [`Workdir:        ${opts.workdir} (not needed: every member streams into its restore tool)`]
-            : []),
-          'Steps:',
-          ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
-          ...plan.warnings.map((w) => `Warning: ${w}`),
-        ];
-        if (!opts.confirm) {
-          if (opts.json)
-            out.json({
-              dryRun: true,
-              actions: plan.actions,
-              warnings: plan.warnings,
-              databases: plan.members.map((m) => m.database),
-              existing: plan.existing,
-            });
-          else {
-            for (const l of lines) out.line(l);
-            out.line('Dry run: nothing was changed. Add --confirm to restore.');
-          }
-          return;
-        }
-        for (const l of lines) out.note(l);
-        const started = Date.now();
-        await executeClusterRestore(
-          engine,
-          inputs,
+        await runClusterPlan({
+          header: [
+            `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
+            `Target:         ${engine.endpoint}`,
+            ...(opts.workdir
+              ? [`Workdir:        ${opts.workdir} (not needed: every member streams into its restore tool)`]
+              : []),
+          ],
           plan,
-          (l) => out.note(`warning: ${l}`),
-          new ClusterProgress(mode, 'cluster restore', 'restoring', 'read'),
-        );
-        out.line(
-          `Cluster restore complete: ${plan.members.length} databases on ${engine.endpoint} in ${formatDuration((Date.now() - started) / 1000)}`,
-        );
+          opts,
+          done: `${plan.members.length} databases on ${engine.endpoint}`,
+          execute: (progress) =>
+            executeClusterRestore(engine, inputs, plan, (l) => out.note(`warning: ${l}`), progress),
+          mode,
+        });
       } finally {
         await engine.close();
       }
@@ -383,47 +361,75 @@ async function restoreReferenceArchive(
       throw err;
     }
     const first = plan.archive.members[0]?.pgHeader;
-    const lines = [
-      `Cluster archive: ${plan.source} (reference tool, ${plan.archive.bytes} bytes${first?.serverVersion ? `, PostgreSQL ${first.serverVersion}` : ''}, ${plan.archive.members.length} databases: ${plan.archive.members.map((m) => m.database).join(', ')})`,
-      `Checksum:        ${plan.checksum}`,
-      `Target:          ${engine.endpoint}`,
-      'Steps:',
-      ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
-      ...plan.warnings.map((w) => `Warning: ${w}`),
-    ];
-    if (!opts.confirm) {
-      if (opts.json)
-        out.json({
-          dryRun: true,
-          format: 'reference-tar',
-          actions: plan.actions,
-          warnings: plan.warnings,
-          databases: plan.members.map((m) => m.database),
-          existing: plan.existing,
-        });
-      else {
-        for (const l of lines) out.line(l);
-        out.line('Dry run: nothing was changed. Add --confirm to restore.');
-      }
-      return;
-    }
-    for (const l of lines) out.note(l);
-    const started = Date.now();
-    await executeLegacyClusterRestore(
-      engine,
-      inputs,
+    await runClusterPlan({
+      header: [
+        `Cluster archive: ${plan.source} (reference tool, ${plan.archive.bytes} bytes${first?.serverVersion ? `, PostgreSQL ${first.serverVersion}` : ''}, ${plan.archive.members.length} databases: ${plan.archive.members.map((m) => m.database).join(', ')})`,
+        `Checksum:        ${plan.checksum}`,
+        `Target:          ${engine.endpoint}`,
+      ],
       plan,
-      (l) => out.note(`warning: ${l}`),
-      new ClusterProgress(mode, 'cluster restore', 'restoring', 'read'),
-    );
-    if (opts.json) out.json({ dryRun: false, databases: plan.members.map((m) => m.database) });
-    else
-      out.line(
-        `Cluster restore complete: ${plan.members.length} databases on ${engine.endpoint} from ${plan.source} in ${formatDuration((Date.now() - started) / 1000)}`,
-      );
+      opts,
+      format: 'reference-tar',
+      done: `${plan.members.length} databases on ${engine.endpoint} from ${plan.source}`,
+      execute: (progress) =>
+        executeLegacyClusterRestore(engine, inputs, plan, (l) => out.note(`warning: ${l}`), progress),
+      mode,
+    });
   } finally {
     await engine.close();
   }
+}
+
+/** What both kinds of cluster restore plan show: numbered steps, warnings, databases, conflicts. */
+interface ClusterPlanView {
+  actions: string[];
+  warnings: string[];
+  members: Array<{ database: string }>;
+  existing: string[];
+}
+
+/**
+ * Shows a cluster restore's plan; without --confirm that is all (a dry run, also as JSON). With it,
+ * runs the restore with per-database progress and reports how it went.
+ */
+async function runClusterPlan(o: {
+  header: string[];
+  plan: ClusterPlanView;
+  opts: { confirm?: boolean; json?: boolean };
+  format?: string;
+  done: string;
+  execute: (progress: ClusterProgress) => Promise<void>;
+  mode: ProgressMode;
+}): Promise<void> {
+  const { plan, opts } = o;
+  const lines = [
+    ...o.header,
+    'Steps:',
+    ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
+    ...plan.warnings.map((w) => `Warning: ${w}`),
+  ];
+  const databases = plan.members.map((m) => m.database);
+  if (!opts.confirm) {
+    if (opts.json) {
+      out.json({
+        dryRun: true,
+        ...(o.format ? { format: o.format } : {}),
+        actions: plan.actions,
+        warnings: plan.warnings,
+        databases,
+        existing: plan.existing,
+      });
+    } else {
+      for (const l of lines) out.line(l);
+      out.line('Dry run: nothing was changed. Add --confirm to restore.');
+    }
+    return;
+  }
+  for (const l of lines) out.note(l);
+  const started = Date.now();
+  await o.execute(new ClusterProgress(o.mode, 'cluster restore', 'restoring', 'read'));
+  if (opts.json) out.json({ dryRun: false, databases });
+  else out.line(`Cluster restore complete: ${o.done} in ${formatDuration((Date.now() - started) / 1000)}`);
 }
 
 /** A cluster backup argument → its store and name: `cluster_x` (in the backup dir), `/dir/cluster_x`, `s3://b/p/cluster_x/`. */
