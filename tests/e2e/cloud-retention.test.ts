@@ -27,7 +27,7 @@ import {
 
 /*
  * Retention on object stores, through the real CLI: fauxqs (S3) reached through s3:// (raw
- * ?endpoint=) and b2:// (encoded ?endpoint=; the plan and real-run tests only, the rest is the same
+ * ?endpoint=) minio:// and b2:// (encoded ?endpoint=; the plan and real-run tests only, the rest is the same
  * S3 code), and Azurite (Azure Blob), where a blob lease also stops a deletion half way so the
  * order of deletion can be checked. In each emulator, real backups are taken into a template
  * prefix (through the first URI kind) and older ones fabricated from them through the SDK (bytes
@@ -66,10 +66,10 @@ const ENV: Record<string, string | undefined> = {
 };
 
 interface Target {
-  name: 's3' | 'b2' | 'azure';
+  name: 's3' | 'minio' | 'b2' | 'azure';
   /** Targets on the same emulator share one template catalog (taken through the first one's URI). */
   emulator: 'fauxqs' | 'azurite';
-  /** Every test, or only the plan and the real run (b2:// is the s3:// code path with another URI). */
+  /** Every test, or only the plan and the real run (minio:// and b2:// are the s3:// code path with another URI). */
   full: boolean;
   /** URI of a prefix (`<prefix>/`), with the emulator's endpoint and credentials. */
   uri(prefix: string): string;
@@ -85,6 +85,14 @@ const TARGETS: Target[] = [
     full: true,
     uri: (p) => `s3://${BUCKET}/${p}/?endpoint=${s3.endpoint}`,
     display: (p) => `s3://${BUCKET}/${p}`,
+    store: () => s3Store(s3.client(), BUCKET),
+  },
+  {
+    name: 'minio',
+    emulator: 'fauxqs',
+    full: false,
+    uri: (p) => `minio://${BUCKET}/${p}/?endpoint=${encodeURIComponent(s3.endpoint)}`,
+    display: (p) => `minio://${BUCKET}/${p}`,
     store: () => s3Store(s3.client(), BUCKET),
   },
   {
