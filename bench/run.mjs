@@ -24,7 +24,7 @@ import { GNU_TIME } from './lib/measure.mjs';
 import { evaluateTargets, machineFacts, renderMarkdown } from './lib/report.mjs';
 import { renderSaved } from './lib/render.mjs';
 import { groupCases, Runner } from './lib/runner.mjs';
-import { log, mkdirp, q, rmrf, which } from './lib/util.mjs';
+import { log, mkdirp, q, rmrf, sh, which } from './lib/util.mjs';
 
 async function main() {
   let cfg;
@@ -198,6 +198,53 @@ async function main() {
     const got = myCount(cfg.db.myRestore);
     return got === myExpected ? null : `restored ${got}, source has ${myExpected}`;
   };
+  // encryption: one symmetric key (0600) made by the CLI under test, untimed, the first time a case needs it
+  let keyFile = null;
+  c.keyFile = () => {
+    if (keyFile) return keyFile;
+    const f = path.join(c.work, 'bench.key');
+    rmrf(f);
+    sh(process.execPath, [cfg.dbbackup, 'keygen', '--symmetric', '--output', f]);
+    keyFile = f;
+    return f;
+  };
+  // cluster: copies of the fixtures (CREATE DATABASE … TEMPLATE, untimed), so that the cluster restores can
+  // drop and recreate them without touching the fixtures themselves
+  c.clusterSources = cfg.db.cluster;
+  c.clusterDbs = Object.keys(cfg.db.cluster);
+  c.pgCloneCluster = () => {
+    for (const [copy, source] of Object.entries(c.clusterSources)) {
+      pgDrop(c.pg, copy);
+      psql(c.pg, 'postgres', `CREATE DATABASE "${copy}" TEMPLATE "${source}" STRATEGY FILE_COPY`);
+    }
+  };
+  c.pgDropCluster = () => {
+    for (const d of c.clusterDbs) pgDrop(c.pg, d);
+    psql(c.pg, 'postgres', 'CHECKPOINT');
+  };
+  const clusterFingerprint = (db, source) =>
+    source === cfg.db.pg
+      ? pgCount(db)
+      : psql(
+          c.pg,
+          db,
+          "select count(*) || ' tables, ' || (select count(*) from pg_attribute a join pg_class k on k.oid = a.attrelid join pg_namespace n on n.oid = k.relnamespace where n.nspname = 'public' and a.attnum > 0) || ' columns' from pg_tables where schemaname = 'public'",
+        ) + (source === cfg.db.pgTiny ? `, ${psql(c.pg, db, 'select count(*) from items')} items` : '');
+  const clusterExpected = new Map();
+  c.pgCheckCluster = () => {
+    for (const [copy, source] of Object.entries(c.clusterSources)) {
+      if (!clusterExpected.has(source)) clusterExpected.set(source, clusterFingerprint(source, source));
+      let got;
+      try {
+        got = clusterFingerprint(copy, source);
+      } catch (e) {
+        return `${copy}: ${e.message.split('\n').slice(-1)[0]}`;
+      }
+      if (got !== clusterExpected.get(source))
+        return `${copy}: restored ${got}, source ${source} has ${clusterExpected.get(source)}`;
+    }
+    return null;
+  };
   const sizes = new Map();
   c.dbSize = (db) => {
     if (!sizes.has(db)) sizes.set(db, db.startsWith('bench_my') ? myDbSize(c.my, db) : pgDbSize(c.pg, db));
@@ -207,10 +254,14 @@ async function main() {
   // ---- run
   const runner = new Runner(c, GROUPS);
   const groupResults = [];
-  for (const { group, cases } of selected) {
-    const results = await runner.runGroup(group, cases);
-    groupResults.push({ group, results });
-    if (group.db) for (const d of [group.db(c)].flat()) c.dbSize(d);
+  try {
+    for (const { group, cases } of selected) {
+      const results = await runner.runGroup(group, cases);
+      groupResults.push({ group, results });
+      if (group.db) for (const d of [group.db(c)].flat()) c.dbSize(d);
+    }
+  } finally {
+    await runner.tearDown();
   }
   const finished = new Date();
 
@@ -232,10 +283,14 @@ async function main() {
     dbSizes,
   });
   const resultsDir = mkdirp(path.join(BENCH_DIR, 'results'));
-  const base = `${started.toISOString().slice(0, 10)}-${cfg.scale}${cfg.smoke ? '-smoke' : ''}`;
+  // an --only run is named after its start time too, so that several on one day are all kept
+  const partial = cfg.only ? `-partial-${started.toISOString().slice(11, 16).replace(':', '')}` : '';
+  const base = `${started.toISOString().slice(0, 10)}-${cfg.scale}${cfg.smoke ? '-smoke' : ''}${partial}`;
   fs.writeFileSync(path.join(resultsDir, `${base}.md`), md + '\n');
-  // latest.md follows the real runs; a smoke run only proves that everything works
-  if (!cfg.smoke) fs.writeFileSync(path.join(resultsDir, 'latest.md'), md + '\n');
+  // latest.md follows the real runs (every case, full scale); a smoke run only proves that everything
+  // works, and an --only run measured part of the table
+  const isLatest = !cfg.smoke && !cfg.only && cfg.scale === 'full';
+  if (isLatest) fs.writeFileSync(path.join(resultsDir, 'latest.md'), md + '\n');
   fs.writeFileSync(
     path.join(resultsDir, `${base}.json`),
     JSON.stringify(
@@ -244,6 +299,7 @@ async function main() {
         finished,
         scale: cfg.scale,
         smoke: cfg.smoke,
+        only: cfg.only ?? null,
         runs: cfg.runs,
         warmup: cfg.warmup,
         runsSmall: cfg.runsSmall,
@@ -273,7 +329,7 @@ async function main() {
   );
   process.stdout.write(md + '\n');
   log(
-    `\nwritten: bench/results/${base}.md, bench/results/${base}.json${cfg.smoke ? '' : ', bench/results/latest.md'}`,
+    `\nwritten: bench/results/${base}.md, bench/results/${base}.json${isLatest ? ', bench/results/latest.md' : ''}`,
   );
 
   // ---- cleanup
@@ -283,6 +339,8 @@ async function main() {
     rmrf(c.tmp);
     try {
       if (c.pg) pgDrop(c.pg, cfg.db.pgRestore);
+      if (c.pg && selected.some((s) => s.group.id.startsWith('pg-cluster')))
+        for (const d of c.clusterDbs) pgDrop(c.pg, d);
       if (c.my) myDrop(c.my, cfg.db.myRestore);
     } catch (e) {
       log(`bench: cleanup: ${e.message}`);

@@ -12,16 +12,24 @@
 //   requires: ['pigz']  programs that must be on PATH, else the case is skipped (reported)
 //   env: (c) => ({})    extra environment variables
 //   smoke: true         part of `npm run bench:smoke`
+//   backupDir: false    (dbbackup) no --backup-dir: the case names its own destination (--cloud)
+//   outBytes: async (c, out) => n   what the run stored, when it is not the files in `out` (S3 objects)
 //
 // Group fields: id, title, engine ('pg' | 'my'), fixtures (which fixtures it needs), db (c => name of the
 // database(s) whose size is reported), runs ('runs' | 'runsSmall'), noOutput (restores: no output size), prep (c => void, untimed before every
 // run) with prepNote for the report, check (c, caseId => error text or null, untimed after every run), pairs ([dbbackup, anchor]
-// rows of the ratio table), targets (goals printed PASS/MISS), kind ('scaling' for the scaling report).
-//
-// Adding a later feature is one entry: e.g. encryption is a dbbackup case with '--encrypt…' in its args
-// plus a pair; an S3 target is a group whose cases pass --backup-dir s3://… (see the TODO entries).
+// rows of the ratio table), targets (goals printed PASS/MISS), kind ('scaling' for the scaling report),
+// setup / teardown (async c => void: once per invocation, untimed, before the group's first run and after
+// the last group — an emulator, cloned databases), aux (c => [{ pid }]: helper processes such as the S3
+// emulator, whose CPU is reported apart, as auxName, and not counted as noise).
+
+import { createBucket, emptyBucket, S3_BUCKET, S3_ENV, s3Uri, startS3Emulator, storedBytes } from './s3.mjs';
+import { q } from './util.mjs';
 
 const MD_ARGS = '--single-transaction --quick';
+
+/** The databases of the cluster groups, as bash words. */
+const clusterDbWords = (c) => Object.keys(c.db.cluster).join(' ');
 
 export const GROUPS = [
   // ---------------------------------------------------------------- PostgreSQL backups
@@ -61,15 +69,17 @@ export const GROUPS = [
       },
       {
         id: 'dbb-encrypt',
-        label: 'dbbackup backup single --encrypt (on/off pair with dbb)',
-        todo: 'not benchmarked yet (the CLI had no encryption option when this was written): put its flags in the args and add the pair [dbb-encrypt, dbb]',
+        label: 'dbbackup backup single --encrypt --encryption-key-file (AES-256-GCM; on/off pair with dbb)',
+        smoke: true,
+        produces: 'pg-custom-zst-enc',
         dbbackup: (c) => [
           'backup',
           'single',
           c.db.pg,
           '--no-progress',
-          '--encrypt-key-file',
-          `${c.work}/bench.key`,
+          '--encrypt',
+          '--encryption-key-file',
+          c.keyFile(),
         ],
       },
       {
@@ -114,6 +124,8 @@ export const GROUPS = [
       ['dbb-gzip', 'fp-gzip'],
       ['dbb-gzip', 'fc'],
       ['dbb-nodezstd', 'fp-zstd'],
+      ['dbb-encrypt', 'dbb'],
+      ['dbb-encrypt', 'fp-zstd'],
     ],
     targets: [
       {
@@ -124,6 +136,12 @@ export const GROUPS = [
         label: 'default PG backup ≤ 1.1× `pg_dump -Fp | zstd -3 -T2`, output ≤ its size',
       },
       { a: 'dbb-gzip', b: ['fp-pigz'], ratio: 1.0, label: 'gzip mode ≤ 1.0× `pg_dump -Fp | pigz -6 -p2`' },
+      {
+        a: 'dbb-encrypt',
+        b: ['dbb'],
+        ratio: 1.05,
+        label: 'encryption adds < 5 % to the backup wall time (`--encrypt` vs the same backup without)',
+      },
     ],
   },
 
@@ -190,6 +208,23 @@ export const GROUPS = [
         ],
       },
       {
+        id: 'dbb-restore-enc',
+        label: 'dbbackup restore single (encrypted .dump.zst.enc, --encryption-key-file)',
+        smoke: true,
+        needs: ['pg-custom-zst-enc'],
+        dbbackup: (c) => [
+          'restore',
+          'single',
+          c.art('pg-custom-zst-enc'),
+          '--target',
+          c.db.pgRestore,
+          '--clean',
+          '--confirm',
+          '--encryption-key-file',
+          c.keyFile(),
+        ],
+      },
+      {
         id: 'zstd-pgrestore',
         label: 'zstd -dc <dbbackup .dump.zst> | pg_restore -d',
         smoke: true,
@@ -217,6 +252,8 @@ export const GROUPS = [
       ['dbb-restore-j2', 'pgrestore-j2'],
       ['dbb-restore-j2', 'zstd-pgrestore'],
       ['dbb-restore-plain', 'zstd-psql'],
+      ['dbb-restore-enc', 'dbb-restore'],
+      ['dbb-restore-enc', 'zstd-pgrestore'],
     ],
     targets: [
       {
@@ -388,32 +425,201 @@ export const GROUPS = [
     ],
   },
 
-  // ---------------------------------------------------------------- later: TODO hooks, not run
+  // ---------------------------------------------------------------- S3 target
   {
     id: 'pg-backup-s3',
-    title: 'PostgreSQL backup of bench_pg to an S3 emulator',
-    todo:
-      'not benchmarked yet: start a local S3 emulator (127.0.0.1 only) in the group prep, then cases ' +
-      '`dbbackup backup single bench_pg --cloud s3://bench/pg/` vs `pg_dump -Fp | zstd -3 -T2 | <upload to the emulator>`',
+    title:
+      'PostgreSQL backup of bench_pg to an S3 emulator (fauxqs on this machine) and to a local directory',
     engine: 'pg',
     fixtures: ['pg'],
+    db: (c) => c.db.pg,
     runs: 'runs',
-    cases: [],
-    pairs: [],
+    // once: the emulator in a child process, objects stored as files under bench/work/s3, and the bucket
+    setup: async (c) => {
+      c.s3 = await startS3Emulator(c.work);
+      await createBucket(c.s3);
+    },
+    teardown: async (c) => {
+      await c.s3?.stop();
+      c.s3 = null;
+    },
+    prep: (c) => emptyBucket(c.s3),
+    prepNote:
+      'The S3 emulator (fauxqs, a Node process on this machine that stores objects as files) is started once before the group; before every run (untimed) its bucket is emptied. Its CPU shares the 2 cores with the backup — a real S3 endpoint would not — and is reported below the table, not in the cpu column.',
+    aux: (c) => (c.s3 ? [{ pid: c.s3.pid, reaps: false }] : []),
+    auxName: 'the S3 emulator (fauxqs)',
+    cases: [
+      {
+        id: 'dbb-local',
+        label: 'dbbackup backup single → local directory (the default: custom, zstd)',
+        smoke: true,
+        dbbackup: (c) => ['backup', 'single', c.db.pg, '--no-progress'],
+      },
+      {
+        id: 'dbb-s3',
+        label: 'dbbackup backup single --cloud s3://…?endpoint= (emulator, 8 MiB parts)',
+        smoke: true,
+        backupDir: false,
+        env: () => S3_ENV,
+        outBytes: (c) => storedBytes(c.s3),
+        dbbackup: (c) => [
+          '--cloud-part-size',
+          '8',
+          'backup',
+          'single',
+          c.db.pg,
+          '--no-progress',
+          '--cloud',
+          s3Uri(c.s3, 'pg/'),
+        ],
+      },
+      {
+        id: 'fc0-zstd-s3',
+        smoke: true,
+        label: 'pg_dump -Fc -Z0 | zstd -3 -T2 | SDK multipart upload (bench/lib/s3-put.mjs, 8 MiB parts)',
+        env: () => S3_ENV,
+        outBytes: (c) => storedBytes(c.s3),
+        shell: (c) =>
+          `pg_dump -Fc -Z0 ${c.db.pg} | zstd -q -3 -T2 | ${q(process.execPath)} bench/lib/s3-put.mjs ${c.s3.endpoint} ${S3_BUCKET} anchor/c0.dump.zst`,
+      },
+      {
+        id: 'fc0-zstd',
+        smoke: true,
+        label: 'pg_dump -Fc -Z0 | zstd -3 -T2 > local file',
+        shell: (c, o) => `pg_dump -Fc -Z0 ${c.db.pg} | zstd -q -3 -T2 > ${o}/c0.dump.zst`,
+      },
+    ],
+    pairs: [
+      ['dbb-s3', 'dbb-local'],
+      ['dbb-s3', 'fc0-zstd-s3'],
+      ['dbb-local', 'fc0-zstd'],
+    ],
+    targets: [
+      {
+        a: 'dbb-s3',
+        b: ['dbb-local'],
+        ratio: 1.1,
+        label: 'upload to the S3 emulator adds ≤ 10 % wall time over the same backup to a local directory',
+      },
+    ],
+  },
+
+  // ---------------------------------------------------------------- cluster
+  {
+    id: 'pg-cluster',
+    title: 'PostgreSQL cluster backup: globals + copies of the fixture databases (bench_cl_*)',
+    engine: 'pg',
+    fixtures: ['pg', 'pgTiny', 'pgMany'],
+    db: (c) => Object.keys(c.db.cluster),
+    runs: 'runs',
+    setup: (c) => c.pgCloneCluster(),
+    prepNote:
+      'The `bench_cl_*` databases are copies of bench_pg, bench_pg_tiny and bench_pg_many (CREATE DATABASE … TEMPLATE, once per invocation, untimed; the smoke run leaves out bench_pg); `--include-database "bench_cl_*"` limits the cluster backup to them, the shell equivalents name them.',
+    cases: [
+      {
+        id: 'dbb-cluster',
+        label: 'dbbackup backup cluster (2 databases at a time: the default on 2 cores)',
+        smoke: true,
+        produces: 'pg-cluster',
+        dbbackup: () => ['backup', 'cluster', '--include-database', 'bench_cl_*'],
+      },
+      {
+        id: 'dbb-cluster-p1',
+        smoke: true,
+        label: 'dbbackup backup cluster --cluster-parallelism 1',
+        dbbackup: () => [
+          'backup',
+          'cluster',
+          '--include-database',
+          'bench_cl_*',
+          '--cluster-parallelism',
+          '1',
+        ],
+      },
+      {
+        id: 'seq-fc',
+        smoke: true,
+        label: 'pg_dumpall --globals-only; pg_dump -Fc per database, in sequence',
+        shell: (c, o) =>
+          `pg_dumpall --globals-only > ${o}/globals.sql && for d in ${clusterDbWords(c)}; do pg_dump -Fc -f ${o}/$d.dump $d || exit 1; done`,
+      },
+      {
+        id: 'seq-zstd',
+        smoke: true,
+        label: 'pg_dumpall --globals-only; pg_dump -Fc -Z0 | zstd -3 -T2 per database, in sequence',
+        shell: (c, o) =>
+          `pg_dumpall --globals-only > ${o}/globals.sql && for d in ${clusterDbWords(c)}; do pg_dump -Fc -Z0 $d | zstd -q -3 -T2 > ${o}/$d.dump.zst || exit 1; done`,
+      },
+      {
+        id: 'par-zstd',
+        label: 'the same, 2 databases at a time (xargs -P2)',
+        smoke: true,
+        shell: (c, o) =>
+          `pg_dumpall --globals-only > ${o}/globals.sql && printf '%s\\n' ${clusterDbWords(c)} | ` +
+          `xargs -P2 -I{} bash -o pipefail -c 'pg_dump -Fc -Z0 "$1" | zstd -q -3 -T2 > "$2/$1.dump.zst"' _ {} ${o}`,
+      },
+    ],
+    pairs: [
+      ['dbb-cluster', 'par-zstd'],
+      ['dbb-cluster', 'seq-zstd'],
+      ['dbb-cluster', 'seq-fc'],
+      ['dbb-cluster-p1', 'seq-zstd'],
+    ],
     targets: [],
   },
   {
-    id: 'pg-cluster',
-    title: 'PostgreSQL cluster backup (all databases + globals)',
-    todo:
-      'not benchmarked yet: `dbbackup backup cluster` (and --cluster-parallelism 2) vs `pg_dumpall --globals-only` ' +
-      'plus `pg_dump -Fc -Z0 | zstd -3 -T2` per database; `restore cluster` likewise',
+    id: 'pg-cluster-restore',
+    title: 'PostgreSQL cluster restore (globals + the bench_cl_* databases) onto the server without them',
     engine: 'pg',
     fixtures: ['pg', 'pgTiny', 'pgMany'],
+    db: (c) => Object.keys(c.db.cluster),
     runs: 'runs',
-    cases: [],
-    pairs: [],
-    targets: [],
+    noOutput: true,
+    prep: (c) => c.pgDropCluster(),
+    prepNote:
+      'Both sides read the same files, the last `pg-cluster/dbb-cluster` backup. Before every run (untimed): the `bench_cl_*` databases are dropped, then CHECKPOINT. After every run (untimed): their row and table counts are compared with the fixtures they were copied from.',
+    check: (c) => c.pgCheckCluster(),
+    cases: [
+      {
+        id: 'dbb-restore-cluster',
+        label: 'dbbackup restore cluster --confirm (2 databases at a time: the default)',
+        smoke: true,
+        needs: ['pg-cluster'],
+        dbbackup: (c) => ['restore', 'cluster', c.art('pg-cluster'), '--confirm'],
+      },
+      {
+        id: 'seq-restore',
+        smoke: true,
+        label:
+          'zstd -dc globals | psql; zstd -dc <db>.dump.zst | pg_restore --create, per database in sequence',
+        needs: ['pg-cluster'],
+        shell: (c) =>
+          `cd ${c.art('pg-cluster')} && { zstd -q -dc globals.sql.zst | psql -X -q -d postgres > /dev/null 2>&1; } && ` +
+          `for f in *.dump.zst; do zstd -q -dc "$f" | pg_restore --create -d postgres || exit 1; done`,
+      },
+      {
+        id: 'par-restore',
+        label: 'the same, 2 databases at a time (xargs -P2)',
+        smoke: true,
+        needs: ['pg-cluster'],
+        shell: (c) =>
+          `cd ${c.art('pg-cluster')} && { zstd -q -dc globals.sql.zst | psql -X -q -d postgres > /dev/null 2>&1; } && ` +
+          `ls *.dump.zst | xargs -P2 -I{} bash -o pipefail -c 'zstd -q -dc "$1" | pg_restore --create -d postgres' _ {}`,
+      },
+    ],
+    pairs: [
+      ['dbb-restore-cluster', 'par-restore'],
+      ['dbb-restore-cluster', 'seq-restore'],
+    ],
+    targets: [
+      {
+        a: 'dbb-restore-cluster',
+        b: ['par-restore', 'seq-restore'],
+        best: true,
+        ratio: 1.1,
+        label: 'cluster restore ≤ 1.1× best plain cluster restore (same files)',
+      },
+    ],
   },
 ];
 

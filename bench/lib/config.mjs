@@ -179,6 +179,13 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
       pgRestore: 'bench_pg_restore',
       my: `bench_my${sfx}`,
       myRestore: 'bench_my_restore',
+      // the cluster groups' databases: copy → the fixture it is copied from (the smoke run, which only
+      // proves that every case works, leaves out the copy of bench_pg)
+      cluster: {
+        ...(flags.smoke || env.BENCH_SMOKE === '1' ? {} : { bench_cl_pg: `bench_pg${sfx}` }),
+        bench_cl_tiny: 'bench_pg_tiny',
+        bench_cl_many: `bench_pg_many${sfx}`,
+      },
     },
   };
 }

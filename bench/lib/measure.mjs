@@ -14,7 +14,9 @@
 //                upper bound of the tree's real footprint; a spike shorter than the interval can be missed.
 //  * serverCpu – CPU used meanwhile by the database server (PostgreSQL postmaster + its children + what it
 //                reaped; mariadbd's threads), when the server runs on this machine. Not part of `cpu`.
-//  * otherCpu  – the machine's busy time (/proc/stat) minus cpu, serverCpu and the harness itself:
+//  * auxCpu    – CPU used meanwhile by helper processes of the benchmark itself (the S3 emulator), when
+//                the group names some (`aux`). Not part of `cpu` nor of `serverCpu`.
+//  * otherCpu  – the machine's busy time (/proc/stat) minus cpu, serverCpu, auxCpu and the harness itself:
 //                the noise from anything else running (other jobs on a shared box).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -130,9 +132,10 @@ export async function waitQuiet(waitS, pct = 15) {
 
 /**
  * Run argv (no shell) with stdout+stderr appended to logFile and measure it.
- * Returns { wall, user, sys, cpu, rssMaxKb, rssMaxName, rssTreeKb, serverCpu, otherCpu, rc, signal }.
+ * `server` and `aux` are processes whose CPU is counted separately (see above).
+ * Returns { wall, user, sys, cpu, rssMaxKb, rssMaxName, rssTreeKb, serverCpu, auxCpu, otherCpu, rc, signal }.
  */
-export async function measure(argv, { env = process.env, cwd, logFile, server = [] } = {}) {
+export async function measure(argv, { env = process.env, cwd, logFile, server = [], aux = [] } = {}) {
   const fd = fs.openSync(logFile, 'a');
   const tf = path.join(os.tmpdir(), `dbbackup-bench-time-${process.pid}.txt`);
   const full = GNU_TIME ? [GNU_TIME, '-f', '%e %U %S %M %x', '-o', tf, ...argv] : argv;
@@ -142,6 +145,7 @@ export async function measure(argv, { env = process.env, cwd, logFile, server = 
   const self0 = selfChildTicks();
   const m0 = machineTicks();
   const s0 = serverTicks(server);
+  const a0 = serverTicks(aux);
   const t0 = process.hrtime.bigint();
   const child = spawn(full[0], full.slice(1), { env, cwd, stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
@@ -173,6 +177,7 @@ export async function measure(argv, { env = process.env, cwd, logFile, server = 
   const t1 = process.hrtime.bigint();
   clearInterval(timer);
   const s1 = serverTicks(server);
+  const a1 = serverTicks(aux);
   const m1 = machineTicks();
   const self1 = selfChildTicks();
   const cpu1 = process.cpuUsage(cpu0);
@@ -209,9 +214,17 @@ export async function measure(argv, { env = process.env, cwd, logFile, server = 
   const wall = Number(t1 - t0) / 1e9;
   const cpu = user + sys;
   const serverCpu = server.length ? Math.max(0, (s1 - s0) / HZ) : NaN;
+  const auxCpu = aux.length ? Math.max(0, (a1 - a0) / HZ) : NaN;
   const machine = (m1.busy - m0.busy) / HZ;
   const harness = (cpu1.user + cpu1.system) / 1e6;
-  const otherCpu = Math.max(0, machine - cpu - (Number.isFinite(serverCpu) ? serverCpu : 0) - harness);
+  const otherCpu = Math.max(
+    0,
+    machine -
+      cpu -
+      (Number.isFinite(serverCpu) ? serverCpu : 0) -
+      (Number.isFinite(auxCpu) ? auxCpu : 0) -
+      harness,
+  );
   if (spawnError) fs.appendFileSync(logFile, `spawn failed: ${spawnError.message}\n`);
   return {
     wall,
@@ -222,6 +235,7 @@ export async function measure(argv, { env = process.env, cwd, logFile, server = 
     rssMaxName,
     rssTreeKb: treeKb || NaN,
     serverCpu,
+    auxCpu,
     otherCpu,
     rc: signal ? 128 : rc,
     signal,

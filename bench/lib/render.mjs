@@ -13,6 +13,7 @@ export function renderSaved(jsonPath, argv) {
   const saved = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
   const cfg = parseConfig([...argv, '--scale', saved.scale]);
   cfg.smoke = Boolean(saved.smoke);
+  cfg.only = saved.only ?? null;
   cfg.runs = saved.runs;
   cfg.warmup = saved.warmup;
   cfg.fixtures = saved.fixtures;
@@ -99,8 +100,9 @@ export function renderSaved(jsonPath, argv) {
   });
   const out = jsonPath.replace(/\.json$/, '.md');
   fs.writeFileSync(out, md + '\n');
-  if (!saved.smoke) fs.writeFileSync(path.join(path.dirname(jsonPath), 'latest.md'), md + '\n');
+  const isLatest = !saved.smoke && !saved.only && saved.scale === 'full';
+  if (isLatest) fs.writeFileSync(path.join(path.dirname(jsonPath), 'latest.md'), md + '\n');
   process.stdout.write(md + '\n');
-  log(`\nwritten: ${path.relative(process.cwd(), out)}${saved.smoke ? '' : ' and latest.md'}`);
+  log(`\nwritten: ${path.relative(process.cwd(), out)}${isLatest ? ' and latest.md' : ''}`);
   return 0;
 }

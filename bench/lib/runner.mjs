@@ -22,8 +22,12 @@ export function commandOf(group, kase, c, out) {
             const m = myDbbackupArgs(c.my);
             return { args: ['--db-type', 'mariadb', ...m.args], env: m.env };
           })();
-    const args = [...conn.args, '--backup-dir', out, ...kase.dbbackup(c)];
+    // backupDir: false — the case names its own destination (e.g. --cloud only): no --backup-dir, and no
+    // DBBACKUP_BACKUP_DIR either, which would make dbbackup write a local copy as well
+    const dirArgs = kase.backupDir === false ? [] : ['--backup-dir', out];
+    const args = [...conn.args, ...dirArgs, ...kase.dbbackup(c)];
     const env = { ...process.env, ...conn.env, ...(kase.env ? kase.env(c) : {}) };
+    if (kase.backupDir === false) delete env.DBBACKUP_BACKUP_DIR;
     const envText = Object.entries(kase.env ? kase.env(c) : {})
       .map(([k, v]) => `${k}=${q(v)} `)
       .join('');
@@ -31,7 +35,7 @@ export function commandOf(group, kase, c, out) {
     return { argv: [process.execPath, c.cfg.dbbackup, ...args], env, shown: rel(shown) };
   }
   const cmd = kase.shell(c, out);
-  const env = group.engine === 'pg' ? pgEnv(c.pg) : process.env;
+  const env = { ...(group.engine === 'pg' ? pgEnv(c.pg) : process.env), ...(kase.env ? kase.env(c) : {}) };
   return { argv: ['bash', '-o', 'pipefail', '-c', cmd], env, shown: rel(cmd) };
 }
 
@@ -70,6 +74,7 @@ export class Runner {
     this.allGroups = allGroups;
     this.made = new Set(); // artifacts made in this invocation
     this.failures = [];
+    this.setupDone = new Set(); // ids of groups whose setup ran
     this.logDir = mkdirp(path.join(c.work, 'logs'));
     this.outRoot = mkdirp(path.join(c.work, 'out'));
     rmrf(path.join(c.work, 'artifacts'));
@@ -91,6 +96,8 @@ export class Runner {
         const out = path.join(this.outRoot, g.id, k.id);
         rmrf(out);
         mkdirp(out);
+        if (!(await this.setUp(g))) return false;
+        if (g.prep) await g.prep(this.c, k);
         const { argv, env } = commandOf(g, k, this.c, out);
         const logFile = path.join(this.logDir, `${g.id}.${k.id}.log`);
         const r = await measure(argv, { env, logFile, cwd: REPO_DIR });
@@ -109,6 +116,33 @@ export class Runner {
     }
     this.failures.push({ where: name, message: 'no case produces this artifact' });
     return false;
+  }
+
+  /** A group's one-time, untimed setup (an emulator, cloned databases…), at most once per invocation. */
+  async setUp(group) {
+    if (!group.setup || this.setupDone.has(group.id)) return true;
+    try {
+      log(`  (untimed) setting up ${group.id}`);
+      await group.setup(this.c);
+      this.setupDone.add(group.id);
+      return true;
+    } catch (e) {
+      this.failures.push({ where: `${group.id} (setup)`, message: e.message });
+      return false;
+    }
+  }
+
+  /** Every set-up group's teardown (stop emulators…); errors are logged, not fatal. */
+  async tearDown() {
+    for (const g of this.allGroups) {
+      if (!this.setupDone.has(g.id) || !g.teardown) continue;
+      try {
+        await g.teardown(this.c);
+      } catch (e) {
+        log(`bench: teardown of ${g.id}: ${e.message}`);
+      }
+    }
+    this.setupDone.clear();
   }
 
   async runGroup(group, cases) {
@@ -136,6 +170,10 @@ export class Runner {
         if (!(await this.ensureArtifact(a))) r.failed = `artifact ${a} could not be made`;
       }
     }
+    if (!(await this.setUp(group))) {
+      for (const r of res) r.failed ??= 'group setup failed';
+      return res;
+    }
     log(
       `\n== ${group.id}: ${group.title} — ${res.length} cases × (${warmup} warm-up + ${runs} runs), interleaved`,
     );
@@ -148,7 +186,7 @@ export class Runner {
         rmrf(out);
         mkdirp(out);
         try {
-          if (group.prep) group.prep(c);
+          if (group.prep) await group.prep(c, k);
         } catch (e) {
           r.failed = `preparation failed: ${e.message}`;
           this.failures.push({ where: `${group.id}/${k.id}`, message: r.failed });
@@ -160,8 +198,13 @@ export class Runner {
         const logFile = path.join(this.logDir, `${group.id}.${k.id}.log`);
         fs.appendFileSync(logFile, `\n== round ${round} ${new Date().toISOString()}: ${shown}\n`);
         const server = group.engine === 'pg' ? (c.pg.serverPids ?? []) : (c.my.serverPids ?? []);
-        const m = await measure(argv, { env, logFile, cwd: REPO_DIR, server });
-        m.outBytes = group.noOutput ? null : sizeOf(out, SIDECAR);
+        const aux = group.aux ? group.aux(c) : [];
+        const m = await measure(argv, { env, logFile, cwd: REPO_DIR, server, aux });
+        m.outBytes = group.noOutput
+          ? null
+          : k.outBytes
+            ? await safeAsync(() => k.outBytes(c, out), NaN)
+            : sizeOf(out, SIDECAR);
         m.round = round;
         m.warm = round < warmup;
         m.waited = waited;
@@ -199,6 +242,15 @@ export class Runner {
     }
     rmrf(path.join(this.outRoot, group.id));
     return res;
+  }
+}
+
+async function safeAsync(fn, fallback) {
+  try {
+    return await fn();
+  } catch (e) {
+    log(`bench: ${e.message}`);
+    return fallback;
   }
 }
 
