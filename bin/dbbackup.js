@@ -6,4 +6,9 @@ if (major < 22) {
   );
   process.exit(2);
 }
+// V8's compiled code for dist/ and its dependencies is cached on disk (Node's compile cache, in the OS
+// temporary directory; keyed by file contents): ~15-20 ms less CPU per run. NODE_DISABLE_COMPILE_CACHE=1
+// turns it off.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 await import('../dist/cli/main.js');

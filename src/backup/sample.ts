@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { finished, pipeline as pipelineAsync } from 'node:stream/promises';
-import mysql from 'mysql2/promise';
-import pg from 'pg';
+import type mysql from 'mysql2/promise';
+import type pg from 'pg';
 import {
   METADATA_SCHEMA,
   METADATA_VERSION,
@@ -16,7 +16,6 @@ import { META_SUFFIX, SHA256_SUFFIX, extensionFor, safeName, timestampTag } from
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { parseOptionGroups } from '../engines/mysql-options.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
-import { pgSsl } from '../engines/postgres.js';
 import {
   ConnectionError,
   DbBackupError,
@@ -513,10 +512,13 @@ async function openPgSample(
   onWarning: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<SampleSource> {
-  const ident = pg.escapeIdentifier;
+  // The drivers are loaded here, not at start-up: every other command would pay for them.
+  const { default: pgDriver } = await import('pg');
+  const { pgSsl } = await import('../engines/postgres.js');
+  const ident = pgDriver.escapeIdentifier;
   // The same connection settings the dump tools get (host, port, user, password, SSL mode).
   const env = dump.env;
-  const client = new pg.Client({
+  const client = new pgDriver.Client({
     host: env.PGHOST,
     port: env.PGPORT ? Number(env.PGPORT) : undefined,
     user: env.PGUSER,
@@ -736,7 +738,8 @@ async function openPgSample(
           `SELECT last_value::text AS v, is_called AS called FROM ${s.q}`,
         )
       ).rows[0];
-      if (cur) setvals.push(`SELECT pg_catalog.setval(${pg.escapeLiteral(s.q)}, ${cur.v}, ${cur.called});`);
+      if (cur)
+        setvals.push(`SELECT pg_catalog.setval(${pgDriver.escapeLiteral(s.q)}, ${cur.v}, ${cur.called});`);
     }
 
     const base = dump.args.filter((a) => !a.startsWith('--format='));
@@ -962,9 +965,10 @@ async function openMySample(
   onWarning: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<SampleSource> {
+  const { default: mysqlDriver } = await import('mysql2/promise');
   let conn: mysql.Connection;
   try {
-    conn = await mysql.createConnection({
+    conn = await mysqlDriver.createConnection({
       ...(await mysqlConnectionOptions(dump)),
       database,
       charset: 'utf8mb4',
