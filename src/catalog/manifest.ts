@@ -1,65 +1,71 @@
-import { z } from 'zod';
-import { encryptionDescription } from '../crypto/metadata.js';
+import type { z } from 'zod';
+import { encryptionSchemas } from '../crypto/metadata.js';
+import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 
 export const MANIFEST_SCHEMA = 'dbbackup.cluster';
 export const MANIFEST_NAME = 'manifest.json';
 
-const member = z.object({
-  database: z.string(),
-  /** Key of the dump inside the cluster backup, e.g. `shop.dump.zst`. */
-  file: z.string().nullable(),
-  status: z.enum(['ok', 'failed']),
-  error: z.string().nullable(),
-  sizeBytes: z.number().int().nonnegative(),
-  sha256: z.string().nullable(),
-  format: z.enum(['custom', 'plain']),
-  /** Owner, encoding, collation… as the server reported them (shown in plans, checked after restore). */
-  properties: z.record(z.string(), z.string().nullable()),
-  tables: z.array(
-    z.object({
-      schema: z.string(),
-      name: z.string(),
-      rows: z.number(),
-      rowsExact: z.boolean(),
-      bytes: z.number(),
+/** Built on first use (parsing), so that writing a manifest loads no zod. */
+const schemas = lazySchemas((z) => {
+  const member = z.object({
+    database: z.string(),
+    /** Key of the dump inside the cluster backup, e.g. `shop.dump.zst`. */
+    file: z.string().nullable(),
+    status: z.enum(['ok', 'failed']),
+    error: z.string().nullable(),
+    sizeBytes: z.number().int().nonnegative(),
+    sha256: z.string().nullable(),
+    format: z.enum(['custom', 'plain']),
+    /** Owner, encoding, collation… as the server reported them (shown in plans, checked after restore). */
+    properties: z.record(z.string(), z.string().nullable()),
+    tables: z.array(
+      z.object({
+        schema: z.string(),
+        name: z.string(),
+        rows: z.number(),
+        rowsExact: z.boolean(),
+        bytes: z.number(),
+      }),
+    ),
+    durationSeconds: z.number(),
+  });
+
+  const clusterManifest = z.object({
+    schema: z.literal(MANIFEST_SCHEMA),
+    schemaVersion: z.literal(1),
+    tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
+    engine: z.enum(['postgres', 'mysql', 'mariadb']),
+    server: z.object({ version: z.string(), versionString: z.string() }),
+    connection: z.object({ host: z.string(), port: z.number(), user: z.string() }),
+    name: z.string(),
+    /** `complete`, or `partial` when --allow-partial let a backup finish without some databases. */
+    status: z.enum(['complete', 'partial']),
+    compression: z.object({
+      algorithm: z.enum(['none', 'gzip', 'zstd']),
+      level: z.number(),
+      implementation: z.string(),
     }),
-  ),
-  durationSeconds: z.number(),
+    encryption: encryptionSchemas().encryptionDescription.nullable(),
+    globals: z.object({
+      file: z.string(),
+      sizeBytes: z.number(),
+      sha256: z.string(),
+      warnings: z.array(z.string()),
+    }),
+    databases: z.array(member),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationSeconds: z.number(),
+    totalBytes: z.number(),
+  });
+  return { member, clusterManifest };
 });
+type Schemas = ReturnType<typeof schemas>;
 
-export const clusterManifest = z.object({
-  schema: z.literal(MANIFEST_SCHEMA),
-  schemaVersion: z.literal(1),
-  tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
-  engine: z.enum(['postgres', 'mysql', 'mariadb']),
-  server: z.object({ version: z.string(), versionString: z.string() }),
-  connection: z.object({ host: z.string(), port: z.number(), user: z.string() }),
-  name: z.string(),
-  /** `complete`, or `partial` when --allow-partial let a backup finish without some databases. */
-  status: z.enum(['complete', 'partial']),
-  compression: z.object({
-    algorithm: z.enum(['none', 'gzip', 'zstd']),
-    level: z.number(),
-    implementation: z.string(),
-  }),
-  encryption: encryptionDescription.nullable(),
-  globals: z.object({
-    file: z.string(),
-    sizeBytes: z.number(),
-    sha256: z.string(),
-    warnings: z.array(z.string()),
-  }),
-  databases: z.array(member),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  durationSeconds: z.number(),
-  totalBytes: z.number(),
-});
-
-export type ClusterManifest = z.infer<typeof clusterManifest>;
-export type ClusterMember = z.infer<typeof member>;
+export type ClusterManifest = z.infer<Schemas['clusterManifest']>;
+export type ClusterMember = z.infer<Schemas['member']>;
 
 export function manifestKey(clusterName: string): string {
   return `${clusterName}/${MANIFEST_NAME}`;
@@ -80,7 +86,7 @@ export async function readManifest(
       hint: 'The cluster backup is incomplete; take a new one.',
     });
   }
-  const parsed = clusterManifest.safeParse(json);
+  const parsed = schemas().clusterManifest.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new IntegrityError(

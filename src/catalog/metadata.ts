@@ -1,5 +1,6 @@
-import { z } from 'zod';
-import { encryptionDescription } from '../crypto/metadata.js';
+import type { z } from 'zod';
+import { encryptionSchemas } from '../crypto/metadata.js';
+import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
@@ -7,77 +8,82 @@ import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 export const METADATA_SCHEMA = 'dbbackup.backup';
 export const METADATA_VERSION = 1;
 
-const tableStats = z.object({
-  schema: z.string(),
-  name: z.string(),
-  /** Row count at backup time; estimated from planner statistics unless `rowsExact`. */
-  rows: z.number(),
-  rowsExact: z.boolean(),
-  bytes: z.number(),
-});
+/** Built on first use (parsing), so that writing metadata loads no zod. */
+const schemas = lazySchemas((z) => {
+  const tableStats = z.object({
+    schema: z.string(),
+    name: z.string(),
+    /** Row count at backup time; estimated from planner statistics unless `rowsExact`. */
+    rows: z.number(),
+    rowsExact: z.boolean(),
+    bytes: z.number(),
+  });
 
-/** One table of a sample backup: its size in the source and how many rows the sample kept. */
-const sampleTable = z.object({
-  schema: z.string(),
-  name: z.string(),
-  /** Rows in the source (estimated for big tables, as in `tables`). */
-  rows: z.number(),
-  /** Rows in the sample: sampled + referenced − dropped. */
-  keptRows: z.number().int().nonnegative(),
-  /** Rows the strategy picked. */
-  sampledRows: z.number().int().nonnegative(),
-  /** Rows added because kept rows reference them (--keep-references). */
-  referencedRows: z.number().int().nonnegative(),
-  /** Sampled rows left out because rows they reference are not in the sample (--no-keep-references). */
-  droppedRows: z.number().int().nonnegative(),
-});
+  /** One table of a sample backup: its size in the source and how many rows the sample kept. */
+  const sampleTable = z.object({
+    schema: z.string(),
+    name: z.string(),
+    /** Rows in the source (estimated for big tables, as in `tables`). */
+    rows: z.number(),
+    /** Rows in the sample: sampled + referenced − dropped. */
+    keptRows: z.number().int().nonnegative(),
+    /** Rows the strategy picked. */
+    sampledRows: z.number().int().nonnegative(),
+    /** Rows added because kept rows reference them (--keep-references). */
+    referencedRows: z.number().int().nonnegative(),
+    /** Sampled rows left out because rows they reference are not in the sample (--no-keep-references). */
+    droppedRows: z.number().int().nonnegative(),
+  });
 
-const sampleInfo = z.object({
-  strategy: z.enum(['ratio', 'percent', 'count']),
-  value: z.number().positive(),
-  keepReferences: z.boolean(),
-  tables: z.array(sampleTable),
-});
+  const sampleInfo = z.object({
+    strategy: z.enum(['ratio', 'percent', 'count']),
+    value: z.number().positive(),
+    keepReferences: z.boolean(),
+    tables: z.array(sampleTable),
+  });
 
-export const backupMetadata = z.object({
-  schema: z.literal(METADATA_SCHEMA),
-  schemaVersion: z.literal(METADATA_VERSION),
-  tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
-  /** `sample`: a smaller, restorable copy (full schema, sampled rows); see `sample`. */
-  kind: z.enum(['single', 'sample']),
-  engine: z.enum(['postgres', 'mysql', 'mariadb']),
-  database: z.string(),
-  server: z.object({ version: z.string(), versionString: z.string() }),
-  connection: z.object({ host: z.string(), port: z.number(), user: z.string() }),
-  dumpTool: z.object({ name: z.string(), version: z.string(), args: z.array(z.string()) }),
-  format: z.enum(['custom', 'plain']),
-  compression: z.object({
-    algorithm: z.enum(['none', 'gzip', 'zstd']),
-    level: z.number(),
-    implementation: z.string(),
-  }),
-  /** How the stored bytes are encrypted (cipher, key ids, recipients; never key material), or null. */
-  encryption: encryptionDescription.nullable(),
-  file: z.string(),
-  sizeBytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  /** Bytes the dump tool produced before compression, when known. */
-  dumpBytes: z.number().int().nonnegative().nullable(),
-  databaseSizeBytes: z.number().nullable(),
-  // Real timestamps: retention orders backups by them, so "yesterday" must not validate.
-  startedAt: z.iso.datetime({ offset: true }),
-  finishedAt: z.iso.datetime({ offset: true }),
-  durationSeconds: z.number(),
-  tables: z.array(tableStats),
-  warnings: z.array(z.string()),
-  /** Present on `kind: 'sample'` backups only. */
-  sample: sampleInfo.optional(),
+  const backupMetadata = z.object({
+    schema: z.literal(METADATA_SCHEMA),
+    schemaVersion: z.literal(METADATA_VERSION),
+    tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
+    /** `sample`: a smaller, restorable copy (full schema, sampled rows); see `sample`. */
+    kind: z.enum(['single', 'sample']),
+    engine: z.enum(['postgres', 'mysql', 'mariadb']),
+    database: z.string(),
+    server: z.object({ version: z.string(), versionString: z.string() }),
+    connection: z.object({ host: z.string(), port: z.number(), user: z.string() }),
+    dumpTool: z.object({ name: z.string(), version: z.string(), args: z.array(z.string()) }),
+    format: z.enum(['custom', 'plain']),
+    compression: z.object({
+      algorithm: z.enum(['none', 'gzip', 'zstd']),
+      level: z.number(),
+      implementation: z.string(),
+    }),
+    /** How the stored bytes are encrypted (cipher, key ids, recipients; never key material), or null. */
+    encryption: encryptionSchemas().encryptionDescription.nullable(),
+    file: z.string(),
+    sizeBytes: z.number().int().nonnegative(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** Bytes the dump tool produced before compression, when known. */
+    dumpBytes: z.number().int().nonnegative().nullable(),
+    databaseSizeBytes: z.number().nullable(),
+    // Real timestamps: retention orders backups by them, so "yesterday" must not validate.
+    startedAt: z.iso.datetime({ offset: true }),
+    finishedAt: z.iso.datetime({ offset: true }),
+    durationSeconds: z.number(),
+    tables: z.array(tableStats),
+    warnings: z.array(z.string()),
+    /** Present on `kind: 'sample'` backups only. */
+    sample: sampleInfo.optional(),
+  });
+  return { tableStats, sampleTable, sampleInfo, backupMetadata };
 });
+type Schemas = ReturnType<typeof schemas>;
 
-export type BackupMetadata = z.infer<typeof backupMetadata>;
-export type TableStats = z.infer<typeof tableStats>;
-export type SampleTable = z.infer<typeof sampleTable>;
-export type SampleInfo = z.infer<typeof sampleInfo>;
+export type BackupMetadata = z.infer<Schemas['backupMetadata']>;
+export type TableStats = z.infer<Schemas['tableStats']>;
+export type SampleTable = z.infer<Schemas['sampleTable']>;
+export type SampleInfo = z.infer<Schemas['sampleInfo']>;
 
 export function metadataKey(backupKey: string): string {
   return backupKey + META_SUFFIX;
@@ -93,7 +99,7 @@ export function parseMetadata(text: string, source: string): BackupMetadata {
       cause: err,
     });
   }
-  const result = backupMetadata.safeParse(json);
+  const result = schemas().backupMetadata.safeParse(json);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw new IntegrityError(

@@ -3,19 +3,26 @@ import { Command, CommanderError, Option } from 'commander';
 import { DbBackupError, errorMessage } from '../errors.js';
 import { maskSecrets } from '../engines/connection.js';
 import { TOOL_VERSION } from '../version.js';
-import { backupCommand } from './commands/backup.js';
-import { cleanupCommand } from './commands/cleanup.js';
-import { cloudCommand } from './commands/cloud.js';
-import { keygenCommand } from './commands/keygen.js';
-import { listCommand } from './commands/list.js';
-import { rekeyCommand } from './commands/rekey.js';
-import { restoreCommand } from './commands/restore.js';
-import { preflightCommand } from './commands/preflight.js';
-import { statusCommand } from './commands/status.js';
-import { verifyCommand } from './commands/verify.js';
-import { versionCommand } from './commands/version.js';
 
-function buildProgram(): Command {
+/**
+ * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
+ * schemas…) is loaded only when its name is on the command line; help, or no known name, loads them all.
+ */
+const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Command>]> = [
+  ['backup', async () => (await import('./commands/backup.js')).backupCommand()],
+  ['restore', async () => (await import('./commands/restore.js')).restoreCommand()],
+  ['verify-backup', async () => (await import('./commands/verify.js')).verifyCommand()],
+  ['cleanup', async () => (await import('./commands/cleanup.js')).cleanupCommand()],
+  ['cloud', async () => (await import('./commands/cloud.js')).cloudCommand()],
+  ['list', async () => (await import('./commands/list.js')).listCommand()],
+  ['keygen', async () => (await import('./commands/keygen.js')).keygenCommand()],
+  ['rekey', async () => (await import('./commands/rekey.js')).rekeyCommand()],
+  ['status', async () => (await import('./commands/status.js')).statusCommand()],
+  ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
+  ['version', async () => (await import('./commands/version.js')).versionCommand()],
+];
+
+async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command('dbbackup')
     .description(
       'Back up and restore PostgreSQL, MySQL and MariaDB: streamed, compressed, checksummed, verifiable.',
@@ -74,21 +81,9 @@ function buildProgram(): Command {
     .option('--debug', 'show stack traces for errors')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
-  for (const cmd of [
-    backupCommand(),
-    restoreCommand(),
-    verifyCommand(),
-    cleanupCommand(),
-    cloudCommand(),
-    listCommand(),
-    keygenCommand(),
-    rekeyCommand(),
-    statusCommand(),
-    preflightCommand(),
-    versionCommand(),
-  ]) {
-    program.addCommand(cmd);
-  }
+  // A value that happens to equal a command name (a database called "backup") only loads one module more.
+  const named = COMMANDS.filter(([name]) => argv.includes(name));
+  for (const [, load] of named.length ? named : COMMANDS) program.addCommand(await load());
   // Commands built with `new Command()` do not inherit these: usage errors must exit 2 everywhere.
   const configure = (cmd: Command): void => {
     cmd.exitOverride().showHelpAfterError('(add --help for usage)');
@@ -138,7 +133,7 @@ function secretArgs(argv: string[]): string[] {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';
   const secrets = secretArgs(argv);
   try {

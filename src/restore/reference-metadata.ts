@@ -1,32 +1,37 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { metadataKey, parseMetadata, type BackupMetadata } from '../catalog/metadata.js';
 import { readAll, type Storage } from '../storage/storage.js';
+import { lazySchemas } from '../zod.js';
 
 /**
  * The `.meta.json` sidecars the reference tool (the Go dbbackup this one replaces) writes next to its
  * backups: `BackupMetadata` for single backups, `ClusterMetadata` for `cluster_<ts>.tar.gz`. Only the
  * fields a restore uses are checked; everything else is passed over.
  */
-const referenceBackup = z.looseObject({
-  version: z.string(),
-  database: z.string(),
-  database_type: z.string().optional(),
-  size_bytes: z.number().int().nonnegative(),
-  sha256: z.string(),
-  encrypted: z.boolean().optional(),
-  backup_type: z.string().optional(),
-});
+const schemas = lazySchemas((z) => {
+  const referenceBackup = z.looseObject({
+    version: z.string(),
+    database: z.string(),
+    database_type: z.string().optional(),
+    size_bytes: z.number().int().nonnegative(),
+    sha256: z.string(),
+    encrypted: z.boolean().optional(),
+    backup_type: z.string().optional(),
+  });
 
-const referenceCluster = z.looseObject({
-  version: z.string(),
-  cluster_name: z.string().optional(),
-  database_type: z.string().optional(),
-  databases: z.array(z.looseObject({ database: z.string() })).optional(),
-  extra_info: z.record(z.string(), z.string()).optional(),
+  const referenceCluster = z.looseObject({
+    version: z.string(),
+    cluster_name: z.string().optional(),
+    database_type: z.string().optional(),
+    databases: z.array(z.looseObject({ database: z.string() })).optional(),
+    extra_info: z.record(z.string(), z.string()).optional(),
+  });
+  return { referenceBackup, referenceCluster };
 });
+type Schemas = ReturnType<typeof schemas>;
 
-export type ReferenceBackupMetadata = z.infer<typeof referenceBackup>;
-export type ReferenceClusterMetadata = z.infer<typeof referenceCluster>;
+export type ReferenceBackupMetadata = z.infer<Schemas['referenceBackup']>;
+export type ReferenceClusterMetadata = z.infer<Schemas['referenceCluster']>;
 
 export type Sidecar =
   | { kind: 'none' }
@@ -50,10 +55,10 @@ export async function readSidecar(storage: Storage, key: string): Promise<Sideca
   }
   const isOurs = typeof json === 'object' && json !== null && 'schema' in json;
   if (!isOurs) {
-    const single = referenceBackup.safeParse(json);
+    const single = schemas().referenceBackup.safeParse(json);
     if (single.success && /^[0-9a-f]{64}$/i.test(single.data.sha256))
       return { kind: 'reference', metadata: single.data, file };
-    const cluster = referenceCluster.safeParse(json);
+    const cluster = schemas().referenceCluster.safeParse(json);
     if (cluster.success && (cluster.data.extra_info || cluster.data.databases))
       return { kind: 'reference-cluster', metadata: cluster.data, file };
   }

@@ -41,7 +41,7 @@ import {
   type KeyProtector,
   type KeyUnlocker,
 } from '../../src/crypto/protectors.js';
-import { encryptionDescription } from '../../src/crypto/metadata.js';
+import { encryptionSchemas } from '../../src/crypto/metadata.js';
 import { rewrapHeader, RewrapStream } from '../../src/crypto/rekey.js';
 import { createDecryptStream, createEncryptStream } from '../../src/crypto/stream.js';
 import { DbBackupError, SafetyError } from '../../src/errors.js';
@@ -433,7 +433,7 @@ describe('describeEncryption', () => {
         { kind: 'recipient', recipient: id.recipient },
       ],
     });
-    expect(encryptionDescription.parse(d)).toEqual(d);
+    expect(encryptionSchemas().encryptionDescription.parse(d)).toEqual(d);
     const json = JSON.stringify(d);
     for (const secret of [key, id.privateKey]) {
       expect(json).not.toContain(secret.toString('hex'));
