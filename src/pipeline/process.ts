@@ -121,3 +121,19 @@ export async function settleFeed(
     clearTimeout(cut);
   }
 }
+
+/**
+ * Resolves once `stream` wants more data ('drain') or can never take any ('close'), e.g. the stdin
+ * of a process that has exited: a writer waiting on 'drain' alone would wait forever then.
+ */
+export function drainOrClose(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+}

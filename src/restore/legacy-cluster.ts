@@ -20,7 +20,7 @@ import {
   UsageError,
 } from '../errors.js';
 import { detectCompression } from '../pipeline/compression.js';
-import { ToolProcess } from '../pipeline/process.js';
+import { drainOrClose, ToolProcess } from '../pipeline/process.js';
 import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import { globalsClassifier, globalsCommand, KEEP } from './cluster.js';
@@ -592,17 +592,7 @@ async function feedEntry(
   const pumping = (async (): Promise<void> => {
     for await (const chunk of body) {
       if (source.destroyed || source.writableEnded) continue;
-      if (!source.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            source.off('drain', done);
-            source.off('close', done);
-            resolve();
-          };
-          source.on('drain', done);
-          source.on('close', done);
-        });
-      }
+      if (!source.write(chunk)) await drainOrClose(source);
     }
     if (!source.destroyed) source.end();
   })();

@@ -11,7 +11,7 @@ import { findPgTool, majorVersion, parseVersion, toolVersion } from '../engines/
 import { DbBackupError, errorMessage, IntegrityError, MissingToolError, StorageError } from '../errors.js';
 import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { HashCounter, Sampler } from '../pipeline/hash.js';
-import { settleFeed, ToolProcess } from '../pipeline/process.js';
+import { drainOrClose, settleFeed, ToolProcess } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
@@ -255,13 +255,7 @@ class PgRestoreCheck {
       highWaterMark: 1024 * 1024,
       write(chunk: Buffer, _enc, cb) {
         if (gone || stdin.write(chunk)) return cb();
-        const done = (): void => {
-          stdin.off('drain', done);
-          stdin.off('close', done);
-          cb();
-        };
-        stdin.on('drain', done);
-        stdin.on('close', done);
+        void drainOrClose(stdin).then(() => cb());
       },
       final(cb) {
         if (!gone) stdin.end();
