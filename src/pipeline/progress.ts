@@ -88,7 +88,7 @@ export class Progress {
       );
       this.bar.start(100, 0, this.payload());
     }
-    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 250 : 2000);
     this.timer.unref();
   }
 
@@ -119,16 +119,29 @@ export class Progress {
   private tick(): void {
     const p = this.payload();
     if (this.bar) this.bar.update(Math.floor(p.pct), p);
-    else if (this.mode === 'lines') {
-      process.stderr.write(
-        `${this.label}: ${p.pct ? `${p.pct.toFixed(0)}% ` : ''}${p.produced} dumped, ${p.stored} stored, ${p.rate}, ${p.elapsed} elapsed\n`,
-      );
-    }
+    else if (this.mode === 'lines') this.writeLine(p);
   }
 
+  private writeLine(p: ReturnType<Progress['payload']>): void {
+    const pct = p.pct ? `${p.pct.toFixed(0)}% ` : '';
+    const eta = p.pct ? `, ETA ${p.left}` : '';
+    process.stderr.write(
+      `${this.label}: ${pct}${p.produced} dumped, ${p.stored} stored, ${p.rate}, ${p.elapsed} elapsed${eta}\n`,
+    );
+  }
+
+  /**
+   * Ends the display. In line mode a last line gives the stored total, so even a short run shows one
+   * (the dumped count may be a sample from before the dump tool exited, so it is left out).
+   */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.bar?.stop();
+    if (this.mode === 'lines' && this.timer) {
+      const p = this.payload();
+      process.stderr.write(`${this.label}: ${p.stored} stored in ${p.elapsed}\n`);
+    }
+    this.timer = undefined;
   }
 }
 
@@ -279,7 +292,7 @@ export class ClusterProgress implements ClusterProgressSink {
         `${databases.length} databases${total.estimate ? ` (~${formatBytes(total.estimate)})` : ''}: ${databases.map((d) => d.name).join(', ')}`,
       );
     }
-    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 250 : 2000);
     this.timer.unref();
     // Bytes are sampled more often than shown, so a database that finishes between two lines still has a recent count.
     this.sampler = setInterval(() => {
@@ -512,7 +525,7 @@ export class StepProgress {
       );
       this.bar.start(100, 0, this.payload());
     } else this.stream.write(`${this.label}: ${formatBytes(this.total)}\n`);
-    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 500 : 2000);
+    this.timer = setInterval(() => this.tick(), this.mode === 'bar' ? 250 : 2000);
     this.timer.unref();
   }
 
