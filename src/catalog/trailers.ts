@@ -1,3 +1,6 @@
+/** How many bytes at the end of a dump are kept to look for its trailer. */
+export const TRAILER_BYTES = 4096;
+
 /** The lines a dump tool writes last: their presence proves a dump ran to its end. */
 export interface Trailer {
   pattern: RegExp;

@@ -218,7 +218,7 @@ async function restoreMember(
       create: !intoExisting,
       cleanFirst: intoExisting && existed,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt, meter);
+    await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
     return;
   }
   await engine.createDatabase(m.database, m.properties);
@@ -229,7 +229,7 @@ async function restoreMember(
       jobs: 1,
       noOwner: false,
     });
-    await streamRestore(storage, file, compression, cmd, classify, warn, decrypt, meter);
+    await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
   } catch (err) {
     await engine.dropDatabase(m.database).catch(() => undefined);
     throw err;
@@ -276,12 +276,14 @@ async function restoreGlobals(
 ): Promise<void> {
   const { compression, decrypt } = await readerFor(storage, file, unlockers);
   const cmd = await globalsCommand(engine);
-  await streamRestore(storage, file, compression, cmd, globalsClassifier(engine, pass), warn, decrypt).catch(
-    (err: unknown) => {
-      if (err instanceof DbBackupError) throw err;
-      throw new StorageError(`Could not restore roles and grants: ${errorMessage(err)}`);
-    },
-  );
+  await streamRestore(storage, file, compression, cmd, {
+    classify: globalsClassifier(engine, pass),
+    warn,
+    decrypt,
+  }).catch((err: unknown) => {
+    if (err instanceof DbBackupError) throw err;
+    throw new StorageError(`Could not restore roles and grants: ${errorMessage(err)}`);
+  });
 }
 
 /**

@@ -25,6 +25,7 @@ import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import { globalsClassifier, globalsCommand, KEEP } from './cluster.js';
 import { readSidecar } from './reference-metadata.js';
+import { TRAILERS } from '../catalog/trailers.js';
 import { checkToolVersion, restoreFromStream } from './single.js';
 
 /**
@@ -468,13 +469,10 @@ export async function executeLegacyClusterRestore(
   progress?: ClusterProgressSink,
 ): Promise<void> {
   const globalsCmd = await globalsCommand(engine);
-  await restoreFromStream(
-    async () => Readable.from([plan.archive.globals]),
-    'none',
-    globalsCmd,
-    globalsClassifier(engine, 'first'),
-    onWarning,
-  ).catch((err: unknown) => {
+  await restoreFromStream(async () => Readable.from([plan.archive.globals]), 'none', globalsCmd, {
+    classify: globalsClassifier(engine, 'first'),
+    warn: onWarning,
+  }).catch((err: unknown) => {
     if (err instanceof DbBackupError) throw err;
     throw new StorageError(`Could not restore roles: ${errorMessage(err)}`);
   });
@@ -564,14 +562,19 @@ async function restoreMember(
       }
       const cmd = await engine.restoreCommand({ ...options, jobs: 1 });
       await feedEntry(body, (source) =>
-        restoreFromStream(async () => source, 'none', cmd, classify, warn, undefined, meter),
+        restoreFromStream(async () => source, 'none', cmd, { classify, warn, meter }),
       );
       return;
     }
     if (!intoExisting) await engine.createDatabase(m.database);
     const cmd = await engine.restoreCommand({ target: m.database, format: 'plain', jobs: 1, noOwner: false });
     await feedEntry(body, (source) =>
-      restoreFromStream(async () => source, m.compression, cmd, classify, warn, undefined, meter),
+      restoreFromStream(async () => source, m.compression, cmd, {
+        classify,
+        warn,
+        meter,
+        trailer: TRAILERS.postgresPlain,
+      }),
     );
   } catch (err) {
     if (dropOnFailure) await engine.forceDropDatabase(m.database).catch(() => undefined);

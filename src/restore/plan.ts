@@ -1,5 +1,6 @@
 import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
+import type { Trailer } from '../catalog/trailers.js';
 
 /** Everything decided before a restore touches anything; printed as the dry run. */
 export interface RestorePlan {
@@ -15,6 +16,11 @@ export interface RestorePlan {
   actions: string[];
   tool: string;
   jobs: number;
+  /**
+   * Set for SQL dumps whose completeness nothing vouches for (no dbbackup metadata checked: a dump
+   * of another tool, or --force): its completion trailer, checked as the dump streams in.
+   */
+  trailer?: Trailer;
   warnings: string[];
 }
 
@@ -25,11 +31,15 @@ export function describePlan(plan: RestorePlan): string[] {
     `Backup:    ${plan.source}${plan.sizeBytes !== null ? ` (${plan.sizeBytes} bytes)` : ''}`,
     `Content:   ${what}, compression ${d.compression}${plan.metadata ? `, database "${plan.metadata.database}" from ${plan.metadata.startedAt}` : ''}`,
     `Checksum:  ${plan.checksum}`,
-    `Target:    database "${plan.target}" on ${plan.endpoint} (${plan.targetExists ? `exists, ${plan.targetObjects} objects` : 'does not exist'})`,
+    `Target:    database "${plan.target}" on ${plan.endpoint} (${plan.targetExists ? `exists, ${objects(plan.targetObjects)}` : 'does not exist'})`,
     `Tool:      ${plan.tool}${plan.jobs > 1 ? ` with ${plan.jobs} jobs` : ''}`,
     'Steps:',
     ...plan.actions.map((a, i) => `  ${i + 1}. ${a}`),
   ];
   for (const w of plan.warnings) lines.push(`Warning:   ${w}`);
   return lines;
+}
+
+export function objects(n: number): string {
+  return `${n} object${n === 1 ? '' : 's'}`;
 }

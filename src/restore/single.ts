@@ -22,11 +22,13 @@ import {
 import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
+import { Sampler } from '../pipeline/hash.js';
 import type { ByteMeter } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
-import type { RestorePlan } from './plan.js';
+import { objects, type RestorePlan } from './plan.js';
+import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -200,7 +202,7 @@ export async function prepareRestore(
     actions.push(`drop database "${target}" and create it empty`);
   } else if (targetExists && targetObjects > 0) {
     throw new SafetyError(
-      `Target database "${target}" already exists and is not empty (${targetObjects} objects)`,
+      `Target database "${target}" already exists and is not empty (${objects(targetObjects)})`,
       {
         hint: 'Add --clean to drop and recreate it, or choose another --target.',
       },
@@ -224,6 +226,19 @@ export async function prepareRestore(
   actions.push(
     `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
   );
+  // dbbackup checked the trailer when it took the backup, and the checksum proves these are those
+  // bytes; anything else (another tool's dump, --force) is checked as it streams in.
+  const vouched = checksum === 'to verify' && Boolean(metadata ?? inputs.expected);
+  const trailer =
+    format === 'plain' && !vouched
+      ? detected.engine === 'postgres'
+        ? TRAILERS.postgresPlain
+        : TRAILERS.mysqlPlain
+      : undefined;
+  if (trailer)
+    actions.push(
+      `check that the dump ends with "${trailer.text}" (a dump without it is incomplete: the restore then fails${targetExists && !inputs.clean ? '' : ' and the database is dropped'})`,
+    );
   const plan: RestorePlan = {
     source: `${storage.location.replace(/\/$/, '')}/${key}`,
     sizeBytes: size,
@@ -237,6 +252,7 @@ export async function prepareRestore(
     actions,
     tool: restoreTool.name,
     jobs,
+    trailer,
     warnings,
   };
   return {
@@ -367,26 +383,39 @@ async function runRestore(
   const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
   const unlockers = inputs.unlockers ?? [];
   const decrypt = detected.encrypted ? () => createDecryptStream(unlockers) : undefined;
-  await streamRestore(storage, key, detected.compression, cmd, classify, warn, decrypt);
+  await streamRestore(storage, key, detected.compression, cmd, {
+    classify,
+    warn,
+    decrypt,
+    trailer: plan.trailer,
+  });
+}
+
+/** How a dump is fed into its restore tool. */
+export interface FeedOptions {
+  classify: StderrClassifier;
+  warn: (l: string) => void;
+  decrypt?: () => Transform;
+  /** Counts the stored bytes consumed (for progress). */
+  meter?: ByteMeter;
+  /** The restore fails unless the decompressed dump ends with this (the bytes then pass through Node). */
+  trailer?: Trailer;
 }
 
 /**
  * Feed a stored dump into a restore tool: file → decompressor → tool joined by kernel pipes when the
  * store is a local directory, otherwise streamed from the store through Node into the tool's stdin.
- * `meter` counts the stored bytes consumed (for progress).
  */
 export async function streamRestore(
   storage: Storage,
   key: string,
   compression: CompressionAlgorithm,
   cmd: ToolCommand,
-  classify: StderrClassifier,
-  warn: (l: string) => void,
-  decrypt?: () => Transform,
-  meter?: ByteMeter,
+  o: FeedOptions,
 ): Promise<void> {
-  // Encrypted bytes must pass through Node to be decrypted; the kernel-pipe shortcuts are for plain files.
-  const localFile = decrypt ? undefined : storage.localPath?.(key);
+  const { classify, warn, meter } = o;
+  // Decrypting and checking a trailer need the bytes in Node; the kernel-pipe shortcuts are for the rest.
+  const localFile = o.decrypt || o.trailer ? undefined : storage.localPath?.(key);
   const decompress = await planDecompression(compression);
   if (localFile && decompress.external) {
     // File → decompressor → restore tool, joined by kernel pipes: no byte passes through Node.
@@ -415,7 +444,7 @@ export async function streamRestore(
     return;
   }
   // Remote or in-process: stream through Node into the tool's stdin.
-  await restoreFromStream(() => storage.get(key), compression, cmd, classify, warn, decrypt, meter);
+  await restoreFromStream(() => storage.get(key), compression, cmd, o);
 }
 
 /**
@@ -426,28 +455,37 @@ export async function restoreFromStream(
   openSource: () => Promise<Readable>,
   compression: CompressionAlgorithm,
   cmd: ToolCommand,
-  classify: StderrClassifier,
-  warn: (l: string) => void,
-  decrypt?: () => Transform,
-  meter?: ByteMeter,
+  o: FeedOptions,
 ): Promise<void> {
   const decompress = await planDecompression(compression);
   const processes: ToolProcess[] = [];
   const stages: Duplex[] = [];
-  if (meter) stages.push(meter.tap());
-  if (decrypt) stages.push(decrypt());
+  if (o.meter) stages.push(o.meter.tap());
+  if (o.decrypt) stages.push(o.decrypt());
+  const tail = o.trailer ? new Sampler(TRAILER_BYTES) : undefined;
   let sink: Writable;
-  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], classify, warn);
+  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn);
   processes.push(tool);
   if (!tool.child.stdin) throw new Error('restore tool has no stdin');
+  /** Decompressor → tail sampler → tool, when the decompressed bytes must be seen. */
+  let relay: { done: Promise<void>; stages: Array<Readable | Writable> } | undefined;
   if (decompress.external) {
-    const dec = new ToolProcess(decompress.external, ['pipe', tool.child.stdin, 'pipe'], () => 'error');
+    const dec = new ToolProcess(
+      decompress.external,
+      ['pipe', tail ? 'pipe' : tool.child.stdin, 'pipe'],
+      () => 'error',
+    );
     processes.push(dec);
-    tool.child.stdin.destroy();
+    if (tail && dec.child.stdout) {
+      const parts = [dec.child.stdout, tail, tool.child.stdin];
+      relay = { done: pipeline(parts), stages: parts };
+      relay.done.catch(() => undefined); // judged below, once the tools have exited
+    } else tool.child.stdin.destroy();
     if (!dec.child.stdin) throw new Error('decompressor has no stdin');
     sink = dec.child.stdin;
   } else {
     if (decompress.inProcess) stages.push(decompress.inProcess());
+    if (tail) stages.push(tail);
     sink = tool.child.stdin;
   }
   let source: Readable;
@@ -469,14 +507,31 @@ export async function restoreFromStream(
     () => undefined,
     (err: unknown) => ({ err }),
   );
+  const relayFailure = relay
+    ? await settleFeed(relay.done, relay.stages).then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      )
+    : undefined;
   // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
   // file"): the decryption failure is the cause, so it is reported first, as is.
-  if (decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
+  if (o.decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
   // A tool failure explains a broken pipe on our side, so it is reported first.
   if (toolFailure) throw toolFailure.err;
-  if (feedFailure) {
-    if (feedFailure.err instanceof DbBackupError) throw feedFailure.err;
-    throw new StorageError(`Could not read the backup while restoring: ${errorMessage(feedFailure.err)}`);
+  for (const failure of [feedFailure, relayFailure]) {
+    if (!failure) continue;
+    if (failure.err instanceof DbBackupError) throw failure.err;
+    throw new StorageError(`Could not read the backup while restoring: ${errorMessage(failure.err)}`);
+  }
+  if (tail && o.trailer && !o.trailer.pattern.test(tail.tail.toString('utf8'))) {
+    throw new IntegrityError(
+      tail.bytes === 0
+        ? 'The dump is empty'
+        : `The dump does not end with its completion trailer ("${o.trailer.text}"): it is incomplete, so the restore is not complete either`,
+      {
+        hint: 'Restore another backup. (A dump made without comments, e.g. mysqldump --compact, has no trailer: feed it to the client yourself.)',
+      },
+    );
   }
 }
 

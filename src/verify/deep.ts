@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
-import { TRAILERS, type Trailer } from '../catalog/trailers.js';
+import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import { checkUnlocks, readStoredHeader } from '../encrypted/header.js';
 import { findPgTool, majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
@@ -41,8 +41,6 @@ export interface DeepReport {
   /** How the dump was shown to be complete, e.g. `pg_restore read the data of 12 tables`. */
   completeness: string;
 }
-
-const TRAILER_BYTES = 4096;
 
 /** Appended to the hint when an encrypted backup is verified with --deep but no key. */
 export const NO_KEY_HINT = 'Without --deep, verify-backup checks its checksum and needs no key.';
