@@ -443,6 +443,29 @@ describe('failures', () => {
     SLOW,
   );
 
+  it(
+    'cloud doctor: a missing bucket fails at the listing step; with ?create_bucket=true it is created and every step passes',
+    async () => {
+      const bucket = uniqueName('doctor').replaceAll('_', '-');
+      const uri = (extra = '') => `minio://${bucket}/d/${query(emu, extra)}`;
+      const missing = await run(['cloud', 'doctor', uri()]);
+      expect(missing.code).toBe(1);
+      expect(missing.stdout).toMatch(/^FAIL {2}list \(credentials and bucket access\): .*NoSuchBucket/m);
+      expect(missing.stdout).not.toContain('multipart upload');
+      expect(missing.stderr).toContain('1 check failed');
+
+      const created = await run(['cloud', 'doctor', uri('&create_bucket=true')]);
+      expectExit(created, 0);
+      for (const step of ['multipart upload', 'list', 'ranged read', 'delete'])
+        expect(created.stdout).toMatch(new RegExp(`^ok {4}${step}`, 'm'));
+      expect(created.stdout).toContain('All checks passed.');
+      // The bucket is there now, and the doctor's test object is gone.
+      expect(await keysUnder(emu.client(), bucket)).toEqual([]);
+      expectExit(await run(['cloud', 'doctor', uri()]), 0);
+    },
+    SLOW,
+  );
+
   it('minio:// without an endpoint is a usage error', async () => {
     const r = await run(['list', 'backups', '--cloud', `minio://${BUCKET}/x/`]);
     expect(r.code).toBe(2);

@@ -7,7 +7,7 @@ import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
-import { isCloudUri, maskUri } from '../../storage/cloud-uri.js';
+import { isCloudUri, maskUri, parseCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore } from '../../storage/uri.js';
 import { verifyAny } from '../../verify/verify.js';
@@ -228,24 +228,35 @@ async function doctor(uri: string, store: Storage): Promise<number> {
   // 20 MiB of data: more than one upload part at the default part size, so multipart is exercised.
   const size = 20 * 1024 * 1024;
   const block = randomBytes(1024 * 1024);
-  const ok = await step('list (credentials and bucket access)', async () => {
-    let n = 0;
-    for await (const _o of store.list('')) if (++n >= 1000) break;
-    return `${n}${n >= 1000 ? '+' : ''} objects under ${maskUri(uri)}`;
-  });
-  if (!ok) return failures;
-  const wrote = await step('multipart upload', async () => {
-    const info = await store.put(
-      key,
-      Readable.from(
-        (function* () {
-          for (let i = 0; i < 20; i++) yield block;
-        })(),
-      ),
-    );
-    if (info.size !== size) throw new Error(`stored ${info.size} bytes, expected ${size}`);
-    return `${formatBytes(size)} stored`;
-  });
+  const list = (): Promise<boolean> =>
+    step('list (credentials and bucket access)', async () => {
+      let n = 0;
+      for await (const _o of store.list('')) if (++n >= 1000) break;
+      return `${n}${n >= 1000 ? '+' : ''} objects under ${maskUri(uri)}`;
+    });
+  const upload = (): Promise<boolean> =>
+    step('multipart upload', async () => {
+      const info = await store.put(
+        key,
+        Readable.from(
+          (function* () {
+            for (let i = 0; i < 20; i++) yield block;
+          })(),
+        ),
+      );
+      if (info.size !== size) throw new Error(`stored ${info.size} bytes, expected ${size}`);
+      return `${formatBytes(size)} stored`;
+    });
+  // With create_bucket a missing bucket is expected: the first write creates it, so it goes first.
+  let wrote: boolean;
+  if (parseCloudUri(uri).params.createBucket) {
+    wrote = await upload();
+    if (!wrote) return failures;
+    await list();
+  } else {
+    if (!(await list())) return failures;
+    wrote = await upload();
+  }
   if (wrote) {
     await step('ranged read', async () => {
       const start = 5 * 1024 * 1024 + 17;
