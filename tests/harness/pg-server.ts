@@ -8,6 +8,20 @@ import { asUser, cmdlineHas, freePort, isAlive, isRoot, run, tail, waitFor } fro
 export const INSTALL_HINT = 'apt-get install postgresql mariadb-server';
 export const PG_PREFIX = 'dbbackup-test-pg-';
 
+/**
+ * The one role the throwaway server authenticates by password (scram-sha-256, local socket and
+ * TCP); every other role, the `postgres` superuser included, keeps trust auth. The role itself is
+ * not created here: a test creates it with the password it wants (tests/e2e/pg-password.test.ts).
+ */
+export const PASSWORD_ROLE = 'dbb_pw';
+
+/** pg_hba.conf lines for PASSWORD_ROLE; prepended, as the first matching line wins. */
+const PASSWORD_HBA = [
+  `local all ${PASSWORD_ROLE} scram-sha-256`,
+  `host all ${PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256`,
+  `host all ${PASSWORD_ROLE} ::1/128 scram-sha-256`,
+];
+
 export interface RunningServer<I> {
   info: I;
   dir: string;
@@ -71,6 +85,9 @@ export async function startPg(): Promise<RunningServer<PgServerInfo>> {
       init = await pgTool(binDir, 'initdb', [...base, '--locale=C'], dir);
     }
     if (init.code !== 0) throw new Error(`initdb failed:\n${init.stdout}\n${init.stderr}`);
+    const hba = path.join(data, 'pg_hba.conf');
+    // Written in place (not replaced), so the file keeps initdb's owner and mode.
+    await writeFile(hba, `${PASSWORD_HBA.join('\n')}\n${await readFile(hba, 'utf8')}`);
     // Settings go into postgresql.conf rather than pg_ctl -o, which pg_ctl passes through a shell.
     const conf = [
       "listen_addresses = '127.0.0.1'",
@@ -81,6 +98,7 @@ export async function startPg(): Promise<RunningServer<PgServerInfo>> {
       'max_connections = 100',
       "timezone = 'UTC'",
       "log_timezone = 'UTC'",
+      "password_encryption = 'scram-sha-256'",
     ];
     await appendFile(path.join(data, 'postgresql.conf'), `\n${conf.join('\n')}\n`);
     for (let attempt = 1; ; attempt++) {
