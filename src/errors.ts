@@ -58,3 +58,14 @@ export function errnoCode(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+const remembered = new Set<string>();
+
+/** A secret read at run time (a password or passphrase file), so that error reports mask it too. */
+export function rememberSecret(value: string): void {
+  remembered.add(value);
+}
+
+export function rememberedSecrets(): string[] {
+  return [...remembered];
+}

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Engine } from '../catalog/naming.js';
 import type { ConnectionOptions } from '../engines/connection.js';
-import { UsageError } from '../errors.js';
+import { rememberSecret, UsageError } from '../errors.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
 import type { CloudSettings } from '../storage/cloud.js';
 import type { Storage } from '../storage/storage.js';
@@ -81,7 +81,9 @@ function readPasswordFile(file: string): string {
       `Restrict it: chmod 600 ${file}`,
     );
   }
-  return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  const password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  rememberSecret(password);
+  return password;
 }
 
 export function connectionOptions(g: GlobalOptions, engine: Engine): ConnectionOptions {
@@ -95,11 +97,6 @@ export function connectionOptions(g: GlobalOptions, engine: Engine): ConnectionO
     sslMode: g.sslMode,
     database: g.database,
   };
-}
-
-/** The password as given on the command line or in a file, so messages can mask it. */
-export function secretsOf(g: GlobalOptions): string[] {
-  return g.password ? [g.password] : [];
 }
 
 export function backupDir(g: GlobalOptions): string {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { DbBackupError, errorMessage } from '../errors.js';
+import { DbBackupError, errorMessage, rememberedSecrets } from '../errors.js';
 import { maskSecrets } from '../engines/connection.js';
 import { TOOL_VERSION } from '../version.js';
 
@@ -146,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return report(
       err,
-      secrets.filter((s): s is string => Boolean(s)),
+      [...secrets, ...rememberedSecrets()].filter((s): s is string => Boolean(s)),
       argv.includes('--debug'),
     );
   }
