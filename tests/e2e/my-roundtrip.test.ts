@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMyFidelity } from '../harness/fixtures.js';
 import { createMyDatabase, dropMyDatabase, myExec, myQuery } from '../harness/mysql.js';
 import { mySnapshot, type MySnapshot } from '../harness/my-snapshot.js';
+import { myServer } from '../harness/servers.js';
 import {
   cli,
   expectExit,
@@ -28,6 +30,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const db of created) await dropMyDatabase(db);
   await myExec(undefined, `DROP USER IF EXISTS 'dbb_pw'@'%'`);
+  await myExec(undefined, `DROP USER IF EXISTS 'dbb_cnf'@'%'`);
 });
 
 describe('MariaDB backup → verify → restore', () => {
@@ -157,6 +160,49 @@ describe('MariaDB backup → verify → restore', () => {
       await rm(pwFile);
     } finally {
       await removeDir(dir);
+    }
+  });
+
+  it('reads host, port, user and password from ~/.my.cnf [client], as the mysql client does', async () => {
+    const password = 'Cnf #pass; "quoted"';
+    await myExec(
+      undefined,
+      `CREATE USER 'dbb_cnf'@'%' IDENTIFIED BY 'Cnf #pass; "quoted"'; GRANT ALL ON *.* TO 'dbb_cnf'@'%'`,
+    );
+    const home = await tempDir('dbb-e2e-home-');
+    const dir = await tempDir();
+    try {
+      const s = myServer();
+      // Double quotes let the value hold '#' and ';'; inner double quotes are escaped.
+      await writeFile(
+        path.join(home, '.my.cnf'),
+        `[client]\nhost=${s.host}\nport=${s.port}\nuser=dbb_cnf\npassword="${password.replaceAll('"', '\\"')}"\n`,
+        { mode: 0o600 },
+      );
+      const env = { HOME: home, USER: 'nobody-here' };
+      const status = await cli(['--db-type', 'mariadb', 'status'], { env });
+      expectExit(status, 0);
+      expect(status.stdout).toContain(`${s.host}:${s.port} as dbb_cnf`);
+
+      // No connection flags at all: the option file supplies them, to the driver and to mariadb-dump.
+      const r = await cli(['--db-type', 'mariadb', '--backup-dir', dir, 'backup', 'single', source], { env });
+      expectExit(r, 0);
+      expect(r.stdout + r.stderr).not.toContain(password);
+      const file = await onlyBackup(dir);
+      const meta = JSON.parse(await readFile(`${file}.meta.json`, 'utf8')) as { connection: unknown };
+      expect(meta.connection).toMatchObject({ user: 'dbb_cnf', port: s.port });
+      expect(await readFile(`${file}.meta.json`, 'utf8')).not.toContain('Cnf #pass');
+
+      const target = uniqueName('my_cnf');
+      created.push(target);
+      expectExit(
+        await cli(['restore', 'single', file, '--target', target, '--create', '--confirm'], { env }),
+        0,
+      );
+      expect(await mySnapshot(target)).toEqual(before);
+    } finally {
+      await removeDir(dir);
+      await removeDir(home);
     }
   });
 });
