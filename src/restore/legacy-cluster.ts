@@ -26,6 +26,7 @@ import type { Storage } from '../storage/storage.js';
 import { globalsClassifier, globalsCommand, KEEP } from './cluster.js';
 import { readSidecar } from './reference-metadata.js';
 import { TRAILERS } from '../catalog/trailers.js';
+import type { RestorePlan } from './plan.js';
 import { checkToolVersion, restoreFromStream } from './single.js';
 
 /**
@@ -131,10 +132,11 @@ function databaseFromEntry(p: string): string {
  * read to its end whatever `onEntry` does (a tar stream cannot skip). Corruption anywhere — a bad
  * gzip CRC, a truncated file, a broken tar header — is an IntegrityError.
  */
-async function walkArchive(
+export async function walkArchive(
   storage: Storage,
   key: string,
-  onEntry: (p: string, header: Header, entry: AsyncIterable<Buffer>) => Promise<void>,
+  /** Returns 'stop' when nothing after this entry is needed: the rest of the archive is not read. */
+  onEntry: (p: string, header: Header, entry: AsyncIterable<Buffer>) => Promise<void | 'stop'>,
   taps: Transform[],
 ): Promise<void> {
   const source = await storage.get(key);
@@ -142,22 +144,28 @@ async function walkArchive(
   const feeding = pipeline([source, ...taps, zlib.createGunzip(), tar]);
   feeding.catch(() => undefined); // judged below
   let failure: unknown;
+  let stopped = false;
   try {
     for await (const entry of tar) {
       const header = entry.header;
       const body = entry as AsyncIterable<Buffer>;
       if (header.type === 'file' || header.type === 'contiguous-file') {
         try {
-          await onEntry(entryPath(header.name), header, body);
+          stopped = (await onEntry(entryPath(header.name), header, body)) === 'stop';
         } catch (err) {
           failure = err;
           break;
         }
       }
+      if (stopped) break;
       for await (const _chunk of body); // whatever onEntry left unread
     }
   } catch (err) {
     failure ??= err;
+  }
+  if (stopped && failure === undefined) {
+    source.destroy();
+    return;
   }
   if (failure !== undefined) {
     source.destroy();
@@ -307,6 +315,45 @@ async function referenceChecksum(
   return sha && /^[0-9a-f]{64}$/i.test(sha) ? { sha256: sha.toLowerCase(), file: sidecar.file } : undefined;
 }
 
+/**
+ * The archive's SHA-256 against the reference's sidecar: the plan's checksum line, a warning with
+ * --force, or an IntegrityError before anything changes.
+ */
+export async function archiveChecksum(
+  storage: Storage,
+  key: string,
+  archive: LegacyArchive,
+  force: boolean,
+  warnings: string[],
+): Promise<{ text: string; state: RestorePlan['checksum'] }> {
+  const recorded = await referenceChecksum(storage, key);
+  if (!recorded) {
+    return {
+      text: 'no reference metadata with an archive checksum; gzip CRC-32 and tar structure verified',
+      state: 'not available (no metadata)',
+    };
+  }
+  if (recorded.sha256 === archive.sha256) {
+    return {
+      text: `SHA-256 verified against ${recorded.file}; gzip CRC-32 and tar structure verified`,
+      state: 'verified',
+    };
+  }
+  if (force) {
+    warnings.push(
+      `the archive's SHA-256 ${archive.sha256} differs from ${recorded.file} (${recorded.sha256}); restoring anyway (--force)`,
+    );
+    return {
+      text: `SHA-256 MISMATCH against ${recorded.file} (ignored: --force)`,
+      state: 'skipped (--force)',
+    };
+  }
+  throw new IntegrityError(
+    `Checksum mismatch for ${key}: expected sha256 ${recorded.sha256} (${recorded.file}), computed ${archive.sha256}`,
+    { hint: 'Nothing was changed. Use another backup, or --force to restore this one anyway.' },
+  );
+}
+
 /** Decide everything and change nothing: the archive is read once here, completely. */
 export async function prepareLegacyClusterRestore(
   engine: DatabaseEngine,
@@ -325,23 +372,7 @@ export async function prepareLegacyClusterRestore(
   const archive = await scanLegacyArchive(i.storage, i.key, meter);
   const warnings: string[] = [];
 
-  const recorded = await referenceChecksum(i.storage, i.key);
-  let checksum: string;
-  if (!recorded) {
-    checksum = 'no reference metadata with an archive checksum; gzip CRC-32 and tar structure verified';
-  } else if (recorded.sha256 === archive.sha256) {
-    checksum = `SHA-256 verified against ${recorded.file}; gzip CRC-32 and tar structure verified`;
-  } else if (i.force) {
-    checksum = `SHA-256 MISMATCH against ${recorded.file} (ignored: --force)`;
-    warnings.push(
-      `the archive's SHA-256 ${archive.sha256} differs from ${recorded.file} (${recorded.sha256}); restoring anyway (--force)`,
-    );
-  } else {
-    throw new IntegrityError(
-      `Checksum mismatch for ${i.key}: expected sha256 ${recorded.sha256} (${recorded.file}), computed ${archive.sha256}`,
-      { hint: 'Nothing was changed. Use another backup, or --force to restore this one anyway.' },
-    );
-  }
+  const checksum = (await archiveChecksum(i.storage, i.key, archive, i.force, warnings)).text;
 
   const include = i.include.length ? picomatch(i.include) : () => true;
   const seen = new Map<string, string>();
@@ -587,7 +618,7 @@ async function restoreMember(
  * abort the whole archive): when the consumer stops early, the rest of the entry is read and
  * discarded, so the next entry can follow.
  */
-async function feedEntry(
+export async function feedEntry(
   body: AsyncIterable<Buffer>,
   consume: (source: Readable) => Promise<void>,
 ): Promise<void> {

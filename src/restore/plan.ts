@@ -31,7 +31,7 @@ export function describePlan(plan: RestorePlan): string[] {
     `Backup:    ${plan.source}${plan.sizeBytes !== null ? ` (${plan.sizeBytes} bytes)` : ''}`,
     `Content:   ${what}, compression ${d.compression}${plan.metadata ? `, database "${plan.metadata.database}" from ${plan.metadata.startedAt}` : ''}`,
     `Checksum:  ${plan.checksum}`,
-    `Target:    database "${plan.target}" on ${plan.endpoint} (${plan.targetExists ? `exists, ${objects(plan.targetObjects)}` : 'does not exist'})`,
+    `Target:    database "${plan.target}" on ${plan.endpoint} (${plan.targetExists ? `exists, ${objectCount(plan.targetObjects)}` : 'does not exist'})`,
     `Tool:      ${plan.tool}${plan.jobs > 1 ? ` with ${plan.jobs} jobs` : ''}`,
     'Steps:',
     ...plan.actions.map((a, i) => `  ${i + 1}. ${a}`),
@@ -40,6 +40,6 @@ export function describePlan(plan: RestorePlan): string[] {
   return lines;
 }
 
-export function objects(n: number): string {
+export function objectCount(n: number): string {
   return `${n} object${n === 1 ? '' : 's'}`;
 }

@@ -27,7 +27,7 @@ import type { ByteMeter } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
-import { objects, type RestorePlan } from './plan.js';
+import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 
 export interface RestoreInputs {
@@ -180,8 +180,6 @@ export async function prepareRestore(
     );
   }
 
-  const targetExists = await engine.databaseExists(target);
-  const targetObjects = targetExists ? await engine.countUserObjects(target) : 0;
   const actions: string[] = [];
   const expected = metadata ?? inputs.expected ?? fromReference;
   if (!expected && !inputs.force) {
@@ -198,23 +196,12 @@ export async function prepareRestore(
     actions.push(
       `verify the SHA-256 of the whole backup against ${!metadata && !inputs.expected && reference ? `the reference tool's metadata (${reference.file})` : 'its metadata'}`,
     );
-  if (targetExists && inputs.clean) {
-    actions.push(`drop database "${target}" and create it empty`);
-  } else if (targetExists && targetObjects > 0) {
-    throw new SafetyError(
-      `Target database "${target}" already exists and is not empty (${objects(targetObjects)})`,
-      {
-        hint: 'Add --clean to drop and recreate it, or choose another --target.',
-      },
-    );
-  } else if (!targetExists) {
-    if (!inputs.create) {
-      throw new SafetyError(`Target database "${target}" does not exist on ${engine.endpoint}`, {
-        hint: 'Add --create to create it, or choose another --target.',
-      });
-    }
-    actions.push(`create database "${target}"`);
-  }
+  const {
+    exists: targetExists,
+    objects: targetObjects,
+    action,
+  } = await inspectTarget(engine, target, inputs);
+  if (action) actions.push(action);
   // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
   const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
   if (inputs.jobs > 1 && detected.encrypted)
@@ -292,6 +279,69 @@ export interface RestoreOutcome {
   warnings: string[];
 }
 
+/**
+ * What restoring into `target` takes: nothing (it exists and is empty), creating it (--create), or
+ * dropping and recreating it (--clean). Anything else is refused here, before a change.
+ */
+export async function inspectTarget(
+  engine: DatabaseEngine,
+  target: string,
+  o: { create: boolean; clean: boolean },
+): Promise<{ exists: boolean; objects: number; action: string | undefined }> {
+  const exists = await engine.databaseExists(target);
+  const objects = exists ? await engine.countUserObjects(target) : 0;
+  if (exists && o.clean) return { exists, objects, action: `drop database "${target}" and create it empty` };
+  if (exists && objects > 0) {
+    throw new SafetyError(
+      `Target database "${target}" already exists and is not empty (${objectCount(objects)})`,
+      {
+        hint: 'Add --clean to drop and recreate it, or choose another --target.',
+      },
+    );
+  }
+  if (!exists) {
+    if (!o.create) {
+      throw new SafetyError(`Target database "${target}" does not exist on ${engine.endpoint}`, {
+        hint: 'Add --create to create it, or choose another --target.',
+      });
+    }
+    return { exists, objects, action: `create database "${target}"` };
+  }
+  return { exists, objects, action: undefined };
+}
+
+/**
+ * Runs `restore` into `target`, created (or dropped and recreated with `clean`) first. A database
+ * created here is dropped again if the restore fails: half-restored must never look restored.
+ */
+export async function intoTarget(
+  engine: DatabaseEngine,
+  target: string,
+  exists: boolean,
+  clean: boolean,
+  restore: () => Promise<void>,
+): Promise<void> {
+  if (exists && clean) {
+    await engine.dropDatabase(target).catch((err: unknown) => {
+      throw new SafetyError(`Could not drop database "${target}": ${(err as Error).message}`, {
+        hint: 'Close other sessions using it and try again.',
+      });
+    });
+  }
+  const created = !exists || clean;
+  if (created) await engine.createDatabase(target);
+  try {
+    await restore();
+  } catch (err) {
+    if (created) {
+      await engine.dropDatabase(target).catch(() => undefined);
+      if (err instanceof DbBackupError)
+        err.details.push(`The partially restored database "${target}" was dropped.`);
+    }
+    throw err;
+  }
+}
+
 /** Carry out a prepared plan. */
 export async function executeRestore(
   engine: DatabaseEngine,
@@ -313,35 +363,14 @@ export async function executeRestore(
       );
     }
   }
-  let created = false;
-  if (plan.targetExists && inputs.clean) {
-    await engine.dropDatabase(plan.target).catch((err: unknown) => {
-      throw new SafetyError(`Could not drop database "${plan.target}": ${(err as Error).message}`, {
-        hint: 'Close other sessions using it and try again.',
-      });
-    });
-    await engine.createDatabase(plan.target);
-    created = true;
-  } else if (!plan.targetExists) {
-    await engine.createDatabase(plan.target);
-    created = true;
-  }
   const warnings: string[] = [...plan.warnings];
   const warn = (line: string): void => {
     warnings.push(line);
     onWarning(line);
   };
-  try {
-    await runRestore(engine, inputs, plan, detected, warn);
-  } catch (err) {
-    if (created) {
-      // A half-restored database must not look like a restored one.
-      await engine.dropDatabase(plan.target).catch(() => undefined);
-      if (err instanceof DbBackupError)
-        err.details.push(`The partially restored database "${plan.target}" was dropped.`);
-    }
-    throw err;
-  }
+  await intoTarget(engine, plan.target, plan.targetExists, inputs.clean, () =>
+    runRestore(engine, inputs, plan, detected, warn),
+  );
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
 

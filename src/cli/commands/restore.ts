@@ -19,6 +19,11 @@ import {
   type LegacyClusterInputs,
   type LegacyClusterPlan,
 } from '../../restore/legacy-cluster.js';
+import {
+  executeLegacyMemberRestore,
+  prepareLegacyMemberRestore,
+  type LegacyMemberInputs,
+} from '../../restore/legacy-member.js';
 import { describePlan } from '../../restore/plan.js';
 import {
   engineForBackup,
@@ -81,13 +86,17 @@ export function restoreCommand(): Command {
     .option('--force', 'skip the checksum check and restore a dump without metadata')
     .option('--no-owner', 'do not restore object ownership and privileges (PostgreSQL)')
     .option('--workdir <dir>', 'where a temporary decompressed copy goes when --jobs > 1')
-    .option('--from-cluster <cluster>', 'restore one database (--database NAME) out of this cluster backup')
+    .option(
+      '--from-cluster <cluster>',
+      "restore one database (--database NAME) out of this cluster backup (or the reference tool's cluster_<ts>.tar.gz)",
+    )
     .option('--json', 'print the plan and result as JSON')
     .addHelpText(
       'after',
       `
 Examples:
   dbbackup restore single --from-cluster cluster_20261126_050000 --database shop --target shop_copy --create --confirm
+  dbbackup restore single --from-cluster /old/backups/cluster_20251126_120000.tar.gz --database shop --target shop_copy --create --confirm
   dbbackup restore single ~/db_backups/shop_20261126_050000.dump.zst                       # dry run
   dbbackup restore single ~/db_backups/shop_20261126_050000.dump.zst --target shop_copy --create --confirm
   dbbackup restore single shop_20261126_050000.dump.zst --clean --jobs 4 --confirm`,
@@ -117,6 +126,11 @@ Examples:
             'Name the database to restore out of the cluster backup.',
           );
         const cluster = await resolveClusterArg(opts.fromCluster, backupDir(g), cloudSettings(g));
+        if (await cluster.storage.stat(cluster.name)) {
+          // A file, not a cluster directory: the reference tool's cluster_<ts>.tar.gz.
+          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g);
+          return;
+        }
         const manifest = await loadClusterManifest(cluster.storage, cluster.name);
         const found = manifest.databases.find((m) => m.database === member);
         if (!found?.file || !found.sha256) {
@@ -320,15 +334,7 @@ async function restoreReferenceArchive(
   jobs: number,
   mode: ProgressMode,
 ): Promise<void> {
-  if (!(await isGzipTar(storage, key))) {
-    const detected = await sniff(storage, key).catch(() => undefined);
-    throw new UsageError(
-      `${key} is a file, but not a cluster backup (neither a dbbackup cluster directory nor a reference cluster_<ts>.tar.gz)`,
-      detected?.engine
-        ? `It is a single dump: restore it with "dbbackup restore single ${key}".`
-        : 'Name a dbbackup cluster backup (cluster_<ts>, a directory with manifest.json) or a reference cluster_<ts>.tar.gz.',
-    );
-  }
+  await requireReferenceArchive(storage, key);
   const asked = explicitEngine(g);
   if (asked && asked !== 'postgres') {
     throw new UsageError(
@@ -378,6 +384,71 @@ async function restoreReferenceArchive(
   } finally {
     await engine.close();
   }
+}
+
+/** `restore single --from-cluster <reference .tar.gz> --database NAME`: one database out of the archive. */
+async function restoreReferenceMember(
+  storage: Storage,
+  key: string,
+  database: string,
+  opts: RestoreOptions,
+  g: GlobalOptions,
+): Promise<void> {
+  await requireReferenceArchive(storage, key);
+  const asked = explicitEngine(g);
+  if (asked && asked !== 'postgres') {
+    throw new UsageError(
+      `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
+      'Omit --db-type: reference cluster archives are PostgreSQL.',
+    );
+  }
+  if (Number(opts.jobs) > 1)
+    out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
+  const engine = openEngine(connectionOptions(g, 'postgres'));
+  try {
+    const inputs: LegacyMemberInputs = {
+      storage,
+      key,
+      database,
+      target: opts.target,
+      create: Boolean(opts.create),
+      clean: Boolean(opts.clean),
+      force: Boolean(opts.force),
+      noOwner: opts.owner === false,
+    };
+    const prepared = await prepareLegacyMemberRestore(engine, inputs);
+    if (!opts.confirm) {
+      if (opts.json) out.json({ dryRun: true, plan: prepared.plan });
+      else {
+        for (const line of describePlan(prepared.plan)) out.line(line);
+        out.line('Dry run: nothing was changed. Add --confirm to restore.');
+      }
+      return;
+    }
+    if (!opts.json) for (const line of describePlan(prepared.plan)) out.note(line);
+    const result = await executeLegacyMemberRestore(engine, inputs, prepared, (l) =>
+      out.note(`warning: ${l}`),
+    );
+    if (opts.json) out.json({ dryRun: false, plan: prepared.plan, result });
+    else
+      out.line(
+        `Restore complete: "${result.target}" on ${engine.endpoint} from ${prepared.plan.source} in ${formatDuration(result.seconds)}`,
+      );
+  } finally {
+    await engine.close();
+  }
+}
+
+/** A stored file named as a cluster must be the reference tool's archive (gzip → tar), or the user hears what it is. */
+async function requireReferenceArchive(storage: Storage, key: string): Promise<void> {
+  if (await isGzipTar(storage, key)) return;
+  const detected = await sniff(storage, key).catch(() => undefined);
+  throw new UsageError(
+    `${key} is a file, but not a cluster backup (neither a dbbackup cluster directory nor a reference cluster_<ts>.tar.gz)`,
+    detected?.engine
+      ? `It is a single dump: restore it with "dbbackup restore single ${key}".`
+      : 'Name a dbbackup cluster backup (cluster_<ts>, a directory with manifest.json) or a reference cluster_<ts>.tar.gz.',
+  );
 }
 
 /** What both kinds of cluster restore plan show: numbered steps, warnings, databases, conflicts. */
