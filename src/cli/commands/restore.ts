@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
+import type { DatabaseEngine } from '../../engines/engine.js';
 import { openEngine } from '../../engines/index.js';
 import { errorMessage, UsageError } from '../../errors.js';
 import {
@@ -24,13 +25,14 @@ import {
   prepareLegacyMemberRestore,
   type LegacyMemberInputs,
 } from '../../restore/legacy-member.js';
-import { describePlan } from '../../restore/plan.js';
+import { describePlan, type RestorePlan } from '../../restore/plan.js';
 import {
   engineForBackup,
   executeRestore,
   inspectBackup,
   prepareRestore,
   type RestoreInputs,
+  type RestoreOutcome,
 } from '../../restore/single.js';
 import { executeClusterRestore, loadClusterManifest, prepareClusterRestore } from '../../restore/cluster.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';
@@ -179,21 +181,9 @@ Examples:
           unlockers,
         };
         const prepared = await prepareRestore(engine, inputs);
-        if (!opts.confirm) {
-          if (opts.json) out.json({ dryRun: true, plan: prepared.plan });
-          else {
-            for (const line of describePlan(prepared.plan)) out.line(line);
-            out.line('Dry run: nothing was changed. Add --confirm to restore.');
-          }
-          return;
-        }
-        if (!opts.json) for (const line of describePlan(prepared.plan)) out.note(line);
-        const result = await executeRestore(engine, inputs, prepared, (line) => out.note(`warning: ${line}`));
-        if (opts.json) out.json({ dryRun: false, plan: prepared.plan, result });
-        else
-          out.line(
-            `Restore complete: "${result.target}" on ${engine.endpoint} from ${prepared.plan.source} in ${formatDuration(result.seconds)}`,
-          );
+        await runSinglePlan(engine, prepared.plan, opts, (warn) =>
+          executeRestore(engine, inputs, prepared, warn),
+        );
       } finally {
         await engine.close();
       }
@@ -334,14 +324,7 @@ async function restoreReferenceArchive(
   jobs: number,
   mode: ProgressMode,
 ): Promise<void> {
-  await requireReferenceArchive(storage, key);
-  const asked = explicitEngine(g);
-  if (asked && asked !== 'postgres') {
-    throw new UsageError(
-      `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
-      'Omit --db-type: reference cluster archives are PostgreSQL.',
-    );
-  }
+  await requireReferenceArchive(storage, key, g);
   const engine = openEngine(connectionOptions(g, 'postgres'));
   try {
     const inputs: LegacyClusterInputs = {
@@ -386,6 +369,30 @@ async function restoreReferenceArchive(
   }
 }
 
+/** Shows a single restore's plan; without --confirm that is all (a dry run). With it, restores and reports. */
+async function runSinglePlan(
+  engine: DatabaseEngine,
+  plan: RestorePlan,
+  opts: { confirm?: boolean; json?: boolean },
+  execute: (warn: (line: string) => void) => Promise<RestoreOutcome>,
+): Promise<void> {
+  if (!opts.confirm) {
+    if (opts.json) out.json({ dryRun: true, plan });
+    else {
+      for (const line of describePlan(plan)) out.line(line);
+      out.line('Dry run: nothing was changed. Add --confirm to restore.');
+    }
+    return;
+  }
+  if (!opts.json) for (const line of describePlan(plan)) out.note(line);
+  const result = await execute((line) => out.note(`warning: ${line}`));
+  if (opts.json) out.json({ dryRun: false, plan, result });
+  else
+    out.line(
+      `Restore complete: "${result.target}" on ${engine.endpoint} from ${plan.source} in ${formatDuration(result.seconds)}`,
+    );
+}
+
 /** `restore single --from-cluster <reference .tar.gz> --database NAME`: one database out of the archive. */
 async function restoreReferenceMember(
   storage: Storage,
@@ -394,14 +401,7 @@ async function restoreReferenceMember(
   opts: RestoreOptions,
   g: GlobalOptions,
 ): Promise<void> {
-  await requireReferenceArchive(storage, key);
-  const asked = explicitEngine(g);
-  if (asked && asked !== 'postgres') {
-    throw new UsageError(
-      `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
-      'Omit --db-type: reference cluster archives are PostgreSQL.',
-    );
-  }
+  await requireReferenceArchive(storage, key, g);
   if (Number(opts.jobs) > 1)
     out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
   const engine = openEngine(connectionOptions(g, 'postgres'));
@@ -417,31 +417,29 @@ async function restoreReferenceMember(
       noOwner: opts.owner === false,
     };
     const prepared = await prepareLegacyMemberRestore(engine, inputs);
-    if (!opts.confirm) {
-      if (opts.json) out.json({ dryRun: true, plan: prepared.plan });
-      else {
-        for (const line of describePlan(prepared.plan)) out.line(line);
-        out.line('Dry run: nothing was changed. Add --confirm to restore.');
-      }
-      return;
-    }
-    if (!opts.json) for (const line of describePlan(prepared.plan)) out.note(line);
-    const result = await executeLegacyMemberRestore(engine, inputs, prepared, (l) =>
-      out.note(`warning: ${l}`),
+    await runSinglePlan(engine, prepared.plan, opts, (warn) =>
+      executeLegacyMemberRestore(engine, inputs, prepared, warn),
     );
-    if (opts.json) out.json({ dryRun: false, plan: prepared.plan, result });
-    else
-      out.line(
-        `Restore complete: "${result.target}" on ${engine.endpoint} from ${prepared.plan.source} in ${formatDuration(result.seconds)}`,
-      );
   } finally {
     await engine.close();
   }
 }
 
-/** A stored file named as a cluster must be the reference tool's archive (gzip → tar), or the user hears what it is. */
-async function requireReferenceArchive(storage: Storage, key: string): Promise<void> {
-  if (await isGzipTar(storage, key)) return;
+/**
+ * A stored file named as a cluster must be the reference tool's archive (gzip → tar) — or the user
+ * hears what it is — and, being PostgreSQL, cannot go to another --db-type.
+ */
+async function requireReferenceArchive(storage: Storage, key: string, g: GlobalOptions): Promise<void> {
+  if (await isGzipTar(storage, key)) {
+    const asked = explicitEngine(g);
+    if (asked && asked !== 'postgres') {
+      throw new UsageError(
+        `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
+        'Omit --db-type: reference cluster archives are PostgreSQL.',
+      );
+    }
+    return;
+  }
   const detected = await sniff(storage, key).catch(() => undefined);
   throw new UsageError(
     `${key} is a file, but not a cluster backup (neither a dbbackup cluster directory nor a reference cluster_<ts>.tar.gz)`,
