@@ -17,6 +17,7 @@ import {
   removeDir,
   tempDir,
   uniqueName,
+  copyBackup,
 } from './util.js';
 
 const small = uniqueName('my_small');
@@ -46,14 +47,6 @@ afterAll(async () => {
   for (const db of created) await dropMyDatabase(db);
   await removeDir(goodDir);
 });
-
-/** A copy of the good backup and its sidecars in a fresh directory, to damage. */
-async function copyOfGood(): Promise<{ dir: string; file: string }> {
-  const dir = await tempDir();
-  for (const name of await listDir(goodDir))
-    await writeFile(path.join(dir, name), await readFile(path.join(goodDir, name)));
-  return { dir, file: path.join(dir, path.basename(good)) };
-}
 
 async function databaseExists(name: string): Promise<boolean> {
   return (
@@ -162,7 +155,7 @@ describe('MariaDB failures leave nothing that looks like a backup', () => {
   });
 
   it('a flipped byte: verify fails, restore refuses before touching the target', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       const fh = await open(file, 'r+');
       const size = (await fh.stat()).size;
@@ -190,7 +183,7 @@ describe('MariaDB failures leave nothing that looks like a backup', () => {
   });
 
   it('a file cut in half: verify reports the size mismatch, list shows it corrupt, restore refuses', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       const data = await readFile(file);
       await writeFile(file, data.subarray(0, Math.floor(data.length / 2)));
@@ -332,7 +325,7 @@ describe('MariaDB failures leave nothing that looks like a backup', () => {
   });
 
   it('missing metadata: incomplete, not valid; restore refuses without --force', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       await rm(`${file}.meta.json`);
       const verify = await cli(['verify-backup', file]);

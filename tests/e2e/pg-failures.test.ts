@@ -5,7 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
 import { childrenNamed, waitUntil } from './proc-util.js';
-import { cli, expectExit, listDir, onlyBackup, pgArgs, removeDir, tempDir, uniqueName } from './util.js';
+import {
+  copyBackup,
+  cli,
+  expectExit,
+  listDir,
+  onlyBackup,
+  pgArgs,
+  removeDir,
+  tempDir,
+  uniqueName,
+} from './util.js';
 
 const small = uniqueName('pg_small');
 const large = uniqueName('pg_large');
@@ -34,14 +44,6 @@ afterAll(async () => {
   for (const db of created) await dropPgDatabase(db);
   await removeDir(goodDir);
 });
-
-/** A copy of the good backup and its sidecars in a fresh directory, to damage. */
-async function copyOfGood(): Promise<{ dir: string; file: string }> {
-  const dir = await tempDir();
-  for (const name of await listDir(goodDir))
-    await writeFile(path.join(dir, name), await readFile(path.join(goodDir, name)));
-  return { dir, file: path.join(dir, path.basename(good)) };
-}
 
 async function databaseExists(name: string): Promise<boolean> {
   return (await pgQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [name])).length > 0;
@@ -160,7 +162,7 @@ describe('PostgreSQL failures leave nothing that looks like a backup', () => {
   });
 
   it('a flipped byte: verify fails, restore refuses before touching the target', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       const fh = await open(file, 'r+');
       const size = (await fh.stat()).size;
@@ -198,7 +200,7 @@ describe('PostgreSQL failures leave nothing that looks like a backup', () => {
   });
 
   it('a truncated file: verify reports the size mismatch, list shows it corrupt', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       const data = await readFile(file);
       await writeFile(file, data.subarray(0, data.length - 100));
@@ -215,7 +217,7 @@ describe('PostgreSQL failures leave nothing that looks like a backup', () => {
   });
 
   it('missing metadata: incomplete, not valid; restore refuses without --force', async () => {
-    const { dir, file } = await copyOfGood();
+    const { dir, file } = await copyBackup(good);
     try {
       await rm(`${file}.meta.json`);
       const verify = await cli(['verify-backup', file]);

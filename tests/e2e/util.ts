@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli, type CliOptions, type CliResult } from '../harness/cli.js';
@@ -56,6 +56,14 @@ export async function sha256File(file: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(file))
     .digest('hex');
+}
+
+/** A copy of a backup and everything beside it (sidecars) in a fresh directory, to damage. */
+export async function copyBackup(file: string): Promise<{ dir: string; file: string }> {
+  const from = path.dirname(file);
+  const dir = await tempDir();
+  for (const name of await listDir(from)) await copyFile(path.join(from, name), path.join(dir, name));
+  return { dir, file: path.join(dir, path.basename(file)) };
 }
 
 /** The one data file a successful single backup leaves in `dir` (not a sidecar). */
