@@ -1,7 +1,7 @@
 import { TEMP_MARKER } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
 import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
-import { verifyAny, type BackupState } from '../verify/verify.js';
+import { verifyAny, type BackupState, type Producer, type VerifyResult } from '../verify/verify.js';
 import { MANIFEST_NAME } from './manifest.js';
 
 export interface CatalogEntry {
@@ -14,11 +14,18 @@ export interface CatalogEntry {
   sizeBytes: number | null;
   state: BackupState;
   detail: string;
+  /** Who made it (dbbackup, or the reference tool this one replaces); null when nothing says. */
+  producer: Producer | null;
+  /** single, sample or cluster; null without metadata. */
+  kind: 'single' | 'sample' | 'cluster' | null;
 }
 
 /**
  * Every backup in a store with its state: valid (metadata present and size matches), incomplete
  * (no metadata, data missing, leftover temporary file) or corrupt (metadata invalid or size wrong).
+ * The reference tool's backups (`db_<db>_<ts>.dump`/`.sql.gz`, `cluster_<ts>.tar.gz`, each with its
+ * own `.meta.json`) are listed too, with `producer: 'reference'` and no retention group: retention
+ * rules (cleanup) leave them alone.
  */
 export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
   const keys = await listKeys(storage);
@@ -35,38 +42,74 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
         sizeBytes: info.size,
         state: 'incomplete',
         detail: 'leftover temporary file of an interrupted write',
+        producer: null,
+        kind: null,
       });
     }
   }
   for (const key of backupCandidates(keys)) {
     const result = await verifyAny(storage, key, true);
-    const meta = result.metadata;
-    const cluster = result.cluster;
+    const { group, database, engine, kind } = describeResult(result);
     entries.push({
       key,
-      group: meta
-        ? retentionGroup(meta)
-        : cluster
-          ? `${cluster.engine} ${cluster.connection.host}:${cluster.connection.port} (cluster)`
-          : null,
-      database: meta?.database ?? (cluster ? `(cluster: ${cluster.databases.length} databases)` : null),
-      engine: meta?.engine ?? cluster?.engine ?? null,
-      created: meta
-        ? new Date(meta.startedAt)
-        : cluster
-          ? new Date(cluster.startedAt)
-          : key.endsWith('/')
-            ? newestUnder(keys, key)
-            : (keys.get(key)?.modified ??
-              keys.get(`${key}${SHA256_SUFFIX}`)?.modified ??
-              keys.get(`${key}${META_SUFFIX}`)?.modified ??
-              null),
+      group,
+      database,
+      engine,
+      created: createdOf(result) ?? fileTime(keys, key),
       sizeBytes: result.sizeBytes,
       state: result.state,
       detail: result.detail,
+      producer: result.producer ?? null,
+      kind,
     });
   }
   return entries.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+}
+
+/** Group, database, engine and kind, from whichever metadata the backup has. */
+export function describeResult(
+  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference'>,
+): Pick<CatalogEntry, 'group' | 'database' | 'engine' | 'kind'> {
+  const { metadata: meta, cluster, reference } = r;
+  if (meta)
+    return { group: retentionGroup(meta), database: meta.database, engine: meta.engine, kind: meta.kind };
+  if (cluster)
+    return {
+      group: `${cluster.engine} ${cluster.connection.host}:${cluster.connection.port} (cluster)`,
+      database: clusterLabel(cluster.databases.length),
+      engine: cluster.engine,
+      kind: 'cluster',
+    };
+  if (reference)
+    return {
+      // No group: retention never plans (or deletes) the reference tool's backups.
+      group: null,
+      database: reference.kind === 'cluster' ? clusterLabel(reference.databases) : reference.database,
+      engine: reference.engine,
+      kind: reference.kind,
+    };
+  return { group: null, database: null, engine: null, kind: null };
+}
+
+function clusterLabel(databases: number | null): string {
+  return databases === null ? '(cluster)' : `(cluster: ${databases} databases)`;
+}
+
+/** The backup's own time, from its metadata. */
+function createdOf(r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference'>): Date | null {
+  if (r.metadata) return new Date(r.metadata.startedAt);
+  if (r.cluster) return new Date(r.cluster.startedAt);
+  return r.reference?.created ?? null;
+}
+
+/** Without metadata: the newest file of a cluster backup, or the data file's (or a sidecar's) time. */
+function fileTime(keys: Map<string, { modified: Date }>, key: string): Date | null {
+  return key.endsWith('/')
+    ? newestUnder(keys, key)
+    : (keys.get(key)?.modified ??
+        keys.get(`${key}${SHA256_SUFFIX}`)?.modified ??
+        keys.get(`${key}${META_SUFFIX}`)?.modified ??
+        null);
 }
 
 /**
@@ -108,11 +151,19 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
     if (isSidecar(key)) {
       const owner = sidecarOwner(key);
       if (owner) candidates.add(owner);
-    } else if (!isSidecar(key) && looksLikeBackup(key)) {
+    } else if (looksLikeBackup(key) || isReferenceClusterName(key)) {
       candidates.add(key);
     }
   }
   return candidates;
+}
+
+/**
+ * The reference tool's cluster archive by its name, `cluster_<ts>.tar.gz`: listed even without its
+ * `.meta.json` (as incomplete). With the sidecar, any `<name>.tar.gz` is listed through it.
+ */
+export function isReferenceClusterName(key: string): boolean {
+  return /^cluster_[^/]*\.tar\.gz$/.test(key);
 }
 
 /** Backups that retention treats together: same engine, server, database and kind (samples apart from full backups). */

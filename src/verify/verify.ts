@@ -1,9 +1,16 @@
-import { readMetadata, type BackupMetadata } from '../catalog/metadata.js';
+import type { BackupMetadata } from '../catalog/metadata.js';
 import { readManifest, type ClusterManifest } from '../catalog/manifest.js';
-import { SHA256_SUFFIX } from '../catalog/naming.js';
+import { SHA256_SUFFIX, type Engine } from '../catalog/naming.js';
 import { EncryptionKeyError } from '../crypto/index.js';
 import { errorMessage, IntegrityError, MissingToolError } from '../errors.js';
 import { formatBytes } from '../pipeline/progress.js';
+import type { LegacyArchive } from '../restore/legacy-cluster.js';
+import {
+  readSidecar,
+  type ReferenceBackupMetadata,
+  type ReferenceClusterMetadata,
+  type Sidecar,
+} from '../restore/reference-metadata.js';
 import { readAll, type Storage } from '../storage/storage.js';
 import { hashStored } from './checksum.js';
 import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } from './deep.js';
@@ -30,6 +37,10 @@ export interface VerifyResult {
   sizeBytes: number | null;
   metadata?: BackupMetadata;
   cluster?: ClusterManifest;
+  /** Who made the backup, when its metadata (or, for a `.tar.gz`, its name) says so. */
+  producer?: Producer;
+  /** What the reference tool's metadata says, for the reference's backups. */
+  reference?: ReferenceSummary;
   /** Present when a deep check ran to the end (see VerifyOptions.deep). */
   deep?: DeepSummary;
 }
@@ -113,68 +124,326 @@ function fileSummary(key: string, r: DeepReport): DeepSummary['files'][number] {
   return { key, ...rest };
 }
 
+/** Who made a backup: dbbackup, or the reference tool (the Go dbbackup this one replaces). */
+export type Producer = 'dbbackup' | 'reference';
+
+/** What a reference-tool sidecar says about its backup, for listings. */
+export interface ReferenceSummary {
+  kind: 'single' | 'sample' | 'cluster';
+  /** The database of a single backup; null for a cluster archive. */
+  database: string | null;
+  /** How many databases a cluster archive holds (null for a single backup, or when not recorded). */
+  databases: number | null;
+  engine: Engine | null;
+  /** When the reference wrote its metadata (just after the dump), else the time in the file name. */
+  created: Date | null;
+}
+
+/** What a stored single file is checked against. */
+interface Expected {
+  sha256: string;
+  sizeBytes: number;
+}
+
+type Base = Pick<VerifyResult, 'key' | 'location'>;
+type Extras = Pick<VerifyResult, 'metadata' | 'producer' | 'reference'>;
+
+/** The reference tool's `database_type` (postgres, mysql, mariadb) as an engine, if it is one. */
+export function referenceEngine(databaseType: string | undefined): Engine | null {
+  return databaseType === 'postgres' || databaseType === 'mysql' || databaseType === 'mariadb'
+    ? databaseType
+    : null;
+}
+
 /**
- * Check one backup against its metadata: presence, size, and (unless quick) the SHA-256 of every
- * stored byte; with `deep`, also its decrypted, decompressed content. Never throws for a bad
- * backup: the result says what is wrong.
+ * When a reference backup was made: its metadata's `timestamp` (RFC 3339, written right after the
+ * dump), else the `_YYYYMMDD_HHMMSS` of its file name (the reference's local time), else null.
+ */
+export function referenceCreated(timestamp: unknown, key: string): Date | null {
+  if (typeof timestamp === 'string') {
+    const parsed = new Date(timestamp);
+    if (Number.isFinite(parsed.getTime())) return parsed;
+  }
+  const base = key.split('/').pop() ?? key;
+  const m = /_(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})(?=\.|$)/.exec(base);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const local = new Date(y, mo - 1, d, h, mi, s);
+  return Number.isFinite(local.getTime()) ? local : null;
+}
+
+export function summarizeReferenceSingle(meta: ReferenceBackupMetadata, key: string): ReferenceSummary {
+  return {
+    kind: meta.backup_type === 'sample' ? 'sample' : 'single',
+    database: meta.database,
+    databases: null,
+    engine: referenceEngine(meta.database_type),
+    created: referenceCreated(meta.timestamp, key),
+  };
+}
+
+export function summarizeReferenceCluster(meta: ReferenceClusterMetadata, key: string): ReferenceSummary {
+  const counted = Number(meta.extra_info?.database_count);
+  return {
+    kind: 'cluster',
+    database: null,
+    databases: meta.databases?.length ?? (Number.isInteger(counted) ? counted : null),
+    // The reference makes cluster backups of PostgreSQL only.
+    engine: referenceEngine(meta.database_type ?? 'postgres'),
+    created: referenceCreated(meta.timestamp, key),
+  };
+}
+
+/**
+ * What a reference cluster archive is checked against: `extra_info.archive_sha256` and, when
+ * recorded, `total_size_bytes` (the archive's size). Without the checksum there is nothing to check.
+ */
+export function referenceClusterExpectation(
+  meta: ReferenceClusterMetadata,
+): { sha256: string; sizeBytes: number | null; failed: number } | { problem: string } {
+  const sha = meta.extra_info?.archive_sha256;
+  if (!sha || !/^[0-9a-f]{64}$/i.test(sha))
+    return {
+      problem: 'its metadata records no archive_sha256: there is nothing to check the archive against',
+    };
+  const size = meta.total_size_bytes;
+  const failed = Number(meta.extra_info?.failure_count ?? 0);
+  return {
+    sha256: sha.toLowerCase(),
+    sizeBytes: typeof size === 'number' && Number.isInteger(size) && size > 0 ? size : null,
+    failed: Number.isInteger(failed) && failed > 0 ? failed : 0,
+  };
+}
+
+/**
+ * Check one backup against its metadata — ours, or the reference tool's `.meta.json` (a single
+ * dump or a `cluster_<ts>.tar.gz`): presence, size, and (unless quick) the SHA-256 of every stored
+ * byte; with `deep`, also its decrypted, decompressed content. Never throws for a bad backup: the
+ * result says what is wrong.
  */
 export async function verifyBackup(
   storage: Storage,
   key: string,
   mode: boolean | VerifyOptions,
 ): Promise<VerifyResult> {
-  const { quick, deep } = options(mode);
+  const opts = options(mode);
   const base = { key, location: `${storage.location.replace(/\/$/, '')}/${key}` };
-  let metadata: BackupMetadata | undefined;
+  let sidecar: Sidecar;
   try {
-    metadata = await readMetadata(storage, key);
+    sidecar = await readSidecar(storage, key);
   } catch (err) {
     return { ...base, state: 'corrupt', detail: errorMessage(err), sizeBytes: null };
   }
-  const stat = await storage.stat(key);
-  if (!metadata) {
-    return {
-      ...base,
-      state: 'incomplete',
-      detail: 'no metadata (.meta.json): the backup never finished',
-      sizeBytes: stat?.size ?? null,
-    };
+  switch (sidecar.kind) {
+    case 'dbbackup':
+      return checkSingle(storage, base, sidecar.metadata, opts, {
+        metadata: sidecar.metadata,
+        producer: 'dbbackup',
+      });
+    case 'reference':
+      return verifyReferenceSingle(storage, base, sidecar.metadata, opts);
+    case 'reference-cluster':
+      return verifyReferenceCluster(storage, base, sidecar.metadata, opts);
+    case 'none':
+      return withoutMetadata(storage, base);
   }
+}
+
+/** Data without a sidecar. dbbackup never writes a `.tar.gz`: such a file is the reference's. */
+async function withoutMetadata(storage: Storage, base: Base): Promise<VerifyResult> {
+  const stat = await storage.stat(base.key);
+  const reference = base.key.endsWith('.tar.gz');
+  return {
+    ...base,
+    state: 'incomplete',
+    detail: reference
+      ? 'no metadata (.meta.json): the reference tool writes it after the archive, so nothing shows the archive is complete'
+      : 'no metadata (.meta.json): the backup never finished',
+    sizeBytes: stat?.size ?? null,
+    ...(reference
+      ? {
+          producer: 'reference' as const,
+          reference: {
+            kind: 'cluster' as const,
+            database: null,
+            databases: null,
+            engine: 'postgres' as const,
+            created: referenceCreated(undefined, base.key),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * One stored file against its expected size and SHA-256 (and its `.sha256` sidecar, when there is
+ * one); with `deep`, its content too. `extras` (metadata, producer) go into every result.
+ */
+async function checkSingle(
+  storage: Storage,
+  base: Base,
+  expected: Expected,
+  { quick, deep }: VerifyOptions,
+  extras: Extras,
+): Promise<VerifyResult> {
+  const stat = await storage.stat(base.key);
   if (!stat)
-    return { ...base, state: 'incomplete', detail: 'the backup data is missing', sizeBytes: null, metadata };
+    return { ...base, state: 'incomplete', detail: 'the backup data is missing', sizeBytes: null, ...extras };
   const corrupt = (detail: string): VerifyResult => ({
     ...base,
     state: 'corrupt',
     detail,
     sizeBytes: stat.size,
-    metadata,
+    ...extras,
   });
-  if (stat.size !== metadata.sizeBytes)
-    return corrupt(`size mismatch: expected ${metadata.sizeBytes} bytes, found ${stat.size}`);
+  if (stat.size !== expected.sizeBytes)
+    return corrupt(`size mismatch: expected ${expected.sizeBytes} bytes, found ${stat.size}`);
   if (quick && !deep)
-    return { ...base, state: 'valid', detail: 'size matches (quick check)', sizeBytes: stat.size, metadata };
+    return { ...base, state: 'valid', detail: 'size matches (quick check)', sizeBytes: stat.size, ...extras };
   let summary: DeepSummary | undefined;
   if (deep) {
-    const judged = await deepJudged(storage, key, base.location, { kind: 'dump' }, metadata, deep.unlock);
+    const judged = await deepJudged(
+      storage,
+      base.key,
+      base.location,
+      { kind: 'dump' },
+      expected,
+      deep.unlock,
+    );
     if ('problem' in judged) return corrupt(judged.problem);
-    summary = summarize([fileSummary(key, judged.report)]);
+    summary = summarize([fileSummary(base.key, judged.report)]);
   } else {
-    const actual = await hashStored(storage, key);
-    if (actual.sha256 !== metadata.sha256 || actual.bytes !== metadata.sizeBytes)
-      return corrupt(`checksum mismatch: expected sha256 ${metadata.sha256}, computed ${actual.sha256}`);
+    const actual = await hashStored(storage, base.key);
+    if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes)
+      return corrupt(`checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`);
   }
-  const sidecar = await sidecarChecksum(storage, key);
-  if (sidecar && sidecar !== metadata.sha256)
+  const sidecar = await sidecarChecksum(storage, base.key);
+  if (sidecar && sidecar !== expected.sha256)
     return corrupt(`the ${SHA256_SUFFIX} file disagrees with the metadata`);
-  const matches = `sha256 ${metadata.sha256.slice(0, 16)}… matches`;
+  const matches = `sha256 ${expected.sha256.slice(0, 16)}… matches${extras.producer === 'reference' ? " the reference tool's metadata" : ''}`;
   return {
     ...base,
     state: 'valid',
     detail: summary ? `${matches}, ${describeDeep(summary, true)}` : matches,
     sizeBytes: stat.size,
-    metadata,
+    ...extras,
     ...(summary ? { deep: summary } : {}),
   };
+}
+
+/** A reference single backup (`db_<db>_<ts>.dump`, `.sql.gz`) against its `.meta.json`. */
+async function verifyReferenceSingle(
+  storage: Storage,
+  base: Base,
+  meta: ReferenceBackupMetadata,
+  opts: VerifyOptions,
+): Promise<VerifyResult> {
+  const extras: Extras = { producer: 'reference', reference: summarizeReferenceSingle(meta, base.key) };
+  if (meta.encrypted) {
+    // The reference encrypts after writing the metadata, which keeps describing the plaintext.
+    const stat = await storage.stat(base.key);
+    return {
+      ...base,
+      state: 'corrupt',
+      detail:
+        "encrypted by the reference tool, whose metadata describes the data before encryption: it cannot be verified (and dbbackup cannot decrypt the reference tool's encryption)",
+      sizeBytes: stat?.size ?? null,
+      ...extras,
+    };
+  }
+  const expected = { sha256: meta.sha256.toLowerCase(), sizeBytes: meta.size_bytes };
+  return checkSingle(storage, base, expected, opts, extras);
+}
+
+/**
+ * A reference `cluster_<ts>.tar.gz` against its `.meta.json`: the archive's size and SHA-256.
+ * `--deep` reads the whole archive as a restore's plan does: gzip CRC, tar structure, globals.sql,
+ * and the header of every dump — not every dump's data (pg_restore does not read them here).
+ */
+async function verifyReferenceCluster(
+  storage: Storage,
+  base: Base,
+  meta: ReferenceClusterMetadata,
+  { quick, deep }: VerifyOptions,
+): Promise<VerifyResult> {
+  const extras: Extras = { producer: 'reference', reference: summarizeReferenceCluster(meta, base.key) };
+  const stat = await storage.stat(base.key);
+  if (!stat)
+    return { ...base, state: 'incomplete', detail: 'the archive is missing', sizeBytes: null, ...extras };
+  const result = (state: BackupState, detail: string): VerifyResult => ({
+    ...base,
+    state,
+    detail,
+    sizeBytes: stat.size,
+    ...extras,
+  });
+  const expected = referenceClusterExpectation(meta);
+  if ('problem' in expected) return result('incomplete', expected.problem);
+  if (expected.sizeBytes !== null && stat.size !== expected.sizeBytes)
+    return result('corrupt', `size mismatch: expected ${expected.sizeBytes} bytes, found ${stat.size}`);
+  const partial = expected.failed
+    ? ` (partial: the reference tool recorded ${expected.failed} database${expected.failed > 1 ? 's' : ''} that failed to dump)`
+    : '';
+  if (quick && !deep) {
+    const checked = expected.sizeBytes === null ? 'present (no size recorded)' : 'size matches';
+    return result('valid', `${checked} (quick check)${partial}`);
+  }
+  const matches = `sha256 ${expected.sha256.slice(0, 16)}… matches the reference tool's metadata`;
+  if (deep) {
+    const judged = await deepReferenceCluster(storage, base.key, expected.sha256);
+    if ('problem' in judged) return result('corrupt', judged.problem);
+    return result('valid', `${matches}, ${judged.checked}${partial}`);
+  }
+  const actual = await hashStored(storage, base.key);
+  if (actual.sha256 !== expected.sha256)
+    return result(
+      'corrupt',
+      `checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`,
+    );
+  return result('valid', `${matches}${partial}`);
+}
+
+/** `--deep` of a reference cluster archive: the whole-archive check of `restore cluster`'s plan. */
+async function deepReferenceCluster(
+  storage: Storage,
+  key: string,
+  sha256: string,
+): Promise<{ checked: string } | { problem: string }> {
+  const mismatch = (computed: string): { problem: string } => ({
+    problem: `checksum mismatch: expected sha256 ${sha256}, computed ${computed}`,
+  });
+  let archive: LegacyArchive;
+  try {
+    // Loaded here: the tar reader is needed only for a deep check of a reference archive.
+    const { scanLegacyArchive } = await import('../restore/legacy-cluster.js');
+    archive = await scanLegacyArchive(storage, key);
+  } catch (err) {
+    // The read stopped early: hash the stored bytes to tell damage after the backup from a bad archive.
+    const actual = await hashStored(storage, key).catch(() => undefined);
+    if (actual && actual.sha256 !== sha256) return mismatch(actual.sha256);
+    return {
+      problem: `${errorMessage(err)} (the stored bytes match their checksum: the archive was written this way)`,
+    };
+  }
+  if (archive.sha256 !== sha256) return mismatch(archive.sha256);
+  const bad = archive.unreadable[0];
+  if (bad)
+    return {
+      problem: `${archive.unreadable.length} dump${archive.unreadable.length > 1 ? 's' : ''} unreadable, first ${bad.entry}: ${bad.reason}`,
+    };
+  return { checked: describeLegacyArchive(archive) };
+}
+
+/** "gzip and tar intact, globals.sql and 5 dumps (4 custom, 1 plain SQL) with PostgreSQL headers; …". */
+export function describeLegacyArchive(archive: Pick<LegacyArchive, 'members'>): string {
+  const custom = archive.members.filter((m) => m.format === 'custom').length;
+  const plain = archive.members.length - custom;
+  const kinds = [custom ? `${custom} custom` : '', plain ? `${plain} plain SQL` : ''].filter(Boolean);
+  const n = archive.members.length;
+  return (
+    `gzip and tar intact, globals.sql and ${n} dump${n === 1 ? '' : 's'} (${kinds.join(', ')}) with PostgreSQL headers; ` +
+    "the dumps' data is not read to the end for reference cluster archives (restore cluster does that)"
+  );
 }
 
 async function sidecarChecksum(storage: Storage, key: string): Promise<string | undefined> {
@@ -227,6 +496,7 @@ export async function verifyCluster(
     sizeBytes: manifest.totalBytes,
     databases: manifest.databases.length,
     cluster: manifest,
+    producer: 'dbbackup',
   });
   const files: DeepSummary['files'] = [];
   for (const member of members) {

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,18 @@ import { pgDatabases, pgRoles, type PgDatabaseRow, type PgRoleRow } from '../har
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
 import { run } from '../harness/proc.js';
 import { referencePgCluster } from '../harness/reference-tool.js';
-import { cli, expectExit, pgArgs, removeDir, tempDir, uniqueName } from './util.js';
+import {
+  cleanupJson,
+  cli,
+  expectExit,
+  listDir,
+  listJson,
+  pgArgs,
+  removeDir,
+  tempDir,
+  uniqueName,
+  type ListedBackup,
+} from './util.js';
 
 /**
  * The reference tool's cluster archives (`cluster_<ts>.tar.gz`: globals.sql + dumps/<db>.dump or
@@ -378,5 +389,112 @@ describe('restore cluster of a reference archive in which one database cannot be
     );
     expect(names.map((n) => n.datname)).toEqual([ok]);
     expect(await pgQuery(ok, 'SELECT count(*)::int AS n FROM t')).toEqual([{ n: 100 }]);
+  });
+});
+
+describe('list backups, verify-backup and cleanup of a reference cluster_<ts>.tar.gz', () => {
+  type Entry = ListedBackup & {
+    engine: string | null;
+    sizeBytes: number | null;
+    producer: string | null;
+    kind: string | null;
+  };
+
+  /** The archive (and, unless `bare`, its .meta.json) copied into `sub`. */
+  async function copyArchive(sub: string, bare = false): Promise<string> {
+    const to = path.join(dir, sub);
+    await mkdir(to, { recursive: true });
+    const copy = path.join(to, path.basename(archive));
+    await copyFile(archive, copy);
+    if (!bare) await copyFile(`${archive}.meta.json`, `${copy}.meta.json`);
+    return copy;
+  }
+
+  async function only(where: string): Promise<Entry> {
+    const entries = (await listJson(['--backup-dir', where])) as Entry[];
+    expect(entries).toHaveLength(1);
+    return entries[0] as Entry;
+  }
+
+  it('is listed as one valid cluster entry of the reference tool, with its size and database count', async () => {
+    const copy = await copyArchive('catalog');
+    expect(await only(path.dirname(copy))).toMatchObject({
+      key: path.basename(archive),
+      state: 'valid',
+      kind: 'cluster',
+      database: '(cluster: 5 databases)',
+      engine: 'postgres',
+      producer: 'reference',
+      sizeBytes: (await stat(archive)).size,
+    });
+    const text = await cli(['--backup-dir', path.dirname(copy), 'list', 'backups']);
+    expectExit(text, 0);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^${path.basename(archive)} \\[ref\\]\\s+\\(cluster: 5 databases\\)\\s+postgres\\s.*\\svalid$`,
+        'm',
+      ),
+    );
+  });
+
+  it('verify-backup checks the archive’s SHA-256; --deep reads the whole archive and says what it did not check', async () => {
+    const copy = await copyArchive('verify');
+    const full = await cli(['verify-backup', copy]);
+    expectExit(full, 0);
+    expect(full.stdout).toMatch(
+      /^OK {4}.*\[ref\] .*: sha256 [0-9a-f]{16}… matches the reference tool's metadata$/m,
+    );
+    const deep = await cli(['verify-backup', path.dirname(copy), '--deep']);
+    expectExit(deep, 0);
+    expect(deep.stdout).toContain('gzip and tar intact, globals.sql and 5 dumps (4 custom, 1 plain SQL)');
+    expect(deep.stdout).toContain("the dumps' data is not read to the end for reference cluster archives");
+  });
+
+  it('a flipped byte fails verification (exit 1), with or without --deep', async () => {
+    const copy = await copyArchive('flipped');
+    const bytes = await readFile(copy);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+    await writeFile(copy, bytes);
+    for (const extra of [[], ['--deep']]) {
+      const r = await cli(['verify-backup', copy, ...extra]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(
+        /^FAIL .*\[ref\] .*: corrupt: checksum mismatch: expected sha256 [0-9a-f]{64}/m,
+      );
+      expect(r.stderr).toContain('1 of 1 backup failed verification');
+    }
+  });
+
+  it('a truncated archive is corrupt, one without its .meta.json incomplete', async () => {
+    const short = await copyArchive('truncated');
+    const size = (await stat(short)).size;
+    await truncate(short, size - 1000);
+    expect(await only(path.dirname(short))).toMatchObject({
+      state: 'corrupt',
+      detail: `size mismatch: expected ${size} bytes, found ${size - 1000}`,
+      producer: 'reference',
+    });
+    const bare = await copyArchive('bare', true);
+    expect(await only(path.dirname(bare))).toMatchObject({
+      state: 'incomplete',
+      producer: 'reference',
+      kind: 'cluster',
+    });
+    const r = await cli(['verify-backup', bare]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL .*incomplete: no metadata \(\.meta\.json\)/m);
+  });
+
+  it('cleanup leaves it alone', async () => {
+    const copy = await copyArchive('cleanup');
+    const where = path.dirname(copy);
+    const before = await listDir(where);
+    const plan = await cleanupJson(where, ['--keep-last', '1', '--prune-incomplete', '--grace', '0']);
+    expect(plan.decisions).toEqual([]);
+    expect(plan.incomplete).toEqual([]);
+    expect(plan.deleted).toEqual([]);
+    expect(plan.leftAlone).toEqual([path.basename(copy)]);
+    expect(await listDir(where)).toEqual(before);
   });
 });

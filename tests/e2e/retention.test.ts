@@ -222,7 +222,16 @@ describe('dbbackup cleanup: plan and dry run', () => {
     expectExit(r, 0);
     const plan = planOf(r.stdout);
     expect(sorted(Object.keys(plan))).toEqual(
-      sorted(['location', 'dryRun', 'decisions', 'incomplete', 'deleted', 'freedBytes', 'errors']),
+      sorted([
+        'location',
+        'dryRun',
+        'decisions',
+        'incomplete',
+        'deleted',
+        'freedBytes',
+        'errors',
+        'leftAlone',
+      ]),
     );
     expect(plan).toMatchObject({
       location: dir,

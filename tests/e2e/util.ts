@@ -101,6 +101,7 @@ export interface PlanJson {
   deleted: string[];
   freedBytes: number;
   errors: string[];
+  leftAlone: string[];
 }
 
 /** One entry of `list backups --json`. */

@@ -98,6 +98,8 @@ export interface CleanupResult {
   deleted: string[];
   freedBytes: number;
   errors: string[];
+  /** The reference tool's backups: never kept or deleted by rules, never pruned (see README, Migrating). */
+  leftAlone: string[];
 }
 
 /** Plan (and unless dry-run, apply) a retention policy to the backups in one store. */
@@ -126,6 +128,7 @@ export async function runCleanup(storage: Storage, o: CleanupOptions): Promise<C
     deleted: [],
     freedBytes: 0,
     errors: [],
+    leftAlone: entries.filter((e) => e.producer === 'reference').map((e) => e.key),
   };
   for (const d of decisions.filter((x) => !x.keep)) {
     if (o.dryRun) continue;
@@ -140,7 +143,11 @@ export async function runCleanup(storage: Storage, o: CleanupOptions): Promise<C
   // Incomplete and corrupt backups are reported; removed only on request, and only once old enough
   // that no backup still running could own them.
   const graceMs = o.graceHours * 3_600_000;
-  for (const e of entries.filter((x) => x.state !== 'valid' && (x.group === null || !o.group))) {
+  // The reference tool's backups are another tool's files: a cluster_<ts>.tar.gz without its
+  // .meta.json may still restore, so even a damaged one is only reported.
+  for (const e of entries.filter(
+    (x) => x.state !== 'valid' && x.producer !== 'reference' && (x.group === null || !o.group),
+  )) {
     const old = e.created !== null && now.getTime() - e.created.getTime() > graceMs;
     const remove = o.pruneIncomplete && old && !o.dryRun;
     if (remove) {
@@ -181,6 +188,10 @@ export function printCleanup(r: CleanupResult, dryRun: boolean, json: boolean): 
       dryRun ? doomed.reduce((s, d) => s + (d.sizeBytes ?? 0), 0) : r.freedBytes,
     )} ${dryRun ? 'would be freed' : 'freed'}.`,
   );
+  if (r.leftAlone.length)
+    out.line(
+      `${r.leftAlone.length} backup${r.leftAlone.length === 1 ? '' : 's'} of the reference tool left alone (retention does not apply to them): ${r.leftAlone.join(', ')}`,
+    );
   for (const e of r.errors) out.note(`error: ${e}`);
 }
 

@@ -14,6 +14,9 @@ import {
   table,
 } from '../context.js';
 
+/** Marks the reference tool's backups in the NAME column; explained under the table. */
+export const REFERENCE_MARK = ' [ref]';
+
 export function printBackupList(location: string, entries: CatalogEntry[], json: boolean): void {
   if (json) {
     out.json({ location, backups: entries });
@@ -24,7 +27,7 @@ export function printBackupList(location: string, entries: CatalogEntry[], json:
     return;
   }
   const rows = entries.map((e) => [
-    e.key,
+    e.producer === 'reference' ? `${e.key}${REFERENCE_MARK}` : e.key,
     e.database ?? '?',
     e.engine ?? '?',
     e.created ? e.created.toISOString().replace('T', ' ').slice(0, 19) : '?',
@@ -34,6 +37,10 @@ export function printBackupList(location: string, entries: CatalogEntry[], json:
   out.line(`Backups in ${location}:`);
   for (const line of table(['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'], rows))
     out.line(line);
+  if (entries.some((e) => e.producer === 'reference'))
+    out.line(
+      `${REFERENCE_MARK.trim()} made by the reference tool: restore and verify-backup read it; retention rules (cleanup) do not apply to it.`,
+    );
 }
 
 export function listCommand(): Command {

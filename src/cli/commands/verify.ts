@@ -121,10 +121,11 @@ interface VerifyCommandOptions extends EncryptionFlags {
   json?: boolean;
 }
 
-/** The output line of one result. */
+/** The output line of one result; the reference tool's backups are marked `[ref]`. */
 export function resultLine(r: VerifyResult): string {
   const size = r.sizeBytes === null ? '' : ` (${formatBytes(r.sizeBytes)})`;
-  return `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}${size}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`;
+  const mark = r.producer === 'reference' ? ' [ref]' : '';
+  return `${r.state === 'valid' ? 'OK  ' : 'FAIL'}  ${r.location}${mark}${size}: ${r.state === 'valid' ? r.detail : `${r.state}: ${r.detail}`}`;
 }
 
 /** Options for verifyAny from --quick / --deep and the key options; checks their combination. */
