@@ -1,7 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { Readable, pipeline, type Transform } from 'node:stream';
 import { finished, pipeline as pipelineAsync } from 'node:stream/promises';
-import type mysql from 'mysql2/promise';
 import type pg from 'pg';
 import {
   METADATA_SCHEMA,
@@ -14,7 +12,6 @@ import {
 } from '../catalog/metadata.js';
 import { META_SUFFIX, SHA256_SUFFIX, extensionFor, safeName, timestampTag } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
-import { parseOptionGroups } from '../engines/mysql-options.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import {
   ConnectionError,
@@ -514,23 +511,27 @@ async function openPgSample(
 ): Promise<SampleSource> {
   // The drivers are loaded here, not at start-up: every other command would pay for them.
   const { default: pgDriver } = await import('pg');
-  const { pgSsl } = await import('../engines/postgres.js');
+  const { connectWithTls, nodeTls, pgTls } = await import('../engines/tls.js');
   const ident = pgDriver.escapeIdentifier;
-  // The same connection settings the dump tools get (host, port, user, password, SSL mode).
+  // The same connection settings the dump tools get (host, port, user, password, TLS).
   const env = dump.env;
-  const client = new pgDriver.Client({
-    host: env.PGHOST,
-    port: env.PGPORT ? Number(env.PGPORT) : undefined,
-    user: env.PGUSER,
-    password: env.PGPASSWORD,
-    database,
-    ssl: pgSsl(env.PGSSLMODE),
-    connectionTimeoutMillis: 15_000,
-    application_name: 'dbbackup',
-  });
-  client.on('error', () => undefined);
+  let client: pg.Client;
   try {
-    await client.connect();
+    client = await connectWithTls(pgTls(env, (env.PGHOST ?? '').startsWith('/')), async (ssl) => {
+      const c = new pgDriver.Client({
+        host: env.PGHOST,
+        port: env.PGPORT ? Number(env.PGPORT) : undefined,
+        user: env.PGUSER,
+        password: env.PGPASSWORD,
+        database,
+        ssl: nodeTls(ssl),
+        connectionTimeoutMillis: 15_000,
+        application_name: 'dbbackup',
+      });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    });
   } catch (err) {
     throw new ConnectionError(
       `Cannot connect to PostgreSQL at ${engine.endpoint} (database "${database}"): ${errorMessage(err)}`,
@@ -931,30 +932,6 @@ function myIdent(name: string): string {
   return `\`${name.replace(/`/g, '``')}\``;
 }
 
-/** Driver settings from the dump command (its option file holds the password, never argv). */
-async function mysqlConnectionOptions(dump: ToolCommand): Promise<mysql.ConnectionOptions> {
-  const opts: mysql.ConnectionOptions = {};
-  let ssl: 'off' | 'on' | 'verify' | undefined;
-  for (const arg of dump.args) {
-    if (arg === '--') break;
-    const [flag, ...rest] = arg.split('=');
-    const value = rest.join('=');
-    if (flag === '--defaults-extra-file') {
-      const text = await readFile(value, 'utf8').catch(() => '');
-      const password = parseOptionGroups(text, ['client']).password;
-      if (password !== undefined) opts.password = password;
-    } else if (flag === '--user') opts.user = value;
-    else if (flag === '--socket') opts.socketPath = value;
-    else if (flag === '--host') opts.host = value;
-    else if (flag === '--port') opts.port = Number(value);
-    else if (flag === '--skip-ssl') ssl = 'off';
-    else if (flag === '--ssl') ssl ??= 'on';
-    else if (flag === '--ssl-verify-server-cert') ssl = 'verify';
-  }
-  if (ssl === 'on' || ssl === 'verify') opts.ssl = { rejectUnauthorized: ssl === 'verify' };
-  return opts;
-}
-
 async function openMySample(
   engine: DatabaseEngine,
   dump: ToolCommand,
@@ -965,27 +942,10 @@ async function openMySample(
   onWarning: (line: string) => void,
   signal?: AbortSignal,
 ): Promise<SampleSource> {
-  const { default: mysqlDriver } = await import('mysql2/promise');
-  let conn: mysql.Connection;
-  try {
-    conn = await mysqlDriver.createConnection({
-      ...(await mysqlConnectionOptions(dump)),
-      database,
-      charset: 'utf8mb4',
-      connectTimeout: 15_000,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true,
-    });
-  } catch (err) {
-    throw new ConnectionError(
-      `Cannot connect to ${engine.endpoint} (database "${database}"): ${errorMessage(err)}`,
-      {
-        hint: 'Check --host, --port, --user and the password.',
-        cause: err,
-      },
-    );
-  }
+  // The engine's own connection: the same server, credentials and TLS as the dump tool.
+  const { MysqlEngine } = await import('../engines/mysql.js');
+  if (!(engine instanceof MysqlEngine)) throw new Error('openMySample: not a MySQL/MariaDB engine');
+  const conn = await engine.connect(database, { charset: 'utf8mb4', dateStrings: true });
   conn.on('error', () => undefined);
   const running = new Set<ToolProcess>();
   let closed = false;

@@ -21,6 +21,7 @@ export interface GlobalOptions {
   compression?: string;
   compressionAlgo?: string;
   sslMode?: string;
+  sslCa?: string;
   cloudProvider?: string;
   cloudBucket?: string;
   cloudPrefix?: string;
@@ -95,6 +96,7 @@ export function connectionOptions(g: GlobalOptions, engine: Engine): ConnectionO
     user: g.user,
     password,
     sslMode: g.sslMode,
+    sslCa: g.sslCa,
     database: g.database,
   };
 }

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { DbBackupError, errorMessage, rememberedSecrets } from '../errors.js';
 import { maskSecrets } from '../engines/connection.js';
+import { SSL_MODES } from '../engines/tls.js';
 import { TOOL_VERSION } from '../version.js';
 
 /**
@@ -55,7 +56,16 @@ async function buildProgram(argv: string[]): Promise<Command> {
         'none',
       ]),
     )
-    .option('--ssl-mode <mode>', 'disable, require, verify-ca or verify-full (env PGSSLMODE)')
+    .addOption(
+      new Option(
+        '--ssl-mode <mode>',
+        'TLS to the server, as libpq: prefer (default) tries TLS then plain (env PGSSLMODE)',
+      ).choices(SSL_MODES),
+    )
+    .option(
+      '--ssl-ca <file>',
+      "CA certificate that signed the server's (verify-ca, verify-full; env PGSSLROOTCERT)",
+    )
     .option(
       '--cloud-provider <provider>',
       's3, minio, b2, azure or gcs (with --cloud-bucket, instead of a URI)',

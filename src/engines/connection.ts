@@ -8,6 +8,8 @@ export interface ConnectionOptions {
   user?: string;
   password?: string;
   sslMode?: string;
+  /** CA certificate file for verifying the server (`--ssl-ca`). */
+  sslCa?: string;
   /** Database the driver connects to for server-level queries (`--database`). */
   database?: string;
 }

@@ -17,7 +17,18 @@ import type {
 } from './engine.js';
 import { optionFileLine, readClientOptions } from './mysql-options.js';
 import { SecretFiles } from './secrets.js';
-import { parseVersion, shouldCountExactly, toolVersion, whichFirst } from './tools.js';
+import { parseVersion, shouldCountExactly, toolVersion, versionBanner, whichFirst } from './tools.js';
+import {
+  connectWithTls,
+  isTlsFailure,
+  parseSslMode,
+  readPem,
+  TLS_HINT,
+  tlsAttempts,
+  type SslMode,
+  type TlsAttempt,
+  type TlsFiles,
+} from './tls.js';
 
 const SYSTEM_SCHEMAS = ['information_schema', 'performance_schema', 'mysql', 'sys'];
 const SOCKETS = [
@@ -40,7 +51,10 @@ export class MysqlEngine implements DatabaseEngine {
   readonly endpoint: string;
   private readonly socket: string | undefined;
   private readonly password: string | undefined;
-  private readonly sslMode: string | undefined;
+  private readonly sslMode: SslMode | undefined;
+  /** `--ssl-ca`, passed on to the tools (which read ~/.my.cnf's ssl-ca themselves). */
+  private readonly sslCa: string | undefined;
+  private readonly tlsFiles: () => TlsFiles;
   private readonly secrets = new SecretFiles();
   private defaultsFile: Promise<string | undefined> | undefined;
 
@@ -52,7 +66,17 @@ export class MysqlEngine implements DatabaseEngine {
     this.user = options.user ?? file.user ?? os.userInfo().username;
     // MYSQL_PWD is honoured for compatibility, but we never pass it on: children get a 0600 file.
     this.password = options.password ?? env.MYSQL_PWD ?? file.password;
-    this.sslMode = options.sslMode;
+    this.sslMode = parseSslMode(options.sslMode, '--ssl-mode');
+    this.sslCa = options.sslCa;
+    const ca = options.sslCa ?? file['ssl-ca'];
+    const cert = file['ssl-cert'];
+    const key = file['ssl-key'];
+    // Read when a connection needs them: a command that never connects must not fail on a CA file.
+    this.tlsFiles = () => ({
+      ca: ca ? readPem(ca, 'CA certificate (--ssl-ca, ssl-ca)') : undefined,
+      cert: cert && key ? readPem(cert, 'client certificate (ssl-cert)') : undefined,
+      key: cert && key ? readPem(key, 'client key (ssl-key)') : undefined,
+    });
     this.socket =
       this.host === 'localhost'
         ? (env.MYSQL_UNIX_PORT ?? file.socket ?? SOCKETS.find((s) => existsSync(s)))
@@ -60,28 +84,35 @@ export class MysqlEngine implements DatabaseEngine {
     this.endpoint = this.socket ? this.socket : `${this.host}:${this.port}`;
   }
 
-  private async connect(database?: string): Promise<mysql.Connection> {
+  /** A driver connection with the same TLS the tools get (see tls.ts for the order of attempts). */
+  async connect(database?: string, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
     try {
-      return await mysql.createConnection({
-        host: this.socket ? undefined : this.host,
-        port: this.socket ? undefined : this.port,
-        socketPath: this.socket,
-        user: this.user,
-        password: this.password,
-        database,
-        connectTimeout: 15_000,
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-        ssl:
-          this.sslMode && this.sslMode !== 'disable'
-            ? { rejectUnauthorized: this.sslMode.startsWith('verify') }
-            : undefined,
-      });
+      const attempts = tlsAttempts(this.sslMode ?? 'prefer', this.tlsFiles(), Boolean(this.socket));
+      return await connectWithTls(attempts, (ssl) =>
+        mysql.createConnection({
+          host: this.socket ? undefined : this.host,
+          port: this.socket ? undefined : this.port,
+          socketPath: this.socket,
+          user: this.user,
+          password: this.password,
+          database,
+          connectTimeout: 15_000,
+          supportBigNumbers: true,
+          bigNumberStrings: true,
+          ssl: mysqlSsl(ssl),
+          ...extra,
+        }),
+      );
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       const message = errorMessage(err);
       let hint = 'Check --host, --port and --user, and that the server is running.';
-      if (/Access denied/i.test(message))
-        hint = 'Check the user and password (--password, or password= in ~/.my.cnf).';
+      if (isTlsFailure(message)) hint = TLS_HINT;
+      else if (/Access denied/i.test(message))
+        hint =
+          this.sslMode === 'disable'
+            ? 'Check the user and password (--password, or password= in ~/.my.cnf); a user created with REQUIRE SSL cannot connect with --ssl-mode disable.'
+            : 'Check the user and password (--password, or password= in ~/.my.cnf).';
       else if (/Unknown database/i.test(message))
         hint = 'Run "dbbackup list" to see the databases on this server.';
       else if (/ECONNREFUSED|ENOENT|EHOSTUNREACH|ETIMEDOUT/i.test(message))
@@ -314,7 +345,7 @@ export class MysqlEngine implements DatabaseEngine {
   }
 
   /** Arguments every client program gets; the password file must come first (a client rule). */
-  private async connectionArgs(): Promise<string[]> {
+  private async connectionArgs(program: string): Promise<string[]> {
     this.defaultsFile ??=
       this.password === undefined
         ? Promise.resolve(undefined)
@@ -324,9 +355,10 @@ export class MysqlEngine implements DatabaseEngine {
     args.push(`--user=${this.user}`);
     if (this.socket) args.push(`--socket=${this.socket}`);
     else args.push('--protocol=TCP', `--host=${this.host}`, `--port=${this.port}`);
-    if (this.sslMode === 'disable') args.push('--skip-ssl');
-    else if (this.sslMode === 'require') args.push('--ssl');
-    else if (this.sslMode?.startsWith('verify')) args.push('--ssl', '--ssl-verify-server-cert');
+    if (!this.socket) {
+      const mariadb = /MariaDB/i.test((await versionBanner(program)) ?? 'MariaDB');
+      args.push(...clientTlsArgs(this.sslMode, this.sslCa, mariadb));
+    }
     return args;
   }
 
@@ -357,7 +389,7 @@ export class MysqlEngine implements DatabaseEngine {
   async dumpCommand(database: string, _format: DumpFormat): Promise<ToolCommand> {
     const tool = await this.program(this.dumpPrograms());
     const args = [
-      ...(await this.connectionArgs()),
+      ...(await this.connectionArgs(tool.path)),
       // One consistent snapshot for InnoDB tables without locking writers.
       '--single-transaction',
       '--quick',
@@ -378,7 +410,7 @@ export class MysqlEngine implements DatabaseEngine {
   async restoreCommand(o: RestoreCommandOptions): Promise<ToolCommand> {
     const tool = await this.program(this.clientPrograms());
     const args = [
-      ...(await this.connectionArgs()),
+      ...(await this.connectionArgs(tool.path)),
       '--default-character-set=utf8mb4',
       '--batch',
       `--database=${o.target}`,
@@ -415,5 +447,50 @@ export class MysqlEngine implements DatabaseEngine {
 
   async close(): Promise<void> {
     await this.secrets.dispose();
+  }
+}
+
+/** mysql2's TLS options for an attempt: it checks the host name only when told to (verifyIdentity). */
+function mysqlSsl(attempt: TlsAttempt): mysql.SslOptions | undefined {
+  if (!attempt) return undefined;
+  const { files, verify } = attempt;
+  return {
+    ...(files.ca ? { ca: files.ca } : {}),
+    ...(files.cert && files.key ? { cert: files.cert, key: files.key } : {}),
+    rejectUnauthorized: verify !== 'none',
+    verifyIdentity: verify === 'full',
+  };
+}
+
+/**
+ * The TLS options of a client program for an sslmode: MariaDB's clients (`--ssl`, `--skip-ssl`,
+ * `--ssl-verify-server-cert`; from 11.4 they verify by default, so `require` says not to) or Oracle
+ * MySQL's (`--ssl-mode=REQUIRED`…). No mode: the client's own default (both try TLS, unverified).
+ */
+export function clientTlsArgs(mode: SslMode | undefined, ca: string | undefined, mariadb: boolean): string[] {
+  const caArg = ca ? [`--ssl-ca=${ca}`] : [];
+  if (mode === undefined) return caArg;
+  if (!mariadb) {
+    const oracle: Record<SslMode, string> = {
+      disable: 'DISABLED',
+      allow: 'PREFERRED',
+      prefer: 'PREFERRED',
+      require: 'REQUIRED',
+      'verify-ca': 'VERIFY_CA',
+      'verify-full': 'VERIFY_IDENTITY',
+    };
+    return mode === 'disable' ? [`--ssl-mode=${oracle[mode]}`] : [`--ssl-mode=${oracle[mode]}`, ...caArg];
+  }
+  switch (mode) {
+    case 'disable':
+      return ['--skip-ssl'];
+    case 'allow':
+    case 'prefer':
+      return caArg;
+    case 'require':
+      return ['--ssl', '--skip-ssl-verify-server-cert', ...caArg];
+    case 'verify-ca':
+    case 'verify-full':
+      return ['--ssl', '--ssl-verify-server-cert', ...caArg];
   }
 }

@@ -16,6 +16,16 @@ import type {
   ToolStatus,
 } from './engine.js';
 import { findPgTool, parseVersion, shouldCountExactly, toolVersion } from './tools.js';
+import {
+  connectWithTls,
+  isTlsFailure,
+  nodeTls,
+  parseSslMode,
+  pgTls,
+  TLS_HINT,
+  type SslMode,
+  type TlsAttempt,
+} from './tls.js';
 
 const USER_SCHEMA_FILTER = `n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
@@ -38,15 +48,20 @@ export class PostgresEngine implements DatabaseEngine {
   readonly user: string;
   readonly endpoint: string;
   private readonly password: string | undefined;
-  private readonly sslMode: string | undefined;
+  private readonly sslMode: SslMode | undefined;
+  private readonly sslCa: string | undefined;
   private readonly maintenanceDb: string;
+  private tls: TlsAttempt[] | undefined;
 
   constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
     this.port = options.port ?? (env.PGPORT ? Number(env.PGPORT) : 5432);
     this.host = options.host ?? env.PGHOST ?? defaultHost(this.port);
     this.user = options.user ?? env.PGUSER ?? os.userInfo().username;
     this.password = options.password ?? env.PGPASSWORD ?? undefined;
-    this.sslMode = options.sslMode ?? env.PGSSLMODE ?? undefined;
+    this.sslMode = options.sslMode
+      ? parseSslMode(options.sslMode, '--ssl-mode')
+      : parseSslMode(env.PGSSLMODE, 'PGSSLMODE');
+    this.sslCa = options.sslCa;
     this.maintenanceDb = options.database ?? env.PGDATABASE ?? 'postgres';
     this.endpoint = this.host.startsWith('/')
       ? `${this.host}/.s.PGSQL.${this.port}`
@@ -55,19 +70,25 @@ export class PostgresEngine implements DatabaseEngine {
 
   /** Run `fn` with a fresh client connected to `database`; always closes it. */
   private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({
-      host: this.host,
-      port: this.port,
-      user: this.user,
-      password: this.password,
-      database,
-      ssl: pgSsl(this.sslMode),
-      connectionTimeoutMillis: 15_000,
-      application_name: 'dbbackup',
-    });
-    client.on('error', () => undefined);
+    // The driver follows the same libpq variables as the tools (toolEnv), so both connect alike.
+    this.tls ??= pgTls(this.toolEnv(), this.host.startsWith('/'));
+    let client: pg.Client;
     try {
-      await client.connect();
+      client = await connectWithTls(this.tls, async (ssl) => {
+        const c = new pg.Client({
+          host: this.host,
+          port: this.port,
+          user: this.user,
+          password: this.password,
+          database,
+          ssl: nodeTls(ssl),
+          connectionTimeoutMillis: 15_000,
+          application_name: 'dbbackup',
+        });
+        c.on('error', () => undefined);
+        await c.connect();
+        return c;
+      });
     } catch (err) {
       throw this.connectionError(err, database);
     }
@@ -82,7 +103,9 @@ export class PostgresEngine implements DatabaseEngine {
     const message = errorMessage(err);
     const code = errnoCode(err);
     let hint = 'Check --host, --port and --user (or PGHOST, PGPORT, PGUSER) and that the server is running.';
-    if (/password authentication failed|no password supplied|SASL/i.test(message)) {
+    if (isTlsFailure(message)) {
+      hint = TLS_HINT;
+    } else if (/password authentication failed|no password supplied|SASL/i.test(message)) {
       hint = 'Check the password: --password, PGPASSWORD or ~/.pgpass (PGPASSFILE).';
     } else if (code === '3D000' || /database .* does not exist/i.test(message)) {
       hint = 'Run "dbbackup list" to see the databases on this server.';
@@ -289,6 +312,7 @@ export class PostgresEngine implements DatabaseEngine {
     else delete env.PGDATABASE;
     if (this.password !== undefined) env.PGPASSWORD = this.password;
     if (this.sslMode !== undefined) env.PGSSLMODE = this.sslMode;
+    if (this.sslCa !== undefined) env.PGSSLROOTCERT = this.sslCa;
     return env;
   }
 
@@ -356,20 +380,5 @@ export class PostgresEngine implements DatabaseEngine {
 
   async close(): Promise<void> {
     // Clients are per call; nothing stays open.
-  }
-}
-
-/** libpq's sslmode as node-postgres understands it: allow/prefer fall back to plain connections. */
-export function pgSsl(mode: string | undefined): pg.ClientConfig['ssl'] {
-  switch (mode) {
-    case undefined:
-    case 'disable':
-    case 'allow':
-    case 'prefer':
-      return false;
-    case 'require':
-      return { rejectUnauthorized: false };
-    default:
-      return true;
   }
 }

@@ -56,13 +56,24 @@ export function majorVersion(version: string): number {
   return Number.parseInt(version.split('.')[0] ?? '0', 10);
 }
 
-export async function toolVersion(file: string): Promise<string | null> {
-  try {
-    const { stdout } = await execFileAsync(file, ['--version'], { timeout: 10_000 });
-    return parseVersion(stdout);
-  } catch {
-    return null;
+const banners = new Map<string, Promise<string | null>>();
+
+/** What `<file> --version` prints (asked once per program), or null when it cannot run. */
+export function versionBanner(file: string): Promise<string | null> {
+  let banner = banners.get(file);
+  if (!banner) {
+    banner = execFileAsync(file, ['--version'], { timeout: 10_000 }).then(
+      ({ stdout }) => stdout,
+      () => null,
+    );
+    banners.set(file, banner);
   }
+  return banner;
+}
+
+export async function toolVersion(file: string): Promise<string | null> {
+  const banner = await versionBanner(file);
+  return banner === null ? null : parseVersion(banner);
 }
 
 /**

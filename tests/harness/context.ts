@@ -8,6 +8,11 @@ export interface PgServerInfo {
   socketDir: string;
   /** Directory of the matching initdb/pg_dump/psql binaries. */
   binDir: string;
+  /**
+   * The CA certificate that signed the server's SSL certificate (CN/SAN 127.0.0.1, SAN localhost);
+   * SSL is on for every connection that asks for it, and required only for role dbb_ssl.
+   */
+  caFile: string;
 }
 
 export interface MyServerInfo {
@@ -17,6 +22,11 @@ export interface MyServerInfo {
   user: string;
   /** Unix socket path of the server. */
   socket: string;
+  /**
+   * The CA certificate that signed the server's SSL certificate (CN/SAN 127.0.0.1, SAN localhost);
+   * SSL is available to every client, and required only for users created with REQUIRE SSL.
+   */
+  caFile: string;
 }
 
 declare module 'vitest' {

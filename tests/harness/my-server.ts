@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import type { MyServerInfo } from './context.js';
-import { INSTALL_HINT, type RunningServer } from './pg-server.js';
+import { INSTALL_HINT, makeTestTls, type RunningServer, type TlsFiles } from './pg-server.js';
 import { cmdlineHas, freePort, isAlive, isRoot, run, tail, waitFor } from './proc.js';
 
 export const MY_PREFIX = 'dbbackup-test-my-';
@@ -38,7 +38,7 @@ async function findMyBinaries(): Promise<{ server: string; installDb: string }> 
   return { server, installDb };
 }
 
-function serverArgs(dir: string, port: number): string[] {
+function serverArgs(dir: string, port: number, tls: TlsFiles): string[] {
   return [
     '--no-defaults',
     `--datadir=${path.join(dir, 'data')}`,
@@ -64,6 +64,10 @@ function serverArgs(dir: string, port: number): string[] {
     // Debian's packaged config uses utf8mb4; --no-defaults would otherwise mean latin1.
     '--character-set-server=utf8mb4',
     '--collation-server=utf8mb4_general_ci',
+    // SSL available to every client; only accounts created with REQUIRE SSL need it.
+    `--ssl-ca=${tls.caFile}`,
+    `--ssl-cert=${tls.certFile}`,
+    `--ssl-key=${tls.keyFile}`,
   ];
 }
 
@@ -108,9 +112,10 @@ export async function startMy(): Promise<RunningServer<MyServerInfo>> {
     ]);
     if (install.code !== 0)
       throw new Error(`${bins.installDb} failed:\n${install.stdout}\n${install.stderr}`);
+    const tls = await makeTestTls(dir, 'mysql');
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const proc = await spawnServer(bins.server, serverArgs(dir, port), path.join(dir, 'stdout.log'));
+      const proc = await spawnServer(bins.server, serverArgs(dir, port, tls), path.join(dir, 'stdout.log'));
       child = proc;
       // Until the socket answers or the process dies (e.g. port taken in the meantime).
       await waitFor('MariaDB to accept socket connections', 60_000, async () => {
@@ -119,7 +124,7 @@ export async function startMy(): Promise<RunningServer<MyServerInfo>> {
         return true;
       });
       if (!exited(proc)) {
-        const info = { host: '127.0.0.1', port, user: 'root', socket };
+        const info = { host: '127.0.0.1', port, user: 'root', socket, caFile: tls.caFile };
         await allowRootOverTcp(info);
         return handle(info, dir, proc);
       }
@@ -133,7 +138,7 @@ export async function startMy(): Promise<RunningServer<MyServerInfo>> {
   }
 }
 
-/** mariadb-install-db usually creates root@127.0.0.1 already; make sure, then prove TCP works. */
+/** mariadb-install-db usually creates root@127.0.0.1 already; make sure, check SSL is on, then prove TCP works. */
 async function allowRootOverTcp(info: MyServerInfo): Promise<void> {
   const conn = await mysql.createConnection({ socketPath: info.socket, user: 'root' });
   try {
@@ -141,6 +146,11 @@ async function allowRootOverTcp(info: MyServerInfo): Promise<void> {
       await conn.query(`CREATE USER IF NOT EXISTS 'root'@'${host}'`);
       await conn.query(`GRANT ALL PRIVILEGES ON *.* TO 'root'@'${host}' WITH GRANT OPTION`);
     }
+    // mariadbd starts without SSL (only logging why) when it cannot load the certificate or key.
+    const [rows] = await conn.query(`SHOW GLOBAL VARIABLES LIKE 'have_ssl'`);
+    const haveSsl = (rows as Array<{ Value?: string }>)[0]?.Value;
+    if (haveSsl !== 'YES')
+      throw new Error(`MariaDB started without SSL (have_ssl = ${haveSsl ?? 'unknown'})`);
   } finally {
     await conn.end();
   }

@@ -1,4 +1,15 @@
-import { access, appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import {
+  access,
+  appendFile,
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -21,6 +32,138 @@ const PASSWORD_HBA = [
   `host all ${PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256`,
   `host all ${PASSWORD_ROLE} ::1/128 scram-sha-256`,
 ];
+
+/**
+ * The one role that may connect only over SSL (TCP 127.0.0.1 with SSL: trust; anything else:
+ * reject). Like PASSWORD_ROLE it is not created here: tests/e2e/ssl.test.ts creates it.
+ */
+export const SSL_ROLE = 'dbb_ssl';
+
+/** pg_hba.conf lines for SSL_ROLE; prepended with PASSWORD_HBA (the first matching line wins). */
+const SSL_HBA = [
+  `hostssl all ${SSL_ROLE} 127.0.0.1/32 trust`,
+  `hostnossl all ${SSL_ROLE} 127.0.0.1/32 reject`,
+  `local all ${SSL_ROLE} reject`,
+  `host all ${SSL_ROLE} ::1/128 reject`,
+];
+
+/** A throwaway server's TLS material (see makeTestTls). */
+export interface TlsFiles {
+  /** The test CA's certificate: what a client needs to verify the server. */
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Generates, with openssl, a small CA and a server certificate it signs for CN 127.0.0.1 with
+ * subjectAltName IP:127.0.0.1 and DNS:localhost, into `<dir>/tls`. As root, the files are given to
+ * `owner` (the server's OS user); the key is 0600, the certificates 0644. The CA key is removed
+ * once the server certificate is signed: nothing else is ever signed by it.
+ */
+export async function makeTestTls(dir: string, owner: string): Promise<TlsFiles> {
+  const tls = path.join(dir, 'tls');
+  await mkdir(tls, { mode: 0o755 });
+  const file = (name: string) => path.join(tls, name);
+  const openssl = async (args: string[]) => {
+    const r = await run('openssl', args, { cwd: tls, timeoutMs: 60_000 }).catch((err: Error) => ({
+      code: -1,
+      stdout: '',
+      stderr: err.message,
+    }));
+    if (r.code !== 0) throw new Error(`openssl ${args.slice(0, 2).join(' ')} failed: ${r.stderr.trim()}`);
+  };
+  // Explicit configs: the system's openssl.cnf must not add or duplicate extensions.
+  await writeFile(
+    file('ca.cnf'),
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      'x509_extensions = v3_ca',
+      '[dn]',
+      'CN = dbbackup test CA',
+      '[v3_ca]',
+      'basicConstraints = critical, CA:TRUE',
+      'keyUsage = critical, keyCertSign, cRLSign',
+      'subjectKeyIdentifier = hash',
+      '',
+    ].join('\n'),
+  );
+  await writeFile(
+    file('server.cnf'),
+    [
+      '[req]',
+      'distinguished_name = dn',
+      'prompt = no',
+      '[dn]',
+      'CN = 127.0.0.1',
+      '[server]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature, keyEncipherment',
+      'extendedKeyUsage = serverAuth',
+      'subjectAltName = IP:127.0.0.1, DNS:localhost',
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
+      '',
+    ].join('\n'),
+  );
+  const rsa = ['-newkey', 'rsa:2048', '-nodes', '-sha256'];
+  await openssl([
+    'req',
+    '-x509',
+    ...rsa,
+    '-config',
+    file('ca.cnf'),
+    '-days',
+    '30',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.crt'),
+  ]);
+  await openssl([
+    'req',
+    '-new',
+    ...rsa,
+    '-config',
+    file('server.cnf'),
+    '-keyout',
+    file('server.key'),
+    '-out',
+    file('server.csr'),
+  ]);
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    file('server.csr'),
+    '-CA',
+    file('ca.crt'),
+    '-CAkey',
+    file('ca.key'),
+    '-set_serial',
+    `0x${randomBytes(8).toString('hex')}`,
+    '-days',
+    '30',
+    '-sha256',
+    '-extfile',
+    file('server.cnf'),
+    '-extensions',
+    'server',
+    '-out',
+    file('server.crt'),
+  ]);
+  for (const name of ['ca.key', 'server.csr', 'ca.cnf', 'server.cnf']) await rm(file(name), { force: true });
+  await chmod(file('server.key'), 0o600);
+  await chmod(file('server.crt'), 0o644);
+  await chmod(file('ca.crt'), 0o644);
+  if (isRoot) {
+    const chown = await run('chown', ['-R', `${owner}:`, tls]);
+    if (chown.code !== 0) throw new Error(`chown ${owner} ${tls} failed: ${chown.stderr}`);
+  }
+  return { caFile: file('ca.crt'), certFile: file('server.crt'), keyFile: file('server.key') };
+}
 
 export interface RunningServer<I> {
   info: I;
@@ -87,7 +230,9 @@ export async function startPg(): Promise<RunningServer<PgServerInfo>> {
     if (init.code !== 0) throw new Error(`initdb failed:\n${init.stdout}\n${init.stderr}`);
     const hba = path.join(data, 'pg_hba.conf');
     // Written in place (not replaced), so the file keeps initdb's owner and mode.
-    await writeFile(hba, `${PASSWORD_HBA.join('\n')}\n${await readFile(hba, 'utf8')}`);
+    await writeFile(hba, `${[...PASSWORD_HBA, ...SSL_HBA].join('\n')}\n${await readFile(hba, 'utf8')}`);
+    // SSL is on for everyone (libpq's default sslmode=prefer then uses it); only SSL_ROLE requires it.
+    const tls = await makeTestTls(dir, 'postgres');
     // Settings go into postgresql.conf rather than pg_ctl -o, which pg_ctl passes through a shell.
     const conf = [
       "listen_addresses = '127.0.0.1'",
@@ -99,6 +244,9 @@ export async function startPg(): Promise<RunningServer<PgServerInfo>> {
       "timezone = 'UTC'",
       "log_timezone = 'UTC'",
       "password_encryption = 'scram-sha-256'",
+      'ssl = on',
+      `ssl_cert_file = '${tls.certFile}'`,
+      `ssl_key_file = '${tls.keyFile}'`,
     ];
     await appendFile(path.join(data, 'postgresql.conf'), `\n${conf.join('\n')}\n`);
     for (let attempt = 1; ; attempt++) {
@@ -107,7 +255,14 @@ export async function startPg(): Promise<RunningServer<PgServerInfo>> {
       await appendFile(path.join(data, 'postgresql.conf'), `port = ${port}\n`);
       const start = await pgTool(binDir, 'pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', 'start'], dir);
       if (start.code === 0) {
-        const info = { host: '127.0.0.1', port, user: 'postgres', socketDir: dir, binDir };
+        const info = {
+          host: '127.0.0.1',
+          port,
+          user: 'postgres',
+          socketDir: dir,
+          binDir,
+          caFile: tls.caFile,
+        };
         await waitFor('PostgreSQL to accept connections', 30_000, () => pgPing(info));
         return handle(info, dir, data);
       }
