@@ -82,7 +82,7 @@ Examples:
         );
       }
       const { algorithm, level } = compressionChoice(g);
-      const engine = openEngine(connectionOptions(g, engineName));
+      const engine = await openEngine(connectionOptions(g, engineName));
       const policy = retentionPolicy(opts);
       // Validated before the backup starts, so a typo cannot fail after it.
       const timeZone = timeZoneOf(opts);
@@ -169,7 +169,7 @@ Examples:
       const encryption = await protectorsFromFlags(encryptionFlags(opts));
       const where = cloudUri(g, opts.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
-      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
+      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
       try {
         const manifest = await backupCluster({
           engine,

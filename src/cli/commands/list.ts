@@ -49,7 +49,7 @@ export function listCommand(): Command {
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
+      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
       try {
         const [server, databases] = await Promise.all([engine.serverInfo(), engine.listDatabases()]);
         if (opts.json) {

@@ -35,7 +35,7 @@ Exit status: 0 when every check passes (warnings allowed), 1 when any fails.`,
     )
     .action(async (database: string | undefined, opts: { cloud?: string; json?: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
+      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
       try {
         const { algorithm, level } = compressionChoice(g);
         const results = await runPreflight({

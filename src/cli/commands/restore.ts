@@ -165,7 +165,7 @@ Examples:
           'Omit --db-type: the engine is detected from the backup.',
         );
       }
-      const engine = openEngine(connectionOptions(g, asked ?? needed));
+      const engine = await openEngine(connectionOptions(g, asked ?? needed));
       try {
         const inputs = {
           storage,
@@ -253,7 +253,7 @@ Examples:
         const keys = clusterUnlockers;
         await sniff(cluster.storage, manifest.globals.file, async () => keys);
       }
-      const engine = openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
+      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
       try {
         const inputs = {
           storage: cluster.storage,
@@ -325,7 +325,7 @@ async function restoreReferenceArchive(
   mode: ProgressMode,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
-  const engine = openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(connectionOptions(g, 'postgres'));
   try {
     const inputs: LegacyClusterInputs = {
       storage,
@@ -404,7 +404,7 @@ async function restoreReferenceMember(
   await requireReferenceArchive(storage, key, g);
   if (Number(opts.jobs) > 1)
     out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
-  const engine = openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(connectionOptions(g, 'postgres'));
   try {
     const inputs: LegacyMemberInputs = {
       storage,

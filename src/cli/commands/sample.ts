@@ -140,7 +140,7 @@ Examples:
       const spec = sampleSpecFromOptions(opts);
       const engineName = explicitEngine(g) ?? 'postgres';
       const { algorithm, level } = compressionChoice(g);
-      const engine = openEngine(connectionOptions(g, engineName));
+      const engine = await openEngine(connectionOptions(g, engineName));
       const stores = await backupStores(g, opts.cloud);
       try {
         const result = await backupSample({

@@ -22,7 +22,7 @@ export function statusCommand(): Command {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       const engineName = explicitEngine(g) ?? 'postgres';
-      const engine = openEngine(connectionOptions(g, engineName));
+      const engine = await openEngine(connectionOptions(g, engineName));
       try {
         const [server, tools] = await Promise.all([
           engine.serverInfo().then(
