@@ -199,6 +199,51 @@ describe('PostgreSQL failures leave nothing that looks like a backup', () => {
     }
   });
 
+  it('verify-backup with a quoted glob: one line per match, exit 1 naming the damaged one; --json; no match is exit 2', async () => {
+    const { dir, file } = await copyBackup(good);
+    try {
+      expectExit(
+        await cli([
+          ...pgArgs(),
+          '--backup-dir',
+          dir,
+          '--compression-algo',
+          'gzip',
+          'backup',
+          'single',
+          small,
+        ]),
+        0,
+      );
+      const bytes = await readFile(file);
+      bytes[100] = (bytes[100] ?? 0) ^ 0xff;
+      await writeFile(file, bytes);
+
+      // dbbackup expands the pattern itself (quoted, the shell does not): only data files, no sidecars.
+      const r = await cli(['verify-backup', path.join(dir, `${small}_*`)]);
+      expect(r.code).toBe(1);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines).toContainEqual(
+        expect.stringMatching(new RegExp(`^FAIL .*${path.basename(file)}.*checksum mismatch`)),
+      );
+      expect(lines).toContainEqual(expect.stringMatching(/^OK .*\.dump\.gz .*matches$/));
+      expect(r.stderr).toContain('1 of 2 backups failed verification');
+
+      const json = await cli(['verify-backup', path.join(dir, '*.gz'), '--json']);
+      expectExit(json, 0);
+      const parsed = JSON.parse(json.stdout) as { results: Array<{ state: string; key: string }> };
+      expect(parsed.results.map((x) => x.state)).toEqual(['valid']);
+
+      const none = await cli(['verify-backup', path.join(dir, 'nothing*')]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain('No backups match');
+      expect(none.stderr).toMatch(/^hint: .*quote globs/m);
+    } finally {
+      await removeDir(dir);
+    }
+  });
+
   it('a truncated file: verify reports the size mismatch, list shows it corrupt', async () => {
     const { dir, file } = await copyBackup(good);
     try {
