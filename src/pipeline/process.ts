@@ -73,6 +73,7 @@ export class ToolProcess {
     if (code !== 0) {
       const shown = this.errors.length ? this.errors : this.tail;
       throw new ToolError(`${this.name} failed (exit code ${code})${shown[0] ? `: ${shown[0]}` : ''}`, {
+        hint: toolFailureHint(shown),
         details: shown.slice(1, 8),
       });
     }
@@ -90,6 +91,31 @@ export class ToolProcess {
       this.child.kill('SIGTERM');
     }
   }
+}
+
+/** What to do about a dump or restore tool's failure, from its own error lines. */
+export function toolFailureHint(lines: readonly string[]): string {
+  const text = lines.join('\n');
+  if (/references invalid table|invalid view/i.test(text))
+    return 'A view is broken (it refers to a table, column or function that is gone, or its definer lacks rights): fix or drop it.';
+  if (
+    /permission denied|access denied|command denied|lack rights|must be owner|insufficient privilege/i.test(
+      text,
+    )
+  )
+    return 'The user lacks a privilege this needs: "dbbackup preflight <database>" lists every one a backup needs.';
+  if (/no space left|disk full|ENOSPC|could not extend file/i.test(text))
+    return "The server's disk (or this machine's) is full: free space and run it again.";
+  if (/lock timeout|deadlock|could not obtain lock|Lock wait timeout/i.test(text))
+    return 'Another session held a lock too long: run it again at a quieter time, or find the blocking session.';
+  if (/out of memory|cannot allocate/i.test(text)) return 'The tool ran out of memory.';
+  if (
+    /could not connect|connection refused|can't connect|lost connection|server closed the connection/i.test(
+      text,
+    )
+  )
+    return 'The connection to the server failed or dropped: check that it is running and reachable.';
+  return "The first line is the tool's own error; fix its cause and run the command again.";
 }
 
 /** Waits for all processes; the first failure wins, and the others are stopped. */
