@@ -14,7 +14,6 @@ import { META_SUFFIX, SHA256_SUFFIX, extensionFor, safeName, timestampTag } from
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import {
-  ConnectionError,
   DbBackupError,
   IntegrityError,
   MissingToolError,
@@ -511,36 +510,11 @@ async function openPgSample(
 ): Promise<SampleSource> {
   // The drivers are loaded here, not at start-up: every other command would pay for them.
   const { default: pgDriver } = await import('pg');
-  const { connectWithTls, nodeTls, pgTls } = await import('../engines/tls.js');
+  // The engine's own connection: the same server, credentials and TLS as the dump tool.
+  const { PostgresEngine } = await import('../engines/postgres.js');
+  if (!(engine instanceof PostgresEngine)) throw new Error('openPgSample: not a PostgreSQL engine');
   const ident = pgDriver.escapeIdentifier;
-  // The same connection settings the dump tools get (host, port, user, password, TLS).
-  const env = dump.env;
-  let client: pg.Client;
-  try {
-    client = await connectWithTls(pgTls(env, (env.PGHOST ?? '').startsWith('/')), async (ssl) => {
-      const c = new pgDriver.Client({
-        host: env.PGHOST,
-        port: env.PGPORT ? Number(env.PGPORT) : undefined,
-        user: env.PGUSER,
-        password: env.PGPASSWORD,
-        database,
-        ssl: nodeTls(ssl),
-        connectionTimeoutMillis: 15_000,
-        application_name: 'dbbackup',
-      });
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    });
-  } catch (err) {
-    throw new ConnectionError(
-      `Cannot connect to PostgreSQL at ${engine.endpoint} (database "${database}"): ${errorMessage(err)}`,
-      {
-        hint: 'Check --host, --port, --user and the password.',
-        cause: err,
-      },
-    );
-  }
+  const client = await engine.connect(database);
   const running = new Set<ToolProcess>();
   let closed = false;
   const close = async (): Promise<void> => {

@@ -68,13 +68,12 @@ export class PostgresEngine implements DatabaseEngine {
       : `${this.host}:${this.port}`;
   }
 
-  /** Run `fn` with a fresh client connected to `database`; always closes it. */
-  private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  /** A client connected to `database`, with the same TLS as the tools (see tls.ts); the caller ends it. */
+  async connect(database: string): Promise<pg.Client> {
     // The driver follows the same libpq variables as the tools (toolEnv), so both connect alike.
     this.tls ??= pgTls(this.toolEnv(), this.host.startsWith('/'));
-    let client: pg.Client;
     try {
-      client = await connectWithTls(this.tls, async (ssl) => {
+      return await connectWithTls(this.tls, async (ssl) => {
         const c = new pg.Client({
           host: this.host,
           port: this.port,
@@ -92,6 +91,11 @@ export class PostgresEngine implements DatabaseEngine {
     } catch (err) {
       throw this.connectionError(err, database);
     }
+  }
+
+  /** Run `fn` with a fresh client connected to `database`; always closes it. */
+  private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.connect(database);
     try {
       return await fn(client);
     } finally {
