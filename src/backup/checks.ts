@@ -1,31 +1,12 @@
 import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { findPgTool } from '../engines/tools.js';
-import { TRAILERS } from '../catalog/trailers.js';
 import { IntegrityError } from '../errors.js';
-import type { DumpStream } from '../pipeline/dump-stream.js';
 import { detectCompression } from '../pipeline/compression.js';
 import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
-
-/**
- * A dump tool that stops early can still exit 0 if something else kills its reader; the trailer
- * it writes last proves the dump ran to the end. Checked when the raw bytes pass through Node.
- */
-export function checkDumpTrailer(stream: DumpStream, engine: Engine, format: DumpFormat): void {
-  if (!stream.raw) return;
-  if (stream.raw.bytes === 0) throw new IntegrityError('The dump tool produced no output');
-  if (format !== 'plain') return; // a custom archive has no trailer; its table of contents is checked
-  const trailer = engine === 'postgres' ? TRAILERS.postgresPlain : TRAILERS.mysqlPlain;
-  if (!trailer.pattern.test(stream.raw.tail.toString('utf8'))) {
-    throw new IntegrityError('The dump ended without its completion trailer: it is incomplete', {
-      hint: 'The dump tool stopped early; check the server log and try again.',
-    });
-  }
-}
 
 /** A custom-format archive must have a table of contents that pg_restore can read. */
 export async function checkPgCustomToc(

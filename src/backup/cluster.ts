@@ -19,7 +19,7 @@ import {
   type EncryptionDescription,
   type KeyProtector,
 } from '../crypto/index.js';
-import { checkDumpTrailer } from './checks.js';
+import { dumpTrailer } from '../catalog/trailers.js';
 import { putEverywhere, verifyStored } from './single.js';
 
 export interface ClusterBackupOptions {
@@ -193,7 +193,7 @@ async function dumpMember(
     classify: (line) => engine.classifyStderr(line),
     compression: plan,
     onWarning: (line) => o.onWarning(`${database}: ${line}`),
-    checks: [(s) => checkDumpTrailer(s, engine.engine, format)],
+    trailer: dumpTrailer(engine.engine, format),
   });
   const onAbort = (): void => stream.abort();
   signal.addEventListener('abort', onAbort);

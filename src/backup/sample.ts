@@ -349,6 +349,7 @@ function scriptStream(
     processes,
     dumpPid: undefined,
     raw,
+    tail: () => raw.tail,
     abort: () => {
       stopSource();
       input.destroy();

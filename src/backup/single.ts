@@ -18,7 +18,8 @@ import { PassThrough } from 'node:stream';
 import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
-import { checkDumpTrailer, checkPgCustomToc } from './checks.js';
+import { checkPgCustomToc } from './checks.js';
+import { dumpTrailer } from '../catalog/trailers.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
@@ -114,7 +115,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     classify: (line) => engine.classifyStderr(line),
     compression: plan,
     onWarning,
-    checks: [(s) => checkDumpTrailer(s, engine.engine, o.format)],
+    trailer: dumpTrailer(engine.engine, o.format),
   });
   let produced: number | null = null;
   const progress = new Progress(

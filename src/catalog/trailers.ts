@@ -24,3 +24,12 @@ export const TRAILERS = {
   // The MySQL/MariaDB globals file is written by dbbackup itself and ends with this statement.
   mysqlGlobals: { pattern: /FLUSH PRIVILEGES;(?=\s*$)/, text: 'FLUSH PRIVILEGES;' },
 } satisfies Record<string, Trailer>;
+
+/** The trailer a dump of this engine and format must end with (custom archives have none). */
+export function dumpTrailer(
+  engine: 'postgres' | 'mysql' | 'mariadb',
+  format: 'custom' | 'plain',
+): Trailer | undefined {
+  if (format !== 'plain') return undefined;
+  return engine === 'postgres' ? TRAILERS.postgresPlain : TRAILERS.mysqlPlain;
+}

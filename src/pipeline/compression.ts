@@ -28,6 +28,11 @@ export interface CompressionPlan {
   /** What actually compresses, recorded in metadata: `zstd -T2`, `pigz -p2`, `node zlib (2 threads)`. */
   implementation: string;
   external?: ToolCommand;
+  /**
+   * For an external compressor: the same program decompressing stdin to stdout at the lowest CPU
+   * priority, to check what it wrote beside the dump (DecodedTail) with the cycles the dump leaves.
+   */
+  checkDecoder?: ToolCommand;
   inProcess?: () => Transform;
 }
 
@@ -64,6 +69,7 @@ export async function planCompression(
         level,
         implementation: `zstd -${level} -T${n}`,
         external: { file: zstd, args: ['-q', `-${level}`, `-T${n}`, '-c'], env, name: 'zstd' },
+        checkDecoder: await lowPriority({ file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd -d' }),
       };
     }
     return {
@@ -80,6 +86,7 @@ export async function planCompression(
       level,
       implementation: `pigz -${level} -p${n}`,
       external: { file: pigz, args: [`-${level}`, `-p${n}`, '-c'], env, name: 'pigz' },
+      checkDecoder: await lowPriority({ file: pigz, args: ['-d', '-c'], env, name: 'pigz -d' }),
     };
   }
   // Node's zlib is faster per core than GNU gzip, and the thread pool makes it parallel.
@@ -89,6 +96,12 @@ export async function planCompression(
     implementation: `node zlib gzip (${n} threads)`,
     inProcess: () => new ParallelCompress(gzipBlocks(level), n),
   };
+}
+
+/** The command run under `nice -n 19` when nice is there (measured: half the check's cost on a busy machine). */
+async function lowPriority(cmd: ToolCommand): Promise<ToolCommand> {
+  const nice = await which('nice');
+  return nice ? { ...cmd, file: nice, args: ['-n', '19', cmd.file, ...cmd.args] } : cmd;
 }
 
 export interface DecompressionPlan {

@@ -2,6 +2,9 @@ import { pipeline } from 'node:stream';
 import type { Readable, Transform } from 'node:stream';
 import type { ToolCommand } from '../engines/engine.js';
 import type { CompressionPlan } from './compression.js';
+import type { Trailer } from '../catalog/trailers.js';
+import { IntegrityError } from '../errors.js';
+import { DecodedTail } from './decoded-tail.js';
 import { CommitGate, HashCounter, Sampler } from './hash.js';
 import { ToolProcess, waitAll, type StderrClassifier } from './process.js';
 
@@ -14,6 +17,8 @@ export interface DumpStream {
   dumpPid: number | undefined;
   /** Present when the raw dump passes through Node (no external compressor): header and trailer bytes. */
   raw: Sampler | undefined;
+  /** The end of the dump, once the stream has ended: from `raw`, or decoded beside an external compressor. */
+  tail(): Buffer | undefined;
   /** Stop everything (on a storage failure or an interrupt). */
   abort(): void;
 }
@@ -25,8 +30,11 @@ export interface DumpStreamOptions {
   onWarning?: (line: string) => void;
   /** Encryption, after compression and before hashing: the checksum describes the stored bytes. */
   encrypt?: Transform;
-  /** Extra checks run before the stream is allowed to end (e.g. the dump's trailer). */
-  checks?: Array<(stream: DumpStream) => void>;
+  /**
+   * The dump must end with this (SQL dumps): checked on the raw bytes, or — when an external
+   * compressor takes them — on the stored bytes, decoded beside the dump (DecodedTail).
+   */
+  trailer?: Trailer;
 }
 
 /**
@@ -39,6 +47,7 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
   let source: Readable;
   const stages: Transform[] = [];
   let raw: Sampler | undefined;
+  let decoded: DecodedTail | undefined;
   const dumpOut = dump.child.stdout;
   if (!dumpOut) throw new Error('dump process has no stdout');
 
@@ -51,6 +60,10 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
     const out = compressor.child.stdout;
     if (!out) throw new Error('compressor has no stdout');
     source = out;
+    if (o.trailer && o.compression.checkDecoder) {
+      decoded = new DecodedTail(o.compression.checkDecoder);
+      stages.push(decoded);
+    }
   } else {
     source = dumpOut;
     raw = new Sampler();
@@ -66,16 +79,34 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
     processes,
     dumpPid: dump.child.pid,
     raw,
+    tail: () => raw?.tail ?? decoded?.tail,
     abort: () => {
       for (const p of processes) p.kill();
     },
   };
   const gate = new CommitGate(async () => {
     await waitAll(processes);
-    for (const check of o.checks ?? []) check(result);
+    checkCompleteness(result, o.trailer);
   });
   result.readable = pipeline([source, ...stages, hash, gate], (err) => {
     if (err) result.abort();
   }) as unknown as Readable;
   return result;
+}
+
+/**
+ * A dump tool that stops early can still exit 0 if something else kills its reader: an empty dump,
+ * or one without the trailer it writes last, is not a backup.
+ */
+function checkCompleteness(stream: DumpStream, trailer: Trailer | undefined): void {
+  if (stream.raw && stream.raw.bytes === 0) throw new IntegrityError('The dump tool produced no output');
+  const tail = stream.tail();
+  if (!trailer || tail === undefined) return;
+  if (tail.length === 0) throw new IntegrityError('The dump tool produced no output');
+  if (!trailer.pattern.test(tail.toString('utf8'))) {
+    throw new IntegrityError(
+      `The dump ended without its completion trailer ("${trailer.text}"): it is incomplete`,
+      { hint: 'The dump tool stopped early; check the server log and try again.' },
+    );
+  }
 }

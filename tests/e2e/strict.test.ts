@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMyDatabase, dropMyDatabase, myExec } from '../harness/mysql.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgIdent } from '../harness/pg.js';
@@ -10,6 +13,7 @@ import { cli, expectExit, listDir, myArgs, pgArgs, removeDir, tempDir, uniqueNam
 const pgDb = uniqueName('pg_strict');
 const myDb = uniqueName('my_strict');
 const role = uniqueName('strict_role');
+const myOk = uniqueName('my_ok');
 
 beforeAll(async () => {
   await createPgDatabase(pgDb);
@@ -18,6 +22,11 @@ beforeAll(async () => {
     `CREATE TABLE open_data (id int); INSERT INTO open_data SELECT generate_series(1, 1000);
      CREATE TABLE secret (id int); REVOKE ALL ON secret FROM PUBLIC;
      CREATE ROLE ${pgIdent(role)} LOGIN; GRANT SELECT ON open_data TO ${pgIdent(role)};`,
+  );
+  await createMyDatabase(myOk);
+  await myExec(
+    myOk,
+    'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT seq, md5(seq) FROM seq_1_to_20000;',
   );
   await createMyDatabase(myDb);
   await myExec(
@@ -31,6 +40,7 @@ afterAll(async () => {
   await dropPgDatabase(pgDb);
   await pgExec('postgres', `DROP ROLE IF EXISTS ${pgIdent(role)}`);
   await dropMyDatabase(myDb);
+  await dropMyDatabase(myOk);
 });
 
 function oneError(stderr: string): { error: string; hint: string } {
@@ -77,6 +87,45 @@ describe('a dump tool that fails fails the backup', () => {
       expect(listed.backups).toEqual([]);
     } finally {
       await removeDir(dir);
+    }
+  });
+});
+
+describe('a dump that loses its end yet exits 0 is not a backup', () => {
+  /** A mariadb-dump first on PATH that drops the real one's last lines and still exits 0. */
+  async function truncatingDump(): Promise<string> {
+    const bin = await tempDir('dbb-fakebin-');
+    const real = execFileSync('sh', ['-c', 'command -v mariadb-dump'], { encoding: 'utf8' }).trim();
+    await writeFile(path.join(bin, 'mariadb-dump'), `#!/bin/sh\n"${real}" "$@" | head -n -3\n`, {
+      mode: 0o755,
+    });
+    return bin;
+  }
+
+  it.each([
+    { label: 'zstd (external, decoded beside the dump)', args: [], env: {} },
+    { label: 'gzip (pigz, decoded beside the dump)', args: ['--compression-algo', 'gzip'], env: {} },
+    { label: 'in-process zstd (raw bytes seen)', args: [], env: { DBBACKUP_NO_EXTERNAL_COMPRESSOR: '1' } },
+  ])('$label: the missing trailer fails the backup, nothing kept', async ({ args, env }) => {
+    const bin = await truncatingDump();
+    const dir = await tempDir();
+    try {
+      const r = await cli([...myArgs(), '--backup-dir', dir, ...args, 'backup', 'single', myOk], {
+        env: { ...env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+      });
+      expect(r.code, r.stderr).toBe(1);
+      expect(oneError(r.stderr).error).toBe(
+        'dbbackup: error: The dump ended without its completion trailer ("-- Dump completed"): it is incomplete',
+      );
+      expect(await listDir(dir)).toEqual([]);
+      // The same backup without the broken tool passes the same check.
+      expectExit(
+        await cli([...myArgs(), '--backup-dir', dir, ...args, 'backup', 'single', myOk], { env }),
+        0,
+      );
+    } finally {
+      await removeDir(dir);
+      await removeDir(bin);
     }
   });
 });
