@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -35,7 +35,7 @@ export class LocalStorage implements Storage {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const finalPath = this.localPath(key);
     const dir = path.dirname(finalPath);
-    await mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+    await makeDirs(dir, 0o700).catch((err: unknown) => {
       throw this.wrap(err, `create directory ${dir}`);
     });
     if (options.noOverwrite && (await this.stat(key))) {
@@ -156,5 +156,56 @@ export class LocalStorage implements Storage {
       hint: code ? hints[code] : undefined,
       cause: err,
     });
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's recursive mkdir spins forever at 100 % CPU when a parent
+ * exists but cannot hold children (a dangling symlink — a backup directory linked to a NAS that is
+ * not mounted — or a path under /proc): each mkdir there fails with ENOENT, which it takes for
+ * "parent missing". Here that is an error naming the culprit.
+ */
+export async function makeDirs(dir: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let cur = path.resolve(dir); ; cur = path.dirname(cur)) {
+    const info = await stat(cur).catch((err: unknown) => {
+      // ENOTDIR: something above is a file; walking up finds and names it.
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
+      throw err;
+    });
+    if (info) {
+      if (!info.isDirectory())
+        throw new StorageError(`${cur} is not a directory`, { hint: 'Check the path.' });
+      break;
+    }
+    missing.push(cur);
+    if (path.dirname(cur) === cur) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d, { mode });
+    } catch (err) {
+      const code = errnoCode(err);
+      const link =
+        code === 'EEXIST'
+          ? await lstat(d).then(
+              (l) => l.isSymbolicLink(),
+              () => false,
+            )
+          : false;
+      if (link) {
+        const target = await readlink(d).catch(() => '?');
+        throw new StorageError(`${d} is a symbolic link to ${target}, which does not exist`, {
+          hint: 'Mount or create its target (a backup disk that is not mounted?), or choose another --backup-dir.',
+        });
+      }
+      if (code === 'EEXIST') continue; // made by someone else meanwhile
+      if (code === 'ENOENT') {
+        throw new StorageError(`Cannot create ${d}: ${path.dirname(d)} cannot hold directories`, {
+          hint: 'Choose a --backup-dir on a real file system.',
+        });
+      }
+      throw err;
+    }
   }
 }

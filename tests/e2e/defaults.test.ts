@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
+import { stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMyDatabase, dropMyDatabase, myExec, myQuery } from '../harness/mysql.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
 import { myServer, pgServer } from '../harness/servers.js';
-import { cli, expectExit, listDir, onlyBackup, removeDir, tempDir, uniqueName } from './util.js';
+import { cli, expectExit, listDir, onlyBackup, pgArgs, removeDir, tempDir, uniqueName } from './util.js';
 
 /**
  * What a user gets without flags: the libpq and MySQL environment variables choose the server,
@@ -127,6 +127,26 @@ describe('defaults and environment', () => {
       expect(await onlyBackup(dir)).toContain(pgDb);
     } finally {
       await removeDir(dir);
+    }
+  });
+
+  it('a backup directory that is a dangling symlink (a disk not mounted): one line naming it, at once', async () => {
+    const root = await tempDir();
+    try {
+      const link = path.join(root, 'db_backups');
+      await symlink(path.join(root, 'nas-not-mounted', 'backups'), link);
+      // Node's recursive mkdir spins forever here; the timeout turns a hang into a failure.
+      const r = await cli([...pgArgs(), '--backup-dir', link, 'backup', 'single', pgDb], {
+        timeoutMs: 30_000,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `${link} is a symbolic link to ${path.join(root, 'nas-not-mounted', 'backups')}, which does not exist`,
+      );
+      expect(r.stderr).toMatch(/^hint: Mount or create its target/m);
+      expect(await listDir(root)).toEqual(['db_backups']);
+    } finally {
+      await removeDir(root);
     }
   });
 });

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import { CommitGate } from '../../src/pipeline/hash.js';
-import { LocalStorage, TEMP_MARKER } from '../../src/storage/local.js';
+import { LocalStorage, makeDirs, TEMP_MARKER } from '../../src/storage/local.js';
 import { putBuffer, readAll } from '../../src/storage/storage.js';
 import { collect, random, tempDir } from './helpers.js';
 
@@ -185,5 +185,32 @@ describe('LocalStorage.delete', () => {
     expect(await storage.stat('x.dump')).toBeUndefined();
     await expect(storage.delete('x.dump')).resolves.toBeUndefined();
     await expect(storage.delete('never/existed.dump')).resolves.toBeUndefined();
+  });
+});
+
+describe('makeDirs (mkdir -p that cannot spin)', () => {
+  // Node's recursive mkdir loops forever on these; each case must fail fast with a clear message.
+  it('creates every missing level with the mode, and accepts what exists', async () => {
+    const root = dir;
+    await makeDirs(path.join(root, 'a', 'b', 'c'), 0o700);
+    expect((await stat(path.join(root, 'a', 'b', 'c'))).mode & 0o777).toBe(0o700);
+    await makeDirs(path.join(root, 'a', 'b'), 0o700);
+  });
+
+  it('names a dangling symbolic link (a backup disk that is not mounted)', async () => {
+    const root = dir;
+    const link = path.join(root, 'backups');
+    await symlink(path.join(root, 'not-mounted', 'backups'), link);
+    await expect(makeDirs(path.join(link, 'x'), 0o700)).rejects.toThrow(
+      `${link} is a symbolic link to ${path.join(root, 'not-mounted', 'backups')}, which does not exist`,
+    );
+    await expect(makeDirs(link, 0o700)).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it('refuses a place that cannot hold directories (/proc) and a file in the way', async () => {
+    await expect(makeDirs('/proc/dbbackup-test/x', 0o700)).rejects.toThrow('/proc cannot hold directories');
+    const root = dir;
+    await writeFile(path.join(root, 'file'), 'x');
+    await expect(makeDirs(path.join(root, 'file', 'sub'), 0o700)).rejects.toThrow('is not a directory');
   });
 });
