@@ -734,4 +734,13 @@ describe('usage errors', () => {
     }
     expect(await snapshot(dir)).toEqual(before);
   });
+
+  it('a directory that does not exist (a typo in a cron line) is an error, not "0 kept, 0 deleted"', async () => {
+    const dir = await copyCatalog();
+    const r = await cleanup(`${dir}-typo`, '--keep-last', '1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^dbbackup: error: .*-typo is not a directory$/m);
+    expect(r.stderr).toMatch(/^hint: Check the path/m);
+    expect(r.stdout).toBe('');
+  });
 });

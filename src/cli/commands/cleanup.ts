@@ -1,3 +1,5 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { Command } from 'commander';
 import picomatch from 'picomatch';
 import { listBackups, type CatalogEntry } from '../../catalog/listing.js';
@@ -240,6 +242,14 @@ Examples:
             'Add --keep-last, --keep-daily…, --keep-within, or --retention-days with --min-backups.',
           );
         const storage = await openStore(location, cloudSettings(globals(cmd)));
+        // A mistyped directory must not look like "nothing to clean" in a cron log.
+        const local = storage.localPath?.('x');
+        if (local && !(await isDirectory(path.dirname(local)))) {
+          throw new UsageError(
+            `${storage.location} is not a directory`,
+            'Check the path of the backup directory.',
+          );
+        }
         // `--database` is also a global option (the server's maintenance database); here it filters.
         const database = opts.database ?? globals(cmd).database;
         const result = await runCleanup(storage, {
@@ -258,4 +268,8 @@ Examples:
           });
       },
     );
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
 }
