@@ -239,6 +239,11 @@ describe('PostgreSQL failures leave nothing that looks like a backup', () => {
       expect(none.code).toBe(2);
       expect(none.stderr).toContain('No backups match');
       expect(none.stderr).toMatch(/^hint: .*quote globs/m);
+
+      // A path with nothing there (not even a sidecar) is a typo, not an "incomplete" backup.
+      const typo = await cli(['verify-backup', path.join(dir, 'shop_2026.dump.zst')]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toMatch(/^dbbackup: error: No backup at .*shop_2026\.dump\.zst$/m);
     } finally {
       await removeDir(dir);
     }

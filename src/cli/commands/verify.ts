@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import picomatch from 'picomatch';
 import { backupKeys } from '../../catalog/listing.js';
-import { sidecarOwner } from '../../catalog/naming.js';
+import { META_SUFFIX, SHA256_SUFFIX, sidecarOwner } from '../../catalog/naming.js';
 import { MANIFEST_NAME, readManifest } from '../../catalog/manifest.js';
 import {
   EncryptionKeyError,
@@ -36,6 +36,13 @@ export async function expandBackups(arg: string, settings: CloudSettings): Promi
   const isDir = cloud ? base === '' : (await stat(arg).catch(() => undefined))?.isDirectory() === true;
   const isGlob = !isDir && picomatch.scan(base).isGlob;
   if (!isDir && !isGlob) {
+    // A path with nothing there, not even a sidecar, is a typo, not an "incomplete" backup.
+    if (!cloud && !['', META_SUFFIX, SHA256_SUFFIX].some((s) => existsSync(arg + s))) {
+      throw new UsageError(
+        `No backup at ${arg}`,
+        'Check the path; "dbbackup list backups" lists the backups in the backup directory.',
+      );
+    }
     const location = await openLocation(arg, settings);
     // A sidecar names its backup.
     return [{ ...location, key: sidecarOwner(location.key) ?? location.key }];
