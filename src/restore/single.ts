@@ -23,7 +23,7 @@ import { planDecompression, type CompressionAlgorithm } from '../pipeline/compre
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import { Sampler } from '../pipeline/hash.js';
-import type { ByteMeter } from '../pipeline/progress.js';
+import { ByteMeter } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
@@ -342,18 +342,47 @@ export async function intoTarget(
   }
 }
 
+/** Where a long step of a restore is shown (a bar or lines): bytes of the backup read so far, of `total`. */
+export interface StepReporter {
+  begin(step: string, meter: ByteMeter, total: number): void;
+  end(outcome: string): void;
+}
+
+/** Runs `fn` as one reported step, ended as done or failed whatever happens. */
+async function step<T>(
+  progress: StepReporter | undefined,
+  name: string,
+  total: number,
+  fn: (meter: ByteMeter) => Promise<T>,
+): Promise<T> {
+  const meter = new ByteMeter();
+  progress?.begin(name, meter, total);
+  try {
+    const result = await fn(meter);
+    progress?.end('done');
+    return result;
+  } catch (err) {
+    progress?.end('failed');
+    throw err;
+  }
+}
+
 /** Carry out a prepared plan. */
 export async function executeRestore(
   engine: DatabaseEngine,
   inputs: RestoreInputs,
   prepared: PreparedRestore,
   onWarning: (line: string) => void,
+  progress?: StepReporter,
 ): Promise<RestoreOutcome> {
   const { storage, key } = inputs;
   const { plan, detected, expected } = prepared;
   const started = Date.now();
+  const size = plan.sizeBytes ?? 0;
   if (plan.checksum === 'to verify' && expected) {
-    const actual = await hashStored(storage, key);
+    const actual = await step(progress, 'verifying the checksum', size, (meter) =>
+      hashStored(storage, key, meter),
+    );
     if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes) {
       throw new IntegrityError(
         `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${expected.sha256}, computed ${actual.sha256})`,
@@ -369,7 +398,9 @@ export async function executeRestore(
     onWarning(line);
   };
   await intoTarget(engine, plan.target, plan.targetExists, inputs.clean, () =>
-    runRestore(engine, inputs, plan, detected, warn),
+    step(progress, `restoring with ${plan.tool}`, size, (meter) =>
+      runRestore(engine, inputs, plan, detected, warn, meter),
+    ),
   );
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
@@ -380,6 +411,7 @@ async function runRestore(
   plan: RestorePlan,
   detected: DetectedFormat,
   warn: (l: string) => void,
+  meter: ByteMeter,
 ): Promise<void> {
   const { storage, key } = inputs;
   const format = detected.format ?? 'plain';
@@ -392,7 +424,7 @@ async function runRestore(
     const { file, cleanup } =
       localFile && detected.compression === 'none'
         ? { file: localFile, cleanup: async () => undefined }
-        : await decompressToTemp(storage, key, detected, plan, inputs.workdir);
+        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter);
     try {
       const cmd = await engine.restoreCommand({
         target: plan.target,
@@ -416,6 +448,7 @@ async function runRestore(
     classify,
     warn,
     decrypt,
+    meter,
     trailer: plan.trailer,
   });
 }
@@ -569,7 +602,8 @@ async function decompressToTemp(
   key: string,
   detected: DetectedFormat,
   plan: RestorePlan,
-  workdir?: string,
+  workdir: string | undefined,
+  meter: ByteMeter,
 ): Promise<{ file: string; cleanup: () => Promise<void> }> {
   const base = workdir ?? os.tmpdir();
   const need = plan.metadata?.dumpBytes ?? (plan.sizeBytes ?? 0) * (detected.compression === 'none' ? 1 : 10);
@@ -595,16 +629,22 @@ async function decompressToTemp(
         const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error');
         if (!dec.child.stdin) throw new Error('decompressor has no stdin');
         const source = await storage.get(key);
-        const feeding = pipeline(source, dec.child.stdin);
+        const counted = meter.tap();
+        const feeding = pipeline(source, counted, dec.child.stdin);
         feeding.catch(() => undefined); // settled below, after the decompressor
         await dec.done;
-        await settleFeed(feeding, [source, dec.child.stdin]);
+        await settleFeed(feeding, [source, counted, dec.child.stdin]);
       } finally {
         await out.close();
       }
     } else {
       const stages: Duplex[] = decompress.inProcess ? [decompress.inProcess()] : [];
-      await pipeline([await storage.get(key), ...stages, createWriteStream(file, { mode: 0o600 })]);
+      await pipeline([
+        await storage.get(key),
+        meter.tap(),
+        ...stages,
+        createWriteStream(file, { mode: 0o600 }),
+      ]);
     }
     return { file, cleanup };
   } catch (err) {

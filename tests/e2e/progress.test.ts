@@ -104,4 +104,49 @@ describe('backup single progress', () => {
       await removeDir(dir);
     }
   });
+
+  it('restore single --progress: the checksum and the restore as steps, each with its size and how it ended', async () => {
+    const dir = await tempDir();
+    const target = uniqueName('pg_progress_copy');
+    try {
+      expectExit(await cli([...pgArgs(), '--backup-dir', dir, 'backup', 'single', db]), 0);
+      const file = await onlyBackup(dir);
+      const r = await cli([
+        ...pgArgs(),
+        'restore',
+        'single',
+        file,
+        '--target',
+        target,
+        '--create',
+        '--confirm',
+        '--progress',
+      ]);
+      expectExit(r, 0);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('restore: '));
+      const size = String.raw`[\d.]+ (?:B|KiB|MiB|GiB)`;
+      expect(lines[0]).toMatch(new RegExp(`^restore: verifying the checksum: ${size}$`));
+      expect(lines).toContainEqual(expect.stringMatching(/^restore: verifying the checksum: done in \S+$/));
+      expect(lines).toContainEqual(
+        expect.stringMatching(new RegExp(`^restore: restoring with pg_restore: ${size}$`)),
+      );
+      expect(lines.at(-1)).toMatch(/^restore: restoring with pg_restore: done in \S+$/);
+      // Without --progress and without a terminal: nothing of the kind.
+      const quiet = await cli([
+        ...pgArgs(),
+        'restore',
+        'single',
+        file,
+        '--target',
+        target,
+        '--clean',
+        '--confirm',
+      ]);
+      expectExit(quiet, 0);
+      expect(quiet.stderr).not.toContain('restore: ');
+    } finally {
+      await removeDir(dir);
+      await dropPgDatabase(target);
+    }
+  });
 });

@@ -33,6 +33,7 @@ import {
   prepareRestore,
   type RestoreInputs,
   type RestoreOutcome,
+  type StepReporter,
 } from '../../restore/single.js';
 import { executeClusterRestore, loadClusterManifest, prepareClusterRestore } from '../../restore/cluster.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';
@@ -69,6 +70,7 @@ interface RestoreOptions extends EncryptionFlags {
   force?: boolean;
   owner?: boolean;
   workdir?: string;
+  progress?: boolean;
   json?: boolean;
 }
 
@@ -92,6 +94,8 @@ export function restoreCommand(): Command {
       '--from-cluster <cluster>',
       "restore one database (--database NAME) out of this cluster backup (or the reference tool's cluster_<ts>.tar.gz)",
     )
+    .option('--progress', 'show progress lines even when stderr is not a terminal')
+    .option('--no-progress', 'never show progress')
     .option('--json', 'print the plan and result as JSON')
     .addHelpText(
       'after',
@@ -181,8 +185,9 @@ Examples:
           unlockers,
         };
         const prepared = await prepareRestore(engine, inputs);
+        const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
         await runSinglePlan(engine, prepared.plan, opts, (warn) =>
-          executeRestore(engine, inputs, prepared, warn),
+          executeRestore(engine, inputs, prepared, warn, progress),
         );
       } finally {
         await engine.close();
@@ -367,6 +372,22 @@ async function restoreReferenceArchive(
   } finally {
     await engine.close();
   }
+}
+
+/** The steps of a single restore (checksum, restore) as a bar on a terminal, or lines with --progress. */
+function stepReporter(mode: ProgressMode): StepReporter | undefined {
+  if (mode === 'off') return undefined;
+  let current: StepProgress | undefined;
+  return {
+    begin(step, meter, total) {
+      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total);
+      current.start();
+    },
+    end(outcome) {
+      current?.stop(outcome);
+      current = undefined;
+    },
+  };
 }
 
 /** Shows a single restore's plan; without --confirm that is all (a dry run). With it, restores and reports. */
