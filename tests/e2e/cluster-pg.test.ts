@@ -2,6 +2,7 @@ import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockPgGlobals, unlockPgGlobals } from '../harness/cluster-lock.js';
+import { pgDatabases, pgRoles, type PgDatabaseRow, type PgRoleRow } from '../harness/pg-cluster-state.js';
 import { loadPgFidelity } from '../harness/fixtures.js';
 import { dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
 import { pgSnapshot, type PgSnapshot } from '../harness/pg-snapshot.js';
@@ -40,78 +41,24 @@ let dir: string;
 let cluster: string;
 let before: State;
 
-interface RoleRow {
-  rolname: string;
-  rolcanlogin: boolean;
-  rolcreatedb: boolean;
-  rolconnlimit: number;
-  has_password: boolean;
-  rolpassword: string | null;
-  rolconfig: string[] | null;
-  member_of: string[];
-}
-
-interface DatabaseRow {
-  datname: string;
-  owner: string;
-  encoding: string;
-  datcollate: string;
-  datctype: string;
-  datconnlimit: number;
-  acl: string[] | null;
-  settings: string[] | null;
-}
-
 interface State {
-  roles: RoleRow[];
-  databases: DatabaseRow[];
+  roles: PgRoleRow[];
+  databases: PgDatabaseRow[];
   snapshots: Record<string, PgSnapshot>;
-}
-
-/** Roles whose name starts with `prefix`: attributes, password hash, memberships, settings. */
-async function roles(prefix: string): Promise<RoleRow[]> {
-  return pgQuery<RoleRow & Record<string, unknown>>(
-    'postgres',
-    `SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, r.rolconnlimit,
-            a.rolpassword IS NOT NULL AS has_password, a.rolpassword, r.rolconfig,
-            coalesce((SELECT array_agg(g.rolname || CASE WHEN m.admin_option THEN ' WITH ADMIN' ELSE '' END
-                                       || ' GRANTED BY ' || pg_get_userbyid(m.grantor) ORDER BY g.rolname)
-                        FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                       WHERE m.member = r.oid), '{}') AS member_of
-       FROM pg_roles r JOIN pg_authid a ON a.oid = r.oid
-      WHERE left(r.rolname, length($1)) = $1 ORDER BY r.rolname`,
-    [prefix],
-  );
-}
-
-/** Databases whose name starts with `prefix`: owner, encoding, locale, ACL and settings. */
-async function databases(prefix: string): Promise<DatabaseRow[]> {
-  return pgQuery<DatabaseRow & Record<string, unknown>>(
-    'postgres',
-    `SELECT d.datname, pg_get_userbyid(d.datdba) AS owner, pg_encoding_to_char(d.encoding) AS encoding,
-            d.datcollate, d.datctype, d.datconnlimit,
-            (SELECT array_agg(a::text ORDER BY a::text) FROM unnest(d.datacl) a) AS acl,
-            (SELECT array_agg(x ORDER BY x)
-               FROM (SELECT coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '(all roles)') || ': '
-                            || array_to_string(s.setconfig, ',') AS x
-                       FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) y) AS settings
-       FROM pg_database d WHERE left(d.datname, length($1)) = $1 ORDER BY d.datname`,
-    [prefix],
-  );
 }
 
 async function state(): Promise<State> {
   const snapshots: Record<string, PgSnapshot> = {};
   for (const name of Object.values(db)) snapshots[name] = await pgSnapshot(name);
-  return { roles: await roles(P), databases: await databases(P), snapshots };
+  return { roles: await pgRoles(P), databases: await pgDatabases(P), snapshots };
 }
 
 async function databaseNames(prefix: string): Promise<string[]> {
-  return (await databases(prefix)).map((d) => d.datname);
+  return (await pgDatabases(prefix)).map((d) => d.datname);
 }
 
 async function dropRoles(prefix: string): Promise<void> {
-  const names = (await roles(prefix)).map((r) => r.rolname);
+  const names = (await pgRoles(prefix)).map((r) => r.rolname);
   for (const name of names) await pgExec('postgres', `DROP ROLE IF EXISTS ${I(name)}`);
 }
 
@@ -431,7 +378,7 @@ describe('PostgreSQL cluster backup → restore', () => {
       expect(r.stderr).toMatch(/Nothing was changed/);
       expect(await markerPresent()).toBe(true);
       expect(await databaseNames(P)).toEqual(before.databases.map((d) => d.datname));
-      expect((await roles(P)).map((x) => x.rolname)).not.toContain(role.ephemeral);
+      expect((await pgRoles(P)).map((x) => x.rolname)).not.toContain(role.ephemeral);
     } finally {
       await removeDir(copyDir);
     }
@@ -460,7 +407,7 @@ describe('PostgreSQL cluster backup → restore', () => {
     await dropDatabases(P);
     await dropRoles(P);
     expect(await databaseNames(P)).toEqual([]);
-    expect(await roles(P)).toEqual([]);
+    expect(await pgRoles(P)).toEqual([]);
 
     // Dry run first: nothing, not even a role, is created.
     const dry = await cli([...pgArgs(), '--backup-dir', dir, 'restore', 'cluster', cluster, ...include]);
@@ -468,7 +415,7 @@ describe('PostgreSQL cluster backup → restore', () => {
     expect(dry.stdout).toContain('Dry run: nothing was changed');
     expect(dry.stdout).not.toMatch(/terminate sessions and drop/);
     expect(await databaseNames(P)).toEqual([]);
-    expect(await roles(P)).toEqual([]);
+    expect(await pgRoles(P)).toEqual([]);
 
     const r = await cli([
       ...pgArgs(),
