@@ -26,19 +26,20 @@ export function formatDuration(seconds: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
-/**
- * Bytes a process has written so far (Linux /proc/<pid>/io `wchar`): how far the dump tool got,
- * without its output passing through JavaScript. Null where /proc is not available.
- */
-export function processBytesWritten(pid: number | undefined): number | null {
+/** A counter of Linux /proc/<pid>/io (`rchar`, `wchar`); null where /proc is not available. */
+function processIo(pid: number | undefined, field: 'rchar' | 'wchar'): number | null {
   if (!pid) return null;
   try {
-    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-    const m = /^wchar:\s*(\d+)/m.exec(io);
+    const m = new RegExp(`^${field}:\\s*(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
     return m?.[1] ? Number(m[1]) : null;
   } catch {
     return null;
   }
+}
+
+/** Bytes a process has written so far: how far the dump tool got, without its output passing through JavaScript. */
+export function processBytesWritten(pid: number | undefined): number | null {
+  return processIo(pid, 'wchar');
 }
 
 export interface ProgressSource {
@@ -145,19 +146,9 @@ export class Progress {
   }
 }
 
-/**
- * Bytes a process has read so far (Linux /proc/<pid>/io `rchar`): how far a decompressor or restore
- * tool that reads a file itself got, without the bytes passing through JavaScript.
- */
+/** Bytes a process has read so far: how far a decompressor or restore tool that reads a file itself got. */
 export function processBytesRead(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
-    const m = /^rchar:\s*(\d+)/m.exec(io);
-    return m?.[1] ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  return processIo(pid, 'rchar');
 }
 
 /**

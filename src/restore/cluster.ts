@@ -183,15 +183,16 @@ export async function executeClusterRestore(
   } finally {
     progress?.end();
   }
-  if (failures.length) {
-    throw new DbBackupError(
-      `Cluster restore failed for ${failures.length} of ${plan.members.length} databases`,
-      {
-        details: failures,
-        hint: 'The databases listed failed; the others were restored. Fix the cause and restore those with --include-database.',
-      },
-    );
-  }
+  throwIfFailed(failures, plan.members.length, 'The databases listed failed');
+}
+
+/** A cluster restore goes on past a failed database; at the end the failures, if any, are the error. */
+export function throwIfFailed(failures: string[], total: number, what: string): void {
+  if (!failures.length) return;
+  throw new DbBackupError(`Cluster restore failed for ${failures.length} of ${total} databases`, {
+    details: failures,
+    hint: `${what}; the others were restored. Fix the cause and restore those with --include-database.`,
+  });
 }
 
 async function restoreMember(

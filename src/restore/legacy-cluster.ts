@@ -23,7 +23,7 @@ import { detectCompression } from '../pipeline/compression.js';
 import { drainOrClose, ToolProcess } from '../pipeline/process.js';
 import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
-import { globalsClassifier, globalsCommand, KEEP } from './cluster.js';
+import { globalsClassifier, globalsCommand, KEEP, throwIfFailed } from './cluster.js';
 import { readSidecar } from './reference-metadata.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { RestorePlan } from './plan.js';
@@ -542,15 +542,11 @@ export async function executeLegacyClusterRestore(
     progress?.end();
   }
   for (const db of pending) failures.push(`${db}: its dump was not found on the second read of the archive`);
-  if (failures.length) {
-    throw new DbBackupError(
-      `Cluster restore failed for ${failures.length} of ${plan.members.length} databases`,
-      {
-        details: failures,
-        hint: 'The databases listed failed (each one that was created was dropped again); the others were restored. Fix the cause and restore those with --include-database.',
-      },
-    );
-  }
+  throwIfFailed(
+    failures,
+    plan.members.length,
+    'The databases listed failed (each one that was created was dropped again)',
+  );
 }
 
 async function restoreMember(
