@@ -12,5 +12,7 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: more workers only make the database servers and dump tools compete.
     maxWorkers: 2,
+    // The JSON report feeds the fault-matrix summary that CI prints (scripts/fault-matrix.mjs).
+    reporters: ['default', ['json', { outputFile: 'tmp/vitest-results.json' }]],
   },
 });
