@@ -2,6 +2,7 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import picomatch from 'picomatch';
 import { writeManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import { propertySummary } from '../catalog/properties.js';
 import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
 import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
 import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
@@ -181,7 +182,13 @@ async function dumpMember(
     engine.databaseProperties(database),
     engine.tableStats(database).catch(() => []),
   ]);
-  const base = { database, format, properties, tables };
+  const base = {
+    database,
+    format,
+    properties: propertySummary(properties),
+    databaseProperties: properties,
+    tables,
+  };
   if (tables.length)
     o.progress?.estimate(
       database,

@@ -88,6 +88,9 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   }
   const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
   stats.catch(() => undefined);
+  // Read as the dump starts: what a restore that creates the database gives it back.
+  const properties = engine.databaseProperties(database);
+  properties.catch(() => undefined);
   const started = new Date();
   const key = await freeKey(
     storages,
@@ -166,6 +169,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       durationSeconds: (finished.getTime() - started.getTime()) / 1000,
       tables: (await stats)[0],
       warnings,
+      databaseProperties: await properties,
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {

@@ -1,5 +1,11 @@
 import picomatch from 'picomatch';
-import { readManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import {
+  memberProperties,
+  readManifest,
+  type ClusterManifest,
+  type ClusterMember,
+} from '../catalog/manifest.js';
+import { creationProperties } from '../catalog/properties.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import {
   DbBackupError,
@@ -222,7 +228,7 @@ async function restoreMember(
     await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
     return;
   }
-  await engine.createDatabase(m.database, m.properties);
+  await engine.createDatabase(m.database, creationProperties(memberProperties(m).properties));
   try {
     const cmd = await engine.restoreCommand({
       target: m.database,
