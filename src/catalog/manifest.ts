@@ -58,6 +58,11 @@ const schemas = lazySchemas((z) => {
       warnings: z.array(z.string()),
     }),
     databases: z.array(member),
+    /**
+     * Databases that were listed when the backup started but no longer existed when their turn came
+     * (dropped during the backup): not in the backup, and not a reason to fail it. Absent when none.
+     */
+    dropped: z.array(z.object({ database: z.string(), reason: z.string() })).optional(),
     startedAt: z.string(),
     finishedAt: z.string(),
     durationSeconds: z.number(),

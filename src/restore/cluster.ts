@@ -92,6 +92,11 @@ export async function prepareClusterRestore(
       `this backup is partial: ${missing.join(', ')} could not be dumped and will not be restored`,
     );
   }
+  const dropped = (manifest.dropped ?? []).filter((d) => include(d.database));
+  if (dropped.length)
+    warnings.push(
+      `${dropped.map((d) => d.database).join(', ')} ${dropped.length === 1 ? 'was' : 'were'} dropped while the backup ran: not in this backup`,
+    );
   const existing: string[] = [];
   for (const m of members) {
     if (!(await engine.databaseExists(m.database))) continue;

@@ -149,9 +149,10 @@ Examples:
         }
         const manifest = await loadClusterManifest(cluster.storage, cluster.name);
         const found = manifest.databases.find((m) => m.database === member);
+        const dropped = manifest.dropped?.some((d) => d.database === member);
         if (!found?.file || !found.sha256) {
           throw new UsageError(
-            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : ''}`,
+            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : dropped ? ' (it was dropped while the backup ran)' : ''}`,
             `It holds: ${manifest.databases.map((m) => m.database).join(', ')}.`,
           );
         }
