@@ -10,7 +10,7 @@ import {
   type ClusterManifest,
   type ClusterMember,
 } from '../catalog/manifest.js';
-import { propertySummary } from '../catalog/properties.js';
+import { propertySummary, recordableProperties } from '../catalog/properties.js';
 import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
 import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
 import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
@@ -213,10 +213,12 @@ async function dumpMember(
   // Each database gets its own data key; the manifest describes the protection once (from globals).
   const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
   const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm, Boolean(encryption))}`;
-  const [properties, tables] = await Promise.all([
+  const [read, tables] = await Promise.all([
     engine.databaseProperties(database),
     engine.tableStats(database).catch(() => []),
   ]);
+  const { properties, warning } = recordableProperties(read, Boolean(encryption));
+  if (warning) o.onWarning(`${database}: ${warning}`);
   const base = {
     database,
     format,

@@ -40,6 +40,8 @@ export const propertySchemas = lazySchemas((z) => {
     /** null: the default privileges (PUBLIC may connect and create temporary tables). */
     acl: z.array(grant).nullable().optional(),
     settings: z.array(setting).optional(),
+    /** Settings (names) an encrypted backup did not record, being possibly secret: see recordableProperties. */
+    withheldSettings: z.array(z.string()).optional(),
     // MySQL / MariaDB
     charset: z.string().optional(),
     collation: z.string().optional(),
@@ -105,6 +107,7 @@ const LABELS: Record<keyof DatabaseProperties, string> = {
   tablespace: 'tablespace',
   acl: 'privileges',
   settings: 'settings',
+  withheldSettings: 'withheld settings',
   charset: 'character set',
   collation: 'collation',
 };
@@ -122,6 +125,24 @@ export function describeCreation(p: CreationProperties): string[] {
     const v = p[k];
     return v === undefined || v === null ? [] : [`${LABELS[k]} ${v}`];
   });
+}
+
+/**
+ * What a backup's metadata may hold in the clear: everything, but for an encrypted backup not its
+ * custom settings (`app.jwt_secret`, `myext.api_key`: a dotted name), where applications keep
+ * secrets that the encrypted dump protects. Those are named in `warning`; a restore cannot set them.
+ */
+export function recordableProperties(
+  p: DatabaseProperties,
+  encrypted: boolean,
+): { properties: DatabaseProperties; warning: string | undefined } {
+  const custom = (s: DatabaseSetting): boolean => s.name.includes('.');
+  const withheld = encrypted ? [...new Set((p.settings ?? []).filter(custom).map((s) => s.name))] : [];
+  if (!withheld.length) return { properties: p, warning: undefined };
+  return {
+    properties: { ...p, settings: p.settings?.filter((s) => !custom(s)), withheldSettings: withheld },
+    warning: `database settings ${withheld.join(', ')} are not recorded in the metadata of an encrypted backup (it is readable without the key): a restore that creates the database does not set them`,
+  };
 }
 
 /**

@@ -337,21 +337,21 @@ export class ClusterProgress implements ClusterProgressSink {
   }
 
   failed(name: string, reason: string): void {
-    const m = this.member(name);
-    this.sample(m);
-    m.state = 'failed';
-    m.finished = Date.now();
-    m.estimate = m.bytes;
-    this.finishMember(m, `${name}: failed: ${reason.split('\n')[0] ?? ''}`);
+    this.stopped(name, 'failed', reason);
   }
 
   skipped(name: string, reason: string): void {
+    this.stopped(name, 'skipped', reason);
+  }
+
+  /** Ended without being done: what it got to stands as its size. */
+  private stopped(name: string, state: 'failed' | 'skipped', reason: string): void {
     const m = this.member(name);
     this.sample(m);
-    m.state = 'skipped';
+    m.state = state;
     m.finished = Date.now();
     m.estimate = m.bytes;
-    this.finishMember(m, `${name}: skipped: ${reason.split('\n')[0] ?? ''}`);
+    this.finishMember(m, `${name}: ${state}: ${reason.split('\n')[0] ?? ''}`);
   }
 
   note(text: string): void {

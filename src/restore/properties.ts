@@ -117,6 +117,13 @@ export async function planDatabaseProperties(
     );
     plan.leave.push(`${s.label} (role ${names} does not exist here)`);
   }
+  if (chosen.withheldSettings?.length) {
+    const names = chosen.withheldSettings.join(', ');
+    plan.warnings.push(
+      `database settings ${names} were not recorded (the backup is encrypted and they may hold secrets): set them by hand`,
+    );
+    plan.leave.push(`settings ${names} (not recorded: the backup is encrypted)`);
+  }
   for (const u of recorded.unreadable) {
     plan.warnings.push(
       `database ${u} recorded by an older dbbackup cannot be applied reliably: set them by hand`,

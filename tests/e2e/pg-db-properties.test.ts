@@ -422,6 +422,51 @@ describe('PostgreSQL restore single: the database itself comes back', () => {
     }
   });
 
+  it('an encrypted backup keeps custom (possibly secret) settings out of its clear-text metadata, and says so', async () => {
+    const encDir = await tempDir('dbb-pg-dbprops-enc-');
+    const keyFile = path.join(encDir, 'backup.key');
+    const secret = 'jwt-Secret-4711';
+    try {
+      expectExit(await cli(['keygen', '--symmetric', '--output', keyFile]), 0);
+      await pgExec('postgres', `ALTER DATABASE ${I(source)} SET "app.jwt_secret" = '${secret}'`);
+      const r = await cli([
+        ...pgArgs(),
+        '--backup-dir',
+        encDir,
+        'backup',
+        'single',
+        source,
+        '--encryption-key-file',
+        keyFile,
+      ]);
+      expectExit(r, 0);
+      expect(r.stderr).toContain(
+        'database settings app.jwt_secret are not recorded in the metadata of an encrypted backup',
+      );
+      const file = (await readdir(encDir)).find((f) => f.endsWith('.meta.json')) ?? '';
+      const meta = await readFile(path.join(encDir, file), 'utf8');
+      expect(meta).not.toContain(secret);
+      expect(meta).toContain('search_path');
+      const target = `${P}_encrypted`;
+      const restored = await restore(
+        path.join(encDir, file.replace(/\.meta\.json$/, '')),
+        target,
+        '--create',
+        '--confirm',
+        '--encryption-key-file',
+        keyFile,
+      );
+      expectExit(restored, 0);
+      expect(restored.stderr).toContain(
+        'leave: settings app.jwt_secret (not recorded: the backup is encrypted)',
+      );
+      expect(await dbState(target)).toEqual(original);
+    } finally {
+      await pgExec('postgres', `ALTER DATABASE ${I(source)} RESET "app.jwt_secret"`);
+      await removeDir(encDir);
+    }
+  });
+
   // Last: drops a role the other cases need.
   it('a role missing on the target: a warning names each property not applied; everything else is', async () => {
     await pgExec(source, `DROP OWNED BY ${I(role.gone)}`);

@@ -4,6 +4,7 @@ import { parseMetadata } from '../../src/catalog/metadata.js';
 import {
   creationProperties,
   propertySummary,
+  recordableProperties,
   selectProperties,
   type DatabaseProperties,
 } from '../../src/catalog/properties.js';
@@ -185,6 +186,29 @@ describe('which recorded properties a restore applies', () => {
       charset: 'utf8mb4',
       collation: 'utf8mb4_unicode_ci',
     });
+  });
+});
+
+describe('what the clear-text metadata of a backup may hold', () => {
+  const p: DatabaseProperties = {
+    owner: 'o',
+    settings: [
+      { role: null, name: 'search_path', value: 'app' },
+      { role: null, name: 'app.jwt_secret', value: 's3cret' },
+      { role: 'r', name: 'app.jwt_secret', value: 'other' },
+    ],
+  };
+
+  it('everything for a backup that is not encrypted', () => {
+    expect(recordableProperties(p, false)).toEqual({ properties: p, warning: undefined });
+  });
+
+  it('no custom (dotted) setting of an encrypted backup, named in the warning and the record', () => {
+    const { properties, warning } = recordableProperties(p, true);
+    expect(JSON.stringify(properties)).not.toContain('s3cret');
+    expect(properties.settings).toEqual([{ role: null, name: 'search_path', value: 'app' }]);
+    expect(properties.withheldSettings).toEqual(['app.jwt_secret']);
+    expect(warning).toMatch(/^database settings app\.jwt_secret are not recorded/);
   });
 });
 
