@@ -1,7 +1,16 @@
+import { existsSync } from 'node:fs';
+import { rmdir } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import picomatch from 'picomatch';
-import { writeManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import {
+  MANIFEST_NAME,
+  writeManifest,
+  type ClusterManifest,
+  type ClusterMember,
+} from '../catalog/manifest.js';
+import { propertySummary, recordableProperties } from '../catalog/properties.js';
 import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
 import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
 import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
@@ -72,9 +81,11 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
   const progress = o.progress;
   const started = new Date();
   const name = await freeClusterName(storage, started);
+  const ownDirectory = newLocalDirectory(storage, name);
   const format: DumpFormat = engine.engine === 'postgres' ? 'custom' : 'plain';
   const written: string[] = [];
   const members: ClusterMember[] = [];
+  const dropped: NonNullable<ClusterManifest['dropped']> = [];
   const abort = new AbortController();
   const stopAll = (): void => abort.abort();
   o.signal?.addEventListener('abort', stopAll);
@@ -100,6 +111,13 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
       while (next < databases.length && !abort.signal.aborted) {
         const db = databases[next++] ?? '';
         const member = await dumpMember(engine, storage, name, db, format, plan, o, abort.signal);
+        if (member === DROPPED) {
+          // Listed when the backup started, gone when its turn came: nothing to back up, nothing failed.
+          dropped.push({ database: db, reason: DROPPED });
+          o.progress?.skipped(db, DROPPED);
+          o.onWarning(`database "${db}" was ${DROPPED}: it is not in this backup`);
+          continue;
+        }
         members.push(member);
         if (member.file) written.push(member.file);
         if (member.status === 'failed' && !o.allowPartial) {
@@ -132,6 +150,7 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
       encryption: described ?? null,
       globals: globalsResult,
       databases: members,
+      ...(dropped.length ? { dropped: dropped.sort((a, b) => a.database.localeCompare(b.database)) } : {}),
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
       durationSeconds: (finished.getTime() - started.getTime()) / 1000,
@@ -143,6 +162,7 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
     abort.abort();
     // No manifest was written, so nothing here can look valid; remove what was stored.
     for (const key of written) await storage.delete(key).catch(() => undefined);
+    await ownDirectory?.remove();
     throw err;
   } finally {
     progress?.end();
@@ -163,6 +183,22 @@ async function freeClusterName(storage: Storage, date: Date): Promise<string> {
   throw new UsageError('Could not find a free cluster backup name');
 }
 
+/** How the manifest and the warning describe a database that no longer exists when its turn comes. */
+const DROPPED = 'dropped during backup';
+
+/**
+ * The directory a local store creates for a new cluster backup, which removing its files leaves
+ * behind (a Storage has no directories of its own). Undefined when the store is not a directory or
+ * the directory exists already (then it is not ours to remove).
+ */
+function newLocalDirectory(storage: Storage, name: string): { remove(): Promise<void> } | undefined {
+  if (!storage.localPath) return undefined;
+  const dir = path.dirname(storage.localPath(`${name}/${MANIFEST_NAME}`));
+  if (existsSync(dir)) return undefined;
+  // rmdir removes only an empty directory: anything someone else put there stays, and so does it.
+  return { remove: () => rmdir(dir).catch(() => undefined) };
+}
+
 async function dumpMember(
   engine: DatabaseEngine,
   storage: Storage,
@@ -172,16 +208,24 @@ async function dumpMember(
   plan: CompressionPlan,
   o: ClusterBackupOptions,
   signal: AbortSignal,
-): Promise<ClusterMember> {
+): Promise<ClusterMember | typeof DROPPED> {
   const started = Date.now();
   // Each database gets its own data key; the manifest describes the protection once (from globals).
   const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
   const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm, Boolean(encryption))}`;
-  const [properties, tables] = await Promise.all([
+  const [read, tables] = await Promise.all([
     engine.databaseProperties(database),
     engine.tableStats(database).catch(() => []),
   ]);
-  const base = { database, format, properties, tables };
+  const { properties, warning } = recordableProperties(read, Boolean(encryption));
+  if (warning) o.onWarning(`${database}: ${warning}`);
+  const base = {
+    database,
+    format,
+    properties: propertySummary(properties),
+    databaseProperties: properties,
+    tables,
+  };
   if (tables.length)
     o.progress?.estimate(
       database,
@@ -218,6 +262,8 @@ async function dumpMember(
     };
   } catch (err) {
     await storage.delete(file).catch(() => undefined);
+    // A dump fails when its database is dropped under it; only a database that still exists failed.
+    if (!signal.aborted && !(await engine.databaseExists(database).catch(() => true))) return DROPPED;
     o.progress?.failed(database, errorMessage(err));
     return {
       ...base,

@@ -203,7 +203,11 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
     tableStats.find((t) => t.schema === schema && t.name === name)?.rows;
   o.onProgress?.(`sampling ${database}: ${describeSpec(spec)}`);
   const [stats, opened] = await Promise.allSettled([
-    Promise.all([engine.tableStats(database), engine.databaseSize(database)]),
+    Promise.all([
+      engine.tableStats(database),
+      engine.databaseSize(database),
+      engine.databaseProperties(database),
+    ]),
     engine.engine === 'postgres'
       ? openPgSample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning, o.signal)
       : openMySample(engine, dump, dumpVersion, database, spec, rowsOf, onWarning, o.signal),
@@ -217,7 +221,7 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
     await source.close();
     throw stats.reason;
   }
-  const [statsValue, databaseSize] = stats.value;
+  const [statsValue, databaseSize, databaseProperties] = stats.value;
   tableStats = statsValue;
   for (const t of source.tables) t.rows = rowsOf(t.schema, t.name) ?? 0;
 
@@ -272,6 +276,8 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
         keepReferences: spec.keepReferences,
         tables: source.tables,
       },
+      // A sample restored with --create gets the source database's owner, encoding, settings…
+      databaseProperties,
     };
     for (const storage of storages) {
       await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));

@@ -19,6 +19,7 @@ import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js'
 import { TOOL_VERSION } from '../version.js';
 import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
+import { recordableProperties } from '../catalog/properties.js';
 import { dumpTrailer } from '../catalog/trailers.js';
 
 export interface SingleBackupOptions {
@@ -88,6 +89,9 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   }
   const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
   stats.catch(() => undefined);
+  // Read as the dump starts: what a restore that creates the database gives it back.
+  const properties = engine.databaseProperties(database);
+  properties.catch(() => undefined);
   const started = new Date();
   const key = await freeKey(
     storages,
@@ -143,6 +147,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     for (const storage of storages)
       await verifyStored(storage, key, engine, o.format, stream, Boolean(encryption));
     const finished = new Date();
+    const recorded = recordableProperties(await properties, Boolean(encryption));
+    if (recorded.warning) onWarning(recorded.warning);
     const metadata: BackupMetadata = {
       schema: METADATA_SCHEMA,
       schemaVersion: METADATA_VERSION,
@@ -166,6 +172,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       durationSeconds: (finished.getTime() - started.getTime()) / 1000,
       tables: (await stats)[0],
       warnings,
+      databaseProperties: recorded.properties,
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { encryptionSchemas } from '../crypto/metadata.js';
+import { fromSummary, propertySchemas, type DatabaseProperties } from './properties.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
@@ -18,8 +19,10 @@ const schemas = lazySchemas((z) => {
     sizeBytes: z.number().int().nonnegative(),
     sha256: z.string().nullable(),
     format: z.enum(['custom', 'plain']),
-    /** Owner, encoding, collation… as the server reported them (shown in plans, checked after restore). */
+    /** Owner, encoding, collation… as the server reported them, one string each (shown to users). */
     properties: z.record(z.string(), z.string().nullable()),
+    /** The same in full, as `restore single --from-cluster` applies them. Absent from older manifests. */
+    databaseProperties: propertySchemas().databaseProperties.optional(),
     tables: z.array(
       z.object({
         schema: z.string(),
@@ -55,6 +58,11 @@ const schemas = lazySchemas((z) => {
       warnings: z.array(z.string()),
     }),
     databases: z.array(member),
+    /**
+     * Databases that were listed when the backup started but no longer existed when their turn came
+     * (dropped during the backup): not in the backup, and not a reason to fail it. Absent when none.
+     */
+    dropped: z.array(z.object({ database: z.string(), reason: z.string() })).optional(),
     startedAt: z.string(),
     finishedAt: z.string(),
     durationSeconds: z.number(),
@@ -66,6 +74,16 @@ type Schemas = ReturnType<typeof schemas>;
 
 export type ClusterManifest = z.infer<Schemas['clusterManifest']>;
 export type ClusterMember = z.infer<Schemas['member']>;
+
+/**
+ * What `restore single --from-cluster` applies to a member's database: its full properties, or for
+ * a manifest of an older version what its one-string summary allows (see fromSummary).
+ */
+export function memberProperties(m: ClusterMember): { properties: DatabaseProperties; unreadable: string[] } {
+  return m.databaseProperties
+    ? { properties: m.databaseProperties, unreadable: [] }
+    : fromSummary(m.properties);
+}
 
 export function manifestKey(clusterName: string): string {
   return `${clusterName}/${MANIFEST_NAME}`;

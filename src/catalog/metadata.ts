@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { encryptionSchemas } from '../crypto/metadata.js';
+import { propertySchemas } from './properties.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
@@ -75,6 +76,11 @@ const schemas = lazySchemas((z) => {
     warnings: z.array(z.string()),
     /** Present on `kind: 'sample'` backups only. */
     sample: sampleInfo.optional(),
+    /**
+     * The database's own properties (owner, encoding, privileges, settings…) at backup time, which a
+     * restore that creates the database applies. Absent from backups of older versions.
+     */
+    databaseProperties: propertySchemas().databaseProperties.optional(),
   });
   return { tableStats, sampleTable, sampleInfo, backupMetadata };
 });

@@ -1,5 +1,6 @@
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
+import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 
 /** A program to run (never through a shell) with the environment that carries its credentials. */
 export interface ToolCommand {
@@ -49,6 +50,15 @@ export interface RestoreCommandOptions {
   cleanFirst?: boolean;
 }
 
+/** One statement that gives a restored database one of its recorded properties (see propertyStatements). */
+export interface PropertyStatement {
+  /** What users read in the plan and in warnings, e.g. `owner app_owner`, `revoke CONNECT from PUBLIC`. */
+  label: string;
+  /** Roles that must exist on the server for the statement to apply. */
+  roles: string[];
+  sql: string;
+}
+
 /** Server-wide objects (roles, users, grants, tablespaces) as a program to run or as ready SQL. */
 export type GlobalsSource = { command: ToolCommand } | { sql: string; warnings: string[] };
 
@@ -74,10 +84,27 @@ export interface DatabaseEngine {
    * Empty when nothing is missing. For preflight: the dump itself would fail later, less clearly.
    */
   privilegeProblems(database?: string): Promise<string[]>;
-  /** Create an empty database; `properties` (from databaseProperties) restores its character set where the engine needs it. */
-  createDatabase(name: string, properties?: Record<string, string | null>): Promise<void>;
-  /** Owner, encoding, collation, settings… of a database, for cluster manifests. */
-  databaseProperties(name: string): Promise<Record<string, string | null>>;
+  /**
+   * Create an empty database, with the encoding, locale or character set and tablespace of
+   * `properties` (recorded by databaseProperties) when given; the server's defaults otherwise.
+   */
+  createDatabase(name: string, properties?: CreationProperties): Promise<void>;
+  /** Owner, encoding, collation, privileges, settings… of a database, recorded in backups. Empty when it does not exist. */
+  databaseProperties(name: string): Promise<DatabaseProperties>;
+  /**
+   * Why createDatabase could not create a database with these properties here (an encoding, locale
+   * or collation this server does not have), one line each; empty when it can. Changes nothing.
+   */
+  creationProblems(properties: CreationProperties): Promise<string[]>;
+  /**
+   * The statements that give an existing database `name` the properties applied after its data
+   * (owner, privileges, connection limit, settings, comment), in the order they must run. No I/O.
+   */
+  propertyStatements(name: string, properties: DatabaseProperties): PropertyStatement[];
+  /** Which of these roles or tablespaces do not exist on this server. */
+  missingGlobals(kind: 'role' | 'tablespace', names: string[]): Promise<string[]>;
+  /** Run one statement of propertyStatements. */
+  applyProperty(statement: PropertyStatement): Promise<void>;
   /** The roles/users and their grants; `noRolePasswords` for users not allowed to read password hashes. */
   dumpGlobals(noRolePasswords: boolean): Promise<GlobalsSource>;
   /** Databases a cluster backup includes by default (no templates, no system schemas). */

@@ -3,11 +3,13 @@ import os from 'node:os';
 import mysql from 'mysql2/promise';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
+import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 import { ConnectionError, MissingToolError, UsageError, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
   DatabaseEngine,
   DatabaseInfo,
+  PropertyStatement,
   RestoreCommandOptions,
   ServerInfo,
   StderrClass,
@@ -248,7 +250,7 @@ export class MysqlEngine implements DatabaseEngine {
     return rows[0]?.s ? Number(rows[0].s) : 0;
   }
 
-  async createDatabase(name: string, properties?: Record<string, string | null>): Promise<void> {
+  async createDatabase(name: string, properties?: CreationProperties): Promise<void> {
     const charset = properties?.charset ? ` CHARACTER SET ${properties.charset}` : '';
     const collation = properties?.collation ? ` COLLATE ${properties.collation}` : '';
     if (!/^[A-Za-z0-9_]*$/.test(`${properties?.charset ?? ''}${properties?.collation ?? ''}`)) {
@@ -260,12 +262,45 @@ export class MysqlEngine implements DatabaseEngine {
     await this.query(`CREATE DATABASE ${quoteIdent(name)}${charset}${collation}`);
   }
 
-  async databaseProperties(name: string): Promise<Record<string, string | null>> {
+  async databaseProperties(name: string): Promise<DatabaseProperties> {
     const rows = await this.query<{ charset: string; collation: string }>(
       'SELECT default_character_set_name AS charset, default_collation_name AS collation FROM information_schema.schemata WHERE schema_name = ?',
       [name],
     );
-    return rows[0] ?? {};
+    const row = rows[0];
+    return row ? { charset: row.charset, collation: row.collation } : {};
+  }
+
+  async creationProblems(p: CreationProperties): Promise<string[]> {
+    if (!p.charset && !p.collation) return [];
+    // A MySQL 8 collation (utf8mb4_0900_ai_ci) does not exist on MariaDB 10, and the other way round.
+    const rows = await this.query<{ charset: string; collation: string }>(
+      `SELECT CHARACTER_SET_NAME AS charset, COLLATION_NAME AS collation FROM information_schema.COLLATIONS
+        WHERE COLLATION_NAME = ? OR CHARACTER_SET_NAME = ?`,
+      [p.collation ?? '', p.charset ?? ''],
+    );
+    const problems: string[] = [];
+    if (p.charset && !rows.some((r) => r.charset === p.charset))
+      problems.push(`character set ${p.charset} is unknown to this server`);
+    const collation = rows.find((r) => r.collation === p.collation);
+    if (p.collation && !collation) problems.push(`collation ${p.collation} is unknown to this server`);
+    else if (p.collation && p.charset && collation && collation.charset !== p.charset)
+      problems.push(`collation ${p.collation} belongs to ${collation.charset} here, not ${p.charset}`);
+    return problems;
+  }
+
+  propertyStatements(_name: string, _properties: DatabaseProperties): PropertyStatement[] {
+    // A MySQL database has no owner, privileges or settings of its own: grants live with the users
+    // (in a cluster backup's globals), and the character set is given when the database is created.
+    return [];
+  }
+
+  async missingGlobals(_kind: 'role' | 'tablespace', _names: string[]): Promise<string[]> {
+    return [];
+  }
+
+  async applyProperty(statement: PropertyStatement): Promise<void> {
+    await this.query(statement.sql);
   }
 
   /**

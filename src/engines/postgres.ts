@@ -3,11 +3,13 @@ import os from 'node:os';
 import pg from 'pg';
 import type { DumpFormat } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
+import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 import { ConnectionError, MissingToolError, errnoCode, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
   DatabaseEngine,
   DatabaseInfo,
+  PropertyStatement,
   RestoreCommandOptions,
   ServerInfo,
   StderrClass,
@@ -15,6 +17,13 @@ import type {
   ToolCommand,
   ToolStatus,
 } from './engine.js';
+import {
+  PG_PROPERTIES_QUERY,
+  pgCreateDatabaseSql,
+  pgPropertiesFromRow,
+  pgPropertyStatements,
+  type PgPropertiesRow,
+} from './pg-properties.js';
 import { findPgTool, parseVersion, shouldCountExactly, toolVersion } from './tools.js';
 import {
   connectWithTls,
@@ -256,25 +265,85 @@ export class PostgresEngine implements DatabaseEngine {
     });
   }
 
-  async createDatabase(name: string): Promise<void> {
+  async createDatabase(name: string, properties?: CreationProperties): Promise<void> {
     // template0: a restore must start from an empty database, not whatever template1 holds.
-    await this.withClient(this.maintenanceDb, (c) =>
-      c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE template0`),
-    );
+    const sql = pgCreateDatabaseSql(name, properties);
+    await this.withClient(this.maintenanceDb, (c) => c.query(sql));
   }
 
-  async databaseProperties(name: string): Promise<Record<string, string | null>> {
+  async databaseProperties(name: string): Promise<DatabaseProperties> {
     return this.withClient(this.maintenanceDb, async (c) => {
-      const r = await c.query<Record<string, string | null>>(
-        `SELECT pg_get_userbyid(d.datdba) AS owner, pg_encoding_to_char(d.encoding) AS encoding,
-                d.datcollate AS collate, d.datctype AS ctype, d.datacl::text AS acl,
-                (SELECT string_agg(array_to_string(s.setconfig, ','), ';') FROM pg_db_role_setting s
-                  WHERE s.setdatabase = d.oid AND s.setrole = 0) AS settings
-           FROM pg_database d WHERE d.datname = $1`,
-        [name],
-      );
-      return r.rows[0] ?? {};
+      const r = await c.query<PgPropertiesRow>(PG_PROPERTIES_QUERY, [name]);
+      const row = r.rows[0];
+      return row ? pgPropertiesFromRow(row) : {};
     });
+  }
+
+  async creationProblems(p: CreationProperties): Promise<string[]> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const problems: string[] = [];
+      if (p.encoding) {
+        const r = await c.query<{ n: number }>('SELECT pg_char_to_encoding($1) AS n', [p.encoding]);
+        if ((r.rows[0]?.n ?? -1) < 0) problems.push(`encoding ${p.encoding} is unknown to this server`);
+      }
+      // CREATE COLLATION checks a locale the way CREATE DATABASE will; in a transaction rolled back,
+      // in pg_temp, it leaves nothing. Only a verdict on the locale counts (not, say, a missing privilege).
+      const probes: Array<[string, string]> = [];
+      if (p.collate || p.ctype) {
+        const collate = p.collate ?? p.ctype ?? '';
+        const ctype = p.ctype ?? collate;
+        probes.push([
+          `LC_COLLATE ${collate}, LC_CTYPE ${ctype}`,
+          `CREATE COLLATION pg_temp.dbbackup_probe (LC_COLLATE = ${pg.escapeLiteral(collate)}, LC_CTYPE = ${pg.escapeLiteral(ctype)})`,
+        ]);
+      }
+      if (p.localeProvider === 'icu' && p.locale)
+        probes.push([
+          `ICU locale ${p.locale}`,
+          `CREATE COLLATION pg_temp.dbbackup_probe_icu (provider = icu, locale = ${pg.escapeLiteral(p.locale)})`,
+        ]);
+      if (!probes.length) return problems;
+      await c.query('BEGIN');
+      try {
+        for (const [what, sql] of probes) {
+          await c.query('SAVEPOINT probe');
+          try {
+            await c.query(sql);
+          } catch (err) {
+            const code = errnoCode(err);
+            // 22023: no such locale; 0A000: ICU not built in.
+            if (code === '22023' || code === '0A000') problems.push(`${what}: ${errorMessage(err)}`);
+          }
+          await c.query('ROLLBACK TO SAVEPOINT probe');
+        }
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+      }
+      return problems;
+    });
+  }
+
+  propertyStatements(name: string, properties: DatabaseProperties): PropertyStatement[] {
+    return pgPropertyStatements(name, properties);
+  }
+
+  async missingGlobals(kind: 'role' | 'tablespace', names: string[]): Promise<string[]> {
+    if (!names.length) return [];
+    const catalog =
+      kind === 'role'
+        ? 'SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = n'
+        : 'SELECT 1 FROM pg_catalog.pg_tablespace WHERE spcname = n';
+    return this.withClient(this.maintenanceDb, async (c) => {
+      const r = await c.query<{ n: string }>(
+        `SELECT n FROM unnest($1::text[]) n WHERE NOT EXISTS (${catalog}) ORDER BY n`,
+        [[...new Set(names)]],
+      );
+      return r.rows.map((row) => row.n);
+    });
+  }
+
+  async applyProperty(statement: PropertyStatement): Promise<void> {
+    await this.withClient(this.maintenanceDb, (c) => c.query(statement.sql));
   }
 
   async dumpGlobals(noRolePasswords: boolean): Promise<GlobalsSource> {

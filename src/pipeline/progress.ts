@@ -186,7 +186,7 @@ export class ByteMeter {
   }
 }
 
-export type ClusterMemberState = 'waiting' | 'active' | 'done' | 'failed';
+export type ClusterMemberState = 'waiting' | 'active' | 'done' | 'failed' | 'skipped';
 
 interface MemberProgress {
   name: string;
@@ -213,6 +213,8 @@ export interface ClusterProgressSink {
   /** Finished: `bytes` are the exact count when known (else the last sample stands), `stored` what it occupies. */
   done(name: string, result?: { bytes?: number; stored?: number }): void;
   failed(name: string, reason: string): void;
+  /** Left out, and not a failure (e.g. a database dropped while the cluster backup ran). */
+  skipped(name: string, reason: string): void;
   /** A step that is not about one database: "checksums verified", "roles restored". */
   note(text: string): void;
   end(): void;
@@ -335,12 +337,21 @@ export class ClusterProgress implements ClusterProgressSink {
   }
 
   failed(name: string, reason: string): void {
+    this.stopped(name, 'failed', reason);
+  }
+
+  skipped(name: string, reason: string): void {
+    this.stopped(name, 'skipped', reason);
+  }
+
+  /** Ended without being done: what it got to stands as its size. */
+  private stopped(name: string, state: 'failed' | 'skipped', reason: string): void {
     const m = this.member(name);
     this.sample(m);
-    m.state = 'failed';
+    m.state = state;
     m.finished = Date.now();
     m.estimate = m.bytes;
-    this.finishMember(m, `${name}: failed: ${reason.split('\n')[0] ?? ''}`);
+    this.finishMember(m, `${name}: ${state}: ${reason.split('\n')[0] ?? ''}`);
   }
 
   note(text: string): void {
@@ -366,7 +377,7 @@ export class ClusterProgress implements ClusterProgressSink {
       ...(total.bytes > 0 ? [`${exact ? '' : '~'}${formatBytes(total.bytes)} ${this.counted}`] : []),
       ...(stored > 0 ? [`${formatBytes(stored)} stored`] : []),
     ];
-    const text = `finished: ${counts.done} done, ${counts.failed} failed${counts.waiting + counts.active ? `, ${counts.waiting + counts.active} not done` : ''}; ${amounts.length ? `${amounts.join(', ')} ` : ''}in ${formatDuration((Date.now() - this.started) / 1000)}`;
+    const text = `finished: ${counts.done} done, ${counts.failed} failed${counts.skipped ? `, ${counts.skipped} skipped` : ''}${counts.waiting + counts.active ? `, ${counts.waiting + counts.active} not done` : ''}; ${amounts.length ? `${amounts.join(', ')} ` : ''}in ${formatDuration((Date.now() - this.started) / 1000)}`;
     if (this.multibar) {
       this.multibar.log(`${this.label}: ${text}\n`);
       this.multibar.update(); // writes the logged lines; stop() alone would drop them
@@ -414,7 +425,7 @@ export class ClusterProgress implements ClusterProgressSink {
   }
 
   private counts(): Record<ClusterMemberState, number> {
-    const c: Record<ClusterMemberState, number> = { waiting: 0, active: 0, done: 0, failed: 0 };
+    const c: Record<ClusterMemberState, number> = { waiting: 0, active: 0, done: 0, failed: 0, skipped: 0 };
     for (const m of this.members.values()) c[m.state]++;
     return c;
   }

@@ -1,5 +1,11 @@
 import picomatch from 'picomatch';
-import { readManifest, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
+import {
+  memberProperties,
+  readManifest,
+  type ClusterManifest,
+  type ClusterMember,
+} from '../catalog/manifest.js';
+import { creationProperties } from '../catalog/properties.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import {
   DbBackupError,
@@ -86,6 +92,11 @@ export async function prepareClusterRestore(
       `this backup is partial: ${missing.join(', ')} could not be dumped and will not be restored`,
     );
   }
+  const dropped = (manifest.dropped ?? []).filter((d) => include(d.database));
+  if (dropped.length)
+    warnings.push(
+      `${dropped.map((d) => d.database).join(', ')} ${dropped.length === 1 ? 'was' : 'were'} dropped while the backup ran: not in this backup`,
+    );
   const existing: string[] = [];
   for (const m of members) {
     if (!(await engine.databaseExists(m.database))) continue;
@@ -222,7 +233,7 @@ async function restoreMember(
     await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
     return;
   }
-  await engine.createDatabase(m.database, m.properties);
+  await engine.createDatabase(m.database, creationProperties(memberProperties(m).properties));
   try {
     const cmd = await engine.restoreCommand({
       target: m.database,

@@ -22,6 +22,11 @@ export interface RestorePlan {
    */
   trailer?: Trailer;
   warnings: string[];
+  /**
+   * The database's own properties (owner, privileges, encoding, settings, comment…): what the restore
+   * applies, in order, and what it leaves as it is, with the reason.
+   */
+  databaseProperties?: { apply: string[]; leave: string[] };
 }
 
 export function describePlan(plan: RestorePlan): string[] {
@@ -36,6 +41,12 @@ export function describePlan(plan: RestorePlan): string[] {
     'Steps:',
     ...plan.actions.map((a, i) => `  ${i + 1}. ${a}`),
   ];
+  const props = plan.databaseProperties;
+  if (props) {
+    lines.push('Database properties:');
+    for (const a of props.apply) lines.push(`  apply: ${a}`);
+    for (const l of props.leave) lines.push(`  leave: ${l}`);
+  }
   for (const w of plan.warnings) lines.push(`Warning:   ${w}`);
   return lines;
 }

@@ -29,6 +29,14 @@ import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
+import type { CreationProperties } from '../catalog/properties.js';
+import {
+  applyDatabaseProperties,
+  planDatabaseProperties,
+  recordedInMetadata,
+  type PropertyPlan,
+  type RecordedProperties,
+} from './properties.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -40,6 +48,10 @@ export interface RestoreInputs {
   jobs: number;
   force: boolean;
   noOwner: boolean;
+  /** --no-db-properties: create the database with the server's defaults, apply no settings or comment. */
+  noDbProperties?: boolean;
+  /** The database's properties from elsewhere (a cluster manifest), for a dump whose metadata has none. */
+  properties?: RecordedProperties;
   workdir?: string;
   /** Keys for an encrypted backup (already checked against its header by inspectBackup). */
   unlockers?: readonly KeyUnlocker[];
@@ -53,6 +65,8 @@ export interface PreparedRestore {
   detected: DetectedFormat;
   /** What the stored bytes must hash to: from our metadata, a cluster manifest or the reference tool's sidecar. */
   expected: { sha256: string; sizeBytes: number } | undefined;
+  /** The database's own properties: given when it is created, applied after the data. */
+  properties: PropertyPlan;
 }
 
 /** Read metadata and the first bytes of the backup: what is it, and which engine restores it. */
@@ -202,6 +216,17 @@ export async function prepareRestore(
     action,
   } = await inspectTarget(engine, target, inputs);
   if (action) actions.push(action);
+  const properties = await planDatabaseProperties(
+    engine,
+    target,
+    inputs.properties ?? recordedInMetadata(metadata?.databaseProperties),
+    {
+      creates: !targetExists || inputs.clean,
+      noOwner: inputs.noOwner,
+      noDbProperties: Boolean(inputs.noDbProperties),
+    },
+  );
+  warnings.push(...properties.warnings);
   // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
   const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
   if (inputs.jobs > 1 && detected.encrypted)
@@ -226,6 +251,10 @@ export async function prepareRestore(
     actions.push(
       `check that the dump ends with "${trailer.text}" (a dump without it is incomplete: the restore then fails${targetExists && !inputs.clean ? '' : ' and the database is dropped'})`,
     );
+  if (properties.statements.length)
+    actions.push(
+      `apply the database's recorded properties (${properties.statements.length} statements, listed below)`,
+    );
   const plan: RestorePlan = {
     source: `${storage.location.replace(/\/$/, '')}/${key}`,
     sizeBytes: size,
@@ -241,12 +270,14 @@ export async function prepareRestore(
     jobs,
     trailer,
     warnings,
+    databaseProperties: { apply: properties.apply, leave: properties.leave },
   };
   return {
     plan,
     metadata,
     detected,
     expected: expected ? { sha256: expected.sha256, sizeBytes: expected.sizeBytes } : undefined,
+    properties,
   };
 }
 
@@ -320,6 +351,8 @@ export async function intoTarget(
   exists: boolean,
   clean: boolean,
   restore: () => Promise<void>,
+  /** Encoding, locale… of the database this creates (see createDatabase); the server's defaults without. */
+  properties?: CreationProperties,
 ): Promise<void> {
   if (exists && clean) {
     await engine.dropDatabase(target).catch((err: unknown) => {
@@ -329,7 +362,7 @@ export async function intoTarget(
     });
   }
   const created = !exists || clean;
-  if (created) await engine.createDatabase(target);
+  if (created) await engine.createDatabase(target, properties);
   try {
     await restore();
   } catch (err) {
@@ -397,11 +430,20 @@ export async function executeRestore(
     warnings.push(line);
     onWarning(line);
   };
-  await intoTarget(engine, plan.target, plan.targetExists, inputs.clean, () =>
-    step(progress, `restoring with ${plan.tool}`, size, (meter) =>
-      runRestore(engine, inputs, plan, detected, warn, meter),
-    ),
+  await intoTarget(
+    engine,
+    plan.target,
+    plan.targetExists,
+    inputs.clean,
+    () =>
+      step(progress, `restoring with ${plan.tool}`, size, (meter) =>
+        runRestore(engine, inputs, plan, detected, warn, meter),
+      ),
+    prepared.properties.create,
   );
+  // Owner, privileges, settings, comment: only once the data is in (a setting such as
+  // default_transaction_read_only would stop the restore itself).
+  await applyDatabaseProperties(engine, plan.target, prepared.properties);
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
 

@@ -535,6 +535,8 @@ describe('PostgreSQL cluster backup with a database that cannot be dumped', () =
     const files = await filesUnder(failDir);
     expect(files.filter((f) => f.endsWith('manifest.json'))).toEqual([]);
     expect(files).toEqual([]);
+    // Not even the empty cluster_<ts>/ directory the failed backup had started.
+    expect(await readdir(failDir)).toEqual([]);
     const list = await cli(['--backup-dir', failDir, 'list', 'backups']);
     expectExit(list, 0);
     expect(list.stdout).not.toMatch(/\bvalid\b/);

@@ -106,6 +106,7 @@ interface SampleMeta {
   sha256: string;
   sizeBytes: number;
   sample: { strategy: string; value: number; keepReferences: boolean; tables: SampleTableMeta[] };
+  databaseProperties?: Record<string, unknown>;
 }
 
 const pgSource = uniqueName('pg_sample');
@@ -151,6 +152,8 @@ async function sample(
   expect(meta.kind).toBe('sample');
   expect(meta.format).toBe('plain');
   expect(meta.sha256).toBe(await sha256File(file));
+  // What a restore with --create gives the copy: the source database's own properties.
+  expect(meta.databaseProperties).toHaveProperty(meta.engine === 'postgres' ? 'encoding' : 'collation');
   expect(await listDir(dir)).toEqual(
     [path.basename(file), `${path.basename(file)}.meta.json`, `${path.basename(file)}.sha256`].sort(),
   );

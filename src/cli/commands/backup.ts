@@ -195,7 +195,7 @@ Examples:
         if (opts.json) out.json({ path: location, manifest });
         else {
           out.line(
-            `Cluster backup ${manifest.status}: ${location} (${ok} of ${manifest.databases.length} databases, ${formatBytes(manifest.totalBytes)}, ${formatDuration(manifest.durationSeconds)})`,
+            `Cluster backup ${manifest.status}: ${location} (${ok} of ${manifest.databases.length} databases${manifest.dropped?.length ? `; ${manifest.dropped.length} dropped during backup` : ''}, ${formatBytes(manifest.totalBytes)}, ${formatDuration(manifest.durationSeconds)})`,
           );
         }
         if (manifest.status === 'partial') {

@@ -36,6 +36,7 @@ import {
   type StepReporter,
 } from '../../restore/single.js';
 import { executeClusterRestore, loadClusterManifest, prepareClusterRestore } from '../../restore/cluster.js';
+import { memberProperties } from '../../catalog/manifest.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import type { CloudSettings } from '../../storage/cloud.js';
@@ -69,6 +70,7 @@ interface RestoreOptions extends EncryptionFlags {
   confirm?: boolean;
   force?: boolean;
   owner?: boolean;
+  dbProperties?: boolean;
   workdir?: string;
   progress?: boolean;
   json?: boolean;
@@ -88,7 +90,14 @@ export function restoreCommand(): Command {
     .option('--jobs <n>', 'parallel pg_restore jobs (PostgreSQL custom format)', '1')
     .option('--confirm', 'actually restore (without it, only the plan is printed)')
     .option('--force', 'skip the checksum check and restore a dump without metadata')
-    .option('--no-owner', 'do not restore object ownership and privileges (PostgreSQL)')
+    .option(
+      '--no-owner',
+      'do not restore ownership and privileges (PostgreSQL): of the objects, and of the database it creates',
+    )
+    .option(
+      '--no-db-properties',
+      "create the database with the server's defaults: no recorded encoding, locale, character set, settings, connection limit or comment",
+    )
     .option('--workdir <dir>', 'where a temporary decompressed copy goes when --jobs > 1')
     .option(
       '--from-cluster <cluster>',
@@ -115,6 +124,7 @@ Examples:
       let storage: Storage;
       let key: string;
       let expected: RestoreInputs['expected'];
+      let recorded: RestoreInputs['properties'];
       // With --from-cluster, --database names the member (it is not the server's maintenance database then).
       const member = opts.fromCluster ? g.database : undefined;
       if (opts.fromCluster) g.database = undefined;
@@ -139,14 +149,16 @@ Examples:
         }
         const manifest = await loadClusterManifest(cluster.storage, cluster.name);
         const found = manifest.databases.find((m) => m.database === member);
+        const dropped = manifest.dropped?.some((d) => d.database === member);
         if (!found?.file || !found.sha256) {
           throw new UsageError(
-            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : ''}`,
+            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : dropped ? ' (it was dropped while the backup ran)' : ''}`,
             `It holds: ${manifest.databases.map((m) => m.database).join(', ')}.`,
           );
         }
         ({ storage, key } = { storage: cluster.storage, key: found.file });
         expected = { sha256: found.sha256, sizeBytes: found.sizeBytes, database: found.database };
+        recorded = memberProperties(found);
       }
       // Keys are read only if the backup turns out to be encrypted (a stray key variable must not break plain restores).
       let unlockers: KeyUnlocker[] | undefined;
@@ -180,6 +192,8 @@ Examples:
           jobs,
           force: Boolean(opts.force),
           noOwner: opts.owner === false,
+          noDbProperties: opts.dbProperties === false,
+          properties: recorded,
           workdir: opts.workdir,
           expected,
           unlockers,
