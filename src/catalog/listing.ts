@@ -3,6 +3,20 @@ import type { Storage } from '../storage/storage.js';
 import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
 import { verifyAny, type BackupState, type Producer, type VerifyResult } from '../verify/verify.js';
 import { MANIFEST_NAME } from './manifest.js';
+import { IntegrityError, errorMessage } from '../errors.js';
+
+/**
+ * What a listing knows about a backup: `valid` only when the SHA-256 of every stored byte was checked
+ * (`list backups --verify`, or cleanup for the backups it relies on); `unverified` when the size
+ * (and the `.sha256` sidecar) match the metadata but the data was not read — a flipped byte does not
+ * change a size, so such a backup is not called valid.
+ */
+export type CatalogState = BackupState | 'unverified';
+
+export interface ListOptions {
+  /** Read every backup in full and check its SHA-256; otherwise sizes only (no data read). */
+  verify?: boolean;
+}
 
 export interface CatalogEntry {
   key: string;
@@ -12,7 +26,7 @@ export interface CatalogEntry {
   engine: string | null;
   created: Date | null;
   sizeBytes: number | null;
-  state: BackupState;
+  state: CatalogState;
   detail: string;
   /** Who made it (dbbackup, or the reference tool this one replaces); null when nothing says. */
   producer: Producer | null;
@@ -21,13 +35,16 @@ export interface CatalogEntry {
 }
 
 /**
- * Every backup in a store with its state: valid (metadata present and size matches), incomplete
- * (no metadata, data missing, leftover temporary file) or corrupt (metadata invalid or size wrong).
+ * Every backup in a store with its state: unverified (metadata present and size matches, data not
+ * read) or, with `verify`, valid (every byte matches its SHA-256); incomplete (no metadata, data
+ * missing, leftover temporary file) or corrupt (metadata invalid, size or checksum wrong). One
+ * damaged backup (a manifest naming files outside its directory, metadata too large to be metadata)
+ * is listed as corrupt; the others are listed as usual.
  * The reference tool's backups (`db_<db>_<ts>.dump`/`.sql.gz`, `cluster_<ts>.tar.gz`, each with its
  * own `.meta.json`) are listed too, with `producer: 'reference'` and no retention group: retention
  * rules (cleanup) leave them alone.
  */
-export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
+export async function listBackups(storage: Storage, opts: ListOptions = {}): Promise<CatalogEntry[]> {
   const keys = await listKeys(storage);
   const entries: CatalogEntry[] = [];
   for (const [key, info] of keys) {
@@ -48,22 +65,41 @@ export async function listBackups(storage: Storage): Promise<CatalogEntry[]> {
     }
   }
   for (const key of backupCandidates(keys)) {
-    const result = await verifyAny(storage, key, true);
-    const { group, database, engine, kind } = describeResult(result);
-    entries.push({
-      key,
-      group,
-      database,
-      engine,
-      created: createdOf(result) ?? fileTime(keys, key),
-      sizeBytes: result.sizeBytes,
-      state: result.state,
-      detail: result.detail,
-      producer: result.producer ?? null,
-      kind,
-    });
+    const result = await checkEntry(storage, key, Boolean(opts.verify));
+    entries.push(catalogEntry(result, fileTime(keys, key), Boolean(opts.verify)));
   }
   return entries.sort((a, b) => (b.created?.getTime() ?? 0) - (a.created?.getTime() ?? 0));
+}
+
+/**
+ * One backup checked (sizes only, or in full). A damaged backup that stops the check (an invalid
+ * manifest, oversized metadata) is that backup's problem: it is corrupt, and the listing goes on.
+ */
+async function checkEntry(storage: Storage, key: string, full: boolean): Promise<VerifyResult> {
+  try {
+    return await verifyAny(storage, key, !full);
+  } catch (err) {
+    if (!(err instanceof IntegrityError)) throw err;
+    const location = `${storage.location.replace(/\/$/, '')}/${key}`;
+    return { key, location, state: 'corrupt', detail: errorMessage(err), sizeBytes: null };
+  }
+}
+
+/** A checked backup as a listing entry; `fallbackTime` dates it when no metadata does. */
+export function catalogEntry(result: VerifyResult, fallbackTime: Date | null, full: boolean): CatalogEntry {
+  const { group, database, engine, kind } = describeResult(result);
+  return {
+    key: result.key,
+    group,
+    database,
+    engine,
+    created: createdOf(result) ?? fallbackTime,
+    sizeBytes: result.sizeBytes,
+    state: result.state === 'valid' && !full ? 'unverified' : result.state,
+    detail: result.detail,
+    producer: result.producer ?? null,
+    kind,
+  };
 }
 
 /** Group, database, engine and kind, from whichever metadata the backup has. */

@@ -3,7 +3,8 @@ import { encryptionSchemas } from '../crypto/metadata.js';
 import { fromSummary, propertySchemas, type DatabaseProperties } from './properties.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
-import { putBuffer, readAll, type Storage } from '../storage/storage.js';
+import { putBuffer, type Storage } from '../storage/storage.js';
+import { readMetadataText } from './metadata.js';
 
 export const MANIFEST_SCHEMA = 'dbbackup.cluster';
 export const MANIFEST_NAME = 'manifest.json';
@@ -95,7 +96,7 @@ export async function readManifest(
 ): Promise<ClusterManifest | undefined> {
   const key = manifestKey(clusterName);
   if (!(await storage.stat(key))) return undefined;
-  const text = (await readAll(storage, key)).toString('utf8');
+  const text = await readMetadataText(storage, key);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -111,7 +112,40 @@ export async function readManifest(
       `Manifest ${key} is invalid: ${issue ? `${issue.path.join('.')}: ${issue.message}` : '?'}`,
     );
   }
+  const outside = filesOutside(parsed.data, clusterName);
+  if (outside)
+    throw new IntegrityError(`Manifest ${key} is invalid: ${outside}`, {
+      hint: 'The manifest was edited or damaged: do not rely on this cluster backup. The other backups are not affected.',
+    });
   return parsed.data;
+}
+
+/**
+ * Every file a manifest names must be inside its own cluster directory: a path elsewhere (`../x`,
+ * `/etc/passwd`, another backup's file) would make verify read, restore load and cleanup delete
+ * something that is not part of this backup.
+ */
+export function filesOutside(manifest: ClusterManifest, clusterName: string): string | undefined {
+  if (manifest.name !== clusterName)
+    return `it names the cluster ${JSON.stringify(manifest.name)}, but it is in ${clusterName}/`;
+  const files = [manifest.globals.file, ...manifest.databases.flatMap((m) => (m.file ? [m.file] : []))];
+  const bad = files.find((f) => !isMemberPath(f, clusterName));
+  return bad === undefined
+    ? undefined
+    : `the member ${JSON.stringify(bad)} is not a file inside ${clusterName}/`;
+}
+
+function isMemberPath(file: string, clusterName: string): boolean {
+  if (!file.startsWith(`${clusterName}/`)) return false;
+  const rest = file.slice(clusterName.length + 1);
+  return (
+    rest !== '' &&
+    rest !== MANIFEST_NAME &&
+    !rest.includes('/') &&
+    !rest.includes('\\') &&
+    rest !== '..' &&
+    rest !== '.'
+  );
 }
 
 export async function writeManifest(storage: Storage, manifest: ClusterManifest): Promise<void> {

@@ -4,6 +4,7 @@ import { propertySchemas } from './properties.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
+import { formatBytes } from '../pipeline/progress.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 
 export const METADATA_SCHEMA = 'dbbackup.backup';
@@ -116,12 +117,58 @@ export function parseMetadata(text: string, source: string): BackupMetadata {
   return result.data;
 }
 
+/** What a stored file must be: its size and SHA-256, as its metadata (or a cluster manifest) records them. */
+export interface ExpectedBytes {
+  sha256: string;
+  sizeBytes: number;
+}
+
+/**
+ * The one wording of "these bytes are not the recorded ones", for every command. A wrong size is
+ * said as such (a checksum mismatch shown with two identical hashes would hide what differs).
+ */
+export function bytesMismatch(
+  expected: ExpectedBytes,
+  actual: { bytes: number; sha256?: string },
+): string | undefined {
+  if (actual.bytes !== expected.sizeBytes)
+    return `size mismatch: expected ${expected.sizeBytes} bytes, found ${actual.bytes}`;
+  if (actual.sha256 !== undefined && actual.sha256 !== expected.sha256)
+    return `checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`;
+  return undefined;
+}
+
+/** dbbackup's metadata is a few KiB (a list of 100,000 tables a few MiB): anything larger is not it. */
+export const METADATA_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The text of a small file that should be metadata (a `.meta.json`, a cluster manifest). One too large
+ * to be metadata is a damaged or foreign file, named as such — not an internal error.
+ */
+export async function readMetadataText(
+  storage: Storage,
+  key: string,
+  maxBytes = METADATA_MAX_BYTES,
+): Promise<string> {
+  try {
+    return (await readAll(storage, key, maxBytes)).toString('utf8');
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new IntegrityError(
+      `${storage.location.replace(/\/$/, '')}/${key} is not valid metadata: it is larger than ${formatBytes(maxBytes)}`,
+      {
+        hint: 'dbbackup writes metadata of a few KiB: this file was replaced or damaged. Do not rely on the backup it describes.',
+        cause: err,
+      },
+    );
+  }
+}
+
 /** Reads `<key>.meta.json`; undefined when it does not exist, IntegrityError when it is invalid. */
 export async function readMetadata(storage: Storage, backupKey: string): Promise<BackupMetadata | undefined> {
   const key = metadataKey(backupKey);
   if (!(await storage.stat(key))) return undefined;
-  const data = await readAll(storage, key, 64 * 1024 * 1024);
-  return parseMetadata(data.toString('utf8'), key);
+  return parseMetadata(await readMetadataText(storage, key), key);
 }
 
 export async function writeMetadata(

@@ -29,6 +29,25 @@ export interface RetentionDecision extends RetentionItem {
   keep: boolean;
   /** Why it is kept (`last 1/3`, `daily 2026-11-25`, `newest valid backup`…), or why it goes. */
   reasons: string[];
+  /**
+   * Kept by a rule's slot (a count, a calendar bucket, the oldest, the newest valid backup), not
+   * only by its age. Only such a backup stands in for others: were it bad, an older backup would
+   * take its slot instead of being deleted. Age (--keep-within, --retention-days) keeps each backup
+   * for itself, whatever the others are.
+   */
+  holdsSlot: boolean;
+}
+
+/**
+ * A policy that can be applied. `--min-backups` only qualifies an age rule (keep the M newest even
+ * when older than N days): alone it would read as a rule that keeps M, and delete everything else.
+ */
+export function checkPolicy(p: RetentionPolicy): void {
+  if (p.minBackups !== undefined && p.retentionDays === undefined && p.keepWithinMs === undefined)
+    throw new UsageError(
+      '--min-backups needs an age rule (--retention-days or --keep-within)',
+      '--min-backups M keeps the M newest backups that the age rule would delete; to keep the M newest backups and nothing else, use --keep-last M.',
+    );
 }
 
 export function hasRule(p: RetentionPolicy): boolean {
@@ -166,7 +185,12 @@ export function planRetention(
     // A backup without a usable timestamp cannot be placed in time: it is reported and kept, never counted.
     const timed = members.filter((m) => Number.isFinite(m.time.getTime()));
     for (const m of members.filter((x) => !Number.isFinite(x.time.getTime()))) {
-      out.push({ ...m, keep: true, reasons: ['unreadable timestamp: reported, not counted'] });
+      out.push({
+        ...m,
+        keep: true,
+        holdsSlot: false,
+        reasons: ['unreadable timestamp: reported, not counted'],
+      });
     }
     // Newest first; ties on the same instant broken by key so the plan is deterministic.
     const sorted = [...timed].sort(
@@ -190,6 +214,7 @@ export function planRetention(
     add('yearly', policy.keepYearly, b.yearly, true);
     const newest = valid[0]?.time.getTime();
 
+    const slotted = valid.map(() => false);
     const reasonsOf = valid.map((item, index) => {
       const reasons: string[] = [];
       for (const rule of rules) {
@@ -198,6 +223,7 @@ export function planRetention(
         if (bucket !== rule.last) {
           rule.last = bucket;
           rule.count--;
+          slotted[index] = true;
           reasons.push(
             rule.calendar ? `${rule.name} ${bucket.split(' GMT')[0]}` : `${rule.name} ${index + 1}`,
           );
@@ -217,29 +243,42 @@ export function planRetention(
       ) {
         reasons.push(`not older than ${policy.retentionDays} days`);
       }
-      if (index === 0) reasons.push('newest valid backup');
+      if (index === 0) {
+        reasons.push('newest valid backup');
+        slotted[index] = true;
+      }
       return reasons;
     });
     // As restic (0.17+): a calendar rule with slots left also keeps the oldest backup, so the
     // history reaches back as far as the policy asked for.
     const oldest = reasonsOf.length - 1;
     for (const rule of rules) {
-      if (rule.calendar && rule.count > 0 && oldest >= 0) reasonsOf[oldest]?.push(`${rule.name} oldest`);
+      if (rule.calendar && rule.count > 0 && oldest >= 0) {
+        reasonsOf[oldest]?.push(`${rule.name} oldest`);
+        slotted[oldest] = true;
+      }
     }
     valid.forEach((item, index) => {
       const reasons = reasonsOf[index] ?? [];
       out.push({
         ...item,
         keep: reasons.length > 0,
+        holdsSlot: slotted[index] ?? false,
         reasons: reasons.length ? [...new Set(reasons)] : ['no rule keeps it'],
       });
     });
     for (const item of future)
-      out.push({ ...item, keep: true, reasons: ['timestamp in the future: kept, not counted'] });
+      out.push({
+        ...item,
+        keep: true,
+        holdsSlot: false,
+        reasons: ['timestamp in the future: kept, not counted'],
+      });
     for (const item of sorted.filter((m) => !m.valid)) {
       out.push({
         ...item,
         keep: true,
+        holdsSlot: false,
         reasons: ['not valid: reported, not counted (see --prune-incomplete)'],
       });
     }

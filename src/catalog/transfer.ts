@@ -1,12 +1,12 @@
-import { IntegrityError } from '../errors.js';
+import { DbBackupError, IntegrityError, SafetyError, StorageError, errorMessage } from '../errors.js';
 import { CommitGate, HashCounter } from '../pipeline/hash.js';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Storage } from '../storage/storage.js';
 import { putBuffer, readAll } from '../storage/storage.js';
-import { metadataKey, readMetadata, sha256Line, writeMetadata, type BackupMetadata } from './metadata.js';
+import { bytesMismatch, readMetadata, sha256Line, writeMetadata, type BackupMetadata } from './metadata.js';
 import { SHA256_SUFFIX } from './naming.js';
-import { MANIFEST_NAME } from './manifest.js';
+import { ownedFiles } from './ownership.js';
 import { rmdir } from 'node:fs/promises';
 
 export interface TransferResult {
@@ -30,13 +30,11 @@ export async function copyBackup(
   const metadata = await readMetadata(from, key);
   const hash = new HashCounter();
   const gate = new CommitGate(async () => {
-    if (metadata && (hash.sha256 !== metadata.sha256 || hash.bytes !== metadata.sizeBytes)) {
-      throw new IntegrityError(
-        `Checksum mismatch while copying ${key}: the source is corrupt (expected ${metadata.sha256}, read ${hash.sha256})`,
-        {
-          hint: 'Nothing was written to the destination. Verify the source with dbbackup verify-backup.',
-        },
-      );
+    const mismatch = metadata && bytesMismatch(metadata, hash);
+    if (mismatch) {
+      throw new IntegrityError(`The source ${key} is corrupt (${mismatch}): it was not copied`, {
+        hint: 'Nothing was written to the destination. Verify the source with dbbackup verify-backup.',
+      });
     }
   });
   const source = await from.get(key);
@@ -54,27 +52,55 @@ export async function copyBackup(
   return { key: toKey, bytes: hash.bytes, sha256: hash.sha256, metadata };
 }
 
-/**
- * Remove a backup so that no crash leaves a state where a listing shows a valid backup whose data
- * is gone: metadata first (the backup turns "incomplete"), then the data, then the checksum file.
- */
-export async function deleteBackup(storage: Storage, key: string): Promise<void> {
-  if (key.endsWith('/')) {
-    await deleteCluster(storage, key);
-    return;
-  }
-  await storage.delete(metadataKey(key));
-  await storage.delete(key);
-  await storage.delete(key + SHA256_SUFFIX);
+/** What a removal really did, file by file: the files removed, and the one that could not be. */
+export interface RemovalReport {
+  removed: string[];
+  /** The first file whose deletion failed (and what to do about it); the files after it were not attempted. */
+  failed?: { file: string; error: string; hint?: string };
 }
 
-/** A cluster backup (`cluster_x/`): the manifest first, so it turns incomplete, then every member. */
-async function deleteCluster(storage: Storage, prefix: string): Promise<void> {
-  await storage.delete(`${prefix}${MANIFEST_NAME}`);
-  const members: string[] = [];
-  for await (const o of storage.list(prefix)) members.push(o.key);
-  for (const key of members) await storage.delete(key);
-  // A local directory is left empty; remove it so the listing forgets the cluster entirely.
-  const dir = storage.localPath?.(prefix.slice(0, -1));
-  if (dir) await rmdir(dir).catch(() => undefined);
+/**
+ * Remove files in order, stopping at the first failure: with metadata (or a manifest) first, a
+ * stopped removal leaves the backup "incomplete", never "valid" without its data. A directory's
+ * cluster folder left empty is removed too, so the listing forgets it.
+ */
+export async function removeFiles(storage: Storage, files: readonly string[]): Promise<RemovalReport> {
+  const removed: string[] = [];
+  for (const file of files) {
+    try {
+      await storage.delete(file);
+    } catch (err) {
+      const hint = err instanceof DbBackupError ? err.hint : undefined;
+      return { removed, failed: { file, error: errorMessage(err), ...(hint ? { hint } : {}) } };
+    }
+    removed.push(file);
+  }
+  for (const dir of new Set(
+    files.filter((f) => f.includes('/')).map((f) => f.slice(0, f.lastIndexOf('/'))),
+  )) {
+    const local = storage.localPath?.(dir);
+    if (local) await rmdir(local).catch(() => undefined);
+  }
+  return { removed };
+}
+
+/**
+ * Remove a backup — only the files dbbackup wrote (see ownedFiles) — metadata first, then data,
+ * then checksum; a cluster backup manifest first, then its members. Throws if any file could not be
+ * removed, saying which were.
+ */
+export async function deleteBackup(storage: Storage, key: string): Promise<RemovalReport> {
+  const owned = await ownedFiles(storage, key);
+  if (!owned.ours)
+    throw new SafetyError(`Not deleting ${key}: ${owned.reason}`, {
+      hint: 'dbbackup deletes only what it wrote itself; remove this by hand if you are sure.',
+    });
+  const report = await removeFiles(storage, owned.files);
+  if (report.failed)
+    throw new StorageError(`Could not delete ${report.failed.file}: ${report.failed.error}`, {
+      hint: report.removed.length
+        ? `Removed before the failure: ${report.removed.join(', ')}. The backup is now incomplete; run the command again.`
+        : 'Nothing was removed.',
+    });
+  return report;
 }

@@ -1,4 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Engine } from '../catalog/naming.js';
 import type { ConnectionOptions } from '../engines/connection.js';
@@ -7,6 +9,7 @@ import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from
 import type { CloudSettings } from '../storage/cloud.js';
 import type { Storage } from '../storage/storage.js';
 import { defaultBackupDir, openStore } from '../storage/uri.js';
+import { parseInteger, parseOptionalInteger } from './numbers.js';
 
 /** Global options as commander parses them. */
 export interface GlobalOptions {
@@ -61,14 +64,6 @@ export function explicitEngine(g: GlobalOptions): Engine | undefined {
   return parseEngine(g.dbType ?? process.env.DBBACKUP_DB_TYPE);
 }
 
-function parsePort(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new UsageError(`Invalid --port "${value}"`, 'Use a number from 1 to 65535.');
-  return port;
-}
-
 function readPasswordFile(file: string): string {
   let mode: number;
   try {
@@ -92,7 +87,7 @@ export function connectionOptions(g: GlobalOptions, engine: Engine): ConnectionO
   return {
     engine,
     host: g.host,
-    port: parsePort(g.port),
+    port: parseOptionalInteger('--port', g.port, { min: 1, max: 65535 }),
     user: g.user,
     password,
     sslMode: g.sslMode,
@@ -114,9 +109,8 @@ export function compressionChoice(g: GlobalOptions): { algorithm: CompressionAlg
     );
   }
   let algorithm = algoName as CompressionAlgorithm;
-  const level = g.compression === undefined ? undefined : Number(g.compression);
-  if (level !== undefined && Number.isNaN(level))
-    throw new UsageError(`Invalid --compression "${g.compression}"`, 'Use a number, e.g. --compression 6.');
+  // The range per algorithm is checked below; 22 is zstd's highest level.
+  const level = parseOptionalInteger('--compression', g.compression, { min: 0, max: 22 });
   // Level 0 means "do not compress", as in the reference tool.
   if (level === 0) algorithm = 'none';
   return { algorithm, level: validateLevel(algorithm, algorithm === 'none' ? undefined : level) };
@@ -135,8 +129,29 @@ export const out = {
   },
 };
 
-/** A fixed-width text table. */
-export function table(headers: string[], rows: string[][]): string[] {
+/**
+ * Text as one printable line: control characters (a newline or an escape sequence in a database
+ * name) are shown as escapes, so they cannot break a table or rewrite the terminal.
+ */
+export function printable(text: string): string {
+  let out = '';
+  for (const c of text) out += isControl(c.charCodeAt(0)) ? escapeControl(c) : c;
+  return out;
+}
+
+/** C0 and C1 controls, DEL, and the Unicode line and paragraph separators. */
+function isControl(code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
+}
+
+function escapeControl(c: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** A fixed-width text table; cells are made printable (see `printable`). */
+export function table(headers: string[], textRows: string[][]): string[] {
+  const rows = textRows.map((r) => r.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (cells: string[]): string =>
     cells
@@ -146,22 +161,38 @@ export function table(headers: string[], rows: string[][]): string[] {
   return [fmt(headers), fmt(widths.map((w) => '-'.repeat(w))), ...rows.map(fmt)];
 }
 
-function positiveInt(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new UsageError(`Invalid ${flag} "${value}"`, 'Use a whole number of 1 or more.');
-  return n;
+/** A whole number from its flag, else its environment variable; an error names the one that was given. */
+function numberSetting(
+  flag: string,
+  value: string | undefined,
+  variable: string,
+  env: NodeJS.ProcessEnv,
+  range: { min: number; max: number },
+): number | undefined {
+  if (value !== undefined) return parseInteger(flag, value, range);
+  return parseOptionalInteger(variable, env[variable], range);
 }
 
 /** Cloud settings from flags, then DBBACKUP_CLOUD_* environment variables. */
 export function cloudSettings(g: GlobalOptions, env: NodeJS.ProcessEnv = process.env): CloudSettings {
-  const partMiB = positiveInt(g.cloudPartSize ?? env.DBBACKUP_CLOUD_PART_SIZE_MB, '--cloud-part-size');
-  if (partMiB !== undefined && partMiB < 5)
-    throw new UsageError('--cloud-part-size must be at least 5 (MiB)', 'S3 requires parts of 5 MiB or more.');
+  // S3 takes parts of 5 MiB to 5 GiB.
+  const partMiB = numberSetting('--cloud-part-size', g.cloudPartSize, 'DBBACKUP_CLOUD_PART_SIZE_MB', env, {
+    min: 5,
+    max: 5120,
+  });
+  const concurrency = numberSetting(
+    '--cloud-concurrency',
+    g.cloudConcurrency,
+    'DBBACKUP_CLOUD_CONCURRENCY',
+    env,
+    {
+      min: 1,
+      max: 64,
+    },
+  );
   return {
     partSizeBytes: partMiB === undefined ? undefined : partMiB * 1024 * 1024,
-    concurrency: positiveInt(g.cloudConcurrency ?? env.DBBACKUP_CLOUD_CONCURRENCY, '--cloud-concurrency'),
+    concurrency,
     region: g.cloudRegion ?? env.DBBACKUP_CLOUD_REGION,
     endpoint: g.cloudEndpoint ?? env.DBBACKUP_CLOUD_ENDPOINT,
     accessKey: g.cloudAccessKey ?? env.DBBACKUP_CLOUD_ACCESS_KEY,
@@ -195,4 +226,16 @@ export async function backupStores(g: GlobalOptions, cloudOption: string | undef
   if (!cloud || backupDirGiven(g)) stores.push(await openStore(backupDir(g)));
   if (cloud) stores.push(await openStore(cloud, cloudSettings(g)));
   return stores;
+}
+
+/**
+ * A store that is a local directory must exist: a mistyped path (a cron line with a typo) must be
+ * an error, not "no backups" or "0 kept, 0 deleted".
+ */
+export async function requireDirectory(storage: Storage): Promise<void> {
+  const local = storage.localPath?.('x');
+  if (!local) return;
+  const info = await stat(path.dirname(local)).catch(() => undefined);
+  if (!info?.isDirectory())
+    throw new UsageError(`${storage.location} is not a directory`, 'Check the path of the backup directory.');
 }

@@ -4,6 +4,7 @@ import { DbBackupError, errorMessage, rememberedSecrets } from '../errors.js';
 import { maskSecrets } from '../engines/connection.js';
 import { SSL_MODES } from '../engines/tls.js';
 import { TOOL_VERSION } from '../version.js';
+import { exitAfterOutput, guardStdout } from './stdout.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -144,6 +145,7 @@ function secretArgs(argv: string[]): string[] {
 
 async function main(argv: string[]): Promise<number> {
   const program = await buildProgram(argv);
+  guardStdout(program);
   if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';
   const secrets = secretArgs(argv);
   try {
@@ -172,5 +174,5 @@ const stalled = (): void => {
   process.exit(70);
 };
 process.once('beforeExit', stalled);
-process.exitCode = await main(process.argv);
+process.exitCode = await exitAfterOutput(await main(process.argv));
 process.off('beforeExit', stalled);

@@ -33,3 +33,11 @@ export function parseOptionalInteger(
 ): number | undefined {
   return value === undefined ? undefined : parseInteger(option, value, range);
 }
+
+/** Plain decimal notation with an optional fraction: "0.5", "10" — not "1e3", "0x5", "+3", ".5" or "". */
+const DECIMAL = /^[0-9]+(?:\.[0-9]+)?$/;
+
+/** The number written in plain decimal notation, or undefined for anything else (callers word the error). */
+export function decimalValue(value: string): number | undefined {
+  return DECIMAL.test(value) ? Number(value) : undefined;
+}

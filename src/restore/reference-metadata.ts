@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { metadataKey, parseMetadata, type BackupMetadata } from '../catalog/metadata.js';
-import { readAll, type Storage } from '../storage/storage.js';
+import { metadataKey, parseMetadata, readMetadataText, type BackupMetadata } from '../catalog/metadata.js';
+import type { Storage } from '../storage/storage.js';
 import { lazySchemas } from '../zod.js';
 
 /**
@@ -46,7 +46,7 @@ export type Sidecar =
 export async function readSidecar(storage: Storage, key: string): Promise<Sidecar> {
   const file = metadataKey(key);
   if (!(await storage.stat(file))) return { kind: 'none' };
-  const text = (await readAll(storage, file, 64 * 1024 * 1024)).toString('utf8');
+  const text = await readMetadataText(storage, file);
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -26,7 +26,7 @@ import { Sampler } from '../pipeline/hash.js';
 import { ByteMeter } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
-import { hashStored } from '../verify/checksum.js';
+import { checkStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 import type { CreationProperties } from '../catalog/properties.js';
@@ -102,13 +102,9 @@ export async function inspectBackup(
   }
   if ((!detected.engine || !detected.format) && metadata) {
     // Unreadable content with metadata: say whether the bytes are the ones that were backed up.
-    const actual = await hashStored(storage, key);
-    if (actual.sha256 !== metadata.sha256 || actual.bytes !== metadata.sizeBytes) {
-      throw new IntegrityError(
-        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${metadata.sha256}, computed ${actual.sha256})`,
-        { hint: 'Nothing was changed. Restore another backup.' },
-      );
-    }
+    const verdict = await checkStored(storage, key, metadata, { read: true });
+    if (verdict.state !== 'valid')
+      throw corruptBackup(key, verdict.problem, 'Nothing was changed. Restore another backup.');
   }
   if (!detected.engine || !detected.format) {
     if (detected.tar) {
@@ -123,6 +119,22 @@ export async function inspectBackup(
     );
   }
   return { metadata, reference, detected, size: stat.size };
+}
+
+/**
+ * The backup's bytes are not the ones its metadata records, in verify-backup's words: "size mismatch:
+ * expected N bytes, found M" becomes "Size mismatch for KEY: the backup is corrupt (expected N bytes, found M)".
+ */
+function corruptBackup(key: string, problem: string, hint: string): IntegrityError {
+  const colon = problem.indexOf(': ');
+  const what = colon > 0 ? problem.slice(0, colon) : problem;
+  const facts = colon > 0 ? ` (${problem.slice(colon + 2)})` : '';
+  return new IntegrityError(
+    `${what.charAt(0).toUpperCase()}${what.slice(1)} for ${key}: the backup is corrupt${facts}`,
+    {
+      hint,
+    },
+  );
 }
 
 /** A reference-tool sidecar that gives a restore its expected checksum, size and database. */
@@ -413,17 +425,16 @@ export async function executeRestore(
   const started = Date.now();
   const size = plan.sizeBytes ?? 0;
   if (plan.checksum === 'to verify' && expected) {
-    const actual = await step(progress, 'verifying the checksum', size, (meter) =>
-      hashStored(storage, key, meter),
+    // The same verdict as verify-backup: size, the .sha256 file and every byte against the metadata.
+    const verdict = await step(progress, 'verifying the checksum', size, (meter) =>
+      checkStored(storage, key, expected, { read: true, meter }),
     );
-    if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes) {
-      throw new IntegrityError(
-        `Checksum mismatch for ${key}: the backup is corrupt (expected sha256 ${expected.sha256}, computed ${actual.sha256})`,
-        {
-          hint: 'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
-        },
+    if (verdict.state !== 'valid')
+      throw corruptBackup(
+        key,
+        verdict.problem,
+        'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
       );
-    }
   }
   const warnings: string[] = [...plan.warnings];
   const warn = (line: string): void => {

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -126,7 +126,10 @@ export class LocalStorage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(this.localPath(key), { force: true }).catch((err: unknown) => {
+    // unlink, not rm: rm retries a file it may not unlink as a directory and reports ENOTDIR,
+    // which hides the real cause (an immutable file or directory: EPERM).
+    await unlink(this.localPath(key)).catch((err: unknown) => {
+      if (errnoCode(err) === 'ENOENT') return;
       throw this.wrap(err, `delete ${key}`);
     });
   }
@@ -140,10 +143,27 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /**
+   * EPERM (unlike EACCES) is not about modes: the file or its directory is immutable or append-only
+   * (chattr +i / +a), or a sticky directory belongs to another user. Say so, with the directory.
+   */
+  private notPermitted(err: unknown, action: string): StorageError {
+    const file = (err as { path?: unknown }).path;
+    const dir = typeof file === 'string' ? path.dirname(file) : this.location;
+    return new StorageError(
+      `Could not ${action}: the operation is not permitted in ${dir}, which is read-only to dbbackup (an immutable or append-only directory or file?)`,
+      {
+        hint: `Check with: lsattr -d ${dir}; ls -ld ${dir}. Remove the flag (chattr -i / chattr -a) or choose another --backup-dir.`,
+        cause: err,
+      },
+    );
+  }
+
   private wrap(err: unknown, action: string): Error {
     // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
     if (err instanceof DbBackupError) return err;
     const code = errnoCode(err);
+    if (code === 'EPERM') return this.notPermitted(err, action);
     const hints: Record<string, string> = {
       ENOSPC: 'The disk is full: free space or choose another --backup-dir.',
       EDQUOT: 'The disk quota is exhausted: free space or choose another --backup-dir.',

@@ -1,6 +1,7 @@
-import type { BackupMetadata } from '../catalog/metadata.js';
+import { bytesMismatch, type BackupMetadata } from '../catalog/metadata.js';
 import { readManifest, type ClusterManifest } from '../catalog/manifest.js';
-import { SHA256_SUFFIX, type Engine } from '../catalog/naming.js';
+import { isOwnBackupName, isReferenceName } from '../catalog/ownership.js';
+import type { Engine } from '../catalog/naming.js';
 import { EncryptionKeyError } from '../crypto/index.js';
 import { errorMessage, IntegrityError, MissingToolError } from '../errors.js';
 import { formatBytes } from '../pipeline/progress.js';
@@ -11,8 +12,8 @@ import {
   type ReferenceClusterMetadata,
   type Sidecar,
 } from '../restore/reference-metadata.js';
-import { readAll, type Storage } from '../storage/storage.js';
-import { hashStored } from './checksum.js';
+import type { Storage } from '../storage/storage.js';
+import { checkStored, hashStored } from './checksum.js';
 import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } from './deep.js';
 
 export type BackupState = 'valid' | 'incomplete' | 'corrupt';
@@ -104,19 +105,13 @@ async function deepJudged(
     if (err instanceof EncryptionKeyError || err instanceof MissingToolError) throw err;
     // The read stopped early: hash the stored bytes to tell damage after the backup from a bad backup.
     const actual = await hashStored(storage, key).catch(() => undefined);
-    if (actual && actual.sha256 !== expected.sha256)
-      return {
-        problem: `checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`,
-      };
+    const mismatch = actual && bytesMismatch(expected, actual);
+    if (mismatch) return { problem: mismatch };
     const what = err instanceof IntegrityError ? err.message : `could not be read: ${errorMessage(err)}`;
     return { problem: `${what} (the stored bytes match their checksum: the backup was written this way)` };
   }
-  if (report.sha256 !== expected.sha256 || report.bytes !== expected.sizeBytes) {
-    return {
-      problem: `checksum mismatch: expected sha256 ${expected.sha256}, computed ${report.sha256}`,
-    };
-  }
-  return { report };
+  const mismatch = bytesMismatch(expected, report);
+  return mismatch ? { problem: mismatch } : { report };
 }
 
 function fileSummary(key: string, r: DeepReport): DeepSummary['files'][number] {
@@ -258,7 +253,9 @@ async function withoutMetadata(storage: Storage, base: Base): Promise<VerifyResu
     state: 'incomplete',
     detail: reference
       ? 'no metadata (.meta.json): the reference tool writes it after the archive, so nothing shows the archive is complete'
-      : 'no metadata (.meta.json): the backup never finished',
+      : isOwnBackupName(base.key) || isReferenceName(base.key)
+        ? 'no metadata (.meta.json): the backup never finished'
+        : 'no metadata (.meta.json), and not named as dbbackup (or the reference tool) names backups: another program’s file?',
     sizeBytes: stat?.size ?? null,
     ...(reference
       ? {
@@ -286,49 +283,32 @@ async function checkSingle(
   { quick, deep }: VerifyOptions,
   extras: Extras,
 ): Promise<VerifyResult> {
-  const stat = await storage.stat(base.key);
-  if (!stat)
-    return { ...base, state: 'incomplete', detail: 'the backup data is missing', sizeBytes: null, ...extras };
-  const corrupt = (detail: string): VerifyResult => ({
-    ...base,
-    state: 'corrupt',
-    detail,
-    sizeBytes: stat.size,
-    ...extras,
-  });
-  if (stat.size !== expected.sizeBytes)
-    return corrupt(`size mismatch: expected ${expected.sizeBytes} bytes, found ${stat.size}`);
-  if (quick && !deep)
-    return { ...base, state: 'valid', detail: 'size matches (quick check)', sizeBytes: stat.size, ...extras };
-  let summary: DeepSummary | undefined;
-  if (deep) {
-    const judged = await deepJudged(
-      storage,
-      base.key,
-      base.location,
-      { kind: 'dump' },
-      expected,
-      deep.unlock,
-    );
-    if ('problem' in judged) return corrupt(judged.problem);
-    summary = summarize([fileSummary(base.key, judged.report)]);
-  } else {
-    const actual = await hashStored(storage, base.key);
-    if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.sizeBytes)
-      return corrupt(`checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`);
-  }
-  const sidecar = await sidecarChecksum(storage, base.key);
-  if (sidecar && sidecar !== expected.sha256)
-    return corrupt(`the ${SHA256_SUFFIX} file disagrees with the metadata`);
-  const matches = `sha256 ${expected.sha256.slice(0, 16)}… matches${extras.producer === 'reference' ? " the reference tool's metadata" : ''}`;
-  return {
+  // The deep read hashes the bytes itself; otherwise the checksum is read unless quick.
+  const verdict = await checkStored(storage, base.key, expected, { read: !quick && !deep });
+  if (verdict.state !== 'valid')
+    return {
+      ...base,
+      state: verdict.state,
+      detail: verdict.problem,
+      sizeBytes: verdict.sizeBytes,
+      ...extras,
+    };
+  const valid = (detail: string, more: Partial<VerifyResult> = {}): VerifyResult => ({
     ...base,
     state: 'valid',
-    detail: summary ? `${matches}, ${describeDeep(summary, true)}` : matches,
-    sizeBytes: stat.size,
+    detail,
+    sizeBytes: verdict.sizeBytes,
     ...extras,
-    ...(summary ? { deep: summary } : {}),
-  };
+    ...more,
+  });
+  if (quick && !deep) return valid('size matches (quick check)');
+  const matches = `sha256 ${expected.sha256.slice(0, 16)}… matches${extras.producer === 'reference' ? " the reference tool's metadata" : ''}`;
+  if (!deep) return valid(matches);
+  const judged = await deepJudged(storage, base.key, base.location, { kind: 'dump' }, expected, deep.unlock);
+  if ('problem' in judged)
+    return { ...base, state: 'corrupt', detail: judged.problem, sizeBytes: verdict.sizeBytes, ...extras };
+  const summary = summarize([fileSummary(base.key, judged.report)]);
+  return valid(`${matches}, ${describeDeep(summary, true)}`, { deep: summary });
 }
 
 /** A reference single backup (`db_<db>_<ts>.dump`, `.sql.gz`) against its `.meta.json`. */
@@ -379,8 +359,11 @@ async function verifyReferenceCluster(
   });
   const expected = referenceClusterExpectation(meta);
   if ('problem' in expected) return result('incomplete', expected.problem);
-  if (expected.sizeBytes !== null && stat.size !== expected.sizeBytes)
-    return result('corrupt', `size mismatch: expected ${expected.sizeBytes} bytes, found ${stat.size}`);
+  const sized =
+    expected.sizeBytes === null
+      ? undefined
+      : bytesMismatch({ ...expected, sizeBytes: expected.sizeBytes }, { bytes: stat.size });
+  if (sized) return result('corrupt', sized);
   const partial = expected.failed
     ? ` (partial: the reference tool recorded ${expected.failed} database${expected.failed > 1 ? 's' : ''} that failed to dump)`
     : '';
@@ -395,11 +378,8 @@ async function verifyReferenceCluster(
     return result('valid', `${matches}, ${judged.checked}${partial}`);
   }
   const actual = await hashStored(storage, base.key);
-  if (actual.sha256 !== expected.sha256)
-    return result(
-      'corrupt',
-      `checksum mismatch: expected sha256 ${expected.sha256}, computed ${actual.sha256}`,
-    );
+  const mismatch = bytesMismatch({ sha256: expected.sha256, sizeBytes: actual.bytes }, actual);
+  if (mismatch) return result('corrupt', mismatch);
   return result('valid', `${matches}${partial}`);
 }
 
@@ -444,12 +424,6 @@ export function describeLegacyArchive(archive: Pick<LegacyArchive, 'members'>): 
     `gzip and tar intact, globals.sql and ${n} dump${n === 1 ? '' : 's'} (${kinds.join(', ')}) with PostgreSQL headers; ` +
     "the dumps' data is not read to the end for reference cluster archives (restore cluster does that)"
   );
-}
-
-async function sidecarChecksum(storage: Storage, key: string): Promise<string | undefined> {
-  if (!(await storage.stat(key + SHA256_SUFFIX))) return undefined;
-  const text = (await readAll(storage, key + SHA256_SUFFIX, 4096)).toString('utf8');
-  return /^([0-9a-f]{64})\b/.exec(text)?.[1];
 }
 
 /**
@@ -500,23 +474,19 @@ export async function verifyCluster(
   });
   const files: DeepSummary['files'] = [];
   for (const member of members) {
-    const { key, sizeBytes: size, sha256: sha } = member;
+    const { key } = member;
     const stat = await storage.stat(key);
     if (!stat) return result('incomplete', `${key} is missing`);
-    if (stat.size !== size)
-      return result('corrupt', `${key}: size mismatch: expected ${size} bytes, found ${stat.size}`);
+    const sized = bytesMismatch(member, { bytes: stat.size });
+    if (sized) return result('corrupt', `${key}: ${sized}`);
     if (deep) {
       const location = `${storage.location.replace(/\/$/, '')}/${key}`;
       const judged = await deepJudged(storage, key, location, member.expect, member, deep.unlock);
       if ('problem' in judged) return result('corrupt', `${key}: ${judged.problem}`);
       files.push(fileSummary(key, judged.report));
     } else if (!quick) {
-      const actual = await hashStored(storage, key);
-      if (actual.sha256 !== sha)
-        return result(
-          'corrupt',
-          `${key}: checksum mismatch: expected sha256 ${sha}, computed ${actual.sha256}`,
-        );
+      const mismatch = bytesMismatch(member, await hashStored(storage, key));
+      if (mismatch) return result('corrupt', `${key}: ${mismatch}`);
     }
   }
   const partial = manifest.status === 'partial' ? ' (partial: some databases failed at backup time)' : '';

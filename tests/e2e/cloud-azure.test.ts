@@ -116,7 +116,7 @@ describe('Azure Blob Storage (Azurite): backups through the real CLI', () => {
     expect(props.metadata).toMatchObject({ dbbackup_database: pgSource, dbbackup_engine: 'postgres' });
   });
 
-  it('lists the cloud backups as valid', async () => {
+  it('lists the cloud backups (sizes checked: unverified)', async () => {
     const r = await cli(['list', 'backups', '--cloud', azUri('pg/'), '--json']);
     expectExit(r, 0);
     const listed = JSON.parse(r.stdout) as {
@@ -124,10 +124,10 @@ describe('Azure Blob Storage (Azurite): backups through the real CLI', () => {
       backups: Array<{ key: string; state: string }>;
     };
     expect(listed.location).toBe(`azure://${CONTAINER}/pg/`);
-    expect(listed.backups).toEqual([expect.objectContaining({ key: pgKey, state: 'valid' })]);
+    expect(listed.backups).toEqual([expect.objectContaining({ key: pgKey, state: 'unverified' })]);
     const text = await cli(['list', 'backups', '--cloud', azUri('pg/')]);
     expectExit(text, 0);
-    expect(text.stdout).toMatch(new RegExp(`${pgKey}\\s.*\\svalid`));
+    expect(text.stdout).toMatch(new RegExp(`${pgKey}\\s.*\\sunverified`));
   });
 
   it('verifies an object URI, and a glob (credentials from flags, then from the connection string)', async () => {
@@ -164,7 +164,7 @@ describe('Azure Blob Storage (Azurite): backups through the real CLI', () => {
     const list = await cli(['list', 'backups', '--cloud', base, '--json']);
     expectExit(list, 0);
     expect((JSON.parse(list.stdout) as { backups: Array<{ state: string }> }).backups).toEqual([
-      expect.objectContaining({ state: 'valid' }),
+      expect.objectContaining({ state: 'unverified' }),
     ]);
     const verify = await cli(['verify-backup', base.replace('/pg/?', `/pg/${pgKey}?`)]);
     expectExit(verify, 0);

@@ -181,7 +181,7 @@ describe('cluster round trip through S3', () => {
     const rows = list.stdout.split('\n').filter((l) => l.includes('cluster_'));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatch(
-      new RegExp(`^${cluster}/\\s+\\(cluster: 2 databases\\)\\s+postgres\\s.*\\svalid$`),
+      new RegExp(`^${cluster}/\\s+\\(cluster: 2 databases\\)\\s+postgres\\s.*\\sunverified$`),
     );
 
     const verify = await run(['verify-backup', uri(`${PREFIX}/${cluster}`)]);

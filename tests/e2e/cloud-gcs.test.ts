@@ -128,7 +128,7 @@ describe.each<Kind>(['gs', 'gcs'])('PostgreSQL to %s:// and back', (kind) => {
     const list = await run(['list', 'backups', '--cloud', prefixUri(kind, prefix)], kind);
     expectExit(list, 0);
     expect(list.stdout).toContain(`Backups in ${kind}://${BUCKET}/${prefix}`);
-    expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\svalid$`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\sunverified$`, 'm'));
 
     const verify = await run(['verify-backup', objectUri(kind, prefix, key)], kind);
     expectExit(verify, 0);
@@ -164,7 +164,7 @@ describe('more backups in the bucket', () => {
     const list = await run(['list', 'backups', '--cloud', prefixUri('gs', 'my'), '--json']);
     expectExit(list, 0);
     const entries = (JSON.parse(list.stdout) as { backups: Array<{ key: string; state: string }> }).backups;
-    expect(entries.map((e) => [e.key, e.state])).toEqual([[key, 'valid']]);
+    expect(entries.map((e) => [e.key, e.state])).toEqual([[key, 'unverified']]);
     const target = uniqueName('my_gcs_dst');
     myCreated.push(target);
     const restore = await run([

@@ -239,11 +239,18 @@ describe.each(TARGETS)('cleanup on $name', (t) => {
           'm',
         ),
       );
+    // The two kept in place of the deleted ones are read in full first.
     expect(text.stdout).toMatch(
-      new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${k.r2} {2}\\(last 1, newest valid backup\\)$`, 'm'),
+      new RegExp(
+        `^ {4}keep {4}\\S+ \\S+ {2}${k.r2} {2}\\(last 1, newest valid backup\\) \\[checksum verified\\]$`,
+        'm',
+      ),
     );
     expect(text.stdout).toMatch(
-      new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${k.r1.replaceAll('.', '\\.')} {2}\\(last 2\\)$`, 'm'),
+      new RegExp(
+        `^ {4}keep {4}\\S+ \\S+ {2}${k.r1.replaceAll('.', '\\.')} {2}\\(last 2\\) \\[checksum verified\\]$`,
+        'm',
+      ),
     );
     expect(text.stdout).toMatch(/^5 kept, 3 would be deleted, .* would be freed\.$/m);
 
@@ -267,8 +274,9 @@ describe.each(TARGETS)('cleanup on $name', (t) => {
       time: f2meta.startedAt,
       sizeBytes: f2meta.sizeBytes,
       valid: true,
-      state: 'valid',
+      state: 'unverified',
     });
+    expect(sorted(plan.checked.map((c) => c.key))).toEqual(sorted([k.r1, k.r2]));
     expect(sorted(plan.decisions.filter((d) => !d.keep).map((d) => d.key))).toEqual(
       sorted([k.f1, k.f2, k.f3]),
     );
@@ -322,8 +330,12 @@ describe.each(TARGETS)('cleanup on $name', (t) => {
         '--dry-run',
       ]);
       expectExit(dry, 0);
+      // The dry run names what it would remove.
       expect(dry.stdout).toMatch(
-        new RegExp(`^ {2}report {3}${orphan.replaceAll('.', '\\.')}: incomplete: `, 'm'),
+        new RegExp(
+          `^ {2}REMOVE {3}${orphan.replaceAll('.', '\\.')}: incomplete: .*\\(would remove ${orphan.replaceAll('.', '\\.')}\\)$`,
+          'm',
+        ),
       );
       expect(await snapshot(prefix)).toEqual(before);
 
@@ -380,7 +392,7 @@ describe.each(TARGETS)('cleanup on $name', (t) => {
       try {
         const r = await run(['cleanup', t.uri(prefix), '--keep-last', '2', '--json']);
         expect(r.code).toBe(1);
-        expect(r.stderr).toContain('dbbackup: error: 1 deletions failed');
+        expect(r.stderr).toContain('dbbackup: error: cleanup did not finish: 1 problem');
         const plan = JSON.parse(r.stdout) as PlanJson;
         expect(sorted(plan.deleted)).toEqual(sorted([k.f1, k.f2]));
         expect(plan.errors).toEqual([expect.stringContaining(k.f3)]);

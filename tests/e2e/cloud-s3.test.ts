@@ -152,7 +152,7 @@ describe.each(KINDS)('PostgreSQL to %s:// and back', (kind) => {
       const list = await run(['list', 'backups', '--cloud', prefixUri(kind, prefix)]);
       expectExit(list, 0);
       expect(list.stdout).toContain(`Backups in ${kind}://${BUCKET}/${prefix}`);
-      expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\svalid$`, 'm'));
+      expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\sunverified$`, 'm'));
 
       const verify = await run(['verify-backup', objectUri(kind, prefix, key)]);
       expectExit(verify, 0);
@@ -193,8 +193,8 @@ describe('more backups in the cloud', () => {
       const entries = (JSON.parse(list.stdout) as { backups: Array<{ key: string; state: string }> }).backups;
       expect(entries.map((e) => [e.key, e.state]).sort()).toEqual(
         [
-          [key, 'valid'],
-          [pgKeys.get('minio'), 'valid'],
+          [key, 'unverified'],
+          [pgKeys.get('minio'), 'unverified'],
         ].sort(),
       );
       const target = uniqueName('my_s3_dst');

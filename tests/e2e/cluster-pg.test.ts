@@ -289,7 +289,7 @@ describe('PostgreSQL cluster backup → restore', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toContain(`${cluster}/`);
     expect(rows[0]).toContain('(cluster: 5 databases)');
-    expect(rows[0]).toMatch(/\bvalid\s*$/);
+    expect(rows[0]).toMatch(/\bunverified\s*$/);
 
     const verify = await cli(['verify-backup', path.join(dir, cluster)]);
     expectExit(verify, 0);

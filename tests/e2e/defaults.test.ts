@@ -63,7 +63,10 @@ describe('defaults and environment', () => {
     const list = await cli(['list', 'backups'], { env });
     expectExit(list, 0);
     expect(list.stdout).toMatch(
-      new RegExp(`^${path.basename(file).replace(/\./g, '\\.')}\\s+${pgDb}\\s+postgres\\s.*\\svalid$`, 'm'),
+      new RegExp(
+        `^${path.basename(file).replace(/\./g, '\\.')}\\s+${pgDb}\\s+postgres\\s.*\\sunverified$`,
+        'm',
+      ),
     );
 
     const target = uniqueName('pg_env_copy');

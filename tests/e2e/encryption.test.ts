@@ -583,7 +583,7 @@ describe('through the S3 emulator', () => {
 
         const list = await run(['list', 'backups', '--cloud', `minio://bucket/p/${q}`], { env });
         expectExit(list, 0);
-        expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\svalid$`, 'm'));
+        expect(list.stdout).toMatch(new RegExp(`^${key.replaceAll('.', '\\.')}\\s.*\\sunverified$`, 'm'));
 
         const verify = await run(['verify-backup', `minio://bucket/p/${key}${q}`], { env });
         expectExit(verify, 0);

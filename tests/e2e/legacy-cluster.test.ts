@@ -416,11 +416,11 @@ describe('list backups, verify-backup and cleanup of a reference cluster_<ts>.ta
     return entries[0] as Entry;
   }
 
-  it('is listed as one valid cluster entry of the reference tool, with its size and database count', async () => {
+  it('is listed as one (unverified) cluster entry of the reference tool, with its size and database count', async () => {
     const copy = await copyArchive('catalog');
     expect(await only(path.dirname(copy))).toMatchObject({
       key: path.basename(archive),
-      state: 'valid',
+      state: 'unverified',
       kind: 'cluster',
       database: '(cluster: 5 databases)',
       engine: 'postgres',
@@ -431,7 +431,7 @@ describe('list backups, verify-backup and cleanup of a reference cluster_<ts>.ta
     expectExit(text, 0);
     expect(text.stdout).toMatch(
       new RegExp(
-        `^${path.basename(archive)} \\[ref\\]\\s+\\(cluster: 5 databases\\)\\s+postgres\\s.*\\svalid$`,
+        `^${path.basename(archive)} \\[ref\\]\\s+\\(cluster: 5 databases\\)\\s+postgres\\s.*\\sunverified$`,
         'm',
       ),
     );

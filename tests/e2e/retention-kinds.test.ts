@@ -191,7 +191,12 @@ describe('encrypted and cluster backups: the plan', () => {
     for (const x of [c.c0, c.cE, c.c1, c.c2]) expect(groupOf(`${x}/`), x).toBe(clusterGroup);
     expect(groupOf(`${c.o1}/`)).toBe('postgres 127.0.0.1:1 (cluster)');
     expect(groupOf(`${c.m0}/`)).toBe(myClusterGroup);
-    for (const d of plan.decisions) expect(d).toMatchObject({ valid: true, state: 'valid' });
+    // Only the backups kept in place of deleted ones were read in full (no key needed for that).
+    for (const d of plan.decisions)
+      expect(d).toMatchObject({
+        valid: true,
+        state: [k.e2, `${c.cE}/`].includes(d.key) ? 'valid' : 'unverified',
+      });
     expect(byKey.get(k.e2)?.reasons).toEqual(['last 1', 'newest valid backup']);
     expect(byKey.get(`${c.cE}/`)?.reasons).toEqual(['last 1', 'newest valid backup']);
     expect(sorted(plan.decisions.filter((d) => !d.keep).map((d) => d.key))).toEqual(
@@ -205,7 +210,10 @@ describe('encrypted and cluster backups: the plan', () => {
       new RegExp(`^ {4}DELETE {2}\\S+ \\S+ {2}${c.c1}/ {2}\\(no rule keeps it\\)$`, 'm'),
     );
     expect(text.stdout).toMatch(
-      new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${c.cE}/ {2}\\(last 1, newest valid backup\\)$`, 'm'),
+      new RegExp(
+        `^ {4}keep {4}\\S+ \\S+ {2}${c.cE}/ {2}\\(last 1, newest valid backup\\) \\[checksum verified\\]$`,
+        'm',
+      ),
     );
     expect(text.stdout).toMatch(
       new RegExp(`^ {4}DELETE {2}\\S+ \\S+ {2}${k.f2.replaceAll('.', '\\.')} {2}`, 'm'),
@@ -280,7 +288,12 @@ describe('encrypted and cluster backups: real runs', () => {
     try {
       const r = await cli(['cleanup', dir, '--keep-last', '1', '--json'], { env: KEY_ENV });
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain('dbbackup: error: 2 deletions failed');
+      expect(r.stderr).toContain('dbbackup: error: cleanup did not finish: 2 problems');
+      // Each failure names the file that could not go, why, and what went before it.
+      expect(r.stderr).toContain(
+        `  ${c.c2}/: Could not delete ${member}: the operation is not permitted in ${path.join(dir, c.c2)}`,
+      );
+      expect(r.stderr).toContain(`(removed before that: ${c.c2}/manifest.json`);
       const plan = JSON.parse(r.stdout) as PlanJson;
       expect(sorted(plan.deleted)).toEqual(sorted([k.p1, k.e1, k.f2, `${c.c0}/`, `${c.c1}/`]));
       expect(plan.errors).toHaveLength(2);

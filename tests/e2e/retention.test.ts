@@ -3,7 +3,17 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgDatabase, dropPgDatabase, pgExec } from '../harness/pg.js';
 import { pgServer } from '../harness/servers.js';
-import { cli, expectExit, listDir, pgArgs, removeDir, sha256File, tempDir, uniqueName } from './util.js';
+import {
+  cli,
+  expectExit,
+  listDir,
+  pgArgs,
+  removeDir,
+  sha256File,
+  tempDir,
+  uniqueName,
+  type PlanJson,
+} from './util.js';
 
 /*
  * Retention through the real CLI. Two real backups of database A and one of database B are taken
@@ -34,25 +44,6 @@ interface Meta {
   database: string;
   connection: { host: string; port: number; user: string };
   [field: string]: unknown;
-}
-
-interface PlanJson {
-  location: string;
-  dryRun: boolean;
-  decisions: Array<{
-    key: string;
-    group: string;
-    time: string;
-    valid: boolean;
-    keep: boolean;
-    reasons: string[];
-    sizeBytes: number | null;
-    state: string;
-  }>;
-  incomplete: Array<{ key: string; state: string; detail: string; removed: boolean }>;
-  deleted: string[];
-  freedBytes: number;
-  errors: string[];
 }
 
 interface ListJson {
@@ -205,10 +196,19 @@ describe('dbbackup cleanup: plan and dry run', () => {
       expect(r.stdout).toMatch(
         new RegExp(`^ {4}DELETE {2}\\S+ \\S+ {2}${key} {2}\\(no rule keeps it\\)$`, 'm'),
       );
+    // The two backups kept in place of the five deleted ones were read in full first.
     expect(r.stdout).toMatch(
-      new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${k.r2} {2}\\(last 1, newest valid backup\\)$`, 'm'),
+      new RegExp(
+        `^ {4}keep {4}\\S+ \\S+ {2}${k.r2} {2}\\(last 1, newest valid backup\\) \\[checksum verified\\]$`,
+        'm',
+      ),
     );
-    expect(r.stdout).toMatch(new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${k.r1} {2}\\(last 2\\)$`, 'm'));
+    expect(r.stdout).toMatch(
+      new RegExp(`^ {4}keep {4}\\S+ \\S+ {2}${k.r1} {2}\\(last 2\\) \\[checksum verified\\]$`, 'm'),
+    );
+    expect(r.stdout).toMatch(
+      /^Read in full before deleting what they replace: 2 backups, all match their checksums\.$/m,
+    );
     for (const key of [k.p1, k.p2, k.b, k.bOld])
       expect(r.stdout).toMatch(new RegExp(`^ {4}keep .*${key}`, 'm'));
     expect(r.stdout).toMatch(/^6 kept, 5 would be deleted, .* would be freed\.$/m);
@@ -231,6 +231,9 @@ describe('dbbackup cleanup: plan and dry run', () => {
         'freedBytes',
         'errors',
         'leftAlone',
+        'notOurs',
+        'checked',
+        'hints',
       ]),
     );
     expect(plan).toMatchObject({
@@ -240,15 +243,34 @@ describe('dbbackup cleanup: plan and dry run', () => {
       freedBytes: 0,
       errors: [],
       incomplete: [],
+      notOurs: [],
     });
+    // Only group A loses backups: only the two it keeps in their place are read (and so "valid").
+    expect(sorted(plan.checked.map((c) => c.key))).toEqual(sorted([k.r1, k.r2]));
     expect(plan.decisions).toHaveLength(11);
     const size = (await readMeta(dir, k.r1)).sizeBytes;
     for (const d of plan.decisions) {
       expect(sorted(Object.keys(d))).toEqual(
-        sorted(['key', 'group', 'time', 'valid', 'keep', 'reasons', 'sizeBytes', 'state']),
+        sorted([
+          'key',
+          'group',
+          'time',
+          'valid',
+          'keep',
+          'holdsSlot',
+          'reasons',
+          'sizeBytes',
+          'state',
+          'outcome',
+          'files',
+        ]),
       );
       expect(d.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-      expect(d).toMatchObject({ valid: true, state: 'valid' });
+      expect(d).toMatchObject({
+        valid: true,
+        state: [k.r1, k.r2].includes(d.key) ? 'valid' : 'unverified',
+        outcome: d.keep ? 'kept' : 'would delete',
+      });
       expect(d.sizeBytes).toBeGreaterThan(0);
       expect(d.reasons.length).toBeGreaterThan(0);
     }

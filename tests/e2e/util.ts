@@ -96,12 +96,27 @@ export interface PlanJson {
     reasons: string[];
     sizeBytes: number | null;
     state: string;
+    holdsSlot: boolean;
+    outcome: string;
+    files: string[];
+    error?: string;
   }>;
-  incomplete: Array<{ key: string; state: string; detail: string; removed: boolean }>;
+  incomplete: Array<{
+    key: string;
+    state: string;
+    detail: string;
+    removed: boolean;
+    action: string;
+    files: string[];
+    error?: string;
+  }>;
   deleted: string[];
   freedBytes: number;
   errors: string[];
   leftAlone: string[];
+  notOurs: Array<{ key: string; reason: string }>;
+  checked: Array<{ key: string; state: string; detail: string }>;
+  hints: string[];
 }
 
 /** One entry of `list backups --json`. */

@@ -33,3 +33,22 @@ export async function dbbackupTempFiles(dir = os.tmpdir()): Promise<string[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   return names.filter((n) => n.startsWith('dbbackup-restore-') || n.startsWith('.dbbackup-tmp'));
 }
+
+/**
+ * Bit rot: one byte in the middle of a stored object changed, its size unchanged, on any backend
+ * (a directory, a bucket, a container). Only a full read can tell.
+ */
+export async function flipByte(
+  store: { read(key: string): Promise<Buffer>; write(key: string, data: Buffer): Promise<void> },
+  key: string,
+): Promise<void> {
+  const bytes = await store.read(key);
+  const at = Math.floor(bytes.length / 2);
+  bytes[at] = (bytes[at] ?? 0) ^ 0x01;
+  await store.write(key, bytes);
+}
+
+/** The entries of `snap` (key → content hash) whose keys are in `keys`, for "left alone byte for byte". */
+export function pick(snap: Record<string, string>, keys: readonly string[]): Record<string, string> {
+  return Object.fromEntries(Object.entries(snap).filter(([k]) => keys.includes(k)));
+}

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import {
+  checkPolicy,
   hasRule,
   isoWeek,
   parseDuration,
@@ -934,6 +935,32 @@ describe('invariants on random catalogs', () => {
       for (const [k, v] of keep) if (v) expect(more.get(k)).toBe(true);
     }
   });
+
+  // Cleanup reads in full only the kept backups that hold a slot (src/retention/cleanup.ts). That is
+  // sound only if a backup holding no slot — kept for its age alone, or deleted — could turn out bad
+  // without changing what happens to any other backup.
+  it('a backup that holds no slot, found bad, changes nothing for the others; one that holds a slot may', () => {
+    const next = rng(20261205);
+    const now = new Date('2026-01-15T00:00:00.000Z');
+    let slotMattered = false;
+    for (let round = 0; round < 40; round++) {
+      const items = randomCatalog(next);
+      const policy = randomPolicy(next);
+      const d = plan(items, policy, 'UTC', now);
+      const keep = keepMap(d);
+      for (const x of d.filter((y) => y.valid)) {
+        const bad = items.map((i) => (i.key === x.key && i.group === x.group ? { ...i, valid: false } : i));
+        const after = keepMap(plan(bad, policy, 'UTC', now));
+        const others = (m: Map<string, boolean>) =>
+          new Map([...m].filter(([k]) => k !== `${x.group}/${x.key}`));
+        if (!x.holdsSlot) expect(others(after), `${x.key} ${JSON.stringify(policy)}`).toEqual(others(keep));
+        else if (JSON.stringify([...others(after)]) !== JSON.stringify([...others(keep)]))
+          slotMattered = true;
+      }
+    }
+    // The property is not vacuous: some slot holders do decide the fate of others.
+    expect(slotMattered).toBe(true);
+  });
 });
 
 describe('performance', () => {
@@ -954,5 +981,42 @@ describe('performance', () => {
       'Europe/Berlin',
     );
     expect(performance.now() - started).toBeLessThan(500);
+  });
+});
+
+describe('slots and policies', () => {
+  it('says which kept backups hold a slot: counts, calendar buckets, the oldest, the newest — not age alone', () => {
+    const items = daily('2026-01-01', '2026-01-10');
+    const d = plan(
+      items,
+      { keepLast: 2, keepWithinMs: 5 * DAY },
+      'UTC',
+      new Date('2026-01-11T00:00:00.000Z'),
+    );
+    const slot = (iso: string) => d.find((x) => x.key === iso)?.holdsSlot;
+    expect(slot(iso('2026-01-10'))).toBe(true); // last 1, newest valid backup
+    expect(slot(iso('2026-01-09'))).toBe(true); // last 2
+    expect(slot(iso('2026-01-07'))).toBe(false); // within 5 days of the newest: kept for its age
+    expect(slot(iso('2026-01-01'))).toBe(false); // deleted
+    const monthly = plan(items, { keepMonthly: 3 });
+    // One month has backups: its newest holds the slot, and the oldest holds the rule's remaining reach.
+    expect(
+      monthly
+        .filter((x) => x.holdsSlot)
+        .map((x) => x.key)
+        .sort(),
+    ).toEqual([iso('2026-01-01'), iso('2026-01-10')]);
+    const invalid = plan([at(iso('2026-01-02'), { valid: false }), ...daily('2026-01-01', '2026-01-01')], {
+      keepLast: 1,
+    });
+    expect(invalid.find((x) => !x.valid)?.holdsSlot).toBe(false);
+  });
+
+  it('--min-backups only qualifies an age rule: alone it is a usage error, with --retention-days or --keep-within it is fine', () => {
+    expect(() => checkPolicy({ minBackups: 3 })).toThrow(UsageError);
+    expect(() => checkPolicy({ minBackups: 3, keepLast: 2 })).toThrow(/--min-backups needs an age rule/);
+    expect(() => checkPolicy({ minBackups: 3, retentionDays: 30 })).not.toThrow();
+    expect(() => checkPolicy({ minBackups: 3, keepWithinMs: DAY })).not.toThrow();
+    expect(() => checkPolicy({ keepLast: 0 })).not.toThrow();
   });
 });

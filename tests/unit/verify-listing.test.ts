@@ -6,7 +6,7 @@ import { pack } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeResult, isReferenceClusterName, listBackups } from '../../src/catalog/listing.js';
 import { metadataKey, sha256Line, writeMetadata, type BackupMetadata } from '../../src/catalog/metadata.js';
-import { runCleanup } from '../../src/cli/commands/cleanup.js';
+import { runCleanup } from '../../src/retention/cleanup.js';
 import { LocalStorage, TEMP_MARKER } from '../../src/storage/local.js';
 import { putBuffer } from '../../src/storage/storage.js';
 import {
@@ -151,8 +151,9 @@ describe('listBackups', () => {
       ].sort(),
     );
     const state = (key: string): string | undefined => byKey.get(key)?.state;
-    expect(state('old_20250101_000000.dump')).toBe('valid');
-    expect(state('new_20260101_000000.sql.gz')).toBe('valid');
+    // Sizes only: intact is "unverified", never "valid", until every byte has been read.
+    expect(state('old_20250101_000000.dump')).toBe('unverified');
+    expect(state('new_20260101_000000.sql.gz')).toBe('unverified');
     expect(state('nested/dir/mid_20250601_000000.dump')).toBeUndefined();
     expect(state('short_20250301_000000.dump')).toBe('corrupt');
     expect(state('orphan_20250201_000000.sql')).toBe('incomplete');
@@ -277,7 +278,7 @@ describe("the reference tool's backups", () => {
       'db_short_20251126_120000.dump',
     ]);
     expect(byKey.get('db_shop_20251126_120000.dump')).toMatchObject({
-      state: 'valid',
+      state: 'unverified',
       database: 'shop',
       engine: 'postgres',
       sizeBytes: DATA.length,
@@ -287,7 +288,7 @@ describe("the reference tool's backups", () => {
       created: new Date('2025-11-26T11:00:00.123Z'),
     });
     expect(byKey.get('db_app_20251126_120000.sql.gz')).toMatchObject({
-      state: 'valid',
+      state: 'unverified',
       database: 'app',
       engine: 'mariadb',
       producer: 'reference',
@@ -301,7 +302,7 @@ describe("the reference tool's backups", () => {
     // Without its sidecar a .dump cannot be told from an unfinished one of ours.
     expect(byKey.get('db_bare_20251126_120000.dump')).toMatchObject({ state: 'incomplete', producer: null });
     expect(byKey.get('cluster_20251127_030000.tar.gz')).toMatchObject({
-      state: 'valid',
+      state: 'unverified',
       database: '(cluster: 2 databases)',
       engine: 'postgres',
       kind: 'cluster',
@@ -343,7 +344,9 @@ describe("the reference tool's backups", () => {
     await putBuffer(storage, `${key}.sha256`, `${'0'.repeat(64)}  /abs/${key}\n`);
     expect(await verifyBackup(storage, key, false)).toMatchObject({
       state: 'corrupt',
-      detail: 'the .sha256 file disagrees with the metadata',
+      detail: expect.stringMatching(
+        /^the \.sha256 file disagrees with the metadata: it says 0{64}, the metadata sha256 [0-9a-f]{64}$/,
+      ) as unknown,
     });
     await rm(storage.localPath(`${key}.meta.json`));
     expect((await verifyBackup(storage, key, false)).state).toBe('incomplete');

@@ -24,14 +24,14 @@ import { addSampleCommand } from './sample.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
 import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
+import { runCleanup, type CleanupResult } from '../../retention/cleanup.js';
+import { parseOptionalInteger } from '../numbers.js';
 import {
   printCleanup,
   retentionPolicy,
-  runCleanup,
   timeZoneOf,
   withRetentionOptions,
   type RetentionOptions,
-  type CleanupResult,
 } from './cleanup.js';
 
 interface SingleOptions extends RetentionOptions, EncryptionFlags {
@@ -159,13 +159,8 @@ Examples:
       const g = globals(cmd);
       const { algorithm, level } = compressionChoice(g);
       const parallelism =
-        opts.clusterParallelism === undefined ? defaultParallelism() : Number(opts.clusterParallelism);
-      if (!Number.isInteger(parallelism) || parallelism < 1) {
-        throw new UsageError(
-          `Invalid --cluster-parallelism "${opts.clusterParallelism}"`,
-          'Use a whole number of 1 or more.',
-        );
-      }
+        parseOptionalInteger('--cluster-parallelism', opts.clusterParallelism, { min: 1, max: 64 }) ??
+        defaultParallelism();
       const encryption = await protectorsFromFlags(encryptionFlags(opts));
       const where = cloudUri(g, opts.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));

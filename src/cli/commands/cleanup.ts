@@ -1,21 +1,12 @@
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
 import { Command } from 'commander';
-import picomatch from 'picomatch';
-import { listBackups, type CatalogEntry } from '../../catalog/listing.js';
-import {
-  hasRule,
-  parseDuration,
-  planRetention,
-  type RetentionDecision,
-  type RetentionPolicy,
-} from '../../catalog/retention.js';
-import { deleteBackup } from '../../catalog/transfer.js';
-import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
+import { checkPolicy, hasRule, parseDuration, type RetentionPolicy } from '../../catalog/retention.js';
+import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
-import type { Storage } from '../../storage/storage.js';
+import type { CleanupResult, PlannedBackup, PruneItem } from '../../retention/cleanup.js';
+import { runCleanup } from '../../retention/cleanup.js';
 import { openStore } from '../../storage/uri.js';
-import { cloudSettings, globals, out } from '../context.js';
+import { cloudSettings, globals, out, printable, requireDirectory } from '../context.js';
+import { parseInteger, parseOptionalInteger } from '../numbers.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -48,26 +39,23 @@ export function withRetentionOptions(cmd: Command): Command {
     .option('--time-zone <tz>', 'time zone for hour/day/week/month/year buckets (default: local)');
 }
 
-function count(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0)
-    throw new UsageError(`Invalid ${flag} "${value}"`, 'Use a whole number of 0 or more.');
-  return n;
-}
+/** Counts of backups, days: whole numbers, strictly parsed (a blank `--keep-last ""` is an error, not 0). */
+const COUNT = { min: 0, max: 1_000_000 };
 
 export function retentionPolicy(o: RetentionOptions): RetentionPolicy {
-  return {
-    keepLast: count(o.keepLast, '--keep-last'),
-    keepHourly: count(o.keepHourly, '--keep-hourly'),
-    keepDaily: count(o.keepDaily, '--keep-daily'),
-    keepWeekly: count(o.keepWeekly, '--keep-weekly'),
-    keepMonthly: count(o.keepMonthly, '--keep-monthly'),
-    keepYearly: count(o.keepYearly, '--keep-yearly'),
+  const policy: RetentionPolicy = {
+    keepLast: parseOptionalInteger('--keep-last', o.keepLast, COUNT),
+    keepHourly: parseOptionalInteger('--keep-hourly', o.keepHourly, COUNT),
+    keepDaily: parseOptionalInteger('--keep-daily', o.keepDaily, COUNT),
+    keepWeekly: parseOptionalInteger('--keep-weekly', o.keepWeekly, COUNT),
+    keepMonthly: parseOptionalInteger('--keep-monthly', o.keepMonthly, COUNT),
+    keepYearly: parseOptionalInteger('--keep-yearly', o.keepYearly, COUNT),
     keepWithinMs: o.keepWithin === undefined ? undefined : parseDuration(o.keepWithin),
-    retentionDays: count(o.retentionDays, '--retention-days'),
-    minBackups: count(o.minBackups, '--min-backups'),
+    retentionDays: parseOptionalInteger('--retention-days', o.retentionDays, COUNT),
+    minBackups: parseOptionalInteger('--min-backups', o.minBackups, COUNT),
   };
+  checkPolicy(policy);
+  return policy;
 }
 
 export function timeZoneOf(o: RetentionOptions): string {
@@ -80,92 +68,37 @@ export function timeZoneOf(o: RetentionOptions): string {
   return tz;
 }
 
-export interface CleanupOptions {
-  policy: RetentionPolicy;
-  timeZone: string;
-  dryRun: boolean;
-  /** Only this group (engine + server + database), e.g. after a backup. */
-  group?: string;
-  database?: string;
-  pattern?: string;
-  pruneIncomplete: boolean;
-  graceHours: number;
-  now?: Date;
-}
+const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;
 
-export interface CleanupResult {
-  location: string;
-  decisions: Array<RetentionDecision & { sizeBytes: number | null; state: string }>;
-  incomplete: Array<{ key: string; state: string; detail: string; removed: boolean }>;
-  deleted: string[];
-  freedBytes: number;
-  errors: string[];
-  /** The reference tool's backups: never kept or deleted by rules, never pruned (see README, Migrating). */
-  leftAlone: string[];
-}
-
-/** Plan (and unless dry-run, apply) a retention policy to the backups in one store. */
-export async function runCleanup(storage: Storage, o: CleanupOptions): Promise<CleanupResult> {
-  const now = o.now ?? new Date();
-  const isMatch = o.pattern ? picomatch(o.pattern) : () => true;
-  const entries = (await listBackups(storage)).filter(
-    (e) => isMatch(e.key) && (!o.database || e.database === o.database) && (!o.group || e.group === o.group),
-  );
-  const withMeta = entries.filter(
-    (e): e is CatalogEntry & { group: string; created: Date } => e.group !== null && e.created !== null,
-  );
-  const decisions = planRetention(
-    withMeta.map((e) => ({ key: e.key, group: e.group, time: e.created, valid: e.state === 'valid' })),
-    o.policy,
-    now,
-    o.timeZone,
-  ).map((d) => {
-    const e = withMeta.find((x) => x.key === d.key);
-    return { ...d, sizeBytes: e?.sizeBytes ?? null, state: e?.state ?? 'valid' };
-  });
-  const result: CleanupResult = {
-    location: storage.location,
-    decisions,
-    incomplete: [],
-    deleted: [],
-    freedBytes: 0,
-    errors: [],
-    leftAlone: entries.filter((e) => e.producer === 'reference').map((e) => e.key),
-  };
-  for (const d of decisions.filter((x) => !x.keep)) {
-    if (o.dryRun) continue;
-    try {
-      await deleteBackup(storage, d.key);
-      result.deleted.push(d.key);
-      result.freedBytes += d.sizeBytes ?? 0;
-    } catch (err) {
-      result.errors.push(`${d.key}: ${errorMessage(err)}`);
-    }
+/** The label of a backup in the plan: what the rule decided and what really happened to it. */
+function planLabel(d: PlannedBackup): string {
+  switch (d.outcome) {
+    case 'kept':
+      return 'keep  ';
+    case 'would delete':
+      return 'DELETE';
+    case 'deleted':
+      return 'deleted';
+    default:
+      return 'FAILED';
   }
-  // Incomplete and corrupt backups are reported; removed only on request, and only once old enough
-  // that no backup still running could own them.
-  const graceMs = o.graceHours * 3_600_000;
-  // The reference tool's backups are another tool's files: a cluster_<ts>.tar.gz without its
-  // .meta.json may still restore, so even a damaged one is only reported.
-  for (const e of entries.filter(
-    (x) => x.state !== 'valid' && x.producer !== 'reference' && (x.group === null || !o.group),
-  )) {
-    const old = e.created !== null && now.getTime() - e.created.getTime() > graceMs;
-    const remove = o.pruneIncomplete && old && !o.dryRun;
-    if (remove) {
-      try {
-        await deleteBackup(storage, e.key);
-        result.freedBytes += e.sizeBytes ?? 0;
-      } catch (err) {
-        result.errors.push(`${e.key}: ${errorMessage(err)}`);
-      }
-    }
-    result.incomplete.push({ key: e.key, state: e.state, detail: e.detail, removed: remove });
-  }
-  return result;
 }
 
-export function printCleanup(r: CleanupResult, dryRun: boolean, json: boolean): void {
+function pruneLabel(i: PruneItem): string {
+  switch (i.action) {
+    case 'reported':
+    case 'within grace':
+      return 'report ';
+    case 'would remove':
+      return 'REMOVE ';
+    case 'removed':
+      return 'removed';
+    default:
+      return 'FAILED ';
+  }
+}
+
+export function printCleanup(r: CleanupResult, dryRun: boolean, json: boolean, graceHours = 24): void {
   if (json) {
     out.json({ ...r, dryRun });
     return;
@@ -175,26 +108,65 @@ export function printCleanup(r: CleanupResult, dryRun: boolean, json: boolean): 
   for (const d of r.decisions) {
     if (d.group !== group) {
       group = d.group;
-      out.line(`  ${group}`);
+      out.line(`  ${printable(group)}`);
     }
     const when = d.time.toISOString().replace('T', ' ').slice(0, 19);
+    const proven = d.keep && d.state === 'valid' ? ' [checksum verified]' : '';
+    const failed = d.error ? `: ${d.error}` : '';
+    out.line(`    ${planLabel(d)}  ${when}  ${d.key}  (${d.reasons.join(', ')})${proven}${failed}`);
+  }
+  for (const i of r.incomplete) {
+    const note =
+      i.action === 'within grace'
+        ? ` (kept: younger than the ${graceHours} h grace period)`
+        : i.action === 'would remove'
+          ? ` (would remove ${i.files.join(', ')})`
+          : i.error
+            ? `: ${i.error}`
+            : '';
+    out.line(`  ${pruneLabel(i)}  ${i.key}: ${i.state}: ${printable(i.detail)}${note}`);
+  }
+  if (r.notOurs.length) {
+    out.line('Not ours, left alone (dbbackup removes only what it wrote itself):');
+    for (const n of r.notOurs) out.line(`  ${n.key}: ${n.reason}`);
+  }
+  if (r.checked.length) {
+    const bad = r.checked.filter((c) => c.state !== 'valid');
     out.line(
-      `    ${d.keep ? 'keep  ' : dryRun ? 'DELETE' : 'deleted'}  ${when}  ${d.key}  (${d.reasons.join(', ')})`,
+      `Read in full before deleting what they replace: ${plural(r.checked.length, 'backup')}${bad.length ? `, ${bad.length} not valid (${bad.map((c) => c.key).join(', ')}): not counted` : ', all match their checksums'}.`,
     );
   }
-  for (const i of r.incomplete)
-    out.line(`  ${i.removed ? 'removed' : 'report '}  ${i.key}: ${i.state}: ${i.detail}`);
-  const doomed = r.decisions.filter((d) => !d.keep);
-  out.line(
-    `${r.decisions.filter((d) => d.keep).length} kept, ${doomed.length} ${dryRun ? 'would be deleted' : 'deleted'}, ${formatBytes(
-      dryRun ? doomed.reduce((s, d) => s + (d.sizeBytes ?? 0), 0) : r.freedBytes,
-    )} ${dryRun ? 'would be freed' : 'freed'}.`,
-  );
+  out.line(summary(r, dryRun));
+  const pruned = pruneSummary(r);
+  if (pruned) out.line(pruned);
   if (r.leftAlone.length)
     out.line(
       `${r.leftAlone.length} backup${r.leftAlone.length === 1 ? '' : 's'} of the reference tool left alone (retention does not apply to them): ${r.leftAlone.join(', ')}`,
     );
-  for (const e of r.errors) out.note(`error: ${e}`);
+}
+
+/** "6 kept, 5 deleted, 1 not deleted, 12.0 MiB freed." — what really happened. */
+function summary(r: CleanupResult, dryRun: boolean): string {
+  const kept = r.decisions.filter((d) => d.keep).length;
+  const chosen = r.decisions.filter((d) => !d.keep);
+  if (dryRun) {
+    const bytes = chosen.reduce((s, d) => s + (d.sizeBytes ?? 0), 0);
+    return `${kept} kept, ${chosen.length} would be deleted, ${formatBytes(bytes)} would be freed.`;
+  }
+  const failed = chosen.filter((d) => d.outcome !== 'deleted').length;
+  return `${kept} kept, ${r.deleted.length} deleted${failed ? `, ${failed} not deleted` : ''}, ${formatBytes(r.freedBytes)} freed.`;
+}
+
+function pruneSummary(r: CleanupResult): string | undefined {
+  const count = (a: PruneItem['action']): number => r.incomplete.filter((i) => i.action === a).length;
+  const parts = [
+    [count('removed'), 'removed'],
+    [count('would remove'), 'would be removed'],
+    [count('partly removed') + count('not removed'), 'could not be removed'],
+    [count('within grace'), 'kept within the grace period'],
+  ] as const;
+  const said = parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  return said.length ? `Incomplete or corrupt: ${said.join(', ')}.` : undefined;
 }
 
 export function cleanupCommand(): Command {
@@ -208,8 +180,11 @@ export function cleanupCommand(): Command {
     .option('--database <name>', 'only backups of this database')
     .option('--pattern <glob>', 'only backups whose name matches this glob')
     .option('--dry-run', 'print the plan, delete nothing')
-    .option('--prune-incomplete', 'also remove incomplete and corrupt backups older than the grace period')
-    .option('--grace <hours>', 'grace period for --prune-incomplete', '24')
+    .option(
+      '--prune-incomplete',
+      'also remove incomplete and corrupt backups older than the grace period (only files dbbackup wrote)',
+    )
+    .option('--grace <hours>', 'grace period for --prune-incomplete, in whole hours', '24')
     .option('--json', 'print the plan as JSON')
     .addHelpText(
       'after',
@@ -232,9 +207,7 @@ Examples:
         },
         cmd: Command,
       ) => {
-        const graceHours = Number(opts.grace);
-        if (!Number.isFinite(graceHours) || graceHours < 0)
-          throw new UsageError(`Invalid --grace "${opts.grace}"`, 'Use a number of hours.');
+        const graceHours = parseInteger('--grace', opts.grace, { min: 0, max: 1_000_000 });
         const policy = retentionPolicy(opts);
         if (!hasRule(policy))
           throw new UsageError(
@@ -243,13 +216,7 @@ Examples:
           );
         const storage = await openStore(location, cloudSettings(globals(cmd)));
         // A mistyped directory must not look like "nothing to clean" in a cron log.
-        const local = storage.localPath?.('x');
-        if (local && !(await isDirectory(path.dirname(local)))) {
-          throw new UsageError(
-            `${storage.location} is not a directory`,
-            'Check the path of the backup directory.',
-          );
-        }
+        await requireDirectory(storage);
         // `--database` is also a global option (the server's maintenance database); here it filters.
         const database = opts.database ?? globals(cmd).database;
         const result = await runCleanup(storage, {
@@ -261,15 +228,15 @@ Examples:
           pruneIncomplete: Boolean(opts.pruneIncomplete),
           graceHours,
         });
-        printCleanup(result, Boolean(opts.dryRun), Boolean(opts.json));
+        printCleanup(result, Boolean(opts.dryRun), Boolean(opts.json), graceHours);
         if (result.errors.length)
-          throw new DbBackupError(`${result.errors.length} deletions failed`, {
-            hint: 'Run cleanup again; nothing valid was left half-deleted.',
+          throw new DbBackupError(`cleanup did not finish: ${plural(result.errors.length, 'problem')}`, {
+            details: result.errors.map(printable),
+            hint: [
+              ...result.hints,
+              'Each backup above says what really happened to it. A backup whose deletion stopped half way is "incomplete" (its metadata goes first), never "valid"; fix the cause and run cleanup again.',
+            ].join(' '),
           });
       },
     );
-}
-
-async function isDirectory(dir: string): Promise<boolean> {
-  return (await stat(dir).catch(() => undefined))?.isDirectory() ?? false;
 }

@@ -11,15 +11,21 @@ import {
   explicitEngine,
   globals,
   out,
+  requireDirectory,
   table,
 } from '../context.js';
 
 /** Marks the reference tool's backups in the NAME column; explained under the table. */
 export const REFERENCE_MARK = ' [ref]';
 
-export function printBackupList(location: string, entries: CatalogEntry[], json: boolean): void {
+export function printBackupList(
+  location: string,
+  entries: CatalogEntry[],
+  json: boolean,
+  verified = false,
+): void {
   if (json) {
-    out.json({ location, backups: entries });
+    out.json({ location, checked: verified ? 'sha256' : 'size', backups: entries });
     return;
   }
   if (!entries.length) {
@@ -32,11 +38,15 @@ export function printBackupList(location: string, entries: CatalogEntry[], json:
     e.engine ?? '?',
     e.created ? e.created.toISOString().replace('T', ' ').slice(0, 19) : '?',
     e.sizeBytes === null ? '?' : formatBytes(e.sizeBytes),
-    e.state === 'valid' ? 'valid' : `${e.state}: ${e.detail}`,
+    e.state === 'valid' || e.state === 'unverified' ? e.state : `${e.state}: ${e.detail}`,
   ]);
   out.line(`Backups in ${location}:`);
   for (const line of table(['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'], rows))
     out.line(line);
+  if (entries.some((e) => e.state === 'unverified'))
+    out.line(
+      'unverified: present with the size its metadata records; the data was not read, so a changed byte would not show. "list backups --verify" (or verify-backup) reads every byte and says valid or corrupt.',
+    );
   if (entries.some((e) => e.producer === 'reference'))
     out.line(
       `${REFERENCE_MARK.trim()} made by the reference tool: restore and verify-backup read it; retention rules (cleanup) do not apply to it.`,
@@ -66,16 +76,24 @@ export function listCommand(): Command {
   list
     .command('backups')
     .description(
-      'List the backups in the backup directory (or --cloud URI): name, database, engine, created, size, state',
+      'List the backups in the backup directory (or --cloud URI): name, database, engine, created, size, state (unverified: size only; --verify: SHA-256)',
     )
     .option('--cloud <uri>', 'list a cloud location instead of the backup directory')
+    .option(
+      '--verify',
+      'read every backup and check its SHA-256 (valid / corrupt); without it only sizes are checked (unverified)',
+    )
     .option('--json', 'print as JSON')
     .action(async (_opts: { json?: boolean }, cmd: Command) => {
       // `--json` may land on the parent `list` command, which has the same option.
-      const g = cmd.optsWithGlobals<ReturnType<typeof globals> & { json?: boolean; cloud?: string }>();
+      const g = cmd.optsWithGlobals<
+        ReturnType<typeof globals> & { json?: boolean; cloud?: string; verify?: boolean }
+      >();
       const where = cloudUri(g, g.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
-      printBackupList(storage.location, await listBackups(storage), Boolean(g.json));
+      await requireDirectory(storage);
+      const verify = Boolean(g.verify);
+      printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(g.json), verify);
     });
   return list;
 }

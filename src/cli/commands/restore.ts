@@ -49,6 +49,7 @@ import {
   explicitEngine,
   globals,
   out,
+  requireDirectory,
   type GlobalOptions,
 } from '../context.js';
 import { printBackupList } from './list.js';
@@ -60,6 +61,10 @@ import {
   type KeyUnlocker,
 } from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { parseInteger, parseOptionalInteger } from '../numbers.js';
+
+/** pg_restore jobs, databases restored at once. */
+const JOBS = { min: 1, max: 256 };
 
 interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
@@ -118,9 +123,7 @@ Examples:
     )
     .action(async (backup: string | undefined, opts: RestoreOptions, cmd: Command) => {
       const g = globals(cmd);
-      const jobs = Number(opts.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1)
-        throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
+      const jobs = parseInteger('--jobs', opts.jobs, JOBS);
       let storage: Storage;
       let key: string;
       let expected: RestoreInputs['expected'];
@@ -250,9 +253,7 @@ Examples:
     .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
       const jobsGiven = opts.jobs !== undefined;
-      const jobs = Number(opts.jobs ?? 1);
-      if (!Number.isInteger(jobs) || jobs < 1)
-        throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
+      const jobs = parseOptionalInteger('--jobs', opts.jobs, JOBS) ?? 1;
       const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
       const mode = opts.json ? 'off' : progressMode(opts.progress);
       if (await cluster.storage.stat(cluster.name)) {
@@ -309,12 +310,15 @@ Examples:
     .command('list')
     .description('List the backups in the backup directory (or --cloud URI) with their state')
     .option('--cloud <uri>', 'list a cloud location instead of the backup directory')
+    .option('--verify', 'read every backup and check its SHA-256 (without it: sizes only, "unverified")')
     .option('--json', 'print as JSON')
-    .action(async (opts: { json?: boolean; cloud?: string }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; cloud?: string; verify?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       const where = cloudUri(g, opts.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
-      printBackupList(storage.location, await listBackups(storage), Boolean(opts.json));
+      await requireDirectory(storage);
+      const verify = Boolean(opts.verify);
+      printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(opts.json), verify);
     });
   return restore;
 }
@@ -437,7 +441,7 @@ async function restoreReferenceMember(
   g: GlobalOptions,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
-  if (Number(opts.jobs) > 1)
+  if (parseInteger('--jobs', opts.jobs, JOBS) > 1)
     out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
   const engine = await openEngine(connectionOptions(g, 'postgres'));
   try {

@@ -19,6 +19,7 @@ import {
   out,
   table,
 } from '../context.js';
+import { decimalValue } from '../numbers.js';
 import { interruptSignal } from '../signals.js';
 
 export interface SampleOptions {
@@ -75,8 +76,12 @@ export function sampleSpecFromOptions(opts: SampleOptions): SampleSpec {
     }
     text = '10';
   }
-  const value = text.trim() === '' ? Number.NaN : Number(text);
-  if (Number.isNaN(value)) throw new UsageError(`Invalid ${flag} "${text}": not a number`, USAGE_HINT);
+  const value = decimalValue(text);
+  if (value === undefined)
+    throw new UsageError(
+      `Invalid ${flag} ${text === '' ? 'an empty value' : `"${text}"`}: not a number written in decimal digits`,
+      USAGE_HINT,
+    );
   return {
     strategy: validateSampleSpec(strategy, value, flag),
     value,
