@@ -85,6 +85,8 @@ export interface DatabaseEngine {
   /** Close every session on a database and drop it (cluster restore with --clean-cluster). */
   forceDropDatabase(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
+  /** `name` quoted as an identifier of this engine's SQL, for statements shown to the user. */
+  quoteIdentifier(name: string): string;
 
   dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand>;
   restoreCommand(options: RestoreCommandOptions): Promise<ToolCommand>;

@@ -344,6 +344,10 @@ export class MysqlEngine implements DatabaseEngine {
     await this.query(`DROP DATABASE ${quoteIdent(name)}`);
   }
 
+  quoteIdentifier(name: string): string {
+    return quoteIdent(name);
+  }
+
   /** Arguments every client program gets; the password file must come first (a client rule). */
   private async connectionArgs(program: string): Promise<string[]> {
     this.defaultsFile ??=

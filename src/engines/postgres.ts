@@ -303,6 +303,10 @@ export class PostgresEngine implements DatabaseEngine {
     await this.withClient(this.maintenanceDb, (c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
   }
 
+  quoteIdentifier(name: string): string {
+    return pg.escapeIdentifier(name);
+  }
+
   private toolEnv(database?: string): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
       ...process.env,

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Transform } from 'node:stream';
 import type cliProgress from 'cli-progress';
+import { InterruptedError } from '../errors.js';
 
 /** cli-progress (and string-width & co.) only when a bar is drawn: ~10-20 ms of start-up otherwise. */
 const bars = (): typeof cliProgress => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
@@ -159,6 +160,11 @@ export class ByteMeter {
   private counted = 0;
   private pid: number | undefined;
   private lastFromProc = 0;
+  /** What the reading tool is doing, when it says (e.g. pg_restore's verbose output): shown beside the bytes. */
+  phase: string | undefined;
+
+  /** With a signal, every tap fails with an InterruptedError when it fires: the read it is part of stops. */
+  constructor(private readonly signal?: AbortSignal) {}
 
   add(n: number): void {
     this.counted += n;
@@ -166,12 +172,24 @@ export class ByteMeter {
 
   /** A pass-through stage that counts what flows through it. */
   tap(): Transform {
-    return new Transform({
+    const tap = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         this.counted += chunk.length;
         cb(null, chunk);
       },
     });
+    const { signal } = this;
+    if (signal) {
+      const stop = (): void => {
+        tap.destroy(new InterruptedError('Interrupted'));
+      };
+      if (signal.aborted) stop();
+      else {
+        signal.addEventListener('abort', stop, { once: true });
+        tap.once('close', () => signal.removeEventListener('abort', stop));
+      }
+    }
+    return tap;
   }
 
   /** Count the bytes this process reads (it reads the backup itself). */

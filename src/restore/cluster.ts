@@ -5,6 +5,7 @@ import {
   DbBackupError,
   errorMessage,
   IntegrityError,
+  InterruptedError,
   SafetyError,
   StorageError,
   UsageError,
@@ -14,7 +15,8 @@ import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import { detectCompression } from '../pipeline/compression.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
-import { streamRestore } from './single.js';
+import { NOTHING_CHANGED, streamRestore } from './single.js';
+import { DEFAULT_SERVER_WAIT_SECONDS, dropPartial, leftInPlace, type DropOutcome } from './partial.js';
 import type { Transform } from 'node:stream';
 import { createDecryptStream, EncryptionKeyError, isEncrypted, type KeyUnlocker } from '../crypto/index.js';
 import { sniff } from '../pipeline/sniff.js';
@@ -36,6 +38,10 @@ export interface ClusterRestoreInputs {
   workdir?: string;
   /** Keys for an encrypted cluster backup. */
   unlockers?: readonly KeyUnlocker[];
+  /** SIGINT/SIGTERM: stop the tools, drop the databases being restored, report what was done. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created. */
+  serverWaitMs?: number;
 }
 
 /** PostgreSQL databases that always exist on a server and are never dropped. */
@@ -123,14 +129,14 @@ export async function executeClusterRestore(
   onWarning: (line: string) => void,
   progress?: ClusterProgressSink,
 ): Promise<void> {
-  const { storage } = i;
+  const { storage, signal } = i;
   if (!i.force) {
     progress?.note(`verifying the checksums of globals and ${plan.members.length} database dumps`);
     for (const [key, expected] of [
       [plan.manifest.globals.file, plan.manifest.globals.sha256],
       ...plan.members.map((m) => [m.file ?? '', m.sha256 ?? '']),
     ] as Array<[string, string]>) {
-      const actual = await hashStored(storage, key);
+      const actual = await hashStored(storage, key, new ByteMeter(signal));
       if (actual.sha256 !== expected) {
         throw new IntegrityError(`Checksum mismatch for ${key}: the cluster backup is corrupt`, {
           hint: 'Nothing was changed. Use another backup, or --force to restore anyway.',
@@ -139,51 +145,118 @@ export async function executeClusterRestore(
     }
     progress?.note('checksums verified');
   }
-  await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'first', i.unlockers);
+  if (signal?.aborted) throw new InterruptedError(NOTHING_CHANGED);
+  await restoreGlobals(
+    engine,
+    storage,
+    plan.manifest.globals.file,
+    onWarning,
+    'first',
+    i.unlockers,
+    signal,
+  ).catch((err: unknown) => {
+    if (signal?.aborted)
+      throw new InterruptedError(
+        'Interrupted while restoring roles and grants: some may have been applied; no database was touched',
+      );
+    throw err;
+  });
   progress?.note('roles and grants restored');
   for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
   progress?.begin(plan.members.map((m) => ({ name: m.database, estimate: m.sizeBytes })));
 
+  const tally = new ClusterTally();
   let next = 0;
-  const failures: string[] = [];
   const worker = async (): Promise<void> => {
-    while (next < plan.members.length) {
+    while (next < plan.members.length && !signal?.aborted) {
       const m = plan.members[next++];
       if (!m?.file) continue;
-      const meter = new ByteMeter();
+      const meter = new ByteMeter(signal);
       progress?.start(m.database, () => meter.bytes);
       try {
-        await restoreMember(
-          engine,
-          storage,
-          m,
-          plan.existing.includes(m.database),
-          onWarning,
-          i.unlockers,
-          meter,
-        );
+        await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning, i, meter);
+        tally.restored.push(m.database);
         progress?.done(m.database, { bytes: m.sizeBytes });
       } catch (err) {
-        failures.push(`${m.database}: ${errorMessage(err)}`);
+        const outcome = await memberOutcome(engine, m.database, i.serverWaitMs);
+        tally.failed(m.database, err, outcome, signal);
         progress?.failed(m.database, errorMessage(err));
       }
     }
   };
   try {
     await Promise.all(Array.from({ length: Math.max(1, Math.min(i.jobs, plan.members.length)) }, worker));
-    if (engine.engine !== 'postgres') {
+    if (!signal?.aborted && engine.engine !== 'postgres') {
       // MySQL/MariaDB table and column grants need their tables: replay the grants now that they exist.
       try {
-        await restoreGlobals(engine, storage, plan.manifest.globals.file, onWarning, 'again', i.unlockers);
+        await restoreGlobals(
+          engine,
+          storage,
+          plan.manifest.globals.file,
+          onWarning,
+          'again',
+          i.unlockers,
+          signal,
+        );
         progress?.note('table and column grants restored');
       } catch (err) {
-        failures.push(`table and column grants: ${errorMessage(err)}`);
+        tally.failures.push(`table and column grants: ${errorMessage(err)}`);
       }
     }
   } finally {
     progress?.end();
   }
-  throwIfFailed(failures, plan.members.length, 'The databases listed failed');
+  if (signal?.aborted) throw tally.interrupted(plan.members.map((m) => m.database));
+  throwIfFailed(tally.failures, plan.members.length, 'The databases listed failed');
+}
+
+/** What a database whose restore failed became: dropped (verified), or left in place, said truthfully. */
+export async function memberOutcome(
+  engine: DatabaseEngine,
+  database: string,
+  serverWaitMs: number | undefined,
+): Promise<DropOutcome> {
+  // The maintenance database is restored into, never dropped.
+  if (KEEP.includes(database)) return { dropped: false, line: leftInPlace(database) };
+  return dropPartial(engine, database, serverWaitMs ?? DEFAULT_SERVER_WAIT_SECONDS * 1000);
+}
+
+/** How the databases of a cluster restore ended, for the final report or the one line of an interrupt. */
+export class ClusterTally {
+  readonly restored: string[] = [];
+  readonly failures: string[] = [];
+  /** Stopped by the interrupt, with what became of each. */
+  private readonly stopped: string[] = [];
+  private readonly left: string[] = [];
+  private readonly ended: string[] = [];
+
+  failed(database: string, err: unknown, outcome: DropOutcome, signal: AbortSignal | undefined): void {
+    this.ended.push(database);
+    if (!outcome.dropped) this.left.push(database);
+    if (signal?.aborted) this.stopped.push(database);
+    else this.failures.push(`${database}: ${errorMessage(err)} ${outcome.line}`);
+  }
+
+  /** One line: what was restored, what was stopped (and dropped or not), what was never started. */
+  interrupted(all: readonly string[]): InterruptedError {
+    const done = new Set([...this.restored, ...this.ended]);
+    const notStarted = all.filter((d) => !done.has(d));
+    const stoppedDropped = this.stopped.filter((d) => !this.left.includes(d));
+    const stoppedLeft = this.stopped.filter((d) => this.left.includes(d));
+    const parts = [
+      'the cluster restore was stopped and its processes ended',
+      `restored: ${list(this.restored)}`,
+      ...(stoppedDropped.length ? [`stopped and dropped: ${list(stoppedDropped)}`] : []),
+      ...(stoppedLeft.length ? [`stopped and NOT dropped (drop them yourself): ${list(stoppedLeft)}`] : []),
+      ...(this.failures.length ? [`failed: ${this.failures.length}`] : []),
+      `not restored: ${list(notStarted)}`,
+    ];
+    return new InterruptedError(`Interrupted: ${parts.join('; ')}`, { details: this.failures });
+  }
+}
+
+function list(names: readonly string[]): string {
+  return names.length ? names.join(', ') : 'none';
 }
 
 /** A cluster restore goes on past a failed database; at the end the failures, if any, are the error. */
@@ -201,11 +274,12 @@ async function restoreMember(
   m: ClusterMember,
   existed: boolean,
   warn: (l: string) => void,
-  unlockers: readonly KeyUnlocker[] | undefined,
+  i: ClusterRestoreInputs,
   meter: ByteMeter,
 ): Promise<void> {
   const file = m.file ?? '';
-  const { compression, decrypt } = await readerFor(storage, file, unlockers);
+  const { signal } = i;
+  const { compression, decrypt } = await readerFor(storage, file, i.unlockers);
   const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
   if (engine.engine === 'postgres') {
     // The maintenance database is restored into, not recreated; the others create themselves
@@ -219,22 +293,17 @@ async function restoreMember(
       create: !intoExisting,
       cleanFirst: intoExisting && existed,
     });
-    await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
+    await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter, signal });
     return;
   }
   await engine.createDatabase(m.database, m.properties);
-  try {
-    const cmd = await engine.restoreCommand({
-      target: m.database,
-      format: m.format,
-      jobs: 1,
-      noOwner: false,
-    });
-    await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter });
-  } catch (err) {
-    await engine.dropDatabase(m.database).catch(() => undefined);
-    throw err;
-  }
+  const cmd = await engine.restoreCommand({
+    target: m.database,
+    format: m.format,
+    jobs: 1,
+    noOwner: false,
+  });
+  await streamRestore(storage, file, compression, cmd, { classify, warn, decrypt, meter, signal });
 }
 
 /** Compression (of the decrypted bytes) and, for an encrypted member, the decrypting stage. */
@@ -274,6 +343,7 @@ async function restoreGlobals(
   warn: (l: string) => void,
   pass: 'first' | 'again',
   unlockers: readonly KeyUnlocker[] | undefined,
+  signal?: AbortSignal,
 ): Promise<void> {
   const { compression, decrypt } = await readerFor(storage, file, unlockers);
   const cmd = await globalsCommand(engine);
@@ -281,6 +351,7 @@ async function restoreGlobals(
     classify: globalsClassifier(engine, pass),
     warn,
     decrypt,
+    signal,
   }).catch((err: unknown) => {
     if (err instanceof DbBackupError) throw err;
     throw new StorageError(`Could not restore roles and grants: ${errorMessage(err)}`);

@@ -14,6 +14,7 @@ import {
   DbBackupError,
   errorMessage,
   IntegrityError,
+  InterruptedError,
   MissingToolError,
   SafetyError,
   StorageError,
@@ -29,6 +30,7 @@ import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
+import { DEFAULT_SERVER_WAIT_SECONDS, dropPartial, leftInPlace, restoreFailure } from './partial.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -45,6 +47,10 @@ export interface RestoreInputs {
   unlockers?: readonly KeyUnlocker[];
   /** Checksum and size from elsewhere (a cluster manifest) for a dump that has no metadata sidecar. */
   expected?: { sha256: string; sizeBytes: number; database: string };
+  /** SIGINT/SIGTERM: stop the tools, drop what was created, remove temporary files. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created (--server-wait). */
+  serverWaitMs?: number;
 }
 
 export interface PreparedRestore {
@@ -310,9 +316,20 @@ export async function inspectTarget(
   return { exists, objects, action: undefined };
 }
 
+/** How a restore reacts to an interrupt or a failure (see partial.ts). */
+export interface TargetOptions {
+  /** SIGINT/SIGTERM: the restore's tools are stopped through it; a failure then becomes an InterruptedError. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created. */
+  serverWaitMs?: number;
+  /** What an interrupt stopped, for its one line, e.g. `the restore into "x" was stopped`. */
+  stopped?: string;
+}
+
 /**
  * Runs `restore` into `target`, created (or dropped and recreated with `clean`) first. A database
- * created here is dropped again if the restore fails: half-restored must never look restored.
+ * created here is dropped again if the restore fails or is interrupted — and said to be dropped only
+ * once the server confirms it: half-restored must never look restored.
  */
 export async function intoTarget(
   engine: DatabaseEngine,
@@ -320,6 +337,7 @@ export async function intoTarget(
   exists: boolean,
   clean: boolean,
   restore: () => Promise<void>,
+  o: TargetOptions = {},
 ): Promise<void> {
   if (exists && clean) {
     await engine.dropDatabase(target).catch((err: unknown) => {
@@ -331,14 +349,18 @@ export async function intoTarget(
   const created = !exists || clean;
   if (created) await engine.createDatabase(target);
   try {
+    if (o.signal?.aborted) throw new InterruptedError('Interrupted');
     await restore();
   } catch (err) {
-    if (created) {
-      await engine.dropDatabase(target).catch(() => undefined);
-      if (err instanceof DbBackupError)
-        err.details.push(`The partially restored database "${target}" was dropped.`);
-    }
-    throw err;
+    const outcome = created
+      ? await dropPartial(engine, target, o.serverWaitMs ?? DEFAULT_SERVER_WAIT_SECONDS * 1000)
+      : undefined;
+    throw restoreFailure(err, {
+      signal: o.signal,
+      stopped: o.stopped ?? `the restore into "${target}" was stopped`,
+      outcome: outcome?.line ?? leftInPlace(target),
+      notDropped: outcome ? !outcome.dropped : false,
+    });
   }
 }
 
@@ -348,21 +370,27 @@ export interface StepReporter {
   end(outcome: string): void;
 }
 
-/** Runs `fn` as one reported step, ended as done or failed whatever happens. */
+/** Where a restore's steps are shown, and the signal that stops them. */
+interface StepContext {
+  reporter: StepReporter | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** Runs `fn` as one reported step, ended as done or failed whatever happens; an interrupt stops its reads. */
 async function step<T>(
-  progress: StepReporter | undefined,
+  progress: StepContext,
   name: string,
   total: number,
   fn: (meter: ByteMeter) => Promise<T>,
 ): Promise<T> {
-  const meter = new ByteMeter();
-  progress?.begin(name, meter, total);
+  const meter = new ByteMeter(progress.signal);
+  progress.reporter?.begin(name, meter, total);
   try {
     const result = await fn(meter);
-    progress?.end('done');
+    progress.reporter?.end('done');
     return result;
   } catch (err) {
-    progress?.end('failed');
+    progress.reporter?.end('failed');
     throw err;
   }
 }
@@ -373,12 +401,13 @@ export async function executeRestore(
   inputs: RestoreInputs,
   prepared: PreparedRestore,
   onWarning: (line: string) => void,
-  progress?: StepReporter,
+  reporter?: StepReporter,
 ): Promise<RestoreOutcome> {
   const { storage, key } = inputs;
   const { plan, detected, expected } = prepared;
   const started = Date.now();
   const size = plan.sizeBytes ?? 0;
+  const progress: StepContext = { reporter, signal: inputs.signal };
   if (plan.checksum === 'to verify' && expected) {
     const actual = await step(progress, 'verifying the checksum', size, (meter) =>
       hashStored(storage, key, meter),
@@ -392,18 +421,32 @@ export async function executeRestore(
       );
     }
   }
+  if (inputs.signal?.aborted) throw new InterruptedError(NOTHING_CHANGED);
   const warnings: string[] = [...plan.warnings];
   const warn = (line: string): void => {
     warnings.push(line);
     onWarning(line);
   };
-  await intoTarget(engine, plan.target, plan.targetExists, inputs.clean, () =>
-    step(progress, `restoring with ${plan.tool}`, size, (meter) =>
-      runRestore(engine, inputs, plan, detected, warn, meter),
-    ),
+  await intoTarget(
+    engine,
+    plan.target,
+    plan.targetExists,
+    inputs.clean,
+    () =>
+      step(progress, `restoring with ${plan.tool}`, size, (meter) =>
+        runRestore(engine, inputs, plan, detected, warn, meter),
+      ),
+    {
+      signal: inputs.signal,
+      serverWaitMs: inputs.serverWaitMs,
+      stopped: `the restore into "${plan.target}" was stopped and its processes ended${plan.jobs > 1 ? '; its temporary files were removed' : ''}`,
+    },
   );
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
+
+/** An interrupt before the target was touched. */
+export const NOTHING_CHANGED = 'Interrupted before the restore changed anything; nothing was changed';
 
 async function runRestore(
   engine: DatabaseEngine,
@@ -413,7 +456,7 @@ async function runRestore(
   warn: (l: string) => void,
   meter: ByteMeter,
 ): Promise<void> {
-  const { storage, key } = inputs;
+  const { storage, key, signal } = inputs;
   const format = detected.format ?? 'plain';
   const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> =>
     engine.classifyStderr(line);
@@ -424,7 +467,7 @@ async function runRestore(
     const { file, cleanup } =
       localFile && detected.compression === 'none'
         ? { file: localFile, cleanup: async () => undefined }
-        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter);
+        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter, signal);
     try {
       const cmd = await engine.restoreCommand({
         target: plan.target,
@@ -433,7 +476,7 @@ async function runRestore(
         file,
         noOwner: inputs.noOwner,
       });
-      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn);
+      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal });
       await tool.done;
     } finally {
       await cleanup();
@@ -450,6 +493,7 @@ async function runRestore(
     decrypt,
     meter,
     trailer: plan.trailer,
+    signal,
   });
 }
 
@@ -462,6 +506,8 @@ export interface FeedOptions {
   meter?: ByteMeter;
   /** The restore fails unless the decompressed dump ends with this (the bytes then pass through Node). */
   trailer?: Trailer;
+  /** Stops the tools (and, through the meter's taps, the reads) on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -475,7 +521,7 @@ export async function streamRestore(
   cmd: ToolCommand,
   o: FeedOptions,
 ): Promise<void> {
-  const { classify, warn, meter } = o;
+  const { classify, warn, meter, signal } = o;
   // Decrypting and checking a trailer need the bytes in Node; the kernel-pipe shortcuts are for the rest.
   const localFile = o.decrypt || o.trailer ? undefined : storage.localPath?.(key);
   const decompress = await planDecompression(compression);
@@ -485,11 +531,13 @@ export async function streamRestore(
       { ...decompress.external, args: [...decompress.external.args, localFile] },
       ['ignore', 'pipe', 'pipe'],
       () => 'error',
+      undefined,
+      { signal },
     );
     meter?.watch(dec.child.pid);
     const out = dec.child.stdout;
     if (!out) throw new Error('decompressor has no stdout');
-    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn);
+    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn, { signal });
     out.destroy();
     await waitAll([tool, dec]);
     return;
@@ -497,7 +545,7 @@ export async function streamRestore(
   if (localFile && compression === 'none') {
     const handle = await open(localFile, 'r');
     try {
-      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn);
+      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn, { signal });
       meter?.watch(tool.child.pid);
       await tool.done;
     } finally {
@@ -526,7 +574,7 @@ export async function restoreFromStream(
   if (o.decrypt) stages.push(o.decrypt());
   const tail = o.trailer ? new Sampler(TRAILER_BYTES) : undefined;
   let sink: Writable;
-  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn);
+  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn, { signal: o.signal });
   processes.push(tool);
   if (!tool.child.stdin) throw new Error('restore tool has no stdin');
   /** Decompressor → tail sampler → tool, when the decompressed bytes must be seen. */
@@ -536,6 +584,8 @@ export async function restoreFromStream(
       decompress.external,
       ['pipe', tail ? 'pipe' : tool.child.stdin, 'pipe'],
       () => 'error',
+      undefined,
+      { signal: o.signal },
     );
     processes.push(dec);
     if (tail && dec.child.stdout) {
@@ -604,6 +654,7 @@ async function decompressToTemp(
   plan: RestorePlan,
   workdir: string | undefined,
   meter: ByteMeter,
+  signal: AbortSignal | undefined,
 ): Promise<{ file: string; cleanup: () => Promise<void> }> {
   const base = workdir ?? os.tmpdir();
   const need = plan.metadata?.dumpBytes ?? (plan.sizeBytes ?? 0) * (detected.compression === 'none' ? 1 : 10);
@@ -626,7 +677,9 @@ async function decompressToTemp(
       // Decompressor writes the file itself; Node only feeds it the stored (compressed) bytes.
       const out = await open(file, 'wx', 0o600);
       try {
-        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error');
+        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error', undefined, {
+          signal,
+        });
         if (!dec.child.stdin) throw new Error('decompressor has no stdin');
         const source = await storage.get(key);
         const counted = meter.tap();

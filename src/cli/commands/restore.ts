@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
 import { openEngine } from '../../engines/index.js';
-import { errorMessage, UsageError } from '../../errors.js';
+import { errorMessage, InterruptedError, UsageError } from '../../errors.js';
 import {
   ByteMeter,
   ClusterProgress,
@@ -30,6 +30,7 @@ import {
   engineForBackup,
   executeRestore,
   inspectBackup,
+  NOTHING_CHANGED,
   prepareRestore,
   type RestoreInputs,
   type RestoreOutcome,
@@ -59,9 +60,13 @@ import {
   type KeyUnlocker,
 } from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { parseOptionalInteger } from '../numbers.js';
+import { interruptSignal } from '../signals.js';
+import { DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
 
 interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
+  serverWait?: string;
   target?: string;
   create?: boolean;
   clean?: boolean;
@@ -91,6 +96,10 @@ export function restoreCommand(): Command {
     .option('--no-owner', 'do not restore object ownership and privileges (PostgreSQL)')
     .option('--workdir <dir>', 'where a temporary decompressed copy goes when --jobs > 1')
     .option(
+      '--server-wait <seconds>',
+      `how long a failed or interrupted restore waits for an unreachable server to drop the database it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
+    )
+    .option(
       '--from-cluster <cluster>',
       "restore one database (--database NAME) out of this cluster backup (or the reference tool's cluster_<ts>.tar.gz)",
     )
@@ -112,6 +121,8 @@ Examples:
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
+      const serverWaitMs = serverWait(opts.serverWait);
+      const signal = interruptSignal();
       let storage: Storage;
       let key: string;
       let expected: RestoreInputs['expected'];
@@ -134,7 +145,10 @@ Examples:
         const cluster = await resolveClusterArg(opts.fromCluster, backupDir(g), cloudSettings(g));
         if (await cluster.storage.stat(cluster.name)) {
           // A file, not a cluster directory: the reference tool's cluster_<ts>.tar.gz.
-          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g);
+          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g, {
+            signal,
+            serverWaitMs,
+          });
           return;
         }
         const manifest = await loadClusterManifest(cluster.storage, cluster.name);
@@ -183,8 +197,11 @@ Examples:
           workdir: opts.workdir,
           expected,
           unlockers,
+          signal,
+          serverWaitMs,
         };
         const prepared = await prepareRestore(engine, inputs);
+        if (signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
         await runSinglePlan(engine, prepared.plan, opts, (warn) =>
           executeRestore(engine, inputs, prepared, warn, progress),
@@ -217,6 +234,10 @@ Examples:
     )
     .option('--include-database <glob...>', 'only these databases')
     .option(
+      '--server-wait <seconds>',
+      `how long a failed or interrupted restore waits for an unreachable server to drop the databases it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
+    )
+    .option(
       '--force',
       'skip the checksum verification (reference archives: restore despite a checksum mismatch)',
     )
@@ -239,10 +260,11 @@ Examples:
       const jobs = Number(opts.jobs ?? 1);
       if (!Number.isInteger(jobs) || jobs < 1)
         throw new UsageError(`Invalid --jobs "${opts.jobs}"`, 'Use a whole number of 1 or more.');
+      const stop: Interruption = { signal: interruptSignal(), serverWaitMs: serverWait(opts.serverWait) };
       const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
       const mode = opts.json ? 'off' : progressMode(opts.progress);
       if (await cluster.storage.stat(cluster.name)) {
-        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode);
+        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode, stop);
         return;
       }
       const manifest = await loadClusterManifest(cluster.storage, cluster.name);
@@ -269,8 +291,10 @@ Examples:
           force: Boolean(opts.force),
           workdir: opts.workdir,
           unlockers: clusterUnlockers,
+          ...stop,
         };
         const plan = await prepareClusterRestore(engine, inputs);
+        if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         await runClusterPlan({
           header: [
             `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
@@ -308,6 +332,7 @@ Examples:
 /** A bare name that is not a file here is looked up in the backup directory. */
 interface ClusterRestoreOptions extends EncryptionFlags {
   confirm?: boolean;
+  serverWait?: string;
   cleanCluster?: boolean;
   jobs?: string;
   workdir?: string;
@@ -328,6 +353,7 @@ async function restoreReferenceArchive(
   g: GlobalOptions,
   jobs: number,
   mode: ProgressMode,
+  stop: Interruption,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
   const engine = await openEngine(connectionOptions(g, 'postgres'));
@@ -340,9 +366,10 @@ async function restoreReferenceArchive(
       jobs,
       workdir: opts.workdir,
       force: Boolean(opts.force),
+      ...stop,
     };
     const size = (await storage.stat(key))?.size ?? 0;
-    const meter = new ByteMeter();
+    const meter = new ByteMeter(stop.signal);
     // The plan reads the whole archive (to list its databases and check it): show how far it got.
     const reading = new StepProgress(mode, `cluster restore: checking ${key}`, () => meter.bytes, size);
     reading.start();
@@ -354,6 +381,7 @@ async function restoreReferenceArchive(
       reading.stop(`failed: ${errorMessage(err)}`);
       throw err;
     }
+    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
     const first = plan.archive.members[0]?.pgHeader;
     await runClusterPlan({
       header: [
@@ -372,6 +400,20 @@ async function restoreReferenceArchive(
   } finally {
     await engine.close();
   }
+}
+
+/** What stops a restore and how long it waits to clean up after a lost server. */
+interface Interruption {
+  signal: AbortSignal;
+  serverWaitMs: number;
+}
+
+/** `--server-wait <seconds>` in milliseconds (0: drop once, no waiting). */
+function serverWait(value: string | undefined): number {
+  return (
+    (parseOptionalInteger('--server-wait', value, { min: 0, max: 86_400 }) ?? DEFAULT_SERVER_WAIT_SECONDS) *
+    1000
+  );
 }
 
 /** The steps of a single restore (checksum, restore) as a bar on a terminal, or lines with --progress. */
@@ -421,6 +463,7 @@ async function restoreReferenceMember(
   database: string,
   opts: RestoreOptions,
   g: GlobalOptions,
+  stop: Interruption,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
   if (Number(opts.jobs) > 1)
@@ -436,8 +479,10 @@ async function restoreReferenceMember(
       clean: Boolean(opts.clean),
       force: Boolean(opts.force),
       noOwner: opts.owner === false,
+      ...stop,
     };
-    const prepared = await prepareLegacyMemberRestore(engine, inputs);
+    const prepared = await prepareLegacyMemberRestore(engine, inputs, new ByteMeter(stop.signal));
+    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
     await runSinglePlan(engine, prepared.plan, opts, (warn) =>
       executeLegacyMemberRestore(engine, inputs, prepared, warn),
     );

@@ -1,0 +1,107 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DatabaseEngine } from '../engines/engine.js';
+import { ConnectionError, DbBackupError, errorMessage, InterruptedError } from '../errors.js';
+
+/**
+ * What a failed or interrupted restore does with the database it created: drop it, and say so only
+ * once the server confirms it is gone. A server that stopped mid-restore (a crash, `pg_ctl stop -m
+ * immediate`) usually comes back within seconds; the drop is retried while it does, for a bounded
+ * time (`--server-wait`), and otherwise the database is named as left behind, with what to do.
+ */
+
+/** How long a restore waits for an unreachable server to come back to drop what it created. */
+export const DEFAULT_SERVER_WAIT_SECONDS = 60;
+
+export interface DropOutcome {
+  dropped: boolean;
+  /** One sentence for the user: what happened to the database. */
+  line: string;
+}
+
+/** The server cannot be reached or dropped the connection (stopped, restarting, in recovery). */
+export function serverUnreachable(err: unknown): boolean {
+  if (err instanceof ConnectionError) return true;
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|ENOENT|Connection terminated|connection (lost|closed|reset)|terminating connection|shutting down|starting up|in recovery|not yet accepting|server closed the connection|PROTOCOL_CONNECTION_LOST|server has gone away|Lost connection/i.test(
+    errorMessage(err),
+  );
+}
+
+/**
+ * Drops `name` (terminating the sessions still in it: they are the stopped restore's) and checks it
+ * is gone. Retries while the server is unreachable, with a growing pause, until `waitMs` has passed.
+ */
+export async function dropPartial(
+  engine: DatabaseEngine,
+  name: string,
+  waitMs: number,
+): Promise<DropOutcome> {
+  const deadline = Date.now() + waitMs;
+  let pause = 250;
+  let last: unknown;
+  for (;;) {
+    try {
+      // A restore tool that creates its database (pg_restore --create) may have failed before it did.
+      if (!(await engine.databaseExists(name)))
+        return { dropped: true, line: `Database "${name}" was not created (nothing to drop).` };
+      await engine.forceDropDatabase(name);
+      if (!(await engine.databaseExists(name)))
+        return { dropped: true, line: `The partially restored database "${name}" was dropped.` };
+      last = new Error('it still exists after DROP DATABASE');
+      break;
+    } catch (err) {
+      last = err;
+      if (!serverUnreachable(err)) break;
+    }
+    if (Date.now() + pause > deadline) break;
+    await sleep(pause);
+    pause = Math.min(pause * 2, 2000);
+  }
+  const waited = serverUnreachable(last)
+    ? ` (the server was unreachable for ${Math.round(waitMs / 1000)} s)`
+    : '';
+  return {
+    dropped: false,
+    line: `The partially restored database "${name}" on ${engine.endpoint} was NOT dropped${waited}: ${firstLine(last)}. It holds an incomplete restore: drop it once the server is reachable (DROP DATABASE ${engine.quoteIdentifier(name)}), or restore again with --clean.`,
+  };
+}
+
+function firstLine(err: unknown): string {
+  return (errorMessage(err).split('\n')[0] ?? '').replace(/\.$/, '');
+}
+
+/** A database the restore did not create is never dropped; what it may hold now is said plainly. */
+export function leftInPlace(name: string): string {
+  return `Database "${name}" existed before this restore and was left in place: it may hold part of the backup now (restore again with --clean to replace it).`;
+}
+
+const NOT_DROPPED_HINT =
+  'The database named above holds an incomplete restore: drop it (or restore again with --clean) once the server is reachable.';
+
+/**
+ * The error a failed restore ends with: the original one with what happened to the database, or,
+ * when a signal stopped it, one line saying what was stopped and cleaned up (exit 130).
+ */
+export function restoreFailure(
+  err: unknown,
+  o: { signal?: AbortSignal; stopped: string; outcome: string | undefined; notDropped?: boolean },
+): unknown {
+  if (o.signal?.aborted) {
+    return new InterruptedError(
+      `Interrupted: ${o.stopped}.${o.outcome ? ` ${o.outcome}` : ''}`,
+      o.notDropped ? { hint: NOT_DROPPED_HINT } : {},
+    );
+  }
+  if (!o.outcome) return err;
+  const known = err instanceof DbBackupError ? err : undefined;
+  // A hint written for the failure alone ("nothing was kept") must not contradict a database left behind.
+  if (known && !o.notDropped) {
+    known.details.push(o.outcome);
+    return known;
+  }
+  return new DbBackupError(errorMessage(err), {
+    details: [...(known?.details ?? []), o.outcome],
+    hint: o.notDropped ? NOT_DROPPED_HINT : known?.hint,
+    exitCode: known?.exitCode ?? 1,
+    cause: err,
+  });
+}

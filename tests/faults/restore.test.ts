@@ -1,0 +1,433 @@
+/**
+ * Fault matrix: restore. Each case injects one fault into a running restore (the server stopped,
+ * SIGINT/SIGTERM, a lock held by another session, the object store killed…) and asserts what a
+ * user relies on afterwards: the target database fully restored, or gone, or reported as left —
+ * truthfully —, no child process left running, no temporary file left behind, the right exit code.
+ *
+ * Cases that stop the server run on a PRIVATE throwaway PostgreSQL (startPg), never the shared one.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../harness/cli.js';
+import type { PgServerInfo } from '../harness/context.js';
+import { startPg, startPgAgain, stopPgImmediately, type RunningServer } from '../harness/pg-server.js';
+import { expectExit, cli, onlyBackup, removeDir, tempDir, uniqueName } from '../e2e/util.js';
+import { dbbackupTempFiles } from './invariants.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+interface Running {
+  pid: number;
+  /** Every child process seen while the command ran: pid and command name. */
+  children: Map<number, string>;
+  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  stderr(): string;
+  signal(sig: NodeJS.Signals): void;
+}
+
+/** Starts the CLI in the background, recording its child processes as they appear. */
+function startCli(args: string[]): Running {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/dbbackup.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PGHOST: undefined, PGPORT: undefined, PGUSER: undefined, PGDATABASE: undefined },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const pid = child.pid ?? 0;
+  const children = new Map<number, string>();
+  const watcher = setInterval(() => {
+    void childProcesses(pid).then((found) => found.forEach((name, p) => children.set(p, name)));
+  }, 50);
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.once('close', (code) => {
+      if (process.env.SHOW_CLI) console.log(`--- ${args.join(' ')}\nexit ${code}\n${stdout}${stderr}`);
+      clearInterval(watcher);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return {
+    pid,
+    children,
+    exited,
+    stderr: () => stderr,
+    signal: (sig) => child.kill(sig),
+  };
+}
+
+/** Direct children of `ppid` (Linux /proc): pid → command name. */
+async function childProcesses(ppid: number): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const close = stat.lastIndexOf(')');
+    if (close < 0) continue;
+    const ppidField = Number(stat.slice(close + 2).split(' ')[1]);
+    if (ppidField === ppid) found.set(Number(entry), stat.slice(stat.indexOf('(') + 1, close));
+  }
+  return found;
+}
+
+/** Processes among `seen` that still run the same program (a survivor is re-parented, not gone). */
+async function survivors(seen: Map<number, string>): Promise<string[]> {
+  const alive: string[] = [];
+  for (const [pid, name] of seen) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (stat && stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === name)
+      alive.push(`${name} (${pid})`);
+  }
+  return alive;
+}
+
+/** Polls `probe` until it is true; fails at once, with the command's output, if the command ended first. */
+async function waitUntil(
+  run: Running,
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<boolean>,
+): Promise<void> {
+  let ended = false;
+  void run.exited.then(() => (ended = true));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return;
+    if (ended) throw new Error(`the command ended before ${what}:\n${run.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${run.stderr()}`);
+}
+
+function hasChild(run: Running, name: string): boolean {
+  return [...run.children.values()].includes(name);
+}
+
+/** A query on a private server (a fresh connection per call: the server may have restarted). */
+async function query<R extends pg.QueryResultRow>(
+  info: PgServerInfo,
+  db: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<R[]> {
+  const c = new pg.Client({ host: info.host, port: info.port, user: info.user, database: db });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    return (await c.query<R>(sql, params)).rows;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
+async function exists(info: PgServerInfo, db: string): Promise<boolean> {
+  return (await query(info, 'postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [db])).length > 0;
+}
+
+/** A restore tool's session is at work in `db` (loading data or building an index). */
+async function restoring(info: PgServerInfo, db: string): Promise<boolean> {
+  const rows = await query(
+    info,
+    'postgres',
+    `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND application_name = 'dbbackup'`,
+    [db],
+  );
+  return rows.length > 0;
+}
+
+async function dropIfExists(info: PgServerInfo, db: string): Promise<void> {
+  await query(info, 'postgres', `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`);
+}
+
+function args(info: PgServerInfo): string[] {
+  return ['--host', info.host, '--port', String(info.port), '--user', info.user];
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private server with one big database, backed up once (custom format, zstd).
+
+let server: RunningServer<PgServerInfo>;
+let info: PgServerInfo;
+let dir: string;
+let backup: string;
+const big = 'big';
+
+beforeAll(async () => {
+  server = await startPg();
+  info = server.info;
+  await query(info, 'postgres', `CREATE DATABASE ${big}`);
+  // Random text compresses poorly: a restore of it lasts seconds, long enough to break into.
+  await query(
+    info,
+    big,
+    `CREATE TABLE t (id int PRIMARY KEY, v text, w text);
+     INSERT INTO t SELECT g, md5(random()::text) || md5(random()::text), md5(random()::text) FROM generate_series(1, 1000000) g;
+     CREATE INDEX t_v ON t (v); CREATE INDEX t_w ON t (w);`,
+  );
+  dir = await tempDir('dbb-faults-');
+  expectExit(await cli([...args(info), '--backup-dir', dir, 'backup', 'single', big]), 0);
+  backup = await onlyBackup(dir);
+}, 600_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (dir) await removeDir(dir);
+});
+
+describe('restore: the server stops mid-restore (private server)', () => {
+  for (const jobs of ['1', '2']) {
+    it(`restore single --jobs ${jobs}: server stopped (immediate) and started again → the half-restored database is dropped once it is back, and only then said to be`, async () => {
+      const target = uniqueName('crash');
+      const run = startCli([
+        ...args(info),
+        'restore',
+        'single',
+        backup,
+        '--target',
+        target,
+        '--create',
+        '--jobs',
+        jobs,
+        '--confirm',
+      ]);
+      try {
+        await waitUntil(run, 'the restore to be loading data', 120_000, () => restoring(info, target));
+        await stopPgImmediately(server);
+        // The restore tool has lost its server; dbbackup is now trying to drop the database.
+        await waitUntil(
+          run,
+          'pg_restore to have exited',
+          60_000,
+          async () => !(await childProcesses(run.pid)).size,
+        );
+        await startPgAgain(server);
+        const r = await run.exited;
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(`The partially restored database "${target}" was dropped.`);
+        expect(await exists(info, target)).toBe(false);
+        expect(r.stdout).not.toContain('Restore complete');
+        // The cause is named: the restore tool lost its server (not a decompressor's broken pipe).
+        expect(r.stderr).toMatch(/^dbbackup: error: pg_restore failed/m);
+      } finally {
+        await startPgAgain(server).catch(() => undefined);
+        await dropIfExists(info, target);
+      }
+    });
+  }
+
+  it('restore single: server stopped and not back within --server-wait → exit 1, the database named as NOT dropped, with what to do', async () => {
+    const target = uniqueName('crash_left');
+    const run = startCli([
+      ...args(info),
+      'restore',
+      'single',
+      backup,
+      '--target',
+      target,
+      '--create',
+      '--server-wait',
+      '2',
+      '--confirm',
+    ]);
+    try {
+      await waitUntil(run, 'the restore to be loading data', 120_000, () => restoring(info, target));
+      await stopPgImmediately(server);
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^dbbackup: error: pg_restore failed/m);
+      expect(r.stderr).toContain(
+        `The partially restored database "${target}" on ${info.host}:${info.port} was NOT dropped`,
+      );
+      expect(r.stderr).toContain(`DROP DATABASE "${target}"`);
+      expect(r.stderr).not.toMatch(/was dropped/);
+      await startPgAgain(server);
+      // The report was true: the database is still there.
+      expect(await exists(info, target)).toBe(true);
+    } finally {
+      await startPgAgain(server).catch(() => undefined);
+      await dropIfExists(info, target);
+    }
+  });
+});
+
+describe('restore: SIGINT/SIGTERM', () => {
+  it('restore single (streamed): SIGTERM → children stopped, created database dropped, exit 130, one line', async () => {
+    const target = uniqueName('sigterm');
+    const run = startCli([
+      ...args(info),
+      'restore',
+      'single',
+      backup,
+      '--target',
+      target,
+      '--create',
+      '--confirm',
+    ]);
+    try {
+      await waitUntil(
+        run,
+        'the restore to be loading data',
+        120_000,
+        async () => hasChild(run, 'pg_restore') && (await restoring(info, target)),
+      );
+      run.signal('SIGTERM');
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^dbbackup: error: Interrupted: the restore into "${target}" was stopped and its processes ended\\. The partially restored database "${target}" was dropped\\.$`,
+          'm',
+        ),
+      );
+      expect(await survivors(run.children)).toEqual([]);
+      expect(await exists(info, target)).toBe(false);
+    } finally {
+      run.signal('SIGKILL');
+      await dropIfExists(info, target);
+    }
+  });
+
+  it('restore single --jobs 2: SIGINT during pg_restore → children stopped, workdir empty, created database dropped, exit 130', async () => {
+    const target = uniqueName('sigint_jobs');
+    const workdir = await tempDir('dbb-workdir-');
+    const run = startCli([
+      ...args(info),
+      'restore',
+      'single',
+      backup,
+      '--target',
+      target,
+      '--create',
+      '--jobs',
+      '2',
+      '--workdir',
+      workdir,
+      '--confirm',
+    ]);
+    try {
+      await waitUntil(
+        run,
+        'pg_restore --jobs to be loading data',
+        120_000,
+        async () => hasChild(run, 'pg_restore') && (await restoring(info, target)),
+      );
+      expect(await dbbackupTempFiles(workdir)).not.toEqual([]);
+      run.signal('SIGINT');
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toContain(`The partially restored database "${target}" was dropped.`);
+      expect(r.stderr).toContain('its temporary files were removed');
+      expect(await survivors(run.children)).toEqual([]);
+      expect(await readdir(workdir)).toEqual([]);
+      expect(await exists(info, target)).toBe(false);
+    } finally {
+      run.signal('SIGKILL');
+      await dropIfExists(info, target);
+      await removeDir(workdir);
+    }
+  });
+
+  it('restore single --jobs 2: SIGTERM while decompressing into --workdir → decompressor stopped, workdir empty, created database dropped, exit 130', async () => {
+    const target = uniqueName('sigterm_dec');
+    const workdir = await tempDir('dbb-workdir-');
+    const run = startCli([
+      ...args(info),
+      'restore',
+      'single',
+      backup,
+      '--target',
+      target,
+      '--create',
+      '--jobs',
+      '2',
+      '--workdir',
+      workdir,
+      '--confirm',
+    ]);
+    try {
+      await waitUntil(
+        run,
+        'the decompressor to be writing into the workdir',
+        120_000,
+        async () => hasChild(run, 'zstd') && (await dbbackupTempFiles(workdir)).length > 0,
+      );
+      run.signal('SIGTERM');
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(130);
+      expect(await survivors(run.children)).toEqual([]);
+      expect(await readdir(workdir)).toEqual([]);
+      expect(await exists(info, target)).toBe(false);
+    } finally {
+      run.signal('SIGKILL');
+      await dropIfExists(info, target);
+      await removeDir(workdir);
+    }
+  });
+});
+
+describe('restore cluster: SIGTERM (private server)', () => {
+  it('restore cluster: SIGTERM while a database is restoring → children stopped, that database dropped, the others named, exit 130', async () => {
+    const small = 'cl_a_small';
+    const large = 'cl_b_big';
+    await query(info, 'postgres', `CREATE DATABASE ${small}`);
+    await query(
+      info,
+      small,
+      'CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s SELECT generate_series(1, 100);',
+    );
+    await query(info, 'postgres', `CREATE DATABASE ${large} TEMPLATE ${big}`);
+    const clusterDir = await tempDir('dbb-faults-cluster-');
+    try {
+      const b = await cli([
+        ...args(info),
+        '--backup-dir',
+        clusterDir,
+        'backup',
+        'cluster',
+        '--include-database',
+        'cl_*',
+      ]);
+      expectExit(b, 0);
+      const name = (await readdir(clusterDir)).find((n) => n.startsWith('cluster_')) ?? '';
+      await dropIfExists(info, small);
+      await dropIfExists(info, large);
+      const run = startCli([
+        ...args(info),
+        '--backup-dir',
+        clusterDir,
+        'restore',
+        'cluster',
+        name,
+        '--jobs',
+        '1',
+        '--confirm',
+      ]);
+      await waitUntil(
+        run,
+        `${large} to be restoring`,
+        120_000,
+        async () => hasChild(run, 'pg_restore') && (await restoring(info, large)),
+      );
+      run.signal('SIGTERM');
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^dbbackup: error: Interrupted: the cluster restore was stopped and its processes ended; restored: ${small}; stopped and dropped: ${large}; not restored: none$`,
+          'm',
+        ),
+      );
+      expect(await survivors(run.children)).toEqual([]);
+      expect(await exists(info, large)).toBe(false);
+      expect(await query(info, small, 'SELECT count(*)::int AS n FROM s')).toEqual([{ n: 100 }]);
+    } finally {
+      await dropIfExists(info, small);
+      await dropIfExists(info, large);
+      await removeDir(clusterDir);
+    }
+  });
+});
