@@ -52,6 +52,7 @@ export interface SingleBackupResult {
 export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
   const { engine, database, storages } = o;
   if (!storages.length) throw new UsageError('No backup destination given');
+  engine.checkDatabaseName(database);
   if (engine.engine !== 'postgres' && o.format === 'custom') {
     throw new UsageError(
       '--format custom is PostgreSQL only',

@@ -85,6 +85,11 @@ export interface DatabaseEngine {
   /** Close every session on a database and drop it (cluster restore with --clean-cluster). */
   forceDropDatabase(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
+  /**
+   * Throws a UsageError (exit 2) for a database name the server would not keep as given: PostgreSQL
+   * cuts names to 63 bytes, so a longer one silently names another database.
+   */
+  checkDatabaseName(name: string): void;
   /** `name` quoted as an identifier of this engine's SQL, for statements shown to the user. */
   quoteIdentifier(name: string): string;
 

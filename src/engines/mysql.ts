@@ -38,6 +38,9 @@ const SOCKETS = [
   '/var/lib/mysql/mysql.sock',
 ];
 
+/** MySQL and MariaDB identifiers: at most 64 characters (a longer database name is refused, not cut). */
+const MY_NAME_CHARS = 64;
+
 function quoteIdent(name: string): string {
   return `\`${name.replace(/`/g, '``')}\``;
 }
@@ -342,6 +345,16 @@ export class MysqlEngine implements DatabaseEngine {
 
   async dropDatabase(name: string): Promise<void> {
     await this.query(`DROP DATABASE ${quoteIdent(name)}`);
+  }
+
+  checkDatabaseName(name: string): void {
+    const length = [...name].length;
+    if (length > MY_NAME_CHARS) {
+      throw new UsageError(
+        `Database name "${name}" is ${length} characters long: ${this.label()} allows at most ${MY_NAME_CHARS}`,
+        `Use a name of at most ${MY_NAME_CHARS} characters.`,
+      );
+    }
   }
 
   quoteIdentifier(name: string): string {

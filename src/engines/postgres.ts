@@ -3,7 +3,7 @@ import os from 'node:os';
 import pg from 'pg';
 import type { DumpFormat } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
-import { ConnectionError, MissingToolError, errnoCode, errorMessage } from '../errors.js';
+import { ConnectionError, MissingToolError, UsageError, errnoCode, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
   DatabaseEngine,
@@ -35,6 +35,22 @@ export function conninfoValue(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
+/** NAMEDATALEN - 1: the server keeps this many bytes of an identifier and silently drops the rest. */
+const PG_NAME_BYTES = 63;
+
+/** The first `max` bytes of `s`'s UTF-8, cut before a character that would not fit (as the server does). */
+function truncateUtf8(s: string, max: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > max) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
 function defaultHost(port: number): string {
   // libpq's default on Debian is the socket directory; use it explicitly so driver and tools agree.
   const dir = '/var/run/postgresql';
@@ -63,6 +79,8 @@ export class PostgresEngine implements DatabaseEngine {
       : parseSslMode(env.PGSSLMODE, 'PGSSLMODE');
     this.sslCa = options.sslCa;
     this.maintenanceDb = options.database ?? env.PGDATABASE ?? 'postgres';
+    // The server would connect to the truncated name: another database than the one named.
+    this.checkDatabaseName(this.maintenanceDb);
     this.endpoint = this.host.startsWith('/')
       ? `${this.host}/.s.PGSQL.${this.port}`
       : `${this.host}:${this.port}`;
@@ -301,6 +319,16 @@ export class PostgresEngine implements DatabaseEngine {
 
   async dropDatabase(name: string): Promise<void> {
     await this.withClient(this.maintenanceDb, (c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
+  }
+
+  checkDatabaseName(name: string): void {
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (bytes > PG_NAME_BYTES) {
+      throw new UsageError(
+        `Database name "${name}" is ${bytes} bytes long: PostgreSQL keeps at most ${PG_NAME_BYTES} bytes of a name, so it would be cut to "${truncateUtf8(name, PG_NAME_BYTES)}", another database`,
+        `Use a name of at most ${PG_NAME_BYTES} bytes (non-ASCII characters take 2 to 4 bytes each).`,
+      );
+    }
   }
 
   quoteIdentifier(name: string): string {

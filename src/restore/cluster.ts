@@ -56,6 +56,15 @@ export interface ClusterRestorePlan {
   warnings: string[];
 }
 
+/**
+ * `--include-database` globs as a filter. A plain name (no glob syntax) is a database name the user
+ * typed: one too long for the server is a usage error, not "no database matches".
+ */
+export function includeFilter(engine: DatabaseEngine, include: readonly string[]): (name: string) => boolean {
+  for (const pattern of include) if (!picomatch.scan(pattern).isGlob) engine.checkDatabaseName(pattern);
+  return include.length ? picomatch([...include]) : () => true;
+}
+
 export async function loadClusterManifest(storage: Storage, name: string): Promise<ClusterManifest> {
   const manifest = await readManifest(storage, name);
   if (!manifest) {
@@ -82,8 +91,10 @@ export async function prepareClusterRestore(
       'Omit --db-type: it is detected from the manifest.',
     );
   }
-  const include = i.include.length ? picomatch(i.include) : () => true;
+  const include = includeFilter(engine, i.include);
   const members = manifest.databases.filter((m) => m.status === 'ok' && include(m.database));
+  // Every member's name reaches the server as the database to create: none may be cut short there.
+  for (const m of members) engine.checkDatabaseName(m.database);
   if (!members.length) throw new UsageError('No database of the backup matches --include-database');
   const warnings: string[] = [];
   if (manifest.status === 'partial') {

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import picomatch from 'picomatch';
 import { extract, type Header } from 'tar-stream';
 import { detectDump, isTarHeader, type DetectedFormat, type PgDumpHeader } from '../catalog/format.js';
 import type { DatabaseEngine } from '../engines/engine.js';
@@ -26,6 +25,7 @@ import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import {
   ClusterTally,
+  includeFilter,
   globalsClassifier,
   globalsCommand,
   KEEP,
@@ -386,7 +386,7 @@ export async function prepareLegacyClusterRestore(
 
   const checksum = (await archiveChecksum(i.storage, i.key, archive, i.force, warnings)).text;
 
-  const include = i.include.length ? picomatch(i.include) : () => true;
+  const include = includeFilter(engine, i.include);
   const seen = new Map<string, string>();
   for (const m of archive.members) {
     const other = seen.get(m.database);
@@ -399,6 +399,7 @@ export async function prepareLegacyClusterRestore(
     seen.set(m.database, m.entry);
   }
   const members = archive.members.filter((m) => include(m.database));
+  for (const m of members) engine.checkDatabaseName(m.database);
   const broken = archive.unreadable.filter((u) => include(u.database));
   if (broken.length) {
     throw new IntegrityError(`${i.key}: ${broken.map((b) => `${b.entry} is ${b.reason}`).join('; ')}`, {

@@ -81,6 +81,7 @@ export async function prepareLegacyMemberRestore(
     pgHeader: member.pgHeader,
   };
   const target = i.target ?? member.database;
+  engine.checkDatabaseName(target);
   const tool = await engine.restoreCommand({ target, format: member.format, jobs: 1, noOwner: i.noOwner });
   await checkToolVersion(engine, detected, tool, warnings);
   const { exists, objects, action } = await inspectTarget(engine, target, i);

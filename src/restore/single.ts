@@ -164,6 +164,7 @@ export async function prepareRestore(
     detected.pgHeader?.database ??
     undefined;
   if (!target) throw new UsageError(`No target database for ${key}`, 'Name one with --target <database>.');
+  engine.checkDatabaseName(target);
   const warnings: string[] = [];
   const format = detected.format ?? 'plain';
   const restoreTool = await engine.restoreCommand({

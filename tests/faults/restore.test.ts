@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
 import type { PgServerInfo } from '../harness/context.js';
 import { startPg, startPgAgain, stopPgImmediately, type RunningServer } from '../harness/pg-server.js';
-import { expectExit, cli, onlyBackup, removeDir, tempDir, uniqueName } from '../e2e/util.js';
+import { createMyDatabase, dropMyDatabase, myExec, myQuery } from '../harness/mysql.js';
+import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
+import { expectExit, cli, myArgs, onlyBackup, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 import { dbbackupTempFiles } from './invariants.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -428,6 +430,135 @@ describe('restore cluster: SIGTERM (private server)', () => {
       await dropIfExists(info, small);
       await dropIfExists(info, large);
       await removeDir(clusterDir);
+    }
+  });
+});
+
+describe('hostile names: longer than the server keeps', () => {
+  /** A name of exactly `n` ASCII characters, unique to this run. */
+  const exact = (prefix: string, n: number): string => uniqueName(prefix).padEnd(n, 'x');
+
+  it('restore single --clean: --target over 63 bytes on PostgreSQL → exit 2, the existing 63-byte database untouched', async () => {
+    const existing = exact('pg63', 63);
+    const backupDir = await tempDir();
+    try {
+      await createPgDatabase(existing);
+      await pgExec(existing, 'CREATE TABLE keep (id int); INSERT INTO keep SELECT generate_series(1, 10);');
+      expectExit(await cli([...pgArgs(), '--backup-dir', backupDir, 'backup', 'single', existing]), 0);
+      const file = await onlyBackup(backupDir);
+      await pgExec(existing, 'INSERT INTO keep VALUES (11);'); // a change the restore would undo
+      // PostgreSQL cuts "<63 bytes>_copy" to the existing name: this once dropped and replaced it.
+      const r = await cli([
+        ...pgArgs(),
+        'restore',
+        'single',
+        file,
+        '--target',
+        `${existing}_copy`,
+        '--clean',
+        '--create',
+        '--confirm',
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`Database name "${existing}_copy" is 68 bytes long`);
+      expect(r.stderr).toMatch(/^hint: Use a name of at most 63 bytes/m);
+      expect(r.stdout).not.toContain('Restore complete');
+      expect(await pgQuery(existing, 'SELECT count(*)::int AS n FROM keep')).toEqual([{ n: 11 }]);
+    } finally {
+      await dropPgDatabase(existing);
+      await removeDir(backupDir);
+    }
+  });
+
+  it('backup single: a database name over 63 bytes (non-ASCII counts in bytes) → exit 2, nothing written', async () => {
+    const backupDir = await tempDir();
+    try {
+      for (const name of [`${exact('pg63', 63)}_other`, 'é'.repeat(32)]) {
+        const r = await cli([...pgArgs(), '--backup-dir', backupDir, 'backup', 'single', name]);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain(`Database name "${name}" is ${Buffer.byteLength(name)} bytes long`);
+        expect(await readdir(backupDir)).toEqual([]);
+      }
+    } finally {
+      await removeDir(backupDir);
+    }
+  });
+
+  it('restore cluster --include-database: a name over 63 bytes → exit 2, nothing changed (private server)', async () => {
+    const clusterDir = await tempDir('dbb-faults-names-');
+    try {
+      await query(info, 'postgres', 'CREATE DATABASE tiny');
+      expectExit(
+        await cli([
+          ...args(info),
+          '--backup-dir',
+          clusterDir,
+          'backup',
+          'cluster',
+          '--include-database',
+          'tiny',
+        ]),
+        0,
+      );
+      await dropIfExists(info, 'tiny');
+      const name = (await readdir(clusterDir)).find((n) => n.startsWith('cluster_')) ?? '';
+      const long = 'd'.repeat(64);
+      const r = await cli([
+        ...args(info),
+        '--backup-dir',
+        clusterDir,
+        'restore',
+        'cluster',
+        name,
+        '--include-database',
+        long,
+        '--confirm',
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`Database name "${long}" is 64 bytes long`);
+      expect(await exists(info, 'tiny')).toBe(false);
+    } finally {
+      await dropIfExists(info, 'tiny');
+      await removeDir(clusterDir);
+    }
+  });
+
+  it('restore single --clean: --target over 64 characters on MariaDB → exit 2, the existing 64-character database untouched', async () => {
+    const existing = exact('my64', 64);
+    const backupDir = await tempDir();
+    try {
+      await createMyDatabase(existing);
+      await myExec(existing, 'CREATE TABLE keep (id int); INSERT INTO keep VALUES (1), (2), (3);');
+      expectExit(await cli([...myArgs(), '--backup-dir', backupDir, 'backup', 'single', existing]), 0);
+      const file = await onlyBackup(backupDir);
+      const r = await cli([
+        ...myArgs(),
+        'restore',
+        'single',
+        file,
+        '--target',
+        `${existing}_copy`,
+        '--clean',
+        '--create',
+        '--confirm',
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(
+        `Database name "${existing}_copy" is 69 characters long: MariaDB allows at most 64`,
+      );
+      expect(await myQuery(existing, 'SELECT COUNT(*) AS n FROM keep')).toEqual([{ n: '3' }]);
+      const backupAgain = await cli([
+        ...myArgs(),
+        '--backup-dir',
+        backupDir,
+        'backup',
+        'single',
+        `${existing}_copy`,
+      ]);
+      expect(backupAgain.code, backupAgain.stderr).toBe(2);
+    } finally {
+      await dropMyDatabase(existing);
+      await removeDir(backupDir);
     }
   });
 });

@@ -176,3 +176,42 @@ describe('parseVersion', () => {
     it(`${banner} → ${expected}`, () => expect(parseVersion(banner)).toBe(expected));
   }
 });
+
+describe('checkDatabaseName: names the server would not keep as given', () => {
+  const pg = new PostgresEngine({ engine: 'postgres', host: '127.0.0.1', port: 5432, user: 'u' }, {});
+  const my = new MysqlEngine({ engine: 'mariadb', host: '127.0.0.1', port: 3306, user: 'u' }, {});
+
+  it('PostgreSQL counts bytes: 63 pass, 64 fail, and two-byte characters count twice', () => {
+    expect(() => pg.checkDatabaseName('a'.repeat(63))).not.toThrow();
+    expect(() => pg.checkDatabaseName('a'.repeat(64))).toThrow(/is 64 bytes long/);
+    expect(() => pg.checkDatabaseName('é'.repeat(31))).not.toThrow(); // 62 bytes
+    // 32 × 2 bytes: cut by the server before the character that does not fit.
+    expect(() => pg.checkDatabaseName('é'.repeat(32))).toThrow(`would be cut to "${'é'.repeat(31)}"`);
+    const thrown = ((): unknown => {
+      try {
+        pg.checkDatabaseName(`${'a'.repeat(63)}_copy`);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(thrown).toMatchObject({ name: 'UsageError', exitCode: 2 });
+  });
+
+  it('a --database (maintenance database) over the limit is refused when the engine is made', () => {
+    expect(
+      () =>
+        new PostgresEngine(
+          { engine: 'postgres', host: 'h', port: 1, user: 'u', database: 'm'.repeat(64) },
+          {},
+        ),
+    ).toThrow(/is 64 bytes long/);
+  });
+
+  it('MySQL/MariaDB count characters: 64 pass, 65 fail', () => {
+    expect(() => my.checkDatabaseName('é'.repeat(64))).not.toThrow();
+    expect(() => my.checkDatabaseName('a'.repeat(65))).toThrow(
+      /is 65 characters long: MariaDB allows at most 64/,
+    );
+  });
+});
