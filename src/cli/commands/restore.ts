@@ -232,7 +232,14 @@ Examples:
       '--workdir <dir>',
       'where a dump is extracted when --jobs > 1 needs a seekable file (default: the system temp dir); nothing is written without --jobs',
     )
-    .option('--include-database <glob...>', 'only these databases')
+    .option(
+      '--include-database <glob>',
+      'only these databases: repeat the option, or separate globs with commas (db_a,db_b)',
+      collectGlobs,
+    )
+    // The option once took several values (`--include-database a b`) and swallowed the backup after
+    // them; its old spelling after the backup still works: extra arguments are more globs.
+    .allowExcessArguments()
     .option(
       '--server-wait <seconds>',
       `how long a failed or interrupted restore waits for an unreachable server to drop the databases it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
@@ -256,6 +263,7 @@ Examples:
     )
     .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
+      opts.includeDatabase = includeGlobs(opts.includeDatabase, cmd.args.slice(1));
       const jobsGiven = opts.jobs !== undefined;
       const jobs = Number(opts.jobs ?? 1);
       if (!Number.isInteger(jobs) || jobs < 1)
@@ -400,6 +408,46 @@ async function restoreReferenceArchive(
   } finally {
     await engine.close();
   }
+}
+
+/**
+ * One `--include-database` value: globs separated by commas, except commas inside braces, which
+ * belong to a glob (`db_{a,b}`).
+ */
+export function collectGlobs(value: string, previous: string[] = []): string[] {
+  const globs: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of value) {
+    if (ch === '{') depth++;
+    if (ch === '}') depth = Math.max(0, depth - 1);
+    if (ch === ',' && depth === 0) {
+      globs.push(current);
+      current = '';
+    } else current += ch;
+  }
+  globs.push(current);
+  const empty = globs.find((g) => !g.trim());
+  if (empty !== undefined)
+    throw new UsageError(
+      `Empty database name in --include-database "${value}"`,
+      'Write e.g. --include-database db_a,db_b.',
+    );
+  return [...previous, ...globs];
+}
+
+/** Arguments after the backup are `--include-database` globs in the option's old, multi-value spelling. */
+function includeGlobs(given: string[] | undefined, extra: string[]): string[] {
+  if (!extra.length) return given ?? [];
+  if (!given?.length)
+    throw new UsageError(
+      `Unexpected argument${extra.length > 1 ? 's' : ''}: ${extra.join(' ')}`,
+      'restore cluster takes one backup; name databases with --include-database NAME (repeat it, or separate with commas).',
+    );
+  out.note(
+    `note: ${extra.map((e) => `"${e}"`).join(', ')} taken as --include-database too (write --include-database ${[...given, ...extra].join(',')})`,
+  );
+  return [...given, ...extra.flatMap((e) => collectGlobs(e))];
 }
 
 /** What stops a restore and how long it waits to clean up after a lost server. */
