@@ -90,6 +90,11 @@ export interface DatabaseEngine {
    * cuts names to 63 bytes, so a longer one silently names another database.
    */
   checkDatabaseName(name: string): void;
+  /**
+   * The other sessions that hold a lock on `database` (or on something in it), or are connected to it,
+   * one line each (id, user, state, since when, last query): what a lock timeout waited for.
+   */
+  lockHolders(database: string): Promise<string[]>;
   /** `name` quoted as an identifier of this engine's SQL, for statements shown to the user. */
   quoteIdentifier(name: string): string;
 

@@ -16,7 +16,13 @@ import { detectCompression } from '../pipeline/compression.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { NOTHING_CHANGED, streamRestore } from './single.js';
-import { DEFAULT_SERVER_WAIT_SECONDS, dropPartial, leftInPlace, type DropOutcome } from './partial.js';
+import {
+  DEFAULT_SERVER_WAIT_SECONDS,
+  dropPartial,
+  explainLockWait,
+  leftInPlace,
+  type DropOutcome,
+} from './partial.js';
 import type { Transform } from 'node:stream';
 import { createDecryptStream, EncryptionKeyError, isEncrypted, type KeyUnlocker } from '../crypto/index.js';
 import { sniff } from '../pipeline/sniff.js';
@@ -173,7 +179,7 @@ export async function executeClusterRestore(
     throw err;
   });
   progress?.note('roles and grants restored');
-  for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
+  await dropExisting(engine, plan.existing);
   progress?.begin(plan.members.map((m) => ({ name: m.database, estimate: m.sizeBytes })));
 
   const tally = new ClusterTally();
@@ -188,7 +194,8 @@ export async function executeClusterRestore(
         await restoreMember(engine, storage, m, plan.existing.includes(m.database), onWarning, i, meter);
         tally.restored.push(m.database);
         progress?.done(m.database, { bytes: m.sizeBytes });
-      } catch (err) {
+      } catch (failure) {
+        const err = await explainLockWait(engine, m.database, failure);
         const outcome = await memberOutcome(engine, m.database, i.serverWaitMs);
         tally.failed(m.database, err, outcome, signal);
         progress?.failed(m.database, errorMessage(err));
@@ -219,6 +226,16 @@ export async function executeClusterRestore(
   }
   if (signal?.aborted) throw tally.interrupted(plan.members.map((m) => m.database));
   throwIfFailed(tally.failures, plan.members.length, 'The databases listed failed');
+}
+
+/** --clean-cluster: the databases in the way are dropped (never the maintenance ones); a lock is explained. */
+export async function dropExisting(engine: DatabaseEngine, existing: readonly string[]): Promise<void> {
+  for (const db of existing) {
+    if (KEEP.includes(db)) continue;
+    await engine.forceDropDatabase(db).catch(async (err: unknown) => {
+      throw await explainLockWait(engine, db, err);
+    });
+  }
 }
 
 /** What a database whose restore failed became: dropped (verified), or left in place, said truthfully. */

@@ -25,6 +25,7 @@ import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import {
   ClusterTally,
+  dropExisting,
   includeFilter,
   globalsClassifier,
   globalsCommand,
@@ -36,6 +37,7 @@ import { readSidecar } from './reference-metadata.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { RestorePlan } from './plan.js';
 import { checkToolVersion, NOTHING_CHANGED, restoreFromStream } from './single.js';
+import { explainLockWait } from './partial.js';
 
 /**
  * Restoring the reference tool's cluster archives (`cluster_<ts>.tar.gz`, PostgreSQL only):
@@ -528,7 +530,7 @@ export async function executeLegacyClusterRestore(
     throw new StorageError(`Could not restore roles: ${errorMessage(err)}`);
   });
   progress?.note('roles and tablespaces restored');
-  for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
+  await dropExisting(engine, plan.existing);
 
   const byEntry = new Map(plan.members.map((m) => [m.entry, m]));
   const pending = new Set(plan.members.map((m) => m.database));
@@ -555,7 +557,8 @@ export async function executeLegacyClusterRestore(
           await restoreMember(engine, m, body, plan, i, onWarning, meter);
           tally.restored.push(m.database);
           progress?.done(m.database, { bytes: m.size });
-        } catch (err) {
+        } catch (failure) {
+          const err = await explainLockWait(engine, m.database, failure);
           // A database this restore created is dropped again: half-restored must not look restored.
           const outcome = await memberOutcome(engine, m.database, i.serverWaitMs);
           tally.failed(m.database, err, outcome, signal);

@@ -69,6 +69,39 @@ function firstLine(err: unknown): string {
   return (errorMessage(err).split('\n')[0] ?? '').replace(/\.$/, '');
 }
 
+/** The server gave up waiting for a lock another session holds (or sessions are in the way of a drop). */
+export function isLockWait(err: unknown): boolean {
+  return /lock timeout|Lock wait timeout exceeded|being accessed by other users/i.test(errorMessage(err));
+}
+
+/** How long a restore's statements wait for another session's lock before giving up (--lock-timeout). */
+export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+
+/**
+ * A failure caused by another session's lock, with that session named: who holds a lock on
+ * `database` or is connected to it (id, user, state, since when, last query). Other failures as they are.
+ */
+export async function explainLockWait(
+  engine: DatabaseEngine,
+  database: string,
+  err: unknown,
+): Promise<unknown> {
+  if (!isLockWait(err)) return err;
+  const holders = await engine
+    .lockHolders(database)
+    .catch((e: unknown) => [`(the sessions could not be listed: ${errorMessage(e)})`]);
+  const lines = holders.length ? holders : ['(no other session holds it any more)'];
+  if (err instanceof DbBackupError) {
+    err.details.push(`Other sessions on "${database}":`, ...lines.map((l) => `  ${l}`));
+    return err;
+  }
+  return new DbBackupError(`Another session holds a lock on database "${database}": ${errorMessage(err)}`, {
+    details: lines,
+    hint: 'End that session (or wait for it), then run the restore again; --lock-timeout sets how long to wait.',
+    cause: err,
+  });
+}
+
 /** A database the restore did not create is never dropped; what it may hold now is said plainly. */
 export function leftInPlace(name: string): string {
   return `Database "${name}" existed before this restore and was left in place: it may hold part of the backup now (restore again with --clean to replace it).`;

@@ -30,7 +30,14 @@ import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
-import { DEFAULT_SERVER_WAIT_SECONDS, dropPartial, leftInPlace, restoreFailure } from './partial.js';
+import {
+  DEFAULT_SERVER_WAIT_SECONDS,
+  dropPartial,
+  explainLockWait,
+  isLockWait,
+  leftInPlace,
+  restoreFailure,
+} from './partial.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -341,10 +348,17 @@ export async function intoTarget(
   o: TargetOptions = {},
 ): Promise<void> {
   if (exists && clean) {
-    await engine.dropDatabase(target).catch((err: unknown) => {
-      throw new SafetyError(`Could not drop database "${target}": ${(err as Error).message}`, {
-        hint: 'Close other sessions using it and try again.',
-      });
+    await engine.dropDatabase(target).catch(async (err: unknown) => {
+      const locked = isLockWait(err);
+      throw await explainLockWait(
+        engine,
+        target,
+        new SafetyError(`Could not drop database "${target}": ${(err as Error).message}`, {
+          hint: locked
+            ? 'Nothing was changed. End the sessions listed (or wait for them), then run the restore again; --lock-timeout sets how long to wait.'
+            : 'Close other sessions using it and try again.',
+        }),
+      );
     });
   }
   const created = !exists || clean;
@@ -352,7 +366,9 @@ export async function intoTarget(
   try {
     if (o.signal?.aborted) throw new InterruptedError('Interrupted');
     await restore();
-  } catch (err) {
+  } catch (failure) {
+    // Who held the lock, asked before the drop ends the sessions in the database.
+    const err = await explainLockWait(engine, target, failure);
     const outcome = created
       ? await dropPartial(engine, target, o.serverWaitMs ?? DEFAULT_SERVER_WAIT_SECONDS * 1000)
       : undefined;

@@ -14,8 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
 import type { PgServerInfo } from '../harness/context.js';
 import { startPg, startPgAgain, stopPgImmediately, type RunningServer } from '../harness/pg-server.js';
-import { createMyDatabase, dropMyDatabase, myExec, myQuery } from '../harness/mysql.js';
-import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
+import { createMyDatabase, dropMyDatabase, myConnect, myExec, myIdent, myQuery } from '../harness/mysql.js';
+import { createPgDatabase, dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
+import { pgServer } from '../harness/servers.js';
 import { expectExit, cli, myArgs, onlyBackup, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 import { dbbackupTempFiles } from './invariants.js';
 
@@ -558,6 +559,77 @@ describe('hostile names: longer than the server keeps', () => {
       expect(backupAgain.code, backupAgain.stderr).toBe(2);
     } finally {
       await dropMyDatabase(existing);
+      await removeDir(backupDir);
+    }
+  });
+});
+
+describe('restore: another session holds a lock', () => {
+  it('restore single --clean (PostgreSQL): a lock on the target held by another session → gives up after --lock-timeout, names that session, nothing changed', async () => {
+    const db = uniqueName('pg_locked');
+    const backupDir = await tempDir();
+    const s = pgServer();
+    const holder = new pg.Client({ host: s.host, port: s.port, user: s.user, database: 'postgres' });
+    try {
+      await createPgDatabase(db);
+      await pgExec(db, 'CREATE TABLE keep (id int); INSERT INTO keep SELECT generate_series(1, 5);');
+      expectExit(await cli([...pgArgs(), '--backup-dir', backupDir, 'backup', 'single', db]), 0);
+      const file = await onlyBackup(backupDir);
+      await pgExec(db, 'INSERT INTO keep VALUES (6);');
+      await holder.connect();
+      // An open transaction that touched the database object: DROP DATABASE waits for it, forever by default.
+      const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE ${pgIdent(db)} IS 'held by a test'`);
+      const r = await cli(
+        [...pgArgs(), 'restore', 'single', file, '--clean', '--lock-timeout', '2', '--confirm'],
+        { timeoutMs: 60_000 },
+      );
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`Could not drop database "${db}": canceling statement due to lock timeout`);
+      expect(r.stderr).toMatch(
+        new RegExp(`pid ${pid} \\(user postgres from 127\\.0\\.0\\.1\\) holds a lock on it: idle in transaction`),
+      );
+      expect(r.stderr).toContain('COMMENT ON DATABASE');
+      expect(r.stderr).toMatch(/^hint: Nothing was changed/m);
+      await holder.query('ROLLBACK');
+      expect(await pgQuery(db, 'SELECT count(*)::int AS n FROM keep')).toEqual([{ n: 6 }]);
+    } finally {
+      await holder.end().catch(() => undefined);
+      await dropPgDatabase(db);
+      await removeDir(backupDir);
+    }
+  });
+
+  it('restore single --clean (MariaDB): a metadata lock held by another session → gives up after --lock-timeout, names that session, nothing changed', async () => {
+    const db = uniqueName('my_locked');
+    const backupDir = await tempDir();
+    const holder = await myConnect();
+    try {
+      await createMyDatabase(db);
+      await myExec(
+        db,
+        'CREATE TABLE keep (id int PRIMARY KEY) ENGINE=InnoDB; INSERT INTO keep VALUES (1), (2);',
+      );
+      expectExit(await cli([...myArgs(), '--backup-dir', backupDir, 'backup', 'single', db]), 0);
+      const file = await onlyBackup(backupDir);
+      // A transaction that read the table holds its metadata lock until it ends: DROP DATABASE waits.
+      await holder.query('START TRANSACTION');
+      await holder.query(`SELECT * FROM ${myIdent(db)}.keep`);
+      const r = await cli(
+        [...myArgs(), 'restore', 'single', file, '--clean', '--lock-timeout', '2', '--confirm'],
+        { timeoutMs: 60_000 },
+      );
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`Could not drop database "${db}": Lock wait timeout exceeded`);
+      expect(r.stderr).toMatch(
+        new RegExp(`session ${holder.threadId} \\(root@127\\.0\\.0\\.1:\\d+\\) has an open transaction`),
+      );
+      await holder.query('COMMIT');
+      expect(await myQuery(db, 'SELECT COUNT(*) AS n FROM keep')).toEqual([{ n: '2' }]);
+    } finally {
+      await holder.end().catch(() => undefined);
+      await dropMyDatabase(db);
       await removeDir(backupDir);
     }
   });

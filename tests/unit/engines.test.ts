@@ -215,3 +215,37 @@ describe('checkDatabaseName: names the server would not keep as given', () => {
     );
   });
 });
+
+describe('--lock-timeout reaches the restore tools', () => {
+  it('pg_restore and psql get lock_timeout through PGOPTIONS (kept beside the caller’s own)', async () => {
+    const engine = new PostgresEngine(
+      { engine: 'postgres', host: 'h', port: 1, user: 'u', lockTimeoutSeconds: 7 },
+      {},
+    );
+    const saved = process.env.PGOPTIONS;
+    process.env.PGOPTIONS = '-c work_mem=64MB';
+    try {
+      for (const format of ['custom', 'plain'] as const) {
+        const cmd = await engine.restoreCommand({ target: 'x', format, jobs: 1, noOwner: false });
+        expect(cmd.env.PGOPTIONS).toBe('-c work_mem=64MB -c lock_timeout=7s');
+      }
+      const dump = await engine.dumpCommand('x', 'custom');
+      expect(dump.env.PGOPTIONS).toBe('-c work_mem=64MB');
+    } finally {
+      if (saved === undefined) delete process.env.PGOPTIONS;
+      else process.env.PGOPTIONS = saved;
+    }
+  });
+
+  it('the mariadb client sets lock_wait_timeout for its session; without a limit nothing is added', async () => {
+    const engine = new MysqlEngine(
+      { engine: 'mariadb', host: 'h', port: 1, user: 'u', lockTimeoutSeconds: 7 },
+      {},
+    );
+    const cmd = await engine.restoreCommand({ target: 'x', format: 'plain', jobs: 1, noOwner: false });
+    expect(cmd.args).toContain('--init-command=SET SESSION lock_wait_timeout=7');
+    const unlimited = new MysqlEngine({ engine: 'mariadb', host: 'h', port: 1, user: 'u' }, {});
+    const plain = await unlimited.restoreCommand({ target: 'x', format: 'plain', jobs: 1, noOwner: false });
+    expect(plain.args.some((a) => a.startsWith('--init-command'))).toBe(false);
+  });
+});

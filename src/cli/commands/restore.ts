@@ -62,11 +62,14 @@ import {
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseOptionalInteger } from '../numbers.js';
 import { interruptSignal } from '../signals.js';
-import { DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
+import type { Engine } from '../../catalog/naming.js';
+import type { ConnectionOptions } from '../../engines/connection.js';
 
 interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
   serverWait?: string;
+  lockTimeout?: string;
   target?: string;
   create?: boolean;
   clean?: boolean;
@@ -98,6 +101,10 @@ export function restoreCommand(): Command {
     .option(
       '--server-wait <seconds>',
       `how long a failed or interrupted restore waits for an unreachable server to drop the database it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
+    )
+    .option(
+      '--lock-timeout <seconds>',
+      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
     )
     .option(
       '--from-cluster <cluster>',
@@ -183,7 +190,7 @@ Examples:
           'Omit --db-type: the engine is detected from the backup.',
         );
       }
-      const engine = await openEngine(connectionOptions(g, asked ?? needed));
+      const engine = await openEngine(restoreConnection(g, asked ?? needed, opts));
       try {
         const inputs = {
           storage,
@@ -245,6 +252,10 @@ Examples:
       `how long a failed or interrupted restore waits for an unreachable server to drop the databases it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
     )
     .option(
+      '--lock-timeout <seconds>',
+      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
+    )
+    .option(
       '--force',
       'skip the checksum verification (reference archives: restore despite a checksum mismatch)',
     )
@@ -288,7 +299,7 @@ Examples:
         const keys = clusterUnlockers;
         await sniff(cluster.storage, manifest.globals.file, async () => keys);
       }
-      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
+      const engine = await openEngine(restoreConnection(g, explicitEngine(g) ?? manifest.engine, opts));
       try {
         const inputs = {
           storage: cluster.storage,
@@ -341,6 +352,7 @@ Examples:
 interface ClusterRestoreOptions extends EncryptionFlags {
   confirm?: boolean;
   serverWait?: string;
+  lockTimeout?: string;
   cleanCluster?: boolean;
   jobs?: string;
   workdir?: string;
@@ -364,7 +376,7 @@ async function restoreReferenceArchive(
   stop: Interruption,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
-  const engine = await openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
   try {
     const inputs: LegacyClusterInputs = {
       storage,
@@ -456,6 +468,20 @@ interface Interruption {
   serverWaitMs: number;
 }
 
+/** The connection a restore uses: its statements give up waiting for another session's lock after --lock-timeout. */
+function restoreConnection(
+  g: GlobalOptions,
+  engine: Engine,
+  opts: { lockTimeout?: string },
+): ConnectionOptions {
+  return {
+    ...connectionOptions(g, engine),
+    lockTimeoutSeconds:
+      parseOptionalInteger('--lock-timeout', opts.lockTimeout, { min: 0, max: 86_400 }) ??
+      DEFAULT_LOCK_TIMEOUT_SECONDS,
+  };
+}
+
 /** `--server-wait <seconds>` in milliseconds (0: drop once, no waiting). */
 function serverWait(value: string | undefined): number {
   return (
@@ -516,7 +542,7 @@ async function restoreReferenceMember(
   await requireReferenceArchive(storage, key, g);
   if (Number(opts.jobs) > 1)
     out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
-  const engine = await openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
   try {
     const inputs: LegacyMemberInputs = {
       storage,
