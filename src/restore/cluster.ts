@@ -8,6 +8,7 @@ import {
   InterruptedError,
   SafetyError,
   StorageError,
+  ToolError,
   UsageError,
 } from '../errors.js';
 import type { StderrClassifier } from '../pipeline/process.js';
@@ -15,7 +16,11 @@ import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import { detectCompression } from '../pipeline/compression.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
-import { NOTHING_CHANGED, streamRestore } from './single.js';
+import { NOTHING_CHANGED, restoreFromStream, streamRestore } from './single.js';
+import { Readable, Writable, type Duplex, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import {
   DEFAULT_SERVER_WAIT_SECONDS,
   dropPartial,
@@ -23,7 +28,6 @@ import {
   leftInPlace,
   type DropOutcome,
 } from './partial.js';
-import type { Transform } from 'node:stream';
 import { createDecryptStream, EncryptionKeyError, isEncrypted, type KeyUnlocker } from '../crypto/index.js';
 import { sniff } from '../pipeline/sniff.js';
 import type { CompressionAlgorithm } from '../pipeline/compression.js';
@@ -373,18 +377,75 @@ async function restoreGlobals(
   unlockers: readonly KeyUnlocker[] | undefined,
   signal?: AbortSignal,
 ): Promise<void> {
-  const { compression, decrypt } = await readerFor(storage, file, unlockers);
+  // Small (users and grants): held as text, so an error's line number names its statement.
+  const sql = await readSmall(storage, file, unlockers);
+  const lines = sql.split('\n');
+  const skipped: string[] = [];
   const cmd = await globalsCommand(engine);
-  await streamRestore(storage, file, compression, cmd, {
-    classify: globalsClassifier(engine, pass),
+  await restoreFromStream(async () => Readable.from([Buffer.from(sql)]), 'none', cmd, {
+    classify: globalsClassifier(engine, pass, (n) => lines[n - 1], skipped),
     warn,
-    decrypt,
     signal,
   }).catch((err: unknown) => {
-    if (err instanceof DbBackupError) throw err;
-    throw new StorageError(`Could not restore roles and grants: ${errorMessage(err)}`);
+    throw partlyApplied(err, engine, pass);
+  });
+  for (const s of skipped)
+    warn(
+      `skipped, the connecting user "${engine.user}" cannot grant it: ${s} (grant it as a user who holds it)`,
+    );
+}
+
+/**
+ * The globals replay runs every statement (one role that exists must not undo the others), so when
+ * some fail the others have changed the server: said plainly, never "nothing was kept".
+ */
+function partlyApplied(err: unknown, engine: DatabaseEngine, pass: 'first' | 'again'): DbBackupError {
+  if (!(err instanceof ToolError))
+    return err instanceof DbBackupError
+      ? err
+      : new StorageError(`Could not read the roles and grants: ${errorMessage(err)}`);
+  const what =
+    pass === 'first'
+      ? 'Roles and grants were restored only in part'
+      : 'Table and column grants were restored only in part';
+  return new DbBackupError(`${what}: ${err.message}`, {
+    details: [
+      ...err.details,
+      `The other statements ran: users and grants on ${engine.endpoint} were changed${pass === 'first' ? '; no database was restored yet' : ''}.`,
+    ],
+    hint: 'Fix the cause of the failing statements (often a privilege the connecting user lacks) and run the restore again: the statements that ran are safe to repeat.',
+    cause: err,
   });
 }
+
+/** The whole (small) object, decrypted and decompressed in Node; at most 256 MiB. */
+async function readSmall(
+  storage: Storage,
+  key: string,
+  unlockers: readonly KeyUnlocker[] | undefined,
+): Promise<string> {
+  const { compression, decrypt } = await readerFor(storage, key, unlockers);
+  const stages: Duplex[] = [];
+  if (decrypt) stages.push(decrypt());
+  if (compression === 'zstd') stages.push(createZstdFramesDecompress());
+  if (compression === 'gzip') stages.push(zlib.createGunzip());
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      total += chunk.length;
+      if (total > MAX_GLOBALS)
+        return cb(new IntegrityError(`${key} is larger than ${MAX_GLOBALS} bytes: not a globals file`));
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  await pipeline([await storage.get(key), ...stages, sink]);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A globals file is users and grants; anything this large is not one. */
+const MAX_GLOBALS = 256 * 1024 * 1024;
 
 /**
  * The tool that replays a globals dump: psql on the maintenance database without ON_ERROR_STOP or a
@@ -405,14 +466,31 @@ export async function globalsCommand(engine: DatabaseEngine): Promise<ToolComman
     : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
 }
 
-/** Roles that already exist are fine; MySQL grants on tables not there yet wait for the second pass. */
-export function globalsClassifier(engine: DatabaseEngine, pass: 'first' | 'again'): StderrClassifier {
+/**
+ * Roles that already exist are fine; MySQL grants on tables not there yet wait for the second pass.
+ * A MySQL `GRANT PROXY` the connecting user may not give (root@localhost's `GRANT PROXY ON ''@'%'`,
+ * replayed over TCP as another account) is skipped and named in `skipped` (first pass only): it is
+ * the installation's own, not something a restore can or must recreate.
+ */
+export function globalsClassifier(
+  engine: DatabaseEngine,
+  pass: 'first' | 'again',
+  statementAt?: (line: number) => string | undefined,
+  skipped?: string[],
+): StderrClassifier {
   const benign = /already exists|role "[^"]+" cannot be dropped|current user cannot be/i;
   const missingTable = /^ERROR 1146 /;
+  const denied = /^ERROR (?:1044|1045|1227|1698) \(\w+\) at line (\d+): (.*)$/;
   return (line) => {
     const kind = engine.classifyStderr(line);
     if (kind === 'error' && engine.engine !== 'postgres' && missingTable.test(line))
       return pass === 'first' ? 'info' : 'warning';
+    const refused = kind === 'error' && engine.engine !== 'postgres' ? denied.exec(line) : null;
+    const statement = refused ? statementAt?.(Number(refused[1]))?.trim() : undefined;
+    if (refused && statement && /^GRANT PROXY ON /i.test(statement)) {
+      if (pass === 'first') skipped?.push(`${statement.replace(/;$/, '')} (${refused[2]})`);
+      return 'info';
+    }
     return kind === 'error' && benign.test(line) ? 'info' : kind;
   };
 }

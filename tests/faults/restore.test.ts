@@ -12,7 +12,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
-import type { PgServerInfo } from '../harness/context.js';
+import mysql from 'mysql2/promise';
+import type { MyServerInfo, PgServerInfo } from '../harness/context.js';
+import { startMy } from '../harness/my-server.js';
 import { startPg, startPgAgain, stopPgImmediately, type RunningServer } from '../harness/pg-server.js';
 import { createMyDatabase, dropMyDatabase, myConnect, myExec, myIdent, myQuery } from '../harness/mysql.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
@@ -588,7 +590,9 @@ describe('restore: another session holds a lock', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain(`Could not drop database "${db}": canceling statement due to lock timeout`);
       expect(r.stderr).toMatch(
-        new RegExp(`pid ${pid} \\(user postgres from 127\\.0\\.0\\.1\\) holds a lock on it: idle in transaction`),
+        new RegExp(
+          `pid ${pid} \\(user postgres from 127\\.0\\.0\\.1\\) holds a lock on it: idle in transaction`,
+        ),
       );
       expect(r.stderr).toContain('COMMENT ON DATABASE');
       expect(r.stderr).toMatch(/^hint: Nothing was changed/m);
@@ -632,5 +636,91 @@ describe('restore: another session holds a lock', () => {
       await dropMyDatabase(db);
       await removeDir(backupDir);
     }
+  });
+});
+
+describe('restore cluster (MariaDB over TCP): grants the connecting user cannot give (private server)', () => {
+  let my: RunningServer<MyServerInfo>;
+  const admin = { user: 'dbb_admin', password: 'admin-pw-1' };
+  const weak = { user: 'dbb_nogrant', password: 'weak-pw-2' };
+  const tcp = (): string[] => ['--db-type', 'mariadb', '--host', '127.0.0.1', '--port', String(my.info.port)];
+  const rootSql = async (sql: string): Promise<unknown> => {
+    const conn = await mysql.createConnection({
+      socketPath: my.info.socket,
+      user: 'root',
+      multipleStatements: true,
+    });
+    try {
+      return (await conn.query(sql))[0];
+    } finally {
+      await conn.end();
+    }
+  };
+  let clusterDir: string;
+  let name: string;
+
+  beforeAll(async () => {
+    my = await startMy();
+    // Full rights, but no PROXY: root@localhost's GRANT PROXY ON ''@'%' is not this account's to give.
+    await rootSql(
+      `CREATE USER ${admin.user}@'%' IDENTIFIED BY '${admin.password}';
+       GRANT ALL PRIVILEGES ON *.* TO ${admin.user}@'%' WITH GRANT OPTION;
+       CREATE USER ${weak.user}@'%' IDENTIFIED BY '${weak.password}';
+       GRANT ALL PRIVILEGES ON *.* TO ${weak.user}@'%';
+       CREATE DATABASE shop; USE shop; CREATE TABLE orders (id INT PRIMARY KEY); INSERT INTO orders SELECT seq FROM seq_1_to_50;`,
+    );
+    clusterDir = await tempDir('dbb-faults-mycl-');
+    const b = await cli(
+      [
+        ...tcp(),
+        '--user',
+        admin.user,
+        '--backup-dir',
+        clusterDir,
+        'backup',
+        'cluster',
+        '--include-database',
+        'shop',
+      ],
+      {
+        env: { MYSQL_PWD: admin.password },
+      },
+    );
+    expectExit(b, 0);
+    name = (await readdir(clusterDir)).find((n) => n.startsWith('cluster_')) ?? '';
+  }, 300_000);
+
+  afterAll(async () => {
+    await my?.stop();
+    if (clusterDir) await removeDir(clusterDir);
+  });
+
+  it('restore cluster over TCP: GRANT PROXY the user cannot give → skipped with a warning naming it, everything else restored', async () => {
+    await rootSql('DROP DATABASE shop');
+    const r = await cli(
+      [...tcp(), '--user', admin.user, '--backup-dir', clusterDir, 'restore', 'cluster', name, '--confirm'],
+      { env: { MYSQL_PWD: admin.password } },
+    );
+    expectExit(r, 0);
+    expect(r.stderr).toMatch(
+      /^warning: skipped, the connecting user "dbb_admin" cannot grant it: GRANT PROXY ON ``@`%` TO `root`@`localhost` WITH GRANT OPTION \(Access denied/m,
+    );
+    expect(r.stdout).toMatch(/^Cluster restore complete: 1 databases/m);
+    expect(await rootSql('SELECT COUNT(*) AS n FROM shop.orders')).toEqual([{ n: 50 }]);
+  });
+
+  it('restore cluster over TCP: grants fail for a user without GRANT OPTION → exit 1, says the other statements ran (never "nothing was kept")', async () => {
+    await rootSql('DROP DATABASE IF EXISTS shop');
+    const r = await cli(
+      [...tcp(), '--user', weak.user, '--backup-dir', clusterDir, 'restore', 'cluster', name, '--confirm'],
+      { env: { MYSQL_PWD: weak.password } },
+    );
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^dbbackup: error: Roles and grants were restored only in part: /m);
+    expect(r.stderr).toContain(
+      `The other statements ran: users and grants on 127.0.0.1:${my.info.port} were changed; no database was restored yet.`,
+    );
+    expect(r.stderr).not.toContain('nothing was kept');
+    expect(await rootSql("SHOW DATABASES LIKE 'shop'")).toEqual([]);
   });
 });
