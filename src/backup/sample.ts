@@ -350,6 +350,7 @@ function scriptStream(
     processes,
     dumpPid: undefined,
     raw,
+    rawBytes: () => raw.bytes,
     tail: () => raw.tail,
     abort: () => {
       stopSource();

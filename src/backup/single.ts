@@ -160,7 +160,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       file: key,
       sizeBytes: stream.hash.bytes,
       sha256: stream.hash.sha256,
-      dumpBytes: stream.raw ? stream.raw.bytes : null,
+      dumpBytes: stream.rawBytes(),
       databaseSizeBytes: (await stats)[1],
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),

@@ -24,7 +24,7 @@ import { planDecompression, type CompressionAlgorithm } from '../pipeline/compre
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import { Sampler } from '../pipeline/hash.js';
-import { ByteMeter } from '../pipeline/progress.js';
+import { ByteMeter, formatBytes } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
@@ -224,8 +224,13 @@ export async function prepareRestore(
     );
   if (inputs.jobs > 1 && format !== 'custom')
     warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
+  // A temporary copy for --jobs: checked for room now, before the target is created or dropped.
+  const copy =
+    jobs > 1 && (detected.compression !== 'none' || !storage.localPath)
+      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
+      : undefined;
   actions.push(
-    `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
+    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
   );
   // dbbackup checked the trailer when it took the backup, and the checksum proves these are those
   // bytes; anything else (another tool's dump, --force) is checked as it streams in.
@@ -664,6 +669,42 @@ export async function restoreFromStream(
   }
 }
 
+/** How big the decompressed copy --jobs needs is: recorded at backup time, or guessed from the stored size. */
+export function tempCopySize(
+  metadata: BackupMetadata | undefined,
+  storedBytes: number,
+  compression: CompressionAlgorithm,
+): { bytes: number; estimated: boolean } {
+  if (metadata?.dumpBytes != null) return { bytes: metadata.dumpBytes, estimated: false };
+  // Backups from before dumpBytes was recorded for external compressors: a generous guess.
+  return { bytes: storedBytes * (compression === 'none' ? 1 : 10), estimated: compression !== 'none' };
+}
+
+/** The directory a temporary copy goes to, refused (nothing changed yet) when it lacks the room. */
+async function requireTempSpace(
+  workdir: string | undefined,
+  size: { bytes: number; estimated: boolean },
+): Promise<{ dir: string; size: { bytes: number; estimated: boolean } }> {
+  const dir = path.resolve(workdir ?? os.tmpdir());
+  const fs = await statfs(dir).catch((err: unknown) => {
+    throw new UsageError(
+      `Cannot use ${dir} for the temporary copy: ${errorMessage(err)}`,
+      'Name an existing directory with --workdir.',
+    );
+  });
+  const free = fs.bavail * fs.bsize;
+  // 10 % to spare: a disk filled to the last byte fails everything else on it.
+  if (free < size.bytes * 1.1) {
+    throw new StorageError(
+      `Not enough space in ${dir} for the temporary copy --jobs needs: ${size.estimated ? 'about ' : ''}${formatBytes(size.bytes)} (${size.bytes} bytes${size.estimated ? ', estimated: this backup does not record its dump size' : ''}), ${formatBytes(free)} free`,
+      {
+        hint: 'Nothing was changed. Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
+      },
+    );
+  }
+  return { dir, size };
+}
+
 async function decompressToTemp(
   storage: Storage,
   key: string,
@@ -673,18 +714,11 @@ async function decompressToTemp(
   meter: ByteMeter,
   signal: AbortSignal | undefined,
 ): Promise<{ file: string; cleanup: () => Promise<void> }> {
-  const base = workdir ?? os.tmpdir();
-  const need = plan.metadata?.dumpBytes ?? (plan.sizeBytes ?? 0) * (detected.compression === 'none' ? 1 : 10);
-  const fs = await statfs(base);
-  const free = fs.bavail * fs.bsize;
-  if (free < need * 1.1) {
-    throw new StorageError(
-      `Not enough space in ${base} for a temporary copy (${need} bytes needed, ${free} free)`,
-      {
-        hint: 'Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
-      },
-    );
-  }
+  // Checked when the plan was made; again here, as the disk may have filled since.
+  const { dir: base } = await requireTempSpace(
+    workdir,
+    tempCopySize(plan.metadata, plan.sizeBytes ?? 0, detected.compression),
+  );
   const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
   const file = path.join(dir, 'archive.dump');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
