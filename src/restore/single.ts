@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex, Readable, Transform, Writable } from 'node:stream';
+import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import { readSidecar, type ReferenceBackupMetadata } from './reference-metadata.js';
@@ -367,7 +367,19 @@ export async function intoTarget(
     });
   }
   const created = !exists || clean;
-  if (created) await engine.createDatabase(target);
+  if (created)
+    await engine.createDatabase(target).catch((err: unknown) => {
+      if (err instanceof DbBackupError) throw err;
+      throw new DbBackupError(
+        `Could not create database "${target}" on ${engine.endpoint}: ${errorMessage(err)}`,
+        {
+          hint: exists
+            ? `Database "${target}" was dropped (--clean) and could not be created again: check the server log and the user's CREATEDB privilege.`
+            : "Check the user's privilege to create databases (PostgreSQL: CREATEDB) and the server log.",
+          cause: err,
+        },
+      );
+    });
   try {
     if (o.signal?.aborted) throw new InterruptedError('Interrupted');
     await restore();
@@ -396,6 +408,8 @@ export interface StepReporter {
 interface StepContext {
   reporter: StepReporter | undefined;
   signal: AbortSignal | undefined;
+  /** For a step that only reads the backup: where from, to name the store when a read fails. */
+  reads?: string;
 }
 
 /** Runs `fn` as one reported step, ended as done or failed whatever happens; an interrupt stops its reads. */
@@ -413,6 +427,12 @@ async function step<T>(
     return result;
   } catch (err) {
     progress.reporter?.end('failed');
+    // A step that only reads fails because the store did (a cut connection), not because of a bug.
+    if (progress.reads && !(err instanceof DbBackupError))
+      throw new StorageError(`Reading the backup from ${progress.reads} failed: ${errorMessage(err)}`, {
+        hint: 'Nothing was changed. The store, or the network to it, failed; check it and run the restore again.',
+        cause: err,
+      });
     throw err;
   }
 }
@@ -429,7 +449,7 @@ export async function executeRestore(
   const { plan, detected, expected } = prepared;
   const started = Date.now();
   const size = plan.sizeBytes ?? 0;
-  const progress: StepContext = { reporter, signal: inputs.signal };
+  const progress: StepContext = { reporter, signal: inputs.signal, reads: plan.source };
   if (plan.checksum === 'to verify' && expected) {
     const actual = await step(progress, 'verifying the checksum', size, (meter) =>
       hashStored(storage, key, meter),
@@ -455,7 +475,7 @@ export async function executeRestore(
     plan.targetExists,
     inputs.clean,
     () =>
-      step(progress, `restoring with ${plan.tool}`, size, (meter) =>
+      step({ reporter, signal: inputs.signal }, `restoring with ${plan.tool}`, size, (meter) =>
         runRestore(engine, inputs, plan, detected, warn, meter),
       ),
     {
@@ -530,6 +550,60 @@ export interface FeedOptions {
   trailer?: Trailer;
   /** Stops the tools (and, through the meter's taps, the reads) on SIGINT/SIGTERM. */
   signal?: AbortSignal;
+  /** Where the bytes come from, for a message when the store fails mid-transfer (e.g. `s3://b/x.dump.zst`). */
+  source?: string;
+  /** The stored object's size: a transfer that ends short of it was cut by the store. */
+  expectedBytes?: number;
+}
+
+/**
+ * Tells a stored object's stream failing on its own (the store or the network cut the transfer) from
+ * one torn down after a later stage failed: the first error event in a pipeline is its origin. A
+ * stream that ends cleanly but short of the object's size was cut too.
+ */
+export class SourceWatch {
+  private first: { stream: unknown; err: unknown } | undefined;
+  private bytes = 0;
+  private ended = false;
+  /** Counts what the source delivers; goes right after it in the pipeline. */
+  readonly counter = new Transform({
+    transform: (chunk: Buffer, _enc, cb) => {
+      this.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+
+  constructor(
+    private readonly source: Readable,
+    others: ReadonlyArray<Readable | Writable>,
+    private readonly expected?: number,
+  ) {
+    for (const s of [source, this.counter, ...others])
+      s.once('error', (err) => (this.first ??= { stream: s, err }));
+    source.once('end', () => (this.ended = true));
+  }
+
+  /** The store's failure, if the transfer was cut; undefined otherwise. */
+  failure(): unknown {
+    if (this.first?.stream === this.source) return this.first.err;
+    if (this.ended && this.expected !== undefined && this.bytes < this.expected)
+      return new Error(`the transfer ended after ${this.bytes} of ${this.expected} bytes`);
+    return undefined;
+  }
+}
+
+/** The store failed mid-transfer: it is named as the cause, the tool's complaint shown as what followed. */
+export function storageCut(source: string | undefined, err: unknown, toolFailure?: unknown): StorageError {
+  return new StorageError(
+    `Reading the backup from ${source ?? 'its store'} failed while restoring: ${errorMessage(err)}`,
+    {
+      details: toolFailure
+        ? [`(then, its input cut off: ${errorMessage(toolFailure).split('\n')[0] ?? ''})`]
+        : [],
+      hint: 'The store, or the network to it, failed mid-transfer; the backup itself may be intact. Check the store and run the restore again.',
+      cause: err,
+    },
+  );
 }
 
 /**
@@ -576,7 +650,12 @@ export async function streamRestore(
     return;
   }
   // Remote or in-process: stream through Node into the tool's stdin.
-  await restoreFromStream(() => storage.get(key), compression, cmd, o);
+  const size = o.expectedBytes ?? (await storage.stat(key))?.size;
+  await restoreFromStream(() => storage.get(key), compression, cmd, {
+    source: `${storage.location.replace(/\/$/, '')}/${key}`,
+    ...o,
+    expectedBytes: size,
+  });
 }
 
 /**
@@ -631,7 +710,8 @@ export async function restoreFromStream(
     await Promise.allSettled(processes.map((p) => p.done));
     throw err;
   }
-  const feeding = pipeline([source, ...stages, sink]);
+  const watch = new SourceWatch(source, [...stages, sink], o.expectedBytes);
+  const feeding = pipeline([source, watch.counter, ...stages, sink]);
   feeding.catch(() => undefined); // judged below, once the tools have exited
   const toolFailure = await waitAll(processes).then(
     () => undefined,
@@ -647,6 +727,9 @@ export async function restoreFromStream(
         (err: unknown) => ({ err }),
       )
     : undefined;
+  // The store cut the transfer: the tool's complaint ("end of file", "premature end") is its consequence.
+  const cut = watch.failure();
+  if (cut !== undefined) throw storageCut(o.source, cut, toolFailure?.err);
   // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
   // file"): the decryption failure is the cause, so it is reported first, as is.
   if (o.decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
@@ -722,6 +805,8 @@ async function decompressToTemp(
   const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
   const file = path.join(dir, 'archive.dump');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const where = `${storage.location.replace(/\/$/, '')}/${key}`;
+  let watch: SourceWatch | undefined;
   try {
     const decompress = await planDecompression(detected.compression);
     if (decompress.external) {
@@ -734,25 +819,34 @@ async function decompressToTemp(
         if (!dec.child.stdin) throw new Error('decompressor has no stdin');
         const source = await storage.get(key);
         const counted = meter.tap();
-        const feeding = pipeline(source, counted, dec.child.stdin);
+        watch = new SourceWatch(source, [counted, dec.child.stdin], plan.sizeBytes ?? undefined);
+        const feeding = pipeline(source, watch.counter, counted, dec.child.stdin);
         feeding.catch(() => undefined); // settled below, after the decompressor
         await dec.done;
-        await settleFeed(feeding, [source, counted, dec.child.stdin]);
+        await settleFeed(feeding, [source, watch.counter, counted, dec.child.stdin]);
       } finally {
         await out.close();
       }
     } else {
       const stages: Duplex[] = decompress.inProcess ? [decompress.inProcess()] : [];
-      await pipeline([
-        await storage.get(key),
-        meter.tap(),
-        ...stages,
-        createWriteStream(file, { mode: 0o600 }),
-      ]);
+      const source = await storage.get(key);
+      const sink = createWriteStream(file, { mode: 0o600 });
+      const counted = meter.tap();
+      watch = new SourceWatch(source, [counted, ...stages, sink], plan.sizeBytes ?? undefined);
+      await pipeline([source, watch.counter, counted, ...stages, sink]).catch((err: unknown) => {
+        // Writing the copy failed (a full disk): said so, not blamed on the backup or a bug.
+        if (err instanceof DbBackupError || watch?.failure() !== undefined) throw err;
+        throw new StorageError(`Could not write the temporary copy ${file}: ${errorMessage(err)}`, {
+          hint: 'Use --workdir on a disk with room, or restore with --jobs 1 (streams, needs no space).',
+        });
+      });
     }
+    const cut = watch.failure();
+    if (cut !== undefined) throw storageCut(where, cut);
     return { file, cleanup };
   } catch (err) {
     await cleanup();
-    throw err;
+    const cut = watch?.failure();
+    throw cut !== undefined && !(err instanceof StorageError) ? storageCut(where, cut, err) : err;
   }
 }

@@ -15,6 +15,7 @@ import { repoRoot } from '../harness/cli.js';
 import mysql from 'mysql2/promise';
 import type { MyServerInfo, PgServerInfo } from '../harness/context.js';
 import { startMy } from '../harness/my-server.js';
+import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
 import { startPg, startPgAgain, stopPgImmediately, type RunningServer } from '../harness/pg-server.js';
 import { createMyDatabase, dropMyDatabase, myConnect, myExec, myIdent, myQuery } from '../harness/mysql.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
@@ -35,10 +36,17 @@ interface Running {
 }
 
 /** Starts the CLI in the background, recording its child processes as they appear. */
-function startCli(args: string[]): Running {
+function startCli(args: string[], env: Record<string, string | undefined> = {}): Running {
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/dbbackup.js'), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PGHOST: undefined, PGPORT: undefined, PGUSER: undefined, PGDATABASE: undefined },
+    env: {
+      ...process.env,
+      PGHOST: undefined,
+      PGPORT: undefined,
+      PGUSER: undefined,
+      PGDATABASE: undefined,
+      ...env,
+    },
   });
   let stdout = '';
   let stderr = '';
@@ -724,3 +732,105 @@ describe('restore cluster (MariaDB over TCP): grants the connecting user cannot 
     expect(await rootSql("SHOW DATABASES LIKE 'shop'")).toEqual([]);
   });
 });
+
+describe('restore from an object store that dies mid-transfer', () => {
+  let emu: S3Emulator;
+  let uri: string;
+  const env = {
+    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_REGION: undefined,
+    AWS_PROFILE: undefined,
+    AWS_ENDPOINT_URL: undefined,
+    DBBACKUP_CLOUD_ENDPOINT: undefined,
+  };
+
+  beforeAll(async () => {
+    emu = await startS3Emulator();
+    await emu.bucket('faults');
+    const where = `s3://faults/restore/?endpoint=${encodeURIComponent(emu.endpoint)}`;
+    const b = await cli([...args(info), 'backup', 'single', big, '--cloud', where], {
+      env,
+      timeoutMs: 300_000,
+    });
+    expectExit(b, 0);
+    const key = /Backup complete: s3:\/\/faults\/restore\/(\S+)/.exec(b.stdout)?.[1];
+    if (!key) throw new Error(`no backup key in: ${b.stdout}`);
+    uri = `s3://faults/restore/${key}?endpoint=${encodeURIComponent(emu.endpoint)}`;
+  }, 600_000);
+
+  afterAll(async () => {
+    await emu?.stop();
+  });
+
+  it("restore single from S3: object store killed while the restore streams → the storage named as the cause (not a bug, not pg_restore's end of file), created database dropped, exit 1", async () => {
+    const target = uniqueName('s3cut');
+    // --force skips the checksum pass, so the cut lands in the restore itself.
+    const run = startCli(
+      [...args(info), 'restore', 'single', uri, '--target', target, '--create', '--force', '--confirm'],
+      env,
+    );
+    try {
+      await waitUntil(run, 'the restore to be loading data', 120_000, () => restoring(info, target));
+      emu.kill();
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(
+        /^dbbackup: error: Reading the backup from s3:\/\/faults\/restore\/\S+ failed while restoring: /m,
+      );
+      expect(r.stderr).not.toContain('looks like a bug');
+      expect(r.stderr).toContain(`The partially restored database "${target}" was dropped.`);
+      expect(await exists(info, target)).toBe(false);
+    } finally {
+      run.signal('SIGKILL');
+      await dropIfExists(info, target);
+      emu = await restartEmulator(emu);
+    }
+  });
+
+  it('restore single from S3: object store killed while the checksum is verified → the storage named as the cause, nothing changed, exit 1', async () => {
+    const target = uniqueName('s3cut_sum');
+    const run = startCli(
+      [...args(info), 'restore', 'single', uri, '--target', target, '--create', '--progress', '--confirm'],
+      env,
+    );
+    try {
+      await waitUntil(run, 'the checksum to be verified', 120_000, async () =>
+        run.stderr().includes('restore: verifying the checksum: '),
+      );
+      // Mid-body: the CLI has read a few MiB of the 55 MB object since the step began.
+      const base = await bytesRead(run.pid);
+      await waitUntil(
+        run,
+        'the checksum read to be under way',
+        60_000,
+        async () => (await bytesRead(run.pid)) - base > 4 << 20,
+      );
+      emu.kill();
+      const r = await run.exited;
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(
+        /^dbbackup: error: (Reading the backup from|Could not read) s3:\/\/faults\/restore\/\S+/m,
+      );
+      expect(r.stderr).not.toContain('looks like a bug');
+      expect(await exists(info, target)).toBe(false);
+    } finally {
+      run.signal('SIGKILL');
+      await dropIfExists(info, target);
+      emu = await restartEmulator(emu);
+    }
+  });
+});
+
+/** Bytes a process has read (Linux /proc/<pid>/io rchar: files and sockets). */
+async function bytesRead(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8').catch(() => '');
+  return Number(/^rchar:\s*(\d+)/m.exec(io)?.[1] ?? 0);
+}
+
+/** A new emulator on the same port and storage directory (the old one was killed). */
+async function restartEmulator(old: S3Emulator): Promise<S3Emulator> {
+  old.kill();
+  return startS3Emulator({ dir: old.dir, port: old.port });
+}
