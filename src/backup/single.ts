@@ -135,6 +135,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   o.signal?.addEventListener('abort', onAbort);
   progress.start();
   const stored: Storage[] = [];
+  let completed = false;
   try {
     await putEverywhere(storages, key, stream, stored, {
       noOverwrite: true,
@@ -173,6 +174,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
     }
     for (const storage of storages) await writeMetadata(storage, key, metadata);
+    completed = true;
     return { key, locations: storages.map((st) => describe(st, key)), metadata };
   } catch (err) {
     stream.abort();
@@ -187,7 +189,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     }
     throw err;
   } finally {
-    progress.stop();
+    progress.stop(completed);
     o.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -47,6 +47,8 @@ export interface RestoreCommandOptions {
   create?: boolean;
   /** Drop the archive's objects before recreating them (pg_restore --clean --if-exists). */
   cleanFirst?: boolean;
+  /** Say what is being restored (pg_restore --verbose), for progress: schema, data, indexes. */
+  verbose?: boolean;
 }
 
 /** Server-wide objects (roles, users, grants, tablespaces) as a program to run or as ready SQL. */

@@ -452,6 +452,7 @@ export class PostgresEngine implements DatabaseEngine {
       if (o.create) args.push('--create');
       if (o.noOwner) args.push('--no-owner', '--no-privileges');
       if (o.cleanFirst) args.push('--clean', '--if-exists');
+      if (o.verbose) args.push('--verbose');
       if (o.jobs > 1 && o.file) args.push(`--jobs=${o.jobs}`);
       // CREATE DATABASE cannot run inside a transaction block.
       else if (!o.create) args.push('--single-transaction');

@@ -30,6 +30,7 @@ import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
+import { PgRestorePhases } from './phase.js';
 import {
   DEFAULT_SERVER_WAIT_SECONDS,
   dropPartial,
@@ -476,7 +477,7 @@ export async function executeRestore(
     inputs.clean,
     () =>
       step({ reporter, signal: inputs.signal }, `restoring with ${plan.tool}`, size, (meter) =>
-        runRestore(engine, inputs, plan, detected, warn, meter),
+        runRestore(engine, inputs, plan, detected, warn, meter, Boolean(reporter)),
       ),
     {
       signal: inputs.signal,
@@ -497,12 +498,21 @@ async function runRestore(
   detected: DetectedFormat,
   warn: (l: string) => void,
   meter: ByteMeter,
+  /** Progress is shown: the tool says what it is doing (pg_restore --verbose), for the phase beside the bar. */
+  phases: boolean,
 ): Promise<void> {
   const { storage, key, signal } = inputs;
   const format = detected.format ?? 'plain';
   const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> =>
     engine.classifyStderr(line);
   const localFile = storage.localPath?.(key);
+  const tracker = phases && format === 'custom' ? new PgRestorePhases() : undefined;
+  const onLine = tracker
+    ? (line: string): void => {
+        tracker.line(line);
+        meter.phase = tracker.current();
+      }
+    : undefined;
 
   if (plan.jobs > 1) {
     // pg_restore --jobs needs a seekable, uncompressed archive.
@@ -517,8 +527,9 @@ async function runRestore(
         jobs: plan.jobs,
         file,
         noOwner: inputs.noOwner,
+        verbose: Boolean(tracker),
       });
-      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal });
+      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal, onLine });
       await tool.done;
     } finally {
       await cleanup();
@@ -526,7 +537,13 @@ async function runRestore(
     return;
   }
 
-  const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
+  const cmd = await engine.restoreCommand({
+    target: plan.target,
+    format,
+    jobs: 1,
+    noOwner: inputs.noOwner,
+    verbose: Boolean(tracker),
+  });
   const unlockers = inputs.unlockers ?? [];
   const decrypt = detected.encrypted ? () => createDecryptStream(unlockers) : undefined;
   await streamRestore(storage, key, detected.compression, cmd, {
@@ -536,6 +553,7 @@ async function runRestore(
     meter,
     trailer: plan.trailer,
     signal,
+    onLine,
   });
 }
 
@@ -550,6 +568,8 @@ export interface FeedOptions {
   trailer?: Trailer;
   /** Stops the tools (and, through the meter's taps, the reads) on SIGINT/SIGTERM. */
   signal?: AbortSignal;
+  /** Every stderr line of the restore tool (e.g. pg_restore --verbose, for the phase shown). */
+  onLine?: (line: string) => void;
   /** Where the bytes come from, for a message when the store fails mid-transfer (e.g. `s3://b/x.dump.zst`). */
   source?: string;
   /** The stored object's size: a transfer that ends short of it was cut by the store. */
@@ -633,7 +653,7 @@ export async function streamRestore(
     meter?.watch(dec.child.pid);
     const out = dec.child.stdout;
     if (!out) throw new Error('decompressor has no stdout');
-    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn, { signal });
+    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn, { signal, onLine: o.onLine });
     out.destroy();
     await waitAll([tool, dec]);
     return;
@@ -641,7 +661,10 @@ export async function streamRestore(
   if (localFile && compression === 'none') {
     const handle = await open(localFile, 'r');
     try {
-      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn, { signal });
+      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn, {
+        signal,
+        onLine: o.onLine,
+      });
       meter?.watch(tool.child.pid);
       await tool.done;
     } finally {
@@ -675,7 +698,10 @@ export async function restoreFromStream(
   if (o.decrypt) stages.push(o.decrypt());
   const tail = o.trailer ? new Sampler(TRAILER_BYTES) : undefined;
   let sink: Writable;
-  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn, { signal: o.signal });
+  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn, {
+    signal: o.signal,
+    onLine: o.onLine,
+  });
   processes.push(tool);
   if (!tool.child.stdin) throw new Error('restore tool has no stdin');
   /** Decompressor → tail sampler → tool, when the decompressed bytes must be seen. */

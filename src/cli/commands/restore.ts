@@ -496,7 +496,14 @@ function stepReporter(mode: ProgressMode): StepReporter | undefined {
   let current: StepProgress | undefined;
   return {
     begin(step, meter, total) {
-      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total);
+      // Every byte read while the tool still works: it is building indexes, or running its last statements.
+      const restoring = step.startsWith('restoring');
+      const phase = (): string | undefined =>
+        meter.phase ??
+        (restoring && total > 0 && meter.bytes >= total
+          ? 'all of the backup read; waiting for the restore tool to finish (indexes, constraints)'
+          : undefined);
+      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total, process.stderr, phase);
       current.start();
     },
     end(outcome) {
