@@ -304,81 +304,68 @@ describe('restore: SIGINT/SIGTERM', () => {
     }
   });
 
-  it('restore single --jobs 2: SIGINT during pg_restore → children stopped, workdir empty, created database dropped, exit 130', async () => {
-    const target = uniqueName('sigint_jobs');
+  /** A --jobs 2 restore interrupted while pg_restore loads data, or while the copy is decompressed. */
+  async function interruptJobs(sig: NodeJS.Signals, moment: 'restoring' | 'decompressing'): Promise<string> {
+    const target = uniqueName(`${sig.toLowerCase()}_${moment}`);
     const workdir = await tempDir('dbb-workdir-');
     const run = startCli([
       ...args(info),
-      'restore',
-      'single',
-      backup,
-      '--target',
-      target,
-      '--create',
-      '--jobs',
-      '2',
-      '--workdir',
-      workdir,
-      '--confirm',
+      ...[
+        'restore',
+        'single',
+        backup,
+        '--target',
+        target,
+        '--create',
+        '--jobs',
+        '2',
+        '--workdir',
+        workdir,
+        '--confirm',
+      ],
     ]);
     try {
-      await waitUntil(
-        run,
-        'pg_restore --jobs to be loading data',
-        120_000,
-        async () => hasChild(run, 'pg_restore') && (await restoring(info, target)),
-      );
-      expect(await dbbackupTempFiles(workdir)).not.toEqual([]);
-      run.signal('SIGINT');
+      if (moment === 'restoring') {
+        await waitUntil(
+          run,
+          'pg_restore --jobs to be loading data',
+          120_000,
+          async () => hasChild(run, 'pg_restore') && (await restoring(info, target)),
+        );
+        expect(await dbbackupTempFiles(workdir)).not.toEqual([]);
+      } else {
+        await waitUntil(
+          run,
+          'the decompressor to be writing into the workdir',
+          120_000,
+          async () => hasChild(run, 'zstd') && (await dbbackupTempFiles(workdir)).length > 0,
+        );
+      }
+      run.signal(sig);
       const r = await run.exited;
       expect(r.code, r.stderr).toBe(130);
-      expect(r.stderr).toContain(`The partially restored database "${target}" was dropped.`);
       expect(r.stderr).toContain('its temporary files were removed');
       expect(await survivors(run.children)).toEqual([]);
       expect(await readdir(workdir)).toEqual([]);
       expect(await exists(info, target)).toBe(false);
+      return r.stderr.replaceAll(target, '<target>');
     } finally {
       run.signal('SIGKILL');
       await dropIfExists(info, target);
       await removeDir(workdir);
     }
+  }
+
+  it('restore single --jobs 2: SIGINT during pg_restore → children stopped, workdir empty, created database dropped, exit 130', async () => {
+    expect(await interruptJobs('SIGINT', 'restoring')).toContain(
+      'The partially restored database "<target>" was dropped.',
+    );
   });
 
   it('restore single --jobs 2: SIGTERM while decompressing into --workdir → decompressor stopped, workdir empty, created database dropped, exit 130', async () => {
-    const target = uniqueName('sigterm_dec');
-    const workdir = await tempDir('dbb-workdir-');
-    const run = startCli([
-      ...args(info),
-      'restore',
-      'single',
-      backup,
-      '--target',
-      target,
-      '--create',
-      '--jobs',
-      '2',
-      '--workdir',
-      workdir,
-      '--confirm',
-    ]);
-    try {
-      await waitUntil(
-        run,
-        'the decompressor to be writing into the workdir',
-        120_000,
-        async () => hasChild(run, 'zstd') && (await dbbackupTempFiles(workdir)).length > 0,
-      );
-      run.signal('SIGTERM');
-      const r = await run.exited;
-      expect(r.code, r.stderr).toBe(130);
-      expect(await survivors(run.children)).toEqual([]);
-      expect(await readdir(workdir)).toEqual([]);
-      expect(await exists(info, target)).toBe(false);
-    } finally {
-      run.signal('SIGKILL');
-      await dropIfExists(info, target);
-      await removeDir(workdir);
-    }
+    expect(await interruptJobs('SIGTERM', 'decompressing')).toContain(
+      'The partially restored database "<target>" was dropped.',
+    );
   });
 });
 

@@ -1,5 +1,5 @@
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { textSink } from './helpers.js';
 import { EtaEstimator, Progress, StepProgress } from '../../src/pipeline/progress.js';
 import { PgRestorePhases, phaseOf } from '../../src/restore/phase.js';
 
@@ -95,24 +95,12 @@ describe('PgRestorePhases: what pg_restore --verbose says it is doing', () => {
   });
 });
 
-/** A stand-in for stderr that keeps what was written. */
-function sink(): { stream: NodeJS.WriteStream; lines: () => string[] } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  }) as unknown as NodeJS.WriteStream;
-  return { stream, lines: () => text.split('\n').filter(Boolean) };
-}
-
 describe('progress lines', () => {
   beforeEach(() => vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z') }));
   afterEach(() => vi.useRealTimers());
 
   it('a restore step that has read everything shows what the tool is still doing, and no ETA', () => {
-    const out = sink();
+    const out = textSink();
     let bytes = 0;
     const tool: { phase?: string } = {};
     const step = new StepProgress(

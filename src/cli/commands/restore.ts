@@ -84,7 +84,7 @@ interface RestoreOptions extends EncryptionFlags {
 
 export function restoreCommand(): Command {
   const restore = new Command('restore').description('Restore backups');
-  withDecryptOptions(restore.command('single'))
+  withFaultOptions(withDecryptOptions(restore.command('single')))
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
       '[backup]',
@@ -98,14 +98,6 @@ export function restoreCommand(): Command {
     .option('--force', 'skip the checksum check and restore a dump without metadata')
     .option('--no-owner', 'do not restore object ownership and privileges (PostgreSQL)')
     .option('--workdir <dir>', 'where a temporary decompressed copy goes when --jobs > 1')
-    .option(
-      '--server-wait <seconds>',
-      `how long a failed or interrupted restore waits for an unreachable server to drop the database it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
-    )
-    .option(
-      '--lock-timeout <seconds>',
-      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
-    )
     .option(
       '--from-cluster <cluster>',
       "restore one database (--database NAME) out of this cluster backup (or the reference tool's cluster_<ts>.tar.gz)",
@@ -218,7 +210,7 @@ Examples:
       }
     });
 
-  withDecryptOptions(restore.command('cluster'))
+  withFaultOptions(withDecryptOptions(restore.command('cluster')))
     .description(
       'Restore a cluster backup: roles/users first, then every database (dry run unless --confirm)',
     )
@@ -247,14 +239,6 @@ Examples:
     // The option once took several values (`--include-database a b`) and swallowed the backup after
     // them; its old spelling after the backup still works: extra arguments are more globs.
     .allowExcessArguments()
-    .option(
-      '--server-wait <seconds>',
-      `how long a failed or interrupted restore waits for an unreachable server to drop the databases it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
-    )
-    .option(
-      '--lock-timeout <seconds>',
-      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
-    )
     .option(
       '--force',
       'skip the checksum verification (reference archives: restore despite a checksum mismatch)',
@@ -460,6 +444,19 @@ function includeGlobs(given: string[] | undefined, extra: string[]): string[] {
     `note: ${extra.map((e) => `"${e}"`).join(', ')} taken as --include-database too (write --include-database ${[...given, ...extra].join(',')})`,
   );
   return [...given, ...extra.flatMap((e) => collectGlobs(e))];
+}
+
+/** How a restore copes with a lost server and with another session's locks (single and cluster alike). */
+function withFaultOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--server-wait <seconds>',
+      `how long a failed or interrupted restore waits for an unreachable server to drop what it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
+    )
+    .option(
+      '--lock-timeout <seconds>',
+      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
+    );
 }
 
 /** What stops a restore and how long it waits to clean up after a lost server. */
