@@ -393,7 +393,10 @@ export async function intoTarget(
     throw restoreFailure(err, {
       signal: o.signal,
       stopped: o.stopped ?? `the restore into "${target}" was stopped`,
-      outcome: outcome?.line ?? leftInPlace(target),
+      // With --clean the database's former contents went before the restore began: said, not implied.
+      outcome: outcome
+        ? `${outcome.line}${exists ? ` Its previous contents had been dropped by --clean before the restore began.` : ''}`
+        : leftInPlace(target),
       notDropped: outcome ? !outcome.dropped : false,
     });
   }

@@ -7,7 +7,7 @@
  * Cases that stop the server run on a PRIVATE throwaway PostgreSQL (startPg), never the shared one.
  */
 import { spawn } from 'node:child_process';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ interface Running {
   signal(sig: NodeJS.Signals): void;
 }
 
-/** Starts the CLI in the background, recording its child processes as they appear. */
+/** Starts the CLI in the background, recording its child processes as they appear (SHOW_CLI=1 prints its output). */
 function startCli(args: string[], env: Record<string, string | undefined> = {}): Running {
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/dbbackup.js'), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -428,6 +428,51 @@ describe('restore cluster: SIGTERM (private server)', () => {
       await dropIfExists(info, small);
       await dropIfExists(info, large);
       await removeDir(clusterDir);
+    }
+  });
+});
+
+describe('restore: the restore itself fails', () => {
+  it('restore single --clean: a statement of the dump fails → the recreated database dropped, and the message says --clean had dropped the old one', async () => {
+    const db = uniqueName('pg_clean_fail');
+    const dir = await tempDir();
+    try {
+      await createPgDatabase(db);
+      await pgExec(db, 'CREATE TABLE old (id int);');
+      const file = path.join(dir, 'broken.sql');
+      await writeFile(
+        file,
+        [
+          '--',
+          '-- PostgreSQL database dump',
+          '--',
+          'CREATE TABLE a (id int);',
+          'SELECT no_such_function();',
+          '',
+          '-- PostgreSQL database dump complete',
+          '',
+        ].join('\n'),
+      );
+      const r = await cli([
+        ...pgArgs(),
+        'restore',
+        'single',
+        file,
+        '--target',
+        db,
+        '--clean',
+        '--force',
+        '--confirm',
+      ]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/^dbbackup: error: psql failed/m);
+      expect(r.stderr).toContain(
+        `The partially restored database "${db}" was dropped. Its previous contents had been dropped by --clean before the restore began.`,
+      );
+      expect(await pgQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [db])).toEqual([]);
+    } finally {
+      await dropPgDatabase(db);
+      await removeDir(dir);
     }
   });
 });
