@@ -45,6 +45,13 @@ export class StorageError extends DbBackupError {}
 /** The operation would change something the user did not explicitly allow. */
 export class SafetyError extends DbBackupError {}
 
+/** Stopped by SIGINT/SIGTERM: the message says what was stopped and cleaned up. Exit 130, as backup. */
+export class InterruptedError extends DbBackupError {
+  constructor(message: string, opts: { hint?: string; details?: string[] } = {}) {
+    super(message, { ...opts, exitCode: 130 });
+  }
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

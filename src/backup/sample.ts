@@ -157,6 +157,7 @@ interface SampleSource {
 export async function backupSample(o: SampleBackupOptions): Promise<SampleBackupResult> {
   const { engine, database, storages, spec } = o;
   if (!storages.length) throw new UsageError('No backup destination given');
+  engine.checkDatabaseName(database);
   const started = new Date();
   // Everything the sample needs is checked first, in parallel.
   const dump = await engine.dumpCommand(database, 'plain');
@@ -355,6 +356,7 @@ function scriptStream(
     processes,
     dumpPid: undefined,
     raw,
+    rawBytes: () => raw.bytes,
     tail: () => raw.tail,
     abort: () => {
       stopSource();

@@ -53,6 +53,7 @@ export interface SingleBackupResult {
 export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
   const { engine, database, storages } = o;
   if (!storages.length) throw new UsageError('No backup destination given');
+  engine.checkDatabaseName(database);
   if (engine.engine !== 'postgres' && o.format === 'custom') {
     throw new UsageError(
       '--format custom is PostgreSQL only',
@@ -138,6 +139,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   o.signal?.addEventListener('abort', onAbort);
   progress.start();
   const stored: Storage[] = [];
+  let completed = false;
   try {
     await putEverywhere(storages, key, stream, stored, {
       noOverwrite: true,
@@ -165,7 +167,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       file: key,
       sizeBytes: stream.hash.bytes,
       sha256: stream.hash.sha256,
-      dumpBytes: stream.raw ? stream.raw.bytes : null,
+      dumpBytes: stream.rawBytes(),
       databaseSizeBytes: (await stats)[1],
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -179,6 +181,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
     }
     for (const storage of storages) await writeMetadata(storage, key, metadata);
+    completed = true;
     return { key, locations: storages.map((st) => describe(st, key)), metadata };
   } catch (err) {
     stream.abort();
@@ -193,7 +196,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     }
     throw err;
   } finally {
-    progress.stop();
+    progress.stop(completed);
     o.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -12,6 +12,11 @@ export interface ConnectionOptions {
   sslCa?: string;
   /** Database the driver connects to for server-level queries (`--database`). */
   database?: string;
+  /**
+   * How long the statements a restore issues (CREATE/DROP DATABASE, the restore tool's) wait for a
+   * lock another session holds before giving up; 0 or absent: the server's own limit.
+   */
+  lockTimeoutSeconds?: number;
 }
 
 /** Replace every occurrence of each secret in a text, for messages and logs. */

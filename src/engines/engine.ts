@@ -48,6 +48,8 @@ export interface RestoreCommandOptions {
   create?: boolean;
   /** Drop the archive's objects before recreating them (pg_restore --clean --if-exists). */
   cleanFirst?: boolean;
+  /** Say what is being restored (pg_restore --verbose), for progress: schema, data, indexes. */
+  verbose?: boolean;
 }
 
 /** One statement that gives a restored database one of its recorded properties (see propertyStatements). */
@@ -112,6 +114,18 @@ export interface DatabaseEngine {
   /** Close every session on a database and drop it (cluster restore with --clean-cluster). */
   forceDropDatabase(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
+  /**
+   * Throws a UsageError (exit 2) for a database name the server would not keep as given: PostgreSQL
+   * cuts names to 63 bytes, so a longer one silently names another database.
+   */
+  checkDatabaseName(name: string): void;
+  /**
+   * The other sessions that hold a lock on `database` (or on something in it), or are connected to it,
+   * one line each (id, user, state, since when, last query): what a lock timeout waited for.
+   */
+  lockHolders(database: string): Promise<string[]>;
+  /** `name` quoted as an identifier of this engine's SQL, for statements shown to the user. */
+  quoteIdentifier(name: string): string;
 
   dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand>;
   restoreCommand(options: RestoreCommandOptions): Promise<ToolCommand>;

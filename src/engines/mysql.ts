@@ -40,6 +40,35 @@ const SOCKETS = [
   '/var/lib/mysql/mysql.sock',
 ];
 
+interface MyHolderRow {
+  id: number | string;
+  user: string;
+  host: string;
+  db: string | null;
+  command: string;
+  time: number | string;
+  state: string | null;
+  info: string | null;
+  trxStarted: string | Date | null;
+}
+
+/** One line per session: who it is, what it is doing, since when. */
+function describeMyHolder(r: MyHolderRow, certain: string | undefined, database: string): string {
+  const role =
+    certain ??
+    (r.db === database
+      ? 'is connected to it (may hold a lock)'
+      : 'has an open transaction (may hold a lock)');
+  const trx = r.trxStarted
+    ? `, in a transaction since ${r.trxStarted instanceof Date ? r.trxStarted.toISOString() : r.trxStarted}`
+    : '';
+  const doing = r.info ? `running for ${r.time} s: ${r.info}` : `${r.command} for ${r.time} s`;
+  return `session ${r.id} (${r.user}@${r.host}) ${role}: ${doing}${trx}`;
+}
+
+/** MySQL and MariaDB identifiers: at most 64 characters (a longer database name is refused, not cut). */
+const MY_NAME_CHARS = 64;
+
 function quoteIdent(name: string): string {
   return `\`${name.replace(/`/g, '``')}\``;
 }
@@ -58,6 +87,8 @@ export class MysqlEngine implements DatabaseEngine {
   private readonly sslCa: string | undefined;
   private readonly tlsFiles: () => TlsFiles;
   private readonly secrets = new SecretFiles();
+  /** How long statements that change the server wait for a lock (0: as long as the server lets them). */
+  private readonly lockTimeoutSeconds: number;
   private defaultsFile: Promise<string | undefined> | undefined;
 
   constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
@@ -70,6 +101,7 @@ export class MysqlEngine implements DatabaseEngine {
     this.password = options.password ?? env.MYSQL_PWD ?? file.password;
     this.sslMode = parseSslMode(options.sslMode, '--ssl-mode');
     this.sslCa = options.sslCa;
+    this.lockTimeoutSeconds = options.lockTimeoutSeconds ?? 0;
     const ca = options.sslCa ?? file['ssl-ca'];
     const cert = file['ssl-cert'];
     const key = file['ssl-key'];
@@ -259,7 +291,7 @@ export class MysqlEngine implements DatabaseEngine {
         'The backup manifest looks damaged.',
       );
     }
-    await this.query(`CREATE DATABASE ${quoteIdent(name)}${charset}${collation}`);
+    await this.ddl(`CREATE DATABASE ${quoteIdent(name)}${charset}${collation}`);
   }
 
   async databaseProperties(name: string): Promise<DatabaseProperties> {
@@ -372,11 +404,69 @@ export class MysqlEngine implements DatabaseEngine {
       [name],
     );
     for (const s of sessions) await this.query(`KILL ${Number(s.id)}`).catch(() => undefined);
-    await this.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+    await this.ddl(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
   }
 
   async dropDatabase(name: string): Promise<void> {
-    await this.query(`DROP DATABASE ${quoteIdent(name)}`);
+    await this.ddl(`DROP DATABASE ${quoteIdent(name)}`);
+  }
+
+  /** A statement that changes the server, giving up after the lock timeout instead of waiting forever. */
+  private async ddl(sql: string): Promise<void> {
+    const conn = await this.connect();
+    try {
+      if (this.lockTimeoutSeconds)
+        await conn.query(`SET SESSION lock_wait_timeout = ${this.lockTimeoutSeconds}`);
+      await conn.query(sql);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  async lockHolders(database: string): Promise<string[]> {
+    const conn = await this.connect();
+    try {
+      // performance_schema names the holders of metadata locks exactly, when it is on (MySQL 8's
+      // default; MariaDB's is off): otherwise the sessions in the database or in a transaction may hold one.
+      const [exact] = await conn
+        .query(
+          `SELECT DISTINCT t.PROCESSLIST_ID AS id FROM performance_schema.metadata_locks m
+             JOIN performance_schema.threads t ON t.THREAD_ID = m.OWNER_THREAD_ID
+            WHERE m.OBJECT_SCHEMA = ? AND m.LOCK_STATUS = 'GRANTED' AND t.PROCESSLIST_ID <> CONNECTION_ID()`,
+          [database],
+        )
+        .catch(() => [undefined]);
+      const ids = (exact as Array<{ id: number | string }> | undefined)?.map((r) => Number(r.id));
+      const [rows] = await conn.query(
+        `SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.DB AS db, p.COMMAND AS command, p.TIME AS time,
+                p.STATE AS state, LEFT(p.INFO, 160) AS info, t.trx_started AS trxStarted
+           FROM information_schema.PROCESSLIST p
+           LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID
+          WHERE p.ID <> CONNECTION_ID() AND COALESCE(p.STATE, '') NOT LIKE 'Waiting for%lock%'
+            AND (p.DB = ? OR t.trx_mysql_thread_id IS NOT NULL)
+          ORDER BY p.ID`,
+        [database],
+      );
+      return (rows as MyHolderRow[])
+        .filter((r) => !ids?.length || ids.includes(Number(r.id)))
+        .map((r) => describeMyHolder(r, ids?.length ? 'holds a lock on it' : undefined, database));
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  checkDatabaseName(name: string): void {
+    const length = [...name].length;
+    if (length > MY_NAME_CHARS) {
+      throw new UsageError(
+        `Database name "${name}" is ${length} characters long: ${this.label()} allows at most ${MY_NAME_CHARS}`,
+        `Use a name of at most ${MY_NAME_CHARS} characters.`,
+      );
+    }
+  }
+
+  quoteIdentifier(name: string): string {
+    return quoteIdent(name);
   }
 
   /** Arguments every client program gets; the password file must come first (a client rule). */
@@ -450,6 +540,9 @@ export class MysqlEngine implements DatabaseEngine {
       '--batch',
       `--database=${o.target}`,
     ];
+    // The dump's own statements (DROP TABLE, LOCK TABLES…) give up after the lock timeout, too.
+    if (this.lockTimeoutSeconds)
+      args.push(`--init-command=SET SESSION lock_wait_timeout=${this.lockTimeoutSeconds}`);
     return { file: tool.path, args, env: this.toolEnv(), name: tool.name };
   }
 

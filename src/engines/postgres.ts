@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { DumpFormat } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
-import { ConnectionError, MissingToolError, errnoCode, errorMessage } from '../errors.js';
+import { ConnectionError, MissingToolError, UsageError, errnoCode, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
   DatabaseEngine,
@@ -44,6 +44,46 @@ export function conninfoValue(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
+/** NAMEDATALEN - 1: the server keeps this many bytes of an identifier and silently drops the rest. */
+const PG_NAME_BYTES = 63;
+
+/** The first `max` bytes of `s`'s UTF-8, cut before a character that would not fit (as the server does). */
+function truncateUtf8(s: string, max: number): string {
+  let out = '';
+  let bytes = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (bytes + n > max) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
+interface LockHolderRow {
+  pid: number;
+  user: string | null;
+  app: string | null;
+  client: string | null;
+  state: string | null;
+  database: string | null;
+  xact_start: string | null;
+  query_start: string | null;
+  query: string | null;
+  locks: boolean;
+}
+
+/** One line per session: who it is, what it is doing, since when. */
+function describeHolder(r: LockHolderRow): string {
+  const who = [r.user ? `user ${r.user}` : '', r.app ? `"${r.app}"` : '', r.client ? `from ${r.client}` : '']
+    .filter(Boolean)
+    .join(' ');
+  const where = r.locks ? 'holds a lock on it' : `is connected to it`;
+  const since = r.xact_start ? `, in a transaction since ${r.xact_start}` : '';
+  const query = r.query ? `, last query (started ${r.query_start ?? '?'}): ${r.query}` : '';
+  return `pid ${r.pid} (${who || 'unknown user'}) ${where}: ${r.state ?? 'state unknown'}${since}${query}`;
+}
+
 function defaultHost(port: number): string {
   // libpq's default on Debian is the socket directory; use it explicitly so driver and tools agree.
   const dir = '/var/run/postgresql';
@@ -60,6 +100,8 @@ export class PostgresEngine implements DatabaseEngine {
   private readonly sslMode: SslMode | undefined;
   private readonly sslCa: string | undefined;
   private readonly maintenanceDb: string;
+  /** How long statements that change the server wait for a lock (0: as long as the server lets them). */
+  private readonly lockTimeoutSeconds: number;
   private tls: TlsAttempt[] | undefined;
 
   constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
@@ -72,6 +114,9 @@ export class PostgresEngine implements DatabaseEngine {
       : parseSslMode(env.PGSSLMODE, 'PGSSLMODE');
     this.sslCa = options.sslCa;
     this.maintenanceDb = options.database ?? env.PGDATABASE ?? 'postgres';
+    this.lockTimeoutSeconds = options.lockTimeoutSeconds ?? 0;
+    // The server would connect to the truncated name: another database than the one named.
+    this.checkDatabaseName(this.maintenanceDb);
     this.endpoint = this.host.startsWith('/')
       ? `${this.host}/.s.PGSQL.${this.port}`
       : `${this.host}:${this.port}`;
@@ -100,6 +145,17 @@ export class PostgresEngine implements DatabaseEngine {
     } catch (err) {
       throw this.connectionError(err, database);
     }
+  }
+
+  /**
+   * A client on the maintenance database for statements that change the server (CREATE/DROP
+   * DATABASE): they give up after the lock timeout instead of waiting for another session forever.
+   */
+  private async withDdlClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      if (this.lockTimeoutSeconds) await c.query(`SET lock_timeout = '${this.lockTimeoutSeconds}s'`);
+      return fn(c);
+    });
   }
 
   /** Run `fn` with a fresh client connected to `database`; always closes it. */
@@ -268,7 +324,7 @@ export class PostgresEngine implements DatabaseEngine {
   async createDatabase(name: string, properties?: CreationProperties): Promise<void> {
     // template0: a restore must start from an empty database, not whatever template1 holds.
     const sql = pgCreateDatabaseSql(name, properties);
-    await this.withClient(this.maintenanceDb, (c) => c.query(sql));
+    await this.withDdlClient((c) => c.query(sql));
   }
 
   async databaseProperties(name: string): Promise<DatabaseProperties> {
@@ -359,7 +415,7 @@ export class PostgresEngine implements DatabaseEngine {
   }
 
   async forceDropDatabase(name: string): Promise<void> {
-    await this.withClient(this.maintenanceDb, async (c) => {
+    await this.withDdlClient(async (c) => {
       await c.query(
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
         [name],
@@ -369,7 +425,45 @@ export class PostgresEngine implements DatabaseEngine {
   }
 
   async dropDatabase(name: string): Promise<void> {
-    await this.withClient(this.maintenanceDb, (c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
+    await this.withDdlClient((c) => c.query(`DROP DATABASE ${pg.escapeIdentifier(name)}`));
+  }
+
+  async lockHolders(database: string): Promise<string[]> {
+    return this.withClient(this.maintenanceDb, async (c) => {
+      // Sessions in the database, and sessions elsewhere holding a lock on it or on anything in it
+      // (an open transaction that ran COMMENT ON DATABASE, GRANT … ON DATABASE, a table lock…).
+      const r = await c.query<LockHolderRow>(
+        `WITH db AS (SELECT oid FROM pg_catalog.pg_database WHERE datname = $1)
+         SELECT a.pid, a.usename AS user, a.application_name AS app, host(a.client_addr) AS client,
+                a.state, a.datname AS database, a.xact_start::text AS xact_start,
+                a.query_start::text AS query_start, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 160) AS query,
+                EXISTS (SELECT 1 FROM pg_catalog.pg_locks l, db WHERE l.pid = a.pid AND l.granted
+                          AND (l.database = db.oid OR (l.locktype = 'object'
+                               AND l.classid = 'pg_catalog.pg_database'::regclass AND l.objid = db.oid))) AS locks
+           FROM pg_catalog.pg_stat_activity a
+          WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+            AND (a.datname = $1 OR EXISTS (SELECT 1 FROM pg_catalog.pg_locks l, db WHERE l.pid = a.pid AND l.granted
+                   AND (l.database = db.oid OR (l.locktype = 'object'
+                        AND l.classid = 'pg_catalog.pg_database'::regclass AND l.objid = db.oid))))
+          ORDER BY a.pid`,
+        [database],
+      );
+      return r.rows.map(describeHolder);
+    });
+  }
+
+  checkDatabaseName(name: string): void {
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (bytes > PG_NAME_BYTES) {
+      throw new UsageError(
+        `Database name "${name}" is ${bytes} bytes long: PostgreSQL keeps at most ${PG_NAME_BYTES} bytes of a name, so it would be cut to "${truncateUtf8(name, PG_NAME_BYTES)}", another database`,
+        `Use a name of at most ${PG_NAME_BYTES} bytes (non-ASCII characters take 2 to 4 bytes each).`,
+      );
+    }
+  }
+
+  quoteIdentifier(name: string): string {
+    return pg.escapeIdentifier(name);
   }
 
   private toolEnv(database?: string): NodeJS.ProcessEnv {
@@ -386,6 +480,16 @@ export class PostgresEngine implements DatabaseEngine {
     if (this.password !== undefined) env.PGPASSWORD = this.password;
     if (this.sslMode !== undefined) env.PGSSLMODE = this.sslMode;
     if (this.sslCa !== undefined) env.PGSSLROOTCERT = this.sslCa;
+    return env;
+  }
+
+  /** The restore tools' environment: their statements, too, give up after the lock timeout. */
+  private restoreEnv(): NodeJS.ProcessEnv {
+    const env = this.toolEnv();
+    if (this.lockTimeoutSeconds)
+      env.PGOPTIONS = [env.PGOPTIONS, `-c lock_timeout=${this.lockTimeoutSeconds}s`]
+        .filter(Boolean)
+        .join(' ');
     return env;
   }
 
@@ -417,11 +521,12 @@ export class PostgresEngine implements DatabaseEngine {
       if (o.create) args.push('--create');
       if (o.noOwner) args.push('--no-owner', '--no-privileges');
       if (o.cleanFirst) args.push('--clean', '--if-exists');
+      if (o.verbose) args.push('--verbose');
       if (o.jobs > 1 && o.file) args.push(`--jobs=${o.jobs}`);
       // CREATE DATABASE cannot run inside a transaction block.
       else if (!o.create) args.push('--single-transaction');
       if (o.file) args.push(o.file);
-      return { file: await this.tool('pg_restore'), args, env: this.toolEnv(), name: 'pg_restore' };
+      return { file: await this.tool('pg_restore'), args, env: this.restoreEnv(), name: 'pg_restore' };
     }
     const args = [
       '--no-password',
@@ -432,7 +537,7 @@ export class PostgresEngine implements DatabaseEngine {
       `--dbname=${dbname}`,
     ];
     if (o.file) args.push(`--file=${o.file}`);
-    return { file: await this.tool('psql'), args, env: this.toolEnv(), name: 'psql' };
+    return { file: await this.tool('psql'), args, env: this.restoreEnv(), name: 'psql' };
   }
 
   async tools(): Promise<ToolStatus[]> {

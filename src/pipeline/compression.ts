@@ -33,6 +33,12 @@ export interface CompressionPlan {
    * priority, to check what it wrote beside the dump (DecodedTail) with the cycles the dump leaves.
    */
   checkDecoder?: ToolCommand;
+  /**
+   * For an external compressor: a relay between the dump tool and the compressor that counts the raw
+   * dump's bytes (`dd`, which reports them exactly when it ends), so metadata records the dump size
+   * without the raw bytes passing through Node. See ByteCount.
+   */
+  counter?: ToolCommand;
   inProcess?: () => Transform;
 }
 
@@ -70,6 +76,7 @@ export async function planCompression(
         implementation: `zstd -${level} -T${n}`,
         external: { file: zstd, args: ['-q', `-${level}`, `-T${n}`, '-c'], env, name: 'zstd' },
         checkDecoder: await lowPriority({ file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd -d' }),
+        counter: await byteCounter(),
       };
     }
     return {
@@ -87,6 +94,7 @@ export async function planCompression(
       implementation: `pigz -${level} -p${n}`,
       external: { file: pigz, args: [`-${level}`, `-p${n}`, '-c'], env, name: 'pigz' },
       checkDecoder: await lowPriority({ file: pigz, args: ['-d', '-c'], env, name: 'pigz -d' }),
+      counter: await byteCounter(),
     };
   }
   // Node's zlib is faster per core than GNU gzip, and the thread pool makes it parallel.
@@ -96,6 +104,18 @@ export async function planCompression(
     implementation: `node zlib gzip (${n} threads)`,
     inProcess: () => new ParallelCompress(gzipBlocks(level), n),
   };
+}
+
+/** `dd` copying stdin to stdout; its last stderr line gives the exact byte count (C locale: "N bytes …"). */
+async function byteCounter(): Promise<ToolCommand | undefined> {
+  const dd = await which('dd');
+  return dd ? { file: dd, args: ['bs=1M'], env: { ...process.env, LC_ALL: 'C' }, name: 'dd' } : undefined;
+}
+
+/** The raw byte count in `dd`'s report ("123 bytes (123 B) copied, …"; BSD: "123 bytes transferred …"). */
+export function ddBytes(line: string): number | null {
+  const m = /^(\d+) bytes\b/.exec(line.trim());
+  return m?.[1] ? Number(m[1]) : null;
 }
 
 /** The command run under `nice -n 19` when nice is there (measured: half the check's cost on a busy machine). */

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream';
 import type { Readable, Transform } from 'node:stream';
 import type { ToolCommand } from '../engines/engine.js';
-import type { CompressionPlan } from './compression.js';
+import { ddBytes, type CompressionPlan } from './compression.js';
 import type { Trailer } from '../catalog/trailers.js';
 import { IntegrityError } from '../errors.js';
 import { DecodedTail } from './decoded-tail.js';
@@ -17,6 +17,11 @@ export interface DumpStream {
   dumpPid: number | undefined;
   /** Present when the raw dump passes through Node (no external compressor): header and trailer bytes. */
   raw: Sampler | undefined;
+  /**
+   * Bytes the dump tool produced, once the stream has ended: counted in Node (`raw`) or by the relay
+   * in front of an external compressor; null when neither could count them.
+   */
+  rawBytes(): number | null;
   /** The end of the dump, once the stream has ended: from `raw`, or decoded beside an external compressor. */
   tail(): Buffer | undefined;
   /** Stop everything (on a storage failure or an interrupt). */
@@ -51,12 +56,27 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
   const dumpOut = dump.child.stdout;
   if (!dumpOut) throw new Error('dump process has no stdout');
 
+  let relayed: number | null = null;
   if (o.compression.external) {
-    const compressor = new ToolProcess(o.compression.external, [dumpOut, 'pipe', 'pipe'], () => 'error');
+    let input: Readable = dumpOut;
+    if (o.compression.counter) {
+      // dump tool → dd → compressor, kernel pipes all the way; dd's last words are the byte count.
+      const counter = new ToolProcess(o.compression.counter, [dumpOut, 'pipe', 'pipe'], (line) => {
+        const n = ddBytes(line);
+        if (n !== null) relayed = n;
+        return n === null && /^dd:/.test(line) ? 'error' : 'info';
+      });
+      processes.push(counter);
+      dumpOut.pause();
+      dumpOut.destroy();
+      if (!counter.child.stdout) throw new Error('dd has no stdout');
+      input = counter.child.stdout;
+    }
+    const compressor = new ToolProcess(o.compression.external, [input, 'pipe', 'pipe'], () => 'error');
     processes.push(compressor);
     // The compressor owns the pipe now; our copy of it must never be read.
-    dumpOut.pause();
-    dumpOut.destroy();
+    input.pause();
+    input.destroy();
     const out = compressor.child.stdout;
     if (!out) throw new Error('compressor has no stdout');
     source = out;
@@ -79,6 +99,7 @@ export function startDumpStream(o: DumpStreamOptions): DumpStream {
     processes,
     dumpPid: dump.child.pid,
     raw,
+    rawBytes: () => raw?.bytes ?? relayed,
     tail: () => raw?.tail ?? decoded?.tail,
     abort: () => {
       for (const p of processes) p.kill();

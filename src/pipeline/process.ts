@@ -1,10 +1,18 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable, Writable } from 'node:stream';
 import type { StderrClass, ToolCommand } from '../engines/engine.js';
 import { MissingToolError, ToolError } from '../errors.js';
 
 export type StderrClassifier = (line: string) => StderrClass;
+
+export interface ToolProcessOptions {
+  /** Stops the process (SIGTERM) when it fires, also if it fired before the process started. */
+  signal?: AbortSignal;
+  /** Every non-empty stderr line with its class, e.g. to follow a restore tool's verbose output. */
+  onLine?: (line: string, kind: StderrClass) => void;
+}
 
 /** A running child process whose exit status and classified stderr decide success. */
 export class ToolProcess {
@@ -23,6 +31,7 @@ export class ToolProcess {
     stdio: StdioOptions,
     classify: StderrClassifier,
     onWarning?: (line: string) => void,
+    options: ToolProcessOptions = {},
   ) {
     this.name = command.name;
     // Arguments never carry secrets (passwords travel in the environment or a 0600 file).
@@ -37,6 +46,7 @@ export class ToolProcess {
         this.tail.push(line);
         if (this.tail.length > 20) this.tail.shift();
         const kind = classify(line);
+        options.onLine?.(line, kind);
         if (kind === 'error' && this.errors.length < 50) this.errors.push(line);
         if (kind === 'warning' && this.warnings.length < 50) {
           this.warnings.push(line);
@@ -60,6 +70,15 @@ export class ToolProcess {
     this.done = Promise.all([exited, stderrDone]).then(([{ code, signal }]) => this.judge(code, signal));
     // Callers await `done` later; avoid an unhandled rejection in between.
     this.done.catch(() => undefined);
+    const { signal } = options;
+    if (signal) {
+      const stop = (): void => this.kill();
+      if (signal.aborted) stop();
+      else {
+        signal.addEventListener('abort', stop, { once: true });
+        void exited.finally(() => signal.removeEventListener('abort', stop)).catch(() => undefined);
+      }
+    }
   }
 
   private judge(code: number | null, signal: NodeJS.Signals | null): void {
@@ -110,7 +129,7 @@ export function toolFailureHint(lines: readonly string[]): string {
     return 'Another session held a lock too long: run it again at a quieter time, or find the blocking session.';
   if (/out of memory|cannot allocate/i.test(text)) return 'The tool ran out of memory.';
   if (
-    /could not connect|connection refused|can't connect|lost connection|server closed the connection/i.test(
+    /could not connect|connection refused|can't connect|lost connection|server closed the connection|SSL SYSCALL error/i.test(
       text,
     )
   )
@@ -118,14 +137,36 @@ export function toolFailureHint(lines: readonly string[]): string {
   return "The first line is the tool's own error; fix its cause and run the command again.";
 }
 
-/** Waits for all processes; the first failure wins, and the others are stopped. */
+/**
+ * Waits for all processes; on the first failure the others are stopped. The failure reported is the
+ * one that explains the others: a process killed by SIGPIPE or stopped by us only lost its partner
+ * (a decompressor whose restore tool lost its server), so the first other failure, in the order
+ * given, wins over it.
+ */
 export async function waitAll(processes: ToolProcess[]): Promise<void> {
   try {
     await Promise.all(processes.map((p) => p.done));
   } catch (err) {
+    // A broken pipe means its reader is going away: let the reader end, and say why, on its own.
+    if (consequential(err))
+      await Promise.race([
+        Promise.allSettled(processes.map((p) => p.done)),
+        sleep(2000, undefined, { ref: false }),
+      ]);
     for (const p of processes) p.kill();
-    throw err;
+    const failures = (await Promise.allSettled(processes.map((p) => p.done))).flatMap((r) =>
+      r.status === 'rejected' ? [r.reason as unknown] : [],
+    );
+    throw failures.find((f) => !consequential(f)) ?? err;
   }
+}
+
+/** A failure that only follows from another process's: its reader went away, or we stopped it. */
+function consequential(err: unknown): boolean {
+  return (
+    err instanceof ToolError &&
+    /was killed by SIGPIPE$| was stopped$|Broken pipe|Write error|Connection reset by peer/i.test(err.message)
+  );
 }
 
 /**

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Transform } from 'node:stream';
 import type cliProgress from 'cli-progress';
+import { InterruptedError } from '../errors.js';
 
 /** cli-progress (and string-width & co.) only when a bar is drawn: ~10-20 ms of start-up otherwise. */
 const bars = (): typeof cliProgress => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
@@ -24,6 +25,49 @@ export function formatDuration(seconds: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+
+/**
+ * Time left from how fast the work went lately. Nothing is said until the rate has settled: in the
+ * first seconds a few bytes against gigabytes made ETAs of 86,586 hours. Settled means: at least
+ * `settleSeconds` in, at least 1 % done, and the rate over the last `windowSeconds` within a factor of
+ * two of the average since the start (not a burst, not a stall). Pure: times are passed in.
+ */
+export class EtaEstimator {
+  private readonly samples: Array<{ t: number; done: number }> = [];
+
+  constructor(
+    private readonly windowSeconds = 10,
+    private readonly settleSeconds = 3,
+  ) {}
+
+  /** How far the work got `t` seconds after it started. */
+  sample(t: number, done: number): void {
+    const last = this.samples.at(-1);
+    if (last && t <= last.t) {
+      last.done = Math.max(last.done, done);
+      return;
+    }
+    this.samples.push({ t, done });
+    // Keep one sample at or before the window's start, so the window is always full.
+    while (this.samples.length > 2 && (this.samples[1]?.t ?? t) <= t - this.windowSeconds)
+      this.samples.shift();
+  }
+
+  /** Seconds left to reach `total`, or null while unknown (no total, too early, unsettled, or all done). */
+  remaining(total: number | null): number | null {
+    const last = this.samples.at(-1);
+    const first = this.samples[0];
+    if (!last || !first || !total || total <= 0) return null;
+    if (last.t < this.settleSeconds || last.done <= 0 || last.done >= total) return null;
+    if (last.done / total < 0.01) return null;
+    const span = last.t - first.t;
+    if (span <= 0) return null;
+    const recent = (last.done - first.done) / span;
+    const average = last.done / last.t;
+    if (recent <= 0 || recent > 2 * average || recent < average / 2) return null;
+    return (total - last.done) / recent;
+  }
 }
 
 /** A counter of Linux /proc/<pid>/io (`rchar`, `wchar`); null where /proc is not available. */
@@ -65,6 +109,7 @@ export class Progress {
   private bar: cliProgress.SingleBar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
+  private readonly eta = new EtaEstimator();
 
   constructor(
     private readonly mode: ProgressMode,
@@ -81,7 +126,8 @@ export class Progress {
         {
           format: `${this.label} {bar} {percentage}% | {produced} dumped, {stored} stored | {rate} | {elapsed} | ETA {left}`,
           hideCursor: true,
-          clearOnComplete: true,
+          // The last frame stays: 100 % when the backup completed, where it stopped otherwise.
+          clearOnComplete: false,
           stream: process.stderr,
           barsize: 20,
         },
@@ -105,8 +151,11 @@ export class Progress {
     const produced = this.source.produced();
     const done = produced ?? this.source.stored();
     const estimate = this.estimate();
+    // The estimate (table sizes on disk) is not the dump's size: a dump past it stays at 99 % until it ends.
     const pct = estimate && produced !== null ? Math.min(99, (100 * produced) / estimate) : 0;
-    const eta = pct > 0 ? (elapsed * (100 - pct)) / pct : Number.NaN;
+    if (produced !== null) this.eta.sample(elapsed, produced);
+    // Past the estimate, how much is left is unknown: no ETA rather than a wrong one.
+    const eta = produced !== null ? (this.eta.remaining(estimate) ?? Number.NaN) : Number.NaN;
     return {
       produced: produced === null ? '?' : formatBytes(produced),
       stored: formatBytes(this.source.stored()),
@@ -125,22 +174,30 @@ export class Progress {
 
   private writeLine(p: ReturnType<Progress['payload']>): void {
     const pct = p.pct ? `${p.pct.toFixed(0)}% ` : '';
-    const eta = p.pct ? `, ETA ${p.left}` : '';
+    const eta = p.pct && p.left !== '?' ? `, ETA ${p.left}` : '';
     process.stderr.write(
       `${this.label}: ${pct}${p.produced} dumped, ${p.stored} stored, ${p.rate}, ${p.elapsed} elapsed${eta}\n`,
     );
   }
 
   /**
-   * Ends the display. In line mode a last line gives the stored total, so even a short run shows one
-   * (the dumped count may be a sample from before the dump tool exited, so it is left out).
+   * Ends the display; `completed`: the backup is stored, so the bar ends at 100 % whatever the size
+   * estimate said (it is the tables' size on disk — page and row overhead, free space — which a dump
+   * is rarely the size of: a bar once ended at 75 %). In line mode a last line gives the stored total,
+   * so even a short run shows one (the dumped count may be a sample from before the dump tool exited,
+   * so it is left out).
    */
-  stop(): void {
+  stop(completed = false): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.bar && completed) this.bar.update(100, { ...this.payload(), left: '0s' });
     this.bar?.stop();
     if (this.mode === 'lines' && this.timer) {
       const p = this.payload();
-      process.stderr.write(`${this.label}: ${p.stored} stored in ${p.elapsed}\n`);
+      process.stderr.write(
+        completed
+          ? `${this.label}: 100%, ${p.stored} stored in ${p.elapsed}\n`
+          : `${this.label}: stopped after ${p.elapsed}, ${p.stored} stored (not kept)\n`,
+      );
     }
     this.timer = undefined;
   }
@@ -159,6 +216,11 @@ export class ByteMeter {
   private counted = 0;
   private pid: number | undefined;
   private lastFromProc = 0;
+  /** What the reading tool is doing, when it says (e.g. pg_restore's verbose output): shown beside the bytes. */
+  phase: string | undefined;
+
+  /** With a signal, every tap fails with an InterruptedError when it fires: the read it is part of stops. */
+  constructor(private readonly signal?: AbortSignal) {}
 
   add(n: number): void {
     this.counted += n;
@@ -166,12 +228,24 @@ export class ByteMeter {
 
   /** A pass-through stage that counts what flows through it. */
   tap(): Transform {
-    return new Transform({
+    const tap = new Transform({
       transform: (chunk: Buffer, _enc, cb) => {
         this.counted += chunk.length;
         cb(null, chunk);
       },
     });
+    const { signal } = this;
+    if (signal) {
+      const stop = (): void => {
+        tap.destroy(new InterruptedError('Interrupted'));
+      };
+      if (signal.aborted) stop();
+      else {
+        signal.addEventListener('abort', stop, { once: true });
+        tap.once('close', () => signal.removeEventListener('abort', stop));
+      }
+    }
+    return tap;
   }
 
   /** Count the bytes this process reads (it reads the backup itself). */
@@ -236,6 +310,7 @@ export class ClusterProgress implements ClusterProgressSink {
   private started = Date.now();
   private begun = false;
   private ended = false;
+  private readonly eta = new EtaEstimator();
 
   constructor(
     private readonly mode: ProgressMode,
@@ -445,8 +520,8 @@ export class ClusterProgress implements ClusterProgressSink {
     const elapsed = (Date.now() - this.started) / 1000;
     const { bytes, estimate } = this.totals();
     const pct = estimate > 0 ? Math.min(99, (100 * bytes) / estimate) : 0;
-    // Below 1 % the rate says too little to extrapolate from.
-    const eta = pct >= 1 ? (elapsed * (100 - pct)) / pct : Number.NaN;
+    this.eta.sample(elapsed, bytes);
+    const eta = this.eta.remaining(estimate) ?? Number.NaN;
     return {
       pct,
       eta: formatDuration(eta),
@@ -501,6 +576,7 @@ export class StepProgress {
   private bar: cliProgress.SingleBar | undefined;
   private timer: NodeJS.Timeout | undefined;
   private started = Date.now();
+  private readonly eta = new EtaEstimator();
 
   constructor(
     private readonly mode: ProgressMode,
@@ -509,6 +585,11 @@ export class StepProgress {
     private readonly bytes: () => number,
     private readonly total: number,
     private readonly stream: NodeJS.WriteStream = process.stderr,
+    /**
+     * What the step is doing beyond reading bytes, e.g. "building indexes and constraints
+     * (post-data)": the reason a bar stays at 100 % while the tool still works.
+     */
+    private readonly phase: () => string | undefined = () => undefined,
   ) {}
 
   start(): void {
@@ -517,9 +598,9 @@ export class StepProgress {
     if (this.mode === 'bar') {
       this.bar = new (bars().SingleBar)(
         {
-          format: `${this.label} {bar} {percentage}% | {done} of {size} | {rate} | ETA {left}`,
+          format: `${this.label} {bar} {percentage}% | {done} of {size} | {rate} | ETA {left}{phase}`,
           hideCursor: true,
-          clearOnComplete: true,
+          clearOnComplete: false,
           stream: this.stream,
           barsize: 20,
         },
@@ -531,16 +612,19 @@ export class StepProgress {
     this.timer.unref();
   }
 
-  private payload(): { done: string; size: string; rate: string; left: string; pct: number } {
+  private payload(): { done: string; size: string; rate: string; left: string; pct: number; phase: string } {
     const elapsed = (Date.now() - this.started) / 1000;
     const done = this.bytes();
     const pct = this.total > 0 ? Math.min(100, (100 * done) / this.total) : 0;
+    this.eta.sample(elapsed, done);
+    const phase = this.phase();
     return {
       done: formatBytes(done),
       size: formatBytes(this.total),
       rate: `${formatBytes(elapsed > 0 ? done / elapsed : 0)}/s`,
-      left: formatDuration(pct > 0 ? (elapsed * (100 - pct)) / pct : Number.NaN),
+      left: formatDuration(this.eta.remaining(this.total) ?? Number.NaN),
       pct,
+      phase: phase ? ` | ${phase}` : '',
     };
   }
 
@@ -549,13 +633,14 @@ export class StepProgress {
     if (this.bar) this.bar.update(Math.floor(p.pct), p);
     else if (this.mode === 'lines')
       this.stream.write(
-        `${this.label}: ${p.pct.toFixed(0)}% (${p.done} of ${p.size}), ${p.rate}, ETA ${p.left}\n`,
+        `${this.label}: ${p.pct.toFixed(0)}% (${p.done} of ${p.size}), ${p.rate}${p.left === '?' ? '' : `, ETA ${p.left}`}${p.phase.replace(' | ', '; ')}\n`,
       );
   }
 
-  /** Stop; `outcome` (e.g. `done` or `failed: …`) ends the lines output. */
+  /** Stop; `outcome` (e.g. `done` or `failed: …`) ends the lines output; `done` completes the bar. */
   stop(outcome: string): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.bar && outcome === 'done') this.bar.update(100, { ...this.payload(), left: '0s', phase: '' });
     this.bar?.stop();
     if (this.mode === 'lines')
       this.stream.write(

@@ -6,7 +6,6 @@ import path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import picomatch from 'picomatch';
 import { extract, type Header } from 'tar-stream';
 import { detectDump, isTarHeader, type DetectedFormat, type PgDumpHeader } from '../catalog/format.js';
 import type { DatabaseEngine } from '../engines/engine.js';
@@ -15,6 +14,7 @@ import {
   errnoCode,
   errorMessage,
   IntegrityError,
+  InterruptedError,
   SafetyError,
   StorageError,
   UsageError,
@@ -23,11 +23,21 @@ import { detectCompression } from '../pipeline/compression.js';
 import { drainOrClose, ToolProcess } from '../pipeline/process.js';
 import { ByteMeter, type ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
-import { globalsClassifier, globalsCommand, KEEP, throwIfFailed } from './cluster.js';
+import {
+  ClusterTally,
+  dropExisting,
+  includeFilter,
+  globalsClassifier,
+  globalsCommand,
+  KEEP,
+  memberOutcome,
+  throwIfFailed,
+} from './cluster.js';
 import { readSidecar } from './reference-metadata.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { RestorePlan } from './plan.js';
-import { checkToolVersion, restoreFromStream } from './single.js';
+import { checkToolVersion, NOTHING_CHANGED, restoreFromStream } from './single.js';
+import { explainLockWait } from './partial.js';
 
 /**
  * Restoring the reference tool's cluster archives (`cluster_<ts>.tar.gz`, PostgreSQL only):
@@ -82,6 +92,10 @@ export interface LegacyClusterInputs {
   jobs: number;
   workdir?: string;
   force: boolean;
+  /** SIGINT/SIGTERM: stop the tools, drop the databases being restored, remove extracted dumps. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created. */
+  serverWaitMs?: number;
 }
 
 export interface LegacyClusterPlan {
@@ -374,7 +388,7 @@ export async function prepareLegacyClusterRestore(
 
   const checksum = (await archiveChecksum(i.storage, i.key, archive, i.force, warnings)).text;
 
-  const include = i.include.length ? picomatch(i.include) : () => true;
+  const include = includeFilter(engine, i.include);
   const seen = new Map<string, string>();
   for (const m of archive.members) {
     const other = seen.get(m.database);
@@ -387,6 +401,7 @@ export async function prepareLegacyClusterRestore(
     seen.set(m.database, m.entry);
   }
   const members = archive.members.filter((m) => include(m.database));
+  for (const m of members) engine.checkDatabaseName(m.database);
   const broken = archive.unreadable.filter((u) => include(u.database));
   if (broken.length) {
     throw new IntegrityError(`${i.key}: ${broken.map((b) => `${b.entry} is ${b.reason}`).join('; ')}`, {
@@ -499,20 +514,27 @@ export async function executeLegacyClusterRestore(
   onWarning: (line: string) => void,
   progress?: ClusterProgressSink,
 ): Promise<void> {
+  const { signal } = i;
+  if (signal?.aborted) throw new InterruptedError(NOTHING_CHANGED);
   const globalsCmd = await globalsCommand(engine);
   await restoreFromStream(async () => Readable.from([plan.archive.globals]), 'none', globalsCmd, {
     classify: globalsClassifier(engine, 'first'),
     warn: onWarning,
+    signal,
   }).catch((err: unknown) => {
+    if (signal?.aborted)
+      throw new InterruptedError(
+        'Interrupted while restoring roles: some may have been applied; no database was touched',
+      );
     if (err instanceof DbBackupError) throw err;
     throw new StorageError(`Could not restore roles: ${errorMessage(err)}`);
   });
   progress?.note('roles and tablespaces restored');
-  for (const db of plan.existing) if (!KEEP.includes(db)) await engine.forceDropDatabase(db);
+  await dropExisting(engine, plan.existing);
 
   const byEntry = new Map(plan.members.map((m) => [m.entry, m]));
   const pending = new Set(plan.members.map((m) => m.database));
-  const failures: string[] = [];
+  const tally = new ClusterTally();
   progress?.begin(plan.members.map((m) => ({ name: m.database, estimate: m.size })));
   try {
     await walkArchive(
@@ -520,33 +542,43 @@ export async function executeLegacyClusterRestore(
       i.key,
       async (p, _header, body) => {
         const m = byEntry.get(p);
-        if (!m || !pending.has(m.database)) return;
+        if (!m || !pending.has(m.database) || signal?.aborted) return;
         pending.delete(m.database);
-        const meter = new ByteMeter();
+        const meter = new ByteMeter(signal);
         progress?.start(m.database, () => meter.bytes);
+        if (!KEEP.includes(m.database) && (await engine.databaseExists(m.database))) {
+          // Created by someone else since the plan was made: it is not ours to fill, nor to drop.
+          const reason = `appeared on ${engine.endpoint} after the plan was made; it was left alone (run the restore again to see the conflicts)`;
+          tally.failures.push(`${m.database}: ${reason}`);
+          progress?.failed(m.database, reason);
+          return;
+        }
         try {
           await restoreMember(engine, m, body, plan, i, onWarning, meter);
+          tally.restored.push(m.database);
           progress?.done(m.database, { bytes: m.size });
-        } catch (err) {
-          failures.push(`${m.database}: ${errorMessage(err)}`);
+        } catch (failure) {
+          const err = await explainLockWait(engine, m.database, failure);
+          // A database this restore created is dropped again: half-restored must not look restored.
+          const outcome = await memberOutcome(engine, m.database, i.serverWaitMs);
+          tally.failed(m.database, err, outcome, signal);
           progress?.failed(m.database, errorMessage(err));
         }
       },
-      [],
+      [new ByteMeter(signal).tap()],
     );
   } catch (err) {
     // The archive changed or broke between the two reads: what is not restored yet is named.
-    for (const db of pending) failures.push(`${db}: not restored (${errorMessage(err)})`);
+    if (!signal?.aborted)
+      for (const db of pending) tally.failures.push(`${db}: not restored (${errorMessage(err)})`);
     pending.clear();
   } finally {
     progress?.end();
   }
-  for (const db of pending) failures.push(`${db}: its dump was not found on the second read of the archive`);
-  throwIfFailed(
-    failures,
-    plan.members.length,
-    'The databases listed failed (each one that was created was dropped again)',
-  );
+  if (signal?.aborted) throw tally.interrupted(plan.members.map((m) => m.database));
+  for (const db of pending)
+    tally.failures.push(`${db}: its dump was not found on the second read of the archive`);
+  throwIfFailed(tally.failures, plan.members.length, 'The databases listed failed');
 }
 
 async function restoreMember(
@@ -558,55 +590,44 @@ async function restoreMember(
   warn: (l: string) => void,
   meter: ByteMeter,
 ): Promise<void> {
+  const { signal } = i;
   const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
   const intoExisting = KEEP.includes(m.database);
-  if (!intoExisting && (await engine.databaseExists(m.database))) {
-    // Created by someone else since the plan was made: it is not ours to fill, nor to drop.
-    throw new SafetyError(`Database "${m.database}" appeared on ${engine.endpoint} after the plan was made`, {
-      hint: 'It was left alone. Run the restore again to see the conflicts.',
-    });
-  }
-  // A database this restore creates is dropped again if its restore fails: half-restored must not look restored.
-  const dropOnFailure = !intoExisting;
-  try {
-    if (m.format === 'custom') {
-      const options = {
-        target: m.database,
-        format: 'custom' as const,
-        noOwner: false,
-        create: !intoExisting,
-        cleanFirst: intoExisting && plan.existing.includes(m.database),
-      };
-      if (plan.workdir && i.jobs > 1) {
-        const { file, cleanup } = await extractToWorkdir(plan.workdir, m, body, meter);
-        try {
-          const cmd = await engine.restoreCommand({ ...options, jobs: i.jobs, file });
-          await new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn).done;
-        } finally {
-          await cleanup();
-        }
-        return;
+  if (m.format === 'custom') {
+    const options = {
+      target: m.database,
+      format: 'custom' as const,
+      noOwner: false,
+      create: !intoExisting,
+      cleanFirst: intoExisting && plan.existing.includes(m.database),
+    };
+    if (plan.workdir && i.jobs > 1) {
+      const { file, cleanup } = await extractToWorkdir(plan.workdir, m, body, meter);
+      try {
+        const cmd = await engine.restoreCommand({ ...options, jobs: i.jobs, file });
+        await new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal }).done;
+      } finally {
+        await cleanup();
       }
-      const cmd = await engine.restoreCommand({ ...options, jobs: 1 });
-      await feedEntry(body, (source) =>
-        restoreFromStream(async () => source, 'none', cmd, { classify, warn, meter }),
-      );
       return;
     }
-    if (!intoExisting) await engine.createDatabase(m.database);
-    const cmd = await engine.restoreCommand({ target: m.database, format: 'plain', jobs: 1, noOwner: false });
+    const cmd = await engine.restoreCommand({ ...options, jobs: 1 });
     await feedEntry(body, (source) =>
-      restoreFromStream(async () => source, m.compression, cmd, {
-        classify,
-        warn,
-        meter,
-        trailer: TRAILERS.postgresPlain,
-      }),
+      restoreFromStream(async () => source, 'none', cmd, { classify, warn, meter, signal }),
     );
-  } catch (err) {
-    if (dropOnFailure) await engine.forceDropDatabase(m.database).catch(() => undefined);
-    throw err;
+    return;
   }
+  if (!intoExisting) await engine.createDatabase(m.database);
+  const cmd = await engine.restoreCommand({ target: m.database, format: 'plain', jobs: 1, noOwner: false });
+  await feedEntry(body, (source) =>
+    restoreFromStream(async () => source, m.compression, cmd, {
+      classify,
+      warn,
+      meter,
+      trailer: TRAILERS.postgresPlain,
+      signal,
+    }),
+  );
 }
 
 /**

@@ -2,7 +2,7 @@ import type { DetectedFormat } from '../catalog/format.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { IntegrityError, UsageError } from '../errors.js';
-import type { ByteMeter } from '../pipeline/progress.js';
+import { ByteMeter } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import {
   archiveChecksum,
@@ -35,6 +35,10 @@ export interface LegacyMemberInputs {
   clean: boolean;
   force: boolean;
   noOwner: boolean;
+  /** SIGINT/SIGTERM: stop the tool, drop the database this restore created. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created. */
+  serverWaitMs?: number;
 }
 
 export interface LegacyMemberPrepared {
@@ -77,6 +81,7 @@ export async function prepareLegacyMemberRestore(
     pgHeader: member.pgHeader,
   };
   const target = i.target ?? member.database;
+  engine.checkDatabaseName(target);
   const tool = await engine.restoreCommand({ target, format: member.format, jobs: 1, noOwner: i.noOwner });
   await checkToolVersion(engine, detected, tool, warnings);
   const { exists, objects, action } = await inspectTarget(engine, target, i);
@@ -130,7 +135,8 @@ export async function executeLegacyMemberRestore(
     noOwner: i.noOwner,
   });
   const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
-  await intoTarget(engine, plan.target, plan.targetExists, i.clean, async () => {
+  const { signal } = i;
+  const restore = async (): Promise<void> => {
     let found = false;
     await walkArchive(
       i.storage,
@@ -143,17 +149,23 @@ export async function executeLegacyMemberRestore(
             classify,
             warn,
             trailer: plan.trailer,
+            signal,
           }),
         );
         return 'stop';
       },
-      [],
+      [new ByteMeter(signal).tap()],
     );
     if (!found) {
       throw new IntegrityError(`${member.entry} was not found on the second read of ${i.key}`, {
         hint: 'The archive changed since the plan was made; run the restore again.',
       });
     }
+  };
+  await intoTarget(engine, plan.target, plan.targetExists, i.clean, restore, {
+    signal,
+    serverWaitMs: i.serverWaitMs,
+    stopped: `the restore into "${plan.target}" was stopped and its processes ended`,
   });
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }

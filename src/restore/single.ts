@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex, Readable, Transform, Writable } from 'node:stream';
+import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import { readSidecar, type ReferenceBackupMetadata } from './reference-metadata.js';
@@ -14,6 +14,7 @@ import {
   DbBackupError,
   errorMessage,
   IntegrityError,
+  InterruptedError,
   MissingToolError,
   SafetyError,
   StorageError,
@@ -23,7 +24,7 @@ import { planDecompression, type CompressionAlgorithm } from '../pipeline/compre
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import { Sampler } from '../pipeline/hash.js';
-import { ByteMeter } from '../pipeline/progress.js';
+import { ByteMeter, formatBytes } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { checkStored } from '../verify/checksum.js';
@@ -37,6 +38,15 @@ import {
   type PropertyPlan,
   type RecordedProperties,
 } from './properties.js';
+import { PgRestorePhases } from './phase.js';
+import {
+  DEFAULT_SERVER_WAIT_SECONDS,
+  dropPartial,
+  explainLockWait,
+  isLockWait,
+  leftInPlace,
+  restoreFailure,
+} from './partial.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -57,6 +67,10 @@ export interface RestoreInputs {
   unlockers?: readonly KeyUnlocker[];
   /** Checksum and size from elsewhere (a cluster manifest) for a dump that has no metadata sidecar. */
   expected?: { sha256: string; sizeBytes: number; database: string };
+  /** SIGINT/SIGTERM: stop the tools, drop what was created, remove temporary files. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created (--server-wait). */
+  serverWaitMs?: number;
 }
 
 export interface PreparedRestore {
@@ -184,6 +198,7 @@ export async function prepareRestore(
     detected.pgHeader?.database ??
     undefined;
   if (!target) throw new UsageError(`No target database for ${key}`, 'Name one with --target <database>.');
+  engine.checkDatabaseName(target);
   const warnings: string[] = [];
   const format = detected.format ?? 'plain';
   const restoreTool = await engine.restoreCommand({
@@ -247,8 +262,13 @@ export async function prepareRestore(
     );
   if (inputs.jobs > 1 && format !== 'custom')
     warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
+  // A temporary copy for --jobs: checked for room now, before the target is created or dropped.
+  const copy =
+    jobs > 1 && (detected.compression !== 'none' || !storage.localPath)
+      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
+      : undefined;
   actions.push(
-    `${jobs > 1 && (detected.compression !== 'none' || !storage.localPath) ? 'decompress into a temporary file, then ' : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
+    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
   );
   // dbbackup checked the trailer when it took the backup, and the checksum proves these are those
   // bytes; anything else (another tool's dump, --force) is checked as it streams in.
@@ -353,9 +373,22 @@ export async function inspectTarget(
   return { exists, objects, action: undefined };
 }
 
+/** How a restore reacts to an interrupt or a failure (see partial.ts). */
+export interface TargetOptions {
+  /** SIGINT/SIGTERM: the restore's tools are stopped through it; a failure then becomes an InterruptedError. */
+  signal?: AbortSignal;
+  /** How long to wait for an unreachable server to drop a database this restore created. */
+  serverWaitMs?: number;
+  /** What an interrupt stopped, for its one line, e.g. `the restore into "x" was stopped`. */
+  stopped?: string;
+  /** Encoding, locale… of the database this creates (see createDatabase); the server's defaults without. */
+  properties?: CreationProperties;
+}
+
 /**
  * Runs `restore` into `target`, created (or dropped and recreated with `clean`) first. A database
- * created here is dropped again if the restore fails: half-restored must never look restored.
+ * created here is dropped again if the restore fails or is interrupted — and said to be dropped only
+ * once the server confirms it: half-restored must never look restored.
  */
 export async function intoTarget(
   engine: DatabaseEngine,
@@ -363,27 +396,54 @@ export async function intoTarget(
   exists: boolean,
   clean: boolean,
   restore: () => Promise<void>,
-  /** Encoding, locale… of the database this creates (see createDatabase); the server's defaults without. */
-  properties?: CreationProperties,
+  o: TargetOptions = {},
 ): Promise<void> {
   if (exists && clean) {
-    await engine.dropDatabase(target).catch((err: unknown) => {
-      throw new SafetyError(`Could not drop database "${target}": ${(err as Error).message}`, {
-        hint: 'Close other sessions using it and try again.',
-      });
+    await engine.dropDatabase(target).catch(async (err: unknown) => {
+      const locked = isLockWait(err);
+      throw await explainLockWait(
+        engine,
+        target,
+        new SafetyError(`Could not drop database "${target}": ${(err as Error).message}`, {
+          hint: locked
+            ? 'Nothing was changed. End the sessions listed (or wait for them), then run the restore again; --lock-timeout sets how long to wait.'
+            : 'Close other sessions using it and try again.',
+        }),
+      );
     });
   }
   const created = !exists || clean;
-  if (created) await engine.createDatabase(target, properties);
+  if (created)
+    await engine.createDatabase(target, o.properties).catch((err: unknown) => {
+      if (err instanceof DbBackupError) throw err;
+      throw new DbBackupError(
+        `Could not create database "${target}" on ${engine.endpoint}: ${errorMessage(err)}`,
+        {
+          hint: exists
+            ? `Database "${target}" was dropped (--clean) and could not be created again: check the server log and the user's CREATEDB privilege.`
+            : "Check the user's privilege to create databases (PostgreSQL: CREATEDB) and the server log.",
+          cause: err,
+        },
+      );
+    });
   try {
+    if (o.signal?.aborted) throw new InterruptedError('Interrupted');
     await restore();
-  } catch (err) {
-    if (created) {
-      await engine.dropDatabase(target).catch(() => undefined);
-      if (err instanceof DbBackupError)
-        err.details.push(`The partially restored database "${target}" was dropped.`);
-    }
-    throw err;
+  } catch (failure) {
+    // Who held the lock, asked before the drop ends the sessions in the database.
+    const err = await explainLockWait(engine, target, failure);
+    const outcome = created
+      ? await dropPartial(engine, target, o.serverWaitMs ?? DEFAULT_SERVER_WAIT_SECONDS * 1000)
+      : undefined;
+    throw restoreFailure(err, {
+      signal: o.signal,
+      stopped: o.stopped ?? `the restore into "${target}" was stopped`,
+      // With --clean the database's former contents went before the restore began: said, not implied.
+      outcome: outcome
+        ? `${outcome.line}${exists ? ` Its previous contents had been dropped by --clean before the restore began.` : ''}`
+        : leftInPlace(target),
+      notDropped: outcome ? !outcome.dropped : false,
+    });
   }
 }
 
@@ -393,21 +453,35 @@ export interface StepReporter {
   end(outcome: string): void;
 }
 
-/** Runs `fn` as one reported step, ended as done or failed whatever happens. */
+/** Where a restore's steps are shown, and the signal that stops them. */
+interface StepContext {
+  reporter: StepReporter | undefined;
+  signal: AbortSignal | undefined;
+  /** For a step that only reads the backup: where from, to name the store when a read fails. */
+  reads?: string;
+}
+
+/** Runs `fn` as one reported step, ended as done or failed whatever happens; an interrupt stops its reads. */
 async function step<T>(
-  progress: StepReporter | undefined,
+  progress: StepContext,
   name: string,
   total: number,
   fn: (meter: ByteMeter) => Promise<T>,
 ): Promise<T> {
-  const meter = new ByteMeter();
-  progress?.begin(name, meter, total);
+  const meter = new ByteMeter(progress.signal);
+  progress.reporter?.begin(name, meter, total);
   try {
     const result = await fn(meter);
-    progress?.end('done');
+    progress.reporter?.end('done');
     return result;
   } catch (err) {
-    progress?.end('failed');
+    progress.reporter?.end('failed');
+    // A step that only reads fails because the store did (a cut connection), not because of a bug.
+    if (progress.reads && !(err instanceof DbBackupError))
+      throw new StorageError(`Reading the backup from ${progress.reads} failed: ${errorMessage(err)}`, {
+        hint: 'Nothing was changed. The store, or the network to it, failed; check it and run the restore again.',
+        cause: err,
+      });
     throw err;
   }
 }
@@ -418,12 +492,13 @@ export async function executeRestore(
   inputs: RestoreInputs,
   prepared: PreparedRestore,
   onWarning: (line: string) => void,
-  progress?: StepReporter,
+  reporter?: StepReporter,
 ): Promise<RestoreOutcome> {
   const { storage, key } = inputs;
   const { plan, detected, expected } = prepared;
   const started = Date.now();
   const size = plan.sizeBytes ?? 0;
+  const progress: StepContext = { reporter, signal: inputs.signal, reads: plan.source };
   if (plan.checksum === 'to verify' && expected) {
     // The same verdict as verify-backup: size, the .sha256 file and every byte against the metadata.
     const verdict = await step(progress, 'verifying the checksum', size, (meter) =>
@@ -436,6 +511,7 @@ export async function executeRestore(
         'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
       );
   }
+  if (inputs.signal?.aborted) throw new InterruptedError(NOTHING_CHANGED);
   const warnings: string[] = [...plan.warnings];
   const warn = (line: string): void => {
     warnings.push(line);
@@ -447,16 +523,24 @@ export async function executeRestore(
     plan.targetExists,
     inputs.clean,
     () =>
-      step(progress, `restoring with ${plan.tool}`, size, (meter) =>
-        runRestore(engine, inputs, plan, detected, warn, meter),
+      step({ reporter, signal: inputs.signal }, `restoring with ${plan.tool}`, size, (meter) =>
+        runRestore(engine, inputs, plan, detected, warn, meter, Boolean(reporter)),
       ),
-    prepared.properties.create,
+    {
+      signal: inputs.signal,
+      serverWaitMs: inputs.serverWaitMs,
+      stopped: `the restore into "${plan.target}" was stopped and its processes ended${plan.jobs > 1 ? '; its temporary files were removed' : ''}`,
+      properties: prepared.properties.create,
+    },
   );
   // Owner, privileges, settings, comment: only once the data is in (a setting such as
   // default_transaction_read_only would stop the restore itself).
   await applyDatabaseProperties(engine, plan.target, prepared.properties);
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
+
+/** An interrupt before the target was touched. */
+export const NOTHING_CHANGED = 'Interrupted before the restore changed anything; nothing was changed';
 
 async function runRestore(
   engine: DatabaseEngine,
@@ -465,19 +549,28 @@ async function runRestore(
   detected: DetectedFormat,
   warn: (l: string) => void,
   meter: ByteMeter,
+  /** Progress is shown: the tool says what it is doing (pg_restore --verbose), for the phase beside the bar. */
+  phases: boolean,
 ): Promise<void> {
-  const { storage, key } = inputs;
+  const { storage, key, signal } = inputs;
   const format = detected.format ?? 'plain';
   const classify = (line: string): ReturnType<DatabaseEngine['classifyStderr']> =>
     engine.classifyStderr(line);
   const localFile = storage.localPath?.(key);
+  const tracker = phases && format === 'custom' ? new PgRestorePhases() : undefined;
+  const onLine = tracker
+    ? (line: string): void => {
+        tracker.line(line);
+        meter.phase = tracker.current();
+      }
+    : undefined;
 
   if (plan.jobs > 1) {
     // pg_restore --jobs needs a seekable, uncompressed archive.
     const { file, cleanup } =
       localFile && detected.compression === 'none'
         ? { file: localFile, cleanup: async () => undefined }
-        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter);
+        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter, signal);
     try {
       const cmd = await engine.restoreCommand({
         target: plan.target,
@@ -485,8 +578,9 @@ async function runRestore(
         jobs: plan.jobs,
         file,
         noOwner: inputs.noOwner,
+        verbose: Boolean(tracker),
       });
-      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn);
+      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal, onLine });
       await tool.done;
     } finally {
       await cleanup();
@@ -494,7 +588,13 @@ async function runRestore(
     return;
   }
 
-  const cmd = await engine.restoreCommand({ target: plan.target, format, jobs: 1, noOwner: inputs.noOwner });
+  const cmd = await engine.restoreCommand({
+    target: plan.target,
+    format,
+    jobs: 1,
+    noOwner: inputs.noOwner,
+    verbose: Boolean(tracker),
+  });
   const unlockers = inputs.unlockers ?? [];
   const decrypt = detected.encrypted ? () => createDecryptStream(unlockers) : undefined;
   await streamRestore(storage, key, detected.compression, cmd, {
@@ -503,6 +603,8 @@ async function runRestore(
     decrypt,
     meter,
     trailer: plan.trailer,
+    signal,
+    onLine,
   });
 }
 
@@ -515,6 +617,64 @@ export interface FeedOptions {
   meter?: ByteMeter;
   /** The restore fails unless the decompressed dump ends with this (the bytes then pass through Node). */
   trailer?: Trailer;
+  /** Stops the tools (and, through the meter's taps, the reads) on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
+  /** Every stderr line of the restore tool (e.g. pg_restore --verbose, for the phase shown). */
+  onLine?: (line: string) => void;
+  /** Where the bytes come from, for a message when the store fails mid-transfer (e.g. `s3://b/x.dump.zst`). */
+  source?: string;
+  /** The stored object's size: a transfer that ends short of it was cut by the store. */
+  expectedBytes?: number;
+}
+
+/**
+ * Tells a stored object's stream failing on its own (the store or the network cut the transfer) from
+ * one torn down after a later stage failed: the first error event in a pipeline is its origin. A
+ * stream that ends cleanly but short of the object's size was cut too.
+ */
+export class SourceWatch {
+  private first: { stream: unknown; err: unknown } | undefined;
+  private bytes = 0;
+  private ended = false;
+  /** Counts what the source delivers; goes right after it in the pipeline. */
+  readonly counter = new Transform({
+    transform: (chunk: Buffer, _enc, cb) => {
+      this.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+
+  constructor(
+    private readonly source: Readable,
+    others: ReadonlyArray<Readable | Writable>,
+    private readonly expected?: number,
+  ) {
+    for (const s of [source, this.counter, ...others])
+      s.once('error', (err) => (this.first ??= { stream: s, err }));
+    source.once('end', () => (this.ended = true));
+  }
+
+  /** The store's failure, if the transfer was cut; undefined otherwise. */
+  failure(): unknown {
+    if (this.first?.stream === this.source) return this.first.err;
+    if (this.ended && this.expected !== undefined && this.bytes < this.expected)
+      return new Error(`the transfer ended after ${this.bytes} of ${this.expected} bytes`);
+    return undefined;
+  }
+}
+
+/** The store failed mid-transfer: it is named as the cause, the tool's complaint shown as what followed. */
+export function storageCut(source: string | undefined, err: unknown, toolFailure?: unknown): StorageError {
+  return new StorageError(
+    `Reading the backup from ${source ?? 'its store'} failed while restoring: ${errorMessage(err)}`,
+    {
+      details: toolFailure
+        ? [`(then, its input cut off: ${errorMessage(toolFailure).split('\n')[0] ?? ''})`]
+        : [],
+      hint: 'The store, or the network to it, failed mid-transfer; the backup itself may be intact. Check the store and run the restore again.',
+      cause: err,
+    },
+  );
 }
 
 /**
@@ -528,7 +688,7 @@ export async function streamRestore(
   cmd: ToolCommand,
   o: FeedOptions,
 ): Promise<void> {
-  const { classify, warn, meter } = o;
+  const { classify, warn, meter, signal } = o;
   // Decrypting and checking a trailer need the bytes in Node; the kernel-pipe shortcuts are for the rest.
   const localFile = o.decrypt || o.trailer ? undefined : storage.localPath?.(key);
   const decompress = await planDecompression(compression);
@@ -538,11 +698,13 @@ export async function streamRestore(
       { ...decompress.external, args: [...decompress.external.args, localFile] },
       ['ignore', 'pipe', 'pipe'],
       () => 'error',
+      undefined,
+      { signal },
     );
     meter?.watch(dec.child.pid);
     const out = dec.child.stdout;
     if (!out) throw new Error('decompressor has no stdout');
-    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn);
+    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn, { signal, onLine: o.onLine });
     out.destroy();
     await waitAll([tool, dec]);
     return;
@@ -550,7 +712,10 @@ export async function streamRestore(
   if (localFile && compression === 'none') {
     const handle = await open(localFile, 'r');
     try {
-      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn);
+      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn, {
+        signal,
+        onLine: o.onLine,
+      });
       meter?.watch(tool.child.pid);
       await tool.done;
     } finally {
@@ -559,7 +724,12 @@ export async function streamRestore(
     return;
   }
   // Remote or in-process: stream through Node into the tool's stdin.
-  await restoreFromStream(() => storage.get(key), compression, cmd, o);
+  const size = o.expectedBytes ?? (await storage.stat(key))?.size;
+  await restoreFromStream(() => storage.get(key), compression, cmd, {
+    source: `${storage.location.replace(/\/$/, '')}/${key}`,
+    ...o,
+    expectedBytes: size,
+  });
 }
 
 /**
@@ -579,7 +749,10 @@ export async function restoreFromStream(
   if (o.decrypt) stages.push(o.decrypt());
   const tail = o.trailer ? new Sampler(TRAILER_BYTES) : undefined;
   let sink: Writable;
-  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn);
+  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn, {
+    signal: o.signal,
+    onLine: o.onLine,
+  });
   processes.push(tool);
   if (!tool.child.stdin) throw new Error('restore tool has no stdin');
   /** Decompressor → tail sampler → tool, when the decompressed bytes must be seen. */
@@ -589,6 +762,8 @@ export async function restoreFromStream(
       decompress.external,
       ['pipe', tail ? 'pipe' : tool.child.stdin, 'pipe'],
       () => 'error',
+      undefined,
+      { signal: o.signal },
     );
     processes.push(dec);
     if (tail && dec.child.stdout) {
@@ -612,7 +787,8 @@ export async function restoreFromStream(
     await Promise.allSettled(processes.map((p) => p.done));
     throw err;
   }
-  const feeding = pipeline([source, ...stages, sink]);
+  const watch = new SourceWatch(source, [...stages, sink], o.expectedBytes);
+  const feeding = pipeline([source, watch.counter, ...stages, sink]);
   feeding.catch(() => undefined); // judged below, once the tools have exited
   const toolFailure = await waitAll(processes).then(
     () => undefined,
@@ -628,6 +804,9 @@ export async function restoreFromStream(
         (err: unknown) => ({ err }),
       )
     : undefined;
+  // The store cut the transfer: the tool's complaint ("end of file", "premature end") is its consequence.
+  const cut = watch.failure();
+  if (cut !== undefined) throw storageCut(o.source, cut, toolFailure?.err);
   // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
   // file"): the decryption failure is the cause, so it is reported first, as is.
   if (o.decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
@@ -650,6 +829,42 @@ export async function restoreFromStream(
   }
 }
 
+/** How big the decompressed copy --jobs needs is: recorded at backup time, or guessed from the stored size. */
+export function tempCopySize(
+  metadata: BackupMetadata | undefined,
+  storedBytes: number,
+  compression: CompressionAlgorithm,
+): { bytes: number; estimated: boolean } {
+  if (metadata?.dumpBytes != null) return { bytes: metadata.dumpBytes, estimated: false };
+  // Backups from before dumpBytes was recorded for external compressors: a generous guess.
+  return { bytes: storedBytes * (compression === 'none' ? 1 : 10), estimated: compression !== 'none' };
+}
+
+/** The directory a temporary copy goes to, refused (nothing changed yet) when it lacks the room. */
+async function requireTempSpace(
+  workdir: string | undefined,
+  size: { bytes: number; estimated: boolean },
+): Promise<{ dir: string; size: { bytes: number; estimated: boolean } }> {
+  const dir = path.resolve(workdir ?? os.tmpdir());
+  const fs = await statfs(dir).catch((err: unknown) => {
+    throw new UsageError(
+      `Cannot use ${dir} for the temporary copy: ${errorMessage(err)}`,
+      'Name an existing directory with --workdir.',
+    );
+  });
+  const free = fs.bavail * fs.bsize;
+  // 10 % to spare: a disk filled to the last byte fails everything else on it.
+  if (free < size.bytes * 1.1) {
+    throw new StorageError(
+      `Not enough space in ${dir} for the temporary copy --jobs needs: ${size.estimated ? 'about ' : ''}${formatBytes(size.bytes)} (${size.bytes} bytes${size.estimated ? ', estimated: this backup does not record its dump size' : ''}), ${formatBytes(free)} free`,
+      {
+        hint: 'Nothing was changed. Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
+      },
+    );
+  }
+  return { dir, size };
+}
+
 async function decompressToTemp(
   storage: Storage,
   key: string,
@@ -657,51 +872,58 @@ async function decompressToTemp(
   plan: RestorePlan,
   workdir: string | undefined,
   meter: ByteMeter,
+  signal: AbortSignal | undefined,
 ): Promise<{ file: string; cleanup: () => Promise<void> }> {
-  const base = workdir ?? os.tmpdir();
-  const need = plan.metadata?.dumpBytes ?? (plan.sizeBytes ?? 0) * (detected.compression === 'none' ? 1 : 10);
-  const fs = await statfs(base);
-  const free = fs.bavail * fs.bsize;
-  if (free < need * 1.1) {
-    throw new StorageError(
-      `Not enough space in ${base} for a temporary copy (${need} bytes needed, ${free} free)`,
-      {
-        hint: 'Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
-      },
-    );
-  }
+  // Checked when the plan was made; again here, as the disk may have filled since.
+  const { dir: base } = await requireTempSpace(
+    workdir,
+    tempCopySize(plan.metadata, plan.sizeBytes ?? 0, detected.compression),
+  );
   const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
   const file = path.join(dir, 'archive.dump');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const where = `${storage.location.replace(/\/$/, '')}/${key}`;
+  let watch: SourceWatch | undefined;
   try {
     const decompress = await planDecompression(detected.compression);
     if (decompress.external) {
       // Decompressor writes the file itself; Node only feeds it the stored (compressed) bytes.
       const out = await open(file, 'wx', 0o600);
       try {
-        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error');
+        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error', undefined, {
+          signal,
+        });
         if (!dec.child.stdin) throw new Error('decompressor has no stdin');
         const source = await storage.get(key);
         const counted = meter.tap();
-        const feeding = pipeline(source, counted, dec.child.stdin);
+        watch = new SourceWatch(source, [counted, dec.child.stdin], plan.sizeBytes ?? undefined);
+        const feeding = pipeline(source, watch.counter, counted, dec.child.stdin);
         feeding.catch(() => undefined); // settled below, after the decompressor
         await dec.done;
-        await settleFeed(feeding, [source, counted, dec.child.stdin]);
+        await settleFeed(feeding, [source, watch.counter, counted, dec.child.stdin]);
       } finally {
         await out.close();
       }
     } else {
       const stages: Duplex[] = decompress.inProcess ? [decompress.inProcess()] : [];
-      await pipeline([
-        await storage.get(key),
-        meter.tap(),
-        ...stages,
-        createWriteStream(file, { mode: 0o600 }),
-      ]);
+      const source = await storage.get(key);
+      const sink = createWriteStream(file, { mode: 0o600 });
+      const counted = meter.tap();
+      watch = new SourceWatch(source, [counted, ...stages, sink], plan.sizeBytes ?? undefined);
+      await pipeline([source, watch.counter, counted, ...stages, sink]).catch((err: unknown) => {
+        // Writing the copy failed (a full disk): said so, not blamed on the backup or a bug.
+        if (err instanceof DbBackupError || watch?.failure() !== undefined) throw err;
+        throw new StorageError(`Could not write the temporary copy ${file}: ${errorMessage(err)}`, {
+          hint: 'Use --workdir on a disk with room, or restore with --jobs 1 (streams, needs no space).',
+        });
+      });
     }
+    const cut = watch.failure();
+    if (cut !== undefined) throw storageCut(where, cut);
     return { file, cleanup };
   } catch (err) {
     await cleanup();
-    throw err;
+    const cut = watch?.failure();
+    throw cut !== undefined && !(err instanceof StorageError) ? storageCut(where, cut, err) : err;
   }
 }

@@ -329,3 +329,29 @@ async function handle(info: PgServerInfo, dir: string, data: string): Promise<Ru
     },
   };
 }
+
+/**
+ * Stops a throwaway server the way a crash does (`pg_ctl stop -m immediate`: no checkpoint, every
+ * backend killed); `startPgAgain` brings it back on the same port and socket, after crash recovery.
+ */
+export async function stopPgImmediately(server: RunningServer<PgServerInfo>): Promise<void> {
+  const r = await pgTool(
+    server.info.binDir,
+    'pg_ctl',
+    ['-D', path.join(server.dir, 'data'), '-m', 'immediate', '-w', '-t', '60', 'stop'],
+    server.dir,
+  );
+  if (r.code !== 0) throw new Error(`pg_ctl stop failed: ${r.stderr.trim()}`);
+}
+
+export async function startPgAgain(server: RunningServer<PgServerInfo>): Promise<void> {
+  const log = path.join(server.dir, 'postgres.log');
+  const r = await pgTool(
+    server.info.binDir,
+    'pg_ctl',
+    ['-D', path.join(server.dir, 'data'), '-l', log, '-w', '-t', '60', 'start'],
+    server.dir,
+  );
+  if (r.code !== 0) throw new Error(`pg_ctl start failed: ${r.stderr.trim()}\n${await tail(log)}`);
+  await waitFor('PostgreSQL to accept connections again', 60_000, () => pgPing(server.info));
+}

@@ -1,21 +1,9 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { textSink } from './helpers.js';
 import { ByteMeter, ClusterProgress, type ProgressMode } from '../../src/pipeline/progress.js';
 
-/** A stand-in for stderr that keeps what was written. */
-function sink(): { stream: NodeJS.WriteStream; lines: () => string[] } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      text += chunk.toString();
-      cb();
-    },
-  }) as unknown as NodeJS.WriteStream;
-  return { stream, lines: () => text.split('\n').filter(Boolean) };
-}
-
 function run(mode: ProgressMode): string[] {
-  const out = sink();
+  const out = textSink();
   const p = new ClusterProgress(mode, 'cluster backup', 'dumping', 'dumped', out.stream);
   p.begin([
     { name: 'shop', estimate: 2048 },

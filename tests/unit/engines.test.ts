@@ -176,3 +176,76 @@ describe('parseVersion', () => {
     it(`${banner} → ${expected}`, () => expect(parseVersion(banner)).toBe(expected));
   }
 });
+
+describe('checkDatabaseName: names the server would not keep as given', () => {
+  const pg = new PostgresEngine({ engine: 'postgres', host: '127.0.0.1', port: 5432, user: 'u' }, {});
+  const my = new MysqlEngine({ engine: 'mariadb', host: '127.0.0.1', port: 3306, user: 'u' }, {});
+
+  it('PostgreSQL counts bytes: 63 pass, 64 fail, and two-byte characters count twice', () => {
+    expect(() => pg.checkDatabaseName('a'.repeat(63))).not.toThrow();
+    expect(() => pg.checkDatabaseName('a'.repeat(64))).toThrow(/is 64 bytes long/);
+    expect(() => pg.checkDatabaseName('é'.repeat(31))).not.toThrow(); // 62 bytes
+    // 32 × 2 bytes: cut by the server before the character that does not fit.
+    expect(() => pg.checkDatabaseName('é'.repeat(32))).toThrow(`would be cut to "${'é'.repeat(31)}"`);
+    const thrown = ((): unknown => {
+      try {
+        pg.checkDatabaseName(`${'a'.repeat(63)}_copy`);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(thrown).toMatchObject({ name: 'UsageError', exitCode: 2 });
+  });
+
+  it('a --database (maintenance database) over the limit is refused when the engine is made', () => {
+    expect(
+      () =>
+        new PostgresEngine(
+          { engine: 'postgres', host: 'h', port: 1, user: 'u', database: 'm'.repeat(64) },
+          {},
+        ),
+    ).toThrow(/is 64 bytes long/);
+  });
+
+  it('MySQL/MariaDB count characters: 64 pass, 65 fail', () => {
+    expect(() => my.checkDatabaseName('é'.repeat(64))).not.toThrow();
+    expect(() => my.checkDatabaseName('a'.repeat(65))).toThrow(
+      /is 65 characters long: MariaDB allows at most 64/,
+    );
+  });
+});
+
+describe('--lock-timeout reaches the restore tools', () => {
+  it('pg_restore and psql get lock_timeout through PGOPTIONS (kept beside the caller’s own)', async () => {
+    const engine = new PostgresEngine(
+      { engine: 'postgres', host: 'h', port: 1, user: 'u', lockTimeoutSeconds: 7 },
+      {},
+    );
+    const saved = process.env.PGOPTIONS;
+    process.env.PGOPTIONS = '-c work_mem=64MB';
+    try {
+      for (const format of ['custom', 'plain'] as const) {
+        const cmd = await engine.restoreCommand({ target: 'x', format, jobs: 1, noOwner: false });
+        expect(cmd.env.PGOPTIONS).toBe('-c work_mem=64MB -c lock_timeout=7s');
+      }
+      const dump = await engine.dumpCommand('x', 'custom');
+      expect(dump.env.PGOPTIONS).toBe('-c work_mem=64MB');
+    } finally {
+      if (saved === undefined) delete process.env.PGOPTIONS;
+      else process.env.PGOPTIONS = saved;
+    }
+  });
+
+  it('the mariadb client sets lock_wait_timeout for its session; without a limit nothing is added', async () => {
+    const engine = new MysqlEngine(
+      { engine: 'mariadb', host: 'h', port: 1, user: 'u', lockTimeoutSeconds: 7 },
+      {},
+    );
+    const cmd = await engine.restoreCommand({ target: 'x', format: 'plain', jobs: 1, noOwner: false });
+    expect(cmd.args).toContain('--init-command=SET SESSION lock_wait_timeout=7');
+    const unlimited = new MysqlEngine({ engine: 'mariadb', host: 'h', port: 1, user: 'u' }, {});
+    const plain = await unlimited.restoreCommand({ target: 'x', format: 'plain', jobs: 1, noOwner: false });
+    expect(plain.args.some((a) => a.startsWith('--init-command'))).toBe(false);
+  });
+});

@@ -96,3 +96,15 @@ export function metadataFor(
     ...overrides,
   };
 }
+
+/** A stand-in for stderr that keeps what was written, split into lines. */
+export function textSink(): { stream: NodeJS.WriteStream; lines: () => string[] } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  }) as unknown as NodeJS.WriteStream;
+  return { stream, lines: () => text.split('\n').filter(Boolean) };
+}

@@ -37,6 +37,7 @@ Exit status: 0 when every check passes (warnings allowed), 1 when any fails.`,
       const g = globals(cmd);
       const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
       try {
+        if (database !== undefined) engine.checkDatabaseName(database);
         const { algorithm, level } = compressionChoice(g);
         const results = await runPreflight({
           engine,

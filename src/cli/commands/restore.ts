@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
 import { openEngine } from '../../engines/index.js';
-import { errorMessage, UsageError } from '../../errors.js';
+import { errorMessage, InterruptedError, UsageError } from '../../errors.js';
 import {
   ByteMeter,
   ClusterProgress,
@@ -30,6 +30,7 @@ import {
   engineForBackup,
   executeRestore,
   inspectBackup,
+  NOTHING_CHANGED,
   prepareRestore,
   type RestoreInputs,
   type RestoreOutcome,
@@ -62,12 +63,18 @@ import {
 } from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
+import { interruptSignal } from '../signals.js';
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
+import type { Engine } from '../../catalog/naming.js';
+import type { ConnectionOptions } from '../../engines/connection.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
 
 interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
+  serverWait?: string;
+  lockTimeout?: string;
   target?: string;
   create?: boolean;
   clean?: boolean;
@@ -83,7 +90,7 @@ interface RestoreOptions extends EncryptionFlags {
 
 export function restoreCommand(): Command {
   const restore = new Command('restore').description('Restore backups');
-  withDecryptOptions(restore.command('single'))
+  withFaultOptions(withDecryptOptions(restore.command('single')))
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
       '[backup]',
@@ -124,6 +131,8 @@ Examples:
     .action(async (backup: string | undefined, opts: RestoreOptions, cmd: Command) => {
       const g = globals(cmd);
       const jobs = parseInteger('--jobs', opts.jobs, JOBS);
+      const serverWaitMs = serverWait(opts.serverWait);
+      const signal = interruptSignal();
       let storage: Storage;
       let key: string;
       let expected: RestoreInputs['expected'];
@@ -147,7 +156,10 @@ Examples:
         const cluster = await resolveClusterArg(opts.fromCluster, backupDir(g), cloudSettings(g));
         if (await cluster.storage.stat(cluster.name)) {
           // A file, not a cluster directory: the reference tool's cluster_<ts>.tar.gz.
-          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g);
+          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g, {
+            signal,
+            serverWaitMs,
+          });
           return;
         }
         const manifest = await loadClusterManifest(cluster.storage, cluster.name);
@@ -184,7 +196,7 @@ Examples:
           'Omit --db-type: the engine is detected from the backup.',
         );
       }
-      const engine = await openEngine(connectionOptions(g, asked ?? needed));
+      const engine = await openEngine(restoreConnection(g, asked ?? needed, opts));
       try {
         const inputs = {
           storage,
@@ -200,8 +212,11 @@ Examples:
           workdir: opts.workdir,
           expected,
           unlockers,
+          signal,
+          serverWaitMs,
         };
         const prepared = await prepareRestore(engine, inputs);
+        if (signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
         await runSinglePlan(engine, prepared.plan, opts, (warn) =>
           executeRestore(engine, inputs, prepared, warn, progress),
@@ -211,7 +226,7 @@ Examples:
       }
     });
 
-  withDecryptOptions(restore.command('cluster'))
+  withFaultOptions(withDecryptOptions(restore.command('cluster')))
     .description(
       'Restore a cluster backup: roles/users first, then every database (dry run unless --confirm)',
     )
@@ -232,7 +247,14 @@ Examples:
       '--workdir <dir>',
       'where a dump is extracted when --jobs > 1 needs a seekable file (default: the system temp dir); nothing is written without --jobs',
     )
-    .option('--include-database <glob...>', 'only these databases')
+    .option(
+      '--include-database <glob>',
+      'only these databases: repeat the option, or separate globs with commas (db_a,db_b)',
+      collectGlobs,
+    )
+    // The option once took several values (`--include-database a b`) and swallowed the backup after
+    // them; its old spelling after the backup still works: extra arguments are more globs.
+    .allowExcessArguments()
     .option(
       '--force',
       'skip the checksum verification (reference archives: restore despite a checksum mismatch)',
@@ -252,12 +274,14 @@ Examples:
     )
     .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
+      opts.includeDatabase = includeGlobs(opts.includeDatabase, cmd.args.slice(1));
       const jobsGiven = opts.jobs !== undefined;
       const jobs = parseOptionalInteger('--jobs', opts.jobs, JOBS) ?? 1;
+      const stop: Interruption = { signal: interruptSignal(), serverWaitMs: serverWait(opts.serverWait) };
       const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
       const mode = opts.json ? 'off' : progressMode(opts.progress);
       if (await cluster.storage.stat(cluster.name)) {
-        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode);
+        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode, stop);
         return;
       }
       const manifest = await loadClusterManifest(cluster.storage, cluster.name);
@@ -273,7 +297,7 @@ Examples:
         const keys = clusterUnlockers;
         await sniff(cluster.storage, manifest.globals.file, async () => keys);
       }
-      const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? manifest.engine));
+      const engine = await openEngine(restoreConnection(g, explicitEngine(g) ?? manifest.engine, opts));
       try {
         const inputs = {
           storage: cluster.storage,
@@ -284,8 +308,10 @@ Examples:
           force: Boolean(opts.force),
           workdir: opts.workdir,
           unlockers: clusterUnlockers,
+          ...stop,
         };
         const plan = await prepareClusterRestore(engine, inputs);
+        if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         await runClusterPlan({
           header: [
             `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
@@ -326,6 +352,8 @@ Examples:
 /** A bare name that is not a file here is looked up in the backup directory. */
 interface ClusterRestoreOptions extends EncryptionFlags {
   confirm?: boolean;
+  serverWait?: string;
+  lockTimeout?: string;
   cleanCluster?: boolean;
   jobs?: string;
   workdir?: string;
@@ -346,9 +374,10 @@ async function restoreReferenceArchive(
   g: GlobalOptions,
   jobs: number,
   mode: ProgressMode,
+  stop: Interruption,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
-  const engine = await openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
   try {
     const inputs: LegacyClusterInputs = {
       storage,
@@ -358,9 +387,10 @@ async function restoreReferenceArchive(
       jobs,
       workdir: opts.workdir,
       force: Boolean(opts.force),
+      ...stop,
     };
     const size = (await storage.stat(key))?.size ?? 0;
-    const meter = new ByteMeter();
+    const meter = new ByteMeter(stop.signal);
     // The plan reads the whole archive (to list its databases and check it): show how far it got.
     const reading = new StepProgress(mode, `cluster restore: checking ${key}`, () => meter.bytes, size);
     reading.start();
@@ -372,6 +402,7 @@ async function restoreReferenceArchive(
       reading.stop(`failed: ${errorMessage(err)}`);
       throw err;
     }
+    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
     const first = plan.archive.members[0]?.pgHeader;
     await runClusterPlan({
       header: [
@@ -392,13 +423,101 @@ async function restoreReferenceArchive(
   }
 }
 
+/**
+ * One `--include-database` value: globs separated by commas, except commas inside braces, which
+ * belong to a glob (`db_{a,b}`).
+ */
+export function collectGlobs(value: string, previous: string[] = []): string[] {
+  const globs: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of value) {
+    if (ch === '{') depth++;
+    if (ch === '}') depth = Math.max(0, depth - 1);
+    if (ch === ',' && depth === 0) {
+      globs.push(current);
+      current = '';
+    } else current += ch;
+  }
+  globs.push(current);
+  const empty = globs.find((g) => !g.trim());
+  if (empty !== undefined)
+    throw new UsageError(
+      `Empty database name in --include-database "${value}"`,
+      'Write e.g. --include-database db_a,db_b.',
+    );
+  return [...previous, ...globs];
+}
+
+/** Arguments after the backup are `--include-database` globs in the option's old, multi-value spelling. */
+function includeGlobs(given: string[] | undefined, extra: string[]): string[] {
+  if (!extra.length) return given ?? [];
+  if (!given?.length)
+    throw new UsageError(
+      `Unexpected argument${extra.length > 1 ? 's' : ''}: ${extra.join(' ')}`,
+      'restore cluster takes one backup; name databases with --include-database NAME (repeat it, or separate with commas).',
+    );
+  out.note(
+    `note: ${extra.map((e) => `"${e}"`).join(', ')} taken as --include-database too (write --include-database ${[...given, ...extra].join(',')})`,
+  );
+  return [...given, ...extra.flatMap((e) => collectGlobs(e))];
+}
+
+/** How a restore copes with a lost server and with another session's locks (single and cluster alike). */
+function withFaultOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--server-wait <seconds>',
+      `how long a failed or interrupted restore waits for an unreachable server to drop what it created (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
+    )
+    .option(
+      '--lock-timeout <seconds>',
+      `how long dropping, creating and restoring wait for a lock another session holds before giving up and naming that session (default ${DEFAULT_LOCK_TIMEOUT_SECONDS}; 0: no limit)`,
+    );
+}
+
+/** What stops a restore and how long it waits to clean up after a lost server. */
+interface Interruption {
+  signal: AbortSignal;
+  serverWaitMs: number;
+}
+
+/** The connection a restore uses: its statements give up waiting for another session's lock after --lock-timeout. */
+function restoreConnection(
+  g: GlobalOptions,
+  engine: Engine,
+  opts: { lockTimeout?: string },
+): ConnectionOptions {
+  return {
+    ...connectionOptions(g, engine),
+    lockTimeoutSeconds:
+      parseOptionalInteger('--lock-timeout', opts.lockTimeout, { min: 0, max: 86_400 }) ??
+      DEFAULT_LOCK_TIMEOUT_SECONDS,
+  };
+}
+
+/** `--server-wait <seconds>` in milliseconds (0: drop once, no waiting). */
+function serverWait(value: string | undefined): number {
+  return (
+    (parseOptionalInteger('--server-wait', value, { min: 0, max: 86_400 }) ?? DEFAULT_SERVER_WAIT_SECONDS) *
+    1000
+  );
+}
+
 /** The steps of a single restore (checksum, restore) as a bar on a terminal, or lines with --progress. */
 function stepReporter(mode: ProgressMode): StepReporter | undefined {
   if (mode === 'off') return undefined;
   let current: StepProgress | undefined;
   return {
     begin(step, meter, total) {
-      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total);
+      // Every byte read while the tool still works: it is building indexes, or running its last statements.
+      const restoring = step.startsWith('restoring');
+      const phase = (): string | undefined =>
+        meter.phase ??
+        (restoring && total > 0 && meter.bytes >= total
+          ? 'all of the backup read; waiting for the restore tool to finish (indexes, constraints)'
+          : undefined);
+      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total, process.stderr, phase);
       current.start();
     },
     end(outcome) {
@@ -439,11 +558,12 @@ async function restoreReferenceMember(
   database: string,
   opts: RestoreOptions,
   g: GlobalOptions,
+  stop: Interruption,
 ): Promise<void> {
   await requireReferenceArchive(storage, key, g);
   if (parseInteger('--jobs', opts.jobs, JOBS) > 1)
     out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
-  const engine = await openEngine(connectionOptions(g, 'postgres'));
+  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
   try {
     const inputs: LegacyMemberInputs = {
       storage,
@@ -454,8 +574,10 @@ async function restoreReferenceMember(
       clean: Boolean(opts.clean),
       force: Boolean(opts.force),
       noOwner: opts.owner === false,
+      ...stop,
     };
-    const prepared = await prepareLegacyMemberRestore(engine, inputs);
+    const prepared = await prepareLegacyMemberRestore(engine, inputs, new ByteMeter(stop.signal));
+    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
     await runSinglePlan(engine, prepared.plan, opts, (warn) =>
       executeLegacyMemberRestore(engine, inputs, prepared, warn),
     );
