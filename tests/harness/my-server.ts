@@ -47,6 +47,9 @@ function serverArgs(dir: string, port: number, tls: TlsFiles): string[] {
     `--socket=${path.join(dir, 'mysqld.sock')}`,
     `--pid-file=${path.join(dir, 'mysqld.pid')}`,
     `--log-error=${path.join(dir, 'error.log')}`,
+    // Its own temporary files stay in its own directory: a MariaDB server deletes the #sql files it finds in
+    // its tmpdir when it starts, so servers sharing /tmp destroy each other's temporary tables.
+    `--tmpdir=${dir}`,
     // As root, mariadbd drops to `mysql`, which therefore owns the whole temp dir.
     ...(isRoot ? ['--user=mysql'] : []),
     '--skip-log-bin',
