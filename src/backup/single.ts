@@ -16,6 +16,7 @@ import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/pr
 import { sniff } from '../pipeline/sniff.js';
 import { PassThrough } from 'node:stream';
 import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js';
+import { cleanupRequests } from '../storage/transport.js';
 import { TOOL_VERSION } from '../version.js';
 import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
@@ -175,12 +176,15 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     return { key, locations: storages.map((st) => describe(st, key)), metadata };
   } catch (err) {
     stream.abort();
-    // Metadata was not written, so nothing here looks valid; remove the data too.
-    for (const storage of stored) {
-      await storage.delete(key + META_SUFFIX).catch(() => undefined);
-      await storage.delete(key).catch(() => undefined);
-      await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
-    }
+    // Metadata was not written, so nothing here looks valid; remove the data too (also after an
+    // interrupt: clean-up requests may still reach the store).
+    await cleanupRequests(async () => {
+      for (const storage of stored) {
+        await storage.delete(key + META_SUFFIX).catch(() => undefined);
+        await storage.delete(key).catch(() => undefined);
+        await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
+      }
+    });
     if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === 130)) {
       throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
     }

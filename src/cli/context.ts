@@ -5,6 +5,7 @@ import type { ConnectionOptions } from '../engines/connection.js';
 import { rememberSecret, UsageError } from '../errors.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
 import type { CloudSettings } from '../storage/cloud.js';
+import { parseOptionalInteger } from './numbers.js';
 import type { Storage } from '../storage/storage.js';
 import { defaultBackupDir, openStore } from '../storage/uri.js';
 
@@ -31,6 +32,7 @@ export interface GlobalOptions {
   cloudSecretKey?: string;
   cloudPartSize?: string;
   cloudConcurrency?: string;
+  cloudTimeout?: string;
   color: boolean;
   debug?: boolean;
 }
@@ -166,6 +168,10 @@ export function cloudSettings(g: GlobalOptions, env: NodeJS.ProcessEnv = process
     endpoint: g.cloudEndpoint ?? env.DBBACKUP_CLOUD_ENDPOINT,
     accessKey: g.cloudAccessKey ?? env.DBBACKUP_CLOUD_ACCESS_KEY,
     secretKey: g.cloudSecretKey ?? env.DBBACKUP_CLOUD_SECRET_KEY,
+    timeoutSeconds: parseOptionalInteger('--cloud-timeout', g.cloudTimeout ?? env.DBBACKUP_CLOUD_TIMEOUT, {
+      min: 1,
+      max: 3600,
+    }),
   };
 }
 

@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AnonymousCredential,
   BlobServiceClient,
+  Pipeline,
   StorageSharedKeyCredential,
+  newPipeline,
   type BlockBlobClient,
   type ContainerClient,
   type Metadata,
+  type RequestPolicyFactory,
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
+import type { TokenCredential } from '@azure/identity';
 import { DbBackupError, StorageError, UsageError, errorMessage } from '../errors.js';
 import type { CloudUri } from './cloud-uri.js';
 import {
@@ -20,6 +23,16 @@ import {
   type OpenCloudStore,
 } from './cloud.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  MAX_BACKOFF_MS,
+  TIMEOUT_HINT,
+  backoff,
+  requestLimits,
+  timedAgents,
+  timeoutText,
+  type Agents,
+  type RequestLimits,
+} from './transport.js';
 
 /** Azure's limits for a block blob: 50,000 committed blocks of at most 4000 MiB each. */
 export const MAX_BLOCKS = 50_000;
@@ -28,14 +41,35 @@ const MAX_BLOCK_BYTES = 4000 * 1024 * 1024;
 const BLOCK_ATTEMPTS = 2;
 
 /**
- * The SDK retries transient failures (network errors, 5xx, 408, 429) itself. Its default backoff
- * (4 s, growing to 2 min) makes a dead endpoint look like a hang; with this a block upload to an
- * endpoint that went away fails after about 8 s (measured, including the block retry below).
+ * The SDK retries transient failures (network errors, 5xx, 408, 429) itself, as many times as every
+ * backend does (transport.ts) and with pauses under 8 s: its default backoff (4 s, growing to 2 min)
+ * makes a dead endpoint look like a hang.
  */
-const PIPELINE: StoragePipelineOptions = {
-  retryOptions: { maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 30_000 },
-  userAgentOptions: { userAgentPrefix: 'dbbackup' },
-};
+function pipelineOptions(limits: RequestLimits): StoragePipelineOptions {
+  return {
+    retryOptions: { maxTries: limits.attempts, retryDelayInMs: 1000, maxRetryDelayInMs: MAX_BACKOFF_MS },
+    userAgentOptions: { userAgentPrefix: 'dbbackup' },
+  };
+}
+
+type Credential = StorageSharedKeyCredential | AnonymousCredential | TokenCredential;
+
+/**
+ * The SDK's own pipeline plus one step that sends every request through the timed sockets: the SDK
+ * has no client-side timeout of its own (tryTimeoutInMs only asks the server to give up).
+ */
+function timedPipeline(credential: Credential, limits: RequestLimits, agents: Agents): Pipeline {
+  const base = newPipeline(credential, pipelineOptions(limits));
+  const useAgents: RequestPolicyFactory = {
+    create: (next) => ({
+      sendRequest: (request) => {
+        request.agent = agents.for(request.url);
+        return next.sendRequest(request);
+      },
+    }),
+  };
+  return new Pipeline([...base.factories, useAgents], base.options);
+}
 
 const CREDENTIAL_HINTS =
   'Give the account and key in the URI (?account=NAME&key=KEY) or a SAS token (?sas=…), ' +
@@ -87,23 +121,22 @@ export function resolveAzureAuth(
   return { kind: 'token', endpoint: endpointFor(account) };
 }
 
-async function serviceClient(auth: AzureAuth): Promise<BlobServiceClient> {
+async function serviceClient(
+  auth: AzureAuth,
+  limits: RequestLimits,
+  agents: Agents,
+): Promise<BlobServiceClient> {
+  const timed = (url: string, credential: Credential): BlobServiceClient =>
+    new BlobServiceClient(url, timedPipeline(credential, limits, agents));
   switch (auth.kind) {
     case 'sharedKey':
-      return new BlobServiceClient(
-        auth.endpoint,
-        new StorageSharedKeyCredential(auth.account, auth.key),
-        PIPELINE,
-      );
+      return timed(auth.endpoint, new StorageSharedKeyCredential(auth.account, auth.key));
     case 'sas':
-      return new BlobServiceClient(
-        `${auth.endpoint}?${auth.sas.replace(/^\?/, '')}`,
-        new AnonymousCredential(),
-        PIPELINE,
-      );
+      return timed(`${auth.endpoint}?${auth.sas.replace(/^\?/, '')}`, new AnonymousCredential());
     case 'connectionString':
       try {
-        return BlobServiceClient.fromConnectionString(auth.connectionString, PIPELINE);
+        const parsed = BlobServiceClient.fromConnectionString(auth.connectionString);
+        return timed(parsed.url, parsed.credential);
       } catch {
         // The SDK's message may quote the string, key included: say only which variable is wrong.
         throw new UsageError(
@@ -114,7 +147,7 @@ async function serviceClient(auth: AzureAuth): Promise<BlobServiceClient> {
     case 'token': {
       // Loaded only here: @azure/identity is large and most runs use a key.
       const { DefaultAzureCredential } = await import('@azure/identity');
-      return new BlobServiceClient(auth.endpoint, new DefaultAzureCredential(), PIPELINE);
+      return timed(auth.endpoint, new DefaultAzureCredential());
     }
   }
 }
@@ -199,7 +232,9 @@ export interface UploadOptions {
   baseBlockSize: number;
   concurrency: number;
   uploadId?: string;
+  /** A fixed pause between block attempts (unit tests); otherwise transport.ts's backoff. */
   retryDelayMs?: number;
+  limits?: RequestLimits;
 }
 
 /** Network errors and server-side trouble are worth another try; 4xx answers are not. */
@@ -243,9 +278,9 @@ export async function stageBlocks(
         return;
       } catch (err) {
         if (attempt >= BLOCK_ATTEMPTS || abort.signal.aborted || !transient(err)) throw err;
-        await sleep((o.retryDelayMs ?? 1000) * attempt, undefined, { signal: abort.signal }).catch(() => {
-          throw err;
-        });
+        if (o.retryDelayMs === undefined) await backoff(o.limits ?? requestLimits(), attempt);
+        else await new Promise((resolve) => setTimeout(resolve, o.retryDelayMs));
+        if (abort.signal.aborted) throw err;
       }
     }
   };
@@ -346,6 +381,8 @@ export class AzureStorage implements Storage {
       tier: string | undefined;
       settings: CloudSettings;
       secrets: string[];
+      agents?: Agents;
+      limits?: RequestLimits;
     },
   ) {
     this.location = `${o.scheme}://${container.containerName}/${prefix}`;
@@ -372,6 +409,7 @@ export class AzureStorage implements Storage {
       const { ids, size } = await stageBlocks(body, blob, {
         baseBlockSize: this.o.settings.partSizeBytes ?? DEFAULT_PART_SIZE,
         concurrency: this.o.settings.concurrency ?? DEFAULT_CONCURRENCY,
+        limits: this.o.limits,
       });
       const res = await blob
         .commitBlockList(ids, {
@@ -461,6 +499,13 @@ export class AzureStorage implements Storage {
   /** One line naming the blob and the cause, with a hint for the usual mistakes; no secrets. */
   private wrap(err: unknown, action: string, key: string): Error {
     if (err instanceof DbBackupError) return err;
+    const where = `${this.location}${key}`;
+    const timeout = this.o.agents?.takeTimeout();
+    if (timeout)
+      return new StorageError(
+        `Could not ${action} ${where}: ${timeoutText(timeout, this.o.limits ?? requestLimits())}`,
+        { hint: TIMEOUT_HINT, cause: err },
+      );
     const code = errorCode(err);
     const status = statusOf(err);
     // HEAD answers (stat) carry no message, only the status and the x-ms-error-code header.
@@ -469,7 +514,6 @@ export class AzureStorage implements Storage {
     cause ||= 'unknown error';
     for (const s of this.o.secrets) if (s.length >= 4) cause = cause.split(s).join('****');
     const name = this.container.containerName;
-    const where = `${this.location}${key}`;
     let hint: string | undefined;
     if (code === 'ContainerNotFound')
       hint = `Create the container "${name}" (az storage container create -n ${name}) or add ?create_bucket=true to the URI.`;
@@ -492,6 +536,15 @@ export class AzureStorage implements Storage {
   }
 }
 
+/** The blob endpoint a connection string names, for messages (never the string: it holds the key). */
+function connectionStringEndpoint(connectionString: string): string {
+  try {
+    return BlobServiceClient.fromConnectionString(connectionString).url.replace(/\?.*$/, '');
+  } catch {
+    return 'the endpoint in AZURE_STORAGE_CONNECTION_STRING';
+  }
+}
+
 /** Container names: 3–63 lower-case letters, digits and single hyphens (or `$root`). */
 const CONTAINER_NAME = /^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$/;
 
@@ -503,8 +556,14 @@ export const openAzure: OpenCloudStore = async (uri, prefix, settings) => {
     );
   }
   const auth = resolveAzureAuth(uri, settings);
-  const service = await serviceClient(auth);
+  const limits = requestLimits(settings.timeoutSeconds);
+  const label =
+    auth.kind === 'connectionString' ? connectionStringEndpoint(auth.connectionString) : auth.endpoint;
+  const agents = timedAgents(limits, label);
+  const service = await serviceClient(auth, limits, agents);
   return new AzureStorage(service.getContainerClient(uri.bucket), prefix, {
+    agents,
+    limits,
     scheme: uri.scheme,
     endpoint: auth.kind === 'connectionString' ? service.url.replace(/\?.*$/, '') : auth.endpoint,
     createContainer: uri.params.createBucket === true,

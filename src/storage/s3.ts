@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -29,12 +28,20 @@ import {
   type OpenCloudStore,
 } from './cloud.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  TIMEOUT_HINT,
+  backoff,
+  cleanupRequests,
+  requestLimits,
+  timedAgents,
+  timeoutText,
+  type Agents,
+  type RequestLimits,
+} from './transport.js';
 
 /** S3's own limits: parts per upload and bytes per part. */
 export const S3_MAX_PARTS = 10_000;
 export const S3_MAX_PART_SIZE = 5 * 1024 ** 3;
-/** SDK attempts per request (its standard mode: backoff, 5xx, throttling, ECONNRESET, timeouts). */
-const SDK_ATTEMPTS = 5;
 /** Our own attempts per part on top of the SDK's: the part's bytes are in memory, so re-sending is free. */
 const PART_ATTEMPTS = 3;
 
@@ -341,6 +348,9 @@ export interface S3StorageOptions {
   createBucket?: boolean;
   /** Masked out of every message. */
   secrets?: string[];
+  /** The timed sockets behind `client` and `reader` (see transport.ts). */
+  agents?: Agents;
+  limits?: RequestLimits;
 }
 
 /** A bucket prefix as a Storage. `client` uploads (with an idle timeout); `reader` streams downloads. */
@@ -481,9 +491,11 @@ export class S3Storage implements Storage {
     } catch (err) {
       cancel.abort();
       await Promise.allSettled(inFlight);
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }))
-        .catch(() => undefined);
+      await cleanupRequests(() =>
+        this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }),
+        ),
+      ).catch(() => undefined);
       // `err` is the first failure: a part's (via check), the body's, or Complete's.
       throw err;
     }
@@ -500,7 +512,7 @@ export class S3Storage implements Storage {
         return ETag;
       } catch (err) {
         if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err)) throw err;
-        await sleep(1000 * 2 ** (attempt - 1));
+        await backoff(this.o.limits ?? requestLimits(), attempt);
       }
     }
   }
@@ -637,7 +649,11 @@ export class S3Storage implements Storage {
   private wrap(err: unknown, action: string, key?: string): DbBackupError {
     // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
     if (err instanceof DbBackupError) return err;
-    const { text, hint } = describeS3Error(err, this.bucket, this.o.endpointLabel);
+    const timeout = this.o.agents?.takeTimeout();
+    const described = describeS3Error(err, this.bucket, this.o.endpointLabel);
+    const { text, hint } = timeout
+      ? { text: timeoutText(timeout, this.o.limits ?? requestLimits()), hint: TIMEOUT_HINT }
+      : described;
     let message = `Could not ${action} ${key === undefined ? this.location : this.where(key)}: ${text}`;
     for (const s of this.o.secrets ?? []) if (s) message = message.replaceAll(s, '****');
     return new StorageError(message, { hint, cause: err });
@@ -646,6 +662,7 @@ export class S3Storage implements Storage {
 
 export const openS3: OpenCloudStore = async (uri, prefix, settings) => {
   const target = s3Target(uri, settings);
+  const limits = requestLimits(settings.timeoutSeconds);
   const region = target.region ?? (await defaultRegion());
   const accessKey = uri.params.accessKey ?? settings.accessKey;
   const secretKey = uri.params.secretKey ?? settings.secretKey;
@@ -664,20 +681,25 @@ export const openS3: OpenCloudStore = async (uri, prefix, settings) => {
     credentials: accessKey && secretKey ? { accessKeyId: accessKey, secretAccessKey: secretKey } : undefined,
     requestChecksumCalculation: target.checksums,
     responseChecksumValidation: target.checksums,
-    maxAttempts: SDK_ATTEMPTS,
+    // The SDK's standard mode retries 5xx, throttling, resets and timeouts, with backoff under 8 s.
+    maxAttempts: limits.attempts,
     retryMode: 'standard',
   };
-  // Uploads fail after 2 minutes without progress; downloads may idle while pg_restore builds an index.
+  // One client: its sockets fail an attempt after the idle time, but not while a download waits on
+  // its reader (pg_restore building an index) or an upload on its producer.
+  const endpointLabel = target.endpoint ? maskUri(target.endpoint) : `https://s3.${region}.amazonaws.com`;
+  const agents = timedAgents(limits, endpointLabel);
   const client = new S3Client({
     ...base,
-    requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+    requestHandler: { httpAgent: agents.http, httpsAgent: agents.https, connectionTimeout: limits.connectMs },
   });
-  const reader = new S3Client({ ...base, requestHandler: { connectionTimeout: 10_000 } });
-  return new S3Storage(client, reader, {
+  return new S3Storage(client, client, {
     bucket: uri.bucket,
     prefix,
     display: `${uri.scheme}://${uri.bucket}`,
-    endpointLabel: target.endpoint ? maskUri(target.endpoint) : `https://s3.${region}.amazonaws.com`,
+    endpointLabel,
+    agents,
+    limits,
     region,
     aws: target.aws,
     partSize: settings.partSizeBytes,

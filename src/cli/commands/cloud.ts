@@ -16,6 +16,7 @@ import { describeEncryption, unlockersFromFlags, type EncryptionFlags } from '..
 import { copyDecrypted } from '../../encrypted/decrypt-copy.js';
 import { describeProtections, readStoredHeader } from '../../encrypted/header.js';
 import { cloudSettings, globals, out } from '../context.js';
+import { stopTransfersOnSignal } from '../signals.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { printBackupList } from './list.js';
 import { checkKeysFirst, keyOptionGiven, resultLine, verifyMode } from './verify.js';
@@ -39,6 +40,8 @@ function requireCloud(uri: string): void {
 
 export function cloudCommand(): Command {
   const cloud = new Command('cloud').description('Move, list, check and delete backups in cloud storage');
+  // Every cloud subcommand: the first Ctrl-C / SIGTERM cuts its storage connections and ends it.
+  cloud.hook('preAction', () => stopTransfersOnSignal());
 
   cloud
     .command('upload')
