@@ -3,8 +3,8 @@ import { Readable } from 'node:stream';
 import {
   AnonymousCredential,
   BlobServiceClient,
-  Pipeline,
   StorageSharedKeyCredential,
+  type Pipeline,
   newPipeline,
   type BlockBlobClient,
   type ContainerClient,
@@ -68,7 +68,9 @@ function timedPipeline(credential: Credential, limits: RequestLimits, agents: Ag
       },
     }),
   };
-  return new Pipeline([...base.factories, useAgents], base.options);
+  // Added to the SDK's own pipeline object, which also carries the credential for signing.
+  base.factories.push(useAgents);
+  return base;
 }
 
 const CREDENTIAL_HINTS =

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Command } from 'commander';
-import { backupKeys, listBackups } from '../../catalog/listing.js';
+import { listBackups } from '../../catalog/listing.js';
 import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
@@ -19,7 +19,7 @@ import { cloudSettings, globals, out } from '../context.js';
 import { stopTransfersOnSignal } from '../signals.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { printBackupList } from './list.js';
-import { checkKeysFirst, keyOptionGiven, resultLine, verifyMode } from './verify.js';
+import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from './verify.js';
 
 interface DownloadOptions extends EncryptionFlags {
   decrypt?: boolean;
@@ -156,11 +156,9 @@ export function cloudCommand(): Command {
       requireCloud(uri);
       const mode = verifyMode(opts);
       const settings = cloudSettings(globals(cmd));
-      const targets = uri.endsWith('/')
-        ? await openStore(uri, settings).then(async (s) =>
-            (await backupKeys(s)).map((key) => ({ storage: s, key })),
-          )
-        : [await openLocation(uri, settings)];
+      // The same resolution as verify-backup (a backup, a prefix — with or without a query after
+      // its '/' — a cluster, a glob), so the two commands cannot disagree about what a URI names.
+      const targets = await expandBackups(uri, settings);
       if (mode.deep) await checkKeysFirst(targets, mode.deep.unlock, '--deep', NO_KEY_HINT);
       let bad = 0;
       for (const { storage, key } of targets) {
