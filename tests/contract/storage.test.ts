@@ -4,17 +4,51 @@
  * where the backups live: concurrent backups get distinct names, names round-trip, nothing is
  * silently overwritten, clusters copy whole, a prefix URI means the same to every command.
  */
+import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
 import type { CliResult } from '../harness/cli.js';
 import { createPgDatabase, dropPgDatabase, pgExec, pgQuery } from '../harness/pg.js';
-import { cli, expectExit, pgArgs, uniqueName } from '../e2e/util.js';
+import { cli, expectExit, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 
 const SLOW = 600_000;
 const source = uniqueName('contract_src');
 /** PostgreSQL allows any character but NUL in a name: these are the ones that broke URIs. */
 const hostile = `h #%?+ñ ${Date.now().toString(36)}`;
 const created: string[] = [source, hostile];
+/** Two different backups under one name (as two servers' `shop` backups of one second would be). */
+let first: { dir: string; key: string; sha256: string };
+let second: { dir: string; key: string; sha256: string };
+/** A cluster backup of `source` in a local directory. */
+let cluster: { dir: string; name: string };
+
+interface BackupJson {
+  metadata: { file: string; sha256: string };
+}
+
+/** A backup of `source` into a new local directory. */
+async function localBackup(): Promise<{ dir: string; key: string; sha256: string }> {
+  const dir = await tempDir('dbb-contract-src-');
+  const r = await cli([...pgArgs(), '--backup-dir', dir, 'backup', 'single', source, '--json'], {
+    timeoutMs: SLOW,
+  });
+  expectExit(r, 0);
+  const { metadata } = JSON.parse(r.stdout) as BackupJson;
+  return { dir, key: metadata.file, sha256: metadata.sha256 };
+}
+
+/** Rename a backup (data, .sha256, .meta.json) in its directory, keeping it valid under the new name. */
+async function renameBackup(dir: string, from: string, to: string): Promise<void> {
+  await rename(path.join(dir, from), path.join(dir, to));
+  const sum = await readFile(path.join(dir, `${from}.sha256`), 'utf8');
+  await writeFile(path.join(dir, `${to}.sha256`), sum.replace(from, to), { mode: 0o600 });
+  const meta = JSON.parse(await readFile(path.join(dir, `${from}.meta.json`), 'utf8')) as { file: string };
+  meta.file = to;
+  await writeFile(path.join(dir, `${to}.meta.json`), JSON.stringify(meta, null, 2), { mode: 0o600 });
+  await rm(path.join(dir, `${from}.sha256`));
+  await rm(path.join(dir, `${from}.meta.json`));
+}
 
 beforeAll(async () => {
   await createPgDatabase(source);
@@ -25,10 +59,24 @@ beforeAll(async () => {
       'CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g;',
     );
   }
+  first = await localBackup();
+  await pgExec(source, "INSERT INTO t VALUES (100000, 'changed')");
+  second = await localBackup();
+  await renameBackup(second.dir, second.key, first.key);
+  second.key = first.key;
+  const dir = await tempDir('dbb-contract-cluster-');
+  const r = await cli([...pgArgs(), '--backup-dir', dir, 'backup', 'cluster', '--include-database', source], {
+    timeoutMs: SLOW,
+  });
+  expectExit(r, 0);
+  const name = (await readdir(dir)).find((n) => n.startsWith('cluster_'));
+  if (!name) throw new Error(`no cluster backup in ${dir}: ${r.stdout}${r.stderr}`);
+  cluster = { dir, name };
 }, SLOW);
 
 afterAll(async () => {
   for (const db of created) await dropPgDatabase(db);
+  for (const dir of [first?.dir, second?.dir, cluster?.dir]) if (dir) await removeDir(dir);
 }, SLOW);
 
 /** `--backup-dir DIR` or `--cloud URI`: where a backup command writes, for this backend. */
@@ -131,6 +179,61 @@ describe.each(allBackends())('$name', (b) => {
       ]);
       expectExit(restored, 0);
       expect(await count(target)).toBe(await count(hostile));
+    },
+    SLOW,
+  );
+
+  it(
+    'cloud copy: onto a different backup of the same name → refused (exit 1), the existing one intact; the same backup → skipped, said so; --overwrite → replaced',
+    async () => {
+      const prefix = `copies-${b.name}`;
+      const dest = b.uri(prefix);
+      const at = usable(b, `${b.display(prefix)}/${first.key}`);
+      const copied = await run(['cloud', 'copy', path.join(first.dir, first.key), dest]);
+      expectExit(copied, 0);
+      expect(copied.stdout).toMatch(/^Copied /);
+
+      const refused = await run(['cloud', 'copy', path.join(second.dir, second.key), dest]);
+      expectExit(refused, 1);
+      expect(refused.stderr).toContain(`${first.key} already exists and is a different backup`);
+      expect(refused.stderr).toMatch(/--overwrite/);
+      const still = await run(['verify-backup', at, '--json']);
+      expectExit(still, 0);
+      expect(still.stdout).toContain(first.sha256);
+
+      const again = await run(['cloud', 'copy', path.join(first.dir, first.key), dest]);
+      expectExit(again, 0);
+      expect(again.stdout).toMatch(/^Skipped .*already holds this backup/);
+
+      const forced = await run(['cloud', 'copy', path.join(second.dir, second.key), dest, '--overwrite']);
+      expectExit(forced, 0);
+      const replaced = await run(['verify-backup', at, '--json']);
+      expectExit(replaced, 0);
+      expect(replaced.stdout).toContain(second.sha256);
+      expect(replaced.stdout).not.toContain(first.sha256);
+    },
+    SLOW,
+  );
+
+  it(
+    'cloud copy: a cluster backup → copied as one unit (members, then the manifest), verifiable at the destination; again → skipped',
+    async () => {
+      const prefix = `clusters-${b.name}`;
+      const from = path.join(cluster.dir, cluster.name);
+      const copied = await run(['cloud', 'copy', from, b.uri(prefix)]);
+      expectExit(copied, 0);
+      expect(copied.stdout).toMatch(/^Copied cluster .*manifest written last/);
+      const v = await run(['verify-backup', usable(b, `${b.display(prefix)}/${cluster.name}/`)]);
+      expectExit(v, 0);
+      expect(v.stdout).toMatch(/^OK\s/);
+      const local = (await readdir(from)).sort();
+      const stored = (await b.store().keys(`${prefix}/${cluster.name}/`)).map((k) =>
+        k.slice(k.lastIndexOf('/') + 1),
+      );
+      expect(stored.sort()).toEqual(local);
+      const again = await run(['cloud', 'copy', `${from}/`, b.uri(prefix)]);
+      expectExit(again, 0);
+      expect(again.stdout).toMatch(/^Skipped /);
     },
     SLOW,
   );

@@ -3,13 +3,21 @@ import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
-import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
+import {
+  copyBackup,
+  copyCluster,
+  deleteBackup,
+  type ClusterTransferResult,
+  type TransferResult,
+} from '../../catalog/transfer.js';
+import { manifestKey } from '../../catalog/manifest.js';
+import type { CloudSettings } from '../../storage/cloud.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import { isCloudUri, maskUri, parseCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
-import { openLocation, openStore } from '../../storage/uri.js';
+import { openLocation, openStore, type Location } from '../../storage/uri.js';
 import { verifyAny } from '../../verify/verify.js';
 import { NO_KEY_HINT } from '../../verify/deep.js';
 import { describeEncryption, unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
@@ -23,6 +31,7 @@ import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode }
 
 interface DownloadOptions extends EncryptionFlags {
   decrypt?: boolean;
+  overwrite?: boolean;
 }
 
 interface CloudVerifyOptions extends EncryptionFlags {
@@ -46,10 +55,11 @@ export function cloudCommand(): Command {
   cloud
     .command('upload')
     .description(
-      'Upload local backups (with their .sha256 and .meta.json) to a cloud prefix, verified on the way',
+      'Upload local backups (with their .sha256 and .meta.json), or cluster backups (their directory), to a cloud prefix, verified on the way',
     )
-    .argument('<files...>', 'backup files, then the destination URI (last argument)')
-    .action(async (args: string[], _o: unknown, cmd: Command) => {
+    .argument('<files...>', 'backup files or cluster directories, then the destination URI (last argument)')
+    .option('--overwrite', 'replace a different backup of the same name at the destination')
+    .action(async (args: string[], opts: { overwrite?: boolean }, cmd: Command) => {
       const dest = args.pop();
       if (!dest || !args.length)
         throw new UsageError(
@@ -59,11 +69,8 @@ export function cloudCommand(): Command {
       requireCloud(dest);
       const store = await openStore(dest, cloudSettings(globals(cmd)));
       for (const file of args.filter((f) => !isSidecar(f))) {
-        const { storage, key } = await openLocation(file);
-        const r = await copyBackup(storage, key, store);
-        out.line(
-          `Uploaded ${file} → ${store.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
-        );
+        const { storage, key } = await openSource(file, {});
+        out.line(transferLine('Uploaded', file, store, await transfer(storage, key, store, opts)));
       }
     });
 
@@ -71,22 +78,33 @@ export function cloudCommand(): Command {
     .description(
       'Download a backup (and its sidecars) into a local directory, verified against its metadata; stored bytes as they are, or decrypted with --decrypt',
     )
-    .argument('<uri>', 'cloud URI of the backup')
+    .argument('<uri>', 'cloud URI of the backup (or of a cluster backup: its prefix)')
     .argument('<dir>', 'local directory')
+    .option('--overwrite', 'replace a different backup of the same name in the directory')
     .option(
       '--decrypt',
       'write the decrypted (still compressed) dump, with its own .sha256 and metadata, instead of the encrypted bytes (needs the key)',
     )
     .action(async (uri: string, dir: string, opts: DownloadOptions, cmd: Command) => {
       requireCloud(uri);
+      const settings = cloudSettings(globals(cmd));
       const flags = encryptionFlags(opts);
       if (!opts.decrypt && keyOptionGiven(flags))
         throw new UsageError(
           'A key is only used with --decrypt',
           'Add --decrypt to write the decrypted dump; without it the backup is downloaded as stored (encrypted).',
         );
-      const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
+      const { storage, key } = await openSource(uri, settings);
       const dest = await openStore(dir);
+      if (key.endsWith('/')) {
+        if (opts.decrypt)
+          throw new UsageError(
+            '--decrypt works on one backup, not a cluster',
+            'Download the cluster as stored, or give one member.',
+          );
+        out.line(transferLine('Downloaded', maskUri(uri), dest, await transfer(storage, key, dest, opts)));
+        return;
+      }
       if (opts.decrypt) {
         const unlockers = await unlockersFromFlags(flags);
         const d = await copyDecrypted(storage, key, dest, unlockers);
@@ -98,7 +116,11 @@ export function cloudCommand(): Command {
         }
         out.note(`${key} is not encrypted: downloading it as stored.`);
       }
-      const r = await copyBackup(storage, key, dest);
+      const r = await copyBackup(storage, key, dest, key, { overwrite: opts.overwrite });
+      if (r.skipped) {
+        out.line(transferLine('Downloaded', maskUri(uri), dest, r));
+        return;
+      }
       const header = r.metadata?.encryption
         ? undefined
         : await readStoredHeader(dest, r.key).catch(() => undefined);
@@ -110,17 +132,17 @@ export function cloudCommand(): Command {
 
   cloud
     .command('copy')
-    .description('Copy a backup between locations (provider to provider), streamed, checksum preserved')
-    .argument('<from>', 'source backup URI or path')
+    .description(
+      'Copy a backup, or a cluster backup as one unit, between locations (provider to provider), streamed, checksum preserved',
+    )
+    .argument('<from>', 'source backup URI or path (a cluster backup: its prefix or directory)')
     .argument('<to>', 'destination prefix URI or directory')
-    .action(async (from: string, to: string, _o: unknown, cmd: Command) => {
+    .option('--overwrite', 'replace a different backup of the same name at the destination')
+    .action(async (from: string, to: string, opts: { overwrite?: boolean }, cmd: Command) => {
       const settings = cloudSettings(globals(cmd));
-      const { storage, key } = await openLocation(from, settings);
+      const { storage, key } = await openSource(from, settings);
       const dest = await openStore(to, settings);
-      const r = await copyBackup(storage, key, dest);
-      out.line(
-        `Copied ${from} → ${dest.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256})`,
-      );
+      out.line(transferLine('Copied', maskUri(from), dest, await transfer(storage, key, dest, opts)));
     });
 
   cloud
@@ -211,6 +233,51 @@ export function cloudCommand(): Command {
       out.line('All checks passed.');
     });
   return cloud;
+}
+
+/**
+ * A backup argument → its store and key, where a cluster backup (a directory or prefix holding a
+ * manifest.json, with or without the trailing '/') is the key `cluster_x/`.
+ */
+async function openSource(arg: string, settings: CloudSettings): Promise<Location> {
+  const q = isCloudUri(arg) ? arg.indexOf('?') : -1;
+  const pathPart = q >= 0 ? arg.slice(0, q) : arg;
+  const query = q >= 0 ? arg.slice(q) : '';
+  const trimmed = pathPart.replace(/\/manifest\.json$/, '').replace(/\/+$/, '');
+  const location = await openLocation(trimmed + query, settings);
+  const cluster =
+    !(await location.storage.stat(location.key)) &&
+    Boolean(await location.storage.stat(manifestKey(location.key)));
+  if (cluster) return { ...location, key: `${location.key}/` };
+  if (trimmed !== pathPart)
+    throw new UsageError(
+      `${maskUri(arg)} names a directory, not a backup or a cluster backup`,
+      'Give one backup (…/shop_20261126_050000.dump.zst) or a cluster backup (…/cluster_20261126_050000/).',
+    );
+  return location;
+}
+
+type AnyTransfer = TransferResult | ClusterTransferResult;
+
+/** One backup or a whole cluster, never replacing a different one unless --overwrite. */
+function transfer(
+  from: Storage,
+  key: string,
+  to: Storage,
+  opts: { overwrite?: boolean },
+): Promise<AnyTransfer> {
+  return key.endsWith('/')
+    ? copyCluster(from, key, to, { overwrite: opts.overwrite })
+    : copyBackup(from, key, to, key, { overwrite: opts.overwrite });
+}
+
+function transferLine(verb: string, source: string, to: Storage, r: AnyTransfer): string {
+  const where = `${to.location.replace(/\/$/, '')}/${'name' in r ? `${r.name}/` : r.key}`;
+  if (r.skipped)
+    return `Skipped ${source}: ${where} already holds this backup (same size and SHA-256 in its ${'name' in r ? 'manifest' : 'metadata'}); nothing was written`;
+  if ('name' in r)
+    return `${verb} cluster ${source} → ${where} (${r.files} files, ${formatBytes(r.bytes)}, each checked against the manifest; manifest written last)`;
+  return `${verb} ${source} → ${where} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`;
 }
 
 async function doctor(uri: string, store: Storage): Promise<number> {
