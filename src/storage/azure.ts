@@ -22,7 +22,7 @@ import {
   type CloudSettings,
   type OpenCloudStore,
 } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import type { ByteRange, IncompleteUpload, ObjectInfo, PutOptions, Storage } from './storage.js';
 import {
   MAX_BACKOFF_MS,
   TIMEOUT_HINT,
@@ -218,6 +218,11 @@ export function parseTier(value: string | undefined): string | undefined {
  */
 export function blockId(uploadId: string, n: number): string {
   return Buffer.from(`${uploadId}-${String(n).padStart(6, '0')}`).toString('base64');
+}
+
+/** Whether a block id is one `blockId` makes: dbbackup staged that block. */
+export function isOwnBlockId(id: string): boolean {
+  return /^[0-9a-f]{12}-\d{6}$/.test(Buffer.from(id, 'base64').toString('latin1'));
 }
 
 /** The part of a BlockBlobClient an upload needs (a fake in unit tests). */
@@ -487,6 +492,62 @@ export class AzureStorage implements Storage {
       }
     } catch (err) {
       throw this.wrap(err, 'list', prefix);
+    }
+  }
+
+  /**
+   * Blobs that have staged blocks and were never committed (a killed upload): not in a normal
+   * listing, kept (and billed) by the service for up to a week. A committed blob with uncommitted
+   * blocks beside it is not reported (finding those needs a request per blob).
+   */
+  async *listIncompleteUploads(prefix = ''): AsyncIterable<IncompleteUpload> {
+    const committed = new Set<string>();
+    for await (const o of this.list(prefix)) committed.add(o.key);
+    try {
+      for await (const item of this.container.listBlobsFlat({
+        prefix: this.prefix + prefix,
+        includeUncommitedBlobs: true,
+      })) {
+        const key = item.name.slice(this.prefix.length);
+        if (committed.has(key)) continue;
+        const blocks = (await this.blob(key).getBlockList('uncommitted')).uncommittedBlocks ?? [];
+        yield {
+          key,
+          id: item.name,
+          started: item.properties.createdOn ?? item.properties.lastModified,
+          size: blocks.reduce((sum, b) => sum + b.size, 0),
+          ours: blocks.length > 0 && blocks.every((b) => isOwnBlockId(b.name)),
+        };
+      }
+    } catch (err) {
+      throw this.wrap(err, 'list the uncommitted blobs of', prefix);
+    }
+  }
+
+  /**
+   * Discard the uncommitted blocks of a blob that has no committed content. Deleting the name does
+   * it where the service allows that; otherwise an empty commit (only if still nothing is committed)
+   * replaces the blocks, and that empty blob is deleted by its ETag. A blob committed meanwhile is
+   * never touched.
+   */
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    const blob = this.blob(upload.key);
+    if (await this.stat(upload.key))
+      throw new StorageError(`${this.location}${upload.key} was committed meanwhile: left alone`, {
+        hint: 'It is a finished upload now; list it again.',
+      });
+    try {
+      await blob.delete();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw this.wrap(err, 'discard the uncommitted blocks of', upload.key);
+    }
+    try {
+      const res = await blob.commitBlockList([], { conditions: { ifNoneMatch: '*' } });
+      await blob.delete({ conditions: { ifMatch: res.etag } });
+    } catch (err) {
+      if (statusOf(err) === 404) return; // gone already
+      throw this.wrap(err, 'discard the uncommitted blocks of', upload.key);
     }
   }
 

@@ -8,7 +8,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -27,7 +29,15 @@ import {
   type CloudSettings,
   type OpenCloudStore,
 } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  readAll,
+  type ByteRange,
+  type IncompleteUpload,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+} from './storage.js';
+import { RecordWriter, isRecordKey, newRecordKey, parseRecord, type UploadRecord } from './upload-record.js';
 import {
   TIMEOUT_HINT,
   backoff,
@@ -435,6 +445,30 @@ export class S3Storage implements Storage {
   ): Promise<number> {
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(common));
     if (!UploadId) throw new StorageError(`The server returned no upload id for ${this.where(key)}`);
+    // A note of this upload beside the name until it is completed or aborted: if the process is
+    // killed, `cloud list --all` and `cleanup --prune-incomplete` find the parts it left.
+    const recordKey = newRecordKey(key);
+    const record: UploadRecord = { key, uploadId: UploadId, started: new Date().toISOString(), bytes: 0 };
+    const writeRecord = (bytes: number): Promise<void> =>
+      this.client
+        .send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.prefix + recordKey,
+            Body: JSON.stringify({ ...record, bytes }),
+            ContentType: 'application/json',
+          }),
+        )
+        .then(() => undefined);
+    await writeRecord(0).catch(() => undefined);
+    const recorder = new RecordWriter(writeRecord);
+    const dropRecord = async (): Promise<void> => {
+      await recorder.finish();
+      await cleanupRequests(() =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + recordKey })),
+      ).catch(() => undefined);
+    };
+    let sent = 0;
     const cancel = new AbortController();
     const parts: CompletedPart[] = [];
     const inFlight = new Set<Promise<void>>();
@@ -456,7 +490,11 @@ export class S3Storage implements Storage {
           cancel.signal,
         )
           .then(
-            (ETag) => void parts.push({ ETag, PartNumber: n }),
+            (ETag) => {
+              parts.push({ ETag, PartNumber: n });
+              sent += data.length;
+              recorder.update(sent);
+            },
             (err: unknown) => {
               failure ??= { err };
               cancel.abort();
@@ -487,15 +525,22 @@ export class S3Storage implements Storage {
           }),
         ),
       );
+      await dropRecord();
       return total;
     } catch (err) {
       cancel.abort();
       await Promise.allSettled(inFlight);
-      await cleanupRequests(() =>
+      const aborted = await cleanupRequests(() =>
         this.client.send(
           new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }),
         ),
-      ).catch(() => undefined);
+      ).then(
+        () => true,
+        () => false,
+      );
+      // The record stays when the abort failed: the parts are still there to be found and pruned.
+      if (aborted) await dropRecord();
+      else await recorder.finish();
       // `err` is the first failure: a part's (via check), the body's, or Complete's.
       throw err;
     }
@@ -636,6 +681,99 @@ export class S3Storage implements Storage {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /**
+   * Unfinished multipart uploads: dbbackup's own records (every server), merged with the server's
+   * ListMultipartUploads where it has one (real S3 and MinIO do; fauxqs and s3rver do not).
+   */
+  async *listIncompleteUploads(prefix = ''): AsyncIterable<IncompleteUpload> {
+    const seen = new Set<string>();
+    for await (const o of this.list(prefix)) {
+      if (!isRecordKey(o.key)) continue;
+      const record = parseRecord(
+        (await readAll(this, o.key, 64 * 1024).catch(() => Buffer.alloc(0))).toString(),
+      );
+      if (!record) continue;
+      seen.add(record.uploadId);
+      yield {
+        key: record.key,
+        id: record.uploadId,
+        started: new Date(record.started),
+        size: record.bytes,
+        ours: true,
+        record: o.key,
+      };
+    }
+    for await (const u of this.serverUploads(prefix)) if (!seen.has(u.id)) yield u;
+  }
+
+  private async *serverUploads(prefix: string): AsyncIterable<IncompleteUpload> {
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            KeyMarker,
+            UploadIdMarker,
+          }),
+        );
+      } catch (err) {
+        // Servers without the call (s3rver: 501) simply have nothing more to say.
+        if (s3ErrorName(err) === 'NotImplemented' || httpStatus(err) === 501) return;
+        throw this.wrap(err, 'list the multipart uploads of', prefix || undefined);
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key?.startsWith(this.prefix) || !u.UploadId) continue;
+        yield {
+          key: u.Key.slice(this.prefix.length),
+          id: u.UploadId,
+          started: u.Initiated,
+          size: await this.partsSize(u.Key, u.UploadId),
+          ours: false,
+        };
+      }
+      KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+  }
+
+  private async partsSize(Key: string, UploadId: string): Promise<number | undefined> {
+    let total = 0;
+    let PartNumberMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.bucket, Key, UploadId, PartNumberMarker }),
+        );
+        for (const p of page.Parts ?? []) total += p.Size ?? 0;
+        PartNumberMarker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (PartNumberMarker);
+      return total;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + upload.key,
+          UploadId: upload.id,
+        }),
+      );
+    } catch (err) {
+      // Already completed or aborted: only the record is left.
+      if (s3ErrorName(err) !== 'NoSuchUpload' && httpStatus(err) !== 404)
+        throw this.wrap(err, 'abort the incomplete upload of', upload.key);
+    }
+    if (upload.record) await this.delete(upload.record);
   }
 
   async delete(key: string): Promise<void> {

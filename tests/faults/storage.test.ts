@@ -4,12 +4,15 @@
  * "<operation>: <fault> → <invariant>" for the fault matrix.
  */
 import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
 import { createPgDatabase, dropPgDatabase, pgExec } from '../harness/pg.js';
 import { startStallServer, type StallMode } from '../harness/stall-server.js';
-import { AZURITE_ACCOUNT, AZURITE_KEY } from '../harness/azurite.js';
+import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from '../harness/azurite.js';
+import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
 import { requestLimits, worstCaseMs } from '../../src/storage/transport.js';
 import { CLEANUP_GRACE_MS } from '../../src/cli/signals.js';
 import { cli, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
@@ -212,5 +215,131 @@ describe('stalling endpoints', () => {
         await server.stop();
       }
     }, 120_000);
+  });
+});
+
+/**
+ * A backup killed with SIGKILL mid-upload (issue 21 #6, issue 11): the parts it sent stay with the
+ * provider, billed, invisible to an object listing. `cloud list --all` must show them and
+ * `cleanup --prune-incomplete` abort them. fauxqs cannot list multipart uploads (no
+ * ListMultipartUploads), so dbbackup's own record of the upload is what finds them there.
+ */
+describe('uploads killed with SIGKILL', () => {
+  const big = uniqueName('killed_upload');
+
+  beforeAll(async () => {
+    await createPgDatabase(big);
+    // Random text that zstd cannot shrink much: about 50 MB stored, ten 5 MiB parts.
+    await pgExec(
+      big,
+      'CREATE TABLE big AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS v FROM generate_series(1, 1500000) g',
+    );
+  }, 300_000);
+  afterAll(() => dropPgDatabase(big), 120_000);
+
+  interface Target {
+    uri: string;
+    env: Record<string, string | undefined>;
+    /** Bytes in parts/blocks the server holds for an unfinished upload under the prefix (0: none). */
+    pendingBytes(): Promise<number>;
+    stop(): Promise<void>;
+  }
+
+  const targets: Record<'s3-fauxqs' | 'azure', () => Promise<Target>> = {
+    's3-fauxqs': async () => {
+      const emu: S3Emulator = await startS3Emulator();
+      await emu.bucket('killed');
+      const multipart = path.join(emu.dir, '_multipart');
+      return {
+        uri: `s3://killed/p/?endpoint=${encodeURIComponent(emu.endpoint)}`,
+        env: {
+          ...ENV,
+          AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+        },
+        async pendingBytes() {
+          // What the server holds: fauxqs keeps open uploads' parts as files.
+          const uploads = await readdir(multipart).catch(() => [] as string[]);
+          if (!uploads.length) return 0;
+          // The size dbbackup recorded is what the test waits for (a finished part).
+          const page = await emu.client().send(new ListObjectsV2Command({ Bucket: 'killed', Prefix: 'p/' }));
+          let bytes = 0;
+          for (const o of page.Contents ?? []) {
+            if (!o.Key?.includes('.dbbackup-upload-')) continue;
+            const body = await emu.client().send(new GetObjectCommand({ Bucket: 'killed', Key: o.Key }));
+            bytes +=
+              (JSON.parse((await body.Body?.transformToString()) ?? '{}') as { bytes?: number }).bytes ?? 0;
+          }
+          return Math.max(bytes, 1);
+        },
+        stop: () => emu.stop(),
+      };
+    },
+    azure: async () => {
+      const emu: Azurite = await startAzurite();
+      await emu.createContainer('killed');
+      const container = emu.service.getContainerClient('killed');
+      return {
+        uri: `azure://killed/p/?endpoint=${encodeURIComponent(emu.endpoint)}&account=${emu.account}&key=${encodeURIComponent(emu.key)}`,
+        env: ENV,
+        async pendingBytes() {
+          let bytes = 0;
+          for await (const item of container.listBlobsFlat({ prefix: 'p/', includeUncommitedBlobs: true })) {
+            const list = await container
+              .getBlockBlobClient(item.name)
+              .getBlockList('uncommitted')
+              .catch(() => undefined);
+            for (const b of list?.uncommittedBlocks ?? []) bytes += b.size;
+          }
+          return bytes;
+        },
+        stop: () => emu.stop(),
+      };
+    },
+  };
+
+  describe.each(Object.keys(targets) as Array<keyof typeof targets>)('%s', (kind) => {
+    it('backup single --cloud: kill -9 mid-upload → cloud list --all shows the incomplete upload (age, size); cleanup --prune-incomplete aborts it; the parts are gone', async () => {
+      const t = await targets[kind]();
+      try {
+        const child = spawnCli(
+          [...pgArgs(), '--cloud-part-size', '5', 'backup', 'single', big, '--cloud', t.uri, '--no-progress'],
+          t.env,
+        );
+        await waitUntil(
+          'a finished part of the upload',
+          240_000,
+          async () => (await t.pendingBytes()) >= 5 * 1024 * 1024,
+        );
+        process.kill(child.pid, 'SIGKILL');
+        await child.done;
+        const held = await t.pendingBytes();
+        expect(held).toBeGreaterThan(0);
+
+        const listed = await cli(['cloud', 'list', t.uri, '--all'], { env: t.env, timeoutMs: 120_000 });
+        expect(listed.code, listed.stderr).toBe(0);
+        const m = /^incomplete upload {2}(\S+\.dump\.zst) {2}started (.+) ago, ([\d.]+) (B|KiB|MiB)$/m.exec(
+          listed.stdout,
+        );
+        expect(m, listed.stdout).not.toBeNull();
+        expect(Number(m?.[3])).toBeGreaterThan(0);
+
+        const pruned = await cli(
+          ['cleanup', t.uri, '--prune-incomplete', '--grace', '0', '--keep-last', '100'],
+          {
+            env: t.env,
+            timeoutMs: 120_000,
+          },
+        );
+        expect(pruned.code, pruned.stderr + pruned.stdout).toBe(0);
+        expect(pruned.stdout).toContain(`aborted  incomplete upload ${m?.[1]}`);
+        expect(await t.pendingBytes()).toBe(0);
+        const after = await cli(['cloud', 'list', t.uri, '--all'], { env: t.env, timeoutMs: 120_000 });
+        expect(after.code, after.stderr).toBe(0);
+        expect(after.stdout).not.toMatch(/incomplete upload/);
+      } finally {
+        await t.stop();
+      }
+    }, 600_000);
   });
 });

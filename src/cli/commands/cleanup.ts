@@ -262,6 +262,16 @@ Examples:
           graceHours,
         });
         printCleanup(result, Boolean(opts.dryRun), Boolean(opts.json));
+        // --- incomplete uploads (cloud: orphaned multipart uploads, uncommitted blocks); one block ---
+        if (opts.pruneIncomplete) {
+          const { pruneIncompleteUploads } = await import('./incomplete-uploads.js');
+          await pruneIncompleteUploads(
+            storage,
+            { graceHours, dryRun: Boolean(opts.dryRun) },
+            opts.json ? out.note : out.line,
+          );
+        }
+        // --- end of the incomplete-uploads block ---
         if (result.errors.length)
           throw new DbBackupError(`${result.errors.length} deletions failed`, {
             hint: 'Run cleanup again; nothing valid was left half-deleted.',

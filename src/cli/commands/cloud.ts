@@ -25,6 +25,8 @@ import { copyDecrypted } from '../../encrypted/decrypt-copy.js';
 import { describeProtections, readStoredHeader } from '../../encrypted/header.js';
 import { cloudSettings, globals, out } from '../context.js';
 import { stopTransfersOnSignal } from '../signals.js';
+import { incompleteUploads } from '../../catalog/uploads.js';
+import { printIncompleteUploads } from './incomplete-uploads.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { printBackupList } from './list.js';
 import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from './verify.js';
@@ -161,10 +163,14 @@ export function cloudCommand(): Command {
       const objects = [];
       for await (const o of store.list('')) objects.push(o);
       objects.sort((a, b) => a.key.localeCompare(b.key));
-      if (opts.json) out.json({ location: store.location, objects });
-      else
+      // Unfinished uploads hold bytes that no object listing shows (S3 parts, Azure blocks).
+      if (opts.json)
+        out.json({ location: store.location, objects, incompleteUploads: await incompleteUploads(store) });
+      else {
         for (const o of objects)
           out.line(`${o.modified.toISOString()}  ${formatBytes(o.size).padStart(10)}  ${o.key}`);
+        await printIncompleteUploads(store, out.line);
+      }
     });
 
   withDecryptOptions(cloud.command('verify'))
