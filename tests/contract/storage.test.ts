@@ -237,4 +237,32 @@ describe.each(allBackends())('$name', (b) => {
     },
     SLOW,
   );
+
+  it(
+    'a prefix URI, with or without options after its "/" → cloud verify and verify-backup name the same backups and agree',
+    async () => {
+      const prefix = `agree-${b.name}`;
+      const r = await run([...pgArgs(), 'backup', 'single', source, ...destination(b, prefix)]);
+      expectExit(r, 0);
+      const where = b.uri(prefix);
+      const plain = await run(['verify-backup', where]);
+      expectExit(plain, 0);
+      expect(plain.stdout).toMatch(/^OK\s/);
+      if (b.name === 'local') {
+        // A directory with or without its trailing '/' is the same directory.
+        const slashed = await run(['verify-backup', `${where}/`]);
+        expectExit(slashed, 0);
+        expect(slashed.stdout.trim().split('\n')).toHaveLength(plain.stdout.trim().split('\n').length);
+        expect(slashed.stdout).toMatch(/^OK\s/);
+        return;
+      }
+      const cloudVerify = await run(['cloud', 'verify', where]);
+      expectExit(cloudVerify, 0);
+      // The same verdict lines for the same backups (verify-backup adds a summary line).
+      const verdicts = (out: string): string[] => out.split('\n').filter((l) => /^[A-Z]+ {2,}/.test(l));
+      expect(verdicts(cloudVerify.stdout)).toEqual(verdicts(plain.stdout));
+      expect(verdicts(plain.stdout)).toHaveLength(1);
+    },
+    SLOW,
+  );
 });

@@ -343,3 +343,31 @@ describe('uploads killed with SIGKILL', () => {
     }, 600_000);
   });
 });
+
+describe('URIs that are not URIs', () => {
+  it('backup single --cloud s3:/bucket/x (one slash): a malformed URI → exit 2 with a hint, nothing written under ./s3:', async () => {
+    const cwd = await tempDir('dbb-oneslash-');
+    try {
+      for (const uri of ['s3:/bucket/x', 'gs:bucket/x', 'sftp://host/x']) {
+        const r = await cli([...pgArgs(), 'backup', 'single', 'postgres', '--cloud', uri], {
+          env: ENV,
+          cwd,
+          timeoutMs: 120_000,
+        });
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(/(Malformed storage URI|Unknown storage scheme)/);
+        expect(r.stderr).toMatch(/^hint: /m);
+      }
+      const r = await cli([...pgArgs(), '--backup-dir', 's3:/bucket/x', 'backup', 'single', 'postgres'], {
+        env: ENV,
+        cwd,
+        timeoutMs: 120_000,
+      });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain('Write s3://bucket/x');
+      expect(await readdir(cwd)).toEqual([]);
+    } finally {
+      await removeDir(cwd);
+    }
+  }, 300_000);
+});
