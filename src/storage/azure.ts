@@ -27,6 +27,7 @@ import {
   MAX_BACKOFF_MS,
   TIMEOUT_HINT,
   backoff,
+  isTimeout,
   requestLimits,
   timedAgents,
   timeoutText,
@@ -284,7 +285,7 @@ export async function stageBlocks(
         pool.push(buf);
         return;
       } catch (err) {
-        if (attempt >= BLOCK_ATTEMPTS || abort.signal.aborted || !transient(err)) throw err;
+        if (attempt >= BLOCK_ATTEMPTS || abort.signal.aborted || !transient(err) || isTimeout(err)) throw err;
         if (o.retryDelayMs === undefined) await backoff(o.limits ?? requestLimits(), attempt);
         else await new Promise((resolve) => setTimeout(resolve, o.retryDelayMs));
         if (abort.signal.aborted) throw err;

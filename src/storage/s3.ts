@@ -42,6 +42,7 @@ import {
   TIMEOUT_HINT,
   backoff,
   cleanupRequests,
+  isTimeout,
   requestLimits,
   timedAgents,
   timeoutText,
@@ -556,7 +557,7 @@ export class S3Storage implements Storage {
         if (!ETag) throw new StorageError(`The server returned no ETag for part ${input.PartNumber}`);
         return ETag;
       } catch (err) {
-        if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err)) throw err;
+        if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err) || isTimeout(err)) throw err;
         await backoff(this.o.limits ?? requestLimits(), attempt);
       }
     }

@@ -240,3 +240,12 @@ export function timeoutText(timeout: IdleTimeoutError, limits: RequestLimits): s
 
 export const TIMEOUT_HINT =
   'Check that the endpoint is the right one and reachable (a firewall or proxy that accepts connections and drops them looks like this); --cloud-timeout <seconds> changes how long each attempt waits.';
+
+/**
+ * Whether an error is an attempt that ran out of time. The SDKs already retried it as often as
+ * REQUEST_ATTEMPTS says; a part or block loop on top must not multiply those waits.
+ */
+export function isTimeout(err: unknown): boolean {
+  const e = typeof err === 'object' && err !== null ? (err as { code?: unknown; name?: unknown }) : {};
+  return e.code === 'ETIMEDOUT' || e.name === 'TimeoutError';
+}
