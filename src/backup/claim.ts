@@ -64,10 +64,12 @@ async function claimsOn(storage: Storage, key: string): Promise<string[]> {
 
 /** Whether anything of a backup called `key` is already in any store: data or a sidecar. */
 async function taken(storages: Storage[], key: string): Promise<boolean> {
-  const found = await Promise.all(
-    storages.flatMap((st) => [key, key + META_SUFFIX, key + SHA256_SUFFIX].map((k) => st.stat(k))),
+  // The name itself first, so a store that refuses access is reported for the backup's own name.
+  if ((await Promise.all(storages.map((st) => st.stat(key)))).some(Boolean)) return true;
+  const sidecars = await Promise.all(
+    storages.flatMap((st) => [key + META_SUFFIX, key + SHA256_SUFFIX].map((k) => st.stat(k))),
   );
-  return found.some(Boolean);
+  return sidecars.some(Boolean);
 }
 
 async function withdraw(storages: Storage[], key: string, token: string): Promise<void> {

@@ -105,10 +105,13 @@ describe('stalling endpoints', () => {
   });
 
   describe.each(KINDS)('%s', (kind) => {
-    const modes: StallMode[] = ['silent', 'headers'];
+    const modes: Array<{ mode: StallMode; fault: string }> = [
+      { mode: 'silent', fault: 'an endpoint that accepts the connection and never answers' },
+      { mode: 'headers', fault: 'an endpoint that sends the headers, then stalls the body' },
+    ];
     it.each(modes)(
-      `cloud list: endpoint that accepts and %s → exit 1 within the timeout × attempts, the endpoint named`,
-      async (mode) => {
+      'cloud list: $fault → exit 1 within the timeout × attempts, the endpoint named',
+      async ({ mode }) => {
         const server = await startStallServer(mode);
         try {
           const started = Date.now();
