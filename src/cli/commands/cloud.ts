@@ -109,7 +109,7 @@ export function cloudCommand(): Command {
       }
       if (opts.decrypt) {
         const unlockers = await unlockersFromFlags(flags);
-        const d = await copyDecrypted(storage, key, dest, unlockers);
+        const d = await copyDecrypted(storage, key, dest, unlockers, Boolean(opts.overwrite));
         if (d) {
           out.line(
             `Downloaded and decrypted ${maskUri(uri)} → ${path.join(path.resolve(dir), d.key)} (${formatBytes(d.bytes)}, sha256 ${d.sha256}, ${d.chunks} chunks authenticated${d.metadata ? ', source checksum verified' : ', no metadata'}); this copy is NOT encrypted`,
