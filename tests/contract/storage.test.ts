@@ -40,6 +40,7 @@ async function localBackup(): Promise<{ dir: string; key: string; sha256: string
 
 /** Rename a backup (data, .sha256, .meta.json) in its directory, keeping it valid under the new name. */
 async function renameBackup(dir: string, from: string, to: string): Promise<void> {
+  if (from === to) return; // taken in the same second: it already has the name
   await rename(path.join(dir, from), path.join(dir, to));
   const sum = await readFile(path.join(dir, `${from}.sha256`), 'utf8');
   await writeFile(path.join(dir, `${to}.sha256`), sum.replace(from, to), { mode: 0o600 });
