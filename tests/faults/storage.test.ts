@@ -106,8 +106,8 @@ describe('stalling endpoints', () => {
 
   describe.each(KINDS)('%s', (kind) => {
     const modes: Array<{ mode: StallMode; fault: string }> = [
-      { mode: 'silent', fault: 'an endpoint that accepts the connection and never answers' },
-      { mode: 'headers', fault: 'an endpoint that sends the headers, then stalls the body' },
+      { mode: 'silent', fault: 'endpoint accepts, never answers' },
+      { mode: 'headers', fault: 'endpoint stalls after the headers' },
     ];
     it.each(modes)(
       'cloud list: $fault → exit 1 within the timeout × attempts, the endpoint named',
