@@ -10,14 +10,13 @@ import {
   type SampleTable,
   type TableStats,
 } from '../catalog/metadata.js';
-import { META_SUFFIX, SHA256_SUFFIX, extensionFor, safeName, timestampTag } from '../catalog/naming.js';
+import { SHA256_SUFFIX, extensionFor, safeName, timestampTag } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import {
   DbBackupError,
   IntegrityError,
   MissingToolError,
-  SafetyError,
   ToolError,
   UsageError,
   errorMessage,
@@ -29,6 +28,7 @@ import { ToolProcess, waitAll } from '../pipeline/process.js';
 import { putBuffer, type Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import { putEverywhere, redactArgs, verifyStored } from './single.js';
+import { claimFreeName, discardOwned, proveStored, TOKEN_METADATA } from './claim.js';
 
 // ---------------------------------------------------------------------------------------------
 // What a sample is
@@ -186,13 +186,14 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
       },
     );
   }
-  const key = await freeKey(
+  const extension = extensionFor(engine.engine, 'plain', plan.algorithm);
+  // Owned by this run until released: a concurrent sample of the same database takes the next name.
+  const claim = await claimFreeName(
     storages,
+    (attempt) => sampleFileName(database, spec, started, extension, attempt),
     database,
-    spec,
-    started,
-    extensionFor(engine.engine, 'plain', plan.algorithm),
   );
+  const key = claim.key;
   const warnings: string[] = [];
   const onWarning = (line: string): void => {
     warnings.push(line);
@@ -243,9 +244,11 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
         'dbbackup-database': database,
         'dbbackup-engine': engine.engine,
         'dbbackup-kind': 'sample',
+        [TOKEN_METADATA]: claim.token,
       },
     });
     if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
+    await proveStored(storages, key, claim.token);
     for (const storage of storages) await verifyStored(storage, key, engine, 'plain', stream);
     const finished = new Date();
     const metadata: BackupMetadata = {
@@ -281,17 +284,20 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
       databaseProperties,
     };
     for (const storage of storages) {
-      await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
+      await putBuffer(
+        storage,
+        key + SHA256_SUFFIX,
+        sha256Line(metadata.sha256, key.split('/').pop() ?? key),
+        {
+          noOverwrite: true,
+        },
+      );
     }
     for (const storage of storages) await writeMetadata(storage, key, metadata);
     return { key, locations: storages.map((st) => describe(st, key)), metadata };
   } catch (err) {
     onAbort();
-    for (const storage of stored) {
-      await storage.delete(key + META_SUFFIX).catch(() => undefined);
-      await storage.delete(key).catch(() => undefined);
-      await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
-    }
+    await discardOwned(stored, key, claim.token);
     if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === 130)) {
       throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
     }
@@ -299,22 +305,8 @@ export async function backupSample(o: SampleBackupOptions): Promise<SampleBackup
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     await source.close();
+    await claim.release();
   }
-}
-
-async function freeKey(
-  storages: Storage[],
-  database: string,
-  spec: SampleSpec,
-  date: Date,
-  extension: string,
-): Promise<string> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const key = sampleFileName(database, spec, date, extension, attempt);
-    const taken = await Promise.all(storages.map(async (st) => Boolean(await st.stat(key))));
-    if (!taken.includes(true)) return key;
-  }
-  throw new SafetyError(`Could not find a free backup name for ${database}`);
 }
 
 function describe(storage: Storage, key: string): string {

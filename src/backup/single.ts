@@ -6,10 +6,11 @@ import {
   writeMetadata,
   type BackupMetadata,
 } from '../catalog/metadata.js';
-import { META_SUFFIX, SHA256_SUFFIX } from '../catalog/naming.js';
+import { SHA256_SUFFIX } from '../catalog/naming.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
-import { DbBackupError, IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
+import { DbBackupError, IntegrityError, MissingToolError, UsageError } from '../errors.js';
+import { claimFreeName, discardOwned, proveStored, TOKEN_METADATA } from './claim.js';
 import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { startDumpStream, type DumpStream } from '../pipeline/dump-stream.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
@@ -94,12 +95,14 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   const properties = engine.databaseProperties(database);
   properties.catch(() => undefined);
   const started = new Date();
-  const key = await freeKey(
+  const extension = extensionFor(engine.engine, o.format, o.compression, Boolean(o.encryption?.length));
+  // Owned by this run until released: a concurrent backup of the same database takes the next name.
+  const claim = await claimFreeName(
     storages,
+    (attempt) => backupFileName(database, started, extension, attempt),
     database,
-    started,
-    extensionFor(engine.engine, o.format, o.compression, Boolean(o.encryption?.length)),
   );
+  const key = claim.key;
   // Until the statistics arrive, progress shows bytes and rate without a percentage.
   let estimate: number | null = null;
   void stats.then(
@@ -143,9 +146,16 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   try {
     await putEverywhere(storages, key, stream, stored, {
       noOverwrite: true,
-      metadata: { 'dbbackup-database': database, 'dbbackup-engine': engine.engine },
+      metadata: {
+        'dbbackup-database': database,
+        'dbbackup-engine': engine.engine,
+        [TOKEN_METADATA]: claim.token,
+      },
     });
     if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
+    // What is under the name now is this run's (a server that ignores conditional writes lets a
+    // foreign writer replace it); never report a backup that is not the one we stored.
+    await proveStored(storages, key, claim.token);
     for (const storage of storages)
       await verifyStored(storage, key, engine, o.format, stream, Boolean(encryption));
     const finished = new Date();
@@ -178,7 +188,14 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {
-      await putBuffer(storage, key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
+      await putBuffer(
+        storage,
+        key + SHA256_SUFFIX,
+        sha256Line(metadata.sha256, key.split('/').pop() ?? key),
+        {
+          noOverwrite: true,
+        },
+      );
     }
     for (const storage of storages) await writeMetadata(storage, key, metadata);
     completed = true;
@@ -186,11 +203,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   } catch (err) {
     stream.abort();
     // Metadata was not written, so nothing here looks valid; remove the data too.
-    for (const storage of stored) {
-      await storage.delete(key + META_SUFFIX).catch(() => undefined);
-      await storage.delete(key).catch(() => undefined);
-      await storage.delete(key + SHA256_SUFFIX).catch(() => undefined);
-    }
+    await discardOwned(stored, key, claim.token);
     if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === 130)) {
       throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
     }
@@ -198,21 +211,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   } finally {
     progress.stop(completed);
     o.signal?.removeEventListener('abort', onAbort);
+    await claim.release();
   }
-}
-
-async function freeKey(
-  storages: Storage[],
-  database: string,
-  date: Date,
-  extension: string,
-): Promise<string> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const key = backupFileName(database, date, extension, attempt);
-    const taken = await Promise.all(storages.map(async (st) => Boolean(await st.stat(key))));
-    if (!taken.includes(true)) return key;
-  }
-  throw new SafetyError(`Could not find a free backup name for ${database}`);
 }
 
 /**

@@ -34,6 +34,7 @@ export interface GlobalOptions {
   cloudSecretKey?: string;
   cloudPartSize?: string;
   cloudConcurrency?: string;
+  cloudTimeout?: string;
   color: boolean;
   debug?: boolean;
 }
@@ -197,6 +198,10 @@ export function cloudSettings(g: GlobalOptions, env: NodeJS.ProcessEnv = process
     endpoint: g.cloudEndpoint ?? env.DBBACKUP_CLOUD_ENDPOINT,
     accessKey: g.cloudAccessKey ?? env.DBBACKUP_CLOUD_ACCESS_KEY,
     secretKey: g.cloudSecretKey ?? env.DBBACKUP_CLOUD_SECRET_KEY,
+    timeoutSeconds: numberSetting('--cloud-timeout', g.cloudTimeout, 'DBBACKUP_CLOUD_TIMEOUT', env, {
+      min: 1,
+      max: 3600,
+    }),
   };
 }
 

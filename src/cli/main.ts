@@ -5,6 +5,7 @@ import { maskSecrets } from '../engines/connection.js';
 import { SSL_MODES } from '../engines/tls.js';
 import { TOOL_VERSION } from '../version.js';
 import { exitAfterOutput, guardStdout } from './stdout.js';
+import { interruptedBy } from './signals.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -88,6 +89,10 @@ async function buildProgram(argv: string[]): Promise<Command> {
       'upload part/block size in MiB (default 8; grows for very large streams)',
     )
     .option('--cloud-concurrency <n>', 'parts uploaded in parallel (default 4)')
+    .option(
+      '--cloud-timeout <seconds>',
+      'seconds a storage request may wait without a byte moving before it is retried (3 attempts; default 30; env DBBACKUP_CLOUD_TIMEOUT)',
+    )
     .option('--no-color', 'plain output without colours')
     .option('--debug', 'show stack traces for errors')
     .showHelpAfterError('(add --help for usage)')
@@ -156,11 +161,13 @@ async function main(argv: string[]): Promise<number> {
       // Help and version output are successes; commander has already printed usage errors.
       return err.exitCode === 0 ? 0 : 2;
     }
-    return report(
+    const code = report(
       err,
       [...secrets, ...rememberedSecrets()].filter((s): s is string => Boolean(s)),
       argv.includes('--debug'),
     );
+    // A failure caused by the user's Ctrl-C / SIGTERM (a request cut short) exits as interrupted.
+    return interruptedBy() ? 130 : code;
   }
 }
 

@@ -1,5 +1,11 @@
 import { pipeline } from 'node:stream';
-import { readMetadata, sha256Line, writeMetadata, type BackupMetadata } from '../catalog/metadata.js';
+import {
+  metadataKey,
+  readMetadata,
+  sha256Line,
+  writeMetadata,
+  type BackupMetadata,
+} from '../catalog/metadata.js';
 import { SHA256_SUFFIX } from '../catalog/naming.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import { IntegrityError } from '../errors.js';
@@ -34,6 +40,8 @@ export async function copyDecrypted(
   key: string,
   to: Storage,
   unlockers: readonly KeyUnlocker[],
+  /** Replace a file of the decrypted copy's name; otherwise one there fails the copy, untouched. */
+  overwrite = false,
 ): Promise<DecryptedCopy | undefined> {
   const location = `${from.location.replace(/\/$/, '')}/${key}`;
   const header = await readStoredHeader(from, key);
@@ -53,7 +61,8 @@ export async function copyDecrypted(
   });
   pipeline(await from.get(key), stored, decrypt, plain, gate, () => undefined);
   const toKey = decryptedName(key);
-  await to.put(toKey, gate);
+  if (overwrite) await to.delete(metadataKey(toKey));
+  await to.put(toKey, gate, { noOverwrite: !overwrite });
   await putBuffer(to, toKey + SHA256_SUFFIX, sha256Line(plain.sha256, toKey.split('/').pop() ?? toKey));
   if (metadata) {
     await writeMetadata(to, toKey, {

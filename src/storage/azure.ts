@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AnonymousCredential,
   BlobServiceClient,
   StorageSharedKeyCredential,
+  type Pipeline,
+  newPipeline,
   type BlockBlobClient,
   type ContainerClient,
   type Metadata,
+  type RequestPolicyFactory,
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
+import type { TokenCredential } from '@azure/identity';
 import { DbBackupError, StorageError, UsageError, errorMessage } from '../errors.js';
 import type { CloudUri } from './cloud-uri.js';
 import {
@@ -19,7 +22,18 @@ import {
   type CloudSettings,
   type OpenCloudStore,
 } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import type { ByteRange, IncompleteUpload, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  MAX_BACKOFF_MS,
+  TIMEOUT_HINT,
+  backoff,
+  isTimeout,
+  requestLimits,
+  timedAgents,
+  timeoutText,
+  type Agents,
+  type RequestLimits,
+} from './transport.js';
 
 /** Azure's limits for a block blob: 50,000 committed blocks of at most 4000 MiB each. */
 export const MAX_BLOCKS = 50_000;
@@ -28,14 +42,37 @@ const MAX_BLOCK_BYTES = 4000 * 1024 * 1024;
 const BLOCK_ATTEMPTS = 2;
 
 /**
- * The SDK retries transient failures (network errors, 5xx, 408, 429) itself. Its default backoff
- * (4 s, growing to 2 min) makes a dead endpoint look like a hang; with this a block upload to an
- * endpoint that went away fails after about 8 s (measured, including the block retry below).
+ * The SDK retries transient failures (network errors, 5xx, 408, 429) itself, as many times as every
+ * backend does (transport.ts) and with pauses under 8 s: its default backoff (4 s, growing to 2 min)
+ * makes a dead endpoint look like a hang.
  */
-const PIPELINE: StoragePipelineOptions = {
-  retryOptions: { maxTries: 4, retryDelayInMs: 800, maxRetryDelayInMs: 30_000 },
-  userAgentOptions: { userAgentPrefix: 'dbbackup' },
-};
+function pipelineOptions(limits: RequestLimits): StoragePipelineOptions {
+  return {
+    retryOptions: { maxTries: limits.attempts, retryDelayInMs: 1000, maxRetryDelayInMs: MAX_BACKOFF_MS },
+    userAgentOptions: { userAgentPrefix: 'dbbackup' },
+  };
+}
+
+type Credential = StorageSharedKeyCredential | AnonymousCredential | TokenCredential;
+
+/**
+ * The SDK's own pipeline plus one step that sends every request through the timed sockets: the SDK
+ * has no client-side timeout of its own (tryTimeoutInMs only asks the server to give up).
+ */
+function timedPipeline(credential: Credential, limits: RequestLimits, agents: Agents): Pipeline {
+  const base = newPipeline(credential, pipelineOptions(limits));
+  const useAgents: RequestPolicyFactory = {
+    create: (next) => ({
+      sendRequest: (request) => {
+        request.agent = agents.for(request.url);
+        return next.sendRequest(request);
+      },
+    }),
+  };
+  // Added to the SDK's own pipeline object, which also carries the credential for signing.
+  base.factories.push(useAgents);
+  return base;
+}
 
 const CREDENTIAL_HINTS =
   'Give the account and key in the URI (?account=NAME&key=KEY) or a SAS token (?sas=…), ' +
@@ -87,23 +124,22 @@ export function resolveAzureAuth(
   return { kind: 'token', endpoint: endpointFor(account) };
 }
 
-async function serviceClient(auth: AzureAuth): Promise<BlobServiceClient> {
+async function serviceClient(
+  auth: AzureAuth,
+  limits: RequestLimits,
+  agents: Agents,
+): Promise<BlobServiceClient> {
+  const timed = (url: string, credential: Credential): BlobServiceClient =>
+    new BlobServiceClient(url, timedPipeline(credential, limits, agents));
   switch (auth.kind) {
     case 'sharedKey':
-      return new BlobServiceClient(
-        auth.endpoint,
-        new StorageSharedKeyCredential(auth.account, auth.key),
-        PIPELINE,
-      );
+      return timed(auth.endpoint, new StorageSharedKeyCredential(auth.account, auth.key));
     case 'sas':
-      return new BlobServiceClient(
-        `${auth.endpoint}?${auth.sas.replace(/^\?/, '')}`,
-        new AnonymousCredential(),
-        PIPELINE,
-      );
+      return timed(`${auth.endpoint}?${auth.sas.replace(/^\?/, '')}`, new AnonymousCredential());
     case 'connectionString':
       try {
-        return BlobServiceClient.fromConnectionString(auth.connectionString, PIPELINE);
+        const parsed = BlobServiceClient.fromConnectionString(auth.connectionString);
+        return timed(parsed.url, parsed.credential);
       } catch {
         // The SDK's message may quote the string, key included: say only which variable is wrong.
         throw new UsageError(
@@ -114,7 +150,7 @@ async function serviceClient(auth: AzureAuth): Promise<BlobServiceClient> {
     case 'token': {
       // Loaded only here: @azure/identity is large and most runs use a key.
       const { DefaultAzureCredential } = await import('@azure/identity');
-      return new BlobServiceClient(auth.endpoint, new DefaultAzureCredential(), PIPELINE);
+      return timed(auth.endpoint, new DefaultAzureCredential());
     }
   }
 }
@@ -185,6 +221,11 @@ export function blockId(uploadId: string, n: number): string {
   return Buffer.from(`${uploadId}-${String(n).padStart(6, '0')}`).toString('base64');
 }
 
+/** Whether a block id is one `blockId` makes: dbbackup staged that block. */
+export function isOwnBlockId(id: string): boolean {
+  return /^[0-9a-f]{12}-\d{6}$/.test(Buffer.from(id, 'base64').toString('latin1'));
+}
+
 /** The part of a BlockBlobClient an upload needs (a fake in unit tests). */
 export interface BlockTarget {
   stageBlock(
@@ -199,7 +240,9 @@ export interface UploadOptions {
   baseBlockSize: number;
   concurrency: number;
   uploadId?: string;
+  /** A fixed pause between block attempts (unit tests); otherwise transport.ts's backoff. */
   retryDelayMs?: number;
+  limits?: RequestLimits;
 }
 
 /** Network errors and server-side trouble are worth another try; 4xx answers are not. */
@@ -242,10 +285,10 @@ export async function stageBlocks(
         pool.push(buf);
         return;
       } catch (err) {
-        if (attempt >= BLOCK_ATTEMPTS || abort.signal.aborted || !transient(err)) throw err;
-        await sleep((o.retryDelayMs ?? 1000) * attempt, undefined, { signal: abort.signal }).catch(() => {
-          throw err;
-        });
+        if (attempt >= BLOCK_ATTEMPTS || abort.signal.aborted || !transient(err) || isTimeout(err)) throw err;
+        if (o.retryDelayMs === undefined) await backoff(o.limits ?? requestLimits(), attempt);
+        else await new Promise((resolve) => setTimeout(resolve, o.retryDelayMs));
+        if (abort.signal.aborted) throw err;
       }
     }
   };
@@ -346,6 +389,8 @@ export class AzureStorage implements Storage {
       tier: string | undefined;
       settings: CloudSettings;
       secrets: string[];
+      agents?: Agents;
+      limits?: RequestLimits;
     },
   ) {
     this.location = `${o.scheme}://${container.containerName}/${prefix}`;
@@ -372,6 +417,7 @@ export class AzureStorage implements Storage {
       const { ids, size } = await stageBlocks(body, blob, {
         baseBlockSize: this.o.settings.partSizeBytes ?? DEFAULT_PART_SIZE,
         concurrency: this.o.settings.concurrency ?? DEFAULT_CONCURRENCY,
+        limits: this.o.limits,
       });
       const res = await blob
         .commitBlockList(ids, {
@@ -450,6 +496,62 @@ export class AzureStorage implements Storage {
     }
   }
 
+  /**
+   * Blobs that have staged blocks and were never committed (a killed upload): not in a normal
+   * listing, kept (and billed) by the service for up to a week. A committed blob with uncommitted
+   * blocks beside it is not reported (finding those needs a request per blob).
+   */
+  async *listIncompleteUploads(prefix = ''): AsyncIterable<IncompleteUpload> {
+    const committed = new Set<string>();
+    for await (const o of this.list(prefix)) committed.add(o.key);
+    try {
+      for await (const item of this.container.listBlobsFlat({
+        prefix: this.prefix + prefix,
+        includeUncommitedBlobs: true,
+      })) {
+        const key = item.name.slice(this.prefix.length);
+        if (committed.has(key)) continue;
+        const blocks = (await this.blob(key).getBlockList('uncommitted')).uncommittedBlocks ?? [];
+        yield {
+          key,
+          id: item.name,
+          started: item.properties.createdOn ?? item.properties.lastModified,
+          size: blocks.reduce((sum, b) => sum + b.size, 0),
+          ours: blocks.length > 0 && blocks.every((b) => isOwnBlockId(b.name)),
+        };
+      }
+    } catch (err) {
+      throw this.wrap(err, 'list the uncommitted blobs of', prefix);
+    }
+  }
+
+  /**
+   * Discard the uncommitted blocks of a blob that has no committed content. Deleting the name does
+   * it where the service allows that; otherwise an empty commit (only if still nothing is committed)
+   * replaces the blocks, and that empty blob is deleted by its ETag. A blob committed meanwhile is
+   * never touched.
+   */
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    const blob = this.blob(upload.key);
+    if (await this.stat(upload.key))
+      throw new StorageError(`${this.location}${upload.key} was committed meanwhile: left alone`, {
+        hint: 'It is a finished upload now; list it again.',
+      });
+    try {
+      await blob.delete();
+      return;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw this.wrap(err, 'discard the uncommitted blocks of', upload.key);
+    }
+    try {
+      const res = await blob.commitBlockList([], { conditions: { ifNoneMatch: '*' } });
+      await blob.delete({ conditions: { ifMatch: res.etag } });
+    } catch (err) {
+      if (statusOf(err) === 404) return; // gone already
+      throw this.wrap(err, 'discard the uncommitted blocks of', upload.key);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await this.blob(key).deleteIfExists({ deleteSnapshots: 'include' });
@@ -461,6 +563,13 @@ export class AzureStorage implements Storage {
   /** One line naming the blob and the cause, with a hint for the usual mistakes; no secrets. */
   private wrap(err: unknown, action: string, key: string): Error {
     if (err instanceof DbBackupError) return err;
+    const where = `${this.location}${key}`;
+    const timeout = this.o.agents?.takeTimeout();
+    if (timeout)
+      return new StorageError(
+        `Could not ${action} ${where}: ${timeoutText(timeout, this.o.limits ?? requestLimits())}`,
+        { hint: TIMEOUT_HINT, cause: err },
+      );
     const code = errorCode(err);
     const status = statusOf(err);
     // HEAD answers (stat) carry no message, only the status and the x-ms-error-code header.
@@ -469,7 +578,6 @@ export class AzureStorage implements Storage {
     cause ||= 'unknown error';
     for (const s of this.o.secrets) if (s.length >= 4) cause = cause.split(s).join('****');
     const name = this.container.containerName;
-    const where = `${this.location}${key}`;
     let hint: string | undefined;
     if (code === 'ContainerNotFound')
       hint = `Create the container "${name}" (az storage container create -n ${name}) or add ?create_bucket=true to the URI.`;
@@ -492,6 +600,15 @@ export class AzureStorage implements Storage {
   }
 }
 
+/** The blob endpoint a connection string names, for messages (never the string: it holds the key). */
+function connectionStringEndpoint(connectionString: string): string {
+  try {
+    return BlobServiceClient.fromConnectionString(connectionString).url.replace(/\?.*$/, '');
+  } catch {
+    return 'the endpoint in AZURE_STORAGE_CONNECTION_STRING';
+  }
+}
+
 /** Container names: 3–63 lower-case letters, digits and single hyphens (or `$root`). */
 const CONTAINER_NAME = /^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$/;
 
@@ -503,8 +620,14 @@ export const openAzure: OpenCloudStore = async (uri, prefix, settings) => {
     );
   }
   const auth = resolveAzureAuth(uri, settings);
-  const service = await serviceClient(auth);
+  const limits = requestLimits(settings.timeoutSeconds);
+  const label =
+    auth.kind === 'connectionString' ? connectionStringEndpoint(auth.connectionString) : auth.endpoint;
+  const agents = timedAgents(limits, label);
+  const service = await serviceClient(auth, limits, agents);
   return new AzureStorage(service.getContainerClient(uri.bucket), prefix, {
+    agents,
+    limits,
     scheme: uri.scheme,
     endpoint: auth.kind === 'connectionString' ? service.url.replace(/\?.*$/, '') : auth.endpoint,
     createContainer: uri.params.createBucket === true,

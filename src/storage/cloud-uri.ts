@@ -64,13 +64,36 @@ function bool(value: string | null): boolean | undefined {
   return ['1', 'true', 'yes', 'on', ''].includes(value.toLowerCase());
 }
 
+/** Every option a URI may carry after '?'; anything else is a usage error, never silently ignored. */
+const KNOWN_PARAMS = [
+  'endpoint',
+  'region',
+  'path_style',
+  'pathStyle',
+  'account',
+  'key',
+  'sas',
+  'credentials',
+  'project',
+  'create_bucket',
+  'create',
+  'storage_class',
+  'tier',
+  'chunk_size',
+];
+
 /**
  * Parse `scheme://bucket/path?params`. AWS virtual-host forms (`bucket.s3.<region>.amazonaws.com`)
  * give the bucket and region. Unknown schemes and empty buckets are usage errors.
+ *
+ * The path is taken literally, as `aws s3` and `gsutil` take theirs: no percent-decoding, so the
+ * location dbbackup prints (`…/shop%23x_20261126_050000.dump.zst`, the object's real name) is
+ * exactly what it accepts. The first '?' starts the options, so a prefix cannot contain '?';
+ * an unknown option is refused, which catches such a prefix instead of writing somewhere else.
  */
 export function parseCloudUri(uri: string): CloudUri {
   const display = maskUri(uri);
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?$/i.exec(uri);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?]*)([^?]*)(?:\?(.*))?$/is.exec(uri);
   if (!m)
     throw new UsageError(
       `Not a valid storage URI: ${display}`,
@@ -84,9 +107,16 @@ export function parseCloudUri(uri: string): CloudUri {
       `Supported: ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}, or a local directory.`,
     );
   }
-  let bucket = decodeURIComponent(m[2] ?? '');
-  const path = decodeURIComponent((m[3] ?? '').replace(/^\/+/, ''));
+  let bucket = m[2] ?? '';
+  const path = (m[3] ?? '').replace(/^\/+/, '');
   const q = new URLSearchParams(m[4] ?? '');
+  for (const name of q.keys()) {
+    if (!KNOWN_PARAMS.includes(name))
+      throw new UsageError(
+        `Unknown option "${name}" in ${display}`,
+        `A '?' starts the URI's options (${KNOWN_PARAMS.filter((p) => !/[A-Z]/.test(p)).join(', ')}), so it cannot be part of a prefix or name.`,
+      );
+  }
   const params: CloudParams = {
     endpoint: q.get('endpoint') ?? undefined,
     region: q.get('region') ?? undefined,

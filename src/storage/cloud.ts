@@ -11,6 +11,8 @@ export interface CloudSettings {
   secretKey?: string;
   region?: string;
   endpoint?: string;
+  /** `--cloud-timeout`: seconds a request may wait without a byte moving (see transport.ts). */
+  timeoutSeconds?: number;
 }
 
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;

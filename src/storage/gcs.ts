@@ -19,6 +19,16 @@ import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from
 import { maskUri, type CloudUri } from './cloud-uri.js';
 import type { CloudSettings, OpenCloudStore } from './cloud.js';
 import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  MAX_BACKOFF_MS,
+  TIMEOUT_HINT,
+  requestLimits,
+  timedAgents,
+  timeoutText,
+  worstCaseMs,
+  type Agents,
+  type RequestLimits,
+} from './transport.js';
 
 // A download through SDK 8.4 stacks 12 'error' listeners on one internal stream (retry-request,
 // teeny-request, the SDK's own pipeline: a fixed number, not a leak), so Node would print
@@ -212,6 +222,9 @@ export interface GcsStorageOptions {
   retried?: { last?: unknown };
   /** The same bucket through a client that never retries: for single-request uploads. */
   streamBucket?: Bucket;
+  /** The timed sockets behind every request but uploads (see transport.ts). */
+  agents?: Agents;
+  limits?: RequestLimits;
 }
 
 /** The server ended an upload before all of the body had been sent. */
@@ -236,6 +249,8 @@ export class GcsStorage implements Storage {
   private readonly retried: { last?: unknown };
   private readonly streamBucket: Bucket;
   private bucketCreated: Promise<void> | undefined;
+  private readonly agents: Agents | undefined;
+  private readonly limits: RequestLimits;
 
   constructor(
     readonly bucket: Bucket,
@@ -245,6 +260,8 @@ export class GcsStorage implements Storage {
     this.target = o.target;
     this.retried = o.retried ?? {};
     this.streamBucket = o.streamBucket ?? bucket;
+    this.agents = o.agents;
+    this.limits = o.limits ?? requestLimits();
     this.location = `${o.scheme}://${bucket.name}${o.prefix ? `/${o.prefix.replace(/\/+$/, '')}` : ''}`;
   }
 
@@ -274,8 +291,8 @@ export class GcsStorage implements Storage {
     // The upload's own connections: the SDK does not abort its PUT when the write stream is
     // destroyed (the request body just stops), so a failed put destroys these sockets itself;
     // otherwise the half-sent request would stay open and keep the process alive.
-    const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
-    const agent = (url: URL): http.Agent => (url.protocol === 'http:' ? agents.http : agents.https);
+    const agents = timedAgents(this.limits, this.target.endpointLabel);
+    const agent = (url: URL): http.Agent => agents.for(url);
     // Interceptors become the upload's request options (gaxios/node-fetch take `agent`; the
     // interceptor type, shared with teeny-request, does not declare it).
     for (const f of new Set([file, out]))
@@ -314,16 +331,20 @@ export class GcsStorage implements Storage {
       await pipeline(body, counter, ws);
     } catch (err) {
       body.destroy();
-      agents.http.destroy();
-      agents.https.destroy();
+      agents.destroy();
+      const timeout = agents.takeTimeout();
       if (session) await cancelSession(session);
+      if (timeout)
+        throw new StorageError(`Could not upload ${this.where(key)}: ${timeoutText(timeout, this.limits)}`, {
+          hint: TIMEOUT_HINT,
+          cause: err,
+        });
       if (options.noOverwrite && httpStatus(err) === 412) throw this.exists(key);
       if (isBrokenUpload(err)) throw this.interrupted(key, err);
       if (err instanceof TruncatedUpload) await out.delete({ ignoreNotFound: true }).catch(() => undefined);
       throw this.wrap(err, 'upload', key);
     }
-    agents.http.destroy();
-    agents.https.destroy();
+    agents.destroy();
     const md = out.metadata;
     if (Number(md.size) !== counter.bytes) {
       await out.delete({ ignoreNotFound: true }).catch(() => undefined);
@@ -469,7 +490,10 @@ export class GcsStorage implements Storage {
   private wrap(err: unknown, action: string, key?: string): DbBackupError {
     // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
     if (err instanceof DbBackupError) return err;
-    const { text, hint } = describeGcsError(err, this.bucket.name, this.target.endpointLabel);
+    const timeout = this.agents?.takeTimeout();
+    const { text, hint } = timeout
+      ? { text: timeoutText(timeout, this.limits), hint: TIMEOUT_HINT }
+      : describeGcsError(err, this.bucket.name, this.target.endpointLabel);
     const what = key === undefined ? this.location : this.where(key);
     return new StorageError(`Could not ${action} ${what}: ${text}`, { hint, cause: err });
   }
@@ -563,13 +587,23 @@ export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
   const target = gcsTarget(uri, settings);
   const key = target.keyFilename ? await checkCredentialsFile(target.keyFilename) : undefined;
   const retried: { last?: unknown } = {};
+  const limits = requestLimits(settings.timeoutSeconds);
+  const agents = timedAgents(limits, target.endpointLabel);
+  // The SDK's JSON-API requests go through teeny-request, which ignores both `timeout` (node-fetch 3
+  // dropped it) and `agent`; without its keep-alive pool ("forever") it uses Node's global agents.
+  // In this process only GCS uses those (S3 and Azure bring their own), so they become timed ones.
+  http.globalAgent = agents.http;
+  https.globalAgent = agents.https;
   const options: StorageOptions = {
     projectId: target.projectId ?? (typeof key?.project_id === 'string' ? key.project_id : undefined),
     ...(key && target.keyFilename ? authFor(target.keyFilename, key) : {}),
     userAgent: 'dbbackup',
     retryOptions: {
       autoRetry: true,
-      maxRetries: 3,
+      maxRetries: limits.attempts - 1,
+      retryDelayMultiplier: 2,
+      maxRetryDelay: MAX_BACKOFF_MS / 1000,
+      totalTimeout: Math.ceil(worstCaseMs(limits) / 1000),
       // The SDK's own decision, plus a note of what it retried: when an upload finally fails with
       // "offset is lower…", that note is the real cause (a reset connection, a dead endpoint).
       retryableErrorFn: (err: ApiError) => {
@@ -588,8 +622,15 @@ export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {
   });
   // With STORAGE_EMULATOR_HOST also set, the SDK would send JSON-API calls there and uploads to
   // apiEndpoint; an explicit endpoint wins for both.
-  for (const c of [client, streamClient]) if (target.endpoint) c.baseUrl = `${target.endpoint}/storage/v1`;
+  for (const c of [client, streamClient]) {
+    if (target.endpoint) c.baseUrl = `${target.endpoint}/storage/v1`;
+    c.interceptors.push({
+      request: (reqOpts) => Object.assign(reqOpts as RequestOptions, { forever: false }),
+    });
+  }
   return new GcsStorage(client.bucket(uri.bucket), {
+    agents,
+    limits,
     prefix,
     scheme: uri.scheme,
     target,

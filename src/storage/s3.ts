@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -9,7 +8,9 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -28,13 +29,30 @@ import {
   type CloudSettings,
   type OpenCloudStore,
 } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import {
+  readAll,
+  type ByteRange,
+  type IncompleteUpload,
+  type ObjectInfo,
+  type PutOptions,
+  type Storage,
+} from './storage.js';
+import { RecordWriter, isRecordKey, newRecordKey, parseRecord, type UploadRecord } from './upload-record.js';
+import {
+  TIMEOUT_HINT,
+  backoff,
+  cleanupRequests,
+  isTimeout,
+  requestLimits,
+  timedAgents,
+  timeoutText,
+  type Agents,
+  type RequestLimits,
+} from './transport.js';
 
 /** S3's own limits: parts per upload and bytes per part. */
 export const S3_MAX_PARTS = 10_000;
 export const S3_MAX_PART_SIZE = 5 * 1024 ** 3;
-/** SDK attempts per request (its standard mode: backoff, 5xx, throttling, ECONNRESET, timeouts). */
-const SDK_ATTEMPTS = 5;
 /** Our own attempts per part on top of the SDK's: the part's bytes are in memory, so re-sending is free. */
 const PART_ATTEMPTS = 3;
 
@@ -341,6 +359,9 @@ export interface S3StorageOptions {
   createBucket?: boolean;
   /** Masked out of every message. */
   secrets?: string[];
+  /** The timed sockets behind `client` and `reader` (see transport.ts). */
+  agents?: Agents;
+  limits?: RequestLimits;
 }
 
 /** A bucket prefix as a Storage. `client` uploads (with an idle timeout); `reader` streams downloads. */
@@ -425,6 +446,30 @@ export class S3Storage implements Storage {
   ): Promise<number> {
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(common));
     if (!UploadId) throw new StorageError(`The server returned no upload id for ${this.where(key)}`);
+    // A note of this upload beside the name until it is completed or aborted: if the process is
+    // killed, `cloud list --all` and `cleanup --prune-incomplete` find the parts it left.
+    const recordKey = newRecordKey(key);
+    const record: UploadRecord = { key, uploadId: UploadId, started: new Date().toISOString(), bytes: 0 };
+    const writeRecord = (bytes: number): Promise<void> =>
+      this.client
+        .send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.prefix + recordKey,
+            Body: JSON.stringify({ ...record, bytes }),
+            ContentType: 'application/json',
+          }),
+        )
+        .then(() => undefined);
+    await writeRecord(0).catch(() => undefined);
+    const recorder = new RecordWriter(writeRecord);
+    const dropRecord = async (): Promise<void> => {
+      await recorder.finish();
+      await cleanupRequests(() =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + recordKey })),
+      ).catch(() => undefined);
+    };
+    let sent = 0;
     const cancel = new AbortController();
     const parts: CompletedPart[] = [];
     const inFlight = new Set<Promise<void>>();
@@ -446,7 +491,11 @@ export class S3Storage implements Storage {
           cancel.signal,
         )
           .then(
-            (ETag) => void parts.push({ ETag, PartNumber: n }),
+            (ETag) => {
+              parts.push({ ETag, PartNumber: n });
+              sent += data.length;
+              recorder.update(sent);
+            },
             (err: unknown) => {
               failure ??= { err };
               cancel.abort();
@@ -477,13 +526,22 @@ export class S3Storage implements Storage {
           }),
         ),
       );
+      await dropRecord();
       return total;
     } catch (err) {
       cancel.abort();
       await Promise.allSettled(inFlight);
-      await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }))
-        .catch(() => undefined);
+      const aborted = await cleanupRequests(() =>
+        this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: common.Bucket, Key: common.Key, UploadId }),
+        ),
+      ).then(
+        () => true,
+        () => false,
+      );
+      // The record stays when the abort failed: the parts are still there to be found and pruned.
+      if (aborted) await dropRecord();
+      else await recorder.finish();
       // `err` is the first failure: a part's (via check), the body's, or Complete's.
       throw err;
     }
@@ -499,8 +557,8 @@ export class S3Storage implements Storage {
         if (!ETag) throw new StorageError(`The server returned no ETag for part ${input.PartNumber}`);
         return ETag;
       } catch (err) {
-        if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err)) throw err;
-        await sleep(1000 * 2 ** (attempt - 1));
+        if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err) || isTimeout(err)) throw err;
+        await backoff(this.o.limits ?? requestLimits(), attempt);
       }
     }
   }
@@ -626,6 +684,99 @@ export class S3Storage implements Storage {
     } while (token);
   }
 
+  /**
+   * Unfinished multipart uploads: dbbackup's own records (every server), merged with the server's
+   * ListMultipartUploads where it has one (real S3 and MinIO do; fauxqs and s3rver do not).
+   */
+  async *listIncompleteUploads(prefix = ''): AsyncIterable<IncompleteUpload> {
+    const seen = new Set<string>();
+    for await (const o of this.list(prefix)) {
+      if (!isRecordKey(o.key)) continue;
+      const record = parseRecord(
+        (await readAll(this, o.key, 64 * 1024).catch(() => Buffer.alloc(0))).toString(),
+      );
+      if (!record) continue;
+      seen.add(record.uploadId);
+      yield {
+        key: record.key,
+        id: record.uploadId,
+        started: new Date(record.started),
+        size: record.bytes,
+        ours: true,
+        record: o.key,
+      };
+    }
+    for await (const u of this.serverUploads(prefix)) if (!seen.has(u.id)) yield u;
+  }
+
+  private async *serverUploads(prefix: string): AsyncIterable<IncompleteUpload> {
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            KeyMarker,
+            UploadIdMarker,
+          }),
+        );
+      } catch (err) {
+        // Servers without the call (s3rver: 501) simply have nothing more to say.
+        if (s3ErrorName(err) === 'NotImplemented' || httpStatus(err) === 501) return;
+        throw this.wrap(err, 'list the multipart uploads of', prefix || undefined);
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key?.startsWith(this.prefix) || !u.UploadId) continue;
+        yield {
+          key: u.Key.slice(this.prefix.length),
+          id: u.UploadId,
+          started: u.Initiated,
+          size: await this.partsSize(u.Key, u.UploadId),
+          ours: false,
+        };
+      }
+      KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      UploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (KeyMarker);
+  }
+
+  private async partsSize(Key: string, UploadId: string): Promise<number | undefined> {
+    let total = 0;
+    let PartNumberMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.bucket, Key, UploadId, PartNumberMarker }),
+        );
+        for (const p of page.Parts ?? []) total += p.Size ?? 0;
+        PartNumberMarker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (PartNumberMarker);
+      return total;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async abortIncompleteUpload(upload: IncompleteUpload): Promise<void> {
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + upload.key,
+          UploadId: upload.id,
+        }),
+      );
+    } catch (err) {
+      // Already completed or aborted: only the record is left.
+      if (s3ErrorName(err) !== 'NoSuchUpload' && httpStatus(err) !== 404)
+        throw this.wrap(err, 'abort the incomplete upload of', upload.key);
+    }
+    if (upload.record) await this.delete(upload.record);
+  }
+
   async delete(key: string): Promise<void> {
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
@@ -637,7 +788,11 @@ export class S3Storage implements Storage {
   private wrap(err: unknown, action: string, key?: string): DbBackupError {
     // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
     if (err instanceof DbBackupError) return err;
-    const { text, hint } = describeS3Error(err, this.bucket, this.o.endpointLabel);
+    const timeout = this.o.agents?.takeTimeout();
+    const described = describeS3Error(err, this.bucket, this.o.endpointLabel);
+    const { text, hint } = timeout
+      ? { text: timeoutText(timeout, this.o.limits ?? requestLimits()), hint: TIMEOUT_HINT }
+      : described;
     let message = `Could not ${action} ${key === undefined ? this.location : this.where(key)}: ${text}`;
     for (const s of this.o.secrets ?? []) if (s) message = message.replaceAll(s, '****');
     return new StorageError(message, { hint, cause: err });
@@ -646,6 +801,7 @@ export class S3Storage implements Storage {
 
 export const openS3: OpenCloudStore = async (uri, prefix, settings) => {
   const target = s3Target(uri, settings);
+  const limits = requestLimits(settings.timeoutSeconds);
   const region = target.region ?? (await defaultRegion());
   const accessKey = uri.params.accessKey ?? settings.accessKey;
   const secretKey = uri.params.secretKey ?? settings.secretKey;
@@ -664,20 +820,25 @@ export const openS3: OpenCloudStore = async (uri, prefix, settings) => {
     credentials: accessKey && secretKey ? { accessKeyId: accessKey, secretAccessKey: secretKey } : undefined,
     requestChecksumCalculation: target.checksums,
     responseChecksumValidation: target.checksums,
-    maxAttempts: SDK_ATTEMPTS,
+    // The SDK's standard mode retries 5xx, throttling, resets and timeouts, with backoff under 8 s.
+    maxAttempts: limits.attempts,
     retryMode: 'standard',
   };
-  // Uploads fail after 2 minutes without progress; downloads may idle while pg_restore builds an index.
+  // One client: its sockets fail an attempt after the idle time, but not while a download waits on
+  // its reader (pg_restore building an index) or an upload on its producer.
+  const endpointLabel = target.endpoint ? maskUri(target.endpoint) : `https://s3.${region}.amazonaws.com`;
+  const agents = timedAgents(limits, endpointLabel);
   const client = new S3Client({
     ...base,
-    requestHandler: { connectionTimeout: 10_000, socketTimeout: 120_000 },
+    requestHandler: { httpAgent: agents.http, httpsAgent: agents.https, connectionTimeout: limits.connectMs },
   });
-  const reader = new S3Client({ ...base, requestHandler: { connectionTimeout: 10_000 } });
-  return new S3Storage(client, reader, {
+  return new S3Storage(client, client, {
     bucket: uri.bucket,
     prefix,
     display: `${uri.scheme}://${uri.bucket}`,
-    endpointLabel: target.endpoint ? maskUri(target.endpoint) : `https://s3.${region}.amazonaws.com`,
+    endpointLabel,
+    agents,
+    limits,
     region,
     aws: target.aws,
     partSize: settings.partSizeBytes,

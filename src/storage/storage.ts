@@ -16,6 +16,25 @@ export interface PutOptions {
   noOverwrite?: boolean;
 }
 
+/**
+ * An upload that was started and never finished (a killed backup): bytes the provider keeps, and
+ * may bill, that no listing of objects shows. S3: a multipart upload; Azure: a blob with only
+ * uncommitted blocks.
+ */
+export interface IncompleteUpload {
+  /** The object it would have created, relative to the store. */
+  key: string;
+  /** The provider's handle: the S3 upload id; the blob name on Azure. */
+  id: string;
+  started: Date | undefined;
+  /** Bytes uploaded so far, where the provider or dbbackup's own record tells. */
+  size: number | undefined;
+  /** dbbackup provably started it (its own record of the upload, or its own block ids). */
+  ours: boolean;
+  /** The store key of dbbackup's record of the upload, removed with it. */
+  record?: string;
+}
+
 export interface ByteRange {
   /** First byte, inclusive. */
   start: number;
@@ -52,6 +71,16 @@ export interface Storage {
    * a seekable file (pg_restore --jobs) or can read a file themselves get it without a copy.
    */
   localPath?(key: string): string;
+
+  /**
+   * Uploads under `prefix` that were started and never finished (none on a directory: an
+   * interrupted write there is a visible temporary file). Optional: GCS cannot list unfinished
+   * resumable sessions (they expire by themselves after a week and hold no visible object).
+   */
+  listIncompleteUploads?(prefix?: string): AsyncIterable<IncompleteUpload>;
+
+  /** Discard one such upload and dbbackup's record of it; one already gone is not an error. */
+  abortIncompleteUpload?(upload: IncompleteUpload): Promise<void>;
 }
 
 export async function putBuffer(

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import {
   asPrefix,
   isCloudUri,
+  maskUri,
   parseCloudUri,
   splitObjectPath,
   SUPPORTED_SCHEMES,
@@ -39,14 +40,26 @@ function localPathOf(arg: string): string {
   return arg.toLowerCase().startsWith('file://') ? decodeURIComponent(new URL(arg).pathname) : arg;
 }
 
-function checkScheme(arg: string): void {
-  if (isUri(arg) && !isCloudUri(arg) && !arg.toLowerCase().startsWith('file://')) {
-    const scheme = arg.slice(0, arg.indexOf(':'));
-    throw new UsageError(
-      `Unknown storage scheme "${scheme}://"`,
-      `Use a directory path, file://, or one of: ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}.`,
-    );
-  }
+/**
+ * Anything that starts like a URI (`word:`) is one: `s3:/bucket/x` (one slash), `s3:bucket` or
+ * `ftp://host/x` is a usage error, never a relative directory (which once put a backup in
+ * ./s3:/bucket/x/). A local directory whose name holds ':' is written `./name:…`.
+ */
+export function checkScheme(arg: string): void {
+  const m = /^([a-z][a-z0-9+.-]*):/i.exec(arg);
+  if (!m) return;
+  const scheme = (m[1] ?? '').toLowerCase();
+  if (scheme === 'file' ? arg.toLowerCase().startsWith('file://') : isCloudUri(arg)) return;
+  const known = SUPPORTED_SCHEMES.includes(scheme) || scheme === 'file';
+  const rest = arg.slice(m[0].length).replace(/^\/*/, '');
+  throw new UsageError(
+    known
+      ? `Malformed storage URI "${maskUri(arg)}"`
+      : `Unknown storage scheme "${scheme}:" in "${maskUri(arg)}"`,
+    known
+      ? `Write ${scheme}://${rest} (two slashes after "${scheme}:").`
+      : `Use a directory path, file://, or one of: ${SUPPORTED_SCHEMES.map((s) => `${s}://`).join(', ')}. For a local directory whose name contains ':', write ./${arg}.`,
+  );
 }
 
 /** Open the store named by a directory path or URI (the URI's path is a prefix). The only place that knows which backends exist. */

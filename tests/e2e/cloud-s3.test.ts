@@ -368,9 +368,13 @@ describe('a 300+ MiB backup', () => {
         /dbbackup: error: Could not upload minio:\/\/crash\/p\/pg_s3big_\S+\.dump: .*(ECONNREFUSED|ECONNRESET|socket hang up|EPIPE)/,
       );
       expect(r.stderr).toContain(`hint: Could not reach the S3 endpoint ${crash.endpoint}`);
-      // The same storage, served again: no object (and no sidecar) took the backup's name.
+      // The same storage, served again: no object (and no sidecar) took the backup's name. What the
+      // dead server kept the run from removing is its own bookkeeping: the claim on the name and its
+      // record of the unfinished upload (which is how `cleanup --prune-incomplete` finds the parts).
       again = await startS3Emulator({ dir: crash.dir });
-      expect((await keysUnder(again.client(), 'crash')).filter((k) => k.includes(big))).toEqual([]);
+      const left = (await keysUnder(again.client(), 'crash')).filter((k) => k.includes(big));
+      expect(left.filter((k) => !/\/\.dbbackup-(tmp|upload)-[0-9a-f]{12}-/.test(k))).toEqual([]);
+      expect(left.filter((k) => k.endsWith('.upload.json'))).toHaveLength(1);
     } finally {
       await again?.stop();
       await crash.stop();

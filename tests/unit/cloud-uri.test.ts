@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
+import { checkScheme } from '../../src/storage/uri.js';
 import {
   asPrefix,
   isCloudUri,
@@ -65,8 +66,18 @@ describe('parseCloudUri: every supported form', () => {
     );
   });
 
-  it('decodes percent-encoded paths', () => {
-    expect(parseCloudUri('gs://b/my%20dir/a%25b.dump').path).toBe('my dir/a%b.dump');
+  it('takes the path literally, as printed: no percent-decoding (issue 21 #5)', () => {
+    // The object's real name: safeName("shop#x") is shop%23x; it used to be decoded to "shop#x".
+    expect(parseCloudUri('gs://b/p/shop%23x_20261126_050000.dump.zst').path).toBe(
+      'p/shop%23x_20261126_050000.dump.zst',
+    );
+    expect(parseCloudUri('gs://b/my%20dir/a%25b.dump').path).toBe('my%20dir/a%25b.dump');
+    expect(parseCloudUri('s3://b/my dir/año+#1/x.dump?region=r').path).toBe('my dir/año+#1/x.dump');
+  });
+
+  it('refuses unknown options, so a "?" inside a prefix cannot silently shorten it', () => {
+    expect(() => parseCloudUri('s3://b/what?/x.dump')).toThrow(/Unknown option "\/x.dump"/);
+    expect(() => parseCloudUri('s3://b/p/?endpont=http://h')).toThrow(/Unknown option "endpont"/);
   });
 });
 
@@ -82,7 +93,7 @@ describe('parseCloudUri: malformed and unknown', () => {
     }
   });
 
-  it.each(['s3://', 's3:///path', 'gs://?x=1', 'not a uri', 's3:/bucket/x'])('rejects %s', (uri) => {
+  it.each(['s3://', 's3:///path', 'gs://?region=r', 'not a uri', 's3:/bucket/x'])('rejects %s', (uri) => {
     expect(() => parseCloudUri(uri)).toThrow(UsageError);
   });
 
@@ -120,4 +131,32 @@ describe('helpers', () => {
     expect(asPrefix('a')).toBe('a/');
     expect(asPrefix('a/')).toBe('a/');
   });
+});
+
+describe('checkScheme: anything that starts like a URI is one (issue 11)', () => {
+  it.each([
+    ['s3:/bucket/x', /Malformed storage URI "s3:\/bucket\/x"/, /s3:\/\/bucket\/x/],
+    ['s3:bucket/x', /Malformed storage URI/, /s3:\/\/bucket\/x/],
+    ['gs:/b', /Malformed storage URI/, /gs:\/\/b/],
+    ['file:/tmp/x', /Malformed storage URI/, /file:\/\/tmp\/x/],
+    ['ftp://host/x', /Unknown storage scheme "ftp:"/, /\.\/ftp:\/\/host\/x/],
+    ['backups:2026', /Unknown storage scheme "backups:"/, /\.\/backups:2026/],
+  ])('%s is a usage error with a hint, not a relative directory', (arg, message, hint) => {
+    try {
+      checkScheme(arg);
+      expect.unreachable(`${arg} was accepted`);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as UsageError).exitCode).toBe(2);
+      expect((err as UsageError).message).toMatch(message);
+      expect((err as UsageError).hint).toMatch(hint);
+    }
+  });
+
+  it.each(['/tmp/x', './s3:x', 'relative/dir', 'file:///tmp/x', 's3://b/p/', 'AZURE://c/x'])(
+    'accepts %s',
+    (arg) => {
+      expect(() => checkScheme(arg)).not.toThrow();
+    },
+  );
 });

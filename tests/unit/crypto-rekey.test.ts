@@ -474,4 +474,21 @@ describe('decrypted copy (cloud download --decrypt)', () => {
       await out.cleanup();
     }
   });
+
+  it('never replaces a file of the same name unless told to (issue 21: no silent overwrite)', async () => {
+    await storeSingle();
+    const out = await tempDir();
+    try {
+      const to = new LocalStorage(out.dir);
+      const key = NAME.replace(/\.enc$/, '');
+      await putBuffer(to, key, 'a different file');
+      await expect(copyDecrypted(local, NAME, to, [keyUnlocker(OLD)])).rejects.toThrow(/already exists/);
+      expect((await readFile(path.join(out.dir, key))).toString()).toBe('a different file');
+      const copy = await copyDecrypted(local, NAME, to, [keyUnlocker(OLD)], true);
+      expect(copy?.sha256).toBe(sha(PLAIN));
+      expect((await readFile(path.join(out.dir, key))).equals(PLAIN)).toBe(true);
+    } finally {
+      await out.cleanup();
+    }
+  });
 });

@@ -102,7 +102,12 @@ describe('S3Storage against fauxqs', () => {
     s.client.middlewareStack.add(
       (next, context) => async (args) => {
         const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
-        if (/^(PutObject|CreateMultipartUpload|UploadPart)Command$/.test(context.commandName ?? ''))
+        const key = (args as { input?: { Key?: string } }).input?.Key ?? '';
+        // dbbackup's own record of a multipart upload is JSON, not backup data.
+        if (
+          /^(PutObject|CreateMultipartUpload|UploadPart)Command$/.test(context.commandName ?? '') &&
+          !key.includes('.dbbackup-upload-')
+        )
           sent.push({ command: context.commandName ?? '', ...headers });
         return next(args);
       },

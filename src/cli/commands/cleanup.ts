@@ -229,6 +229,16 @@ Examples:
           graceHours,
         });
         printCleanup(result, Boolean(opts.dryRun), Boolean(opts.json), graceHours);
+        // --- incomplete uploads (cloud: orphaned multipart uploads, uncommitted blocks); one block ---
+        if (opts.pruneIncomplete) {
+          const { pruneIncompleteUploads } = await import('./incomplete-uploads.js');
+          await pruneIncompleteUploads(
+            storage,
+            { graceHours, dryRun: Boolean(opts.dryRun) },
+            opts.json ? out.note : out.line,
+          );
+        }
+        // --- end of the incomplete-uploads block ---
         if (result.errors.length)
           throw new DbBackupError(`cleanup did not finish: ${plural(result.errors.length, 'problem')}`, {
             details: result.errors.map(printable),

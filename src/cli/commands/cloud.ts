@@ -2,26 +2,38 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Command } from 'commander';
-import { backupKeys, listBackups } from '../../catalog/listing.js';
-import { copyBackup, deleteBackup } from '../../catalog/transfer.js';
+import { listBackups } from '../../catalog/listing.js';
+import {
+  copyBackup,
+  copyCluster,
+  deleteBackup,
+  type ClusterTransferResult,
+  type TransferResult,
+} from '../../catalog/transfer.js';
+import { manifestKey } from '../../catalog/manifest.js';
+import type { CloudSettings } from '../../storage/cloud.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import { isCloudUri, maskUri, parseCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
-import { openLocation, openStore } from '../../storage/uri.js';
+import { openLocation, openStore, type Location } from '../../storage/uri.js';
 import { verifyAny } from '../../verify/verify.js';
 import { NO_KEY_HINT } from '../../verify/deep.js';
 import { describeEncryption, unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
 import { copyDecrypted } from '../../encrypted/decrypt-copy.js';
 import { describeProtections, readStoredHeader } from '../../encrypted/header.js';
 import { cloudSettings, globals, out } from '../context.js';
+import { stopTransfersOnSignal } from '../signals.js';
+import { incompleteUploads } from '../../catalog/uploads.js';
+import { printIncompleteUploads } from './incomplete-uploads.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { printBackupList } from './list.js';
-import { checkKeysFirst, keyOptionGiven, resultLine, verifyMode } from './verify.js';
+import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from './verify.js';
 
 interface DownloadOptions extends EncryptionFlags {
   decrypt?: boolean;
+  overwrite?: boolean;
 }
 
 interface CloudVerifyOptions extends EncryptionFlags {
@@ -39,14 +51,17 @@ function requireCloud(uri: string): void {
 
 export function cloudCommand(): Command {
   const cloud = new Command('cloud').description('Move, list, check and delete backups in cloud storage');
+  // Every cloud subcommand: the first Ctrl-C / SIGTERM cuts its storage connections and ends it.
+  cloud.hook('preAction', () => stopTransfersOnSignal());
 
   cloud
     .command('upload')
     .description(
-      'Upload local backups (with their .sha256 and .meta.json) to a cloud prefix, verified on the way',
+      'Upload local backups (with their .sha256 and .meta.json), or cluster backups (their directory), to a cloud prefix, verified on the way',
     )
-    .argument('<files...>', 'backup files, then the destination URI (last argument)')
-    .action(async (args: string[], _o: unknown, cmd: Command) => {
+    .argument('<files...>', 'backup files or cluster directories, then the destination URI (last argument)')
+    .option('--overwrite', 'replace a different backup of the same name at the destination')
+    .action(async (args: string[], opts: { overwrite?: boolean }, cmd: Command) => {
       const dest = args.pop();
       if (!dest || !args.length)
         throw new UsageError(
@@ -56,11 +71,8 @@ export function cloudCommand(): Command {
       requireCloud(dest);
       const store = await openStore(dest, cloudSettings(globals(cmd)));
       for (const file of args.filter((f) => !isSidecar(f))) {
-        const { storage, key } = await openLocation(file);
-        const r = await copyBackup(storage, key, store);
-        out.line(
-          `Uploaded ${file} → ${store.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`,
-        );
+        const { storage, key } = await openSource(file, {});
+        out.line(transferLine('Uploaded', file, store, await transfer(storage, key, store, opts)));
       }
     });
 
@@ -68,25 +80,36 @@ export function cloudCommand(): Command {
     .description(
       'Download a backup (and its sidecars) into a local directory, verified against its metadata; stored bytes as they are, or decrypted with --decrypt',
     )
-    .argument('<uri>', 'cloud URI of the backup')
+    .argument('<uri>', 'cloud URI of the backup (or of a cluster backup: its prefix)')
     .argument('<dir>', 'local directory')
+    .option('--overwrite', 'replace a different backup of the same name in the directory')
     .option(
       '--decrypt',
       'write the decrypted (still compressed) dump, with its own .sha256 and metadata, instead of the encrypted bytes (needs the key)',
     )
     .action(async (uri: string, dir: string, opts: DownloadOptions, cmd: Command) => {
       requireCloud(uri);
+      const settings = cloudSettings(globals(cmd));
       const flags = encryptionFlags(opts);
       if (!opts.decrypt && keyOptionGiven(flags))
         throw new UsageError(
           'A key is only used with --decrypt',
           'Add --decrypt to write the decrypted dump; without it the backup is downloaded as stored (encrypted).',
         );
-      const { storage, key } = await openLocation(uri, cloudSettings(globals(cmd)));
+      const { storage, key } = await openSource(uri, settings);
       const dest = await openStore(dir);
+      if (key.endsWith('/')) {
+        if (opts.decrypt)
+          throw new UsageError(
+            '--decrypt works on one backup, not a cluster',
+            'Download the cluster as stored, or give one member.',
+          );
+        out.line(transferLine('Downloaded', maskUri(uri), dest, await transfer(storage, key, dest, opts)));
+        return;
+      }
       if (opts.decrypt) {
         const unlockers = await unlockersFromFlags(flags);
-        const d = await copyDecrypted(storage, key, dest, unlockers);
+        const d = await copyDecrypted(storage, key, dest, unlockers, Boolean(opts.overwrite));
         if (d) {
           out.line(
             `Downloaded and decrypted ${maskUri(uri)} → ${path.join(path.resolve(dir), d.key)} (${formatBytes(d.bytes)}, sha256 ${d.sha256}, ${d.chunks} chunks authenticated${d.metadata ? ', source checksum verified' : ', no metadata'}); this copy is NOT encrypted`,
@@ -95,7 +118,11 @@ export function cloudCommand(): Command {
         }
         out.note(`${key} is not encrypted: downloading it as stored.`);
       }
-      const r = await copyBackup(storage, key, dest);
+      const r = await copyBackup(storage, key, dest, key, { overwrite: opts.overwrite });
+      if (r.skipped) {
+        out.line(transferLine('Downloaded', maskUri(uri), dest, r));
+        return;
+      }
       const header = r.metadata?.encryption
         ? undefined
         : await readStoredHeader(dest, r.key).catch(() => undefined);
@@ -107,17 +134,17 @@ export function cloudCommand(): Command {
 
   cloud
     .command('copy')
-    .description('Copy a backup between locations (provider to provider), streamed, checksum preserved')
-    .argument('<from>', 'source backup URI or path')
+    .description(
+      'Copy a backup, or a cluster backup as one unit, between locations (provider to provider), streamed, checksum preserved',
+    )
+    .argument('<from>', 'source backup URI or path (a cluster backup: its prefix or directory)')
     .argument('<to>', 'destination prefix URI or directory')
-    .action(async (from: string, to: string, _o: unknown, cmd: Command) => {
+    .option('--overwrite', 'replace a different backup of the same name at the destination')
+    .action(async (from: string, to: string, opts: { overwrite?: boolean }, cmd: Command) => {
       const settings = cloudSettings(globals(cmd));
-      const { storage, key } = await openLocation(from, settings);
+      const { storage, key } = await openSource(from, settings);
       const dest = await openStore(to, settings);
-      const r = await copyBackup(storage, key, dest);
-      out.line(
-        `Copied ${from} → ${dest.location.replace(/\/$/, '')}/${r.key} (${formatBytes(r.bytes)}, sha256 ${r.sha256})`,
-      );
+      out.line(transferLine('Copied', maskUri(from), dest, await transfer(storage, key, dest, opts)));
     });
 
   cloud
@@ -136,10 +163,14 @@ export function cloudCommand(): Command {
       const objects = [];
       for await (const o of store.list('')) objects.push(o);
       objects.sort((a, b) => a.key.localeCompare(b.key));
-      if (opts.json) out.json({ location: store.location, objects });
-      else
+      // Unfinished uploads hold bytes that no object listing shows (S3 parts, Azure blocks).
+      if (opts.json)
+        out.json({ location: store.location, objects, incompleteUploads: await incompleteUploads(store) });
+      else {
         for (const o of objects)
           out.line(`${o.modified.toISOString()}  ${formatBytes(o.size).padStart(10)}  ${o.key}`);
+        await printIncompleteUploads(store, out.line);
+      }
     });
 
   withDecryptOptions(cloud.command('verify'))
@@ -153,11 +184,9 @@ export function cloudCommand(): Command {
       requireCloud(uri);
       const mode = verifyMode(opts);
       const settings = cloudSettings(globals(cmd));
-      const targets = uri.endsWith('/')
-        ? await openStore(uri, settings).then(async (s) =>
-            (await backupKeys(s)).map((key) => ({ storage: s, key })),
-          )
-        : [await openLocation(uri, settings)];
+      // The same resolution as verify-backup (a backup, a prefix — with or without a query after
+      // its '/' — a cluster, a glob), so the two commands cannot disagree about what a URI names.
+      const targets = await expandBackups(uri, settings);
       if (mode.deep) await checkKeysFirst(targets, mode.deep.unlock, '--deep', NO_KEY_HINT);
       let bad = 0;
       for (const { storage, key } of targets) {
@@ -210,6 +239,51 @@ export function cloudCommand(): Command {
       out.line('All checks passed.');
     });
   return cloud;
+}
+
+/**
+ * A backup argument → its store and key, where a cluster backup (a directory or prefix holding a
+ * manifest.json, with or without the trailing '/') is the key `cluster_x/`.
+ */
+async function openSource(arg: string, settings: CloudSettings): Promise<Location> {
+  const q = isCloudUri(arg) ? arg.indexOf('?') : -1;
+  const pathPart = q >= 0 ? arg.slice(0, q) : arg;
+  const query = q >= 0 ? arg.slice(q) : '';
+  const trimmed = pathPart.replace(/\/manifest\.json$/, '').replace(/\/+$/, '');
+  const location = await openLocation(trimmed + query, settings);
+  const cluster =
+    !(await location.storage.stat(location.key)) &&
+    Boolean(await location.storage.stat(manifestKey(location.key)));
+  if (cluster) return { ...location, key: `${location.key}/` };
+  if (trimmed !== pathPart)
+    throw new UsageError(
+      `${maskUri(arg)} names a directory, not a backup or a cluster backup`,
+      'Give one backup (…/shop_20261126_050000.dump.zst) or a cluster backup (…/cluster_20261126_050000/).',
+    );
+  return location;
+}
+
+type AnyTransfer = TransferResult | ClusterTransferResult;
+
+/** One backup or a whole cluster, never replacing a different one unless --overwrite. */
+function transfer(
+  from: Storage,
+  key: string,
+  to: Storage,
+  opts: { overwrite?: boolean },
+): Promise<AnyTransfer> {
+  return key.endsWith('/')
+    ? copyCluster(from, key, to, { overwrite: opts.overwrite })
+    : copyBackup(from, key, to, key, { overwrite: opts.overwrite });
+}
+
+function transferLine(verb: string, source: string, to: Storage, r: AnyTransfer): string {
+  const where = `${to.location.replace(/\/$/, '')}/${'name' in r ? `${r.name}/` : r.key}`;
+  if (r.skipped)
+    return `Skipped ${source}: ${where} already holds this backup (same size and SHA-256 in its ${'name' in r ? 'manifest' : 'metadata'}); nothing was written`;
+  if ('name' in r)
+    return `${verb} cluster ${source} → ${where} (${r.files} files, ${formatBytes(r.bytes)}, each checked against the manifest; manifest written last)`;
+  return `${verb} ${source} → ${where} (${formatBytes(r.bytes)}, sha256 ${r.sha256}${r.metadata ? ', verified' : ', no metadata'})`;
 }
 
 async function doctor(uri: string, store: Storage): Promise<number> {
