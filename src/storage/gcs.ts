@@ -281,6 +281,9 @@ export class GcsStorage implements Storage {
    */
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<ObjectInfo> {
     const file = this.file(key);
+    // The body may fail while the session is still being opened (nothing reads it yet): keep that error
+    // from being an uncaught exception; pipeline() below finds it on the destroyed body and rejects with it.
+    body.on('error', () => undefined);
     // One streamed request cannot be retried (its bytes are gone); a retry would only send a status
     // query, which the emulator takes as the final, empty request and finalizes: a 0-byte object
     // under the name after a failed dump. Chunked uploads keep the chunk in memory and may retry.

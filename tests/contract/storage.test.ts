@@ -133,7 +133,7 @@ describe.each(allBackends())('$name', (b) => {
         expectExit(v, 0);
         expect(v.stdout).toMatch(/^OK\s/);
       }
-      const listed = await run(['list', 'backups', ...destination(b, prefix), '--json']);
+      const listed = await run(['list', 'backups', '--verify', ...destination(b, prefix), '--json']);
       expectExit(listed, 0);
       const backups = (JSON.parse(listed.stdout) as { backups: Array<{ key: string; state: string }> })
         .backups;
@@ -154,7 +154,7 @@ describe.each(allBackends())('$name', (b) => {
       expectExit(r, 0);
       const printed = printedLocation(r);
       // Printed as stored: the object's real name, which is what every command accepts.
-      const listed = await run(['list', 'backups', ...destination(b, prefix), '--json']);
+      const listed = await run(['list', 'backups', '--verify', ...destination(b, prefix), '--json']);
       expectExit(listed, 0);
       const backups = (
         JSON.parse(listed.stdout) as { backups: Array<{ key: string; state: string; database: string }> }
