@@ -62,6 +62,7 @@ import {
 } from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
+import { reportResult } from '../../ops/operation.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
@@ -415,6 +416,7 @@ async function runSinglePlan(
   opts: { confirm?: boolean; json?: boolean },
   execute: (warn: (line: string) => void) => Promise<RestoreOutcome>,
 ): Promise<void> {
+  reportResult({ database: plan.target, backup: plan.source, bytes: plan.sizeBytes ?? undefined });
   if (!opts.confirm) {
     if (opts.json) out.json({ dryRun: true, plan });
     else {
