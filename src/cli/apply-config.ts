@@ -91,12 +91,13 @@ function chooseProfile(
 export async function resolveConfiguration(
   action: Command,
   env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
 ): Promise<AppliedConfig> {
   const root = rootOf(action).opts<RootOptions>();
   const location = configLocation(typeof root.config === 'string' ? root.config : undefined, env);
   const useFiles = root.config !== false;
   const config = useFiles ? await loadConfig(location) : undefined;
-  const reference = useFiles ? await loadReferenceConfig() : undefined;
+  const reference = useFiles ? await loadReferenceConfig(cwd) : undefined;
   const profile = chooseProfile(root, env, config, location);
   const layers = { flags: flagValues(action), env, config: config?.config, profile, reference };
   return {
@@ -135,8 +136,9 @@ export function applyResolved(action: Command, resolved: Map<string, Resolved>):
 export async function applyConfiguration(
   action: Command,
   env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
 ): Promise<AppliedConfig> {
-  const applied = await resolveConfiguration(action, env);
+  const applied = await resolveConfiguration(action, env, cwd);
   applyResolved(action, applied.resolved);
   return applied;
 }

@@ -21,6 +21,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['rekey', async () => (await import('./commands/rekey.js')).rekeyCommand()],
   ['status', async () => (await import('./commands/status.js')).statusCommand()],
   ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
+  ['config', async () => (await import('./commands/config.js')).configCommand()],
+  ['history', async () => (await import('./commands/history.js')).historyCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
 ];
 

@@ -13,7 +13,7 @@ import { SETTINGS_BY_KEY } from './settings.js';
 export const REFERENCE_FILE = '.dbbackup.conf';
 
 /** `[section] key` of the reference tool → our setting. */
-const MAPPED: Record<string, string> = {
+export const REFERENCE_KEYS: Readonly<Record<string, string>> = {
   'database.type': 'connection.engine',
   'database.host': 'connection.host',
   'database.port': 'connection.port',
@@ -70,7 +70,7 @@ export function parseReferenceConfig(text: string, file: string): ReferenceConfi
       unused.push(`[${section}] ${name.slice(section.length + 1)} (line ${i + 1}: ${why})`);
       return;
     }
-    const key = MAPPED[name];
+    const key = REFERENCE_KEYS[name];
     const setting = key ? SETTINGS_BY_KEY.get(key) : undefined;
     if (!setting) {
       warnings.push(`${at}: unknown key [${section}] ${name.slice(section.length + 1)}; ignored`);
