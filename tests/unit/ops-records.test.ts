@@ -1,4 +1,4 @@
-import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -146,7 +146,6 @@ describe('metrics textfile', () => {
       expect(valueOf(series, 'dbbackup_last_status', { kind: 'backup_cluster', database: '*' })).toBe(1);
       expect((await stat(file)).mode & 0o777).toBe(0o644);
       // Nothing half-written is left beside it for the collector to trip over.
-      const { readdir } = await import('node:fs/promises');
       expect(await readdir(path.dirname(file))).toEqual(['dbbackup.prom']);
     } finally {
       await cleanup();
