@@ -206,10 +206,11 @@ export class Logger {
     humanText?: string,
   ): void {
     if (!this.enabled(level)) return;
+    const context = Object.fromEntries(Object.entries(this.context).map(([k, v]) => [k, maskValue(v)]));
     const record: LogRecord = {
       time: new Date().toISOString(),
       level,
-      ...this.context,
+      ...context,
       event,
       message: mask(message),
       pid: process.pid,

@@ -88,7 +88,7 @@ export class Operation {
       text === undefined ? undefined : maskSecrets(text, rememberedSecrets());
     const failure = end.error === undefined ? undefined : describeError(end.error);
     const outcome: Outcome = end.exitCode === 0 ? 'success' : end.interrupted ? 'interrupted' : 'failure';
-    return {
+    const record: OperationRecord = {
       v: 1,
       id: this.id,
       time: now.toISOString(),
@@ -114,6 +114,11 @@ export class Operation {
       hint: mask(failure?.hint),
       details: s.details,
     };
+    // Every text, whatever field it is in (a password typed as a database name is still a password).
+    const masked = JSON.parse(JSON.stringify(record), (_key, value: unknown) =>
+      typeof value === 'string' ? mask(value) : value,
+    ) as OperationRecord;
+    return masked;
   }
 }
 
