@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPgDatabase, dropPgDatabase, pgExec } from '../harness/pg.js';
 import { startWebhookServer, type WebhookServer } from '../harness/webhook-server.js';
 import { cli, expectExit, onlyBackup, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
+import { holdPgExtension, pgDumpWaiting, start, treeOf } from './invariants.js';
 
 /**
  * What happens around a backup (notifications, hooks, metrics, the audit log) can fail; the backup
@@ -136,5 +137,46 @@ describe('notifications and hooks never change a backup’s outcome', () => {
     expect(r.stderr).toContain(`warning: could not append to the audit log ${audit}`);
     expect(await readFile(metrics, 'utf8')).toContain(`database="${db}"`);
     await expectStored(dir);
+  });
+});
+
+describe('an interrupted backup is recorded and told as interrupted', () => {
+  it('backup single: SIGTERM mid-dump → exit 130, audit record "interrupted", message sent, nothing kept', async () => {
+    const dir = path.join(work, 'interrupted');
+    await mkdir(dir);
+    const audit = path.join(work, 'interrupted-audit.jsonl');
+    const lock = await holdPgExtension(db);
+    try {
+      const run = start([
+        ...pgArgs(),
+        '--backup-dir',
+        dir,
+        '--audit-log',
+        audit,
+        '--notify',
+        hooks.url('/interrupted'),
+        'backup',
+        'single',
+        db,
+      ]);
+      await pgDumpWaiting(db);
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(130);
+      const [record] = (await readFile(audit, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(record).toMatchObject({
+        command: 'backup single',
+        outcome: 'interrupted',
+        exitCode: 130,
+        database: db,
+      });
+      const [message] = await hooks.waitFor('/interrupted', 1);
+      expect((message?.body as { text: string }).text).toContain('backup single was INTERRUPTED');
+      expect(await treeOf(dir)).toEqual([]);
+    } finally {
+      await lock.release();
+    }
   });
 });

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { constants, tmpdir } from 'node:os';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,33 +20,9 @@ export interface CliOptions {
   cwd?: string;
 }
 
-let home: string | undefined;
-
-/**
- * The CLI's own configuration and state (config.toml, the audit log) for this test process: a
- * private temporary directory, never the user's, unless a test names its own.
- */
-function isolatedXdg(): Record<string, string | undefined> {
-  if (!home) {
-    const dir = mkdtempSync(path.join(tmpdir(), 'dbb-xdg-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    home = dir;
-  }
-  return {
-    XDG_CONFIG_HOME: path.join(home, 'config'),
-    XDG_STATE_HOME: path.join(home, 'state'),
-    DBBACKUP_CONFIG: undefined,
-    DBBACKUP_PROFILE: undefined,
-  };
-}
-
 /** Runs `node bin/dbbackup.js ...args` without a shell; resolves on any exit code. */
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [key, value] of Object.entries(isolatedXdg())) {
-    if (value === undefined) delete env[key];
-    else env[key] = value;
-  }
   for (const [key, value] of Object.entries(opts.env ?? {})) {
     if (value === undefined) delete env[key];
     else env[key] = value;
