@@ -206,6 +206,8 @@ export class Logger {
     humanText?: string,
   ): void {
     if (!this.enabled(level)) return;
+    const toStderr = this.settings.format === 'json' || human || this.settings.level === 'debug';
+    if (!toStderr && !this.file) return;
     const context = Object.fromEntries(Object.entries(this.context).map(([k, v]) => [k, maskValue(v)]));
     const record: LogRecord = {
       time: new Date().toISOString(),

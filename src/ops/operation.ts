@@ -5,10 +5,7 @@ import { log, type LogFields } from '../log/logger.js';
 import { maskUri } from '../storage/cloud-uri.js';
 import { TOOL_VERSION } from '../version.js';
 import type { NotifyFormat, NotifyOn } from '../config/settings.js';
-import { appendAudit } from './audit.js';
-import { runHook, HOOK_TIMEOUT_MS } from './hooks.js';
-import { operationSamples, updateTextfile, type MetricSample } from './metrics.js';
-import { notifyAll, redactUrl } from './notify.js';
+import type { MetricSample } from './metrics.js';
 import type { OperationRecord, Outcome } from './record.js';
 
 /**
@@ -198,6 +195,8 @@ export async function finishOperation(
     fields,
   );
   if (!op.audited) return record;
+  // Loaded only now: a command that is not audited (list, status, version) never pays for them.
+  const { appendAudit } = await import('./audit.js');
   try {
     appendAudit(outputs.auditFile, record);
     log.debug('audit', `recorded in ${outputs.auditFile}`);
@@ -215,6 +214,7 @@ async function writeMetrics(
   record: OperationRecord,
 ): Promise<void> {
   if (!outputs.metricsFile) return;
+  const { operationSamples, updateTextfile } = await import('./metrics.js');
   try {
     await updateTextfile(outputs.metricsFile, [...operationSamples(record), ...op.metrics]);
     log.debug('metrics', `written to ${outputs.metricsFile}`);
@@ -227,6 +227,11 @@ async function tell(outputs: OperationOutputs, record: OperationRecord): Promise
   const failed = record.outcome !== 'success';
   const urls = failed || outputs.notify.on === 'always' ? outputs.notify.urls : [];
   const hook = failed ? outputs.hooks.onFailure : outputs.hooks.onSuccess;
+  if (!urls.length && !hook?.length) return;
+  const [{ notifyAll, redactUrl }, { runHook, HOOK_TIMEOUT_MS }] = await Promise.all([
+    import('./notify.js'),
+    import('./hooks.js'),
+  ]);
   await Promise.all([
     (async () => {
       for (const r of await notifyAll(urls, outputs.notify.format, record, {

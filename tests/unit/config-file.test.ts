@@ -1,4 +1,4 @@
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigFileError, keyLines, loadConfig, parseConfigText } from '../../src/config/file.js';
@@ -7,6 +7,7 @@ import { SETTINGS } from '../../src/config/settings.js';
 import { configTemplate } from '../../src/config/template.js';
 import { splitCommand } from '../../src/config/words.js';
 import { UsageError } from '../../src/errors.js';
+import { repoRoot } from '../harness/cli.js';
 import { tempDir } from './helpers.js';
 
 const TWO_PROFILES = `default_profile = "prod"
@@ -260,5 +261,16 @@ describe('hook commands given as one string', () => {
     expect(() => splitCommand('   ', '--on-failure')).toThrow(/--on-failure is empty/);
     expect(() => splitCommand('/bin/x "open', '--on-failure')).toThrow(/unbalanced/);
     expect(() => splitCommand('[1, 2]', '--on-success')).toThrow(/not a JSON array of strings/);
+  });
+});
+
+describe('the README', () => {
+  it('documents every setting, and its example configuration file is valid', async () => {
+    const readme = await readFile(path.join(repoRoot, 'README.md'), 'utf8');
+    for (const s of SETTINGS) expect(readme, s.key).toContain(`| \`${s.key}\` | \`${s.flag}\` |`);
+    const example = /## Configuration, logs[\s\S]*?```toml\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const { config, problems } = await parseConfigText(example, 'README.md');
+    expect(problems).toEqual([]);
+    expect([...(config?.profiles.keys() ?? [])]).toEqual(['prod', 'shop']);
   });
 });
