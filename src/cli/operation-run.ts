@@ -186,7 +186,7 @@ export async function startRun(action: Command, env: NodeJS.ProcessEnv = process
     dryRun: isDryRun(action),
   });
   const outputs = operationOutputs(o, env);
-  log.event('info', 'start', `${path} started`, { profile: applied?.profile, user: undefined });
+  log.event('info', 'start', `${path} started`, { profile: applied?.profile });
   return { operation, outputs };
 }
 

@@ -1,6 +1,7 @@
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { setConfigValue } from '../../src/config/edit.js';
 import { ConfigFileError, keyLines, loadConfig, parseConfigText } from '../../src/config/file.js';
 import { parseReferenceConfig } from '../../src/config/reference.js';
 import { SETTINGS } from '../../src/config/settings.js';
@@ -272,5 +273,44 @@ describe('the README', () => {
     const { config, problems } = await parseConfigText(example, 'README.md');
     expect(problems).toEqual([]);
     expect([...(config?.profiles.keys() ?? [])]).toEqual(['prod', 'shop']);
+  });
+});
+
+describe('changing one setting in the file (for a settings screen)', () => {
+  it('replaces the line, adds under the table, or adds the table; comments and other lines stay', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const file = path.join(dir, 'c.toml');
+      await writeFile(file, TWO_PROFILES, { mode: 0o600 });
+      await setConfigValue(file, 'prod', 'connection.port', 5433);
+      await setConfigValue(file, 'prod', 'connection.user', 'backup');
+      await setConfigValue(file, 'staging db', 'retention.keep_last', 3);
+      await setConfigValue(file, undefined, 'metrics.file', '/var/lib/x.prom');
+      await setConfigValue(file, 'prod', 'connection.password_file', undefined);
+      const text = await readFile(file, 'utf8');
+      expect(text).toContain('default_profile = "prod"');
+      expect(text).toContain('[profiles.prod.connection]\nuser = "backup"\nengine = "postgres"');
+      expect(text).not.toContain('password_file');
+      const { config, problems } = await parseConfigText(text, file);
+      expect(problems).toEqual([]);
+      expect(config?.profiles.get('prod')?.get('connection.port')?.value).toBe(5433);
+      expect(config?.profiles.get('staging db')?.get('retention.keep_last')?.value).toBe(3);
+      expect(config?.base.get('metrics.file')?.value).toBe('/var/lib/x.prom');
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('a value the file may not hold is refused and the file left as it was', async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const file = path.join(dir, 'c.toml');
+      await writeFile(file, TWO_PROFILES, { mode: 0o600 });
+      await expect(setConfigValue(file, 'prod', 'connection.port', 70000)).rejects.toThrow(/has a problem/);
+      expect(await readFile(file, 'utf8')).toBe(TWO_PROFILES);
+    } finally {
+      await cleanup();
+    }
   });
 });
