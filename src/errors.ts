@@ -76,3 +76,12 @@ export function rememberSecret(value: string): void {
 export function rememberedSecrets(): string[] {
   return [...remembered];
 }
+
+/** Replace every occurrence of each secret in a text, for messages and logs. */
+export function maskSecrets(text: string, secrets: Array<string | undefined>): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret && secret.length >= 3) out = out.split(secret).join('****');
+  }
+  return out;
+}

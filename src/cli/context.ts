@@ -3,8 +3,10 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Engine } from '../catalog/naming.js';
+import { ENGINE_ALIASES } from '../config/settings.js';
 import type { ConnectionOptions } from '../engines/connection.js';
 import { rememberSecret, UsageError } from '../errors.js';
+import { log } from '../log/logger.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
 import type { CloudSettings } from '../storage/cloud.js';
 import type { Storage } from '../storage/storage.js';
@@ -39,15 +41,19 @@ export interface GlobalOptions {
   debug?: boolean;
 }
 
-const ENGINE_ALIASES: Record<string, Engine> = {
-  postgres: 'postgres',
-  postgresql: 'postgres',
-  pg: 'postgres',
-  mysql: 'mysql',
-  mariadb: 'mariadb',
-  maria: 'mariadb',
-  'mariadb-server': 'mariadb',
-};
+/** The program a (sub)command belongs to: where the global options live. */
+export function rootOf(cmd: Command): Command {
+  let c = cmd;
+  while (c.parent) c = c.parent;
+  return c;
+}
+
+/** The command as typed: `backup single`. */
+export function commandPath(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
 
 export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
@@ -117,16 +123,20 @@ export function compressionChoice(g: GlobalOptions): { algorithm: CompressionAlg
   return { algorithm, level: validateLevel(algorithm, algorithm === 'none' ? undefined : level) };
 }
 
-/** Writes for humans (stdout) and notes (stderr); JSON output keeps stdout machine-readable. */
+/**
+ * Writes for humans (stdout) and notes (stderr); JSON output keeps stdout machine-readable. Notes go
+ * through the logger: as they are in the text format, as records with --log-format json, and into
+ * --log-file; -q keeps results and notes quiet (warnings still show).
+ */
 export const out = {
   line(text = ''): void {
-    process.stdout.write(`${text}\n`);
+    if (!log.quiet) process.stdout.write(`${text}\n`);
   },
   json(value: unknown): void {
     process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   },
   note(text: string): void {
-    process.stderr.write(`${text}\n`);
+    log.note(text);
   },
 };
 

@@ -19,11 +19,5 @@ export interface ConnectionOptions {
   lockTimeoutSeconds?: number;
 }
 
-/** Replace every occurrence of each secret in a text, for messages and logs. */
-export function maskSecrets(text: string, secrets: Array<string | undefined>): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret && secret.length >= 3) out = out.split(secret).join('****');
-  }
-  return out;
-}
+// Lives with the remembered secrets (errors.ts), so the logger at the bottom of the imports can use it.
+export { maskSecrets } from '../errors.js';

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { Transform } from 'node:stream';
 import type cliProgress from 'cli-progress';
 import { InterruptedError } from '../errors.js';
+import { log } from '../log/logger.js';
 
 /** cli-progress (and string-width & co.) only when a bar is drawn: ~10-20 ms of start-up otherwise. */
 const bars = (): typeof cliProgress => createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
@@ -99,7 +100,7 @@ export function progressMode(
   requested: boolean | undefined,
   stream: NodeJS.WriteStream = process.stderr,
 ): ProgressMode {
-  if (requested === false) return 'off';
+  if (requested === false || (log.quiet && requested !== true)) return 'off';
   if (stream.isTTY) return 'bar';
   return requested ? 'lines' : 'off';
 }

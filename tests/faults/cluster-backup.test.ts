@@ -1,16 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type mysql from 'mysql2/promise';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../harness/cli.js';
 import { dropMyDatabase, myConnect, myExec, myIdent, myQuery } from '../harness/mysql.js';
-import { dropPgDatabase, pgExec, pgIdent, pgQuery } from '../harness/pg.js';
-import { pgServer } from '../harness/servers.js';
+import { dropPgDatabase, pgExec, pgIdent } from '../harness/pg.js';
 import { childrenNamed, isAlive, waitFor } from '../harness/proc.js';
 import { cli, expectExit, myArgs, pgArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
-import { treeOf } from './invariants.js';
+import { holdPgExtension, pgDumpWaiting, start, treeOf } from './invariants.js';
 
 /**
  * Faults injected into `backup cluster`. Each case holds the dump of the first database (in name
@@ -25,61 +21,6 @@ interface ManifestJson {
   status: string;
   databases: Array<{ database: string; status: string }>;
   dropped?: Array<{ database: string; reason: string }>;
-}
-
-interface Running {
-  child: ChildProcess;
-  exited: Promise<number>;
-  output: () => { stdout: string; stderr: string };
-}
-
-/** `dbbackup …args` in the background (runCli only returns at the end). */
-function start(args: string[]): Running {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/dbbackup.js'), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      PGHOST: undefined,
-      PGPORT: undefined,
-      PGUSER: undefined,
-      DBBACKUP_BACKUP_DIR: undefined,
-    },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exited = new Promise<number>((resolve) =>
-    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
-  );
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
-/** A session of the test's own in `db` that holds pg_extension until released. */
-async function holdPgExtension(db: string): Promise<{ release: () => Promise<void> }> {
-  const s = pgServer();
-  const client = new pg.Client({ host: s.host, port: s.port, user: s.user, database: db });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query('LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE');
-  return {
-    release: async () => {
-      await client.query('COMMIT').catch(() => undefined);
-      await client.end().catch(() => undefined);
-    },
-  };
-}
-
-/** Until pg_dump of `db` waits for the lock holdPgExtension took. */
-async function pgDumpWaiting(db: string): Promise<void> {
-  await waitFor(`pg_dump of ${db} to wait for the lock`, 60_000, async () => {
-    const rows = await pgQuery(
-      'postgres',
-      `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_extension%'`,
-      [db],
-    );
-    return rows.length > 0;
-  });
 }
 
 async function manifestOf(dir: string): Promise<{ name: string; manifest: ManifestJson }> {

@@ -8,9 +8,15 @@
  * - no temporary files or uploads left behind after the command ends.
  * Name each case "<operation>: <fault> → <invariant>"; scripts/fault-matrix.mjs prints them in CI.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
+import { repoRoot } from '../harness/cli.js';
+import { pgQuery } from '../harness/pg.js';
+import { waitFor } from '../harness/proc.js';
+import { pgServer } from '../harness/servers.js';
 
 /** Every file below `dir`, relative to it, sorted: for before/after comparisons of a backup directory. */
 export async function treeOf(dir: string): Promise<string[]> {
@@ -51,4 +57,59 @@ export async function flipByte(
 /** The entries of `snap` (key → content hash) whose keys are in `keys`, for "left alone byte for byte". */
 export function pick(snap: Record<string, string>, keys: readonly string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(snap).filter(([k]) => keys.includes(k)));
+}
+
+export interface Running {
+  child: ChildProcess;
+  exited: Promise<number>;
+  output: () => { stdout: string; stderr: string };
+}
+
+/** `dbbackup …args` in the background (runCli only returns at the end). */
+export function start(args: string[]): Running {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/dbbackup.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      PGHOST: undefined,
+      PGPORT: undefined,
+      PGUSER: undefined,
+      DBBACKUP_BACKUP_DIR: undefined,
+    },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<number>((resolve) =>
+    child.once('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
+  );
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+/** A session of the test's own in `db` that holds pg_extension until released. */
+export async function holdPgExtension(db: string): Promise<{ release: () => Promise<void> }> {
+  const s = pgServer();
+  const client = new pg.Client({ host: s.host, port: s.port, user: s.user, database: db });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE');
+  return {
+    release: async () => {
+      await client.query('COMMIT').catch(() => undefined);
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
+/** Until pg_dump of `db` waits for the lock holdPgExtension took. */
+export async function pgDumpWaiting(db: string): Promise<void> {
+  await waitFor(`pg_dump of ${db} to wait for the lock`, 60_000, async () => {
+    const rows = await pgQuery(
+      'postgres',
+      `SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND query LIKE '%pg_extension%'`,
+      [db],
+    );
+    return rows.length > 0;
+  });
 }

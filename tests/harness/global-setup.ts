@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -23,13 +23,28 @@ async function reapStale(): Promise<void> {
   }
 }
 
+/**
+ * Every dbbackup the tests start (through runCli or spawned directly) keeps its configuration and
+ * state (config.toml, the audit log) in a directory of this run, never in the user's home: workers
+ * and their children inherit these variables.
+ */
+async function privateXdg(): Promise<() => Promise<void>> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'dbbackup-test-xdg-'));
+  process.env.XDG_CONFIG_HOME = path.join(dir, 'config');
+  process.env.XDG_STATE_HOME = path.join(dir, 'state');
+  for (const name of ['DBBACKUP_CONFIG', 'DBBACKUP_PROFILE']) delete process.env[name];
+  return () => rm(dir, { recursive: true, force: true });
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const removeXdg = await privateXdg();
   await reapStale();
   // Started side by side to save a few seconds; if one fails, the other must not be left behind.
   const [pg, my] = await Promise.allSettled([startPg(), startMy()]);
   if (pg.status === 'rejected' || my.status === 'rejected') {
     const started = [pg, my].flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     await Promise.all(started.map((s) => s.stop()));
+    await removeXdg();
     const errors = [pg, my].flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
     throw new Error(`test database servers failed to start:\n${errors.join('\n\n')}`);
   }
@@ -42,5 +57,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     process.off('exit', onExit);
     await Promise.all(servers.map((s) => s.stop()));
+    await removeXdg();
   };
 }

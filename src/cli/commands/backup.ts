@@ -16,6 +16,7 @@ import {
   globals,
   out,
 } from '../context.js';
+import { reportResult } from '../../ops/operation.js';
 import { interruptSignal } from '../signals.js';
 import { retentionGroup } from '../../catalog/listing.js';
 import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js';
@@ -104,6 +105,7 @@ Examples:
           encryption,
         });
         const m = result.metadata;
+        reportResult({ backup: result.key, bytes: m.sizeBytes, destination: result.locations.join(' and ') });
         if (!opts.json) {
           const where = result.locations.join(' and ');
           out.line(
@@ -187,6 +189,12 @@ Examples:
         });
         const ok = manifest.databases.filter((d) => d.status === 'ok').length;
         const location = `${storage.location.replace(/\/$/, '')}/${manifest.name}`;
+        reportResult({
+          backup: manifest.name,
+          bytes: manifest.totalBytes,
+          destination: storage.location,
+          details: { databases: manifest.databases.length, failed: manifest.databases.length - ok },
+        });
         if (opts.json) out.json({ path: location, manifest });
         else {
           out.line(

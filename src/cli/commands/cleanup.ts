@@ -7,6 +7,7 @@ import { runCleanup } from '../../retention/cleanup.js';
 import { openStore } from '../../storage/uri.js';
 import { cloudSettings, globals, out, printable, requireDirectory } from '../context.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
+import { reportResult } from '../../ops/operation.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -227,6 +228,11 @@ Examples:
           pattern: opts.pattern,
           pruneIncomplete: Boolean(opts.pruneIncomplete),
           graceHours,
+        });
+        reportResult({
+          destination: result.location,
+          bytes: result.freedBytes,
+          details: { deleted: result.deleted.length, errors: result.errors.length },
         });
         printCleanup(result, Boolean(opts.dryRun), Boolean(opts.json), graceHours);
         // --- incomplete uploads (cloud: orphaned multipart uploads, uncommitted blocks); one block ---

@@ -67,6 +67,7 @@ import { interruptSignal } from '../signals.js';
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
 import type { Engine } from '../../catalog/naming.js';
 import type { ConnectionOptions } from '../../engines/connection.js';
+import { reportResult } from '../../ops/operation.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
@@ -534,6 +535,7 @@ async function runSinglePlan(
   opts: { confirm?: boolean; json?: boolean },
   execute: (warn: (line: string) => void) => Promise<RestoreOutcome>,
 ): Promise<void> {
+  reportResult({ database: plan.target, backup: plan.source, bytes: plan.sizeBytes ?? undefined });
   if (!opts.confirm) {
     if (opts.json) out.json({ dryRun: true, plan });
     else {

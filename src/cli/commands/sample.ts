@@ -21,6 +21,7 @@ import {
 } from '../context.js';
 import { decimalValue } from '../numbers.js';
 import { interruptSignal } from '../signals.js';
+import { reportResult } from '../../ops/operation.js';
 
 export interface SampleOptions {
   sampleStrategy?: string;
@@ -160,6 +161,7 @@ Examples:
           signal: interruptSignal(),
         });
         const m = result.metadata;
+        reportResult({ backup: result.key, bytes: m.sizeBytes, destination: result.locations.join(' and ') });
         if (opts.json) {
           out.json({ paths: result.locations, metadata: m });
           return;

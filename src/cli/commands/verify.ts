@@ -23,6 +23,7 @@ import { NO_KEY_HINT, type UnlockerSource } from '../../verify/deep.js';
 import { verifyAny, type VerifyOptions, type VerifyResult } from '../../verify/verify.js';
 import { cloudSettings, globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { reportResult, type OperationReport } from '../../ops/operation.js';
 
 /** One argument → the backups it names: a file or object, a directory or prefix, or a glob in the last part. */
 export async function expandBackups(arg: string, settings: CloudSettings): Promise<Location[]> {
@@ -153,6 +154,17 @@ export function verifyMode(opts: VerifyCommandOptions): VerifyOptions {
   };
 }
 
+/** For the audit record and metrics: one backup is named, several are counted. */
+function verifiedSummary(results: VerifyResult[], bad: number): OperationReport {
+  const databases = [...new Set(results.map((r) => r.metadata?.database ?? r.cluster?.name ?? '*'))];
+  return {
+    database: databases.length === 1 ? databases[0] : '*',
+    backup: results.length === 1 ? results[0]?.location : undefined,
+    bytes: results.reduce((sum, r) => sum + (r.sizeBytes ?? 0), 0),
+    details: { verified: results.length, failed: bad },
+  };
+}
+
 export function verifyCommand(): Command {
   return withDecryptOptions(new Command('verify-backup'))
     .description(
@@ -188,6 +200,7 @@ Examples:
       }
       if (opts.json) out.json({ results });
       const bad = results.filter((r) => r.state !== 'valid').length;
+      reportResult(verifiedSummary(results, bad));
       if (bad) {
         throw new DbBackupError(
           `${bad} of ${results.length} backup${results.length > 1 ? 's' : ''} failed verification`,
