@@ -19,6 +19,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['keygen', async () => (await import('./commands/keygen.js')).keygenCommand()],
   ['rekey', async () => (await import('./commands/rekey.js')).rekeyCommand()],
   ['status', async () => (await import('./commands/status.js')).statusCommand()],
+  ['pitr', async () => (await import('./commands/pitr.js')).pitrCommand()],
+  ['wal', async () => (await import('./commands/wal.js')).walCommand()],
   ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
 ];
