@@ -114,7 +114,9 @@ export async function walMain(argv: readonly string[]): Promise<number> {
     if (options.verbose) process.stderr.write(`dbbackup: ${message}\n`);
     return 0;
   } catch (err) {
-    report(err, Boolean(options.debug));
+    // PostgreSQL asks for files that do not exist as a matter of course (the next timeline's
+    // history, the segment after the last): a miss is not worth a line in its log.
+    if (!(err instanceof WalNotFoundError) || options.verbose) report(err, Boolean(options.debug));
     if (command === 'push' || command === 'archive') {
       const file = parseWalArgsSafe(rest)[0];
       if (file) await recordPushFailure(file, maskSecrets(errorMessage(err), rememberedSecrets()));

@@ -201,6 +201,8 @@ export interface ReadGroupOptions {
   sink: ReadSink;
   /** Called with each chunk of stored bytes (progress). */
   onStored?: (bytes: number) => void;
+  /** An interrupt: every stage is stopped and the read rejects. */
+  signal?: AbortSignal;
 }
 
 export interface ReadResult {
@@ -228,58 +230,73 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
   let decompressErr: unknown;
   let sinkErr: unknown;
   let inflate: Transform | undefined;
-  if (plan?.external) {
-    const decomp = new ToolProcess(plan.external, ['pipe', 'pipe', 'pipe'], () => 'error');
-    const stdin = decomp.child.stdin;
-    const stdout = decomp.child.stdout;
-    if (!stdin || !stdout) throw new Error('decompressor has no pipes');
-    let drain: Promise<void>;
-    let sinkDone: Promise<void> | undefined;
-    if (o.sink.kind === 'process') {
-      // Decoded bytes go from the decompressor straight into the sink program; this process sees
-      // only the stored bytes. Their hash is then not known (decodedSha256 needs a stream sink).
-      if (o.decodedSha256) throw new Error('runReadGroup: decodedSha256 needs a stream sink');
-      const sink = new ToolProcess(o.sink.command, [stdout, 'ignore', 'pipe'], o.sink.classify);
-      stdout.pause();
-      stdout.destroy();
-      drain = Promise.resolve();
-      sinkDone = sink.done;
-    } else drain = pipeline([stdout, decoded, o.sink.stream]);
-    const feed = pipeline([...upstream, stdin]);
-    feed.catch(() => undefined);
-    const results = await Promise.allSettled([
-      decomp.done.then(() => settleFeed(feed, [...upstream, stdin])),
-      drain,
-      sinkDone ?? Promise.resolve(),
-    ]);
-    decompressErr = rejection(results[0]);
-    feedErr = await feed.then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    sinkErr = rejection(results[1]) ?? rejection(results[2]);
-  } else {
-    if (o.sink.kind === 'process') {
-      const sink = new ToolProcess(o.sink.command, ['pipe', 'ignore', 'pipe'], o.sink.classify);
-      const stdin = sink.child.stdin;
-      if (!stdin) throw new Error('sink has no stdin');
-      inflate = plan?.inProcess?.();
-      const feed = pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, stdin]);
-      const [f, s] = await Promise.allSettled([feed, sink.done]);
-      feedErr = rejection(f);
-      sinkErr = rejection(s);
-    } else {
-      inflate = plan?.inProcess?.();
-      let inflateErr: unknown;
-      inflate?.once('error', (err) => (inflateErr = err));
-      const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
+  const processes: ToolProcess[] = [];
+  const onAbort = (): void => {
+    o.source.destroy(new Error('interrupted'));
+    for (const p of processes) p.kill();
+  };
+  if (o.signal?.aborted) onAbort();
+  o.signal?.addEventListener('abort', onAbort);
+  try {
+    if (plan?.external) {
+      const decomp = new ToolProcess(plan.external, ['pipe', 'pipe', 'pipe'], () => 'error');
+      processes.push(decomp);
+      const stdin = decomp.child.stdin;
+      const stdout = decomp.child.stdout;
+      if (!stdin || !stdout) throw new Error('decompressor has no pipes');
+      let drain: Promise<void>;
+      let sinkDone: Promise<void> | undefined;
+      if (o.sink.kind === 'process') {
+        // Decoded bytes go from the decompressor straight into the sink program; this process sees
+        // only the stored bytes. Their hash is then not known (decodedSha256 needs a stream sink).
+        if (o.decodedSha256) throw new Error('runReadGroup: decodedSha256 needs a stream sink');
+        const sink = new ToolProcess(o.sink.command, [stdout, 'ignore', 'pipe'], o.sink.classify);
+        processes.push(sink);
+        stdout.pause();
+        stdout.destroy();
+        drain = Promise.resolve();
+        sinkDone = sink.done;
+      } else drain = pipeline([stdout, decoded, o.sink.stream]);
+      const feed = pipeline([...upstream, stdin]);
+      feed.catch(() => undefined);
+      const results = await Promise.allSettled([
+        decomp.done.then(() => settleFeed(feed, [...upstream, stdin])),
+        drain,
+        sinkDone ?? Promise.resolve(),
+      ]);
+      decompressErr = rejection(results[0]);
+      feedErr = await feed.then(
         () => undefined,
         (err: unknown) => err,
       );
-      if (inflateErr !== undefined) decompressErr = inflateErr;
-      else if (r !== undefined) feedErr = r;
+      sinkErr = rejection(results[1]) ?? rejection(results[2]);
+    } else {
+      if (o.sink.kind === 'process') {
+        const sink = new ToolProcess(o.sink.command, ['pipe', 'ignore', 'pipe'], o.sink.classify);
+        processes.push(sink);
+        const stdin = sink.child.stdin;
+        if (!stdin) throw new Error('sink has no stdin');
+        inflate = plan?.inProcess?.();
+        const feed = pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, stdin]);
+        const [f, s] = await Promise.allSettled([feed, sink.done]);
+        feedErr = rejection(f);
+        sinkErr = rejection(s);
+      } else {
+        inflate = plan?.inProcess?.();
+        let inflateErr: unknown;
+        inflate?.once('error', (err) => (inflateErr = err));
+        const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        if (inflateErr !== undefined) decompressErr = inflateErr;
+        else if (r !== undefined) feedErr = r;
+      }
     }
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
   }
+  if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
   judgeRead(o, stored, { feedErr, decompressErr, sinkErr });
   const result: ReadResult = {
     storedBytes: stored.bytes,

@@ -239,6 +239,7 @@ export async function checkReachable(
   user: OsUser,
   spec: WalCommandSpec,
   o: { flags: EncryptionFlags; archive: string },
+  archiveNeed: 'write' | 'read-dir' = 'write',
 ): Promise<void> {
   const checks: Array<[string, 'read' | 'execute' | 'write' | 'read-dir']> = [
     [spec.node, 'execute'],
@@ -252,7 +253,7 @@ export async function checkReachable(
     spec.envFile,
   ])
     if (f) checks.push([path.resolve(f), 'read']);
-  if (!isCloudUri(o.archive)) checks.push([path.resolve(o.archive), 'write']);
+  if (!isCloudUri(o.archive)) checks.push([path.resolve(o.archive), archiveNeed]);
   if (spec.spoolDir) checks.push([spec.spoolDir, 'write']);
   const problems: string[] = [];
   for (const [file, need] of checks) problems.push(...(await accessProblems(user, file, need)));
@@ -264,7 +265,7 @@ export async function checkReachable(
         hint: `Give ${user.name} access (chmod o+x on a directory, or chown ${user.name} a key file, archive directory or spool), or install dbbackup where every user can run it.`,
       },
     );
-  for (const f of [o.flags.encryptionKeyFile, spec.envFile]) {
+  for (const f of [o.flags.encryptionKeyFile, ...(o.flags.identityFile ?? []), spec.envFile]) {
     if (!f) continue;
     const s = await stat(f);
     if (s.uid !== user.uid)

@@ -59,6 +59,7 @@ import {
   type KeyUnlocker,
 } from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { addPitrRestoreCommand } from './restore-pitr.js';
 
 interface RestoreOptions extends EncryptionFlags {
   fromCluster?: string;
@@ -302,6 +303,7 @@ Examples:
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       printBackupList(storage.location, await listBackups(storage), Boolean(opts.json));
     });
+  addPitrRestoreCommand(restore);
   return restore;
 }
 
