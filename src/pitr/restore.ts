@@ -21,7 +21,7 @@ import type { Divergence } from './chain.js';
 import { installation, restoreCommandFor, type WalCommandSpec } from './commands.js';
 import { checkReachable, keyArgs, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
-import { isRoot, type OsUser } from './os-user.js';
+import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
 import { pathContains, describePath } from './timeline.js';
 import { formatLsn, parseLsn, segmentNumber } from './wal-names.js';
@@ -326,6 +326,12 @@ export async function executePitrRestore(
   if (!tar) throw new MissingToolError('tar was not found', { hint: 'Install GNU tar.' });
   const started = Date.now();
   const dir = path.resolve(i.dataDir);
+  const blocked = await accessProblems(i.osUser, path.dirname(dir), 'execute');
+  if (blocked.length)
+    throw new SafetyError(`The server's user ${i.osUser.name} could not reach ${dir}`, {
+      details: blocked,
+      hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
+    });
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
   try {
     await probeAsServer(i.osUser, spec, dir, 'fetch');

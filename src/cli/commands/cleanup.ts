@@ -16,6 +16,7 @@ import { formatBytes } from '../../pipeline/progress.js';
 import type { Storage } from '../../storage/storage.js';
 import { openStore } from '../../storage/uri.js';
 import { cloudSettings, globals, out } from '../context.js';
+import { ARCHIVE_FILE } from '../../pitr/archive.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -203,8 +204,12 @@ export function cleanupCommand(): Command {
       .description(
         'Apply a retention policy to the backups in a directory or cloud prefix (per database group)',
       )
-      .argument('<location>', 'backup directory or cloud prefix URI'),
+      .argument('[location]', 'backup directory or cloud prefix URI (or a WAL archive)'),
   )
+    .option(
+      '--archive <dir|uri>',
+      'a WAL archive: base backups by the rules, then WAL older than the oldest kept one',
+    )
     .option('--database <name>', 'only backups of this database')
     .option('--pattern <glob>', 'only backups whose name matches this glob')
     .option('--dry-run', 'print the plan, delete nothing')
@@ -221,8 +226,9 @@ Examples:
     )
     .action(
       async (
-        location: string,
+        location: string | undefined,
         opts: RetentionOptions & {
+          archive?: string;
           database?: string;
           pattern?: string;
           dryRun?: boolean;
@@ -241,7 +247,22 @@ Examples:
             'No retention rule given',
             'Add --keep-last, --keep-daily…, --keep-within, or --retention-days with --min-backups.',
           );
-        const storage = await openStore(location, cloudSettings(globals(cmd)));
+        const where = opts.archive ?? location;
+        if (!where)
+          throw new UsageError(
+            'Give a location (or --archive)',
+            'dbbackup cleanup ~/db_backups --keep-last 7',
+          );
+        const storage = await openStore(where, cloudSettings(globals(cmd)));
+        if (opts.archive || (await storage.stat(ARCHIVE_FILE))) {
+          const { cleanupArchive } = await import('./cleanup-archive.js');
+          await cleanupArchive(storage, policy, {
+            timeZone: timeZoneOf(opts),
+            dryRun: Boolean(opts.dryRun),
+            json: Boolean(opts.json),
+          });
+          return;
+        }
         // A mistyped directory must not look like "nothing to clean" in a cron log.
         const local = storage.localPath?.('x');
         if (local && !(await isDirectory(path.dirname(local)))) {

@@ -79,7 +79,6 @@ export function walCommand(): Command {
     });
   withEncryptOptions(walOptions(wal.command('probe', { hidden: true })))
     .argument('<mode>', 'push or fetch')
-    .option('--identity-file <file>', 'identity', (v: string, p: string[] = []) => [...p, v])
     .action(async (mode: string, opts: WalOptions) =>
       asWalCommand('probe', () => walProbe(mode, opts), opts.verbose),
     );
