@@ -25,8 +25,10 @@ export interface CommitOptions {
 }
 
 export class Commit {
-  /** Keys written so far, per store index, in order. */
+  /** Keys written so far, in order. */
   private readonly written: string[] = [];
+  /** Every key a put was attempted for: its directory may have been created. */
+  private readonly touched = new Set<string>();
   private running: WriteGroup | undefined;
   private readonly onAbort = (): void => this.running?.abort();
 
@@ -56,6 +58,7 @@ export class Commit {
     const group = isGroup(body) ? body : undefined;
     const readable = group ? group.readable : (body as Readable);
     this.running = group;
+    this.touched.add(key);
     try {
       const infos = await this.putAll(key, readable, { noOverwrite: true, ...options });
       this.checkpoint();
@@ -98,6 +101,7 @@ export class Commit {
   /** A small object (sidecar, manifest) in every store. */
   async putSmall(key: string, content: string | Buffer, options: PutOptions = {}): Promise<void> {
     this.checkpoint();
+    this.touched.add(key);
     for (const st of this.stores) {
       await putBuffer(st, key, content, { noOverwrite: true, ...options });
       if (!this.written.includes(key)) this.written.push(key);
@@ -148,6 +152,8 @@ export class Commit {
         await st.delete(key).catch((err: unknown) => left.push(`${where(st, key)}: ${errorMessage(err)}`));
       }
     }
+    for (const st of this.stores) await removeEmptyDirs(st, [...this.touched]);
+    this.touched.clear();
     this.written.length = 0;
     return left;
   }
@@ -184,6 +190,24 @@ export async function commitUnit<T>(
     }
     throw reported;
   }
+}
+
+/** A directory a put created for the unit is removed once empty again (local stores only). */
+async function removeEmptyDirs(st: Storage, keys: readonly string[]): Promise<void> {
+  if (!st.localPath) return;
+  const { rmdir } = await import('node:fs/promises');
+  const dirs = new Set<string>();
+  for (const key of keys) {
+    for (
+      let dir = key.slice(0, key.lastIndexOf('/'));
+      dir;
+      dir = dir.slice(0, Math.max(0, dir.lastIndexOf('/')))
+    )
+      dirs.add(dir);
+  }
+  // Deepest first; rmdir refuses a directory that still holds anything, which is what we want.
+  for (const dir of [...dirs].sort((a, b) => b.length - a.length))
+    await rmdir(st.localPath(dir)).catch(() => undefined);
 }
 
 function isGroup(body: Readable | WriteGroup): body is WriteGroup {

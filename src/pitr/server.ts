@@ -184,7 +184,8 @@ export async function readyBacklog(c: pg.Client): Promise<ReadyBacklog | null> {
 /** The push status file dbbackup keeps in pg_wal (see wal-status.ts), read through SQL; null if unreadable. */
 export async function readServerFile(c: pg.Client, relative: string): Promise<string | null> {
   try {
-    const r = await c.query<{ t: string | null }>('SELECT pg_read_file($1, true) AS t', [relative]);
+    // (path, offset, length, missing_ok): the two-argument form is PostgreSQL 16+.
+    const r = await c.query<{ t: string | null }>('SELECT pg_read_file($1, 0, 65536, true) AS t', [relative]);
     return r.rows[0]?.t ?? null;
   } catch {
     return null;

@@ -66,7 +66,7 @@ export function walCommand(): Command {
   push('archive');
   withDecryptOptions(walOptions(wal.command('fetch')))
     .description(
-      'restore_command: fetch one WAL file (%f) into %p; exit 1 only when it is not in the archive, 126 when it is there but unusable (recovery stops)',
+      'restore_command: fetch one WAL file (%f) into %p; exit 1 only when it is not in the archive, 128 when it is there but unusable (recovery stops)',
     )
     .argument('<name>', 'the WAL file name (%f)')
     .argument('<dest>', 'where to write it (%p)')

@@ -1,0 +1,305 @@
+/**
+ * The PITR fault matrix: one fault injected into one operation of a real archive, and what a DBA
+ * must be able to rely on afterwards. Each case works on its own copy of the archive.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../harness/cli.js';
+import { archiveDir, exists, postgresDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
+import { childrenNamed, run, waitFor } from '../harness/proc.js';
+import {
+  cliOk,
+  createTable,
+  restoreAndStart,
+  rowCount,
+  switchAndArchive,
+  writeBatch,
+} from '../e2e/pitr-util.js';
+import { cli } from '../e2e/util.js';
+import { waitUntil } from '../e2e/proc-util.js';
+import { treeOf } from './invariants.js';
+
+let server: PitrServer;
+let archive: string;
+let baseName: string;
+const cleanups: Array<() => Promise<void>> = [];
+
+beforeAll(async () => {
+  server = await startPitrServer();
+  archive = await archiveDir();
+  await cliOk([...server.args(), 'pitr', 'enable', '--archive', archive]);
+  await server.restart();
+  await createTable(server);
+  // Enough data that a base backup and its restore take a moment (signals land mid-stream).
+  await server.query(
+    'CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5(random()::text) AS v FROM generate_series(1, 600000) g',
+  );
+  await writeBatch(server, 'before');
+  const base = await cliOk([...server.args(), 'backup', 'base', '--json']);
+  baseName = (JSON.parse(base.stdout) as { metadata: { name: string } }).metadata.name;
+  for (const b of ['a', 'b', 'c', 'd']) await writeBatch(server, b, 4, 600);
+  await switchAndArchive(server);
+}, 300_000);
+
+afterAll(async () => {
+  for (const c of cleanups) await c().catch(() => undefined);
+  await server?.stop();
+});
+
+/** A copy of the archive (owner and modes kept), removed after the file. */
+async function archiveCopy(): Promise<string> {
+  const parent = await postgresDir('dbb-archive-copy-');
+  const dir = path.join(parent, 'archive');
+  await cp(archive, dir, { recursive: true, preserveTimestamps: true });
+  const r = await run('chown', ['-R', `postgres:`, dir]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  cleanups.push(() => rm(parent, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The archive's segment objects of timeline 1, in order. */
+async function segmentObjects(dir: string): Promise<string[]> {
+  const sub = path.join(dir, 'wal', '0000000100000000');
+  return (await readdir(sub))
+    .filter((n) => /^[0-9A-F]{24}-/.test(n))
+    .sort()
+    .map((n) => path.join(sub, n));
+}
+
+/** A segment well after the base backup's end: in the window of every target after it. */
+async function segmentAfterBase(dir: string): Promise<string> {
+  const meta = JSON.parse(await readFile(path.join(dir, 'base', baseName, 'meta.json'), 'utf8')) as {
+    stopSegment: string;
+  };
+  const after = (await segmentObjects(dir)).filter((f) => path.basename(f).slice(0, 24) > meta.stopSegment);
+  const pick = after[Math.floor(after.length / 2)];
+  if (!pick || after.length < 3) throw new Error(`too few segments after the base backup: ${after.length}`);
+  return pick;
+}
+
+function holdAll(pids: number[], sig: 'SIGSTOP' | 'SIGCONT'): void {
+  for (const p of pids) {
+    try {
+      process.kill(p, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+describe('PITR faults', () => {
+  it('wal fetch: a corrupt segment in the archive → recovery stops with FATAL (exit 128), never a promoted server', async () => {
+    const copy = await archiveCopy();
+    const victim = await segmentAfterBase(copy);
+    const bytes = await readFile(victim);
+    bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+    await writeFile(victim, bytes);
+    // Straight from restore_command's point of view: damaged is not "missing".
+    const dest = path.join(await postgresDir(), 'seg');
+    const fetch = await cli(['wal', 'fetch', path.basename(victim).slice(0, 24), dest, '--archive', copy]);
+    expect(fetch.code).toBe(128);
+    expect(fetch.stderr).toMatch(/damaged|checksum/);
+    expect(await exists(dest)).toBe(false);
+
+    const r = await restoreAndStart([baseName, '--archive', copy]);
+    cleanups.push(() => r.stop());
+    expect(r.result.code).not.toBe(0);
+    expect(r.result.stderr).toMatch(/Recovery stopped with an error: .*exit code 128/);
+    const log = await readFile(`${r.dataDir}.log`, 'utf8');
+    expect(log).not.toMatch(/selected new timeline ID/);
+    expect(log).not.toMatch(/database system is ready to accept connections/);
+    expect(await exists(path.join(r.dataDir, 'postmaster.pid'))).toBe(false);
+  });
+
+  it('wal verify: a deleted segment → exit 1 naming both ends of the gap; restore pitr past it → refused, nothing written', async () => {
+    const copy = await archiveCopy();
+    const victim = await segmentAfterBase(copy);
+    const missing = path.basename(victim).slice(0, 24);
+    await rm(victim);
+    const verify = await cli(['wal', 'verify', '--archive', copy]);
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(
+      new RegExp(`GAP: after [0-9A-F]{24}, ${missing} is missing; WAL resumes at [0-9A-F]{24}`),
+    );
+    const parent = await postgresDir();
+    const dataDir = path.join(parent, 'data');
+    const restore = await cli([
+      'restore',
+      'pitr',
+      'latest',
+      '--archive',
+      copy,
+      '--data-dir',
+      dataDir,
+      '--confirm',
+    ]);
+    expect(restore.code).toBe(1);
+    expect(restore.stdout).toMatch(/REFUSED: +recovery to the end of the archive would stop at a gap/);
+    expect(await exists(dataDir)).toBe(false);
+  });
+
+  it('wal push: the same segment again → exit 0 and one object; other content under its name → exit 1, the stored object untouched', async () => {
+    const copy = await archiveCopy();
+    const [first] = await segmentObjects(copy);
+    if (!first) throw new Error('no segment');
+    const name = path.basename(first).slice(0, 24);
+    // The original segment, fetched back out of the archive.
+    const work = await postgresDir();
+    const segment = path.join(work, name);
+    await cliOk(['wal', 'fetch', name, segment, '--archive', copy]);
+    const before = await treeOf(copy);
+    const again = await cli(['wal', 'push', segment, '--archive', copy, '--verbose']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/already in the archive with identical content/);
+    expect(await treeOf(copy)).toEqual(before);
+    const changed = await readFile(segment);
+    changed[changed.length - 100] = (changed[changed.length - 100] ?? 0) ^ 0x55;
+    await writeFile(segment, changed);
+    const conflict = await cli(['wal', 'push', segment, '--archive', copy]);
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toMatch(/already holds a different/);
+    expect(await treeOf(copy)).toEqual(before);
+  });
+
+  it('wal push: a segment of another cluster, or under another name → refused, nothing stored', async () => {
+    const copy = await archiveCopy();
+    const [first] = await segmentObjects(copy);
+    const name = path.basename(first ?? '').slice(0, 24);
+    const work = await postgresDir();
+    const segment = path.join(work, name);
+    await cliOk(['wal', 'fetch', name, segment, '--archive', copy]);
+    const before = await treeOf(copy);
+    // Another cluster: its system identifier (header bytes 24-31) differs.
+    const foreign = await readFile(segment);
+    foreign.writeBigUInt64LE(foreign.readBigUInt64LE(24) ^ 0xffffn, 24);
+    const other = path.join(work, 'other', name);
+    await run('mkdir', ['-p', path.dirname(other)]);
+    await writeFile(other, foreign);
+    const wrongCluster = await cli(['wal', 'push', other, '--archive', copy]);
+    expect(wrongCluster.code).toBe(1);
+    expect(wrongCluster.stderr).toMatch(/belongs to the cluster with system identifier/);
+    // The right cluster, the wrong name: its page address says where it belongs.
+    const renamed = path.join(work, `${name.slice(0, 16)}000000FF`);
+    await cp(segment, renamed);
+    const wrongName = await cli(['wal', 'push', renamed, '--archive', copy]);
+    expect(wrongName.code).toBe(1);
+    expect(wrongName.stderr).toMatch(/its name says/);
+    expect(await treeOf(copy)).toEqual(before);
+  });
+
+  it('wal fetch: not in the archive → exit 1; a location that is no archive → exit 128', async () => {
+    const dest = path.join(await postgresDir(), 'x');
+    const missing = await cli(['wal', 'fetch', '0000000100000000000000FF', dest, '--archive', archive]);
+    expect(missing.code).toBe(1);
+    const history = await cli(['wal', 'fetch', '00000009.history', dest, '--archive', archive]);
+    expect(history.code).toBe(1);
+    const nowhere = await cli([
+      'wal',
+      'fetch',
+      '000000010000000000000003',
+      dest,
+      '--archive',
+      path.join(archive, 'nothing-here'),
+    ]);
+    expect(nowhere.code).toBe(128);
+    expect(nowhere.stderr).toMatch(/not a WAL archive/);
+  });
+
+  it('backup base: SIGTERM mid-stream → pg_basebackup stopped, nothing stored, exit 130', async () => {
+    const before = await treeOf(path.join(archive, 'base'));
+    const child = spawn(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'dbbackup.js'), ...server.args(), 'backup', 'base'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const pid = child.pid ?? 0;
+    await waitUntil(
+      'pg_basebackup to run',
+      30_000,
+      async () => (await childrenNamed(pid, 'pg_basebackup')).length > 0,
+    );
+    const tools = [...(await childrenNamed(pid, 'pg_basebackup')), ...(await childrenNamed(pid, 'zstd'))];
+    // Held mid-stream (SIGSTOP) so the signal surely lands before the backup ends.
+    holdAll(tools, 'SIGSTOP');
+    child.kill('SIGTERM');
+    await waitUntil('dbbackup to stop its children', 10_000, async () => stderr.includes('Received SIGTERM'));
+    holdAll(tools, 'SIGCONT');
+    expect(await exit).toBe(130);
+    expect(stderr).toMatch(/Interrupted; nothing was kept/);
+    for (const p of tools) expect(await exists(`/proc/${p}`)).toBe(false);
+    expect(await treeOf(path.join(archive, 'base'))).toEqual(before);
+  });
+
+  it('restore pitr --confirm: SIGTERM during extraction → tar and zstd stopped, the data directory removed, exit 130', async () => {
+    const parent = await postgresDir();
+    const dataDir = path.join(parent, 'data');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(repoRoot, 'bin', 'dbbackup.js'),
+        'restore',
+        'pitr',
+        baseName,
+        '--archive',
+        archive,
+        '--data-dir',
+        dataDir,
+        '--confirm',
+        '--target-immediate',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const pid = child.pid ?? 0;
+    await waitUntil('tar to run', 30_000, async () => (await childrenNamed(pid, 'tar')).length > 0);
+    const tools = [...(await childrenNamed(pid, 'tar')), ...(await childrenNamed(pid, 'zstd'))];
+    holdAll(tools, 'SIGSTOP');
+    child.kill('SIGTERM');
+    await waitUntil('dbbackup to stop its children', 10_000, async () => stderr.includes('Received SIGTERM'));
+    holdAll(tools, 'SIGCONT');
+    expect(await exit).toBe(130);
+    expect(stderr).toMatch(/Interrupted; .* was removed/);
+    for (const p of tools) expect(await exists(`/proc/${p}`)).toBe(false);
+    expect(await exists(dataDir)).toBe(false);
+  });
+
+  it("pitr status: archiving into a store that refuses writes → failing with the push's own error, exit 1; once fixed, OK", async () => {
+    const walDir = path.join(archive, 'wal', '0000000100000000');
+    const mode = (await stat(walDir)).mode & 0o777;
+    await chmod(walDir, 0o500);
+    try {
+      await writeBatch(server, 'refused', 2, 300);
+      await server.query('SELECT pg_switch_wal()');
+      await waitFor('a failed archive attempt', 60_000, async () => {
+        const [a] = await server.query<{ n: string }>('SELECT failed_count AS n FROM pg_stat_archiver');
+        return Number(a?.n) > 0;
+      });
+      const status = await cli([...server.args(), 'pitr', 'status']);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toMatch(
+        /PROBLEM: +archiving is failing: \d+ failures, the last at .*(permission denied|EACCES)/i,
+      );
+      expect(status.stdout).toMatch(/Last error: .*(permission denied|EACCES)/i);
+      // Nothing was acknowledged: the segment waits in pg_wal.
+      const [ready] = await server.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+      );
+      expect(Number(ready?.n)).toBeGreaterThan(0);
+    } finally {
+      await chmod(walDir, mode);
+    }
+    await switchAndArchive(server);
+    const ok = await cli([...server.args(), 'pitr', 'status']);
+    expect(ok.code).toBe(0);
+    expect(await rowCount(server)).toBeGreaterThan(0);
+  });
+});
