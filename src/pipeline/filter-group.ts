@@ -28,7 +28,10 @@ export interface GroupEncryption<D = unknown> {
 }
 
 export interface WriteGroupOptions<D = unknown> {
-  /** The bytes to store: a stream in this process, or a running program whose stdout is the data. */
+  /**
+   * The bytes to store: a stream in this process, or a program whose stdout is the data (hand it
+   * over right after starting it: its stdout may go to a compressor as a file descriptor).
+   */
   source: Readable | ToolProcess;
   /**
    * Stages that watch the raw bytes (a tar parser, a hash of the raw data). With taps, a program's
@@ -141,15 +144,19 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
     if (feed) await feed;
     await o.check?.();
   });
+  let readable: Readable | undefined;
   const abort = (): void => {
     abortedAt ??= Date.now();
     for (const p of processes) p.kill();
+    // A source in this process (or a feed into a compressor) stops only when its pipeline is torn down.
+    if (readable && !readable.destroyed) readable.destroy(new Error('interrupted'));
+    if (!head.destroyed) head.destroy();
   };
-  const readable = pipelineCb([head, ...stages, hash, gate], (err) => {
+  readable = pipelineCb([head, ...stages, hash, gate], (err) => {
     if (err) abort();
   }) as unknown as Readable;
   return {
-    readable,
+    readable: readable as Readable,
     processes,
     storedBytes: () => hash.bytes,
     result: () => ({
@@ -322,11 +329,12 @@ function judgeRead(
   if (feedErr instanceof DbBackupError && !isPipeError(feedErr)) throw feedErr;
   if (feedErr !== undefined && !isPipeError(feedErr) && decompressErr === undefined && sinkErr === undefined)
     throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
-  const complete = feedErr === undefined || !isPipeError(feedErr);
-  if (o.expected && complete && feedErr === undefined) {
-    if (stored.sha256 !== o.expected.sha256 || stored.bytes !== o.expected.bytes)
+  // The stored bytes' checksum is known only when they were read to their end.
+  const storedSha = digestIfComplete(stored);
+  if (o.expected && storedSha !== undefined) {
+    if (storedSha !== o.expected.sha256 || stored.bytes !== o.expected.bytes)
       throw new IntegrityError(
-        `checksum mismatch: expected sha256 ${o.expected.sha256} (${o.expected.bytes} bytes), read ${stored.sha256} (${stored.bytes} bytes)`,
+        `checksum mismatch: expected sha256 ${o.expected.sha256} (${o.expected.bytes} bytes), read ${storedSha} (${stored.bytes} bytes)`,
         { hint: 'The stored object was damaged or modified after it was written; use another copy.' },
       );
   }
@@ -336,6 +344,14 @@ function judgeRead(
   if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr);
   if (feedErr !== undefined)
     throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+}
+
+function digestIfComplete(h: HashCounter): string | undefined {
+  try {
+    return h.sha256;
+  } catch {
+    return undefined;
+  }
 }
 
 function damagedStream(compression: CompressionAlgorithm, err: unknown): IntegrityError {
