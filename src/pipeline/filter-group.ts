@@ -144,19 +144,18 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
     if (feed) await feed;
     await o.check?.();
   });
-  let readable: Readable | undefined;
   const abort = (): void => {
     abortedAt ??= Date.now();
     for (const p of processes) p.kill();
     // A source in this process (or a feed into a compressor) stops only when its pipeline is torn down.
-    if (readable && !readable.destroyed) readable.destroy(new Error('interrupted'));
+    if (!readable.destroyed) readable.destroy(new Error('interrupted'));
     if (!head.destroyed) head.destroy();
   };
-  readable = pipelineCb([head, ...stages, hash, gate], (err) => {
+  const readable = pipelineCb([head, ...stages, hash, gate], (err) => {
     if (err) abort();
   }) as unknown as Readable;
   return {
-    readable: readable as Readable,
+    readable,
     processes,
     storedBytes: () => hash.bytes,
     result: () => ({
