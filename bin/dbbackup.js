@@ -14,7 +14,7 @@ enableCompileCache?.();
 // PostgreSQL runs `wal push` / `wal fetch` once per WAL segment: they skip the full command line
 // (commander, every command's module) and load only what the archive needs.
 const [, , first, second] = process.argv;
-if (first === 'wal' && ['push', 'archive', 'fetch', 'probe'].includes(second)) {
+if (first === 'wal' && ['push', 'archive', 'fetch', 'probe', 'uploader', 'prefetcher'].includes(second)) {
   const { walMain } = await import('../dist/cli/wal-main.js');
   process.exitCode = await walMain(process.argv.slice(3));
 } else {

@@ -17,6 +17,10 @@ export interface WalOptions extends EncryptionFlags {
   prefetch?: number;
   /** How long a push waits for the async uploader, in seconds. */
   asyncTimeout?: number;
+  /** Helpers (uploader, prefetcher): the server's pg_wal, parallel transfers, seconds idle before leaving. */
+  pgWal?: string;
+  concurrency?: number;
+  idleExit?: number;
   verbose?: boolean;
   debug?: boolean;
 }
@@ -27,6 +31,9 @@ const VALUE_OPTIONS: Record<string, keyof WalOptions> = {
   '--spool-dir': 'spoolDir',
   '--prefetch': 'prefetch',
   '--async-timeout': 'asyncTimeout',
+  '--pg-wal': 'pgWal',
+  '--concurrency': 'concurrency',
+  '--idle-exit': 'idleExit',
   '--encryption-key-file': 'encryptionKeyFile',
   '--encryption-key-env': 'encryptionKeyEnv',
   '--passphrase-file': 'passphraseFile',
@@ -68,7 +75,16 @@ export function parseWalArgs(args: readonly string[]): { positional: string[]; o
     if (REPEATABLE.has(key)) options[key] = [...((options[key] as string[] | undefined) ?? []), value];
     else options[key] = value;
   }
-  const o = options as WalOptions & { prefetch?: unknown; asyncTimeout?: unknown };
+  const o = options as WalOptions & {
+    prefetch?: unknown;
+    asyncTimeout?: unknown;
+    concurrency?: unknown;
+    idleExit?: unknown;
+  };
+  if (o.concurrency !== undefined)
+    o.concurrency = parseInteger('--concurrency', String(o.concurrency), { min: 1, max: 32 });
+  if (o.idleExit !== undefined)
+    o.idleExit = parseInteger('--idle-exit', String(o.idleExit), { min: 1, max: 86400 });
   if (o.prefetch !== undefined)
     o.prefetch = parseInteger('--prefetch', String(o.prefetch), { min: 0, max: 64 });
   if (o.asyncTimeout !== undefined)

@@ -16,7 +16,7 @@ import { archiveOf, parseWalArgs, type WalOptions } from './wal-args.js';
  * any cloud SDK the archive does not need. The full CLI's `wal` commands call the same functions.
  */
 
-export const WAL_FAST_COMMANDS = ['push', 'archive', 'fetch', 'probe'];
+export const WAL_FAST_COMMANDS = ['push', 'archive', 'fetch', 'probe', 'uploader', 'prefetcher'];
 
 const USAGE = `Usage:
   dbbackup wal push <path> --archive <dir|uri> [key options] [--env-file FILE] [--async --spool-dir DIR]
@@ -28,7 +28,37 @@ async function openArchive(o: WalOptions): Promise<Storage> {
   return openStore(archiveOf(o));
 }
 
+/** The options a helper process needs to reach the same archive with the same keys. */
+function helperArgs(o: WalOptions): string[] {
+  const args = ['--archive', archiveOf(o), '--spool-dir', o.spoolDir ?? ''];
+  if (o.envFile) args.push('--env-file', o.envFile);
+  if (o.encryptionKeyFile) args.push('--encryption-key-file', o.encryptionKeyFile);
+  if (o.encryptionKeyEnv) args.push('--encryption-key-env', o.encryptionKeyEnv);
+  for (const r of o.recipient ?? []) args.push('--recipient', r);
+  for (const f of o.recipientsFile ?? []) args.push('--recipients-file', f);
+  for (const f of o.identityFile ?? []) args.push('--identity-file', f);
+  if (o.insecureKeyFile) args.push('--insecure-key-file');
+  return args;
+}
+
+function spoolOf(o: WalOptions, what: string): string {
+  if (!o.spoolDir)
+    throw new UsageError(
+      `${what} needs --spool-dir`,
+      'Give a directory on local disk that the server user owns.',
+    );
+  return o.spoolDir;
+}
+
 export async function walPush(file: string, o: WalOptions, signal?: AbortSignal): Promise<string> {
+  if (o.async) {
+    const { handOver } = await import('../pitr/async-push.js');
+    return handOver(file, {
+      spoolDir: spoolOf(o, '--async'),
+      timeoutMs: (o.asyncTimeout ?? 60) * 1000,
+      uploaderArgs: helperArgs(o),
+    });
+  }
   const storage = await openArchive(o);
   const identity = await requireIdentity(storage);
   const protectors = await protectorsForArchive(o, identity);
@@ -39,9 +69,71 @@ export async function walPush(file: string, o: WalOptions, signal?: AbortSignal)
 }
 
 export async function walFetch(name: string, dest: string, o: WalOptions): Promise<string> {
+  if (o.prefetch) {
+    const { takePrefetched, wantNext } = await import('../pitr/prefetch.js');
+    const spool = spoolOf(o, '--prefetch');
+    const args = [...helperArgs(o), '--prefetch', String(o.prefetch)];
+    if (await takePrefetched(spool, name, dest)) {
+      await wantNext(spool, name, args);
+      return `restored ${name} (prefetched)`;
+    }
+    const storage = await openArchive(o);
+    const r = await fetchWalFile(storage, name, dest, lazyUnlockers(o));
+    await wantNext(spool, name, args);
+    return `restored ${r.name} (${r.bytes} bytes) from ${r.key}`;
+  }
   const storage = await openArchive(o);
   const r = await fetchWalFile(storage, name, dest, lazyUnlockers(o));
   return `restored ${r.name} (${r.bytes} bytes) from ${r.key}`;
+}
+
+/** An AbortSignal for a helper: SIGINT/SIGTERM stop it cleanly. */
+function helperSignal(): AbortSignal {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return controller.signal;
+}
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** `wal uploader`: started by an async push; pushes pg_wal's ready segments until idle. */
+export async function walUploader(o: WalOptions): Promise<string> {
+  const { runUploader } = await import('../pitr/async-push.js');
+  const storage = await openArchive(o);
+  const identity = await requireIdentity(storage);
+  if (!o.pgWal) throw new UsageError('wal uploader needs --pg-wal');
+  const r = await runUploader({
+    storage,
+    identity,
+    protectors: await protectorsForArchive(o, identity),
+    pgWal: o.pgWal,
+    spoolDir: spoolOf(o, 'wal uploader'),
+    concurrency: o.concurrency ?? 2,
+    idleExitMs: (o.idleExit ?? 60) * 1000,
+    signal: helperSignal(),
+    log,
+  });
+  return `uploader done: ${r.pushed} pushed, ${r.failed} failed attempts`;
+}
+
+/** `wal prefetcher`: started by a prefetching fetch; keeps the next segments ready. */
+export async function walPrefetcher(o: WalOptions): Promise<string> {
+  const { runPrefetcher } = await import('../pitr/prefetch.js');
+  const storage = await openArchive(o);
+  const identity = await requireIdentity(storage);
+  const n = await runPrefetcher({
+    storage,
+    identity,
+    spoolDir: spoolOf(o, 'wal prefetcher'),
+    count: o.prefetch ?? 4,
+    idleExitMs: (o.idleExit ?? 30) * 1000,
+    unlockers: lazyUnlockers(o),
+    signal: helperSignal(),
+    log,
+  });
+  return `prefetcher done: ${n} segments fetched ahead`;
 }
 
 /**
@@ -110,6 +202,10 @@ export async function walMain(argv: readonly string[]): Promise<number> {
       message = await walFetch(a, b, options);
     } else if (command === 'probe') {
       message = await walProbe(a ?? '', options);
+    } else if (command === 'uploader') {
+      message = await walUploader(options);
+    } else if (command === 'prefetcher') {
+      message = await walPrefetcher(options);
     } else throw new UsageError(`Unknown wal command "${command}"`, USAGE);
     if (options.verbose) process.stderr.write(`dbbackup: ${message}\n`);
     return 0;

@@ -91,6 +91,7 @@ export async function enablePitr(o: EnableInput): Promise<EnableReport> {
 
   const spec = commandSpec(o);
   const command = archiveCommandFor(spec);
+  if (spec.spoolDir) await makeOwnedDir(spec.spoolDir, serverUser);
   await checkReachable(serverUser, spec, o);
   const check = await probeAsServer(serverUser, spec, facts.dataDirectory, 'push');
 
@@ -189,6 +190,17 @@ async function pageMagic(c: pg.Client, dataDirectory: string): Promise<number | 
   } catch {
     return null;
   }
+}
+
+/** A directory the server's user writes into (a spool), created for it when missing. */
+export async function makeOwnedDir(dir: string, user: OsUser): Promise<void> {
+  const existed = await stat(dir).then(
+    () => true,
+    () => false,
+  );
+  if (existed) return;
+  await makeDirs(dir, 0o700);
+  if (isRoot()) await chown(dir, user.uid, user.gid);
 }
 
 /** A local archive directory created by root belongs to the server's user, who writes into it. */

@@ -19,7 +19,7 @@ import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysi
 import type { ArchiveIdentity } from './archive.js';
 import type { Divergence } from './chain.js';
 import { installation, restoreCommandFor, type WalCommandSpec } from './commands.js';
-import { checkReachable, keyArgs, probeAsServer } from './enable.js';
+import { checkReachable, keyArgs, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
 import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
@@ -320,6 +320,7 @@ export async function executePitrRestore(
   const meta = chosen.meta;
   if (!meta) throw new SafetyError('Restore refused: no base backup');
   const spec = restoreSpec(i);
+  if (spec.spoolDir) await makeOwnedDir(spec.spoolDir, i.osUser);
   // restore_command runs as the server's user: it must reach Node, dbbackup, the keys, the archive.
   await checkReachable(i.osUser, spec, { flags: i.flags, archive: i.archive }, 'read-dir');
   const tar = await which('tar');
