@@ -104,6 +104,16 @@ export async function walUploader(o: WalOptions): Promise<string> {
   const storage = await openArchive(o);
   const identity = await requireIdentity(storage);
   if (!o.pgWal) throw new UsageError('wal uploader needs --pg-wal');
+  const signal = helperSignal();
+  // A stopped uploader leaves within seconds even if a store does not answer: a push is atomic,
+  // so one cut off mid-request leaves nothing (or a complete object, found as present next time).
+  signal.addEventListener('abort', () => {
+    setTimeout(() => {
+      void import('../pitr/spool.js')
+        .then(({ releaseLock }) => releaseLock(`${o.spoolDir}/uploader.pid`))
+        .finally(() => process.exit(143));
+    }, 5000).unref();
+  });
   const r = await runUploader({
     storage,
     identity,
@@ -112,7 +122,7 @@ export async function walUploader(o: WalOptions): Promise<string> {
     spoolDir: spoolOf(o, 'wal uploader'),
     concurrency: o.concurrency ?? 2,
     idleExitMs: (o.idleExit ?? 60) * 1000,
-    signal: helperSignal(),
+    signal,
     log,
   });
   return `uploader done: ${r.pushed} pushed, ${r.failed} failed attempts`;

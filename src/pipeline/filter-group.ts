@@ -7,7 +7,6 @@ import type { CompressionAlgorithm, CompressionPlan } from './compression.js';
 import { planCompression, planDecompression } from './compression.js';
 import { CommitGate, HashCounter } from './hash.js';
 import { ToolProcess, settleFeed, type StderrClassifier } from './process.js';
-import { createZstdFramesDecompress } from './zstd-frames.js';
 
 /**
  * The filter groups: every byte dbbackup stores goes through one write group (compress → encrypt
@@ -289,14 +288,26 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
         sinkErr = rejection(s);
       } else {
         inflate = plan?.inProcess?.();
-        let inflateErr: unknown;
-        inflate?.once('error', (err) => (inflateErr = err));
+        // pipeline() destroys every stage with the first error: which stage raised it first says
+        // whether the storage, the decryption or the compressed stream is to blame.
+        let first: { stage: 'feed' | 'inflate' | 'sink'; err: unknown } | undefined;
+        const watch = (stream: NodeJS.EventEmitter, stage: 'feed' | 'inflate' | 'sink'): void => {
+          stream.once('error', (err: unknown) => (first ??= { stage, err }));
+        };
+        for (const st of upstream) watch(st, 'feed');
+        if (inflate) watch(inflate, 'inflate');
+        watch(decoded, 'sink');
+        watch(o.sink.stream, 'sink');
         const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
           () => undefined,
           (err: unknown) => err,
         );
-        if (inflateErr !== undefined) decompressErr = inflateErr;
-        else if (r !== undefined) feedErr = r;
+        if (r !== undefined) {
+          const blamed = first ?? { stage: 'feed', err: r };
+          if (blamed.stage === 'inflate') decompressErr = blamed.err;
+          else if (blamed.stage === 'sink') sinkErr = blamed.err;
+          else feedErr = blamed.err;
+        }
       }
     }
   } finally {
@@ -375,7 +386,10 @@ async function decompressionFor(
   algorithm: CompressionAlgorithm,
   small: boolean,
 ): Promise<{ external?: ToolCommand; inProcess?: () => Transform }> {
-  if (algorithm === 'zstd' && small) return { inProcess: () => createZstdFramesDecompress() as Transform };
+  // Small objects are written by this process as one zstd frame and read back with a checksum
+  // (stored, or of the decoded bytes) that catches a cut-off stream: Node's decoder suffices, and
+  // unlike the frame splitter it stops at once when an earlier stage fails.
+  if (algorithm === 'zstd' && small) return { inProcess: () => zlib.createZstdDecompress() };
   if (algorithm === 'gzip' && small) return { inProcess: () => zlib.createGunzip() };
   const plan = await planDecompression(algorithm);
   if (plan.external) return { external: plan.external };

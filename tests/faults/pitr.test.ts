@@ -7,6 +7,8 @@ import { chmod, cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
+import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
+import { s3Store } from '../harness/object-store.js';
 import { archiveDir, exists, postgresDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
 import { childrenNamed, run, waitFor } from '../harness/proc.js';
 import {
@@ -301,5 +303,144 @@ describe('PITR faults', () => {
     const ok = await cli([...server.args(), 'pitr', 'status']);
     expect(ok.code).toBe(0);
     expect(await rowCount(server)).toBeGreaterThan(0);
+  });
+});
+
+describe('PITR faults with an S3 archive', () => {
+  const BUCKET = 'dbb-pitr-faults';
+  let emulator: S3Emulator;
+  let emuDir: string;
+  let pg: PitrServer;
+  let envFile: string;
+  const uri = (prefix: string): string => `s3://${BUCKET}/${prefix}/?endpoint=${emulator.endpoint}`;
+  const env = {
+    AWS_ACCESS_KEY_ID: DUMMY_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: DUMMY_CREDENTIALS.secretAccessKey,
+  };
+  const store = () => s3Store(emulator.client(), BUCKET);
+
+  /** The emulator's process, found by its command line (the harness does not hand it out). */
+  async function emulatorPid(): Promise<number> {
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmd = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes('startFauxqs') && cmd.includes(process.execPath)) {
+        const env_ = await readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+        if (env_.includes(`EMU_DIR=${emuDir}`)) return Number(entry);
+      }
+    }
+    throw new Error('emulator process not found');
+  }
+
+  beforeAll(async () => {
+    emuDir = await postgresDir('dbb-fauxqs-');
+    emulator = await startS3Emulator({ dir: emuDir });
+    await emulator.bucket(BUCKET);
+    pg = await startPitrServer();
+    const secrets = await postgresDir('dbb-secrets-');
+    envFile = path.join(secrets, 's3.env');
+    await writeFile(
+      envFile,
+      `AWS_ACCESS_KEY_ID=${env.AWS_ACCESS_KEY_ID}\nAWS_SECRET_ACCESS_KEY=${env.AWS_SECRET_ACCESS_KEY}\n`,
+      { mode: 0o600 },
+    );
+    await run('chown', ['postgres:', envFile]);
+    await cliOk([...pg.args(), 'pitr', 'enable', '--archive', uri('faults'), '--env-file', envFile]);
+    await pg.restart();
+    await createTable(pg);
+    await writeBatch(pg, 'x');
+    // Archive and credentials come from the archive_command pitr enable wrote.
+    await cliOk([...pg.args(), 'backup', 'base']);
+    await switchAndArchive(pg);
+  }, 300_000);
+
+  afterAll(async () => {
+    await pg?.stop();
+    await emulator?.stop();
+    await rm(emuDir, { recursive: true, force: true });
+  });
+
+  it("wal push to an S3 store that does not answer → PostgreSQL keeps the segment (.ready); pitr status reports the failure with the push's error, exit 1", async () => {
+    const port = emulator.port;
+    emulator.kill();
+    try {
+      await writeBatch(pg, 'unreachable', 2, 300);
+      await pg.query('SELECT pg_switch_wal()');
+      await waitFor('a failed archive attempt', 60_000, async () => {
+        const [a] = await pg.query<{ n: string }>('SELECT failed_count AS n FROM pg_stat_archiver');
+        return Number(a?.n) > 0;
+      });
+      const status = await cli([...pg.args(), 'pitr', 'status', '--env-file', envFile]);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toMatch(/PROBLEM: +archiving is failing: \d+ failures/);
+      expect(status.stdout).toMatch(/Last error: .*(ECONNREFUSED|connect|reach)/i);
+      expect(status.stdout).toMatch(/Archive: .* NOT USABLE/);
+      const [ready] = await pg.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+      );
+      expect(Number(ready?.n)).toBeGreaterThan(0);
+    } finally {
+      emulator = await startS3Emulator({ dir: emuDir, port });
+    }
+    // Back: the archiver catches up by itself.
+    await switchAndArchive(pg);
+    const healed = await cli([...pg.args(), 'pitr', 'status', '--env-file', envFile]);
+    if (healed.code !== 0) throw new Error(healed.stdout);
+  });
+
+  it('async uploader: SIGTERM while the store hangs → it leaves within seconds, lock released, nothing half-stored', async () => {
+    const prefix = 'uploader-sigterm';
+    await store().write(`${prefix}/archive.json`, await store().read('faults/archive.json'));
+    // A pg_wal holding two segments of this cluster; marked ready once the store hangs.
+    const work = await postgresDir('dbb-uploader-');
+    const pgWal = path.join(work, 'pg_wal');
+    await run('mkdir', ['-p', path.join(pgWal, 'archive_status')]);
+    const [current] = await pg.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f');
+    const names = (await readdir(path.join(pg.dataDir, 'pg_wal')))
+      .filter((n) => /^[0-9A-F]{24}$/.test(n) && n < (current?.f ?? ''))
+      .sort()
+      .slice(-2);
+    for (const n of names) await cp(path.join(pg.dataDir, 'pg_wal', n), path.join(pgWal, n));
+    const spool = path.join(work, 'spool');
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(repoRoot, 'bin', 'dbbackup.js'),
+        'wal',
+        'uploader',
+        '--archive',
+        uri(prefix),
+        '--env-file',
+        envFile,
+        '--spool-dir',
+        spool,
+        '--pg-wal',
+        pgWal,
+      ],
+      { stdio: 'ignore' },
+    );
+    const exit = new Promise<void>((r) => child.on('close', () => r()));
+    await waitUntil('the uploader to take its lock', 30_000, () => exists(path.join(spool, 'uploader.pid')));
+    const emuPid = await emulatorPid();
+    process.kill(emuPid, 'SIGSTOP');
+    try {
+      for (const n of names) await writeFile(path.join(pgWal, 'archive_status', `${n}.ready`), '');
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      await exit;
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(await exists(path.join(spool, 'uploader.pid'))).toBe(false);
+    } finally {
+      process.kill(emuPid, 'SIGCONT');
+    }
+    // Nothing, or whole objects only: never a partial one under a segment's name.
+    for (const k of (await store().keys(`${prefix}/`)).filter((x) => x.includes('/wal/'))) {
+      const name = /([0-9A-F]{24})-[0-9a-f]{64}\.zst$/.exec(k)?.[1] ?? '';
+      expect(names).toContain(name);
+      await cliOk(['wal', 'fetch', name, path.join(work, `check-${name}`), '--archive', uri(prefix)], 0, {
+        env,
+      });
+    }
   });
 });
