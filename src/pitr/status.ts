@@ -224,3 +224,52 @@ export function printPitrStatus(s: PitrStatus, line: (text: string) => void): vo
   for (const p of s.problems) line(`PROBLEM:   ${p}`);
   if (!s.problems.length) line('OK:        archiving works and the archive is restorable');
 }
+
+/**
+ * For `status` and `preflight`: when the server archives with dbbackup, whether archiving is
+ * failing or lagging (a broken archive_command never stops PostgreSQL; it fills pg_wal). Undefined
+ * when the server does not archive with dbbackup or cannot be asked.
+ */
+export async function archivingCheck(engine: {
+  engine: string;
+  connect?: (database: string) => Promise<import('pg').Client>;
+}): Promise<{ status: 'ok' | 'warn'; detail: string; hint?: string } | undefined> {
+  if (engine.engine !== 'postgres' || !engine.connect) return undefined;
+  let c;
+  try {
+    c = await engine.connect('postgres');
+  } catch {
+    return undefined;
+  }
+  try {
+    const settings = await c.query<{ mode: string; command: string; timeout: string }>(
+      "SELECT current_setting('archive_mode') AS mode, current_setting('archive_command') AS command, current_setting('archive_timeout') AS timeout",
+    );
+    const row = settings.rows[0];
+    if (!row || row.mode === 'off' || !isDbbackupArchiveCommand(row.command)) return undefined;
+    const a = await archiverStats(c);
+    const backlog = await readyBacklog(c);
+    const problems: string[] = [];
+    if (a.lastFailedTime && (!a.lastArchivedTime || a.lastFailedTime > a.lastArchivedTime))
+      problems.push(
+        `archiving is failing (last failure ${a.lastFailedTime.toISOString()} on ${a.lastFailedWal ?? '?'})`,
+      );
+    if (backlog && backlog.count > 4)
+      problems.push(`${backlog.count} WAL files (${formatBytes(backlog.bytes)}) wait to be archived`);
+    const archive = commandOption(row.command, '--archive');
+    if (problems.length)
+      return {
+        status: 'warn',
+        detail: problems.join('; '),
+        hint: '"dbbackup pitr status" shows the error; until archiving works, pg_wal grows and point-in-time recovery stops at the last archived segment.',
+      };
+    return {
+      status: 'ok',
+      detail: `archiving into ${archive ? maskUri(archive) : '?'}: ${a.archivedCount} archived, last ${a.lastArchivedWal ?? '-'}${backlog ? `, ${backlog.count} waiting` : ''}`,
+    };
+  } catch {
+    return undefined;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}

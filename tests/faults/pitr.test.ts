@@ -274,7 +274,7 @@ describe('PITR faults', () => {
     expect(await exists(dataDir)).toBe(false);
   });
 
-  it("pitr status: archiving into a store that refuses writes → failing with the push's own error, exit 1; once fixed, OK", async () => {
+  it("pitr status: archiving into a store that refuses writes → failing with the push's own error, exit 1 (status and preflight warn); once fixed, OK", async () => {
     const walDir = path.join(archive, 'wal', '0000000100000000');
     const mode = (await stat(walDir)).mode & 0o777;
     await chmod(walDir, 0o500);
@@ -291,6 +291,11 @@ describe('PITR faults', () => {
         /PROBLEM: +archiving is failing: \d+ failures, the last at .*(permission denied|EACCES)/i,
       );
       expect(status.stdout).toMatch(/Last error: .*(permission denied|EACCES)/i);
+      // status and preflight warn too.
+      const plain = await cli([...server.args(), 'status']);
+      expect(plain.stdout).toMatch(/WAL archive: +WARNING: archiving is failing/);
+      const pre = await cli([...server.args(), '--backup-dir', await postgresDir(), 'preflight']);
+      expect(pre.stdout).toMatch(/wal archiving +WARN +archiving is failing/);
       // Nothing was acknowledged: the segment waits in pg_wal.
       const [ready] = await server.query<{ n: string }>(
         "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
@@ -302,6 +307,7 @@ describe('PITR faults', () => {
     await switchAndArchive(server);
     const ok = await cli([...server.args(), 'pitr', 'status']);
     expect(ok.code).toBe(0);
+    expect((await cli([...server.args(), 'status'])).stdout).toMatch(/WAL archive: +ok: archiving into/);
     expect(await rowCount(server)).toBeGreaterThan(0);
   });
 });
