@@ -39,6 +39,11 @@ export interface WriteGroupOptions<D = unknown> {
    */
   taps?: Transform[];
   compression: CompressionPlan;
+  /**
+   * Stages that watch the compressed bytes (DecodedTail: proof that they decode, and the end of the
+   * raw stream, without the raw bytes passing through this process).
+   */
+  compressedTaps?: Transform[];
   /** Applied after compression; the checksum describes the stored (encrypted) bytes. */
   encryption?: GroupEncryption<D>;
   /** Judged after every stage succeeded and before the last byte is released to storage. */
@@ -130,6 +135,7 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
     stages.push(...taps);
     if (o.compression.inProcess) stages.push(o.compression.inProcess());
   }
+  stages.push(...(o.compressedTaps ?? []));
   if (o.encryption) stages.push(o.encryption.stream);
   const hash = new HashCounter();
   let abortedAt: number | undefined;

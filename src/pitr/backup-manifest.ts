@@ -59,15 +59,3 @@ export function parseBackupManifest(bytes: Buffer): BackupManifest {
   }));
   return { files, walRanges, checksumAlgorithm: files[0]?.checksumAlgorithm ?? 'NONE' };
 }
-
-/** `START TIME: 2026-12-07 05:33:41 UTC` and `LABEL: …` from backup_label. */
-export function parseBackupLabel(text: string): {
-  startTime: string | null;
-  label: string | null;
-  timeline: number | null;
-} {
-  const get = (key: string): string | null =>
-    new RegExp(`^${key}: (.*)$`, 'm').exec(text)?.[1]?.trim() ?? null;
-  const tli = get('START TIMELINE');
-  return { startTime: get('START TIME'), label: get('LABEL'), timeline: tli ? Number(tli) : null };
-}

@@ -21,6 +21,7 @@ import {
   startWriteGroup,
 } from '../../src/pipeline/filter-group.js';
 import { ToolProcess } from '../../src/pipeline/process.js';
+import { DecodedTail } from '../../src/pipeline/decoded-tail.js';
 import { LocalStorage } from '../../src/storage/local.js';
 
 const dirs: string[] = [];
@@ -116,6 +117,23 @@ describe('filter groups', () => {
     const err = await commitUnit([s], {}, (c) => c.put('obj', group)).catch((e: unknown) => e);
     expect(String(err)).toMatch(/producer failed \(exit code 3\): it broke/);
     expect(await walk(s.root)).toEqual([]);
+  });
+});
+
+describe('filter groups: taps on the compressed side', () => {
+  it('a DecodedTail after an external compressor proves the stored bytes decode, and sees the raw end', async () => {
+    const plan = await planCompression('zstd', 1);
+    if (!plan.external || !plan.checkDecoder) throw new Error('needs the zstd program');
+    const s = await store();
+    const source = new ToolProcess(
+      { file: 'sh', args: ['-c', 'seq 1 200000; echo THE-END'], env: process.env, name: 'producer' },
+      ['ignore', 'pipe', 'pipe'],
+      () => 'error',
+    );
+    const tail = new DecodedTail(plan.checkDecoder, 15);
+    const group = startWriteGroup({ source, compression: plan, compressedTaps: [tail] });
+    await commitUnit([s], {}, (c) => c.put('obj', group));
+    expect(tail.tail.toString()).toBe('200000\nTHE-END\n');
   });
 });
 

@@ -8,7 +8,7 @@ import {
   walkWindow,
 } from '../../src/pitr/chain.js';
 import { archiveCommandFor, commandOption, commandWords, shellWord } from '../../src/pitr/commands.js';
-import { parseBackupLabel, parseBackupManifest } from '../../src/pitr/backup-manifest.js';
+import { parseBackupManifest } from '../../src/pitr/backup-manifest.js';
 import { confValue, parseTargetTime, recoveryLines, targetFromFlags } from '../../src/pitr/recovery.js';
 import { latestTimeline, parseHistory, pathContains, timelinePath } from '../../src/pitr/timeline.js';
 import { segmentProblems } from '../../src/pitr/wal-header.js';
@@ -291,7 +291,7 @@ describe('archive and restore commands', () => {
   });
 });
 
-describe('backup_manifest and backup_label', () => {
+describe('backup_manifest', () => {
   function manifest(body: string): Buffer {
     const covered = `{ "PostgreSQL-Backup-Manifest-Version": 1,\n${body}`;
     const sum = createHash('sha256').update(covered).digest('hex');
@@ -307,17 +307,5 @@ describe('backup_manifest and backup_label', () => {
     expect(m.walRanges[0]).toEqual({ timeline: 1, startLsn: 0xb00028n, endLsn: 0xb00100n });
     const tampered = Buffer.from(manifest(body).toString().replace('8192', '8193'));
     expect(() => parseBackupManifest(tampered)).toThrow(/does not match its own checksum/);
-  });
-
-  it('reads the label and start time from backup_label', () => {
-    expect(
-      parseBackupLabel(
-        'START WAL LOCATION: 0/B00028 (file 00000001000000000000000B)\nSTART TIME: 2026-12-07 08:16:41 UTC\nLABEL: dbbackup x\nSTART TIMELINE: 1\n',
-      ),
-    ).toEqual({
-      startTime: '2026-12-07 08:16:41 UTC',
-      label: 'dbbackup x',
-      timeline: 1,
-    });
   });
 });
