@@ -115,13 +115,12 @@ export async function backupBase(o: BaseBackupInput): Promise<BaseBackupMetadata
     );
     progress.start();
     const dataKey = `${baseDir(name)}base.tar${suffix}`;
-    let rawBytes: number | null = null;
     try {
       await commit.put(dataKey, group, { metadata: { 'dbbackup-base-backup': name } });
-      rawBytes = watch.raw.bytes;
     } finally {
       progress.stop();
     }
+    const rawBytes = watch.raw.bytes;
     const stored = group.result();
     await commit.verify(dataKey, stored.storedBytes);
     const manifestBytes = watch.manifest();
