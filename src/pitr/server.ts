@@ -33,9 +33,9 @@ export async function serverFacts(c: pg.Client): Promise<ServerFacts> {
     "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS ver, current_setting('is_superuser') AS su, pg_is_in_recovery() AS rec",
   );
   const versionNum = Number(v.rows[0]?.num);
-  if (versionNum < 120000)
+  if (versionNum < 130000)
     throw new SafetyError(`PostgreSQL ${Math.floor(versionNum / 10000)} is too old for dbbackup's PITR`, {
-      hint: 'PITR needs PostgreSQL 12 or newer.',
+      hint: 'PITR needs PostgreSQL 13 or newer (base backups carry the server\'s backup_manifest).',
     });
   const names = [...ARCHIVE_SETTINGS, 'wal_segment_size', 'data_directory'];
   const s = await c.query<{ name: string; setting: string }>(
