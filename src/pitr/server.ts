@@ -35,7 +35,7 @@ export async function serverFacts(c: pg.Client): Promise<ServerFacts> {
   const versionNum = Number(v.rows[0]?.num);
   if (versionNum < 130000)
     throw new SafetyError(`PostgreSQL ${Math.floor(versionNum / 10000)} is too old for dbbackup's PITR`, {
-      hint: 'PITR needs PostgreSQL 13 or newer (base backups carry the server\'s backup_manifest).',
+      hint: "PITR needs PostgreSQL 13 or newer (base backups carry the server's backup_manifest).",
     });
   const names = [...ARCHIVE_SETTINGS, 'wal_segment_size', 'data_directory'];
   const s = await c.query<{ name: string; setting: string }>(
