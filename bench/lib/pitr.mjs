@@ -179,6 +179,18 @@ const asyncLoop = (c, args) => {
   return `cd ${q(wal)} && for f in ${c.pitr.segs.map((s) => q(path.basename(s))).join(' ')}; do ${q(process.execPath)} ${q(c.cfg.dbbackup)} wal push "$f" ${args} --async --spool-dir ${q(path.join(c.pitr.dir, 'async', 'spool'))} || exit 1; done`;
 };
 
+const restoreArgs = (c) => [
+  'restore',
+  'pitr',
+  c.pitr.baseName,
+  '--archive',
+  c.pitr.archive,
+  '--data-dir',
+  c.pitr.restoreDir,
+  '--target-immediate',
+  '--confirm',
+];
+
 const dirBytes = (dir) => Number(trySh('du', ['-sb', dir])?.split(/\s/)[0] ?? NaN);
 
 export const PITR_GROUPS = [
@@ -251,36 +263,13 @@ export const PITR_GROUPS = [
         label: 'dbbackup restore pitr <base> --target-immediate --confirm (extraction + recovery settings)',
         smoke: true,
         backupDir: false,
-        dbbackup: (c) => [
-          'restore',
-          'pitr',
-          c.pitr.baseName,
-          '--archive',
-          c.pitr.archive,
-          '--data-dir',
-          c.pitr.restoreDir,
-          '--target-immediate',
-          '--confirm',
-        ],
+        dbbackup: (c) => restoreArgs(c),
       },
       {
         id: 'dbb-restore-start',
         label: 'the same with --start (until the server is promoted at the end of the backup: + WAL replay)',
         backupDir: false,
-        dbbackup: (c) => [
-          'restore',
-          'pitr',
-          c.pitr.baseName,
-          '--archive',
-          c.pitr.archive,
-          '--data-dir',
-          c.pitr.restoreDir,
-          '--target-immediate',
-          '--confirm',
-          '--start',
-          '--port',
-          String(c.pitr.port + 1),
-        ],
+        dbbackup: (c) => [...restoreArgs(c), '--start', '--port', String(c.pitr.port + 1)],
       },
       {
         id: 'tar-x',

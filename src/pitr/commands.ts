@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EncryptionFlags } from '../crypto/index.js';
+import { isCloudUri } from '../storage/cloud-uri.js';
 
 /**
  * The `archive_command` and `restore_command` dbbackup writes into a server's configuration. They
@@ -31,6 +33,46 @@ export interface WalCommandSpec {
   spoolDir?: string;
   asyncPush?: boolean;
   prefetch?: number;
+}
+
+/** The key options as archive_command (push) or restore_command (fetch) passes them, paths absolute. */
+export function keyArgs(flags: EncryptionFlags, use: 'push' | 'fetch'): string[] {
+  const args: string[] = [];
+  if (flags.encryptionKeyFile) args.push('--encryption-key-file', path.resolve(flags.encryptionKeyFile));
+  if (flags.encryptionKeyEnv) args.push('--encryption-key-env', flags.encryptionKeyEnv);
+  if (use === 'push') {
+    for (const r of flags.recipient ?? []) args.push('--recipient', r);
+    for (const f of flags.recipientsFile ?? []) args.push('--recipients-file', path.resolve(f));
+  } else for (const f of flags.identityFile ?? []) args.push('--identity-file', path.resolve(f));
+  if (flags.insecureKeyFile) args.push('--insecure-key-file');
+  return args;
+}
+
+/** What a WAL command written into the server's configuration needs, from the user's options. */
+export function walCommandSpec(
+  o: {
+    archive: string;
+    flags: EncryptionFlags;
+    envFile?: string;
+    spoolDir?: string;
+    asyncPush?: boolean;
+    prefetch?: number;
+  },
+  use: 'push' | 'fetch',
+): WalCommandSpec {
+  const { node, cli } = installation();
+  const absolute = (f: string | undefined): string | undefined =>
+    f === undefined ? undefined : path.resolve(f);
+  return {
+    node,
+    cli,
+    archive: isCloudUri(o.archive) ? o.archive : path.resolve(o.archive),
+    keyArgs: keyArgs(o.flags, use),
+    envFile: absolute(o.envFile),
+    spoolDir: absolute(o.spoolDir),
+    asyncPush: use === 'push' ? o.asyncPush : undefined,
+    prefetch: use === 'fetch' ? o.prefetch : undefined,
+  };
 }
 
 function common(spec: WalCommandSpec): string[] {

@@ -20,8 +20,8 @@ import {
 import {
   archiveCommandFor,
   commandOption,
-  installation,
   isDbbackupArchiveCommand,
+  walCommandSpec,
   type WalCommandSpec,
 } from './commands.js';
 import { accessProblems, canActAs, isRoot, ownerOf, runAsUser, type OsUser } from './os-user.js';
@@ -89,7 +89,7 @@ export async function enablePitr(o: EnableInput): Promise<EnableReport> {
       'The archive URI holds a secret: archive_command shows it to superusers; prefer --env-file',
     );
 
-  const spec = commandSpec(o);
+  const spec = walCommandSpec(o, 'push');
   const command = archiveCommandFor(spec);
   if (spec.spoolDir) await makeOwnedDir(spec.spoolDir, serverUser);
   await checkReachable(serverUser, spec, o);
@@ -208,38 +208,6 @@ async function giveLocalArchive(dir: string, user: OsUser): Promise<void> {
   await makeDirs(dir, 0o700);
   await chown(dir, user.uid, user.gid);
   await chown(path.join(dir, ARCHIVE_FILE), user.uid, user.gid);
-}
-
-function absolute(file: string | undefined): string | undefined {
-  return file === undefined ? undefined : path.resolve(file);
-}
-
-/** The key options as archive_command passes them, with absolute paths. */
-export function keyArgs(flags: EncryptionFlags, decrypt: boolean): string[] {
-  const args: string[] = [];
-  if (flags.encryptionKeyFile) args.push('--encryption-key-file', path.resolve(flags.encryptionKeyFile));
-  if (flags.encryptionKeyEnv) args.push('--encryption-key-env', flags.encryptionKeyEnv);
-  if (!decrypt) {
-    for (const r of flags.recipient ?? []) args.push('--recipient', r);
-    for (const f of flags.recipientsFile ?? []) args.push('--recipients-file', path.resolve(f));
-  } else for (const f of flags.identityFile ?? []) args.push('--identity-file', path.resolve(f));
-  if (flags.insecureKeyFile) args.push('--insecure-key-file');
-  return args;
-}
-
-export function commandSpec(
-  o: Pick<EnableInput, 'archive' | 'flags' | 'envFile' | 'spoolDir' | 'asyncPush'>,
-): WalCommandSpec {
-  const { node, cli } = installation();
-  return {
-    node,
-    cli,
-    archive: isCloudUri(o.archive) ? o.archive : path.resolve(o.archive),
-    keyArgs: keyArgs(o.flags, false),
-    envFile: absolute(o.envFile),
-    spoolDir: absolute(o.spoolDir),
-    asyncPush: o.asyncPush,
-  };
 }
 
 /**

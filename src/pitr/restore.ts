@@ -18,8 +18,8 @@ import { isCloudUri } from '../storage/cloud-uri.js';
 import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysis.js';
 import type { ArchiveIdentity } from './archive.js';
 import type { Divergence } from './chain.js';
-import { installation, restoreCommandFor, type WalCommandSpec } from './commands.js';
-import { checkReachable, keyArgs, makeOwnedDir, probeAsServer } from './enable.js';
+import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
+import { checkReachable, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
 import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
@@ -170,16 +170,16 @@ export async function planPitrRestore(
 export function restoreSpec(
   i: Pick<PitrRestoreInput, 'archive' | 'flags' | 'envFile' | 'prefetch'>,
 ): WalCommandSpec {
-  const { node, cli } = installation();
-  return {
-    node,
-    cli,
-    archive: isCloudUri(i.archive) ? i.archive : path.resolve(i.archive),
-    keyArgs: keyArgs(i.flags, true),
-    envFile: i.envFile ? path.resolve(i.envFile) : undefined,
-    prefetch: i.prefetch?.count,
-    spoolDir: i.prefetch ? path.resolve(i.prefetch.spoolDir) : undefined,
-  };
+  return walCommandSpec(
+    {
+      archive: i.archive,
+      flags: i.flags,
+      envFile: i.envFile,
+      spoolDir: i.prefetch?.spoolDir,
+      prefetch: i.prefetch?.count,
+    },
+    'fetch',
+  );
 }
 
 function chooseBase(a: ArchiveAnalysis, i: PitrRestoreInput, refusals: string[]): BaseWindow | undefined {

@@ -220,13 +220,20 @@ describe('PITR faults', () => {
     );
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    let exited = false;
+    const exit = new Promise<number | null>((r) =>
+      child.on('close', (code) => {
+        exited = true;
+        r(code);
+      }),
+    );
     const pid = child.pid ?? 0;
     await waitUntil(
       'pg_basebackup to run',
       30_000,
-      async () => (await childrenNamed(pid, 'pg_basebackup')).length > 0,
+      async () => exited || (await childrenNamed(pid, 'pg_basebackup')).length > 0,
     );
+    if (exited) throw new Error(`backup base ended before its pg_basebackup was seen: ${stderr}`);
     const tools = [...(await childrenNamed(pid, 'pg_basebackup')), ...(await childrenNamed(pid, 'zstd'))];
     // Held mid-stream (SIGSTOP) so the signal surely lands before the backup ends.
     holdAll(tools, 'SIGSTOP');
@@ -242,6 +249,13 @@ describe('PITR faults', () => {
   it('restore pitr --confirm: SIGTERM during extraction → tar and zstd stopped, the data directory removed, exit 130', async () => {
     const parent = await postgresDir();
     const dataDir = path.join(parent, 'data');
+    // A tar that holds the extraction open (it says when it starts), so the signal surely lands mid-way.
+    const bin = await postgresDir('dbb-slow-tar-');
+    const started = path.join(bin, 'started');
+    await writeFile(path.join(bin, 'tar'), `#!/bin/sh\necho $$ > ${started}\nexec sleep 120\n`, {
+      mode: 0o755,
+    });
+    await run('chown', ['postgres:', path.join(bin, 'tar')]);
     const child = spawn(
       process.execPath,
       [
@@ -256,18 +270,25 @@ describe('PITR faults', () => {
         '--confirm',
         '--target-immediate',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` },
+      },
     );
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    let exited = false;
+    const exit = new Promise<number | null>((r) =>
+      child.on('close', (code) => {
+        exited = true;
+        r(code);
+      }),
+    );
+    await waitUntil('the extraction to start', 60_000, async () => exited || (await exists(started)));
+    if (exited) throw new Error(`restore ended before the extraction started: ${stderr}`);
     const pid = child.pid ?? 0;
-    await waitUntil('tar to run', 30_000, async () => (await childrenNamed(pid, 'tar')).length > 0);
-    const tools = [...(await childrenNamed(pid, 'tar')), ...(await childrenNamed(pid, 'zstd'))];
-    holdAll(tools, 'SIGSTOP');
+    const tools = [Number((await readFile(started, 'utf8')).trim()), ...(await childrenNamed(pid, 'zstd'))];
     child.kill('SIGTERM');
-    await waitUntil('dbbackup to stop its children', 10_000, async () => stderr.includes('Received SIGTERM'));
-    holdAll(tools, 'SIGCONT');
     expect(await exit).toBe(130);
     expect(stderr).toMatch(/Interrupted; .* was removed/);
     for (const p of tools) expect(await exists(`/proc/${p}`)).toBe(false);

@@ -254,7 +254,9 @@ Examples:
             'dbbackup cleanup ~/db_backups --keep-last 7',
           );
         const storage = await openStore(where, cloudSettings(globals(cmd)));
-        if (opts.archive || (await storage.stat(ARCHIVE_FILE))) {
+        // A location that cannot even be asked (bad credentials) fails below with the listing's own error.
+        const isArchive = opts.archive || (await storage.stat(ARCHIVE_FILE).catch(() => undefined));
+        if (isArchive) {
           const { cleanupArchive } = await import('./cleanup-archive.js');
           await cleanupArchive(storage, policy, {
             timeZone: timeZoneOf(opts),
