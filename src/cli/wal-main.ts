@@ -50,6 +50,24 @@ function spoolOf(o: WalOptions, what: string): string {
   return o.spoolDir;
 }
 
+/**
+ * Root writing into a local archive would leave directories only root can enter, and the server's
+ * own pushes would fail from then on: a push runs as the archive's owner.
+ */
+async function checkWriter(storage: Storage): Promise<void> {
+  if (process.getuid?.() !== 0 || !storage.localPath) return;
+  const { stat } = await import('node:fs/promises');
+  const owner = await stat(storage.location).then(
+    (s) => s.uid,
+    () => 0,
+  );
+  if (owner !== 0)
+    throw new UsageError(
+      `The archive ${storage.location} belongs to uid ${owner}: root must not write into it`,
+      'Run WAL commands as the archive\'s owner, as the server does (e.g. runuser -u postgres -- dbbackup wal push …).',
+    );
+}
+
 export async function walPush(file: string, o: WalOptions, signal?: AbortSignal): Promise<string> {
   if (o.async) {
     const { handOver } = await import('../pitr/async-push.js');
@@ -60,6 +78,7 @@ export async function walPush(file: string, o: WalOptions, signal?: AbortSignal)
     });
   }
   const storage = await openArchive(o);
+  await checkWriter(storage);
   const identity = await requireIdentity(storage);
   const protectors = await protectorsForArchive(o, identity);
   const r = await pushWalFile(storage, identity, file, protectors, signal);
@@ -102,6 +121,7 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 export async function walUploader(o: WalOptions): Promise<string> {
   const { runUploader } = await import('../pitr/async-push.js');
   const storage = await openArchive(o);
+  await checkWriter(storage);
   const identity = await requireIdentity(storage);
   if (!o.pgWal) throw new UsageError('wal uploader needs --pg-wal');
   const signal = helperSignal();
@@ -155,6 +175,7 @@ export async function walProbe(mode: string, o: WalOptions): Promise<string> {
   const storage = await openArchive(o);
   const identity = await requireIdentity(storage);
   if (mode === 'push') {
+    await checkWriter(storage);
     await protectorsForArchive(o, identity);
     const key = `wal/.dbbackup-probe-${process.pid}-${Date.now()}`;
     await putBuffer(storage, key, 'probe\n');

@@ -1,6 +1,7 @@
 import type { ProtectionDescription } from '../crypto/metadata.js';
 import { IntegrityError, UsageError } from '../errors.js';
-import { putBuffer, readAll, type Storage } from '../storage/storage.js';
+import { commitUnit } from '../catalog/commit.js';
+import { readAll, type Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import { isValidSegmentSize } from './wal-names.js';
 
@@ -122,8 +123,13 @@ export async function requireIdentity(storage: Storage): Promise<ArchiveIdentity
   return identity;
 }
 
+/** Written once, never replaced: two enables racing on one new archive cannot both win. */
 export async function writeIdentity(storage: Storage, identity: ArchiveIdentity): Promise<void> {
-  await putBuffer(storage, ARCHIVE_FILE, `${JSON.stringify(identity, null, 2)}\n`);
+  await commitUnit([storage], {}, async (c) => {
+    const text = `${JSON.stringify(identity, null, 2)}\n`;
+    await c.putSmall(ARCHIVE_FILE, text);
+    await c.verify(ARCHIVE_FILE, Buffer.byteLength(text));
+  });
 }
 
 /** "key 1a2b…, recipient age1…" or "not encrypted". */

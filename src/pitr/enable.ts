@@ -4,7 +4,8 @@ import type pg from 'pg';
 import type { EncryptionFlags } from '../crypto/index.js';
 import { findPgTool } from '../engines/tools.js';
 import { errorMessage, SafetyError, UsageError } from '../errors.js';
-import { putBuffer, readAll, type Storage } from '../storage/storage.js';
+import { readAll, type Storage } from '../storage/storage.js';
+import { commitUnit } from '../catalog/commit.js';
 import { isCloudUri } from '../storage/cloud-uri.js';
 import { makeDirs } from '../storage/local.js';
 import {
@@ -315,7 +316,7 @@ async function recordBefore(
   const previous = await readEnableRecord(storage);
   if (previous && isDbbackupArchiveCommand(facts.settings.archive_command)) {
     for (const name of changing) if (!(name in previous.before)) previous.before[name] = before[name] ?? null;
-    await putBuffer(storage, ENABLE_RECORD, `${JSON.stringify(previous, null, 2)}\n`);
+    await writeRecord(storage, previous);
     return;
   }
   const record: EnableRecord = {
@@ -323,7 +324,14 @@ async function recordBefore(
     at: new Date().toISOString(),
     before: Object.fromEntries(changing.map((n) => [n, before[n] ?? null])),
   };
-  await putBuffer(storage, ENABLE_RECORD, `${JSON.stringify(record, null, 2)}\n`);
+  await writeRecord(storage, record);
+}
+
+async function writeRecord(storage: Storage, record: EnableRecord): Promise<void> {
+  // Replaced as a whole when enable runs again; the identity beside it never is.
+  await commitUnit([storage], {}, (c) =>
+    c.putSmall(ENABLE_RECORD, `${JSON.stringify(record, null, 2)}\n`, { noOverwrite: false }),
+  );
 }
 
 async function readEnableRecord(storage: Storage): Promise<EnableRecord | undefined> {

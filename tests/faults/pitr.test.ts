@@ -10,7 +10,7 @@ import { repoRoot } from '../harness/cli.js';
 import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
 import { s3Store } from '../harness/object-store.js';
 import { archiveDir, exists, postgresDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
-import { childrenNamed, run, waitFor } from '../harness/proc.js';
+import { asUser, childrenNamed, run, waitFor } from '../harness/proc.js';
 import {
   cliOk,
   createTable,
@@ -79,6 +79,15 @@ async function segmentAfterBase(dir: string): Promise<string> {
   const pick = after[Math.floor(after.length / 2)];
   if (!pick || after.length < 3) throw new Error(`too few segments after the base backup: ${after.length}`);
   return pick;
+}
+
+/** The CLI as the server's OS user, as archive_command runs it. */
+async function asPostgres(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [file, argv] = await asUser('postgres', process.execPath, [
+    path.join(repoRoot, 'bin', 'dbbackup.js'),
+    ...args,
+  ]);
+  return run(file, argv, { cwd: '/' });
 }
 
 function holdAll(pids: number[], sig: 'SIGSTOP' | 'SIGCONT'): void {
@@ -150,16 +159,16 @@ describe('PITR faults', () => {
     // The original segment, fetched back out of the archive.
     const work = await postgresDir();
     const segment = path.join(work, name);
-    await cliOk(['wal', 'fetch', name, segment, '--archive', copy]);
+    expect((await asPostgres(['wal', 'fetch', name, segment, '--archive', copy])).code).toBe(0);
     const before = await treeOf(copy);
-    const again = await cli(['wal', 'push', segment, '--archive', copy, '--verbose']);
+    const again = await asPostgres(['wal', 'push', segment, '--archive', copy, '--verbose']);
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/already in the archive with identical content/);
     expect(await treeOf(copy)).toEqual(before);
     const changed = await readFile(segment);
     changed[changed.length - 100] = (changed[changed.length - 100] ?? 0) ^ 0x55;
     await writeFile(segment, changed);
-    const conflict = await cli(['wal', 'push', segment, '--archive', copy]);
+    const conflict = await asPostgres(['wal', 'push', segment, '--archive', copy]);
     expect(conflict.code).toBe(1);
     expect(conflict.stderr).toMatch(/already holds a different/);
     expect(await treeOf(copy)).toEqual(before);
@@ -171,7 +180,7 @@ describe('PITR faults', () => {
     const name = path.basename(first ?? '').slice(0, 24);
     const work = await postgresDir();
     const segment = path.join(work, name);
-    await cliOk(['wal', 'fetch', name, segment, '--archive', copy]);
+    expect((await asPostgres(['wal', 'fetch', name, segment, '--archive', copy])).code).toBe(0);
     const before = await treeOf(copy);
     // Another cluster: its system identifier (header bytes 24-31) differs.
     const foreign = await readFile(segment);
@@ -179,15 +188,28 @@ describe('PITR faults', () => {
     const other = path.join(work, 'other', name);
     await run('mkdir', ['-p', path.dirname(other)]);
     await writeFile(other, foreign);
-    const wrongCluster = await cli(['wal', 'push', other, '--archive', copy]);
+    const wrongCluster = await asPostgres(['wal', 'push', other, '--archive', copy]);
     expect(wrongCluster.code).toBe(1);
     expect(wrongCluster.stderr).toMatch(/belongs to the cluster with system identifier/);
     // The right cluster, the wrong name: its page address says where it belongs.
     const renamed = path.join(work, `${name.slice(0, 16)}000000FF`);
     await cp(segment, renamed);
-    const wrongName = await cli(['wal', 'push', renamed, '--archive', copy]);
+    const wrongName = await asPostgres(['wal', 'push', renamed, '--archive', copy]);
     expect(wrongName.code).toBe(1);
     expect(wrongName.stderr).toMatch(/its name says/);
+    expect(await treeOf(copy)).toEqual(before);
+  });
+
+  it('wal push as root into a local archive owned by the server user → refused, nothing created', async () => {
+    const copy = await archiveCopy();
+    const before = await treeOf(copy);
+    const [first] = await segmentObjects(copy);
+    const name = path.basename(first ?? '').slice(0, 24);
+    const segment = path.join(await postgresDir(), name);
+    expect((await asPostgres(['wal', 'fetch', name, segment, '--archive', copy])).code).toBe(0);
+    const r = await cli(['wal', 'push', segment, '--archive', copy]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/root must not write into it/);
     expect(await treeOf(copy)).toEqual(before);
   });
 
@@ -413,6 +435,25 @@ describe('PITR faults with an S3 archive', () => {
     await switchAndArchive(pg);
     const healed = await cli([...pg.args(), 'pitr', 'status', '--env-file', envFile]);
     if (healed.code !== 0) throw new Error(healed.stdout);
+  });
+
+  it('wal push: a segment of a real other cluster into the first archive → refused, nothing stored', async () => {
+    const before = await treeOf(archive);
+    const [current] = await pg.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f');
+    const name = (await readdir(path.join(pg.dataDir, 'pg_wal')))
+      .filter((n) => /^[0-9A-F]{24}$/.test(n) && n < (current?.f ?? ''))
+      .sort()
+      .at(-1);
+    const r = await asPostgres([
+      'wal',
+      'push',
+      path.join(pg.dataDir, 'pg_wal', name ?? ''),
+      '--archive',
+      archive,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/belongs to the cluster with system identifier \d+, the archive to \d+/);
+    expect(await treeOf(archive)).toEqual(before);
   });
 
   it('async uploader: SIGTERM while the store hangs → it leaves within seconds, lock released, nothing half-stored', async () => {
