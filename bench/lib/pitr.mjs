@@ -151,8 +151,8 @@ export function stopPitr(c) {
 function resetPushArchive(p) {
   rmrf(p.pushArchive);
   mkdirp(p.pushArchive);
+  // Owned by the harness's user, who runs the pushes (root must not write into an archive postgres owns).
   fs.copyFileSync(path.join(p.archive, 'archive.json'), path.join(p.pushArchive, 'archive.json'));
-  givePg(p.pushArchive);
 }
 
 /** A pg_wal-like directory with every push segment marked ready, for the async cases. */
@@ -168,7 +168,6 @@ function resetSpool(p) {
     fs.copyFileSync(s, path.join(wal, path.basename(s)));
     fs.writeFileSync(path.join(wal, 'archive_status', `${path.basename(s)}.ready`), '');
   }
-  givePg(path.join(p.dir, 'async'));
 }
 
 const pushLoop = (c, args) =>
