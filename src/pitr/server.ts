@@ -109,23 +109,26 @@ export async function applySettings(c: pg.Client, values: Record<string, string 
 
 /** Settings among `names` whose new value takes effect only after a restart. */
 export async function pendingRestart(c: pg.Client, names: readonly string[]): Promise<string[]> {
-  let pending: string[] = [];
+  let rows: Array<{ name: string; pending: boolean; agrees: boolean }> = [];
   // pg_reload_conf() only signals the postmaster: this backend sees the new state a moment later,
   // once the running value of each setting agrees with the files or the setting is marked pending.
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < 100; i++) {
     const r = await c.query<{ name: string; pending: boolean; agrees: boolean }>(
-      `SELECT s.name, s.pending_restart AS pending, (f.setting IS NULL OR f.setting = s.setting OR s.setting = '(disabled)') AS agrees
+      `SELECT s.name, s.pending_restart AS pending,
+              (f.setting IS NULL OR f.setting = s.setting OR s.setting = '(disabled)') AS agrees
          FROM pg_settings s
          LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings f
                              WHERE f.name = s.name AND f.error IS NULL ORDER BY seqno DESC LIMIT 1) f ON true
         WHERE s.name = ANY($1)`,
       [names],
     );
-    pending = r.rows.filter((row) => row.pending).map((row) => row.name);
-    if (r.rows.every((row) => row.pending || row.agrees)) return pending;
+    rows = r.rows;
+    if (rows.every((row) => row.pending || row.agrees))
+      return rows.filter((row) => row.pending).map((row) => row.name);
     await new Promise((res) => setTimeout(res, 100));
   }
-  return pending;
+  // Never "no restart needed" unless the server said so: what has not taken effect may need one.
+  return rows.filter((row) => row.pending || !row.agrees).map((row) => row.name);
 }
 
 export interface ArchiverStats {

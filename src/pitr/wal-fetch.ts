@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { KeyUnlocker } from '../crypto/index.js';
@@ -82,6 +82,16 @@ export async function fetchWalFile(
 ): Promise<FetchResult> {
   const { object } = await locateWal(storage, name);
   const temp = path.join(path.dirname(dest), `.dbbackup-fetch-${process.pid}-${path.basename(dest)}`);
+  // PostgreSQL stops restore_command with SIGTERM when it shuts down, and must see it die of that
+  // signal: the half-written file goes, then the signal is raised again.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    rmSync(temp, { force: true });
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    process.kill(process.pid, sig);
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
     const bytes = await readWal(
       storage,
@@ -94,5 +104,8 @@ export async function fetchWalFile(
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
   }
 }

@@ -288,4 +288,21 @@ describe('PITR into a directory archive', () => {
     await r.stop();
     void readFile;
   });
+
+  it('pitr disable puts back exactly what enable changed, and --restart applies it', async () => {
+    // Enable again first: the record keeps the settings from before dbbackup.
+    await cliOk([...server.args(), 'pitr', 'enable', '--archive', archive]);
+    const r = await cliOk([...server.args(), 'pitr', 'disable', '--restart', '--server-log', server.log]);
+    expect(r.stdout).toMatch(/Reset archive_command/);
+    expect(r.stdout).toMatch(/Reset archive_mode/);
+    expect(r.stdout).toMatch(/Server restarted/);
+    const auto = await server.query<{ name: string }>(
+      "SELECT name FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf' AND name IN ('archive_mode', 'archive_command')",
+    );
+    expect(auto).toEqual([]);
+    const [mode] = await server.query<{ m: string }>("SELECT current_setting('archive_mode') AS m");
+    expect(mode?.m).toBe('off');
+    // The archive is left as it was.
+    expect((await cliOk(['wal', 'list', '--archive', archive])).stdout).toMatch(/TIMELINE/);
+  });
 });
