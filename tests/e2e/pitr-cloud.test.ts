@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
-import { postgresDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
+import { postgresDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
 import { isRoot, run } from '../harness/proc.js';
 import {
   cliOk,
@@ -107,6 +107,7 @@ afterAll(async () => {
   for (const r of restored) await r.stop().catch(() => undefined);
   await server?.stop();
   await s3?.stop();
+  await removePostgresDirs();
 });
 
 describe('PITR into an S3 archive (encrypted, async push, prefetching fetch)', () => {

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { archiveDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
+import { archiveDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
 import {
   cliOk,
   createTable,
@@ -74,6 +74,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const r of restored) await r.stop().catch(() => undefined);
   await server?.stop();
+  await removePostgresDirs();
 });
 
 async function restoreTo(target: string[], extra: string[] = []): Promise<Restored> {

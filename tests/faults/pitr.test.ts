@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../harness/cli.js';
 import { DUMMY_CREDENTIALS, startS3Emulator, type S3Emulator } from '../harness/s3-emulator.js';
 import { s3Store } from '../harness/object-store.js';
-import { archiveDir, exists, postgresDir, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
+import {
+  archiveDir,
+  exists,
+  postgresDir,
+  removePostgresDirs,
+  startPitrServer,
+  type PitrServer,
+} from '../harness/pitr-server.js';
 import { asUser, childrenNamed, run, waitFor } from '../harness/proc.js';
 import {
   cliOk,
@@ -48,6 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of cleanups) await c().catch(() => undefined);
   await server?.stop();
+  await removePostgresDirs();
 });
 
 /** A copy of the archive (owner and modes kept), removed after the file. */

@@ -34,9 +34,17 @@ async function pgTool(tool: string, args: string[], cwd: string) {
   return run(file, argv, { cwd, timeoutMs: 120_000 });
 }
 
-/** A directory the postgres user owns (mode 0700), under the system temp dir. */
+const madeDirs: string[] = [];
+
+/** Removes every directory postgresDir made in this test file (call it in afterAll, after stopping servers). */
+export async function removePostgresDirs(): Promise<void> {
+  for (const dir of madeDirs.splice(0)) await rm(dir, { recursive: true, force: true });
+}
+
+/** A directory the postgres user owns (mode 0700), under the system temp dir; see removePostgresDirs. */
 export async function postgresDir(prefix = 'dbb-pitr-'): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  madeDirs.push(dir);
   if (isRoot) {
     const r = await run('chown', ['postgres:', dir]);
     if (r.code !== 0) throw new Error(`chown postgres ${dir}: ${r.stderr}`);
