@@ -64,7 +64,7 @@ async function checkWriter(storage: Storage): Promise<void> {
   if (owner !== 0)
     throw new UsageError(
       `The archive ${storage.location} belongs to uid ${owner}: root must not write into it`,
-      'Run WAL commands as the archive\'s owner, as the server does (e.g. runuser -u postgres -- dbbackup wal push …).',
+      "Run WAL commands as the archive's owner, as the server does (e.g. runuser -u postgres -- dbbackup wal push …).",
     );
 }
 
