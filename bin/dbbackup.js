@@ -11,4 +11,12 @@ if (major < 22) {
 // turns it off.
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
-await import('../dist/cli/main.js');
+// PostgreSQL runs `wal push` / `wal fetch` once per WAL segment: they skip the full command line
+// (commander, every command's module) and load only what the archive needs.
+const [, , first, second] = process.argv;
+if (first === 'wal' && ['push', 'archive', 'fetch', 'probe', 'uploader', 'prefetcher'].includes(second)) {
+  const { walMain } = await import('../dist/cli/wal-main.js');
+  process.exitCode = await walMain(process.argv.slice(3));
+} else {
+  await import('../dist/cli/main.js');
+}

@@ -25,6 +25,7 @@
 
 import { createBucket, emptyBucket, S3_BUCKET, S3_ENV, s3Uri, startS3Emulator, storedBytes } from './s3.mjs';
 import { q } from './util.mjs';
+import { PITR_GROUPS } from './pitr.mjs';
 
 const MD_ARGS = '--single-transaction --quick';
 
@@ -621,6 +622,7 @@ export const GROUPS = [
       },
     ],
   },
+  ...PITR_GROUPS,
 ];
 
 /** Peak-RSS goals, evaluated over every dbbackup case that ran. */

@@ -15,8 +15,10 @@ export function groupCases(group, c) {
 /** The argv, environment and display text of one case. */
 export function commandOf(group, kase, c, out) {
   if (kase.dbbackup) {
-    const conn =
-      group.engine === 'pg'
+    // group.connection: a group with its own server (the PITR cluster) instead of c.pg / c.my
+    const conn = group.connection
+      ? group.connection(c)
+      : group.engine === 'pg'
         ? { args: ['--host', c.pg.host, '--port', String(c.pg.port), '--user', c.pg.user], env: {} }
         : (() => {
             const m = myDbbackupArgs(c.my);

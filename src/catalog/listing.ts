@@ -17,6 +17,10 @@ export interface ListOptions {
   /** Read every backup in full and check its SHA-256; otherwise sizes only (no data read). */
   verify?: boolean;
 }
+import { baseRetentionGroup } from './base-backup.js';
+
+/** A WAL archive's identity file (src/pitr/archive.ts): its base/ directory holds base backups. */
+const ARCHIVE_FILE = 'archive.json';
 
 export interface CatalogEntry {
   key: string;
@@ -30,8 +34,8 @@ export interface CatalogEntry {
   detail: string;
   /** Who made it (dbbackup, or the reference tool this one replaces); null when nothing says. */
   producer: Producer | null;
-  /** single, sample or cluster; null without metadata. */
-  kind: 'single' | 'sample' | 'cluster' | null;
+  /** single, sample, cluster, or base (a physical base backup in a WAL archive); null without metadata. */
+  kind: 'single' | 'sample' | 'cluster' | 'base' | null;
 }
 
 /**
@@ -104,9 +108,16 @@ export function catalogEntry(result: VerifyResult, fallbackTime: Date | null, fu
 
 /** Group, database, engine and kind, from whichever metadata the backup has. */
 export function describeResult(
-  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference'>,
+  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base'>,
 ): Pick<CatalogEntry, 'group' | 'database' | 'engine' | 'kind'> {
-  const { metadata: meta, cluster, reference } = r;
+  const { metadata: meta, cluster, reference, base } = r;
+  if (base)
+    return {
+      group: baseRetentionGroup(base),
+      database: '(cluster, physical)',
+      engine: 'postgres',
+      kind: 'base',
+    };
   if (meta)
     return { group: retentionGroup(meta), database: meta.database, engine: meta.engine, kind: meta.kind };
   if (cluster)
@@ -132,8 +143,9 @@ function clusterLabel(databases: number | null): string {
 }
 
 /** The backup's own time, from its metadata. */
-function createdOf(r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference'>): Date | null {
+function createdOf(r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base'>): Date | null {
   if (r.metadata) return new Date(r.metadata.startedAt);
+  if (r.base) return new Date(r.base.finishedAt);
   if (r.cluster) return new Date(r.cluster.startedAt);
   return r.reference?.created ?? null;
 }
@@ -173,9 +185,16 @@ export async function backupKeys(storage: Storage): Promise<string[]> {
 
 function backupCandidates(keys: Map<string, unknown>): Set<string> {
   const candidates = new Set<string>();
+  const archive = keys.has(ARCHIVE_FILE);
   for (const key of keys.keys()) {
     const base = key.split('/').pop() ?? key;
     if (base.startsWith(TEMP_MARKER)) continue;
+    // A base backup in a WAL archive is one entry, `base/<name>/` (WAL itself is not a backup).
+    const baseDirOf = archive ? /^base\/[^/]+\//.exec(key)?.[0] : undefined;
+    if (baseDirOf) {
+      candidates.add(baseDirOf);
+      continue;
+    }
     // A cluster backup is one entry, `<name>/`, whether or not its manifest was written.
     const slash = key.indexOf('/');
     if (slash >= 0) {

@@ -540,6 +540,14 @@ export class PostgresEngine implements DatabaseEngine {
     return { file: await this.tool('psql'), args, env: this.restoreEnv(), name: 'psql' };
   }
 
+  /**
+   * Another PostgreSQL client program (pg_basebackup, pg_ctl…) with this connection's environment:
+   * host, port, user, password and TLS travel in PG* variables, never in its arguments.
+   */
+  async clientProgram(name: string, args: string[]): Promise<ToolCommand> {
+    return { file: await this.tool(name), args, env: this.toolEnv(), name };
+  }
+
   async tools(): Promise<ToolStatus[]> {
     return Promise.all(
       ['pg_dump', 'pg_restore', 'psql', 'pg_dumpall'].map(async (name) => {

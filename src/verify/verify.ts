@@ -1,4 +1,6 @@
 import { bytesMismatch, type BackupMetadata } from '../catalog/metadata.js';
+import { baseNameOf, type BaseBackupMetadata } from '../catalog/base-backup.js';
+import { verifyBase } from './base.js';
 import { readManifest, type ClusterManifest } from '../catalog/manifest.js';
 import { isOwnBackupName, isReferenceName } from '../catalog/ownership.js';
 import type { Engine } from '../catalog/naming.js';
@@ -44,6 +46,8 @@ export interface VerifyResult {
   reference?: ReferenceSummary;
   /** Present when a deep check ran to the end (see VerifyOptions.deep). */
   deep?: DeepSummary;
+  /** A physical base backup's metadata (base/<name>/ in a WAL archive). */
+  base?: BaseBackupMetadata;
 }
 
 export interface VerifyOptions {
@@ -510,6 +514,8 @@ export async function verifyAny(
   key: string,
   mode: boolean | VerifyOptions,
 ): Promise<VerifyResult> {
+  // A physical base backup in a WAL archive (base/<name>/).
+  if (baseNameOf(key)) return { ...(await verifyBase(storage, key, options(mode))), producer: 'dbbackup' };
   return key.endsWith('/')
     ? verifyCluster(storage, key.slice(0, -1), mode)
     : verifyBackup(storage, key, mode);

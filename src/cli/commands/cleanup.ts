@@ -8,6 +8,7 @@ import { openStore } from '../../storage/uri.js';
 import { cloudSettings, globals, out, printable, requireDirectory } from '../context.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
 import { reportResult } from '../../ops/operation.js';
+import { ARCHIVE_FILE } from '../../pitr/archive.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -176,8 +177,12 @@ export function cleanupCommand(): Command {
       .description(
         'Apply a retention policy to the backups in a directory or cloud prefix (per database group)',
       )
-      .argument('<location>', 'backup directory or cloud prefix URI'),
+      .argument('[location]', 'backup directory or cloud prefix URI (or a WAL archive)'),
   )
+    .option(
+      '--archive <dir|uri>',
+      'a WAL archive: base backups by the rules, then WAL older than the oldest kept one',
+    )
     .option('--database <name>', 'only backups of this database')
     .option('--pattern <glob>', 'only backups whose name matches this glob')
     .option('--dry-run', 'print the plan, delete nothing')
@@ -197,8 +202,9 @@ Examples:
     )
     .action(
       async (
-        location: string,
+        location: string | undefined,
         opts: RetentionOptions & {
+          archive?: string;
           database?: string;
           pattern?: string;
           dryRun?: boolean;
@@ -215,7 +221,24 @@ Examples:
             'No retention rule given',
             'Add --keep-last, --keep-daily…, --keep-within, or --retention-days with --min-backups.',
           );
-        const storage = await openStore(location, cloudSettings(globals(cmd)));
+        const where = opts.archive ?? location;
+        if (!where)
+          throw new UsageError(
+            'Give a location (or --archive)',
+            'dbbackup cleanup ~/db_backups --keep-last 7',
+          );
+        const storage = await openStore(where, cloudSettings(globals(cmd)));
+        // A location that cannot even be asked (bad credentials) fails below with the listing's own error.
+        const isArchive = opts.archive || (await storage.stat(ARCHIVE_FILE).catch(() => undefined));
+        if (isArchive) {
+          const { cleanupArchive } = await import('./cleanup-archive.js');
+          await cleanupArchive(storage, policy, {
+            timeZone: timeZoneOf(opts),
+            dryRun: Boolean(opts.dryRun),
+            json: Boolean(opts.json),
+          });
+          return;
+        }
         // A mistyped directory must not look like "nothing to clean" in a cron log.
         await requireDirectory(storage);
         // `--database` is also a global option (the server's maintenance database); here it filters.

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { openEngine } from '../../engines/index.js';
 import { DbBackupError } from '../../errors.js';
 import { runPreflight, type CheckResult } from '../../preflight/preflight.js';
+import { archivingCheck } from '../../pitr/status.js';
 import {
   backupStores,
   compressionChoice,
@@ -46,6 +47,8 @@ Exit status: 0 when every check passes (warnings allowed), 1 when any fails.`,
           compression: algorithm,
           level,
         });
+        const archiving = await archivingCheck(engine as Parameters<typeof archivingCheck>[0]);
+        if (archiving) results.push({ check: 'wal archiving', ...archiving });
         const failed = results.filter((r) => r.status === 'fail');
         if (opts.json) out.json({ ok: failed.length === 0, checks: results });
         else {

@@ -68,6 +68,7 @@ import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../..
 import type { Engine } from '../../catalog/naming.js';
 import type { ConnectionOptions } from '../../engines/connection.js';
 import { reportResult } from '../../ops/operation.js';
+import { addPitrRestoreCommand } from './restore-pitr.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
@@ -347,6 +348,7 @@ Examples:
       const verify = Boolean(opts.verify);
       printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(opts.json), verify);
     });
+  addPitrRestoreCommand(restore);
   return restore;
 }
 

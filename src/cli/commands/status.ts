@@ -14,6 +14,7 @@ import {
   table,
 } from '../context.js';
 import { DbBackupError } from '../../errors.js';
+import { archivingCheck } from '../../pitr/status.js';
 
 export function statusCommand(): Command {
   return new Command('status')
@@ -37,6 +38,9 @@ export function statusCommand(): Command {
         ]);
         const { algorithm, level } = compressionChoice(g);
         const compression = await planCompression(algorithm, level);
+        const archiving = server.ok
+          ? await archivingCheck(engine as Parameters<typeof archivingCheck>[0])
+          : undefined;
         const report = {
           tool: { name: 'dbbackup', version: TOOL_VERSION, node: process.version },
           engine: engineName,
@@ -46,6 +50,7 @@ export function statusCommand(): Command {
           tools,
           compression: compression.implementation,
           backupDir: (await openStore(backupDir(g))).location,
+          archiving,
         };
         if (opts.json) out.json(report);
         else {
@@ -58,6 +63,10 @@ export function statusCommand(): Command {
           if (!server.ok && server.hint) out.line(`              hint: ${server.hint}`);
           out.line(`Compression:  ${compression.implementation}`);
           out.line(`Backup dir:   ${report.backupDir}`);
+          if (archiving)
+            out.line(
+              `WAL archive:  ${archiving.status === 'ok' ? 'ok' : 'WARNING'}: ${archiving.detail}${archiving.hint ? `\n              hint: ${archiving.hint}` : ''}`,
+            );
           out.line('Tools:');
           const rows = tools.map((t) => [t.name, t.path ? (t.version ?? '?') : 'MISSING', t.path ?? '']);
           for (const line of table(['TOOL', 'VERSION', 'PATH'], rows)) out.line(`  ${line}`);

@@ -51,6 +51,12 @@ export async function expandBackups(arg: string, settings: CloudSettings): Promi
   // A cluster backup's own directory (or prefix) names that one backup.
   const trimmed = pathPart.replace(/\/+$/, '');
   const dirName = trimmed.slice(trimmed.lastIndexOf('/') + 1);
+  // A base backup in a WAL archive: <archive>/base/<name>/.
+  const archiveRoot = /^(.*)\/base$/.exec(trimmed.slice(0, trimmed.lastIndexOf('/')))?.[1];
+  if (isDir && archiveRoot !== undefined) {
+    const root = await openStore(cloud ? withQuery(`${archiveRoot}/`) : archiveRoot || '/', settings);
+    if (await root.stat('archive.json')) return [{ storage: root, key: `base/${dirName}/` }];
+  }
   if (isDir && (dirName.startsWith('cluster_') || (!cloud && existsSync(path.join(arg, MANIFEST_NAME))))) {
     const parent = cloud
       ? withQuery(trimmed.slice(0, trimmed.lastIndexOf('/') + 1))
@@ -67,6 +73,7 @@ export async function expandBackups(arg: string, settings: CloudSettings): Promi
   // Only direct children: a glob never reaches into sub-directories.
   const keys = (await backupKeys(storage)).filter((k) => {
     const name = k.endsWith('/') ? k.slice(0, -1) : k;
+    if (/^base\/[^/]+\/$/.test(k)) return isMatch(name.slice('base/'.length));
     return !name.includes('/') && isMatch(name);
   });
   if (!keys.length) {

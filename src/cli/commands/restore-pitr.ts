@@ -1,0 +1,220 @@
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import type { EncryptionFlags } from '../../crypto/index.js';
+import { DbBackupError, UsageError } from '../../errors.js';
+import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { requireIdentity } from '../../pitr/archive.js';
+import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
+import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
+import { executePitrRestore, planPitrRestore, type PitrRestorePlan } from '../../pitr/restore.js';
+import { startAndFollow } from '../../pitr/start.js';
+import { lazyUnlockers } from '../../pitr/wal-keys.js';
+import { parseInteger } from '../numbers.js';
+import { globals, out } from '../context.js';
+import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { interruptSignal } from '../signals.js';
+import { openArchiveStore } from './pitr.js';
+import { parseTimelineChoice } from './wal.js';
+
+interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
+  archive?: string;
+  envFile?: string;
+  dataDir?: string;
+  targetTimeline?: string;
+  targetAction: TargetAction;
+  exclusive?: boolean;
+  keepArchiving?: boolean;
+  confirm?: boolean;
+  force?: boolean;
+  start?: boolean;
+  port?: string;
+  osUser?: string;
+  prefetch?: string;
+  spoolDir?: string;
+  logFile?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+async function serverUser(name: string | undefined): Promise<OsUser> {
+  const wanted = name ?? (isRoot() ? 'postgres' : undefined);
+  if (!wanted) {
+    const me = currentUser();
+    return { ...me, name: (await import('node:os')).userInfo().username };
+  }
+  const user = await userByName(wanted);
+  if (!user)
+    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
+  return user;
+}
+
+export function printPlan(p: PitrRestorePlan, line: (s: string) => void): void {
+  const b = p.base;
+  line(`Archive:   ${p.archive}`);
+  line(
+    b
+      ? `Base:      ${b.name} (ended ${b.finishedAt}; timeline ${b.timeline}, WAL ${b.startLsn} … ${b.stopLsn}; ${formatBytes(b.storedBytes)} stored, ${formatBytes(b.dataBytes)} of data)`
+      : 'Base:      none',
+  );
+  if (b) line(`Checksum:  sha256 ${b.sha256}: ${b.checksum}`);
+  line(`Target:    ${p.target}`);
+  line(`Timelines: ${p.timelinePath ?? '?'} (recovery_target_timeline ${p.targetTimeline ?? '?'})`);
+  if (p.window)
+    line(
+      `WAL:       ${p.window.first} … ${p.window.last ?? '(none)'}${p.window.lastPushed ? `, newest archived ${p.window.lastPushed}` : ''}`,
+    );
+  line(`Coverage:  ${p.coverage}`);
+  for (const d of p.divergences)
+    line(
+      `Fork:      timeline ${d.timeline} has WAL up to ${d.parentNewest} after timeline ${d.child} branched from it at ${d.switchAt}`,
+    );
+  line(
+    `Data dir:  ${p.dataDir.path} (${p.dataDir.exists ? `exists, ${p.dataDir.entries} entries` : 'will be created'}; owner ${p.dataDir.owner}, mode 0700)`,
+  );
+  line('Config:    appended to postgresql.auto.conf, with recovery.signal:');
+  for (const c of p.config) line(`             ${c}`);
+  for (const w of p.warnings) line(`Warning:   ${w}`);
+  for (const r of p.refusals) line(`REFUSED:   ${r}`);
+}
+
+/** `restore pitr`: registered by restore.ts. */
+export function addPitrRestoreCommand(restore: Command): void {
+  withDecryptOptions(restore.command('pitr'))
+    .description(
+      'Point-in-time restore of a base backup plus archived WAL into a new data directory (a dry run that prints the plan unless --confirm)',
+    )
+    .argument('<base>', 'base backup name (base_YYYYMMDD_HHMMSS) or "latest"')
+    .option('--archive <dir|uri>', 'the WAL archive')
+    .option('--env-file <file>', 'credentials for a cloud archive (also used by restore_command)')
+    .option('--data-dir <dir>', 'where to restore: empty or new (or --force)')
+    .option('--target-time <time>', 'stop at this moment, with its UTC offset ("2026-12-07 05:33:41+00")')
+    .option('--target-lsn <lsn>', 'stop at this WAL position (0/15D6B40)')
+    .option('--target-xid <xid>', 'stop at this transaction')
+    .option('--target-name <name>', 'stop at this restore point (pg_create_restore_point)')
+    .option('--target-immediate', 'stop as soon as the base backup is consistent')
+    .option('--target-timeline <tli>', 'current, latest (default) or a timeline number')
+    .addOption(
+      new Option('--target-action <action>', 'what the server does at the target')
+        .choices(['promote', 'pause', 'shutdown'])
+        .default('promote'),
+    )
+    .option('--exclusive', 'stop just before the target instead of just after it')
+    .option(
+      '--keep-archiving',
+      'leave archive_mode as in the backup (default: off, so a drill never archives its new timeline)',
+    )
+    .option('--confirm', 'actually restore (without it, only the plan is printed)')
+    .option('--force', 'replace the contents of a non-empty --data-dir')
+    .option('--start', 'start the restored server and wait until recovery reaches the target (needs --port)')
+    .option('--port <port>', 'port of the restored server')
+    .option(
+      '--os-user <name>',
+      "the server's OS user, owner of the data directory (default: postgres as root, else you)",
+    )
+    .option('--prefetch <n>', 'restore_command fetches n segments ahead (needs --spool-dir)')
+    .option('--spool-dir <dir>', 'where prefetched segments wait (owned by the server user)')
+    .option('--log-file <file>', "with --start: the server's log (default: <data-dir>.log)")
+    .option('--timeout <seconds>', 'with --start: how long to wait for the target (default 3600)')
+    .option('--json', 'print the plan and result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --target-time "2026-12-07 05:33:41+00"
+  dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --target-time "2026-12-07 05:33:41+00" --confirm --start --port 5433
+  dbbackup restore pitr base_20261207_050000 --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env --data-dir /srv/pg-restore --target-immediate --confirm`,
+    )
+    .action(async (base: string, opts: PitrRestoreOptions, cmd: Command) => {
+      const g = globals(cmd);
+      if (!opts.dataDir)
+        throw new UsageError(
+          '--data-dir is required',
+          'Give an empty or new directory for the restored cluster.',
+        );
+      const target = targetFromFlags(opts);
+      // restore pitr talks to no running server: the global --port is the restored server's.
+      const portText = opts.port ?? g.port;
+      const port =
+        portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
+      if (opts.start && port === undefined)
+        throw new UsageError(
+          '--start needs --port',
+          'The restored server must not take the port of the server it came from.',
+        );
+      if (opts.start && !opts.confirm)
+        throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
+      const prefetch =
+        opts.prefetch === undefined
+          ? undefined
+          : parseInteger('--prefetch', opts.prefetch, { min: 1, max: 64 });
+      if (prefetch && !opts.spoolDir) throw new UsageError('--prefetch needs --spool-dir');
+      const timeoutS =
+        opts.timeout === undefined ? 3600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
+      const timelineExplicit = opts.targetTimeline !== undefined;
+      const storage = await openArchiveStore(g, opts.archive, opts.envFile);
+      const identity = await requireIdentity(storage);
+      const flags = encryptionFlags(opts);
+      const input = {
+        storage,
+        archive: opts.archive ?? '',
+        identity,
+        base,
+        target,
+        timeline: parseTimelineChoice(opts.targetTimeline, 'latest'),
+        timelineExplicit,
+        action: opts.targetAction,
+        inclusive: !opts.exclusive,
+        dataDir: opts.dataDir,
+        force: Boolean(opts.force),
+        osUser: await serverUser(opts.osUser),
+        keepArchiving: Boolean(opts.keepArchiving),
+        port,
+        flags,
+        envFile: opts.envFile,
+        prefetch: prefetch ? { count: prefetch, spoolDir: opts.spoolDir ?? '' } : undefined,
+        unlockers: lazyUnlockers(flags),
+      };
+      const { plan, chosen } = await planPitrRestore(input);
+      if (!opts.json) printPlan(plan, (l) => out.line(l));
+      if (plan.refusals.length) {
+        if (opts.json) out.json({ plan });
+        throw new DbBackupError(`Restore refused: ${plan.refusals[0]}`, {
+          hint:
+            plan.refusals.length > 1
+              ? `${plan.refusals.length} reasons, listed above.`
+              : 'See the plan above.',
+        });
+      }
+      if (!opts.confirm || !chosen) {
+        if (opts.json) out.json({ plan, dryRun: true });
+        else out.line('Dry run: nothing was changed. Add --confirm to restore.');
+        return;
+      }
+      const signal = interruptSignal();
+      const restored = await executePitrRestore(input, plan, chosen, signal);
+      if (!opts.json)
+        out.line(
+          `Restored ${plan.base?.name ?? '?'} into ${restored.dataDir} in ${formatDuration(restored.seconds)}; recovery.signal and the recovery settings are written.`,
+        );
+      let reached;
+      if (opts.start) {
+        reached = await startAndFollow({
+          dataDir: restored.dataDir,
+          user: input.osUser,
+          port,
+          action: opts.targetAction,
+          logFile: path.resolve(opts.logFile ?? `${restored.dataDir}.log`),
+          timeoutMs: timeoutS * 1000,
+          signal,
+        });
+        if (!opts.json)
+          out.line(
+            `Server ${reached.state} on port ${port} after ${formatDuration(reached.seconds)}: ${reached.stoppedAt ?? 'recovery reached the end of the archive'}${reached.lastTransactionTime ? `; last transaction replayed at ${reached.lastTransactionTime}` : ''}${reached.timeline ? `; now on timeline ${reached.timeline}` : ''}${reached.replayLsn ? ` (replayed to ${reached.replayLsn})` : ''}`,
+          );
+      } else if (!opts.json)
+        out.line(
+          `Start it as ${input.osUser.name} (pg_ctl start -D ${restored.dataDir}); it recovers to ${plan.target} and then ${opts.targetAction === 'promote' ? 'promotes' : opts.targetAction === 'pause' ? 'pauses' : 'shuts down'}.`,
+        );
+      if (opts.json) out.json({ plan, restored, reached });
+    });
+}

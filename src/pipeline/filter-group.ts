@@ -1,0 +1,430 @@
+import { pipeline as pipelineCb, Transform, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { ToolCommand } from '../engines/engine.js';
+import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
+import type { CompressionAlgorithm, CompressionPlan } from './compression.js';
+import { planCompression, planDecompression } from './compression.js';
+import { CommitGate, HashCounter } from './hash.js';
+import { ToolProcess, settleFeed, type StderrClassifier } from './process.js';
+
+/**
+ * The filter groups: every byte dbbackup stores goes through one write group (compress → encrypt
+ * → SHA-256 and size of the stored bytes → commit gate), and every byte it reads back through one
+ * read group (stored SHA-256 and size → decrypt → decompress → optional SHA-256 of the decoded
+ * bytes → a sink). A group decides where an external compressor sits (straight on a producing
+ * program's stdout, or fed by this process) and which failure is reported when several stages
+ * fail at once, and returns what it measured.
+ */
+
+/** Below this size an object is compressed and decompressed inside this process: a program start costs more. */
+export const SMALL_OBJECT_BYTES = 64 * 1024 * 1024;
+
+/** Encryption as a write group takes it: the stream (createEncryptStream) and what metadata records. */
+export interface GroupEncryption<D = unknown> {
+  stream: Transform;
+  description: D;
+}
+
+export interface WriteGroupOptions<D = unknown> {
+  /**
+   * The bytes to store: a stream in this process, or a program whose stdout is the data (hand it
+   * over right after starting it: its stdout may go to a compressor as a file descriptor).
+   */
+  source: Readable | ToolProcess;
+  /**
+   * Stages that watch the raw bytes (a tar parser, a hash of the raw data). With taps, a program's
+   * output passes through this process before an external compressor; without, it is handed over
+   * as a kernel pipe and never touches JavaScript.
+   */
+  taps?: Transform[];
+  compression: CompressionPlan;
+  /**
+   * Stages that watch the compressed bytes (DecodedTail: proof that they decode, and the end of the
+   * raw stream, without the raw bytes passing through this process).
+   */
+  compressedTaps?: Transform[];
+  /** Applied after compression; the checksum describes the stored (encrypted) bytes. */
+  encryption?: GroupEncryption<D>;
+  /** Judged after every stage succeeded and before the last byte is released to storage. */
+  check?: () => Promise<void>;
+}
+
+export interface WriteResult<D = unknown> {
+  storedBytes: number;
+  storedSha256: string;
+  compression: { algorithm: CompressionAlgorithm; level: number; implementation: string };
+  encryption: D | null;
+}
+
+export interface WriteGroup<D = unknown> {
+  /** What to hand to Storage.put: it ends only once every stage has been judged successful. */
+  readonly readable: Readable;
+  readonly processes: readonly ToolProcess[];
+  /** Bytes stored so far (for progress). */
+  storedBytes(): number;
+  /** The measurements; only once the readable has ended (after Storage.put resolved). */
+  result(): WriteResult<D>;
+  /**
+   * After Storage.put rejected with `err`: stops every stage and returns the failure to report —
+   * a program that failed on its own before anything was stopped explains the rest.
+   */
+  fail(err: unknown): Promise<unknown>;
+  /** Stop everything now (an interrupt). */
+  abort(): void;
+}
+
+/** The compression plan for an object of about `sizeHint` bytes: in-process for small objects. */
+export async function compressionFor(
+  algorithm: CompressionAlgorithm,
+  level: number,
+  sizeHint?: number,
+): Promise<CompressionPlan> {
+  if (sizeHint === undefined || sizeHint > SMALL_OBJECT_BYTES || algorithm === 'none')
+    return planCompression(algorithm, level);
+  // One frame / member, one thread: a segment compresses in tens of milliseconds.
+  if (algorithm === 'zstd')
+    return {
+      algorithm,
+      level,
+      implementation: `node zlib zstd`,
+      inProcess: () =>
+        zlib.createZstdCompress({
+          params: {
+            [zlib.constants.ZSTD_c_compressionLevel]: level,
+            [zlib.constants.ZSTD_c_checksumFlag]: 1,
+          },
+        }),
+    };
+  return { algorithm, level, implementation: 'node zlib gzip', inProcess: () => zlib.createGzip({ level }) };
+}
+
+export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGroup<D> {
+  const processes: ToolProcess[] = [];
+  const stages: Transform[] = [];
+  let head: Readable;
+  const taps = o.taps ?? [];
+  let sourceProcess: ToolProcess | undefined;
+  let feed: Promise<void> | undefined;
+  if (o.source instanceof ToolProcess) {
+    sourceProcess = o.source;
+    processes.push(o.source);
+    const out = o.source.child.stdout;
+    if (!out) throw new Error(`${o.source.name} has no stdout`);
+    head = out;
+  } else head = o.source;
+
+  if (o.compression.external && sourceProcess && taps.length === 0) {
+    // The program's stdout becomes the compressor's stdin: the raw bytes never enter this process.
+    const out = head;
+    const compressor = new ToolProcess(o.compression.external, [out, 'pipe', 'pipe'], () => 'error');
+    out.pause();
+    out.destroy();
+    processes.push(compressor);
+    head = stdoutOf(compressor);
+  } else if (o.compression.external) {
+    const compressor = new ToolProcess(o.compression.external, ['pipe', 'pipe', 'pipe'], () => 'error');
+    processes.push(compressor);
+    const stdin = compressor.child.stdin;
+    if (!stdin) throw new Error('compressor has no stdin');
+    // Fed from here; a failure of the feed is reported by the gate through the compressor's end.
+    feed = pipeline([head, ...taps, stdin]);
+    feed.catch(() => undefined);
+    head = stdoutOf(compressor);
+  } else {
+    stages.push(...taps);
+    if (o.compression.inProcess) stages.push(o.compression.inProcess());
+  }
+  stages.push(...(o.compressedTaps ?? []));
+  if (o.encryption) stages.push(o.encryption.stream);
+  const hash = new HashCounter();
+  let abortedAt: number | undefined;
+  const ownFailures: unknown[] = [];
+  for (const p of processes)
+    p.done.catch((err: unknown) => {
+      if (abortedAt === undefined) ownFailures.push(err);
+    });
+  const gate = new CommitGate(async () => {
+    await Promise.all(processes.map((p) => p.done));
+    if (feed) await feed;
+    await o.check?.();
+  });
+  const abort = (): void => {
+    abortedAt ??= Date.now();
+    for (const p of processes) p.kill();
+    // A source in this process (or a feed into a compressor) stops only when its pipeline is torn down.
+    if (!readable.destroyed) readable.destroy(new Error('interrupted'));
+    if (!head.destroyed) head.destroy();
+  };
+  const readable = pipelineCb([head, ...stages, hash, gate], (err) => {
+    if (err) abort();
+  }) as unknown as Readable;
+  return {
+    readable,
+    processes,
+    storedBytes: () => hash.bytes,
+    result: () => ({
+      storedBytes: hash.bytes,
+      storedSha256: hash.sha256,
+      compression: {
+        algorithm: o.compression.algorithm,
+        level: o.compression.level,
+        implementation: o.compression.implementation,
+      },
+      encryption: o.encryption?.description ?? null,
+    }),
+    async fail(err: unknown): Promise<unknown> {
+      // Programs that failed before we stopped anything already sit in ownFailures.
+      const settled = Promise.allSettled(processes.map((p) => p.done));
+      abort();
+      await settled;
+      return ownFailures[0] ?? err;
+    },
+    abort,
+  };
+}
+
+function stdoutOf(p: ToolProcess): Readable {
+  const out = p.child.stdout;
+  if (!out) throw new Error(`${p.name} has no stdout`);
+  return out;
+}
+
+// ---- read group ------------------------------------------------------------------------------
+
+/** Where decoded bytes go: a stream in this process, or a program reading them on its stdin. */
+export type ReadSink =
+  | { kind: 'stream'; stream: Writable }
+  | { kind: 'process'; command: ToolCommand; classify: StderrClassifier };
+
+export interface ReadGroupOptions {
+  /** The stored bytes (Storage.get). */
+  source: Readable;
+  /** What the stored bytes must be; a mismatch is reported before any decoding problem. */
+  expected?: { sha256: string; bytes: number };
+  /** Decryption (createDecryptStream), when the object is encrypted. */
+  decrypt?: Transform;
+  compression: CompressionAlgorithm;
+  /** About how many bytes are stored: small objects decompress in this process. */
+  sizeHint?: number;
+  /** What the decoded bytes must hash to (WAL segments carry it in their name). */
+  decodedSha256?: string;
+  sink: ReadSink;
+  /** Called with each chunk of stored bytes (progress). */
+  onStored?: (bytes: number) => void;
+  /** An interrupt: every stage is stopped and the read rejects. */
+  signal?: AbortSignal;
+}
+
+export interface ReadResult {
+  storedBytes: number;
+  storedSha256: string;
+  decodedBytes: number;
+  decodedSha256: string;
+}
+
+/**
+ * Reads one stored object to its end and judges every stage. Failures are reported in the order
+ * that explains the others: the storage read, a stored checksum mismatch, decryption, the
+ * compressed stream, a decoded checksum mismatch, then the sink.
+ */
+export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
+  const stored = new HashCounter();
+  const decoded = new HashCounter();
+  const upstream: Array<Readable | Transform> = [o.source, stored];
+  if (o.onStored) upstream.push(meterStage(o.onStored));
+  if (o.decrypt) upstream.push(o.decrypt);
+  const small = o.sizeHint !== undefined && o.sizeHint <= SMALL_OBJECT_BYTES;
+  const plan = o.compression === 'none' ? undefined : await decompressionFor(o.compression, small);
+
+  let feedErr: unknown;
+  let decompressErr: unknown;
+  let sinkErr: unknown;
+  let inflate: Transform | undefined;
+  const processes: ToolProcess[] = [];
+  const onAbort = (): void => {
+    o.source.destroy(new Error('interrupted'));
+    for (const p of processes) p.kill();
+  };
+  if (o.signal?.aborted) onAbort();
+  o.signal?.addEventListener('abort', onAbort);
+  try {
+    if (plan?.external) {
+      const decomp = new ToolProcess(plan.external, ['pipe', 'pipe', 'pipe'], () => 'error');
+      processes.push(decomp);
+      const stdin = decomp.child.stdin;
+      const stdout = decomp.child.stdout;
+      if (!stdin || !stdout) throw new Error('decompressor has no pipes');
+      let drain: Promise<void>;
+      let sinkDone: Promise<void> | undefined;
+      if (o.sink.kind === 'process') {
+        // Decoded bytes go from the decompressor straight into the sink program; this process sees
+        // only the stored bytes. Their hash is then not known (decodedSha256 needs a stream sink).
+        if (o.decodedSha256) throw new Error('runReadGroup: decodedSha256 needs a stream sink');
+        const sink = new ToolProcess(o.sink.command, [stdout, 'ignore', 'pipe'], o.sink.classify);
+        processes.push(sink);
+        stdout.pause();
+        stdout.destroy();
+        drain = Promise.resolve();
+        sinkDone = sink.done;
+      } else drain = pipeline([stdout, decoded, o.sink.stream]);
+      const feed = pipeline([...upstream, stdin]);
+      feed.catch(() => undefined);
+      const results = await Promise.allSettled([
+        decomp.done.then(() => settleFeed(feed, [...upstream, stdin])),
+        drain,
+        sinkDone ?? Promise.resolve(),
+      ]);
+      decompressErr = rejection(results[0]);
+      feedErr = await feed.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      sinkErr = rejection(results[1]) ?? rejection(results[2]);
+    } else {
+      if (o.sink.kind === 'process') {
+        const sink = new ToolProcess(o.sink.command, ['pipe', 'ignore', 'pipe'], o.sink.classify);
+        processes.push(sink);
+        const stdin = sink.child.stdin;
+        if (!stdin) throw new Error('sink has no stdin');
+        inflate = plan?.inProcess?.();
+        const feed = pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, stdin]);
+        const [f, s] = await Promise.allSettled([feed, sink.done]);
+        feedErr = rejection(f);
+        sinkErr = rejection(s);
+      } else {
+        inflate = plan?.inProcess?.();
+        // pipeline() destroys every stage with the first error: which stage raised it first says
+        // whether the storage, the decryption or the compressed stream is to blame.
+        let first: { stage: 'feed' | 'inflate' | 'sink'; err: unknown } | undefined;
+        const watch = (stream: NodeJS.EventEmitter, stage: 'feed' | 'inflate' | 'sink'): void => {
+          stream.once('error', (err: unknown) => (first ??= { stage, err }));
+        };
+        for (const st of upstream) watch(st, 'feed');
+        if (inflate) watch(inflate, 'inflate');
+        watch(decoded, 'sink');
+        watch(o.sink.stream, 'sink');
+        const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        if (r !== undefined) {
+          const blamed = first ?? { stage: 'feed', err: r };
+          if (blamed.stage === 'inflate') decompressErr = blamed.err;
+          else if (blamed.stage === 'sink') sinkErr = blamed.err;
+          else feedErr = blamed.err;
+        }
+      }
+    }
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+  if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+  judgeRead(o, stored, { feedErr, decompressErr, sinkErr });
+  const result: ReadResult = {
+    storedBytes: stored.bytes,
+    storedSha256: stored.sha256,
+    decodedBytes: decoded.bytes,
+    decodedSha256: o.sink.kind === 'process' && plan?.external ? '' : decoded.sha256,
+  };
+  if (o.decodedSha256 && result.decodedSha256 !== o.decodedSha256)
+    throw new IntegrityError(
+      `the decoded content does not match its checksum: expected sha256 ${o.decodedSha256}, computed ${result.decodedSha256}`,
+      { hint: 'The stored object was damaged or replaced; use another copy.' },
+    );
+  return result;
+}
+
+function judgeRead(
+  o: ReadGroupOptions,
+  stored: HashCounter,
+  errs: { feedErr: unknown; decompressErr: unknown; sinkErr: unknown },
+): void {
+  const { feedErr, decompressErr, sinkErr } = errs;
+  // A decryption failure or a storage error upstream is a cause, never a consequence.
+  if (feedErr instanceof DbBackupError && !isPipeError(feedErr)) throw feedErr;
+  if (feedErr !== undefined && !isPipeError(feedErr) && decompressErr === undefined && sinkErr === undefined)
+    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+  // The stored bytes' checksum is known only when they were read to their end.
+  const storedSha = digestIfComplete(stored);
+  if (o.expected && storedSha !== undefined) {
+    if (storedSha !== o.expected.sha256 || stored.bytes !== o.expected.bytes)
+      throw new IntegrityError(
+        `checksum mismatch: expected sha256 ${o.expected.sha256} (${o.expected.bytes} bytes), read ${storedSha} (${stored.bytes} bytes)`,
+        { hint: 'The stored object was damaged or modified after it was written; use another copy.' },
+      );
+  }
+  if (decompressErr !== undefined && !isPipeError(decompressErr))
+    throw damagedStream(o.compression, decompressErr);
+  if (sinkErr !== undefined) throw sinkErr;
+  if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr);
+  if (feedErr !== undefined)
+    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+}
+
+function digestIfComplete(h: HashCounter): string | undefined {
+  try {
+    return h.sha256;
+  } catch {
+    return undefined;
+  }
+}
+
+function damagedStream(compression: CompressionAlgorithm, err: unknown): IntegrityError {
+  const why = errorMessage(err).replace(/^\S+ failed \(exit code \d+\):\s*/, '');
+  return new IntegrityError(`the ${compression} stream is damaged: ${why}`, {
+    hint: 'The stored object was damaged or cut short; use another copy.',
+  });
+}
+
+function isPipeError(err: unknown): boolean {
+  const text = errorMessage(err);
+  return /EPIPE|broken pipe|write error|ERR_STREAM_PREMATURE_CLOSE|premature close|the reading process exited/i.test(
+    text,
+  );
+}
+
+function rejection(r: PromiseSettledResult<unknown> | undefined): unknown {
+  return r?.status === 'rejected' ? (r.reason as unknown) : undefined;
+}
+
+async function decompressionFor(
+  algorithm: CompressionAlgorithm,
+  small: boolean,
+): Promise<{ external?: ToolCommand; inProcess?: () => Transform }> {
+  // Small objects are written by this process as one zstd frame and read back with a checksum
+  // (stored, or of the decoded bytes) that catches a cut-off stream: Node's decoder suffices, and
+  // unlike the frame splitter it stops at once when an earlier stage fails.
+  if (algorithm === 'zstd' && small) return { inProcess: () => zlib.createZstdDecompress() };
+  if (algorithm === 'gzip' && small) return { inProcess: () => zlib.createGunzip() };
+  const plan = await planDecompression(algorithm);
+  if (plan.external) return { external: plan.external };
+  const make = plan.inProcess;
+  return make ? { inProcess: () => make() as Transform } : {};
+}
+
+function meterStage(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+/** A sink that keeps the decoded bytes in memory, up to `max` bytes (small objects: WAL, manifests). */
+export function memorySink(max: number): { stream: Writable; bytes(): Buffer } {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  return {
+    stream: new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        total += chunk.length;
+        if (total > max) return cb(new IntegrityError(`the decoded object is larger than ${max} bytes`));
+        chunks.push(chunk);
+        cb();
+      },
+    }),
+    bytes: () => Buffer.concat(chunks),
+  };
+}
