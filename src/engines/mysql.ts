@@ -372,6 +372,22 @@ export class MysqlEngine implements DatabaseEngine {
     return found;
   }
 
+  /**
+   * Another client program of the family (mariadb-backup, mariadb-binlog…) with this connection:
+   * the password in a 0600 defaults file (first, as the clients require), never in its arguments —
+   * mariadb-backup even records its command line in every backup (xtrabackup_info).
+   */
+  async clientProgram(names: readonly string[], args: string[], missingHint: string): Promise<ToolCommand> {
+    const found = await whichFirst([...names]);
+    if (!found) throw new MissingToolError(`${names.join(' or ')} was not found`, { hint: missingHint });
+    return {
+      file: found.path,
+      args: [...(await this.connectionArgs(found.path)), ...args],
+      env: this.toolEnv(),
+      name: found.name,
+    };
+  }
+
   private dumpPrograms(): string[] {
     return this.engine === 'mysql' ? ['mysqldump', 'mariadb-dump'] : ['mariadb-dump', 'mysqldump'];
   }
