@@ -59,11 +59,12 @@ export function classifyBinlogTool(line: string): 'error' | 'warning' | 'info' {
 export async function binlogFetchCommand(
   engine: MysqlEngine,
   spool: string,
-  o: { files: string[]; follow?: { replicaId: number } },
+  o: { files: string[]; follow?: { replicaId?: number } },
 ): Promise<ToolCommand> {
   const args = ['--read-from-remote-server', '--raw', `--result-file=${spool}${path.sep}`];
   // A replica id of its own: two readers with the same id disconnect each other.
-  if (o.follow) args.push('--stop-never', `--stop-never-slave-server-id=${o.follow.replicaId}`);
+  if (o.follow) args.push('--stop-never');
+  if (o.follow?.replicaId !== undefined) args.push(`--stop-never-slave-server-id=${o.follow.replicaId}`);
   return engine.clientProgram(['mariadb-binlog', 'mysqlbinlog'], [...args, ...o.files], BINLOG_HINT);
 }
 
