@@ -33,7 +33,7 @@ const schemas = lazySchemas((z) => {
       hostname: z.string(),
       port: z.number().int(),
       /** The binlog files' base name (`mysql-bin` of `mysql-bin.000042`). */
-      basename: z.string().min(1),
+      basename: z.string(),
       version: z.string(),
     }),
     compression: z.object({ algorithm: z.enum(['zstd', 'gzip', 'none']), level: z.number() }),
@@ -147,7 +147,9 @@ export async function openBinlogArchive(
 
 export function checkSameServer(identity: BinlogArchiveIdentity, server: BinlogServer, where: string): void {
   const a = identity.server;
-  if (a.serverId !== server.serverId || a.basename !== server.basename)
+  // A server without binary logs (physical backups only) has no base name yet.
+  const names = a.basename && server.basename && a.basename !== server.basename;
+  if (a.serverId !== server.serverId || names)
     throw new SafetyError(
       `The server (server_id ${server.serverId}, binlogs ${server.basename}.*) is not the one archived in ${where} (server_id ${a.serverId}, binlogs ${a.basename}.*)`,
       {

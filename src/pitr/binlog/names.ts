@@ -6,15 +6,12 @@
  *   binlog/<file>-<sha256>.json                    its facts (size, times, GTIDs), written after it
  *   binlog/<file>.partial-<sha256>.zst[.enc]       the open one, a prefix cut between transactions
  *   binlog/<file>.partial-<sha256>.json
- *   physical/<name>/backup.xb.zst[.enc]            a physical backup's xbstream
- *   physical/<name>/meta.json                      its metadata, written last
+ *   physical/<name>/…                              physical backups (src/catalog/physical-backup.ts)
  *
  * A binlog without its facts file is one whose storing did not finish: nothing counts it.
  */
 
 export const BINLOG_PREFIX = 'binlog/';
-export const PHYSICAL_PREFIX = 'physical/';
-export const PHYSICAL_META = 'meta.json';
 
 export interface Encoding {
   compression: 'zstd' | 'gzip' | 'none';
@@ -84,18 +81,4 @@ export function parseBinlogKey(key: string): BinlogKey | undefined {
       encrypted: Boolean(m[6]),
     },
   };
-}
-
-/** `physical/<name>/` */
-export function physicalDir(name: string): string {
-  return `${PHYSICAL_PREFIX}${name}/`;
-}
-
-export function physicalMetaKey(name: string): string {
-  return `${physicalDir(name)}${PHYSICAL_META}`;
-}
-
-/** The physical backup a key of the form `physical/<name>/` names, or undefined. */
-export function physicalNameOf(key: string): string | undefined {
-  return /^physical\/([^/]+)\/$/.exec(key)?.[1];
 }
