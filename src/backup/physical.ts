@@ -70,7 +70,9 @@ export async function findPhysicalTool(
 async function backupToolVersion(file: string): Promise<string | null> {
   const { execFile } = await import('node:child_process');
   const text = await new Promise<string>((resolve) =>
-    execFile(file, ['--version'], { timeout: 10_000 }, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`)),
+    execFile(file, ['--version'], { timeout: 10_000 }, (_err, stdout, stderr) =>
+      resolve(`${stdout}${stderr}`),
+    ),
   );
   return /server (\d+\.\d+\.\d+)/.exec(text)?.[1] ?? parseVersion(text);
 }

@@ -19,7 +19,7 @@ import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js'
 import { TOOL_VERSION } from '../version.js';
 import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
-import { dumpTrailer } from '../catalog/trailers.js';
+import { dumpBinlogPosition, dumpTrailer, SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
@@ -166,6 +166,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       durationSeconds: (finished.getTime() - started.getTime()) / 1000,
       tables: (await stats)[0],
       warnings,
+      ...snapshotPosition(dump.args, stream),
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {
@@ -267,4 +268,13 @@ export function redactArgs(args: string[]): string[] {
 
 function describe(storage: Storage, key: string): string {
   return storage.localPath ? storage.localPath(key) : `${storage.location.replace(/\/$/, '')}/${key}`;
+}
+
+/** The binlog position a dump made with SNAPSHOT_POSITION_ARGS recorded (metadata.binlog), for restore pitr. */
+export function snapshotPosition(
+  args: readonly string[],
+  stream: DumpStream,
+): Pick<BackupMetadata, 'binlog'> {
+  if (!SNAPSHOT_POSITION_ARGS.every((a) => args.includes(a))) return {};
+  return { binlog: dumpBinlogPosition(stream.raw?.head, stream.tail()) };
 }

@@ -90,8 +90,7 @@ export async function restoreFromBinlogArchive(
   const target = replayTargetOf(opts);
   // --port may land on the global option: for a physical restore it is the restored server's.
   const portText = opts.port ?? g.port;
-  const port =
-    portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
+  const port = portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
   const timeoutS =
     opts.timeout === undefined ? 600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
   if (opts.start && !opts.confirm)
@@ -288,9 +287,10 @@ function printPlan(p: BinlogRestorePlan, dump: string | undefined): void {
     out.line(
       `Base:      ${p.base.name} (${p.kind}, finished ${p.base.finishedAt}; binlog ${p.base.binlog.file ?? '?'}:${p.base.binlog.position ?? '?'}, GTID ${p.base.binlog.gtid || '-'})`,
     );
+    const check = p.kind === 'physical' ? 'verified while it streams in' : 'verified before the restore';
     for (const m of p.base.chain)
       out.line(
-        `  chain:   ${m.name} (${m.type}, ${formatBytes(m.storedBytes)}, sha256 ${m.sha256}: verified while it streams in)`,
+        `  chain:   ${m.name} (${m.type}, ${formatBytes(m.storedBytes)}, sha256 ${m.sha256}: ${check})`,
       );
   } else out.line('Base:      none');
   out.line(`Target:    ${p.target}`);
