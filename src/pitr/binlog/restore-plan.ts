@@ -116,6 +116,10 @@ export async function planBinlogRestore(i: BinlogRestoreInput): Promise<PlannedR
       );
     if (d.running) refusals.push(`a server is running in ${i.dataDir} (mysqld.pid): stop it first`);
   }
+  if (i.logical)
+    warnings.push(
+      `only database ${i.logical.metadata.database} is replayed: row changes by their table, statements (DDL) by the default database they ran in (USE), as mariadb-binlog --database does`,
+    );
   if (i.logical && i.logical.metadata.kind !== 'single')
     refusals.push(
       `${i.logical.key} is a ${i.logical.metadata.kind} backup: restore pitr takes a full single-database backup`,
