@@ -26,6 +26,8 @@ export interface BinlogInventory {
   conflicts: string[];
   /** Objects under binlog/ that are not binlogs. */
   others: string[];
+  /** Files whose facts are stored but whose bytes are gone (deleted by hand): they existed. */
+  lost: Set<string>;
 }
 
 /** Everything under binlog/, from one listing plus each facts file. */
@@ -38,6 +40,7 @@ export async function readBinlogInventory(storage: Storage): Promise<BinlogInven
     incomplete: [],
     conflicts: [],
     others: [],
+    lost: new Set(),
   };
   for await (const o of storage.list(BINLOG_PREFIX)) {
     const k = parseBinlogKey(o.key);
@@ -87,8 +90,13 @@ export async function readBinlogInventory(storage: Storage): Promise<BinlogInven
       else inv.closed.set(k.file, stored);
     }
   }
-  // A facts file whose bytes are gone: reported, it proves nothing.
-  for (const f of facts) if (!data.has(f)) inv.incomplete.push(f);
+  // A facts file whose bytes are gone: reported; it proves nothing but that the file existed.
+  for (const f of facts)
+    if (!data.has(f)) {
+      inv.incomplete.push(`${f}: its binlog is gone`);
+      const k = parseBinlogKey(f);
+      if (k) inv.lost.add(k.file);
+    }
   return inv;
 }
 
@@ -133,10 +141,14 @@ export function chainFrom(inv: BinlogInventory, start: string): BinlogChain {
   }
   const chain: BinlogChain = { files, endsOpen };
   const n = binlogNumber(name).n;
-  const later = archivedFiles(inv).find((f) => binlogNumber(f).n > n);
+  const later = [...archivedFiles(inv), ...inv.lost]
+    .sort((a, b) => binlogNumber(a).n - binlogNumber(b).n)
+    .find((f) => binlogNumber(f).n > n);
   // A partial ends the chain: a later file after it means the open one was never stored closed.
   const missing = endsOpen ? files.at(-1)?.file : name;
-  if (later && missing) chain.gap = { missing, resumesAt: later };
+  if (missing && later) chain.gap = { missing, resumesAt: later };
+  else if (missing && inv.lost.has(missing))
+    chain.gap = { missing, resumesAt: 'nothing (its record remains)' };
   return chain;
 }
 
