@@ -189,4 +189,37 @@ describe('MariaDB PITR into a directory archive', () => {
       await query(`DROP DATABASE IF EXISTS \`${db}\``);
     }
   });
+  it('list backups shows the chain; verify-backup --deep reads it; cleanup keeps chains whole and the binlogs the kept ones need', async () => {
+    const list = await cliOk(['list', 'backups', '--backup-dir', archive]);
+    expect(list.stdout).toMatch(new RegExp(`physical/${m.full}/ +\\(physical full\\)`));
+    expect(list.stdout).toMatch(
+      new RegExp(`physical/${m.incremental}/ +\\(physical incremental on ${m.full}\\)`),
+    );
+    const verify = await cliOk([
+      'verify-backup',
+      '--deep',
+      path.join(archive, 'physical', m.incremental ?? ''),
+    ]);
+    expect(verify.stdout).toMatch(/chain of 2 .* every xbstream read to its end/);
+    // A second chain, later: the first becomes deletable.
+    await writeBatch(server, db, 'w6');
+    const newer = await cliOk([...server.args(), 'backup', 'physical', '--archive', archive, '--json']);
+    const meta = (JSON.parse(newer.stdout) as { metadata: { name: string; binlog: { file: string } } })
+      .metadata;
+    await cliOk([...server.args(), 'binlog', 'archive', '--archive', archive, '--flush']);
+    const before = await archivedBinlogs(archive);
+    const dry = await cliOk(['cleanup', '--archive', archive, '--keep-last', '1', '--dry-run']);
+    expect(dry.stdout).toMatch(new RegExp(`DELETE .* chain ${m.full} \\+ ${m.incremental}`));
+    expect(await archivedBinlogs(archive)).toEqual(before);
+    const applied = await cliOk(['cleanup', '--archive', archive, '--keep-last', '1']);
+    expect(applied.stdout).toMatch(/2 physical backup\(s\) and \d+ binlog\(s\) deleted/);
+    const after = await archivedBinlogs(archive);
+    const n = (f: string) => Number(/\.(\d+)$/.exec(f)?.[1]);
+    expect(after.closed.every((f) => n(f) >= n(meta.binlog.file))).toBe(true);
+    expect(after.closed).toContain(meta.binlog.file);
+    expect(before.closed.filter((f) => n(f) >= n(meta.binlog.file))).toEqual(after.closed);
+    const left = await cliOk(['list', 'backups', '--backup-dir', archive]);
+    expect(left.stdout).not.toContain(m.full ?? 'none');
+    expect(left.stdout).toContain(meta.name);
+  });
 });

@@ -17,6 +17,7 @@ import type { Storage } from '../../storage/storage.js';
 import { openStore } from '../../storage/uri.js';
 import { cloudSettings, globals, out } from '../context.js';
 import { ARCHIVE_FILE } from '../../pitr/archive.js';
+import { archiveKind } from '../../pitr/binlog/identity.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -254,6 +255,16 @@ Examples:
             'dbbackup cleanup ~/db_backups --keep-last 7',
           );
         const storage = await openStore(where, cloudSettings(globals(cmd)));
+        // A MariaDB binlog archive: physical chains by the rules, binlogs before the oldest kept one.
+        if ((await archiveKind(storage)) === 'binlog') {
+          const { cleanupBinlogArchive } = await import('./cleanup-binlog.js');
+          await cleanupBinlogArchive(storage, policy, {
+            timeZone: timeZoneOf(opts),
+            dryRun: Boolean(opts.dryRun),
+            json: Boolean(opts.json),
+          });
+          return;
+        }
         if (opts.archive || (await storage.stat(ARCHIVE_FILE))) {
           const { cleanupArchive } = await import('./cleanup-archive.js');
           await cleanupArchive(storage, policy, {
