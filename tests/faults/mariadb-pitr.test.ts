@@ -18,7 +18,7 @@ import {
   startStreamer,
   writeBatch,
 } from '../e2e/mariadb-pitr-util.js';
-import { cli, removeDir, tempDir, uniqueName } from '../e2e/util.js';
+import { cli, myArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 import { treeOf } from './invariants.js';
 
 let server: BinlogServer;
@@ -285,6 +285,25 @@ describe('MariaDB PITR faults', () => {
     expect(await exited).toBe(130);
     expect(err).toMatch(/Interrupted; nothing was kept/);
     expect((await treeOf(archive)).filter((f) => f.startsWith('physical/') && !f.endsWith('/'))).toEqual([]);
+  });
+  it('preflight --pitr: a user without BINLOG MONITOR and REPLICATION SLAVE → exit 1, FAIL naming them with the GRANT', async () => {
+    await server.query(
+      "CREATE USER IF NOT EXISTS 'pitr_lim'@'127.0.0.1'; GRANT SELECT, RELOAD, PROCESS, LOCK TABLES ON *.* TO 'pitr_lim'@'127.0.0.1'",
+    );
+    const args = server.args().map((a) => (a === 'root' ? 'pitr_lim' : a));
+    const r = await cli([...args, 'preflight', '--pitr', '--backup-dir', await dir('dbb-pf-')]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /pitr: privileges +FAIL +BINLOG MONITOR \(for .*\); REPLICATION SLAVE \(for binlog archive/,
+    );
+    expect(r.stdout).toMatch(/GRANT BINLOG MONITOR, REPLICATION SLAVE ON \*\.\* TO pitr_lim/);
+    expect(r.stdout).toMatch(/pitr: log_bin +ok +ON/);
+  });
+
+  it('preflight --pitr: binary logging off → exit 1, FAIL on log_bin', async () => {
+    const r = await cli([...myArgs(), 'preflight', '--pitr', '--backup-dir', await dir('dbb-pf-')]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/pitr: log_bin +FAIL +OFF: no binary log/);
   });
 });
 
