@@ -38,6 +38,7 @@ const m: {
   t1?: string;
   s1?: States;
   gtid?: string;
+  position?: string;
   sGtid?: States;
   t2?: string;
   s2?: States;
@@ -76,6 +77,8 @@ beforeAll(async () => {
   );
   const [g] = await server.query<{ g: string }>('SELECT @@gtid_binlog_pos AS g');
   m.gtid = g?.g;
+  const [pos] = await server.query<{ File: string; Position: string }>('SHOW MASTER STATUS');
+  m.position = `${pos?.File ?? ''}:${pos?.Position ?? ''}`;
   m.sGtid = await tableStates(server.query, db);
   await writeBatch(server, db, 'w4');
   m.t2 = await markSecond(server);
@@ -131,6 +134,19 @@ describe('MariaDB PITR into a directory archive', () => {
     const gtid = (m.gtid ?? '').split(',')[0] ?? '';
     const r = await restore([m.full ?? '', '--archive', archive, '--target-gtid', gtid]);
     expect(r.result.stdout).toMatch(/Prepared the full backup\b/);
+    expect(await tableStates(r.query, db)).toEqual(m.sGtid);
+    await r.stop();
+  });
+
+  it('restore pitr <incremental> --target-position: the events before that binlog position', async () => {
+    const r = await restore([
+      m.incremental ?? '',
+      '--archive',
+      archive,
+      '--target-position',
+      m.position ?? '',
+    ]);
+    expect(r.result.stdout).toMatch(/Prepared the full backup and 1 incremental/);
     expect(await tableStates(r.query, db)).toEqual(m.sGtid);
     await r.stop();
   });

@@ -77,7 +77,11 @@ export class BinlogScanner {
   /** The event being skipped (its header already parsed): bytes still to skip. */
   private skipping: { event: BinlogEvent; left: number } | undefined;
 
-  constructor(private readonly source = 'the binlog') {}
+  constructor(
+    private readonly source = 'the binlog',
+    /** Off for a replay's filtered stream, whose events keep their original positions. */
+    private readonly checkPositions = true,
+  ) {}
 
   push(chunk: Buffer): BinlogEvent[] {
     const events: BinlogEvent[] = [];
@@ -160,7 +164,7 @@ export class BinlogScanner {
         `${this.source} is damaged at byte ${this.offset}: an event of ${event.size} bytes`,
       );
     // In a binlog file every event records where the next one starts.
-    if (event.nextPos !== 0 && event.nextPos !== this.offset + event.size)
+    if (this.checkPositions && event.nextPos !== 0 && event.nextPos !== this.offset + event.size)
       throw new IntegrityError(
         `${this.source} is damaged at byte ${this.offset}: the event says the next starts at ${event.nextPos}, its size says ${this.offset + event.size}`,
       );
