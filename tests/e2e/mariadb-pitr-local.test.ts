@@ -4,7 +4,7 @@
  * writes, then restores to a time, a GTID and the end, each compared table by table (rows and
  * CHECKSUM TABLE) with the source at that moment.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,8 @@ describe('MariaDB PITR into a directory archive', () => {
     expect(r.result.stdout).toMatch(/Prepared the full backup and 1 incremental/);
     expect(r.result.stdout).toMatch(/stopped before 0-1-\d+ \(stamped /);
     expect(await tableStates(r.query, db)).toEqual(m.s1);
+    // Nothing but the data directory was made (no work directory left, nothing beside it).
+    expect(await readdir(r.parent)).toEqual(['data']);
     await r.stop();
   });
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot, type CliOptions, type CliResult } from '../harness/cli.js';
@@ -57,6 +57,8 @@ export async function mysqlOwnedDir(prefix = 'dbb-mdb-restore-'): Promise<string
 
 export interface Restored {
   result: CliResult;
+  /** The directory the data directory was made in: nothing else may appear there. */
+  parent: string;
   dataDir: string;
   port: number;
   query: ReturnType<typeof restoredServer>['query'];
@@ -73,7 +75,17 @@ export async function restoreAndStart(args: string[], opts: CliOptions = {}): Pr
     { timeoutMs: 240_000, ...opts },
   );
   const server = restoredServer(dataDir);
-  return { result, dataDir, port, query: server.query, stop: server.stop };
+  return {
+    result,
+    parent,
+    dataDir,
+    port,
+    query: server.query,
+    async stop() {
+      await server.stop();
+      await rm(parent, { recursive: true, force: true });
+    },
+  };
 }
 
 /** `binlog stream` running in the background, as a service would. */

@@ -86,7 +86,10 @@ export async function planBinlogRestore(i: BinlogRestoreInput): Promise<PlannedR
   const base = i.logical ? logicalBase(i.logical, refusals) : physicalBase(entries, i, refusals);
   const from = stateOf(parseGtidList(base?.binlog?.gtid ?? '') ?? []);
   let binlogs: StoredBinlog[] = [];
-  let coverage = 'not checked';
+  let coverage =
+    base && !base.binlog
+      ? 'the backup alone: it records no binlog position, so no binlog is replayed'
+      : 'not checked';
   let endsOpen = false;
   if (base?.binlog) {
     const start = base.binlog.file ?? startFileFor(inv, from, refusals);
@@ -188,7 +191,13 @@ function physicalBase(
   if (i.backup === 'latest') {
     chosen = [...entries]
       .reverse()
-      .find((e) => e.meta?.binlog && !chainOf(entries, e.name).problem && beforeTarget(e.meta, i.target));
+      .find(
+        (e) =>
+          (e.meta?.binlog || i.target.kind === 'end') &&
+          !chainOf(entries, e.name).problem &&
+          e.meta &&
+          beforeTarget(e.meta, i.target),
+      );
     if (!chosen)
       refusals.push(
         entries.some((e) => e.meta)
@@ -208,9 +217,9 @@ function physicalBase(
   const c = chainOf(entries, chosen.name);
   if (c.problem) refusals.push(`the chain of ${chosen.name} is broken: ${c.problem}`);
   const meta = chosen.meta;
-  if (meta && !meta.binlog)
+  if (meta && !meta.binlog && i.target.kind !== 'end')
     refusals.push(
-      `${chosen.name} records no binlog position: it can be restored, not rolled forward (binary logging was off)`,
+      `${chosen.name} records no binlog position: it can be restored as it is (no target), not rolled forward to one (binary logging was off)`,
     );
   const members = c.members.flatMap((m) => (m.meta ? [m.meta] : []));
   return {

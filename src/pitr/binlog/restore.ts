@@ -134,11 +134,13 @@ export async function executePhysicalRestore(
     i.onStep?.(
       `Prepared ${chain.length === 1 ? 'the full backup' : `the full backup and ${chain.length - 1} incremental(s)`}`,
     );
+    // With a trailing separator: mariadb-backup appends innodb_undo_directory (./) to the data
+    // directory as written, and would otherwise create "<dir>./" beside it.
     await runAs(i.osUser, tools.backup, [
       defaults,
       '--move-back',
       `--target-dir=${full}`,
-      `--datadir=${dir}`,
+      `--datadir=${dir}${path.sep}`,
     ]);
     await rm(work, { recursive: true, force: true });
     const cnf = await writeCnf(dir, chain.at(-1) as PhysicalMetadata, i, plan);
