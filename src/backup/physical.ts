@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { commitUnit } from '../catalog/commit.js';
@@ -21,13 +21,12 @@ import {
   type WriteResult,
 } from '../pipeline/filter-group.js';
 import { ToolProcess } from '../pipeline/process.js';
-import { Progress, type ProgressMode } from '../pipeline/progress.js';
+import { processBytesWritten, Progress, type ProgressMode } from '../pipeline/progress.js';
 import { openBinlogArchive, type BinlogArchiveIdentity } from '../pitr/binlog/identity.js';
 import { suffixOf } from '../pitr/binlog/names.js';
 import { newestValidOf, readPhysicalBackups } from '../pitr/binlog/physical-catalog.js';
 import { binlogServerFacts, type BinlogServerFacts } from '../pitr/binlog/server.js';
-import { keyValues, parseBinlogInfo, XbstreamTap } from '../pitr/binlog/xbstream-tap.js';
-import { parseOptionGroups } from '../engines/mysql-options.js';
+import { keyValues } from '../pitr/binlog/xbstream-tap.js';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import { redactArgs } from './single.js';
@@ -88,18 +87,16 @@ export function toolMismatch(toolVersionText: string | null, serverVersion: stri
 
 /**
  * `backup physical`: mariadb-backup's xbstream (full, or the changes since the newest valid backup
- * of this server) through the write group into `physical/<name>/` of the binlog archive, the stream
- * read on the way to prove it complete and to keep its LSNs and binlog position; `meta.json` last.
- * No copy of the data is made on local disk. Interrupted or failed, it leaves nothing.
+ * of this server) through the write group into `physical/<name>/` of the binlog archive: from
+ * mariadb-backup to the compressor by a kernel pipe (no byte through this process, no copy on local
+ * disk), its LSNs and binlog position from the small files it also writes with --extra-lsndir;
+ * `meta.json` last. Interrupted or failed, it leaves nothing.
  */
 export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMetadata> {
-  const conn = await i.engine.connect();
-  let facts: BinlogServerFacts;
-  try {
-    facts = await binlogServerFacts(conn);
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
+  // Independent checks side by side: a program start and a connection cost as much as a small backup.
+  const finding = findPhysicalTool('mariadb');
+  finding.catch(() => undefined); // judged below, after the server says which family it is
+  const { facts, serverOptions } = await serverSide(i.engine);
   if (facts.engine === 'mysql') {
     await findPhysicalTool('mysql');
     throw new UsageError(
@@ -107,7 +104,7 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
       'Use "backup single" or "backup cluster" for MySQL.',
     );
   }
-  const tool = await findPhysicalTool('mariadb');
+  const tool = await finding;
   const mismatch = toolMismatch(tool.version, facts.server.version);
   if (mismatch) throw new MissingToolError(mismatch, { hint: physicalTool('mariadb').hint });
   if (!facts.logBin)
@@ -133,7 +130,10 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   const started = new Date();
   const name = await freeName(i.storage, started);
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'dbbackup-xb-'));
-  const args = ['--backup', '--stream=xbstream', `--target-dir=${scratch}`];
+  // The small files that describe the backup (LSNs, binlog position) are also written here, so the
+  // stream itself can go from mariadb-backup to the compressor by a kernel pipe, never through Node.
+  const lsnDir = path.join(scratch, 'lsn');
+  const args = ['--backup', '--stream=xbstream', `--target-dir=${scratch}`, `--extra-lsndir=${lsnDir}`];
   if (parent) args.push(`--incremental-lsn=${parent.toLsn}`);
   const command = await i.engine.clientProgram(
     physicalTool('mariadb').names,
@@ -144,20 +144,18 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   const dataKey = `${physicalDir(name)}backup.xb${suffixOf({ compression: plan.algorithm, encrypted: protectors.length > 0 })}`;
   try {
     return await commitUnit([i.storage], { signal: i.signal }, async (commit) => {
-      const tap = new XbstreamTap();
       let completed = false;
       const proc = new ToolProcess(command, ['ignore', 'pipe', 'pipe'], (line) => {
         if (/completed OK!/.test(line)) completed = true;
         return classifyBackupTool(line);
       });
+      const produced = { bytes: 0 };
       const group = startWriteGroup<EncryptionDescription>({
         source: proc,
-        taps: [tap],
         compression: plan,
         encryption: await encryptionFor(protectors),
         check: async () => {
-          if (!tap.complete)
-            throw new IntegrityError(`mariadb-backup's stream is incomplete: ${tap.problem}`);
+          // Its last word, printed only once everything is written to its output.
           if (!completed)
             throw new IntegrityError(
               'mariadb-backup exited without saying "completed OK!": the backup cannot be trusted',
@@ -167,7 +165,10 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
       const progress = new Progress(
         i.progress,
         `physical backup ${name}`,
-        { stored: () => group.storedBytes(), produced: () => tap.bytes },
+        {
+          stored: () => group.storedBytes(),
+          produced: () => (produced.bytes = processBytesWritten(proc.child.pid) ?? produced.bytes),
+        },
         () => null,
       );
       progress.start();
@@ -182,7 +183,8 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
         name,
         facts,
         parent,
-        tap,
+        info: await readLsnDir(lsnDir),
+        serverOptions,
         tool,
         args: command.args,
         started,
@@ -199,6 +201,45 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   }
 }
 
+/** The server's facts and the InnoDB settings a prepared copy of its files needs (what backup-my.cnf records). */
+async function serverSide(
+  engine: MysqlEngine,
+): Promise<{ facts: BinlogServerFacts; serverOptions: Record<string, string> }> {
+  const names = [
+    'innodb_checksum_algorithm',
+    'innodb_data_file_path',
+    'innodb_log_file_size',
+    'innodb_page_size',
+    'innodb_undo_tablespaces',
+    'innodb_compression_level',
+  ];
+  const conn = await engine.connect();
+  try {
+    const facts = await binlogServerFacts(conn);
+    const [rows] = await conn.query(`SELECT ${names.map((n) => `@@${n} AS ${n}`).join(', ')}`);
+    const row = (rows as Array<Record<string, string | number | null>>)[0] ?? {};
+    const serverOptions: Record<string, string> = {};
+    for (const n of names)
+      if (row[n] !== null && row[n] !== undefined) serverOptions[n.replace(/_/g, '-')] = String(row[n]);
+    return { facts, serverOptions };
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/** xtrabackup_checkpoints and xtrabackup_info, as mariadb-backup wrote them with --extra-lsndir. */
+async function readLsnDir(
+  dir: string,
+): Promise<{ checkpoints: Record<string, string>; info: Record<string, string> }> {
+  const read = async (f: string): Promise<Record<string, string>> => {
+    const text = await readFile(path.join(dir, f), 'utf8').catch(() => {
+      throw new IntegrityError(`mariadb-backup wrote no ${f}: the backup cannot be described`);
+    });
+    return keyValues(text);
+  };
+  return { checkpoints: await read('xtrabackup_checkpoints'), info: await read('xtrabackup_info') };
+}
+
 /** mariadb-backup narrates on stderr; its [ERROR] lines are errors. */
 function classifyBackupTool(line: string): 'error' | 'warning' | 'info' {
   if (/\[ERROR\]|^\s*Error:|FATAL ERROR/.test(line)) return 'error';
@@ -210,7 +251,8 @@ function describe(o: {
   name: string;
   facts: BinlogServerFacts;
   parent: PhysicalMetadata | undefined;
-  tap: XbstreamTap;
+  info: { checkpoints: Record<string, string>; info: Record<string, string> };
+  serverOptions: Record<string, string>;
   tool: { name: string; version: string | null };
   args: string[];
   started: Date;
@@ -219,13 +261,12 @@ function describe(o: {
   i: PhysicalBackupInput;
   warnings: string[];
 }): PhysicalMetadata {
-  const text = (f: string): string => o.tap.captured.get(f)?.toString('utf8') ?? '';
-  const checkpoints = keyValues(text('xtrabackup_checkpoints'));
+  const checkpoints = o.info.checkpoints;
   const lsn = (k: string): string => {
     const v = checkpoints[k];
     if (!v || !/^\d+$/.test(v))
       throw new IntegrityError(`mariadb-backup's xtrabackup_checkpoints has no ${k}`, {
-        hint: 'The stream is not a mariadb-backup backup this dbbackup understands.',
+        hint: 'The backup is not one this dbbackup understands.',
       });
     return v;
   };
@@ -234,7 +275,7 @@ function describe(o: {
     throw new IntegrityError(
       `mariadb-backup made a "${checkpoints.backup_type ?? '?'}" backup, not "${expectedType}"`,
     );
-  const binlog = parseBinlogInfo(text('xtrabackup_binlog_info')) ?? null;
+  const binlog = parseBinlogPos(o.info.info.binlog_pos ?? '');
   const warnings = [...o.warnings];
   if (o.facts.logBin && !binlog)
     warnings.push('mariadb-backup recorded no binlog position: this backup cannot be rolled forward');
@@ -255,7 +296,7 @@ function describe(o: {
     toLsn: lsn('to_lsn'),
     lastLsn: lsn('last_lsn'),
     binlog,
-    serverOptions: parseOptionGroups(text('backup-my.cnf'), ['mysqld']),
+    serverOptions: o.serverOptions,
     backupTool: { name: o.tool.name, version: o.tool.version ?? 'unknown', args: redactArgs(o.args) },
     compression: o.stored.compression,
     encryption: o.stored.encryption,
@@ -265,16 +306,23 @@ function describe(o: {
         role: 'xbstream',
         sizeBytes: o.stored.storedBytes,
         sha256: o.stored.storedSha256,
-        rawBytes: o.tap.bytes,
+        rawBytes: null,
       },
     ],
-    stream: { files: o.tap.files.size, bytes: o.tap.payloadBytes },
+    stream: null,
     sizeBytes: o.stored.storedBytes,
     startedAt: o.started.toISOString(),
     finishedAt: finished.toISOString(),
     durationSeconds: (finished.getTime() - o.started.getTime()) / 1000,
     warnings,
   };
+}
+
+/** xtrabackup_info's `binlog_pos = filename 'mysql-bin.000002', position '607', GTID of the last change '0-1-4'`. */
+export function parseBinlogPos(text: string): { file: string; position: number; gtid: string } | null {
+  const m = /filename '([^']+)', position '(\d+)'(?:, GTID of the last change '([^']*)')?/.exec(text);
+  if (!m?.[1] || !m[2]) return null;
+  return { file: m[1], position: Number(m[2]), gtid: m[3] ?? '' };
 }
 
 async function freeName(storage: Storage, date: Date): Promise<string> {

@@ -20,7 +20,8 @@ const schemas = lazySchemas((z) => {
     role: z.literal('xbstream'),
     sizeBytes: z.number().int().nonnegative(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    rawBytes: z.number().int().nonnegative(),
+    /** Bytes before compression and encryption, when they were counted (the stream goes by a kernel pipe). */
+    rawBytes: z.number().int().nonnegative().nullable(),
   });
   const physicalMetadata = z.object({
     schema: z.literal(PHYSICAL_SCHEMA),
@@ -61,7 +62,10 @@ const schemas = lazySchemas((z) => {
     }),
     encryption: encryptionSchemas().encryptionDescription.nullable(),
     files: z.array(file).min(1),
-    stream: z.object({ files: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() }),
+    /** Files and payload bytes in the xbstream, when it was read on the way (verify-backup --deep reads it). */
+    stream: z
+      .object({ files: z.number().int().nonnegative(), bytes: z.number().int().nonnegative() })
+      .nullable(),
     sizeBytes: z.number().int().nonnegative(),
     startedAt: z.iso.datetime({ offset: true }),
     finishedAt: z.iso.datetime({ offset: true }),

@@ -103,7 +103,7 @@ async function checkMember(
       throw new IntegrityError(
         `${f.key}: its LSNs (${cp.from_lsn ?? '?'} … ${cp.to_lsn ?? '?'}) are not the recorded ${m.fromLsn} … ${m.toLsn}`,
       );
-    if (tap.payloadBytes !== m.stream.bytes)
+    if (m.stream && tap.payloadBytes !== m.stream.bytes)
       throw new IntegrityError(
         `${f.key}: it holds ${formatBytes(tap.payloadBytes)} of files, the metadata says ${formatBytes(m.stream.bytes)}`,
       );

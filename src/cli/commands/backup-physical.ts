@@ -54,7 +54,7 @@ It runs on the database host (mariadb-backup reads the data directory) and needs
         if (opts.json) out.json({ location: storage.location, metadata: meta });
         else
           out.line(
-            `Physical backup complete: ${storage.location.replace(/\/$/, '')}/physical/${meta.name}/ (${meta.backupType}${meta.parent ? ` on ${meta.parent}` : ''}; ${formatBytes(meta.sizeBytes)} stored, ${formatBytes(meta.stream.bytes)} in ${meta.stream.files} files; LSN ${meta.fromLsn} … ${meta.toLsn}${meta.binlog ? `; binlog ${meta.binlog.file}:${meta.binlog.position}, GTID ${meta.binlog.gtid || '-'}` : ''}; ${formatDuration(meta.durationSeconds)})`,
+            `Physical backup complete: ${storage.location.replace(/\/$/, '')}/physical/${meta.name}/ (${meta.backupType}${meta.parent ? ` on ${meta.parent}` : ''}; ${formatBytes(meta.sizeBytes)} stored; LSN ${meta.fromLsn} … ${meta.toLsn}${meta.binlog ? `; binlog ${meta.binlog.file}:${meta.binlog.position}, GTID ${meta.binlog.gtid || '-'}` : ''}; ${formatDuration(meta.durationSeconds)})`,
           );
       } finally {
         await engine.close();

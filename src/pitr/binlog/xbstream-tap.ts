@@ -197,10 +197,3 @@ export function keyValues(text: string): Record<string, string> {
   }
   return out;
 }
-
-/** `mysql-bin.000042<TAB>1234<TAB>0-1-99` (xtrabackup_binlog_info); undefined without binlogs. */
-export function parseBinlogInfo(text: string): { file: string; position: number; gtid: string } | undefined {
-  const [file, pos, gtid] = text.trim().split(/\s+/);
-  if (!file || !pos || !/^\d+$/.test(pos)) return undefined;
-  return { file, position: Number(pos), gtid: gtid ?? '' };
-}
