@@ -31,6 +31,23 @@ import { q } from './util.mjs';
 
 const MD_ARGS = '--single-transaction --quick';
 
+/** dbbackup's logical restore of the MariaDB fixture (in my-restore, and beside the physical restore). */
+const myLogicalRestore = (id, label, smoke) => ({
+  id,
+  label,
+  smoke,
+  needs: ['my-sql-zst'],
+  dbbackup: (c) => [
+    'restore',
+    'single',
+    c.art('my-sql-zst'),
+    '--target',
+    c.db.myRestore,
+    '--clean',
+    '--confirm',
+  ],
+});
+
 /** The databases of the cluster groups, as bash words. */
 const clusterDbWords = (c) => Object.keys(c.db.cluster).join(' ');
 
@@ -393,21 +410,7 @@ export const GROUPS = [
       'Before every run (untimed): DROP DATABASE + CREATE DATABASE … CHARACTER SET utf8mb4. After every run (untimed): its row counts are compared with the source.',
     check: (c) => c.myCheckRestore(),
     cases: [
-      {
-        id: 'dbb-my-restore',
-        label: 'dbbackup restore single (.sql.zst)',
-        smoke: true,
-        needs: ['my-sql-zst'],
-        dbbackup: (c) => [
-          'restore',
-          'single',
-          c.art('my-sql-zst'),
-          '--target',
-          c.db.myRestore,
-          '--clean',
-          '--confirm',
-        ],
-      },
+      myLogicalRestore('dbb-my-restore', 'dbbackup restore single (.sql.zst)', true),
       {
         id: 'zstd-mariadb',
         label: 'zstd -dc <dbbackup .sql.zst> | mariadb',
@@ -524,20 +527,11 @@ export const GROUPS = [
           return `mkdir -p ${w} ${d} && zstd -q -dc ${xb} | mbstream -x -C ${w} && mariadb-backup --defaults-file=${w}/backup-my.cnf --prepare --target-dir=${w} 2>/dev/null && mariadb-backup --defaults-file=${w}/backup-my.cnf --move-back --target-dir=${w} --datadir=${d} 2>/dev/null`;
         },
       },
-      {
-        id: 'dbb-my-restore-logical',
-        label: 'dbbackup restore single (.sql.zst of bench_my): the logical restore',
-        needs: ['my-sql-zst'],
-        dbbackup: (c) => [
-          'restore',
-          'single',
-          c.art('my-sql-zst'),
-          '--target',
-          c.db.myRestore,
-          '--clean',
-          '--confirm',
-        ],
-      },
+      myLogicalRestore(
+        'dbb-my-restore-logical',
+        'dbbackup restore single (.sql.zst of bench_my): the logical restore',
+        false,
+      ),
     ],
     pairs: [
       ['dbb-phys-restore', 'phys-by-hand'],

@@ -2,10 +2,10 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { physicalNameOf, type PhysicalMetadata } from '../catalog/physical-backup.js';
 import { errorMessage, IntegrityError } from '../errors.js';
-import { runReadGroup } from '../pipeline/filter-group.js';
 import { formatBytes } from '../pipeline/progress.js';
 import { readBinlogInventory } from '../pitr/binlog/inventory.js';
 import { chainOf, readPhysicalBackups, type PhysicalEntry } from '../pitr/binlog/physical-catalog.js';
+import { readPhysicalFile } from '../pitr/binlog/read.js';
 import { keyValues, XbstreamTap } from '../pitr/binlog/xbstream-tap.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from './checksum.js';
@@ -85,15 +85,7 @@ async function checkMember(
     const tap = new XbstreamTap(undefined, true);
     const sink = new Writable({ write: (_c, _e, cb) => cb() });
     const drained = pipeline(tap, sink);
-    await runReadGroup({
-      source: await storage.get(f.key),
-      expected: { sha256: f.sha256, bytes: f.sizeBytes },
-      decrypt: m.encryption
-        ? (await import('../crypto/index.js')).createDecryptStream(await unlock())
-        : undefined,
-      compression: m.compression.algorithm,
-      sink: { kind: 'stream', stream: tap },
-    }).catch((err: unknown) => {
+    await readPhysicalFile(storage, m, f, { kind: 'stream', stream: tap }, unlock).catch((err: unknown) => {
       throw new IntegrityError(`${f.key}: ${errorMessage(err)}`);
     });
     await drained;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBinlogServer, tableStates, type BinlogServer } from '../harness/binlog-server.js';
-import { myServer } from '../harness/servers.js';
+import { myQuery } from '../harness/mysql.js';
 import {
   archivedBinlogs,
   cliOk,
@@ -160,9 +160,8 @@ describe('MariaDB PITR into a directory archive', () => {
   });
 
   it('restore pitr <logical backup> --target-time: the dump into the server given, then its binlogs', async () => {
-    const target = [...myArgs()];
-    const dry = await cli([
-      ...target,
+    const args = [
+      ...myArgs(),
       'restore',
       'pitr',
       m.logical ?? '',
@@ -170,37 +169,14 @@ describe('MariaDB PITR into a directory archive', () => {
       archive,
       '--target-time',
       m.t2 ?? '',
-    ]);
+    ];
+    const dry = await cli(args);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/Dry run: nothing was changed/);
-    const r = await cliOk([
-      ...target,
-      'restore',
-      'pitr',
-      m.logical ?? '',
-      '--archive',
-      archive,
-      '--target-time',
-      m.t2 ?? '',
-      '--confirm',
-    ]);
+    const r = await cliOk([...args, '--confirm']);
     expect(r.stdout).toMatch(/Restored the dump into/);
-    const s = myServer();
-    const mysql = (await import('mysql2/promise')).default;
-    const query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
-      const c = await mysql.createConnection({
-        host: s.host,
-        port: s.port,
-        user: s.user,
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-      });
-      try {
-        return (await c.query(sql, params))[0] as T[];
-      } finally {
-        await c.end();
-      }
-    };
+    const query = <T>(sql: string, params?: unknown[]): Promise<T[]> =>
+      myQuery(undefined, sql, params) as Promise<T[]>;
     try {
       expect(await tableStates(query, db)).toEqual(m.s2);
     } finally {

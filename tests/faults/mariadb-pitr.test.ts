@@ -18,6 +18,7 @@ import {
   startStreamer,
   writeBatch,
 } from '../e2e/mariadb-pitr-util.js';
+import type { CliResult } from '../harness/cli.js';
 import { cli, myArgs, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 import { treeOf } from './invariants.js';
 
@@ -43,10 +44,30 @@ afterAll(async () => {
 
 /** The stored binlog `name` of a directory archive, decompressed. */
 async function storedBinlog(archive: string, name: string): Promise<Buffer> {
-  const files = await readdir(path.join(archive, 'binlog'));
-  const key = files.find((n) => n.startsWith(`${name}-`) && !n.endsWith('.json'));
+  return zstdDecompressSync(await readFile(await storedPath(archive, name)));
+}
+
+/** The stored bytes of binlog `name` in a directory archive. */
+async function storedPath(archive: string, name: string): Promise<string> {
+  const key = (await readdir(path.join(archive, 'binlog'))).find(
+    (n) => n.startsWith(`${name}-`) && !n.endsWith('.json'),
+  );
   if (!key) throw new Error(`${name} is not in the archive`);
-  return zstdDecompressSync(await readFile(path.join(archive, 'binlog', key)));
+  return path.join(archive, 'binlog', key);
+}
+
+/** `restore pitr latest --confirm` into a new directory; returns the result and that directory's parent. */
+async function restoreLatest(
+  archive: string,
+  extra: string[] = [],
+): Promise<{ r: CliResult; parent: string }> {
+  const parent = await mysqlOwnedDir();
+  dirs.push(parent);
+  const r = await cli(
+    ['restore', 'pitr', 'latest', '--archive', archive, '--data-dir', path.join(parent, 'data'), ...extra],
+    { timeoutMs: 120_000 },
+  );
+  return { r, parent };
 }
 
 /** An archive with a full physical backup and three closed binlogs after it. */
@@ -119,25 +140,8 @@ describe('MariaDB PITR faults', () => {
     const { archive, binlogs } = await archiveWithBinlogs();
     // The middle one: the archive holds binlogs on both sides of it.
     const victim = binlogs[1] ?? '';
-    const stored = (await readdir(path.join(archive, 'binlog'))).find(
-      (n) => n.startsWith(`${victim}-`) && !n.endsWith('.json'),
-    );
-    await rm(path.join(archive, 'binlog', stored ?? 'none'));
-    const parent = await mysqlOwnedDir();
-    dirs.push(parent);
-    const r = await cli(
-      [
-        'restore',
-        'pitr',
-        'latest',
-        '--archive',
-        archive,
-        '--data-dir',
-        path.join(parent, 'data'),
-        '--confirm',
-      ],
-      { timeoutMs: 120_000 },
-    );
+    await rm(await storedPath(archive, victim));
+    const { r, parent } = await restoreLatest(archive, ['--confirm']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(`Restore refused: binlog ${victim.replace('.', '\\.')} is missing from the archive`),
@@ -149,29 +153,12 @@ describe('MariaDB PITR faults', () => {
   it('restore pitr: a damaged binlog → refused before anything is changed (no data directory)', async () => {
     const { archive, binlogs } = await archiveWithBinlogs();
     const victim = binlogs[1] ?? '';
-    const key = (await readdir(path.join(archive, 'binlog'))).find(
-      (n) => n.startsWith(`${victim}-`) && !n.endsWith('.json'),
-    );
-    const file = path.join(archive, 'binlog', key ?? 'none');
+    const file = await storedPath(archive, victim);
     const bytes = await readFile(file);
     const at = Math.floor(bytes.length / 2);
     bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at);
     await writeFile(file, bytes);
-    const parent = await mysqlOwnedDir();
-    dirs.push(parent);
-    const r = await cli(
-      [
-        'restore',
-        'pitr',
-        'latest',
-        '--archive',
-        archive,
-        '--data-dir',
-        path.join(parent, 'data'),
-        '--confirm',
-      ],
-      { timeoutMs: 120_000 },
-    );
+    const { r, parent } = await restoreLatest(archive, ['--confirm']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       new RegExp(`Binlog ${victim.replace('.', '\\.')} .* cannot be used: checksum mismatch`),
@@ -181,19 +168,7 @@ describe('MariaDB PITR faults', () => {
 
   it('restore pitr: a target after the end of the archive → refused, saying where the archive ends', async () => {
     const { archive } = await archiveWithBinlogs();
-    const parent = await mysqlOwnedDir();
-    dirs.push(parent);
-    const r = await cli([
-      'restore',
-      'pitr',
-      'latest',
-      '--archive',
-      archive,
-      '--data-dir',
-      path.join(parent, 'data'),
-      '--target-time',
-      '2099-01-01 00:00:00+00',
-    ]);
+    const { r, parent } = await restoreLatest(archive, ['--target-time', '2099-01-01 00:00:00+00']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /Restore refused: the archive ends before 2099-01-01 00:00:00\+00:00: its newest binlog event is at /,

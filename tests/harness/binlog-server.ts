@@ -97,21 +97,7 @@ export async function startBinlogServer(serverId = 1): Promise<BinlogServer> {
       }
     }
   }
-  const query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
-    const c = await mysql.createConnection({
-      socketPath: socket,
-      user: 'root',
-      multipleStatements: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-    });
-    try {
-      const [rows] = await c.query(sql, params);
-      return rows as T[];
-    } finally {
-      await c.end();
-    }
-  };
+  const query = socketQuery(socket);
   await query(
     "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
   );
@@ -138,6 +124,25 @@ export async function startBinlogServer(serverId = 1): Promise<BinlogServer> {
   };
 }
 
+/** Queries as root over a server's socket, one connection each (multi-statements, big numbers as strings). */
+function socketQuery(socket: string): BinlogServer['query'] {
+  return async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
+    const c = await mysql.createConnection({
+      socketPath: socket,
+      user: 'root',
+      multipleStatements: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+    });
+    try {
+      const [rows] = await c.query(sql, params);
+      return rows as T[];
+    } finally {
+      await c.end();
+    }
+  };
+}
+
 /** Every table of `db`: its rows and CHECKSUM TABLE, to compare two servers. */
 export async function tableStates(
   query: BinlogServer['query'],
@@ -161,20 +166,7 @@ export async function tableStates(
 export function restoredServer(dataDir: string): Pick<BinlogServer, 'query' | 'stop'> {
   const socket = path.join(dataDir, 'mysqld.sock');
   return {
-    async query<T>(sql: string, params?: unknown[]): Promise<T[]> {
-      const c = await mysql.createConnection({
-        socketPath: socket,
-        user: 'root',
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-      });
-      try {
-        const [rows] = await c.query(sql, params);
-        return rows as T[];
-      } finally {
-        await c.end();
-      }
-    },
+    query: socketQuery(socket),
     async stop() {
       const pid = Number((await readFile(path.join(dataDir, 'mysqld.pid'), 'utf8').catch(() => '0')).trim());
       if (!pid || !isAlive(pid)) return;

@@ -9,7 +9,7 @@ import { openBinlogArchive, type BinlogArchiveIdentity } from './identity.js';
 import { readBinlogInventory } from './inventory.js';
 import { binlogAfter, binlogNumber } from './names.js';
 import { binaryLogs, binlogServerFacts, requireBinlogs } from './server.js';
-import { dropPartials, storeBinlog } from './store.js';
+import { describeStored, dropPartials, storeBinlog } from './store.js';
 
 export interface CopyInput {
   engine: MysqlEngine;
@@ -92,9 +92,7 @@ export async function copyClosedBinlogs(i: CopyInput): Promise<CopyReport> {
         });
         if (r.stored) {
           report.stored.push(log.name);
-          i.onLine?.(
-            `stored ${log.name} (${r.facts.rawBytes} bytes, ${r.facts.transactions} transactions, closed by ${r.facts.closedBy ?? '?'})`,
-          );
+          i.onLine?.(`stored ${describeStored(r.facts)}`);
         }
         await dropPartials(i.storage, log.name).catch((err: unknown) =>
           i.onLine?.(`warning: could not remove the stored prefixes of ${log.name}: ${errorMessage(err)}`),

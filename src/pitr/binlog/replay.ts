@@ -2,7 +2,6 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { KeyUnlocker } from '../../crypto/index.js';
 import type { ToolCommand } from '../../engines/engine.js';
 import { DbBackupError, errorMessage, IntegrityError } from '../../errors.js';
-import { runReadGroup } from '../../pipeline/filter-group.js';
 import { ToolProcess, waitAll } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import {
@@ -17,6 +16,7 @@ import {
   type GtidState,
 } from './events.js';
 import type { StoredBinlog } from './inventory.js';
+import { readStoredBinlog } from './read.js';
 import { binlogNumber } from './names.js';
 
 /** Where a replay stops. */
@@ -252,21 +252,9 @@ async function replayOne(i: ReplayInput, b: StoredBinlog, progress: ReplayProgre
   for (const p of [decoder, client]) p.done.catch(onAbort);
   const cutter = new BinlogCutter(b.file, i.from, i.target, progress);
   cutter.pipe(decoderIn);
-  const f = b.facts;
   let readErr: unknown;
   try {
-    await runReadGroup({
-      source: await i.storage.get(b.dataKey),
-      expected: { sha256: f.storedSha256, bytes: f.storedBytes },
-      decrypt: f.encryption
-        ? (await import('../../crypto/index.js')).createDecryptStream(await i.unlockers())
-        : undefined,
-      compression: f.compression.algorithm,
-      sizeHint: f.rawBytes,
-      decodedSha256: f.sha256,
-      sink: { kind: 'stream', stream: cutter },
-      signal: stopRead.signal,
-    });
+    await readStoredBinlog(i.storage, b, { kind: 'stream', stream: cutter }, i.unlockers, stopRead.signal);
   } catch (err) {
     readErr = err;
     cutter.unpipe(decoderIn);

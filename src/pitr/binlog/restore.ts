@@ -7,7 +7,6 @@ import type { ToolCommand } from '../../engines/engine.js';
 import type { MysqlEngine } from '../../engines/mysql.js';
 import { which, whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
-import { runReadGroup } from '../../pipeline/filter-group.js';
 import { ToolProcess } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import { findPhysicalTool, physicalTool, toolMismatch } from '../../backup/physical.js';
@@ -15,6 +14,7 @@ import { isRoot, type OsUser } from '../os-user.js';
 import { asUserCommand } from '../restore.js';
 import { BINLOG_HINT } from './fetch.js';
 import type { StoredBinlog } from './inventory.js';
+import { readPhysicalFile, readStoredBinlog } from './read.js';
 import { startMariadbd, type RunningServer } from './mariadbd.js';
 import { replayBinlogs, type ReplayProgress, type ReplayTarget } from './replay.js';
 import type { BinlogRestorePlan, PlannedRestore } from './restore-plan.js';
@@ -53,20 +53,9 @@ export async function verifyBinlogs(
   signal?: AbortSignal,
 ): Promise<void> {
   for (const b of files) {
-    const f = b.facts;
     try {
-      await runReadGroup({
-        source: await storage.get(b.dataKey),
-        expected: { sha256: f.storedSha256, bytes: f.storedBytes },
-        decrypt: f.encryption
-          ? (await import('../../crypto/index.js')).createDecryptStream(await unlockers())
-          : undefined,
-        compression: f.compression.algorithm,
-        sizeHint: f.rawBytes,
-        decodedSha256: f.sha256,
-        sink: { kind: 'stream', stream: new Writable({ write: (_c, _e, cb) => cb() }) },
-        signal,
-      });
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      await readStoredBinlog(storage, b, { kind: 'stream', stream: sink }, unlockers, signal);
     } catch (err) {
       throw new DbBackupError(`Binlog ${b.file} (${b.dataKey}) cannot be used: ${errorMessage(err)}`, {
         exitCode: err instanceof DbBackupError ? err.exitCode : 1,
@@ -266,25 +255,20 @@ async function physicalTools(meta: PhysicalMetadata): Promise<{ backup: string; 
 
 async function extract(i: ExecuteInput, m: PhysicalMetadata, into: string, mbstream: string): Promise<void> {
   for (const f of m.files) {
-    await runReadGroup({
-      source: await i.storage.get(f.key),
-      expected: { sha256: f.sha256, bytes: f.sizeBytes },
-      decrypt: m.encryption
-        ? (await import('../../crypto/index.js')).createDecryptStream(await i.unlockers())
-        : undefined,
-      compression: m.compression.algorithm,
-      sink: {
-        kind: 'process',
-        command: await asUserCommand(i.osUser, {
-          file: mbstream,
-          args: ['-x', '-C', into],
-          env: process.env,
-          name: 'mbstream',
-        }),
-        classify: () => 'error',
-      },
-      signal: i.signal,
+    const command = await asUserCommand(i.osUser, {
+      file: mbstream,
+      args: ['-x', '-C', into],
+      env: process.env,
+      name: 'mbstream',
     });
+    await readPhysicalFile(
+      i.storage,
+      m,
+      f,
+      { kind: 'process', command, classify: () => 'error' },
+      i.unlockers,
+      i.signal,
+    );
   }
 }
 

@@ -153,3 +153,8 @@ export async function dropPartials(storage: Storage, file: string, keep?: string
   }
   return dropped;
 }
+
+/** "mysql-bin.000042 (1234 bytes, 5 transactions, closed by rotate)", for the lines of binlog archive and stream. */
+export function describeStored(f: BinlogFacts): string {
+  return `${f.file} (${f.rawBytes} bytes, ${f.transactions} transactions, closed by ${f.closedBy ?? '?'})`;
+}

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { EncryptionFlags, KeyProtector } from '../../crypto/index.js';
 import type { MysqlEngine } from '../../engines/mysql.js';
-import { DbBackupError, errorMessage, IntegrityError, SafetyError } from '../../errors.js';
+import { errorMessage, IntegrityError, SafetyError } from '../../errors.js';
 import { ToolProcess } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import { scanBinlogFile } from './facts.js';
@@ -17,7 +17,7 @@ import { checkSameServer, openBinlogArchive, type BinlogArchiveIdentity } from '
 import { readBinlogInventory } from './inventory.js';
 import { binlogAfter, binlogNumber } from './names.js';
 import { binaryLogs, binlogServerFacts, requireBinlogs } from './server.js';
-import { dropPartials, storeBinlog } from './store.js';
+import { describeStored, dropPartials, storeBinlog } from './store.js';
 
 export interface StreamInput {
   engine: MysqlEngine;
@@ -175,11 +175,11 @@ async function follow(i: StreamInput, s: Session, summary: StreamSummary): Promi
       await Promise.race([sleep(POLL_MS, i.signal), s.exited]);
       if (ended !== undefined || i.signal.aborted) break;
       const files = await spoolFiles(s.spool.dir);
-      for (const f of files.slice(0, -1)) await storeClosed(i, s, f, summary);
+      for (const f of files.slice(0, -1)) await storeSpooled(i, s, f, 'closed', summary);
       const open = files.at(-1);
       if (open && Date.now() - lastPartial >= i.partialIntervalMs) {
         lastPartial = Date.now();
-        await storePartial(i, s, open, summary);
+        await storeSpooled(i, s, open, 'partial', summary);
       }
       if (open && (await stalled(i, stall, open))) {
         s.child.kill();
@@ -229,77 +229,58 @@ async function stalled(
   }
 }
 
-async function storeClosed(
+/** Stores a spool file closed or as a prefix; a closed one is then removed from the spool, its prefixes from the archive. */
+async function storeSpooled(
   i: StreamInput,
   s: Session,
   f: { name: string; path: string },
-  summary: StreamSummary,
-): Promise<boolean> {
-  try {
-    let serverSize: number | undefined;
-    const scan = await scanBinlogFile(f.path, f.name);
-    if (!scan.closedBy) serverSize = await serverSizeOf(i, f.name);
-    const r = await storeBinlog({
-      storage: i.storage,
-      identity: s.archive.identity,
-      protectors: s.archive.protectors,
-      path: f.path,
-      file: f.name,
-      mode: 'closed',
-      serverSize,
-      signal: i.signal,
-    });
-    if (r.stored) {
-      summary.stored.push(f.name);
-      i.log(
-        `stored ${f.name} (${r.facts.rawBytes} bytes, ${r.facts.transactions} transactions, closed by ${r.facts.closedBy ?? '?'})`,
-      );
-    }
-    await dropPartials(i.storage, f.name);
-    await rm(f.path, { force: true });
-    return true;
-  } catch (err) {
-    if (i.signal.aborted && err instanceof DbBackupError && err.exitCode === 130) return false;
-    if (err instanceof SafetyError) throw err;
-    i.log(`could not store ${f.name} yet: ${errorMessage(err)}`);
-    return false;
-  }
-}
-
-async function storePartial(
-  i: StreamInput,
-  s: Session,
-  f: { name: string; path: string },
+  mode: 'closed' | 'partial',
   summary: StreamSummary,
 ): Promise<void> {
   try {
+    // A file without its closing event counts as closed only at the size the server lists for it.
+    const serverSize =
+      mode === 'closed' && !(await scanBinlogFile(f.path, f.name)).closedBy
+        ? await serverSizeOf(i, f.name)
+        : undefined;
     const r = await storeBinlog({
       storage: i.storage,
       identity: s.archive.identity,
       protectors: s.archive.protectors,
       path: f.path,
       file: f.name,
-      mode: 'partial',
+      mode,
+      serverSize,
+      // Not stopped by SIGTERM: storing what the reader wrote is how the streamer stops.
     });
-    if (r.stored) {
-      summary.partials++;
-      await dropPartials(i.storage, f.name, r.key);
+    if (mode === 'partial') {
+      if (r.stored) {
+        summary.partials++;
+        await dropPartials(i.storage, f.name, r.key);
+      }
+      return;
     }
+    if (r.stored) {
+      summary.stored.push(f.name);
+      i.log(`stored ${describeStored(r.facts)}`);
+    }
+    await dropPartials(i.storage, f.name);
+    await rm(f.path, { force: true });
   } catch (err) {
     if (err instanceof SafetyError) throw err;
-    i.log(`could not store the open ${f.name} yet: ${errorMessage(err)}`);
+    i.log(`could not store ${mode === 'partial' ? 'the open ' : ''}${f.name} yet: ${errorMessage(err)}`);
   }
 }
 
 /** After the reader stopped: files it moved past are closed; the last is closed only if it says so. */
 async function finalPass(i: StreamInput, s: Session, summary: StreamSummary): Promise<void> {
   const files = await spoolFiles(s.spool.dir);
-  for (const f of files.slice(0, -1)) await storeClosed(i, s, f, summary);
+  for (const f of files.slice(0, -1)) await storeSpooled(i, s, f, 'closed', summary);
   const last = files.at(-1);
   if (last) {
     const scan = await scanBinlogFile(last.path, last.name).catch(() => undefined);
-    if (scan?.closedBy && scan.safeEnd === scan.bytes) await storeClosed(i, s, last, summary);
-    else await storePartial(i, s, last, summary);
+    if (scan?.closedBy && scan.safeEnd === scan.bytes) await storeSpooled(i, s, last, 'closed', summary);
+    else await storeSpooled(i, s, last, 'partial', summary);
   }
   await clearSpool(s.spool.dir);
 }
