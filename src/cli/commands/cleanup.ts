@@ -256,7 +256,8 @@ Examples:
           );
         const storage = await openStore(where, cloudSettings(globals(cmd)));
         // A MariaDB binlog archive: physical chains by the rules, binlogs before the oldest kept one.
-        if ((await archiveKind(storage)) === 'binlog') {
+        // Unreadable (wrong credentials): the cleanup below reports it with the storage's own words.
+        if ((await archiveKind(storage).catch(() => undefined)) === 'binlog') {
           const { cleanupBinlogArchive } = await import('./cleanup-binlog.js');
           await cleanupBinlogArchive(storage, policy, {
             timeZone: timeZoneOf(opts),
@@ -265,7 +266,8 @@ Examples:
           });
           return;
         }
-        if (opts.archive || (await storage.stat(ARCHIVE_FILE))) {
+        const isArchive = opts.archive || (await storage.stat(ARCHIVE_FILE).catch(() => undefined));
+        if (isArchive) {
           const { cleanupArchive } = await import('./cleanup-archive.js');
           await cleanupArchive(storage, policy, {
             timeZone: timeZoneOf(opts),

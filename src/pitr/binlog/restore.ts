@@ -112,9 +112,9 @@ export async function executePhysicalRestore(
     }
     const full = path.join(work, '0');
     const defaults = `--defaults-file=${path.join(full, 'backup-my.cnf')}`;
-    await runAs(i.osUser, tools.backup, [defaults, '--prepare', `--target-dir=${full}`]);
+    await runAs(i, tools.backup, [defaults, '--prepare', `--target-dir=${full}`]);
     for (let n = 1; n < chain.length; n++)
-      await runAs(i.osUser, tools.backup, [
+      await runAs(i, tools.backup, [
         defaults,
         '--prepare',
         `--target-dir=${full}`,
@@ -125,7 +125,7 @@ export async function executePhysicalRestore(
     );
     // With a trailing separator: mariadb-backup appends innodb_undo_directory (./) to the data
     // directory as written, and would otherwise create "<dir>./" beside it.
-    await runAs(i.osUser, tools.backup, [
+    await runAs(i, tools.backup, [
       defaults,
       '--move-back',
       `--target-dir=${full}`,
@@ -272,14 +272,22 @@ async function extract(i: ExecuteInput, m: PhysicalMetadata, into: string, mbstr
   }
 }
 
-async function runAs(user: OsUser, file: string, args: string[]): Promise<void> {
-  const cmd = await asUserCommand(user, { file, args, env: process.env, name: 'mariadb-backup' });
+/** mariadb-backup as the server's user; an interrupt stops it. */
+async function runAs(i: ExecuteInput, file: string, args: string[]): Promise<void> {
+  if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+  const cmd = await asUserCommand(i.osUser, { file, args, env: process.env, name: 'mariadb-backup' });
   let ok = false;
   const p = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], (line) => {
     if (/completed OK!/.test(line)) ok = true;
     return /\[ERROR\]|^\s*Error:|FATAL ERROR/.test(line) ? 'error' : 'info';
   });
-  await p.done;
+  const stop = (): void => p.kill();
+  i.signal?.addEventListener('abort', stop);
+  try {
+    await p.done;
+  } finally {
+    i.signal?.removeEventListener('abort', stop);
+  }
   if (!ok) throw new SafetyError(`mariadb-backup ${args[1] ?? ''} did not say "completed OK!"`);
 }
 
