@@ -118,6 +118,11 @@ describe('MariaDB PITR into a directory archive', () => {
       const raw = zstdDecompressSync(await readFile(path.join(archive, 'binlog', key ?? '')));
       expect(raw.equals(await readFile(path.join(server.dataDir, name))), name).toBe(true);
     }
+    const status = await cliOk([...server.args(), 'binlog', 'status', '--archive', archive]);
+    expect(status.stdout).toMatch(
+      /Newest: +mysql-bin\.\d+ \((closed|open: a prefix)\) to byte \d+, GTID 0-1-\d+/,
+    );
+    expect(status.stdout).toMatch(/OK: +no gaps/);
   });
 
   it('restore pitr latest --target-time: the full + incremental chain, then binlogs, equals the source at that second', async () => {
