@@ -2,7 +2,7 @@
 // round by round (A B C …, then … C B A) so that drift on the machine hits every case alike.
 //
 // A case is one of:
-//   dbbackup: (c) => [...args]   the CLI, spawned without a shell: node bin/dbbackup.js <connection>
+//   dbbackup: (c, out) => [...args]   the CLI, spawned without a shell: node bin/dbbackup.js <connection>
 //                                --backup-dir <out> <args>; env: (c) => ({...}) adds variables
 //   shell: (c, out) => 'cmd'     an anchor, run as bash -o pipefail -c 'cmd'
 //   todo: 'text'                 not run (yet); listed in the report
@@ -24,10 +24,30 @@
 // emulator, whose CPU is reported apart, as auxName, and not counted as noise).
 
 import { createBucket, emptyBucket, S3_BUCKET, S3_ENV, s3Uri, startS3Emulator, storedBytes } from './s3.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { q } from './util.mjs';
 import { PITR_GROUPS } from './pitr.mjs';
 
 const MD_ARGS = '--single-transaction --quick';
+
+/** dbbackup's logical restore of the MariaDB fixture (in my-restore, and beside the physical restore). */
+const myLogicalRestore = (id, label, smoke) => ({
+  id,
+  label,
+  smoke,
+  needs: ['my-sql-zst'],
+  dbbackup: (c) => [
+    'restore',
+    'single',
+    c.art('my-sql-zst'),
+    '--target',
+    c.db.myRestore,
+    '--clean',
+    '--confirm',
+  ],
+});
 
 /** The databases of the cluster groups, as bash words. */
 const clusterDbWords = (c) => Object.keys(c.db.cluster).join(' ');
@@ -391,21 +411,7 @@ export const GROUPS = [
       'Before every run (untimed): DROP DATABASE + CREATE DATABASE … CHARACTER SET utf8mb4. After every run (untimed): its row counts are compared with the source.',
     check: (c) => c.myCheckRestore(),
     cases: [
-      {
-        id: 'dbb-my-restore',
-        label: 'dbbackup restore single (.sql.zst)',
-        smoke: true,
-        needs: ['my-sql-zst'],
-        dbbackup: (c) => [
-          'restore',
-          'single',
-          c.art('my-sql-zst'),
-          '--target',
-          c.db.myRestore,
-          '--clean',
-          '--confirm',
-        ],
-      },
+      myLogicalRestore('dbb-my-restore', 'dbbackup restore single (.sql.zst)', true),
       {
         id: 'zstd-mariadb',
         label: 'zstd -dc <dbbackup .sql.zst> | mariadb',
@@ -423,6 +429,114 @@ export const GROUPS = [
         ratio: 1.1,
         label: 'MariaDB restore ≤ 1.1× `zstd -dc | mariadb`',
       },
+    ],
+  },
+
+  // ---------------------------------------------------------------- MariaDB physical (whole server)
+  {
+    id: 'my-physical',
+    title: 'MariaDB physical backup of the whole server (mariadb-backup), into a binlog archive',
+    engine: 'my',
+    fixtures: ['my'],
+    db: (c) => c.db.my,
+    runs: 'runs',
+    cases: [
+      {
+        id: 'dbb-phys',
+        label: 'dbbackup backup physical',
+        smoke: true,
+        requires: ['mariadb-backup'],
+        produces: 'my-phys',
+        dbbackup: (c, o) => ['backup', 'physical', '--archive', `${o}/archive`, '--no-progress'],
+      },
+      {
+        id: 'xb-zstd',
+        label: 'mariadb-backup --backup --stream=xbstream | zstd -3 -T2',
+        smoke: true,
+        requires: ['mariadb-backup'],
+        shell: (c, o) =>
+          `mkdir -p ${o}/t && mariadb-backup ${c.myConn} --backup --stream=xbstream --target-dir=${o}/t 2>${o}/xb.log | zstd -q -3 -T2 > ${o}/backup.xb.zst`,
+      },
+    ],
+    pairs: [['dbb-phys', 'xb-zstd']],
+    targets: [
+      {
+        a: 'dbb-phys',
+        b: ['xb-zstd'],
+        ratio: 1.1,
+        label: 'MariaDB backup physical ≤ 1.1× `mariadb-backup --stream=xbstream | zstd -3 -T2`',
+      },
+    ],
+  },
+  {
+    id: 'my-physical-restore',
+    title:
+      'MariaDB physical restore (the whole server, into a new data directory) against the same by hand, and against the logical restore of bench_my',
+    engine: 'my',
+    fixtures: ['my'],
+    db: (c) => c.db.my,
+    runs: 'runs',
+    noOutput: true,
+    setup: async (c) => {
+      // Under the system temp dir: the server's user (mysql) must reach it (bench/work may sit in a 0700 home).
+      c.physDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbbackup-bench-phys-'));
+      fs.chmodSync(c.physDir, 0o755);
+    },
+    teardown: async (c) => {
+      if (c.physDir) fs.rmSync(c.physDir, { recursive: true, force: true });
+    },
+    prep: (c) => {
+      fs.rmSync(path.join(c.physDir, 'data'), { recursive: true, force: true });
+      fs.rmSync(path.join(c.physDir, 'work'), { recursive: true, force: true });
+      c.myPrepRestore();
+    },
+    prepNote:
+      'Before every run (untimed): the data directory removed, DROP + CREATE of the logical target. After every run (untimed): the physical restores must hold bench_my; the logical one its row counts.',
+    check: (c, id) =>
+      id === 'dbb-my-restore-logical'
+        ? c.myCheckRestore()
+        : fs.existsSync(path.join(c.physDir, 'data', c.db.my))
+          ? null
+          : `no ${c.db.my} in the restored data directory`,
+    cases: [
+      {
+        id: 'dbb-phys-restore',
+        label: 'dbbackup restore pitr <physical> --confirm (extract, prepare, move back)',
+        smoke: true,
+        requires: ['mariadb-backup'],
+        needs: ['my-phys'],
+        dbbackup: (c) => [
+          'restore',
+          'pitr',
+          'latest',
+          '--archive',
+          c.art('my-phys'),
+          '--data-dir',
+          path.join(c.physDir, 'data'),
+          '--confirm',
+        ],
+      },
+      {
+        id: 'phys-by-hand',
+        label: 'zstd -dc | mbstream -x; mariadb-backup --prepare; --move-back',
+        requires: ['mariadb-backup'],
+        needs: ['my-phys'],
+        shell: (c) => {
+          const w = path.join(c.physDir, 'work');
+          const d = path.join(c.physDir, 'data');
+          const xb = `$(ls ${c.art('my-phys')}/physical/*/backup.xb.zst | head -1)`;
+          return `mkdir -p ${w} ${d} && zstd -q -dc ${xb} | mbstream -x -C ${w} && mariadb-backup --defaults-file=${w}/backup-my.cnf --prepare --target-dir=${w} 2>/dev/null && mariadb-backup --defaults-file=${w}/backup-my.cnf --move-back --target-dir=${w} --datadir=${d} 2>/dev/null`;
+        },
+      },
+      myLogicalRestore(
+        'dbb-my-restore-logical',
+        'dbbackup restore single (.sql.zst of bench_my): the logical restore',
+        false,
+      ),
+    ],
+    pairs: [
+      ['dbb-phys-restore', 'phys-by-hand'],
+      ['dbb-phys-restore', 'dbb-my-restore-logical'],
     ],
   },
 

@@ -27,7 +27,7 @@ export function commandOf(group, kase, c, out) {
     // backupDir: false — the case names its own destination (e.g. --cloud only): no --backup-dir, and no
     // DBBACKUP_BACKUP_DIR either, which would make dbbackup write a local copy as well
     const dirArgs = kase.backupDir === false ? [] : ['--backup-dir', out];
-    const args = [...conn.args, ...dirArgs, ...kase.dbbackup(c)];
+    const args = [...conn.args, ...dirArgs, ...kase.dbbackup(c, out)];
     const env = { ...process.env, ...conn.env, ...(kase.env ? kase.env(c) : {}) };
     if (kase.backupDir === false) delete env.DBBACKUP_BACKUP_DIR;
     const envText = Object.entries(kase.env ? kase.env(c) : {})

@@ -29,7 +29,7 @@ import {
   type KeyProtector,
 } from '../crypto/index.js';
 import { dumpTrailer } from '../catalog/trailers.js';
-import { putEverywhere, verifyStored } from './single.js';
+import { putEverywhere, snapshotPosition, verifyStored } from './single.js';
 
 export interface ClusterBackupOptions {
   engine: DatabaseEngine;
@@ -231,9 +231,10 @@ async function dumpMember(
       database,
       tables.reduce((sum, t) => sum + t.bytes, 0),
     );
+  const dump = await engine.dumpCommand(database, format);
   const stream = startDumpStream({
     encrypt: encryption?.stream,
-    dump: await engine.dumpCommand(database, format),
+    dump,
     classify: (line) => engine.classifyStderr(line),
     compression: plan,
     onWarning: (line) => o.onWarning(`${database}: ${line}`),
@@ -259,6 +260,7 @@ async function dumpMember(
       sizeBytes: stream.hash.bytes,
       sha256: stream.hash.sha256,
       durationSeconds: (Date.now() - started) / 1000,
+      ...snapshotPosition(dump.args, stream),
     };
   } catch (err) {
     await storage.delete(file).catch(() => undefined);

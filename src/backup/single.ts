@@ -21,7 +21,7 @@ import { TOOL_VERSION } from '../version.js';
 import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
 import { recordableProperties } from '../catalog/properties.js';
-import { dumpTrailer } from '../catalog/trailers.js';
+import { dumpBinlogPosition, dumpTrailer, SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
@@ -185,6 +185,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       tables: (await stats)[0],
       warnings,
       databaseProperties: recorded.properties,
+      ...snapshotPosition(dump.args, stream),
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {
@@ -277,4 +278,13 @@ export function redactArgs(args: string[]): string[] {
 
 function describe(storage: Storage, key: string): string {
   return storage.localPath ? storage.localPath(key) : `${storage.location.replace(/\/$/, '')}/${key}`;
+}
+
+/** The binlog position a dump made with SNAPSHOT_POSITION_ARGS recorded (metadata.binlog), for restore pitr. */
+export function snapshotPosition(
+  args: readonly string[],
+  stream: DumpStream,
+): Pick<BackupMetadata, 'binlog'> {
+  if (!SNAPSHOT_POSITION_ARGS.every((a) => args.includes(a))) return {};
+  return { binlog: dumpBinlogPosition(stream.raw?.head, stream.tail()) };
 }

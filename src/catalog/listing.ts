@@ -18,6 +18,7 @@ export interface ListOptions {
   verify?: boolean;
 }
 import { baseRetentionGroup } from './base-backup.js';
+import { physicalRetentionGroup } from './physical-backup.js';
 
 /** A WAL archive's identity file (src/pitr/archive.ts): its base/ directory holds base backups. */
 const ARCHIVE_FILE = 'archive.json';
@@ -34,8 +35,8 @@ export interface CatalogEntry {
   detail: string;
   /** Who made it (dbbackup, or the reference tool this one replaces); null when nothing says. */
   producer: Producer | null;
-  /** single, sample, cluster, or base (a physical base backup in a WAL archive); null without metadata. */
-  kind: 'single' | 'sample' | 'cluster' | 'base' | null;
+  /** single, sample, cluster, base (a physical base backup in a WAL archive), physical (MariaDB, in a binlog archive); null without metadata. */
+  kind: 'single' | 'sample' | 'cluster' | 'base' | 'physical' | null;
 }
 
 /**
@@ -108,9 +109,16 @@ export function catalogEntry(result: VerifyResult, fallbackTime: Date | null, fu
 
 /** Group, database, engine and kind, from whichever metadata the backup has. */
 export function describeResult(
-  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base'>,
+  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base' | 'physical'>,
 ): Pick<CatalogEntry, 'group' | 'database' | 'engine' | 'kind'> {
-  const { metadata: meta, cluster, reference, base } = r;
+  const { metadata: meta, cluster, reference, base, physical } = r;
+  if (physical)
+    return {
+      group: physicalRetentionGroup(physical),
+      database: physical.parent ? `(physical incremental on ${physical.parent})` : '(physical full)',
+      engine: physical.engine,
+      kind: 'physical',
+    };
   if (base)
     return {
       group: baseRetentionGroup(base),
@@ -143,8 +151,11 @@ function clusterLabel(databases: number | null): string {
 }
 
 /** The backup's own time, from its metadata. */
-function createdOf(r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base'>): Date | null {
+function createdOf(
+  r: Pick<VerifyResult, 'metadata' | 'cluster' | 'reference' | 'base' | 'physical'>,
+): Date | null {
   if (r.metadata) return new Date(r.metadata.startedAt);
+  if (r.physical) return new Date(r.physical.finishedAt);
   if (r.base) return new Date(r.base.finishedAt);
   if (r.cluster) return new Date(r.cluster.startedAt);
   return r.reference?.created ?? null;
@@ -190,7 +201,7 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
     const base = key.split('/').pop() ?? key;
     if (base.startsWith(TEMP_MARKER)) continue;
     // A base backup in a WAL archive is one entry, `base/<name>/` (WAL itself is not a backup).
-    const baseDirOf = archive ? /^base\/[^/]+\//.exec(key)?.[0] : undefined;
+    const baseDirOf = archive ? /^(?:base|physical)\/[^/]+\//.exec(key)?.[0] : undefined;
     if (baseDirOf) {
       candidates.add(baseDirOf);
       continue;

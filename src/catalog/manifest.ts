@@ -34,6 +34,15 @@ const schemas = lazySchemas((z) => {
       }),
     ),
     durationSeconds: z.number(),
+    /** MariaDB with binary logging: where this database's dump snapshot lies in the binlog (each dump has its own). */
+    binlog: z
+      .object({
+        file: z.string().nullable(),
+        position: z.number().int().nonnegative().nullable(),
+        gtid: z.string(),
+      })
+      .nullable()
+      .optional(),
   });
 
   const clusterManifest = z.object({

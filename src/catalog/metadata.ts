@@ -44,6 +44,12 @@ const schemas = lazySchemas((z) => {
     tables: z.array(sampleTable),
   });
 
+  const binlogPosition = z.object({
+    file: z.string().nullable(),
+    position: z.number().int().nonnegative().nullable(),
+    gtid: z.string(),
+  });
+
   const backupMetadata = z.object({
     schema: z.literal(METADATA_SCHEMA),
     schemaVersion: z.literal(METADATA_VERSION),
@@ -82,8 +88,14 @@ const schemas = lazySchemas((z) => {
      * restore that creates the database applies. Absent from backups of older versions.
      */
     databaseProperties: propertySchemas().databaseProperties.optional(),
+    /**
+     * MariaDB with binary logging on: where the dump's snapshot lies in the binary log (its GTID
+     * state, and file and position when the dump's head was read), so binlogs can be replayed
+     * after it (restore pitr). Absent or null: not known.
+     */
+    binlog: binlogPosition.nullable().optional(),
   });
-  return { tableStats, sampleTable, sampleInfo, backupMetadata };
+  return { tableStats, sampleTable, sampleInfo, binlogPosition, backupMetadata };
 });
 type Schemas = ReturnType<typeof schemas>;
 
@@ -91,6 +103,7 @@ export type BackupMetadata = z.infer<Schemas['backupMetadata']>;
 export type TableStats = z.infer<Schemas['tableStats']>;
 export type SampleTable = z.infer<Schemas['sampleTable']>;
 export type SampleInfo = z.infer<Schemas['sampleInfo']>;
+export type BinlogPosition = z.infer<Schemas['binlogPosition']>;
 
 export function metadataKey(backupKey: string): string {
   return backupKey + META_SUFFIX;

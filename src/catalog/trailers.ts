@@ -33,3 +33,30 @@ export function dumpTrailer(
   if (format !== 'plain') return undefined;
   return engine === 'postgres' ? TRAILERS.postgresPlain : TRAILERS.mysqlPlain;
 }
+
+/** Where a dump's snapshot lies in the server's binary log (mariadb-dump --master-data=2 --gtid). */
+export interface DumpBinlogPosition {
+  file: string | null;
+  position: number | null;
+  gtid: string;
+}
+
+/**
+ * The snapshot's binlog position as mariadb-dump --master-data=2 --gtid writes it: the GTID state
+ * in a comment near the end ("-- SET GLOBAL gtid_slave_pos='0-1-1345';"), the file and position
+ * near the head (read only when the head passed through this process). Null when neither is there.
+ */
+export function dumpBinlogPosition(
+  head: Buffer | undefined,
+  tail: Buffer | undefined,
+): DumpBinlogPosition | null {
+  const gtid = /SET GLOBAL gtid_slave_pos='([0-9,-]*)'/.exec(tail?.toString('utf8') ?? '');
+  const pos = /CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+)/.exec(
+    head?.toString('utf8') ?? '',
+  );
+  if (!gtid) return null;
+  return { file: pos?.[1] ?? null, position: pos?.[2] ? Number(pos[2]) : null, gtid: gtid[1] ?? '' };
+}
+
+/** The dump options that make mariadb-dump record its snapshot's binlog position. */
+export const SNAPSHOT_POSITION_ARGS = ['--master-data=2', '--gtid'];

@@ -23,6 +23,7 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['status', async () => (await import('./commands/status.js')).statusCommand()],
   ['pitr', async () => (await import('./commands/pitr.js')).pitrCommand()],
   ['wal', async () => (await import('./commands/wal.js')).walCommand()],
+  ['binlog', async () => (await import('./commands/binlog.js')).binlogCommand()],
   ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
   ['config', async () => (await import('./commands/config.js')).configCommand()],
   ['history', async () => (await import('./commands/history.js')).historyCommand()],

@@ -72,6 +72,8 @@ export const AUDITED: Readonly<Record<string, AuditedCommand>> = {
   'backup base': { server: true, database: ALL },
   'restore pitr': { server: true, database: ALL },
   'wal verify': {},
+  'backup physical': { server: true, database: ALL },
+  'binlog archive': { server: true },
   drill: { server: true },
 };
 

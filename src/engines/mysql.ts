@@ -17,6 +17,7 @@ import type {
   ToolCommand,
   ToolStatus,
 } from './engine.js';
+import { SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
 import { optionFileLine, readClientOptions } from './mysql-options.js';
 import { SecretFiles } from './secrets.js';
 import { parseVersion, shouldCountExactly, toolVersion, versionBanner, whichFirst } from './tools.js';
@@ -497,6 +498,22 @@ export class MysqlEngine implements DatabaseEngine {
     return found;
   }
 
+  /**
+   * Another client program of the family (mariadb-backup, mariadb-binlog…) with this connection:
+   * the password in a 0600 defaults file (first, as the clients require), never in its arguments —
+   * mariadb-backup even records its command line in every backup (xtrabackup_info).
+   */
+  async clientProgram(names: readonly string[], args: string[], missingHint: string): Promise<ToolCommand> {
+    const found = await whichFirst([...names]);
+    if (!found) throw new MissingToolError(`${names.join(' or ')} was not found`, { hint: missingHint });
+    return {
+      file: found.path,
+      args: [...(await this.connectionArgs(found.path)), ...args],
+      env: this.toolEnv(),
+      name: found.name,
+    };
+  }
+
   private dumpPrograms(): string[] {
     return this.engine === 'mysql' ? ['mysqldump', 'mariadb-dump'] : ['mariadb-dump', 'mysqldump'];
   }
@@ -526,10 +543,24 @@ export class MysqlEngine implements DatabaseEngine {
       '--default-character-set=utf8mb4',
       // Tablespace statements need the PROCESS privilege and are never wanted in a database dump.
       '--no-tablespaces',
+      ...(await this.snapshotPositionArgs()),
       '--',
       database,
     ];
     return { file: tool.path, args, env: this.toolEnv(), name: tool.name };
+  }
+
+  /**
+   * MariaDB writing binary logs: the dump records where its snapshot lies in them (a commented
+   * CHANGE MASTER and gtid_slave_pos), so `restore pitr` can replay the binlogs after it. With
+   * --single-transaction MariaDB reads that position from the snapshot itself: no lock is taken.
+   */
+  private async snapshotPositionArgs(): Promise<string[]> {
+    const rows = await this.query<{ b: string | number; v: string }>(
+      'SELECT @@log_bin AS b, VERSION() AS v',
+    ).catch(() => []);
+    const r = rows[0];
+    return r && Number(r.b) === 1 && /mariadb/i.test(r.v) ? [...SNAPSHOT_POSITION_ARGS] : [];
   }
 
   async restoreCommand(o: RestoreCommandOptions): Promise<ToolCommand> {

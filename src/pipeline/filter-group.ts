@@ -1,6 +1,7 @@
 import { pipeline as pipelineCb, Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
+import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import type { ToolCommand } from '../engines/engine.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
 import type { CompressionAlgorithm, CompressionPlan } from './compression.js';
@@ -24,6 +25,19 @@ export const SMALL_OBJECT_BYTES = 64 * 1024 * 1024;
 export interface GroupEncryption<D = unknown> {
   stream: Transform;
   description: D;
+}
+
+/**
+ * Encryption for a write group from key protectors (none: undefined). The crypto modules are loaded
+ * only here, so an unencrypted write never pays for them.
+ */
+export async function encryptionFor(
+  protectors: readonly KeyProtector[],
+): Promise<GroupEncryption<EncryptionDescription> | undefined> {
+  if (!protectors.length) return undefined;
+  const { createEncryptStream, describeEncryption } = await import('../crypto/index.js');
+  const { stream, header } = createEncryptStream(protectors);
+  return { stream, description: describeEncryption(header) };
 }
 
 export interface WriteGroupOptions<D = unknown> {

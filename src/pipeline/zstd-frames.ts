@@ -1,4 +1,4 @@
-import { Duplex, pipeline, Readable } from 'node:stream';
+import { Duplex, PassThrough, pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { IntegrityError } from '../errors.js';
 
@@ -140,35 +140,42 @@ export class ZstdFrameSplitter {
 
 /** A zstd decompressor for any number of frames that fails on a stream cut off inside one. */
 export function createZstdFramesDecompress(): Duplex {
-  return Duplex.from(async function* (source: AsyncIterable<Buffer>) {
-    const splitter = new ZstdFrameSplitter();
-    const input = source[Symbol.asyncIterator]();
-    let queue: FramePiece[] = [];
-    let finished = false;
-    const nextPiece = async (): Promise<FramePiece | undefined> => {
-      while (!queue.length) {
-        if (finished) return undefined;
-        const r = await input.next();
-        if (r.done) {
-          finished = true;
-          if (splitter.midFrame) {
-            throw new IntegrityError('The zstd stream ends in the middle of a frame: it is truncated', {
-              hint: 'The backup is incomplete; use another backup.',
-            });
-          }
-        } else queue = splitter.push(Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value));
-      }
-      return queue.shift();
-    };
-    for (let first = await nextPiece(); first; first = await nextPiece()) {
-      const start = first;
-      const frame = async function* (): AsyncGenerator<Buffer> {
-        for (let p: FramePiece | undefined = start; p; p = p.end ? undefined : await nextPiece()) {
-          if (p.data.length) yield p.data;
+  // The generator reads a stream of its own: a generator given the duplex's writable side as its
+  // source waits forever when an upstream stage fails before its first byte (the duplex is
+  // destroyed, the pending read never settles, and the pipeline never ends). Destroying this one
+  // ends the read with an error.
+  const input = new PassThrough();
+  return Duplex.from({ writable: input, readable: Readable.from(decodeFrames(input)) });
+}
+
+async function* decodeFrames(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const splitter = new ZstdFrameSplitter();
+  const input = source[Symbol.asyncIterator]();
+  let queue: FramePiece[] = [];
+  let finished = false;
+  const nextPiece = async (): Promise<FramePiece | undefined> => {
+    while (!queue.length) {
+      if (finished) return undefined;
+      const r = await input.next();
+      if (r.done) {
+        finished = true;
+        if (splitter.midFrame) {
+          throw new IntegrityError('The zstd stream ends in the middle of a frame: it is truncated', {
+            hint: 'The backup is incomplete; use another backup.',
+          });
         }
-      };
-      const decoder = pipeline(Readable.from(frame()), zlib.createZstdDecompress(), () => undefined);
-      for await (const out of decoder) yield out as Buffer;
+      } else queue = splitter.push(Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value));
     }
-  });
+    return queue.shift();
+  };
+  for (let first = await nextPiece(); first; first = await nextPiece()) {
+    const start = first;
+    const frame = async function* (): AsyncGenerator<Buffer> {
+      for (let p: FramePiece | undefined = start; p; p = p.end ? undefined : await nextPiece()) {
+        if (p.data.length) yield p.data;
+      }
+    };
+    const decoder = pipeline(Readable.from(frame()), zlib.createZstdDecompress(), () => undefined);
+    for await (const out of decoder) yield out as Buffer;
+  }
 }

@@ -54,7 +54,7 @@ export async function archiveProtectors(
  */
 export async function protectorsForArchive(
   flags: EncryptionFlags,
-  identity: ArchiveIdentity,
+  identity: Pick<ArchiveIdentity, 'encryption'>,
 ): Promise<KeyProtector[]> {
   const { protectors, protections } = await archiveProtectors(flags);
   const wanted = identity.encryption?.protections ?? [];

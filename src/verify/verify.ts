@@ -1,6 +1,8 @@
 import { bytesMismatch, type BackupMetadata } from '../catalog/metadata.js';
 import { baseNameOf, type BaseBackupMetadata } from '../catalog/base-backup.js';
 import { verifyBase } from './base.js';
+import { physicalNameOf, type PhysicalMetadata } from '../catalog/physical-backup.js';
+import { verifyPhysical } from './physical.js';
 import { readManifest, type ClusterManifest } from '../catalog/manifest.js';
 import { isOwnBackupName, isReferenceName } from '../catalog/ownership.js';
 import type { Engine } from '../catalog/naming.js';
@@ -48,6 +50,8 @@ export interface VerifyResult {
   deep?: DeepSummary;
   /** A physical base backup's metadata (base/<name>/ in a WAL archive). */
   base?: BaseBackupMetadata;
+  /** A MariaDB physical backup's metadata (physical/<name>/ in a binlog archive). */
+  physical?: PhysicalMetadata;
 }
 
 export interface VerifyOptions {
@@ -516,6 +520,9 @@ export async function verifyAny(
 ): Promise<VerifyResult> {
   // A physical base backup in a WAL archive (base/<name>/).
   if (baseNameOf(key)) return { ...(await verifyBase(storage, key, options(mode))), producer: 'dbbackup' };
+  // A MariaDB physical backup in a binlog archive (physical/<name>/), with its chain.
+  if (physicalNameOf(key))
+    return { ...(await verifyPhysical(storage, key, options(mode))), producer: 'dbbackup' };
   return key.endsWith('/')
     ? verifyCluster(storage, key.slice(0, -1), mode)
     : verifyBackup(storage, key, mode);

@@ -26,7 +26,7 @@ async function findProgram(names: string[], dirs: string[]): Promise<string | nu
   return null;
 }
 
-async function findMyBinaries(): Promise<{ server: string; installDb: string }> {
+export async function findMyBinaries(): Promise<{ server: string; installDb: string }> {
   const server = await findProgram(['mariadbd', 'mysqld'], ['/usr/sbin', '/usr/bin']);
   const installDb = await findProgram(
     ['mariadb-install-db', 'mysql_install_db'],
@@ -75,7 +75,7 @@ function serverArgs(dir: string, port: number, tls: TlsFiles): string[] {
 }
 
 /** Own process group (detached) so a kill reaches every thread/child; output goes to a file. */
-async function spawnServer(file: string, args: string[], logFile: string): Promise<ChildProcess> {
+export async function spawnServer(file: string, args: string[], logFile: string): Promise<ChildProcess> {
   const log = await open(logFile, 'a');
   try {
     const child = spawn(file, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });

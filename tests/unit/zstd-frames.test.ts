@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { Readable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -106,5 +106,33 @@ describe('ZstdFrameSplitter', () => {
       }
     }
     expect(rebuilt.map((b) => b.toString('hex'))).toEqual(frames.map((f) => f.toString('hex')));
+  });
+});
+
+describe('createZstdFramesDecompress in a pipeline', () => {
+  it('a stage before it failing ends the pipeline with that error (it used to wait forever)', async () => {
+    const failing = new Transform({
+      transform(_chunk, _enc, cb) {
+        cb(new Error('decryption failed'));
+      },
+    });
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    const run = pipeline(
+      Readable.from([Buffer.from('not even zstd')]),
+      failing,
+      createZstdFramesDecompress(),
+      sink,
+    );
+    const timeout = new Promise<string>((resolve) =>
+      setTimeout(() => resolve('still waiting after 5 s'), 5000).unref(),
+    );
+    const outcome = await Promise.race([
+      run.then(
+        () => 'resolved',
+        (err: Error) => err.message,
+      ),
+      timeout,
+    ]);
+    expect(outcome).toBe('decryption failed');
   });
 });

@@ -23,6 +23,7 @@ import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { addSampleCommand } from './sample.js';
 import { addBaseCommand } from './backup-base.js';
+import { addPhysicalCommand } from './backup-physical.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
 import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
@@ -215,6 +216,7 @@ Examples:
     });
   addSampleCommand(backup);
   addBaseCommand(backup);
+  addPhysicalCommand(backup);
   return backup;
 }
 

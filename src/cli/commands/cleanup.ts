@@ -9,6 +9,7 @@ import { cloudSettings, globals, out, printable, requireDirectory } from '../con
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
 import { reportResult } from '../../ops/operation.js';
 import { ARCHIVE_FILE } from '../../pitr/archive.js';
+import { archiveKind } from '../../pitr/binlog/identity.js';
 
 export interface RetentionOptions {
   keepLast?: string;
@@ -228,6 +229,17 @@ Examples:
             'dbbackup cleanup ~/db_backups --keep-last 7',
           );
         const storage = await openStore(where, cloudSettings(globals(cmd)));
+        // A MariaDB binlog archive: physical chains by the rules, binlogs before the oldest kept one.
+        // Unreadable (wrong credentials): the cleanup below reports it with the storage's own words.
+        if ((await archiveKind(storage).catch(() => undefined)) === 'binlog') {
+          const { cleanupBinlogArchive } = await import('./cleanup-binlog.js');
+          await cleanupBinlogArchive(storage, policy, {
+            timeZone: timeZoneOf(opts),
+            dryRun: Boolean(opts.dryRun),
+            json: Boolean(opts.json),
+          });
+          return;
+        }
         // A location that cannot even be asked (bad credentials) fails below with the listing's own error.
         const isArchive = opts.archive || (await storage.stat(ARCHIVE_FILE).catch(() => undefined));
         if (isArchive) {

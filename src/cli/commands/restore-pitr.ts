@@ -14,9 +14,13 @@ import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from './pitr.js';
+import { restoreFromBinlogArchive } from './restore-binlog.js';
 import { parseTimelineChoice } from './wal.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
+  targetGtid?: string;
+  targetPosition?: string;
+  clean?: boolean;
   archive?: string;
   envFile?: string;
   dataDir?: string;
@@ -83,7 +87,10 @@ export function addPitrRestoreCommand(restore: Command): void {
     .description(
       'Point-in-time restore of a base backup plus archived WAL into a new data directory (a dry run that prints the plan unless --confirm)',
     )
-    .argument('<base>', 'base backup name (base_YYYYMMDD_HHMMSS) or "latest"')
+    .argument(
+      '<base>',
+      'base backup name (base_YYYYMMDD_HHMMSS) or "latest"; MariaDB: phys_…, latest, or a logical backup',
+    )
     .option('--archive <dir|uri>', 'the WAL archive')
     .option('--env-file <file>', 'credentials for a cloud archive (also used by restore_command)')
     .option('--data-dir <dir>', 'where to restore: empty or new (or --force)')
@@ -124,8 +131,16 @@ Examples:
   dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --target-time "2026-12-07 05:33:41+00" --confirm --start --port 5433
   dbbackup restore pitr base_20261207_050000 --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env --data-dir /srv/pg-restore --target-immediate --confirm`,
     )
+    .option('--target-gtid <gtid>', 'MariaDB: up to and including this transaction (0-1-1345)')
+    .option(
+      '--target-position <file:pos>',
+      'MariaDB: the binlog events before this position (mysql-bin.000042:1234)',
+    )
+    .option('--clean', 'MariaDB, from a logical backup: drop and recreate its database first')
     .action(async (base: string, opts: PitrRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
+      // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
+      if (await restoreFromBinlogArchive(base, opts, g)) return;
       if (!opts.dataDir)
         throw new UsageError(
           '--data-dir is required',

@@ -51,11 +51,13 @@ export async function expandBackups(arg: string, settings: CloudSettings): Promi
   // A cluster backup's own directory (or prefix) names that one backup.
   const trimmed = pathPart.replace(/\/+$/, '');
   const dirName = trimmed.slice(trimmed.lastIndexOf('/') + 1);
-  // A base backup in a WAL archive: <archive>/base/<name>/.
-  const archiveRoot = /^(.*)\/base$/.exec(trimmed.slice(0, trimmed.lastIndexOf('/')))?.[1];
+  // A base backup in a WAL archive (<archive>/base/<name>/), or a physical one in a binlog archive.
+  const inArchive = /^(.*)\/(base|physical)$/.exec(trimmed.slice(0, trimmed.lastIndexOf('/')));
+  const archiveRoot = inArchive?.[1];
   if (isDir && archiveRoot !== undefined) {
     const root = await openStore(cloud ? withQuery(`${archiveRoot}/`) : archiveRoot || '/', settings);
-    if (await root.stat('archive.json')) return [{ storage: root, key: `base/${dirName}/` }];
+    if (await root.stat('archive.json'))
+      return [{ storage: root, key: `${inArchive?.[2] ?? 'base'}/${dirName}/` }];
   }
   if (isDir && (dirName.startsWith('cluster_') || (!cloud && existsSync(path.join(arg, MANIFEST_NAME))))) {
     const parent = cloud
@@ -73,7 +75,8 @@ export async function expandBackups(arg: string, settings: CloudSettings): Promi
   // Only direct children: a glob never reaches into sub-directories.
   const keys = (await backupKeys(storage)).filter((k) => {
     const name = k.endsWith('/') ? k.slice(0, -1) : k;
-    if (/^base\/[^/]+\/$/.test(k)) return isMatch(name.slice('base/'.length));
+    const inArchiveDir = /^(base|physical)\/[^/]+\/$/.exec(k);
+    if (inArchiveDir) return isMatch(name.slice(`${inArchiveDir[1] ?? ''}/`.length));
     return !name.includes('/') && isMatch(name);
   });
   if (!keys.length) {

@@ -1,0 +1,339 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { commitUnit } from '../catalog/commit.js';
+import { timestampTag } from '../catalog/naming.js';
+import {
+  PHYSICAL_SCHEMA,
+  PHYSICAL_VERSION,
+  physicalDir,
+  physicalMetaKey,
+  type PhysicalMetadata,
+} from '../catalog/physical-backup.js';
+import type { EncryptionDescription, EncryptionFlags } from '../crypto/index.js';
+import type { MysqlEngine } from '../engines/mysql.js';
+import { parseVersion, whichFirst } from '../engines/tools.js';
+import { IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
+import {
+  compressionFor,
+  encryptionFor,
+  startWriteGroup,
+  type WriteResult,
+} from '../pipeline/filter-group.js';
+import { ToolProcess } from '../pipeline/process.js';
+import { processBytesWritten, Progress, type ProgressMode } from '../pipeline/progress.js';
+import { openBinlogArchive, type BinlogArchiveIdentity } from '../pitr/binlog/identity.js';
+import { suffixOf } from '../pitr/binlog/names.js';
+import { newestValidOf, readPhysicalBackups } from '../pitr/binlog/physical-catalog.js';
+import { binlogServerFacts, type BinlogServerFacts } from '../pitr/binlog/server.js';
+import { keyValues } from '../pitr/binlog/xbstream-tap.js';
+import type { Storage } from '../storage/storage.js';
+import { TOOL_VERSION } from '../version.js';
+import { redactArgs } from './single.js';
+
+export interface PhysicalBackupInput {
+  engine: MysqlEngine;
+  storage: Storage;
+  flags: EncryptionFlags;
+  compression: BinlogArchiveIdentity['compression'];
+  incremental: boolean;
+  progress: ProgressMode;
+  signal?: AbortSignal;
+  onNote?: (line: string) => void;
+}
+
+/** The physical backup program of a server family, and what to install when it is missing. */
+export function physicalTool(engine: 'mariadb' | 'mysql'): { names: string[]; hint: string } {
+  return engine === 'mariadb'
+    ? {
+        names: ['mariadb-backup', 'mariabackup'],
+        hint: 'Install mariadb-backup, of the same version as the server (Debian/Ubuntu: apt-get install mariadb-backup).',
+      }
+    : {
+        names: ['xtrabackup'],
+        hint: 'Physical backups of MySQL need Percona XtraBackup matching the server (Debian/Ubuntu: apt-get install percona-xtrabackup-80, from the Percona repository).',
+      };
+}
+
+/** The program's path and version, or a MissingToolError naming the package. */
+export async function findPhysicalTool(
+  engine: 'mariadb' | 'mysql',
+): Promise<{ name: string; path: string; version: string | null }> {
+  const tool = physicalTool(engine);
+  const found = await whichFirst(tool.names);
+  if (!found) throw new MissingToolError(`${tool.names.join(' or ')} was not found`, { hint: tool.hint });
+  return { ...found, version: await backupToolVersion(found.path) };
+}
+
+/** mariadb-backup prints its version on stderr ("… based on MariaDB server 10.11.19-MariaDB …"). */
+async function backupToolVersion(file: string): Promise<string | null> {
+  const { execFile } = await import('node:child_process');
+  const text = await new Promise<string>((resolve) =>
+    execFile(file, ['--version'], { timeout: 10_000 }, (_err, stdout, stderr) =>
+      resolve(`${stdout}${stderr}`),
+    ),
+  );
+  return /server (\d+\.\d+\.\d+)/.exec(text)?.[1] ?? parseVersion(text);
+}
+
+/** The backup program must be the server's own major.minor: InnoDB's formats change between them. */
+export function toolMismatch(toolVersionText: string | null, serverVersion: string): string | undefined {
+  const minor = (v: string): string => /^(\d+\.\d+)/.exec(v)?.[1] ?? v;
+  if (!toolVersionText) return undefined;
+  return minor(toolVersionText) === minor(serverVersion)
+    ? undefined
+    : `mariadb-backup ${toolVersionText} does not match the server's ${serverVersion} (they must share major.minor)`;
+}
+
+/**
+ * `backup physical`: mariadb-backup's xbstream (full, or the changes since the newest valid backup
+ * of this server) through the write group into `physical/<name>/` of the binlog archive: from
+ * mariadb-backup to the compressor by a kernel pipe (no byte through this process, no copy on local
+ * disk), its LSNs and binlog position from the small files it also writes with --extra-lsndir;
+ * `meta.json` last. Interrupted or failed, it leaves nothing.
+ */
+export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMetadata> {
+  // Independent checks side by side: a program start and a connection cost as much as a small backup.
+  const finding = findPhysicalTool('mariadb');
+  finding.catch(() => undefined); // judged below, after the server says which family it is
+  const { facts, serverOptions } = await serverSide(i.engine);
+  if (facts.engine === 'mysql') {
+    await findPhysicalTool('mysql');
+    throw new UsageError(
+      'Physical backups of MySQL (with xtrabackup) are not implemented yet',
+      'Use "backup single" or "backup cluster" for MySQL.',
+    );
+  }
+  const tool = await finding;
+  const mismatch = toolMismatch(tool.version, facts.server.version);
+  if (mismatch) throw new MissingToolError(mismatch, { hint: physicalTool('mariadb').hint });
+  if (!facts.logBin)
+    i.onNote?.(
+      'note: the server writes no binary log: this backup can be restored, but not rolled forward to a point in time',
+    );
+  const { identity, protectors } = await openBinlogArchive(i.storage, {
+    engine: facts.engine,
+    server: facts.server,
+    compression: i.compression,
+    flags: i.flags,
+  });
+  let parent: PhysicalMetadata | undefined;
+  if (i.incremental) {
+    const entries = await readPhysicalBackups(i.storage);
+    parent = newestValidOf(entries, facts.server.serverId)?.meta;
+    if (!parent)
+      throw new UsageError(
+        `No valid physical backup of this server (server_id ${facts.server.serverId}) to take an incremental from`,
+        'Take a full one first: dbbackup backup physical --archive …',
+      );
+  }
+  const started = new Date();
+  const name = await freeName(i.storage, started);
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'dbbackup-xb-'));
+  // The small files that describe the backup (LSNs, binlog position) are also written here, so the
+  // stream itself can go from mariadb-backup to the compressor by a kernel pipe, never through Node.
+  const lsnDir = path.join(scratch, 'lsn');
+  const args = ['--backup', '--stream=xbstream', `--target-dir=${scratch}`, `--extra-lsndir=${lsnDir}`];
+  if (parent) args.push(`--incremental-lsn=${parent.toLsn}`);
+  const command = await i.engine.clientProgram(
+    physicalTool('mariadb').names,
+    args,
+    physicalTool('mariadb').hint,
+  );
+  const plan = await compressionFor(identity.compression.algorithm, identity.compression.level);
+  const dataKey = `${physicalDir(name)}backup.xb${suffixOf({ compression: plan.algorithm, encrypted: protectors.length > 0 })}`;
+  try {
+    return await commitUnit([i.storage], { signal: i.signal }, async (commit) => {
+      let completed = false;
+      const proc = new ToolProcess(command, ['ignore', 'pipe', 'pipe'], (line) => {
+        if (/completed OK!/.test(line)) completed = true;
+        return classifyBackupTool(line);
+      });
+      const produced = { bytes: 0 };
+      const group = startWriteGroup<EncryptionDescription>({
+        source: proc,
+        compression: plan,
+        encryption: await encryptionFor(protectors),
+        check: async () => {
+          // Its last word, printed only once everything is written to its output.
+          if (!completed)
+            throw new IntegrityError(
+              'mariadb-backup exited without saying "completed OK!": the backup cannot be trusted',
+            );
+        },
+      });
+      const progress = new Progress(
+        i.progress,
+        `physical backup ${name}`,
+        {
+          stored: () => group.storedBytes(),
+          produced: () => (produced.bytes = processBytesWritten(proc.child.pid) ?? produced.bytes),
+        },
+        () => null,
+      );
+      progress.start();
+      try {
+        await commit.put(dataKey, group, { metadata: { 'dbbackup-physical-backup': name } });
+      } finally {
+        progress.stop();
+      }
+      const stored = group.result();
+      await commit.verify(dataKey, stored.storedBytes);
+      const meta = describe({
+        name,
+        facts,
+        parent,
+        info: await readLsnDir(lsnDir),
+        serverOptions,
+        tool,
+        args: command.args,
+        started,
+        stored,
+        dataKey,
+        i,
+        warnings: proc.warnings,
+      });
+      await commit.finish(physicalMetaKey(name), `${JSON.stringify(meta, null, 2)}\n`);
+      return meta;
+    });
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The server's facts and the InnoDB settings a prepared copy of its files needs (what backup-my.cnf records). */
+async function serverSide(
+  engine: MysqlEngine,
+): Promise<{ facts: BinlogServerFacts; serverOptions: Record<string, string> }> {
+  const names = [
+    'innodb_checksum_algorithm',
+    'innodb_data_file_path',
+    'innodb_log_file_size',
+    'innodb_page_size',
+    'innodb_undo_tablespaces',
+    'innodb_compression_level',
+  ];
+  const conn = await engine.connect();
+  try {
+    const facts = await binlogServerFacts(conn);
+    const [rows] = await conn.query(`SELECT ${names.map((n) => `@@${n} AS ${n}`).join(', ')}`);
+    const row = (rows as Array<Record<string, string | number | null>>)[0] ?? {};
+    const serverOptions: Record<string, string> = {};
+    for (const n of names)
+      if (row[n] !== null && row[n] !== undefined) serverOptions[n.replace(/_/g, '-')] = String(row[n]);
+    return { facts, serverOptions };
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/** xtrabackup_checkpoints and xtrabackup_info, as mariadb-backup wrote them with --extra-lsndir. */
+async function readLsnDir(
+  dir: string,
+): Promise<{ checkpoints: Record<string, string>; info: Record<string, string> }> {
+  const read = async (f: string): Promise<Record<string, string>> => {
+    const text = await readFile(path.join(dir, f), 'utf8').catch(() => {
+      throw new IntegrityError(`mariadb-backup wrote no ${f}: the backup cannot be described`);
+    });
+    return keyValues(text);
+  };
+  return { checkpoints: await read('xtrabackup_checkpoints'), info: await read('xtrabackup_info') };
+}
+
+/** mariadb-backup narrates on stderr; its [ERROR] lines are errors. */
+function classifyBackupTool(line: string): 'error' | 'warning' | 'info' {
+  if (/\[ERROR\]|^\s*Error:|FATAL ERROR/.test(line)) return 'error';
+  if (/\[Warning\]|\bWARNING\b/.test(line)) return 'warning';
+  return 'info';
+}
+
+function describe(o: {
+  name: string;
+  facts: BinlogServerFacts;
+  parent: PhysicalMetadata | undefined;
+  info: { checkpoints: Record<string, string>; info: Record<string, string> };
+  serverOptions: Record<string, string>;
+  tool: { name: string; version: string | null };
+  args: string[];
+  started: Date;
+  stored: WriteResult<EncryptionDescription>;
+  dataKey: string;
+  i: PhysicalBackupInput;
+  warnings: string[];
+}): PhysicalMetadata {
+  const checkpoints = o.info.checkpoints;
+  const lsn = (k: string): string => {
+    const v = checkpoints[k];
+    if (!v || !/^\d+$/.test(v))
+      throw new IntegrityError(`mariadb-backup's xtrabackup_checkpoints has no ${k}`, {
+        hint: 'The backup is not one this dbbackup understands.',
+      });
+    return v;
+  };
+  const expectedType = o.parent ? 'incremental' : 'full-backuped';
+  if (checkpoints.backup_type !== expectedType)
+    throw new IntegrityError(
+      `mariadb-backup made a "${checkpoints.backup_type ?? '?'}" backup, not "${expectedType}"`,
+    );
+  const binlog = parseBinlogPos(o.info.info.binlog_pos ?? '');
+  const warnings = [...o.warnings];
+  if (o.facts.logBin && !binlog)
+    warnings.push('mariadb-backup recorded no binlog position: this backup cannot be rolled forward');
+  const finished = new Date();
+  return {
+    schema: PHYSICAL_SCHEMA,
+    schemaVersion: PHYSICAL_VERSION,
+    tool: { name: 'dbbackup', version: TOOL_VERSION },
+    kind: 'physical',
+    backupType: o.parent ? 'incremental' : 'full',
+    engine: o.facts.engine,
+    name: o.name,
+    parent: o.parent?.name ?? null,
+    chain: [...(o.parent?.chain ?? []), o.name],
+    server: { ...o.facts.server, versionString: o.facts.versionString },
+    connection: { host: o.i.engine.host, port: o.i.engine.port, user: o.i.engine.user },
+    fromLsn: lsn('from_lsn'),
+    toLsn: lsn('to_lsn'),
+    lastLsn: lsn('last_lsn'),
+    binlog,
+    serverOptions: o.serverOptions,
+    backupTool: { name: o.tool.name, version: o.tool.version ?? 'unknown', args: redactArgs(o.args) },
+    compression: o.stored.compression,
+    encryption: o.stored.encryption,
+    files: [
+      {
+        key: o.dataKey,
+        role: 'xbstream',
+        sizeBytes: o.stored.storedBytes,
+        sha256: o.stored.storedSha256,
+        rawBytes: null,
+      },
+    ],
+    stream: null,
+    sizeBytes: o.stored.storedBytes,
+    startedAt: o.started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationSeconds: (finished.getTime() - o.started.getTime()) / 1000,
+    warnings,
+  };
+}
+
+/** xtrabackup_info's `binlog_pos = filename 'mysql-bin.000002', position '607', GTID of the last change '0-1-4'`. */
+export function parseBinlogPos(text: string): { file: string; position: number; gtid: string } | null {
+  const m = /filename '([^']+)', position '(\d+)'(?:, GTID of the last change '([^']*)')?/.exec(text);
+  if (!m?.[1] || !m[2]) return null;
+  return { file: m[1], position: Number(m[2]), gtid: m[3] ?? '' };
+}
+
+async function freeName(storage: Storage, date: Date): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const name = `phys_${timestampTag(date)}${attempt ? `-${attempt}` : ''}`;
+    let taken = false;
+    for await (const _ of storage.list(physicalDir(name))) {
+      taken = true;
+      break;
+    }
+    if (!taken) return name;
+  }
+  throw new SafetyError('Could not find a free physical backup name');
+}
