@@ -114,11 +114,15 @@ export async function pendingRestart(c: pg.Client, names: readonly string[]): Pr
   // once the running value of each setting agrees with the files or the setting is marked pending.
   for (let i = 0; i < 100; i++) {
     const r = await c.query<{ name: string; pending: boolean; agrees: boolean }>(
-      `SELECT s.name, s.pending_restart AS pending,
+      // pg_file_settings is read from the files when queried; a restart-only setting that differs from
+      // the running value carries the error "setting could not be applied" there at once, while this
+      // backend's pending_restart only turns true once it has processed the reload (a race: filtering
+      // such rows out once made a pending archive_mode look applied).
+      `SELECT s.name, (s.pending_restart OR f.error IS NOT NULL) AS pending,
               (f.setting IS NULL OR f.setting = s.setting OR s.setting = '(disabled)') AS agrees
          FROM pg_settings s
-         LEFT JOIN LATERAL (SELECT setting FROM pg_file_settings f
-                             WHERE f.name = s.name AND f.error IS NULL ORDER BY seqno DESC LIMIT 1) f ON true
+         LEFT JOIN LATERAL (SELECT setting, error FROM pg_file_settings f
+                             WHERE f.name = s.name ORDER BY seqno DESC LIMIT 1) f ON true
         WHERE s.name = ANY($1)`,
       [names],
     );

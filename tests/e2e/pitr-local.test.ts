@@ -188,7 +188,12 @@ describe('PITR into a directory archive', () => {
   });
 
   it('list backups and verify-backup know the base backup', async () => {
-    const list = await cliOk(['--backup-dir', archive, 'list', 'backups', '--json']);
+    // Sizes only: a base backup, like any other, is "unverified" until its bytes are read.
+    const quick = await cliOk(['--backup-dir', archive, 'list', 'backups', '--json']);
+    const quickEntries = (JSON.parse(quick.stdout) as { backups: Array<{ key: string; state: string }> })
+      .backups;
+    expect(quickEntries.find((e) => e.key === `base/${marks.base}/`)?.state).toBe('unverified');
+    const list = await cliOk(['--backup-dir', archive, 'list', 'backups', '--verify', '--json']);
     const entries = (
       JSON.parse(list.stdout) as { backups: Array<{ key: string; state: string; kind: string }> }
     ).backups;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -30,6 +30,10 @@ async function reapStale(): Promise<void> {
  */
 async function privateXdg(): Promise<() => Promise<void>> {
   const dir = await mkdtemp(path.join(tmpdir(), 'dbbackup-test-xdg-'));
+  // The CLI also runs as the server's OS user (PITR: archive_command, the restore probe) with these
+  // variables inherited: it must be able to see that no configuration file is there (ENOENT), not be
+  // refused at the door (EACCES). Nothing in the directory is readable by others.
+  await chmod(dir, 0o711);
   process.env.XDG_CONFIG_HOME = path.join(dir, 'config');
   process.env.XDG_STATE_HOME = path.join(dir, 'state');
   for (const name of ['DBBACKUP_CONFIG', 'DBBACKUP_PROFILE']) delete process.env[name];
