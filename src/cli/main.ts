@@ -29,6 +29,7 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
   ['config', async () => (await import('./commands/config.js')).configCommand()],
   ['history', async () => (await import('./commands/history.js')).historyCommand()],
+  ['drill', async () => (await import('./commands/drill.js')).drillCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
 ];
 

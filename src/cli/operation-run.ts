@@ -74,7 +74,7 @@ export const AUDITED: Readonly<Record<string, AuditedCommand>> = {
   'wal verify': {},
   'backup physical': { server: true, database: ALL },
   'binlog archive': { server: true },
-  drill: { server: true },
+  drill: { server: true, database: option('database'), backup: arg(0) },
 };
 
 interface RunOptions extends GlobalOptions {
