@@ -84,3 +84,31 @@ export function lastDrills(history: DrillHistory | undefined): { proven?: DrillR
     last: drills[drills.length - 1],
   };
 }
+
+/** What `list backups` shows per backup: its last passed drill and its last drill. */
+export interface DrillSummary {
+  lastProven: { time: string; restoreSeconds: number | null } | null;
+  lastDrill: { time: string; outcome: DrillRecord['outcome'] } | null;
+}
+
+/**
+ * The drill summaries of the entries of a listing, by entry key: one listing of the store to find
+ * the drill histories, then one read per history found.
+ */
+export async function drillSummaries(storage: Storage, entries: readonly string[]): Promise<Map<string, DrillSummary>> {
+  const present = new Set<string>();
+  for await (const o of storage.list('')) {
+    if (o.key.endsWith(DRILLS_SUFFIX) || o.key.endsWith(`/${CLUSTER_DRILLS_NAME}`)) present.add(o.key);
+  }
+  const out = new Map<string, DrillSummary>();
+  for (const entry of entries) {
+    if (!present.has(drillHistoryKey(entry))) continue;
+    const history = await readDrillHistory(storage, entry).catch(() => undefined);
+    const { proven, last } = lastDrills(history);
+    out.set(entry, {
+      lastProven: proven ? { time: proven.time, restoreSeconds: proven.restoreSeconds } : null,
+      lastDrill: last ? { time: last.time, outcome: last.outcome } : null,
+    });
+  }
+  return out;
+}

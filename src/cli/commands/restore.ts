@@ -53,7 +53,7 @@ import {
   requireDirectory,
   type GlobalOptions,
 } from '../context.js';
-import { printBackupList } from './list.js';
+import { printBackupList, withDrills } from './list.js';
 import { sniff } from '../../pipeline/sniff.js';
 import {
   EncryptionKeyError,
@@ -361,7 +361,8 @@ Examples:
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       await requireDirectory(storage);
       const verify = Boolean(opts.verify);
-      printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(opts.json), verify);
+      const entries = await withDrills(storage, await listBackups(storage, { verify }));
+      printBackupList(storage.location, entries, Boolean(opts.json), verify);
     });
   addPitrRestoreCommand(restore);
   return restore;
