@@ -9,7 +9,10 @@ import { errorMessage } from '../errors.js';
  * drill of it then proves it restores, but compares nothing).
  */
 export interface FactRecording {
-  /** `{ facts }` for the metadata, or `{}` (after a warning); ends the sessions. Never throws. */
+  /**
+   * `{ facts }` for the metadata, or `{}` (after a warning); ends the sessions. Call it once the
+   * dump has ended successfully. Never throws.
+   */
   done(): Promise<{ facts?: BackupFacts }>;
   /** Ends the sessions (and any lock) after a failure. Never throws. */
   close(): Promise<void>;
@@ -40,6 +43,8 @@ export async function recordFacts(
   const s = snapshot;
   return {
     done: async () => {
+      // Called once the dump has been stored: it has ended, and its snapshot with it.
+      s.dumpEnded?.();
       try {
         return { facts: await s.facts };
       } catch (err) {

@@ -95,7 +95,10 @@ export interface DrillSummary {
  * The drill summaries of the entries of a listing, by entry key: one listing of the store to find
  * the drill histories, then one read per history found.
  */
-export async function drillSummaries(storage: Storage, entries: readonly string[]): Promise<Map<string, DrillSummary>> {
+export async function drillSummaries(
+  storage: Storage,
+  entries: readonly string[],
+): Promise<Map<string, DrillSummary>> {
   const present = new Set<string>();
   for await (const o of storage.list('')) {
     if (o.key.endsWith(DRILLS_SUFFIX) || o.key.endsWith(`/${CLUSTER_DRILLS_NAME}`)) present.add(o.key);

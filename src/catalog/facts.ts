@@ -112,6 +112,8 @@ export interface FactSnapshot {
   dumpArgs: string[];
   /** The facts, read while the dump runs; rejects when they could not be read. */
   facts: Promise<BackupFacts>;
+  /** Told that the dump ended successfully (before `facts` is awaited). */
+  dumpEnded?(): void;
   /** Ends the sessions (and any lock): once the dump has finished or failed. Never throws. */
   close(): Promise<void>;
 }

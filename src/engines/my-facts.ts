@@ -66,17 +66,20 @@ async function startSnapshot(conn: mysql.Connection): Promise<void> {
 }
 
 /**
- * Until a session opened after `after` by the same user is in `database`: the dump, which selects
- * its database only after starting its transaction. False after DUMP_WAIT_MS or when `stop` says so.
+ * Until a session opened after `after` by the same user is in `database` (the dump, which selects
+ * its database only after starting its transaction), or the dump has ended (a small dump can come
+ * and go between two looks: having ended while the tables were locked, it took its snapshot then).
+ * False after DUMP_WAIT_MS, or when the facts are abandoned.
  */
 async function dumpSeen(
   conn: mysql.Connection,
   database: string,
   after: number,
-  stopped: () => boolean,
+  state: { ended: boolean; closed: boolean },
 ): Promise<boolean> {
   const deadline = Date.now() + DUMP_WAIT_MS;
-  while (Date.now() < deadline && !stopped()) {
+  while (Date.now() < deadline && !state.closed) {
+    if (state.ended) return true;
     const seen = await rows<{ id: string }>(
       conn,
       `SELECT ID AS id FROM information_schema.PROCESSLIST
@@ -110,12 +113,12 @@ export async function mySnapshotFacts(
     await lock.end().catch(() => undefined);
     throw err;
   }
-  let closed = false;
+  const state = { ended: false, closed: false };
   // Unlocks as soon as the dump has its snapshot; the facts are read meanwhile, in their own.
   const aligned = (async (): Promise<boolean> => {
     if (!locked) return false;
     try {
-      return await dumpSeen(lock, database, after, () => closed);
+      return await dumpSeen(lock, database, after, state);
     } finally {
       await lock.query('UNLOCK TABLES').catch(() => undefined);
       await lock.end().catch(() => undefined);
@@ -129,8 +132,11 @@ export async function mySnapshotFacts(
   return {
     dumpArgs: [],
     facts: read,
+    dumpEnded: () => {
+      state.ended = true;
+    },
     close: async () => {
-      closed = true;
+      state.closed = true;
       await aligned.catch(() => undefined);
       await read.catch(() => undefined);
       await facts.query('ROLLBACK').catch(() => undefined);

@@ -39,7 +39,9 @@ function provenCell(d: DrillSummary | undefined): string {
   const proven = d.lastProven
     ? `${day(d.lastProven.time)} (RTO ${d.lastProven.restoreSeconds?.toFixed(1) ?? '?'} s)`
     : 'never';
-  return d.lastDrill.outcome === 'passed' ? proven : `${proven}; last drill ${d.lastDrill.outcome} ${day(d.lastDrill.time)}`;
+  return d.lastDrill.outcome === 'passed'
+    ? proven
+    : `${proven}; last drill ${d.lastDrill.outcome} ${day(d.lastDrill.time)}`;
 }
 
 export function printBackupList(
