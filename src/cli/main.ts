@@ -30,6 +30,7 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['config', async () => (await import('./commands/config.js')).configCommand()],
   ['history', async () => (await import('./commands/history.js')).historyCommand()],
   ['drill', async () => (await import('./commands/drill.js')).drillCommand()],
+  ['schedule', async () => (await import('./commands/schedule.js')).scheduleCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
 ];
 
