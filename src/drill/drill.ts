@@ -96,6 +96,11 @@ async function singleSubject(
   key: string,
   database: string | undefined,
 ): Promise<DrillSubject> {
+  if (/^(?:base|physical)\//.test(key))
+    throw new UsageError(
+      `${key} is a physical backup in an archive: drill proves single and cluster backups`,
+      'Prove it with "dbbackup restore pitr … --start --port N" on a scratch host (restores it, replays the archive to its end and starts the server).',
+    );
   const metadata = await readMetadata(storage, key);
   if (!metadata)
     throw new IntegrityError(
