@@ -58,6 +58,8 @@ export function printBackupList(
     out.line(`No backups in ${location}`);
     return;
   }
+  // The drill column only where a drill ever ran here: a column of "never drilled" says nothing.
+  const drilled = entries.some((e) => e.drills?.lastDrill);
   const rows = entries.map((e) => [
     e.producer === 'reference' ? `${e.key}${REFERENCE_MARK}` : e.key,
     e.database ?? '?',
@@ -65,13 +67,11 @@ export function printBackupList(
     e.created ? e.created.toISOString().replace('T', ' ').slice(0, 19) : '?',
     e.sizeBytes === null ? '?' : formatBytes(e.sizeBytes),
     e.state === 'valid' || e.state === 'unverified' ? e.state : `${e.state}: ${e.detail}`,
-    provenCell(e.drills),
+    ...(drilled ? [provenCell(e.drills)] : []),
   ]);
   out.line(`Backups in ${location}:`);
-  for (const line of table(
-    ['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE', 'LAST PROVEN RESTORABLE (UTC)'],
-    rows,
-  ))
+  const headers = ['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'];
+  for (const line of table(drilled ? [...headers, 'LAST PROVEN RESTORABLE (UTC)'] : headers, rows))
     out.line(line);
   if (entries.some((e) => e.state === 'unverified'))
     out.line(
