@@ -52,6 +52,12 @@ export class InterruptedError extends DbBackupError {
   }
 }
 
+/**
+ * Exit code of a run refused because another run holds the lock on the same target (src/locks/):
+ * 75 is EX_TEMPFAIL of sysexits.h, "try again later", which is what the refused run should do.
+ */
+export const LOCKED_EXIT_CODE = 75;
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

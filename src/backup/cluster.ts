@@ -30,6 +30,8 @@ import {
 } from '../crypto/index.js';
 import { dumpTrailer } from '../catalog/trailers.js';
 import { putEverywhere, snapshotPosition, verifyStored } from './single.js';
+import type { FactOptions } from '../catalog/facts.js';
+import { recordFacts } from './facts.js';
 
 export interface ClusterBackupOptions {
   engine: DatabaseEngine;
@@ -46,6 +48,8 @@ export interface ClusterBackupOptions {
   signal?: AbortSignal;
   /** Encrypt every member for these keys/recipients (each member gets its own data key). */
   encryption?: readonly KeyProtector[];
+  /** Record the facts restore drills compare, per database (issue 17); absent: none. */
+  facts?: FactOptions;
 }
 
 /** Exit code of a cluster backup that completed with --allow-partial but is missing databases. */
@@ -232,6 +236,10 @@ async function dumpMember(
       tables.reduce((sum, t) => sum + t.bytes, 0),
     );
   const dump = await engine.dumpCommand(database, format);
+  // Issue 17: the facts drills compare, read in the dump's snapshot (may add to the dump's arguments).
+  const facts = await recordFacts(engine, database, dump, o.facts, (line) =>
+    o.onWarning(`${database}: ${line}`),
+  );
   const stream = startDumpStream({
     encrypt: encryption?.stream,
     dump,
@@ -261,6 +269,7 @@ async function dumpMember(
       sha256: stream.hash.sha256,
       durationSeconds: (Date.now() - started) / 1000,
       ...snapshotPosition(dump.args, stream),
+      ...(await facts.done()),
     };
   } catch (err) {
     await storage.delete(file).catch(() => undefined);
@@ -278,6 +287,7 @@ async function dumpMember(
     };
   } finally {
     signal.removeEventListener('abort', onAbort);
+    await facts.close();
   }
 }
 

@@ -22,6 +22,8 @@ import { createEncryptStream, describeEncryption, type KeyProtector } from '../c
 import { checkPgCustomToc } from './checks.js';
 import { recordableProperties } from '../catalog/properties.js';
 import { dumpBinlogPosition, dumpTrailer, SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
+import type { FactOptions } from '../catalog/facts.js';
+import { recordFacts } from './facts.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
@@ -37,6 +39,8 @@ export interface SingleBackupOptions {
   signal?: AbortSignal;
   /** Encrypt for these keys/recipients (empty or absent: not encrypted). */
   encryption?: readonly KeyProtector[];
+  /** Record the facts restore drills compare (issue 17); absent: none. */
+  facts?: FactOptions;
 }
 
 export interface SingleBackupResult {
@@ -115,6 +119,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     o.onWarning(line);
   };
 
+  // Issue 17: the facts drills compare, read in the dump's snapshot (may add to the dump's arguments).
+  const facts = await recordFacts(engine, database, dump, o.facts, onWarning);
   // A fresh data key per backup; the header records how each protector can recover it.
   const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
   const stream = startDumpStream({
@@ -186,6 +192,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       warnings,
       databaseProperties: recorded.properties,
       ...snapshotPosition(dump.args, stream),
+      ...(await facts.done()),
     };
     // Sidecars only after the data is in every store; metadata last of all.
     for (const storage of storages) {
@@ -212,6 +219,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   } finally {
     progress.stop(completed);
     o.signal?.removeEventListener('abort', onAbort);
+    await facts.close();
     await claim.release();
   }
 }

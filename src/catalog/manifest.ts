@@ -5,6 +5,7 @@ import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { putBuffer, type Storage } from '../storage/storage.js';
 import { readMetadataText } from './metadata.js';
+import { factsSchema } from './facts.js';
 
 export const MANIFEST_SCHEMA = 'dbbackup.cluster';
 export const MANIFEST_NAME = 'manifest.json';
@@ -43,6 +44,8 @@ const schemas = lazySchemas((z) => {
       })
       .nullable()
       .optional(),
+    /** What a restore drill compares this database's restored copy with (src/catalog/facts.ts). */
+    facts: factsSchema().optional(),
   });
 
   const clusterManifest = z.object({

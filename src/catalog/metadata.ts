@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { encryptionSchemas } from '../crypto/metadata.js';
 import { propertySchemas } from './properties.js';
+import { factsSchema } from './facts.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
@@ -94,6 +95,8 @@ const schemas = lazySchemas((z) => {
      * after it (restore pitr). Absent or null: not known.
      */
     binlog: binlogPosition.nullable().optional(),
+    /** What a restore drill compares the restored copy with (src/catalog/facts.ts). Absent: not recorded. */
+    facts: factsSchema().optional(),
   });
   return { tableStats, sampleTable, sampleInfo, binlogPosition, backupMetadata };
 });

@@ -4,6 +4,7 @@ import { readAll, type Storage } from '../storage/storage.js';
 import { MANIFEST_NAME, readManifest, type ClusterManifest } from './manifest.js';
 import { metadataKey, readMetadata } from './metadata.js';
 import { SHA256_SUFFIX } from './naming.js';
+import { CLUSTER_DRILLS_NAME, drillHistoryKey, parseDrillHistory } from './drill-history.js';
 
 /*
  * What dbbackup can prove it wrote, from names and content alone. Cleanup removes nothing else:
@@ -110,6 +111,15 @@ async function ownedSingle(storage: Storage, key: string): Promise<Owned> {
     else foreign.push(sum.key);
   }
   if (!files.length) return { ours: false, reason: `${base(sum?.key ?? key)} is not in dbbackup's format` };
+  // Its drill history (issue 17) goes with it, when it is dbbackup's.
+  const drills = await storage.stat(drillHistoryKey(key));
+  if (drills) {
+    const text = (
+      await readAll(storage, drills.key, 4 * 1024 * 1024).catch(() => Buffer.alloc(0))
+    ).toString();
+    if (parseDrillHistory(text)) files.push(drills.key);
+    else foreign.push(drills.key);
+  }
   return { ours: true, files, foreign };
 }
 
@@ -129,7 +139,8 @@ async function ownedCluster(storage: Storage, prefix: string): Promise<Owned> {
   }
   const direct = (k: string): boolean => !k.slice(prefix.length).includes('/');
   const mine = (k: string): boolean =>
-    listed.has(k) || (direct(k) && (isOwnMemberName(k) || isOwnTempName(k)));
+    listed.has(k) ||
+    (direct(k) && (isOwnMemberName(k) || isOwnTempName(k) || k === `${prefix}${CLUSTER_DRILLS_NAME}`));
   const foreign = inside.filter((k) => k !== manifestKey && !mine(k));
   // Without a manifest, one file dbbackup would not have written there makes the whole folder not provably ours.
   if (!listed.size && foreign.length)

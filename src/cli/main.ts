@@ -6,6 +6,8 @@ import { endRun, startRun, type Run } from './operation-run.js';
 import { configureTree, createProgram } from './program.js';
 import { exitAfterOutput, guardStdout } from './stdout.js';
 import { interruptedBy } from './signals.js';
+import { lockRun } from './run-locks.js';
+import { releaseRunLocks } from '../locks/run-lock.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -27,6 +29,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['preflight', async () => (await import('./commands/preflight.js')).preflightCommand()],
   ['config', async () => (await import('./commands/config.js')).configCommand()],
   ['history', async () => (await import('./commands/history.js')).historyCommand()],
+  ['drill', async () => (await import('./commands/drill.js')).drillCommand()],
+  ['schedule', async () => (await import('./commands/schedule.js')).scheduleCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
 ];
 
@@ -85,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
   let run: Run | undefined;
   program.hook('preAction', async (_program, action) => {
     run = await startRun(action);
+    // Run locks per target (issue 17): a second run of the same job is refused, exit 75.
+    await lockRun(action);
   });
   let code = 0;
   let error: unknown;
@@ -102,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
   }
   code = await exitAfterOutput(code);
   if (run) await endRun(run, code, error);
+  await releaseRunLocks();
   return code;
 }
 

@@ -74,7 +74,7 @@ export const AUDITED: Readonly<Record<string, AuditedCommand>> = {
   'wal verify': {},
   'backup physical': { server: true, database: ALL },
   'binlog archive': { server: true },
-  drill: { server: true },
+  drill: { server: true, database: option('database'), backup: arg(0) },
 };
 
 interface RunOptions extends GlobalOptions {
@@ -186,6 +186,8 @@ export async function startRun(action: Command, env: NodeJS.ProcessEnv = process
     destination: audited?.destination?.(action, g),
     backup: audited?.backup?.(action, g),
     dryRun: isDryRun(action),
+    // A run started by `dbbackup schedule` (issue 17): schedule list finds its last result by this.
+    details: env.DBBACKUP_SCHEDULE ? { schedule: env.DBBACKUP_SCHEDULE } : undefined,
   });
   const outputs = operationOutputs(o, env);
   log.event('info', 'start', `${path} started`, { profile: applied?.profile });

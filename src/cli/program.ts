@@ -78,6 +78,10 @@ export function createProgram(): Command {
       '--cloud-timeout <seconds>',
       'seconds a storage request may wait without a byte moving before it is retried (3 attempts; default 30; env DBBACKUP_CLOUD_TIMEOUT)',
     )
+    .option(
+      '--wait-lock <seconds>',
+      'when another run holds the lock on the same target, wait up to this long for it (default 0: refuse at once, exit 75; env DBBACKUP_WAIT_LOCK)',
+    )
     .option('--no-color', 'plain output without colours')
     .option('--debug', 'show stack traces for errors')
     .option(

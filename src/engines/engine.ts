@@ -1,6 +1,7 @@
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
+import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 
 /** A program to run (never through a shell) with the environment that carries its credentials. */
 export interface ToolCommand {
@@ -132,6 +133,15 @@ export interface DatabaseEngine {
   /** The dump and restore programs this engine uses, found or not, with versions. */
   tools(): Promise<ToolStatus[]>;
   classifyStderr(line: string): StderrClass;
+
+  /**
+   * The facts a restore drill compares (src/catalog/facts.ts), read consistently with a dump of
+   * `database` that starts right after this returns: its `dumpArgs` go to the dump tool, `close`
+   * once the dump has ended.
+   */
+  snapshotFacts(database: string, options: FactReadOptions): Promise<FactSnapshot>;
+  /** The same facts of a database nobody writes to (a drill's restored copy). */
+  readFacts(database: string, options: FactReadOptions): Promise<BackupFacts>;
 
   /** Close driver connections and remove temporary credential files. */
   close(): Promise<void>;

@@ -4,6 +4,7 @@ import mysql from 'mysql2/promise';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
+import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 import { ConnectionError, MissingToolError, UsageError, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
@@ -602,6 +603,21 @@ export class MysqlEngine implements DatabaseEngine {
     if (/warning/i.test(line)) return 'warning';
     if (/\berror\b/i.test(line)) return 'error';
     return 'info';
+  }
+
+  async snapshotFacts(database: string, options: FactReadOptions): Promise<FactSnapshot> {
+    const { mySnapshotFacts } = await import('./my-facts.js');
+    return mySnapshotFacts(() => this.connect(), database, options);
+  }
+
+  async readFacts(database: string, options: FactReadOptions): Promise<BackupFacts> {
+    const { myReadFacts } = await import('./my-facts.js');
+    const conn = await this.connect();
+    try {
+      return await myReadFacts(conn, database, options);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { DumpFormat } from '../catalog/naming.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
+import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 import { ConnectionError, MissingToolError, UsageError, errnoCode, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
 import type {
@@ -562,6 +563,16 @@ export class PostgresEngine implements DatabaseEngine {
     if (/\b(ERROR|FATAL|PANIC):/.test(line)) return 'error';
     if (/\bwarning:/i.test(line)) return 'warning';
     return 'info';
+  }
+
+  async snapshotFacts(database: string, options: FactReadOptions): Promise<FactSnapshot> {
+    const { pgSnapshotFacts } = await import('./pg-facts.js');
+    return pgSnapshotFacts(await this.connect(database), options);
+  }
+
+  async readFacts(database: string, options: FactReadOptions): Promise<BackupFacts> {
+    const { pgReadFacts } = await import('./pg-facts.js');
+    return this.withClient(database, (c) => pgReadFacts(c, options));
   }
 
   async close(): Promise<void> {

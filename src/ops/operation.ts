@@ -66,6 +66,15 @@ export class Operation {
     return this.state.database;
   }
 
+  /** The server as configured (`host:port`), for commands that talk to one. */
+  get server(): string | undefined {
+    return this.state.server;
+  }
+
+  get dryRun(): boolean {
+    return Boolean(this.state.dryRun);
+  }
+
   report(r: OperationReport): void {
     const { details, metrics, ...rest } = r;
     const given = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));

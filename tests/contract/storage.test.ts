@@ -5,6 +5,7 @@
  * silently overwritten, clusters copy whole, a prefix URI means the same to every command.
  */
 import { readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
@@ -119,11 +120,21 @@ describe.each(allBackends())('$name', (b) => {
     'backup single ×5 at once, one database, one prefix → five distinct valid backups, every "Backup complete" true, no claim left',
     async () => {
       const prefix = `concurrent-${b.name}`;
+      // Each with its own lock directory, as five hosts would: on one host the run lock (issue 17)
+      // lets one backup of a database into a place run at a time; across hosts the claims must hold.
       const runs = await Promise.all(
-        Array.from({ length: 5 }, () =>
-          run([...pgArgs(), 'backup', 'single', source, ...destination(b, prefix)]),
+        Array.from({ length: 5 }, (_, i) =>
+          cli([...pgArgs(), 'backup', 'single', source, ...destination(b, prefix)], {
+            env: {
+              ...env(),
+              DBBACKUP_LOCK_DIR: path.join(os.tmpdir(), `dbb-contract-locks-${process.pid}-${i}`),
+            },
+            timeoutMs: SLOW,
+          }),
         ),
       );
+      for (let i = 0; i < 5; i++)
+        await removeDir(path.join(os.tmpdir(), `dbb-contract-locks-${process.pid}-${i}`));
       for (const r of runs) expectExit(r, 0);
       const locations = runs.map(printedLocation);
       expect(new Set(locations).size).toBe(5);

@@ -24,6 +24,7 @@ import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { addSampleCommand } from './sample.js';
 import { addBaseCommand } from './backup-base.js';
 import { addPhysicalCommand } from './backup-physical.js';
+import { factOptions, withFactOptions, type FactFlags } from '../fact-options.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
 import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
@@ -37,7 +38,7 @@ import {
   type RetentionOptions,
 } from './cleanup.js';
 
-interface SingleOptions extends RetentionOptions, EncryptionFlags {
+interface SingleOptions extends RetentionOptions, EncryptionFlags, FactFlags {
   cloud?: string;
   format?: DumpFormat;
   progress?: boolean;
@@ -46,7 +47,7 @@ interface SingleOptions extends RetentionOptions, EncryptionFlags {
 
 export function backupCommand(): Command {
   const backup = new Command('backup').description('Back up databases');
-  withEncryptOptions(withRetentionOptions(backup.command('single')))
+  withFactOptions(withEncryptOptions(withRetentionOptions(backup.command('single'))))
     .description('Back up one database into one compressed, checksummed file with a metadata sidecar')
     .argument('<database>', 'database to back up')
     .addOption(
@@ -92,6 +93,7 @@ Examples:
       // Keys are loaded (and checked) before anything runs: a bad key file fails here, not after the dump.
       const encryption = await protectorsFromFlags(encryptionFlags(opts));
       const stores = await backupStores(g, opts.cloud);
+      const facts = factOptions(opts);
       const signal = interruptSignal();
       try {
         const result = await backupSingle({
@@ -105,6 +107,7 @@ Examples:
           onWarning: (line) => out.note(`warning: ${line}`),
           signal,
           encryption,
+          facts,
         });
         const m = result.metadata;
         reportResult({ backup: result.key, bytes: m.sizeBytes, destination: result.locations.join(' and ') });
@@ -136,7 +139,7 @@ Examples:
         await engine.close();
       }
     });
-  withEncryptOptions(backup.command('cluster'))
+  withFactOptions(withEncryptOptions(backup.command('cluster')))
     .description(
       'Back up every database plus roles/users and grants, as one unit with a manifest written last',
     )
@@ -166,6 +169,7 @@ Examples:
         parseOptionalInteger('--cluster-parallelism', opts.clusterParallelism, { min: 1, max: 64 }) ??
         defaultParallelism();
       const encryption = await protectorsFromFlags(encryptionFlags(opts));
+      const facts = factOptions(opts);
       const where = cloudUri(g, opts.cloud);
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       const engine = await openEngine(connectionOptions(g, explicitEngine(g) ?? 'postgres'));
@@ -188,6 +192,7 @@ Examples:
           ),
           signal: interruptSignal(),
           encryption,
+          facts,
         });
         const ok = manifest.databases.filter((d) => d.status === 'ok').length;
         const location = `${storage.location.replace(/\/$/, '')}/${manifest.name}`;
@@ -220,7 +225,7 @@ Examples:
   return backup;
 }
 
-interface ClusterOptions extends EncryptionFlags {
+interface ClusterOptions extends EncryptionFlags, FactFlags {
   cloud?: string;
   clusterParallelism?: string;
   includeDatabase?: string[];

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { listBackups, type CatalogEntry } from '../../catalog/listing.js';
+import { drillSummaries, type DrillSummary } from '../../catalog/drill-history.js';
+import type { Storage } from '../../storage/storage.js';
 import { openEngine } from '../../engines/index.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import { openStore } from '../../storage/uri.js';
@@ -18,9 +20,33 @@ import {
 /** Marks the reference tool's backups in the NAME column; explained under the table. */
 export const REFERENCE_MARK = ' [ref]';
 
+/** A listing's entries with their drill summaries (issue 17): "last proven restorable". */
+export async function withDrills(
+  storage: Storage,
+  entries: CatalogEntry[],
+): Promise<Array<CatalogEntry & { drills?: DrillSummary }>> {
+  const drills = await drillSummaries(
+    storage,
+    entries.map((e) => e.key),
+  );
+  return entries.map((e) => ({ ...e, drills: drills.get(e.key) }));
+}
+
+/** The PROVEN column: when the last passed drill ran (and its RTO); a later failed drill says so. */
+function provenCell(d: DrillSummary | undefined): string {
+  if (!d?.lastDrill) return 'never drilled';
+  const day = (iso: string): string => iso.replace('T', ' ').slice(0, 16);
+  const proven = d.lastProven
+    ? `${day(d.lastProven.time)} (RTO ${d.lastProven.restoreSeconds?.toFixed(1) ?? '?'} s)`
+    : 'never';
+  return d.lastDrill.outcome === 'passed'
+    ? proven
+    : `${proven}; last drill ${d.lastDrill.outcome} ${day(d.lastDrill.time)}`;
+}
+
 export function printBackupList(
   location: string,
-  entries: CatalogEntry[],
+  entries: Array<CatalogEntry & { drills?: DrillSummary }>,
   json: boolean,
   verified = false,
 ): void {
@@ -32,6 +58,8 @@ export function printBackupList(
     out.line(`No backups in ${location}`);
     return;
   }
+  // The drill column only where a drill ever ran here: a column of "never drilled" says nothing.
+  const drilled = entries.some((e) => e.drills?.lastDrill);
   const rows = entries.map((e) => [
     e.producer === 'reference' ? `${e.key}${REFERENCE_MARK}` : e.key,
     e.database ?? '?',
@@ -39,9 +67,11 @@ export function printBackupList(
     e.created ? e.created.toISOString().replace('T', ' ').slice(0, 19) : '?',
     e.sizeBytes === null ? '?' : formatBytes(e.sizeBytes),
     e.state === 'valid' || e.state === 'unverified' ? e.state : `${e.state}: ${e.detail}`,
+    ...(drilled ? [provenCell(e.drills)] : []),
   ]);
   out.line(`Backups in ${location}:`);
-  for (const line of table(['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'], rows))
+  const headers = ['NAME', 'DATABASE', 'ENGINE', 'CREATED (UTC)', 'SIZE', 'STATE'];
+  for (const line of table(drilled ? [...headers, 'LAST PROVEN RESTORABLE (UTC)'] : headers, rows))
     out.line(line);
   if (entries.some((e) => e.state === 'unverified'))
     out.line(
@@ -93,7 +123,8 @@ export function listCommand(): Command {
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       await requireDirectory(storage);
       const verify = Boolean(g.verify);
-      printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(g.json), verify);
+      const entries = await withDrills(storage, await listBackups(storage, { verify }));
+      printBackupList(storage.location, entries, Boolean(g.json), verify);
     });
   return list;
 }

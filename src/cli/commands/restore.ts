@@ -53,7 +53,7 @@ import {
   requireDirectory,
   type GlobalOptions,
 } from '../context.js';
-import { printBackupList } from './list.js';
+import { printBackupList, withDrills } from './list.js';
 import { sniff } from '../../pipeline/sniff.js';
 import {
   EncryptionKeyError,
@@ -69,6 +69,7 @@ import type { Engine } from '../../catalog/naming.js';
 import type { ConnectionOptions } from '../../engines/connection.js';
 import { reportResult } from '../../ops/operation.js';
 import { addPitrRestoreCommand } from './restore-pitr.js';
+import { prepareLocked } from '../run-locks.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
@@ -217,7 +218,14 @@ Examples:
           signal,
           serverWaitMs,
         };
-        const prepared = await prepareRestore(engine, inputs);
+        // Run lock on the target database (issue 17).
+        const prepared = await prepareLocked({
+          confirm: Boolean(opts.confirm),
+          server: engine.endpoint,
+          guess: [opts.target ?? metadata?.database ?? expected?.database],
+          targets: (p) => [p.plan.target],
+          prepare: () => prepareRestore(engine, inputs),
+        });
         if (signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
         await runSinglePlan(engine, prepared.plan, opts, (warn) =>
@@ -312,7 +320,14 @@ Examples:
           unlockers: clusterUnlockers,
           ...stop,
         };
-        const plan = await prepareClusterRestore(engine, inputs);
+        // Run locks on every database it restores into (issue 17).
+        const plan = await prepareLocked({
+          confirm: Boolean(opts.confirm),
+          server: engine.endpoint,
+          guess: [],
+          targets: (p) => p.members.map((m) => m.database),
+          prepare: () => prepareClusterRestore(engine, inputs),
+        });
         if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         await runClusterPlan({
           header: [
@@ -346,7 +361,8 @@ Examples:
       const storage = where ? await openStore(where, cloudSettings(g)) : await openStore(backupDir(g));
       await requireDirectory(storage);
       const verify = Boolean(opts.verify);
-      printBackupList(storage.location, await listBackups(storage, { verify }), Boolean(opts.json), verify);
+      const entries = await withDrills(storage, await listBackups(storage, { verify }));
+      printBackupList(storage.location, entries, Boolean(opts.json), verify);
     });
   addPitrRestoreCommand(restore);
   return restore;
@@ -399,7 +415,16 @@ async function restoreReferenceArchive(
     reading.start();
     let plan: LegacyClusterPlan;
     try {
-      plan = await prepareLegacyClusterRestore(engine, inputs, meter);
+      // Run locks on every database it restores into (issue 17).
+      plan = await prepareLocked({
+        confirm: Boolean(opts.confirm),
+        server: engine.endpoint,
+        guess: [],
+        targets: (p) => p.members.map((m) => m.database),
+        prepare: () => prepareLegacyClusterRestore(engine, inputs, meter),
+        // Its plan reads the whole archive: locked after it, not planned twice.
+        replan: false,
+      });
       reading.stop('done');
     } catch (err) {
       reading.stop(`failed: ${errorMessage(err)}`);
@@ -580,7 +605,14 @@ async function restoreReferenceMember(
       noOwner: opts.owner === false,
       ...stop,
     };
-    const prepared = await prepareLegacyMemberRestore(engine, inputs, new ByteMeter(stop.signal));
+    // Run lock on the target database (issue 17).
+    const prepared = await prepareLocked({
+      confirm: Boolean(opts.confirm),
+      server: engine.endpoint,
+      guess: [opts.target ?? database],
+      targets: (p) => [p.plan.target],
+      prepare: () => prepareLegacyMemberRestore(engine, inputs, new ByteMeter(stop.signal)),
+    });
     if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
     await runSinglePlan(engine, prepared.plan, opts, (warn) =>
       executeLegacyMemberRestore(engine, inputs, prepared, warn),
