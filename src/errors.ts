@@ -1,3 +1,5 @@
+import { ExitCode } from './exit-codes.js';
+
 /**
  * Every failure a user can see is a DbBackupError: a one-line message saying what went wrong,
  * a hint saying what to do about it, and the process exit code to use.
@@ -15,7 +17,7 @@ export class DbBackupError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.hint = opts.hint;
-    this.exitCode = opts.exitCode ?? 1;
+    this.exitCode = opts.exitCode ?? ExitCode.Failure;
     this.details = opts.details ?? [];
   }
 }
@@ -23,7 +25,7 @@ export class DbBackupError extends Error {
 /** Bad command-line input: unknown option values, missing arguments. Exit code 2, like most CLIs. */
 export class UsageError extends DbBackupError {
   constructor(message: string, hint?: string) {
-    super(message, { hint, exitCode: 2 });
+    super(message, { hint, exitCode: ExitCode.Usage });
   }
 }
 
@@ -48,7 +50,7 @@ export class SafetyError extends DbBackupError {}
 /** Stopped by SIGINT/SIGTERM: the message says what was stopped and cleaned up. Exit 130, as backup. */
 export class InterruptedError extends DbBackupError {
   constructor(message: string, opts: { hint?: string; details?: string[] } = {}) {
-    super(message, { ...opts, exitCode: 130 });
+    super(message, { ...opts, exitCode: ExitCode.Interrupted });
   }
 }
 
@@ -56,7 +58,7 @@ export class InterruptedError extends DbBackupError {
  * Exit code of a run refused because another run holds the lock on the same target (src/locks/):
  * 75 is EX_TEMPFAIL of sysexits.h, "try again later", which is what the refused run should do.
  */
-export const LOCKED_EXIT_CODE = 75;
+export const LOCKED_EXIT_CODE = ExitCode.Locked;
 
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

@@ -32,6 +32,7 @@ import { dumpTrailer } from '../catalog/trailers.js';
 import { putEverywhere, snapshotPosition, verifyStored } from './single.js';
 import type { FactOptions } from '../catalog/facts.js';
 import { recordFacts } from './facts.js';
+import { ExitCode } from '../exit-codes.js';
 
 export interface ClusterBackupOptions {
   engine: DatabaseEngine;
@@ -53,7 +54,7 @@ export interface ClusterBackupOptions {
 }
 
 /** Exit code of a cluster backup that completed with --allow-partial but is missing databases. */
-export const PARTIAL_EXIT_CODE = 3;
+export const PARTIAL_EXIT_CODE = ExitCode.Partial;
 
 export function defaultParallelism(): number {
   return Math.max(1, Math.min(4, os.availableParallelism()));

@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { DbBackupError, errorMessage, IntegrityError, SafetyError } from '../errors.js';
 import type { WriteGroup } from '../pipeline/filter-group.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../storage/storage.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * The commit protocol of everything dbbackup stores as one unit (a backup and its sidecars, a base
@@ -11,7 +12,7 @@ import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../st
  * leaves something that looks valid. Several stores are written from the same stream at once.
  */
 
-export const INTERRUPTED_EXIT_CODE = 130;
+export const INTERRUPTED_EXIT_CODE = ExitCode.Interrupted;
 
 export class InterruptedError extends DbBackupError {
   constructor(what = 'nothing was kept') {

@@ -1,4 +1,5 @@
 import { DbBackupError } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * `restore_command`'s exit status for everything except "not in the archive". PostgreSQL takes
@@ -7,7 +8,7 @@ import { DbBackupError } from '../errors.js';
  * 127 would be logged as "command not executable / not found", so 128: the server logs "child
  * process exited with exit code 128" right after dbbackup's own line saying why.
  */
-export const FETCH_FATAL_EXIT = 128;
+export const FETCH_FATAL_EXIT = ExitCode.WalFetchFatal;
 
 /** A WAL file that does not belong in this archive: pushing it again will not help. */
 export class WalRefusedError extends DbBackupError {}
