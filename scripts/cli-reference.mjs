@@ -41,11 +41,11 @@ function walk(words, out) {
   return out;
 }
 
-const sections = walk([], []).map(({ words, text }) => {
-  const title = ['dbbackup', ...words].join(' ');
-  return `## \`${title}\`\n\n\`\`\`text\n${text}\n\`\`\`\n`;
-});
-const generated = `${MARKER}\n\n${sections.join('\n')}`;
+const commands = walk([], []).map(({ words, text }) => ({ title: ['dbbackup', ...words].join(' '), text }));
+// GitHub's anchor of a heading "`dbbackup backup single`": the words joined by hyphens.
+const index = commands.map(({ title }) => `[${title}](#${title.replace(/ /g, '-')})`).join(' · ');
+const sections = commands.map(({ title, text }) => `## \`${title}\`\n\n\`\`\`text\n${text}\n\`\`\`\n`);
+const generated = `${MARKER}\n\n${index}\n\n${sections.join('\n')}`;
 
 const current = readFileSync(doc, 'utf8');
 const at = current.indexOf(MARKER);
