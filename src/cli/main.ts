@@ -8,6 +8,7 @@ import { exitAfterOutput, guardStdout } from './stdout.js';
 import { interruptedBy } from './signals.js';
 import { lockRun } from './run-locks.js';
 import { releaseRunLocks } from '../locks/run-lock.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -80,6 +81,31 @@ function rememberArgSecrets(argv: string[]): void {
   for (const url of (process.env.DBBACKUP_NOTIFY_URL ?? '').split(/\s+/)) if (url) rememberSecret(url);
 }
 
+/** `--log-format json` (or DBBACKUP_LOG_FORMAT=json) seen before the command could be parsed. */
+function jsonLogsAsked(argv: string[]): boolean {
+  const i = argv.indexOf('--log-format');
+  if (i >= 0) return argv[i + 1] === 'json';
+  if (argv.includes('--log-format=json')) return true;
+  return process.env.DBBACKUP_LOG_FORMAT === 'json';
+}
+
+/**
+ * A usage error found by the parser, as one JSON line on stderr beside commander's text: a log
+ * collector reading JSON lines sees why a run never started (no operation id: none began).
+ */
+function writeUsageErrorJson(message: string): void {
+  const line = {
+    time: new Date().toISOString(),
+    level: 'error',
+    event: 'usage',
+    message: message.replace(/^error: /, ''),
+    hint: 'add --help for usage',
+    exitCode: ExitCode.Usage,
+    pid: process.pid,
+  };
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+}
+
 async function main(argv: string[]): Promise<number> {
   rememberArgSecrets(argv);
   const program = await buildProgram(argv);
@@ -99,7 +125,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version output are successes; commander has already printed usage errors.
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.exitCode === 0) return ExitCode.Ok;
+      if (jsonLogsAsked(argv)) writeUsageErrorJson(err.message);
+      return ExitCode.Usage;
     }
     error = err;
     code = report(err, argv.includes('--debug'));

@@ -93,6 +93,23 @@ describe('structured logs', () => {
     expect(records.find((x) => x.event === 'finish')).toMatchObject({ outcome: 'failure', exitCode: r.code });
   });
 
+  it('a usage error the parser finds (unknown option, missing value) is a JSON error record too, exit 2', async () => {
+    for (const args of [
+      ['backup', 'single', '--bogus'],
+      ['backup', 'single', db, '--keep-last'],
+    ]) {
+      const r = await cli(['--log-format', 'json', ...args]);
+      expect(r.code).toBe(2);
+      const records = r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ level: 'error', event: 'usage', exitCode: 2 });
+      expect(String(records[0]?.message)).toMatch(/unknown option '--bogus'|argument missing/);
+    }
+  });
+
   it('text --log-file lines carry the command, operation and fields; -v shows the configuration sources', async () => {
     const logFile = path.join(work, 'text.log');
     const r = await cli([
