@@ -59,6 +59,15 @@ interface RestoreOptions extends EncryptionFlags {
 
 export function restoreCommand(): Command {
   const restore = new Command('restore').description('Restore backups');
+  addSingleRestore(restore);
+  addClusterRestore(restore);
+  addRestoreList(restore);
+  addPitrRestoreCommand(restore);
+  return restore;
+}
+
+/** `restore single`: one backup (or one database out of a cluster backup) into a database. */
+function addSingleRestore(restore: Command): void {
   withFaultOptions(withDecryptOptions(restore.command('single')))
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
@@ -122,7 +131,10 @@ Examples:
         await planned.engine.close();
       }
     });
+}
 
+/** `restore cluster`: roles, then every database of a cluster backup (ours or the reference tool's archive). */
+function addClusterRestore(restore: Command): void {
   withFaultOptions(withDecryptOptions(restore.command('cluster')))
     .description(
       'Restore a cluster backup: roles/users first, then every database (dry run unless --confirm)',
@@ -196,7 +208,10 @@ Examples:
         await planned.engine.close();
       }
     });
+}
 
+/** `restore list`: the backups in the backup directory or a cloud location. */
+function addRestoreList(restore: Command): void {
   restore
     .command('list')
     .description('List the backups in the backup directory (or --cloud URI) with their state')
@@ -212,8 +227,6 @@ Examples:
       const entries = await withDrills(storage, await listBackups(storage, { verify }));
       printBackupList(storage.location, entries, Boolean(opts.json), verify);
     });
-  addPitrRestoreCommand(restore);
-  return restore;
 }
 
 /** A bare name that is not a file here is looked up in the backup directory. */
