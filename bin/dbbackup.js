@@ -12,9 +12,15 @@ if (major < 22) {
 const { enableCompileCache } = await import('node:module');
 enableCompileCache?.();
 // PostgreSQL runs `wal push` / `wal fetch` once per WAL segment: they skip the full command line
-// (commander, every command's module) and load only what the archive needs.
-const [, , first, second] = process.argv;
-if (first === 'wal' && ['push', 'archive', 'fetch', 'probe', 'uploader', 'prefetcher'].includes(second)) {
+// (commander, every command's module) and load only what the archive needs. Their --help is the full
+// command line's: the lean parser knows no help text.
+const [, , first, second, ...rest] = process.argv;
+const wantsHelp = rest.includes('--help') || rest.includes('-h');
+if (
+  first === 'wal' &&
+  ['push', 'archive', 'fetch', 'probe', 'uploader', 'prefetcher'].includes(second) &&
+  !wantsHelp
+) {
   const { walMain } = await import('../dist/cli/wal-main.js');
   process.exitCode = await walMain(process.argv.slice(3));
 } else {

@@ -69,6 +69,7 @@ export const AUDITED: Readonly<Record<string, AuditedCommand>> = {
   // PITR (issues 13-16) and drills (issue 17), by the names their branches give them.
   'pitr enable': { server: true },
   'pitr disable': { server: true },
+  'pitr status': { server: true },
   'backup base': { server: true, database: ALL },
   'restore pitr': { server: true, database: ALL },
   'wal verify': {},

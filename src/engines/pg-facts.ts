@@ -32,24 +32,41 @@ const SESSION = `SET LOCAL search_path = pg_catalog; SET LOCAL extra_float_digit
   SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL TimeZone = 'UTC';
   SET LOCAL bytea_output = 'hex'`;
 
-export async function pgSnapshotFacts(client: pg.Client, options: FactReadOptions): Promise<FactSnapshot> {
+/**
+ * `cancel(pid)` cancels the facts session's running statement from another session. After a
+ * failed or interrupted dump, close() must not wait for the facts: a query of theirs may wait for
+ * a lock the dump waited for too (measured: a SIGTERM'd backup hung until that lock was released).
+ */
+export async function pgSnapshotFacts(
+  client: pg.Client,
+  options: FactReadOptions,
+  cancel: (pid: number) => Promise<void>,
+): Promise<FactSnapshot> {
   let snapshot: string;
+  let pid: number;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     await client.query(SESSION);
-    const r = await client.query<{ id: string }>('SELECT pg_catalog.pg_export_snapshot() AS id');
+    const r = await client.query<{ id: string; pid: number }>(
+      'SELECT pg_catalog.pg_export_snapshot() AS id, pg_catalog.pg_backend_pid() AS pid',
+    );
     snapshot = r.rows[0]?.id ?? '';
+    pid = r.rows[0]?.pid ?? 0;
   } catch (err) {
     await client.end().catch(() => undefined);
     throw err;
   }
-  const facts = readPgFacts(client, options, 'dump-snapshot');
+  let settled = false;
+  const facts = readPgFacts(client, options, 'dump-snapshot').finally(() => {
+    settled = true;
+  });
   facts.catch(() => undefined);
   return {
     dumpArgs: [`--snapshot=${snapshot}`],
     facts,
     // The snapshot must live until the dump has imported it: the session ends only now.
     close: async () => {
+      if (!settled && pid > 0) await cancel(pid).catch(() => undefined);
       await facts.catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
       await client.end().catch(() => undefined);

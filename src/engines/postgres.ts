@@ -567,7 +567,11 @@ export class PostgresEngine implements DatabaseEngine {
 
   async snapshotFacts(database: string, options: FactReadOptions): Promise<FactSnapshot> {
     const { pgSnapshotFacts } = await import('./pg-facts.js');
-    return pgSnapshotFacts(await this.connect(database), options);
+    const cancel = (pid: number): Promise<void> =>
+      this.withClient(database, async (c) => {
+        await c.query('SELECT pg_catalog.pg_cancel_backend($1)', [pid]);
+      });
+    return pgSnapshotFacts(await this.connect(database), options, cancel);
   }
 
   async readFacts(database: string, options: FactReadOptions): Promise<BackupFacts> {

@@ -132,6 +132,31 @@ describe('one configuration file, two profiles', () => {
     expect(valueOf(series, 'dbbackup_last_status', { kind: 'backup_cluster', database: '*' })).toBe(1);
   });
 
+  it("--profile prod cleanup (as cron runs it) prunes the profile's backup directory; without a configured one it is a usage error", async () => {
+    const before = (await listDir(prodDir)).filter(
+      (n) => n.endsWith('.meta.json') || n.startsWith('cluster_'),
+    );
+    const plan = await cli([
+      '--config',
+      config,
+      '--profile',
+      'prod',
+      'cleanup',
+      '--keep-last',
+      '1000',
+      '--dry-run',
+    ]);
+    expectExit(plan, 0);
+    expect(plan.stdout).toContain(`Location: ${prodDir} (the configured backup directory)`);
+    expect(plan.stdout).toContain(`Retention plan for ${prodDir}`);
+    expect(
+      (await listDir(prodDir)).filter((n) => n.endsWith('.meta.json') || n.startsWith('cluster_')),
+    ).toEqual(before);
+    const bare = await cli(['cleanup', '--keep-last', '1'], { env: { DBBACKUP_BACKUP_DIR: undefined } });
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain('Give a location (or --archive), or configure a backup directory');
+  });
+
   it('a failure: exit code, history --failed, metric status 0 (last success kept), and a message with the error and hint', async () => {
     const ok = await run(['--profile', 'prod', 'backup', 'single', pgDb]);
     expectExit(ok, 0);

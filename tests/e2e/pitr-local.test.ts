@@ -6,6 +6,7 @@
  * timeline, and retention.
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
 import {
@@ -20,6 +21,7 @@ import {
   type Restored,
 } from './pitr-util.js';
 import { cli } from './util.js';
+import { parseTextfile, valueOf } from '../harness/prom.js';
 
 let server: PitrServer;
 let archive: string;
@@ -86,11 +88,22 @@ async function restoreTo(target: string[], extra: string[] = []): Promise<Restor
 }
 
 describe('PITR into a directory archive', () => {
-  it('pitr status reports archiving working and the base backup restorable', async () => {
-    const r = await cliOk([...server.args(), 'pitr', 'status']);
+  it('pitr status reports archiving working and the base backup restorable; --metrics-file publishes the archive lag', async () => {
+    const metrics = path.join(archive, '..', `pitr-${process.pid}.prom`);
+    const before = Date.now() / 1000;
+    const r = await cliOk([...server.args(), '--metrics-file', metrics, 'pitr', 'status']);
     expect(r.stdout).toMatch(/archive_command is dbbackup's/);
     expect(r.stdout).toMatch(new RegExp(`Window: +${marks.base}: from `));
     expect(r.stdout).toMatch(/OK: +archiving works/);
+    const series = parseTextfile(await readFile(metrics, 'utf8'));
+    expect(valueOf(series, 'dbbackup_pitr_archive_healthy', {})).toBe(1);
+    const archived = valueOf(series, 'dbbackup_pitr_last_archived_timestamp_seconds', {}) ?? 0;
+    expect(archived).toBeGreaterThan(before - 3600);
+    expect(archived).toBeLessThanOrEqual(Date.now() / 1000);
+    const lag = valueOf(series, 'dbbackup_pitr_archive_lag_seconds', {}) ?? -1;
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(3600);
+    expect(valueOf(series, 'dbbackup_last_status', { kind: 'pitr_status' })).toBe(1);
   });
 
   it('restore pitr --target-time brings back exactly the rows committed by that moment', async () => {

@@ -13,7 +13,8 @@ import { holdPgExtension, pgDumpWaiting, start, treeOf } from './invariants.js';
  * order, one at a time) at a known point with a lock, injects its fault while the backup waits
  * there, then lets it go on:
  * - PostgreSQL: a transaction in that database holds pg_extension exclusively; pg_dump reads it
- *   early, dbbackup's own queries do not, so pg_dump itself is what waits;
+ *   early, and so does the session recording facts for restore drills: both wait (a failed or
+ *   interrupted run must not wait for its facts);
  * - MariaDB: LOCK TABLES … WRITE on its table, which the backup's first read of it waits for.
  */
 

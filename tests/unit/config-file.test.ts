@@ -265,12 +265,12 @@ describe('hook commands given as one string', () => {
   });
 });
 
-describe('the README', () => {
+describe('the configuration guide (docs/configuration.md)', () => {
   it('documents every setting, and its example configuration file is valid', async () => {
-    const readme = await readFile(path.join(repoRoot, 'README.md'), 'utf8');
-    for (const s of SETTINGS) expect(readme, s.key).toContain(`| \`${s.key}\` | \`${s.flag}\` |`);
-    const example = /## Configuration, logs[\s\S]*?```toml\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    const { config, problems } = await parseConfigText(example, 'README.md');
+    const guide = await readFile(path.join(repoRoot, 'docs', 'configuration.md'), 'utf8');
+    for (const s of SETTINGS) expect(guide, s.key).toContain(`| \`${s.key}\` | \`${s.flag}\` |`);
+    const example = /^# Configuration[\s\S]*?```toml\n([\s\S]*?)```/m.exec(guide)?.[1] ?? '';
+    const { config, problems } = await parseConfigText(example, 'docs/configuration.md');
     expect(problems).toEqual([]);
     expect([...(config?.profiles.keys() ?? [])]).toEqual(['prod', 'shop']);
   });

@@ -5,7 +5,15 @@ import { formatBytes } from '../../pipeline/progress.js';
 import type { CleanupResult, PlannedBackup, PruneItem } from '../../retention/cleanup.js';
 import { runCleanup } from '../../retention/cleanup.js';
 import { openStore } from '../../storage/uri.js';
-import { cloudSettings, globals, out, printable, requireDirectory } from '../context.js';
+import {
+  backupDir,
+  backupDirGiven,
+  cloudSettings,
+  globals,
+  out,
+  printable,
+  requireDirectory,
+} from '../context.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
 import { reportResult } from '../../ops/operation.js';
 import { ARCHIVE_FILE } from '../../pitr/archive.js';
@@ -222,12 +230,18 @@ Examples:
             'No retention rule given',
             'Add --keep-last, --keep-daily…, --keep-within, or --retention-days with --min-backups.',
           );
-        const where = opts.archive ?? location;
+        const g = globals(cmd);
+        // A configured backup directory (--backup-dir, DBBACKUP_BACKUP_DIR or the profile's) is the
+        // default, so `dbbackup --profile prod cleanup` from cron prunes where the backups go. The
+        // built-in ~/db_backups is not: deleting needs a place someone chose.
+        const where = opts.archive ?? location ?? (backupDirGiven(g) ? backupDir(g) : undefined);
         if (!where)
           throw new UsageError(
-            'Give a location (or --archive)',
-            'dbbackup cleanup ~/db_backups --keep-last 7',
+            'Give a location (or --archive), or configure a backup directory',
+            'dbbackup cleanup ~/db_backups --keep-last 7 (or set backup_dir in the profile, or DBBACKUP_BACKUP_DIR)',
           );
+        if (!location && !opts.archive && !opts.json)
+          out.line(`Location: ${printable(where)} (the configured backup directory)`);
         const storage = await openStore(where, cloudSettings(globals(cmd)));
         // A MariaDB binlog archive: physical chains by the rules, binlogs before the oldest kept one.
         // Unreadable (wrong credentials): the cleanup below reports it with the storage's own words.

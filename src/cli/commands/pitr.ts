@@ -5,6 +5,8 @@ import { describeArchiveEncryption } from '../../pitr/archive.js';
 import { disablePitr, enablePitr, restartServer } from '../../pitr/enable.js';
 import { loadEnvFile } from '../../pitr/wal-keys.js';
 import { pitrStatus, printPitrStatus } from '../../pitr/status.js';
+import { pitrStatusMetrics } from '../../pitr/status-metrics.js';
+import { reportResult } from '../../ops/operation.js';
 import { openStore } from '../../storage/uri.js';
 import {
   cloudSettings,
@@ -205,6 +207,10 @@ Examples:
           archive: opts.archive,
           settings: cloudSettings(g),
           flags: encryptionFlags(opts),
+        });
+        reportResult({
+          metrics: pitrStatusMetrics(status, new Date()),
+          details: { problems: status.problems.length, ready: status.backlog?.count ?? -1 },
         });
         if (opts.json) out.json(status);
         else printPitrStatus(status, (l) => out.line(l));
