@@ -19,6 +19,10 @@ export interface ListOptions {
 }
 import { baseRetentionGroup } from './base-backup.js';
 import { physicalRetentionGroup } from './physical-backup.js';
+import { isReferenceClusterName } from '../reference/naming.js';
+
+/** The reference tool's names live in src/reference/naming.ts. */
+export { isReferenceClusterName };
 
 /** A WAL archive's identity file (src/pitr/archive.ts): its base/ directory holds base backups. */
 const ARCHIVE_FILE = 'archive.json';
@@ -222,14 +226,6 @@ function backupCandidates(keys: Map<string, unknown>): Set<string> {
     }
   }
   return candidates;
-}
-
-/**
- * The reference tool's cluster archive by its name, `cluster_<ts>.tar.gz`: listed even without its
- * `.meta.json` (as incomplete). With the sidecar, any `<name>.tar.gz` is listed through it.
- */
-export function isReferenceClusterName(key: string): boolean {
-  return /^cluster_[^/]*\.tar\.gz$/.test(key);
 }
 
 /** Backups that retention treats together: same engine, server, database and kind (samples apart from full backups). */

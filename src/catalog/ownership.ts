@@ -5,6 +5,10 @@ import { MANIFEST_NAME, readManifest, type ClusterManifest } from './manifest.js
 import { metadataKey, readMetadata } from './metadata.js';
 import { SHA256_SUFFIX } from './naming.js';
 import { CLUSTER_DRILLS_NAME, drillHistoryKey, parseDrillHistory } from './drill-history.js';
+import { isReferenceName } from '../reference/naming.js';
+
+/** The reference tool's names live in src/reference/naming.ts. */
+export { isReferenceName };
 
 /*
  * What dbbackup can prove it wrote, from names and content alone. Cleanup removes nothing else:
@@ -30,20 +34,9 @@ const TEMP_NAME = new RegExp(`^${TEMP_MARKER.replaceAll('.', '\\.')}[0-9a-f]{12}
 
 const base = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
-/**
- * The reference tool's names (`db_<db>_<ts>.dump`, `db_<db>_<ts>.sql.gz`, `sample_<db>_…_<ts>.sql`):
- * a dbbackup backup of a database called `db_…` could look the same, so such a name proves nothing.
- */
-const REFERENCE_NAME = /^(?:db_.+_\d{8}_\d{6}\.(?:dump|dump\.gz|sql\.gz)|sample_.+_\d{8}_\d{6}\.sql)$/;
-
 /** A single backup's data file as dbbackup names it: `<db>_<YYYYMMDD_HHMMSS><ext>` (samples too). */
 export function isOwnBackupName(key: string): boolean {
   return BACKUP_NAME.test(base(key)) && !isReferenceName(key);
-}
-
-/** A single backup's data file as the reference tool names it. */
-export function isReferenceName(key: string): boolean {
-  return REFERENCE_NAME.test(base(key));
 }
 
 /** A cluster backup's directory as dbbackup names it: `cluster_<YYYYMMDD_HHMMSS>`. */

@@ -7,7 +7,7 @@ import {
   type LoadedConfig,
   type SettingValue,
 } from '../config/file.js';
-import { loadReferenceConfig, type ReferenceConfig } from '../config/reference.js';
+import { loadReferenceConfig, type ReferenceConfig } from '../reference/config.js';
 import { resolveEngine, resolveSettings, type Resolved } from '../config/resolve.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import { UsageError } from '../errors.js';

@@ -2,7 +2,7 @@ import type { Engine } from '../catalog/naming.js';
 import { UsageError } from '../errors.js';
 import type { ConfigEntry, ConfigFile, SettingValue } from './file.js';
 import { coerce } from './file.js';
-import type { ReferenceConfig } from './reference.js';
+import type { ReferenceConfig } from '../reference/config.js';
 import { ENGINE_ALIASES, envVarsFor, SETTINGS, type EnvVar, type Setting } from './settings.js';
 import { splitCommand } from './words.js';
 

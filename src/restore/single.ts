@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupMetadata } from '../catalog/metadata.js';
-import { readSidecar, type ReferenceBackupMetadata } from './reference-metadata.js';
+import { readSidecar, type ReferenceBackupMetadata } from '../reference/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { Engine } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';

@@ -9,13 +9,13 @@ import type { Engine } from '../catalog/naming.js';
 import { EncryptionKeyError } from '../crypto/index.js';
 import { errorMessage, IntegrityError, MissingToolError } from '../errors.js';
 import { formatBytes } from '../pipeline/progress.js';
-import type { LegacyArchive } from '../restore/legacy-cluster.js';
+import type { ReferenceArchive } from '../reference/archive.js';
 import {
   readSidecar,
   type ReferenceBackupMetadata,
   type ReferenceClusterMetadata,
   type Sidecar,
-} from '../restore/reference-metadata.js';
+} from '../reference/metadata.js';
 import type { Storage } from '../storage/storage.js';
 import { checkStored, hashStored } from './checksum.js';
 import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } from './deep.js';
@@ -400,11 +400,11 @@ async function deepReferenceCluster(
   const mismatch = (computed: string): { problem: string } => ({
     problem: `checksum mismatch: expected sha256 ${sha256}, computed ${computed}`,
   });
-  let archive: LegacyArchive;
+  let archive: ReferenceArchive;
   try {
     // Loaded here: the tar reader is needed only for a deep check of a reference archive.
-    const { scanLegacyArchive } = await import('../restore/legacy-cluster.js');
-    archive = await scanLegacyArchive(storage, key);
+    const { scanReferenceArchive } = await import('../reference/archive.js');
+    archive = await scanReferenceArchive(storage, key);
   } catch (err) {
     // The read stopped early: hash the stored bytes to tell damage after the backup from a bad archive.
     const actual = await hashStored(storage, key).catch(() => undefined);
@@ -423,7 +423,7 @@ async function deepReferenceCluster(
 }
 
 /** "gzip and tar intact, globals.sql and 5 dumps (4 custom, 1 plain SQL) with PostgreSQL headers; …". */
-export function describeLegacyArchive(archive: Pick<LegacyArchive, 'members'>): string {
+export function describeLegacyArchive(archive: Pick<ReferenceArchive, 'members'>): string {
   const custom = archive.members.filter((m) => m.format === 'custom').length;
   const plain = archive.members.length - custom;
   const kinds = [custom ? `${custom} custom` : '', plain ? `${plain} plain SQL` : ''].filter(Boolean);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { setConfigValue } from '../../src/config/edit.js';
 import { ConfigFileError, keyLines, loadConfig, parseConfigText } from '../../src/config/file.js';
-import { parseReferenceConfig } from '../../src/config/reference.js';
+import { parseReferenceConfig } from '../../src/reference/config.js';
 import { SETTINGS } from '../../src/config/settings.js';
 import { configTemplate } from '../../src/config/template.js';
 import { splitCommand } from '../../src/config/words.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { optionValue } from '../../src/cli/apply-config.js';
 import type { SettingValue } from '../../src/config/file.js';
-import { REFERENCE_KEYS } from '../../src/config/reference.js';
+import { REFERENCE_KEYS } from '../../src/reference/config.js';
 import { envValue, type Source } from '../../src/config/resolve.js';
 import { SETTINGS, type EnvVar, type Setting } from '../../src/config/settings.js';
 import { commandFor, OPERANDS, parseWith, put, writeConfig, type Doc } from './config-program.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { detectDump, isTarHeader } from '../../src/catalog/format.js';
-import { readSidecar } from '../../src/restore/reference-metadata.js';
+import { readSidecar } from '../../src/reference/metadata.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { collect, tempDir } from './helpers.js';
 

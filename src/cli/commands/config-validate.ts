@@ -7,7 +7,7 @@ import {
   permissionProblem,
   type ConfigProblem,
 } from '../../config/file.js';
-import { loadReferenceConfig } from '../../config/reference.js';
+import { loadReferenceConfig } from '../../reference/config.js';
 import { DbBackupError, errorMessage, UsageError } from '../../errors.js';
 import { globals, out } from '../context.js';
 

@@ -21,7 +21,7 @@ import {
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseOptionalInteger } from '../numbers.js';
 import { interruptSignal } from '../signals.js';
-import { resolveBackupArg, resolveClusterArg } from './restore.js';
+import { resolveBackupArg, resolveClusterArg } from '../../restore/locate.js';
 import type { Storage } from '../../storage/storage.js';
 
 interface DrillFlags extends EncryptionFlags {

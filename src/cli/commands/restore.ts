@@ -1,47 +1,24 @@
-import { existsSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { Command } from 'commander';
 import { listBackups } from '../../catalog/listing.js';
+import type { Engine } from '../../catalog/naming.js';
+import { unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
+import type { ConnectionOptions } from '../../engines/connection.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
-import { openEngine } from '../../engines/index.js';
-import { errorMessage, InterruptedError, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
+import { reportResult } from '../../ops/operation.js';
 import {
-  ByteMeter,
   ClusterProgress,
   formatDuration,
   progressMode,
   StepProgress,
   type ProgressMode,
 } from '../../pipeline/progress.js';
-import {
-  executeLegacyClusterRestore,
-  isGzipTar,
-  prepareLegacyClusterRestore,
-  type LegacyClusterInputs,
-  type LegacyClusterPlan,
-} from '../../restore/legacy-cluster.js';
-import {
-  executeLegacyMemberRestore,
-  prepareLegacyMemberRestore,
-  type LegacyMemberInputs,
-} from '../../restore/legacy-member.js';
+import type { ClusterRestorePlan } from '../../restore/cluster.js';
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
 import { describePlan, type RestorePlan } from '../../restore/plan.js';
-import {
-  engineForBackup,
-  executeRestore,
-  inspectBackup,
-  NOTHING_CHANGED,
-  prepareRestore,
-  type RestoreInputs,
-  type RestoreOutcome,
-  type StepReporter,
-} from '../../restore/single.js';
-import { executeClusterRestore, loadClusterManifest, prepareClusterRestore } from '../../restore/cluster.js';
-import { memberProperties } from '../../catalog/manifest.js';
-import { isCloudUri } from '../../storage/cloud-uri.js';
-import type { Storage } from '../../storage/storage.js';
-import type { CloudSettings } from '../../storage/cloud.js';
-import { openLocation, openStore, type Location } from '../../storage/uri.js';
+import { planClusterRestoreFor, planSingleRestore, type RestoreRequest } from '../../restore/run.js';
+import type { RestoreOutcome, StepReporter } from '../../restore/single.js';
+import { openStore } from '../../storage/uri.js';
 import {
   backupDir,
   cloudSettings,
@@ -53,23 +30,12 @@ import {
   requireDirectory,
   type GlobalOptions,
 } from '../context.js';
-import { printBackupList, withDrills } from './list.js';
-import { sniff } from '../../pipeline/sniff.js';
-import {
-  EncryptionKeyError,
-  unlockersFromFlags,
-  type EncryptionFlags,
-  type KeyUnlocker,
-} from '../../crypto/index.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
-import { interruptSignal } from '../signals.js';
-import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
-import type { Engine } from '../../catalog/naming.js';
-import type { ConnectionOptions } from '../../engines/connection.js';
-import { reportResult } from '../../ops/operation.js';
-import { addPitrRestoreCommand } from './restore-pitr.js';
 import { prepareLocked } from '../run-locks.js';
+import { interruptSignal } from '../signals.js';
+import { printBackupList, withDrills } from './list.js';
+import { addPitrRestoreCommand } from './restore-pitr.js';
 
 /** pg_restore jobs, databases restored at once. */
 const JOBS = { min: 1, max: 256 };
@@ -93,6 +59,15 @@ interface RestoreOptions extends EncryptionFlags {
 
 export function restoreCommand(): Command {
   const restore = new Command('restore').description('Restore backups');
+  addSingleRestore(restore);
+  addClusterRestore(restore);
+  addRestoreList(restore);
+  addPitrRestoreCommand(restore);
+  return restore;
+}
+
+/** `restore single`: one backup (or one database out of a cluster backup) into a database. */
+function addSingleRestore(restore: Command): void {
   withFaultOptions(withDecryptOptions(restore.command('single')))
     .description('Restore one backup into a database (a dry run that prints the plan unless --confirm)')
     .argument(
@@ -134,108 +109,32 @@ Examples:
     .action(async (backup: string | undefined, opts: RestoreOptions, cmd: Command) => {
       const g = globals(cmd);
       const jobs = parseInteger('--jobs', opts.jobs, JOBS);
-      const serverWaitMs = serverWait(opts.serverWait);
-      const signal = interruptSignal();
-      let storage: Storage;
-      let key: string;
-      let expected: RestoreInputs['expected'];
-      let recorded: RestoreInputs['properties'];
       // With --from-cluster, --database names the member (it is not the server's maintenance database then).
       const member = opts.fromCluster ? g.database : undefined;
       if (opts.fromCluster) g.database = undefined;
-      if (!opts.fromCluster) {
-        if (!backup)
-          throw new UsageError(
-            'Name the backup to restore',
-            'dbbackup restore single <backup> …, or --from-cluster <cluster> --database NAME.',
-          );
-        ({ storage, key } = await resolveBackupArg(backup, backupDir(g), cloudSettings(g)));
-      } else {
-        if (!member)
-          throw new UsageError(
-            '--from-cluster needs --database NAME',
-            'Name the database to restore out of the cluster backup.',
-          );
-        const cluster = await resolveClusterArg(opts.fromCluster, backupDir(g), cloudSettings(g));
-        if (await cluster.storage.stat(cluster.name)) {
-          // A file, not a cluster directory: the reference tool's cluster_<ts>.tar.gz.
-          await restoreReferenceMember(cluster.storage, cluster.name, member, opts, g, {
-            signal,
-            serverWaitMs,
-          });
-          return;
-        }
-        const manifest = await loadClusterManifest(cluster.storage, cluster.name);
-        const found = manifest.databases.find((m) => m.database === member);
-        const dropped = manifest.dropped?.some((d) => d.database === member);
-        if (!found?.file || !found.sha256) {
-          throw new UsageError(
-            `Database "${member}" is not in ${cluster.name}${found ? ' (its dump failed)' : dropped ? ' (it was dropped while the backup ran)' : ''}`,
-            `It holds: ${manifest.databases.map((m) => m.database).join(', ')}.`,
-          );
-        }
-        ({ storage, key } = { storage: cluster.storage, key: found.file });
-        expected = { sha256: found.sha256, sizeBytes: found.sizeBytes, database: found.database };
-        recorded = memberProperties(found);
-      }
-      // Keys are read only if the backup turns out to be encrypted (a stray key variable must not break plain restores).
-      let unlockers: KeyUnlocker[] | undefined;
-      const unlock = async (): Promise<KeyUnlocker[]> => {
-        unlockers ??= await unlockersFromFlags(encryptionFlags(opts));
-        if (!unlockers.length) {
-          throw new EncryptionKeyError(`${key} is encrypted and no key was given`, {
-            hint: 'Give --encryption-key-file, --passphrase-file or --identity-file (or set DBBACKUP_ENCRYPTION_KEY).',
-          });
-        }
-        return unlockers;
-      };
-      const { metadata, reference, detected } = await inspectBackup(storage, key, unlock);
-      const needed = engineForBackup(detected, metadata, reference);
-      const asked = explicitEngine(g);
-      const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
-      if (asked && family(asked) !== family(needed)) {
-        throw new UsageError(
-          `${key} is a ${needed === 'postgres' ? 'PostgreSQL' : 'MySQL/MariaDB'} backup, but --db-type is ${asked}`,
-          'Omit --db-type: the engine is detected from the backup.',
-        );
-      }
-      const engine = await openEngine(restoreConnection(g, asked ?? needed, opts));
+      const planned = await planSingleRestore({
+        ...requestFrom(g, opts),
+        backup,
+        fromCluster: opts.fromCluster,
+        member,
+        target: opts.target,
+        create: Boolean(opts.create),
+        clean: Boolean(opts.clean),
+        jobs,
+        noOwner: opts.owner === false,
+        noDbProperties: opts.dbProperties === false,
+      });
       try {
-        const inputs = {
-          storage,
-          key,
-          target: opts.target,
-          create: Boolean(opts.create),
-          clean: Boolean(opts.clean),
-          jobs,
-          force: Boolean(opts.force),
-          noOwner: opts.owner === false,
-          noDbProperties: opts.dbProperties === false,
-          properties: recorded,
-          workdir: opts.workdir,
-          expected,
-          unlockers,
-          signal,
-          serverWaitMs,
-        };
-        // Run lock on the target database (issue 17).
-        const prepared = await prepareLocked({
-          confirm: Boolean(opts.confirm),
-          server: engine.endpoint,
-          guess: [opts.target ?? metadata?.database ?? expected?.database],
-          targets: (p) => [p.plan.target],
-          prepare: () => prepareRestore(engine, inputs),
-        });
-        if (signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
-        await runSinglePlan(engine, prepared.plan, opts, (warn) =>
-          executeRestore(engine, inputs, prepared, warn, progress),
-        );
+        await runSinglePlan(planned.engine, planned.plan, opts, (warn) => planned.execute(warn, progress));
       } finally {
-        await engine.close();
+        await planned.engine.close();
       }
     });
+}
 
+/** `restore cluster`: roles, then every database of a cluster backup (ours or the reference tool's archive). */
+function addClusterRestore(restore: Command): void {
   withFaultOptions(withDecryptOptions(restore.command('cluster')))
     .description(
       'Restore a cluster backup: roles/users first, then every database (dry run unless --confirm)',
@@ -285,70 +184,34 @@ Examples:
     .action(async (backup: string, opts: ClusterRestoreOptions, cmd: Command) => {
       const g = globals(cmd);
       opts.includeDatabase = includeGlobs(opts.includeDatabase, cmd.args.slice(1));
-      const jobsGiven = opts.jobs !== undefined;
-      const jobs = parseOptionalInteger('--jobs', opts.jobs, JOBS) ?? 1;
-      const stop: Interruption = { signal: interruptSignal(), serverWaitMs: serverWait(opts.serverWait) };
-      const cluster = await resolveClusterArg(backup, backupDir(g), cloudSettings(g));
       const mode = opts.json ? 'off' : progressMode(opts.progress);
-      if (await cluster.storage.stat(cluster.name)) {
-        await restoreReferenceArchive(cluster.storage, cluster.name, opts, g, jobs, mode, stop);
-        return;
-      }
-      const manifest = await loadClusterManifest(cluster.storage, cluster.name);
-      let clusterUnlockers: KeyUnlocker[] | undefined;
-      if (manifest.encryption) {
-        clusterUnlockers = await unlockersFromFlags(encryptionFlags(opts));
-        if (!clusterUnlockers.length) {
-          throw new EncryptionKeyError(`${cluster.name} is encrypted and no key was given`, {
-            hint: 'Give --encryption-key-file, --passphrase-file or --identity-file.',
-          });
-        }
-        // A wrong key fails here, before anything is changed.
-        const keys = clusterUnlockers;
-        await sniff(cluster.storage, manifest.globals.file, async () => keys);
-      }
-      const engine = await openEngine(restoreConnection(g, explicitEngine(g) ?? manifest.engine, opts));
+      const planned = await planClusterRestoreFor({
+        ...requestFrom(g, opts),
+        backup,
+        include: opts.includeDatabase,
+        cleanCluster: Boolean(opts.cleanCluster),
+        jobs: parseOptionalInteger('--jobs', opts.jobs, JOBS),
+        onArchiveRead: (key, size, meter) => {
+          const reading = new StepProgress(mode, `cluster restore: checking ${key}`, () => meter.bytes, size);
+          reading.start();
+          return { end: (outcome) => reading.stop(outcome) };
+        },
+      });
       try {
-        const inputs = {
-          storage: cluster.storage,
-          name: cluster.name,
-          include: opts.includeDatabase ?? [],
-          cleanCluster: Boolean(opts.cleanCluster),
-          jobs: jobsGiven ? jobs : 2,
-          force: Boolean(opts.force),
-          workdir: opts.workdir,
-          unlockers: clusterUnlockers,
-          ...stop,
-        };
-        // Run locks on every database it restores into (issue 17).
-        const plan = await prepareLocked({
-          confirm: Boolean(opts.confirm),
-          server: engine.endpoint,
-          guess: [],
-          targets: (p) => p.members.map((m) => m.database),
-          prepare: () => prepareClusterRestore(engine, inputs),
-        });
-        if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
         await runClusterPlan({
-          header: [
-            `Cluster backup: ${cluster.storage.location.replace(/\/$/, '')}/${cluster.name} (${plan.manifest.engine} ${plan.manifest.server.version}, ${plan.manifest.startedAt}, ${plan.manifest.status})`,
-            `Target:         ${engine.endpoint}`,
-            ...(opts.workdir
-              ? [`Workdir:        ${opts.workdir} (not needed: every member streams into its restore tool)`]
-              : []),
-          ],
-          plan,
+          plan: planned.plan,
           opts,
-          done: `${plan.members.length} databases on ${engine.endpoint}`,
-          execute: (progress) =>
-            executeClusterRestore(engine, inputs, plan, (l) => out.note(`warning: ${l}`), progress),
+          execute: (progress) => planned.execute((l) => out.note(`warning: ${l}`), progress),
           mode,
         });
       } finally {
-        await engine.close();
+        await planned.engine.close();
       }
     });
+}
 
+/** `restore list`: the backups in the backup directory or a cloud location. */
+function addRestoreList(restore: Command): void {
   restore
     .command('list')
     .description('List the backups in the backup directory (or --cloud URI) with their state')
@@ -364,8 +227,6 @@ Examples:
       const entries = await withDrills(storage, await listBackups(storage, { verify }));
       printBackupList(storage.location, entries, Boolean(opts.json), verify);
     });
-  addPitrRestoreCommand(restore);
-  return restore;
 }
 
 /** A bare name that is not a file here is looked up in the backup directory. */
@@ -380,75 +241,6 @@ interface ClusterRestoreOptions extends EncryptionFlags {
   force?: boolean;
   progress?: boolean;
   json?: boolean;
-}
-
-/**
- * The reference tool's `cluster_<ts>.tar.gz` (recognised from its content: gzip → tar): the plan
- * (which reads the whole archive once), then, with --confirm, the restore from a second read.
- */
-async function restoreReferenceArchive(
-  storage: Storage,
-  key: string,
-  opts: ClusterRestoreOptions,
-  g: GlobalOptions,
-  jobs: number,
-  mode: ProgressMode,
-  stop: Interruption,
-): Promise<void> {
-  await requireReferenceArchive(storage, key, g);
-  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
-  try {
-    const inputs: LegacyClusterInputs = {
-      storage,
-      key,
-      include: opts.includeDatabase ?? [],
-      cleanCluster: Boolean(opts.cleanCluster),
-      jobs,
-      workdir: opts.workdir,
-      force: Boolean(opts.force),
-      ...stop,
-    };
-    const size = (await storage.stat(key))?.size ?? 0;
-    const meter = new ByteMeter(stop.signal);
-    // The plan reads the whole archive (to list its databases and check it): show how far it got.
-    const reading = new StepProgress(mode, `cluster restore: checking ${key}`, () => meter.bytes, size);
-    reading.start();
-    let plan: LegacyClusterPlan;
-    try {
-      // Run locks on every database it restores into (issue 17).
-      plan = await prepareLocked({
-        confirm: Boolean(opts.confirm),
-        server: engine.endpoint,
-        guess: [],
-        targets: (p) => p.members.map((m) => m.database),
-        prepare: () => prepareLegacyClusterRestore(engine, inputs, meter),
-        // Its plan reads the whole archive: locked after it, not planned twice.
-        replan: false,
-      });
-      reading.stop('done');
-    } catch (err) {
-      reading.stop(`failed: ${errorMessage(err)}`);
-      throw err;
-    }
-    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
-    const first = plan.archive.members[0]?.pgHeader;
-    await runClusterPlan({
-      header: [
-        `Cluster archive: ${plan.source} (reference tool, ${plan.archive.bytes} bytes${first?.serverVersion ? `, PostgreSQL ${first.serverVersion}` : ''}, ${plan.archive.members.length} databases: ${plan.archive.members.map((m) => m.database).join(', ')})`,
-        `Checksum:        ${plan.checksum}`,
-        `Target:          ${engine.endpoint}`,
-      ],
-      plan,
-      opts,
-      format: 'reference-tar',
-      done: `${plan.members.length} databases on ${engine.endpoint} from ${plan.source}`,
-      execute: (progress) =>
-        executeLegacyClusterRestore(engine, inputs, plan, (l) => out.note(`warning: ${l}`), progress),
-      mode,
-    });
-  } finally {
-    await engine.close();
-  }
 }
 
 /**
@@ -504,10 +296,31 @@ function withFaultOptions(cmd: Command): Command {
     );
 }
 
-/** What stops a restore and how long it waits to clean up after a lost server. */
-interface Interruption {
-  signal: AbortSignal;
-  serverWaitMs: number;
+/** What every restore request takes from the global flags and its own. */
+function requestFrom(
+  g: GlobalOptions,
+  opts: EncryptionFlags & {
+    serverWait?: string;
+    lockTimeout?: string;
+    confirm?: boolean;
+    force?: boolean;
+    workdir?: string;
+  },
+): RestoreRequest {
+  return {
+    backupDir: backupDir(g),
+    cloud: cloudSettings(g),
+    askedEngine: explicitEngine(g),
+    connection: (engine) => restoreConnection(g, engine, opts),
+    confirm: Boolean(opts.confirm),
+    force: Boolean(opts.force),
+    workdir: opts.workdir,
+    keys: () => unlockersFromFlags(encryptionFlags(opts)),
+    locked: prepareLocked,
+    signal: interruptSignal(),
+    serverWaitMs: serverWait(opts.serverWait),
+    onNote: (line) => out.note(line),
+  };
 }
 
 /** The connection a restore uses: its statements give up waiting for another session's lock after --lock-timeout. */
@@ -580,96 +393,19 @@ async function runSinglePlan(
     );
 }
 
-/** `restore single --from-cluster <reference .tar.gz> --database NAME`: one database out of the archive. */
-async function restoreReferenceMember(
-  storage: Storage,
-  key: string,
-  database: string,
-  opts: RestoreOptions,
-  g: GlobalOptions,
-  stop: Interruption,
-): Promise<void> {
-  await requireReferenceArchive(storage, key, g);
-  if (parseInteger('--jobs', opts.jobs, JOBS) > 1)
-    out.note('warning: --jobs is ignored here: the dump streams out of the archive with one job');
-  const engine = await openEngine(restoreConnection(g, 'postgres', opts));
-  try {
-    const inputs: LegacyMemberInputs = {
-      storage,
-      key,
-      database,
-      target: opts.target,
-      create: Boolean(opts.create),
-      clean: Boolean(opts.clean),
-      force: Boolean(opts.force),
-      noOwner: opts.owner === false,
-      ...stop,
-    };
-    // Run lock on the target database (issue 17).
-    const prepared = await prepareLocked({
-      confirm: Boolean(opts.confirm),
-      server: engine.endpoint,
-      guess: [opts.target ?? database],
-      targets: (p) => [p.plan.target],
-      prepare: () => prepareLegacyMemberRestore(engine, inputs, new ByteMeter(stop.signal)),
-    });
-    if (stop.signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
-    await runSinglePlan(engine, prepared.plan, opts, (warn) =>
-      executeLegacyMemberRestore(engine, inputs, prepared, warn),
-    );
-  } finally {
-    await engine.close();
-  }
-}
-
-/**
- * A stored file named as a cluster must be the reference tool's archive (gzip → tar) — or the user
- * hears what it is — and, being PostgreSQL, cannot go to another --db-type.
- */
-async function requireReferenceArchive(storage: Storage, key: string, g: GlobalOptions): Promise<void> {
-  if (await isGzipTar(storage, key)) {
-    const asked = explicitEngine(g);
-    if (asked && asked !== 'postgres') {
-      throw new UsageError(
-        `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
-        'Omit --db-type: reference cluster archives are PostgreSQL.',
-      );
-    }
-    return;
-  }
-  const detected = await sniff(storage, key).catch(() => undefined);
-  throw new UsageError(
-    `${key} is a file, but not a cluster backup (neither a dbbackup cluster directory nor a reference cluster_<ts>.tar.gz)`,
-    detected?.engine
-      ? `It is a single dump: restore it with "dbbackup restore single ${key}".`
-      : 'Name a dbbackup cluster backup (cluster_<ts>, a directory with manifest.json) or a reference cluster_<ts>.tar.gz.',
-  );
-}
-
-/** What both kinds of cluster restore plan show: numbered steps, warnings, databases, conflicts. */
-interface ClusterPlanView {
-  actions: string[];
-  warnings: string[];
-  members: Array<{ database: string }>;
-  existing: string[];
-}
-
 /**
  * Shows a cluster restore's plan; without --confirm that is all (a dry run, also as JSON). With it,
  * runs the restore with per-database progress and reports how it went.
  */
 async function runClusterPlan(o: {
-  header: string[];
-  plan: ClusterPlanView;
+  plan: ClusterRestorePlan;
   opts: { confirm?: boolean; json?: boolean };
-  format?: string;
-  done: string;
   execute: (progress: ClusterProgress) => Promise<void>;
   mode: ProgressMode;
 }): Promise<void> {
   const { plan, opts } = o;
   const lines = [
-    ...o.header,
+    ...plan.header,
     'Steps:',
     ...plan.actions.map((a, n) => `  ${n + 1}. ${a}`),
     ...plan.warnings.map((w) => `Warning: ${w}`),
@@ -679,7 +415,7 @@ async function runClusterPlan(o: {
     if (opts.json) {
       out.json({
         dryRun: true,
-        ...(o.format ? { format: o.format } : {}),
+        ...(plan.format ? { format: plan.format } : {}),
         actions: plan.actions,
         warnings: plan.warnings,
         databases,
@@ -695,34 +431,5 @@ async function runClusterPlan(o: {
   const started = Date.now();
   await o.execute(new ClusterProgress(o.mode, 'cluster restore', 'restoring', 'read'));
   if (opts.json) out.json({ dryRun: false, databases });
-  else out.line(`Cluster restore complete: ${o.done} in ${formatDuration((Date.now() - started) / 1000)}`);
-}
-
-/** A cluster backup argument → its store and name: `cluster_x` (in the backup dir), `/dir/cluster_x`, `s3://b/p/cluster_x/`. */
-export async function resolveClusterArg(
-  arg: string,
-  dir: string,
-  settings: CloudSettings,
-): Promise<{ storage: Storage; name: string }> {
-  // A cloud URI's query (?endpoint=http://…) holds slashes of its own: it belongs to the parent.
-  const q = isCloudUri(arg) ? arg.indexOf('?') : -1;
-  const query = q >= 0 ? arg.slice(q) : '';
-  const trimmed = (q >= 0 ? arg.slice(0, q) : arg).replace(/\/+$/, '').replace(/\/manifest\.json$/, '');
-  const slash = trimmed.lastIndexOf('/');
-  if (slash < 0 || (!isCloudUri(trimmed) && !trimmed.includes('/'))) {
-    // A bare name: a file here (a reference cluster_<ts>.tar.gz), else a name in the backup directory.
-    if (existsSync(trimmed) && statSync(trimmed).isFile())
-      return { storage: await openStore(process.cwd()), name: trimmed };
-    return { storage: await openStore(dir), name: trimmed };
-  }
-  const parent = trimmed.slice(0, slash + 1);
-  return {
-    storage: await openStore(isCloudUri(trimmed) ? parent + query : path.resolve(parent), settings),
-    name: trimmed.slice(slash + 1),
-  };
-}
-
-export async function resolveBackupArg(arg: string, dir: string, settings: CloudSettings): Promise<Location> {
-  if (!arg.includes('/') && !existsSync(arg)) return { storage: await openStore(dir), key: arg };
-  return openLocation(arg, settings);
+  else out.line(`Cluster restore complete: ${plan.done} in ${formatDuration((Date.now() - started) / 1000)}`);
 }

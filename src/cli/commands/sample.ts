@@ -6,7 +6,7 @@ import {
   validateSampleSpec,
   type SampleSpec,
   type SampleStrategy,
-} from '../../backup/sample.js';
+} from '../../backup/sample/index.js';
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';

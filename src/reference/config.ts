@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, errorMessage } from '../errors.js';
-import { coerce, type ConfigEntry } from './file.js';
-import { SETTINGS_BY_KEY } from './settings.js';
+import { coerce, type ConfigEntry } from '../config/file.js';
+import { SETTINGS_BY_KEY } from '../config/settings.js';
 
 /**
  * The reference tool's `.dbbackup.conf` (INI: `[section]`, `key = value`, `#` comments) in the

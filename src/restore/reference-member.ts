@@ -7,10 +7,10 @@ import type { Storage } from '../storage/storage.js';
 import {
   archiveChecksum,
   feedEntry,
-  scanLegacyArchive,
+  scanReferenceArchive,
   walkArchive,
-  type LegacyMember,
-} from './legacy-cluster.js';
+  type ReferenceMember,
+} from '../reference/archive.js';
 import type { RestorePlan } from './plan.js';
 import {
   checkToolVersion,
@@ -26,7 +26,7 @@ import {
  * and checked whole first, as for a cluster restore, then the one dump streams from a second read
  * straight into pg_restore or psql. Roles are not touched.
  */
-export interface LegacyMemberInputs {
+export interface ReferenceMemberInputs {
   storage: Storage;
   key: string;
   database: string;
@@ -41,23 +41,23 @@ export interface LegacyMemberInputs {
   serverWaitMs?: number;
 }
 
-export interface LegacyMemberPrepared {
+export interface ReferenceMemberPrepared {
   plan: RestorePlan;
-  member: LegacyMember;
+  member: ReferenceMember;
 }
 
-export async function prepareLegacyMemberRestore(
+export async function prepareReferenceMemberRestore(
   engine: DatabaseEngine,
-  i: LegacyMemberInputs,
+  i: ReferenceMemberInputs,
   meter?: ByteMeter,
-): Promise<LegacyMemberPrepared> {
+): Promise<ReferenceMemberPrepared> {
   if (engine.engine !== 'postgres') {
     throw new UsageError(
       `${i.key} is a PostgreSQL cluster archive of the reference tool, but the target is ${engine.engine}`,
       'Omit --db-type (or use --db-type postgres).',
     );
   }
-  const archive = await scanLegacyArchive(i.storage, i.key, meter);
+  const archive = await scanReferenceArchive(i.storage, i.key, meter);
   const warnings: string[] = [];
   const checksum = await archiveChecksum(i.storage, i.key, archive, i.force, warnings);
   const member = archive.members.find((m) => m.database === i.database);
@@ -116,10 +116,10 @@ export async function prepareLegacyMemberRestore(
   return { plan, member };
 }
 
-export async function executeLegacyMemberRestore(
+export async function executeReferenceMemberRestore(
   engine: DatabaseEngine,
-  i: LegacyMemberInputs,
-  { plan, member }: LegacyMemberPrepared,
+  i: ReferenceMemberInputs,
+  { plan, member }: ReferenceMemberPrepared,
   onWarning: (line: string) => void,
 ): Promise<RestoreOutcome> {
   const started = Date.now();
