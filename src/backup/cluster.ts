@@ -269,7 +269,12 @@ async function dumpMember(
       sizeBytes: stream.hash.bytes,
       sha256: stream.hash.sha256,
       durationSeconds: (Date.now() - started) / 1000,
-      ...snapshotPosition(dump.args, stream),
+      ...snapshotPosition(dump.args, {
+        inProcess: Boolean(stream.raw),
+        bytes: stream.rawBytes(),
+        head: stream.raw?.head,
+        tail: stream.tail(),
+      }),
       ...(await facts.done()),
     };
   } catch (err) {

@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { DbBackupError, errorMessage, IntegrityError, SafetyError } from '../errors.js';
 import type { WriteGroup } from '../pipeline/filter-group.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../storage/storage.js';
+import { cleanupRequests } from '../storage/transport.js';
 import { ExitCode } from '../exit-codes.js';
 
 /**
@@ -23,11 +24,17 @@ export class InterruptedError extends DbBackupError {
 export interface CommitOptions {
   /** An interrupt (SIGINT/SIGTERM): the running put is stopped and the unit rolled back. */
   signal?: AbortSignal;
+  /**
+   * Whether what this commit put in `store` is provably its own (e.g. its run token in the object's
+   * metadata). A store that answers false is left alone by a rollback: a server that ignores
+   * conditional writes may have let another writer replace the object, and that one is theirs.
+   */
+  owns?: (store: Storage) => Promise<boolean>;
 }
 
 export class Commit {
-  /** Keys written so far, in order. */
-  private readonly written: string[] = [];
+  /** Keys written so far, in order, with the stores that took each. */
+  private readonly written: Array<{ key: string; stores: Set<Storage> }> = [];
   /** Every key a put was attempted for: its directory may have been created. */
   private readonly touched = new Set<string>();
   private running: WriteGroup | undefined;
@@ -78,7 +85,7 @@ export class Commit {
     const [only] = this.stores;
     if (this.stores.length === 1 && only) {
       const info = await only.put(key, readable, options);
-      this.written.push(key);
+      this.record(key, only);
       return [info];
     }
     // One branch per store; the slowest sets the pace, and any failure stops every upload.
@@ -88,8 +95,11 @@ export class Commit {
     const results = await Promise.allSettled(
       this.stores.map((st, i) => st.put(key, branches[i] ?? new PassThrough(), options)),
     );
-    // Recorded even if only some stores took it: a rollback must remove those.
-    if (results.some((r) => r.status === 'fulfilled')) this.written.push(key);
+    // Recorded even if only some stores took it: a rollback must remove those (and only those).
+    results.forEach((r, i) => {
+      const st = this.stores[i];
+      if (r.status === 'fulfilled' && st) this.record(key, st);
+    });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       readable.destroy();
@@ -105,8 +115,14 @@ export class Commit {
     this.touched.add(key);
     for (const st of this.stores) {
       await putBuffer(st, key, content, { noOverwrite: true, ...options });
-      if (!this.written.includes(key)) this.written.push(key);
+      this.record(key, st);
     }
+  }
+
+  private record(key: string, store: Storage): void {
+    const entry = this.written.find((w) => w.key === key);
+    if (entry) entry.stores.add(store);
+    else this.written.push({ key, stores: new Set([store]) });
   }
 
   /**
@@ -148,12 +164,26 @@ export class Commit {
   async rollback(): Promise<string[]> {
     this.options.signal?.removeEventListener('abort', this.onAbort);
     const left: string[] = [];
-    for (const key of [...this.written].reverse()) {
-      for (const st of this.stores) {
-        await st.delete(key).catch((err: unknown) => left.push(`${where(st, key)}: ${errorMessage(err)}`));
+    // Also after an interrupt: the clean-up requests must still reach the store.
+    await cleanupRequests(async () => {
+      const owned = new Map<Storage, boolean>();
+      const owns = async (st: Storage): Promise<boolean> => {
+        if (!this.options.owns) return true;
+        let v = owned.get(st);
+        if (v === undefined) {
+          v = await this.options.owns(st).catch(() => false);
+          owned.set(st, v);
+        }
+        return v;
+      };
+      for (const { key, stores } of [...this.written].reverse()) {
+        for (const st of this.stores) {
+          if (!stores.has(st) || !(await owns(st))) continue;
+          await st.delete(key).catch((err: unknown) => left.push(`${where(st, key)}: ${errorMessage(err)}`));
+        }
       }
-    }
-    for (const st of this.stores) await removeEmptyDirs(st, [...this.touched]);
+      for (const st of this.stores) await removeEmptyDirs(st, [...this.touched]);
+    });
     this.touched.clear();
     this.written.length = 0;
     return left;
@@ -161,7 +191,7 @@ export class Commit {
 
   /** Keys written so far (for messages and tests). */
   get keys(): readonly string[] {
-    return this.written;
+    return this.written.map((w) => w.key);
   }
 }
 
