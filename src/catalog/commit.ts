@@ -37,8 +37,9 @@ export class Commit {
   private readonly written: Array<{ key: string; stores: Set<Storage> }> = [];
   /** Every key a put was attempted for: its directory may have been created. */
   private readonly touched = new Set<string>();
-  private running: WriteGroup | undefined;
-  private readonly onAbort = (): void => this.running?.abort();
+  /** Write groups being put now (several at once: the members of a cluster backup). */
+  private readonly running = new Set<WriteGroup>();
+  private readonly onAbort = (): void => this.running.forEach((g) => g.abort());
 
   constructor(
     readonly stores: readonly Storage[],
@@ -65,7 +66,7 @@ export class Commit {
     this.checkpoint();
     const group = isGroup(body) ? body : undefined;
     const readable = group ? group.readable : (body as Readable);
-    this.running = group;
+    if (group) this.running.add(group);
     this.touched.add(key);
     try {
       const infos = await this.putAll(key, readable, { noOverwrite: true, ...options });
@@ -77,7 +78,7 @@ export class Commit {
       const reported = group ? await group.fail(err) : err;
       throw this.interrupted ? new InterruptedError() : reported;
     } finally {
-      this.running = undefined;
+      if (group) this.running.delete(group);
     }
   }
 
@@ -117,6 +118,23 @@ export class Commit {
       await putBuffer(st, key, content, { noOverwrite: true, ...options });
       this.record(key, st);
     }
+  }
+
+  /**
+   * Give up one object of the unit (a cluster member that failed while the others go on): deleted
+   * from the stores that took it, and no longer part of the unit. Never throws.
+   */
+  async discard(key: string): Promise<void> {
+    const i = this.written.findIndex((w) => w.key === key);
+    const entry = this.written[i];
+    if (!entry) return;
+    this.written.splice(i, 1);
+    await cleanupRequests(async () => {
+      for (const st of entry.stores) {
+        if (this.options.owns && !(await this.options.owns(st).catch(() => false))) continue;
+        await st.delete(key).catch(() => undefined);
+      }
+    });
   }
 
   private record(key: string, store: Storage): void {
