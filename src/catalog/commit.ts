@@ -169,9 +169,9 @@ export class Commit {
   }
 
   /** Write the unit's metadata, last of all: from here on the unit is valid. */
-  async finish(metadataKey: string, content: string | Buffer): Promise<void> {
+  async finish(metadataKey: string, content: string | Buffer, options: PutOptions = {}): Promise<void> {
     this.checkpoint();
-    await this.putSmall(metadataKey, content);
+    await this.putSmall(metadataKey, content, options);
     this.options.signal?.removeEventListener('abort', this.onAbort);
   }
 

@@ -28,6 +28,9 @@ import { ExitCode } from '../exit-codes.js';
 /** Below this size an object is compressed and decompressed inside this process: a program start costs more. */
 export const SMALL_OBJECT_BYTES = 64 * 1024 * 1024;
 
+/** Stored as they come (a copy, a rewrap): no compression stage. */
+export const NO_COMPRESSION: CompressionPlan = { algorithm: 'none', level: 0, implementation: 'none' };
+
 /** Encryption as a write group takes it: the stream (createEncryptStream) and what metadata records. */
 export interface GroupEncryption<D = unknown> {
   stream: Transform;
