@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import type { ToolCommand } from '../engines/engine.js';
-import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
+import { DbBackupError, errorMessage, IntegrityError, MissingToolError, StorageError } from '../errors.js';
 import {
   ddBytes,
   planCompression,
@@ -325,6 +325,22 @@ export interface ReadGroupOptions {
   sizeHint?: number;
   /** What the decoded bytes must hash to (WAL segments carry it in their name). */
   decodedSha256?: string;
+  /**
+   * SHA-256 of the decoded bytes (ReadResult.decodedSha256); default true. A check that does not
+   * need it (verify --deep) saves hashing the whole decoded dump.
+   */
+  hashDecoded?: boolean;
+  /** Stages that watch the decoded bytes before a stream sink (a Sampler for a dump's trailer). */
+  decodedTaps?: Transform[];
+  /**
+   * gzip decoded by Node's gunzip, whatever the size: it reads every member of a pigz/parallel
+   * stream and fails on truncation or trailing data (a check, not a restore).
+   */
+  strictGzip?: boolean;
+  /** What the object is, in messages (`/backups/x.dump.zst`); default: the stored object. */
+  label?: string;
+  /** The hint of a damaged compressed stream (a check says what to do about the backup). */
+  damagedHint?: string;
   sink: ReadSink;
   /** Called with each chunk of stored bytes (progress). */
   onStored?: (bytes: number) => void;
@@ -346,12 +362,20 @@ export interface ReadResult {
  */
 export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
   const stored = new HashCounter();
-  const decoded = new HashCounter();
+  if (o.hashDecoded === false && o.decodedSha256)
+    throw new Error('runReadGroup: decodedSha256 needs hashDecoded');
+  const decoded = o.hashDecoded === false ? new ByteCount() : new HashCounter();
   const upstream: Array<Readable | Transform> = [o.source, stored];
   if (o.onStored) upstream.push(meterStage(o.onStored));
   if (o.decrypt) upstream.push(o.decrypt);
   const small = o.sizeHint !== undefined && o.sizeHint <= SMALL_OBJECT_BYTES;
-  const plan = o.compression === 'none' ? undefined : await decompressionFor(o.compression, small);
+  const plan =
+    o.compression === 'none'
+      ? undefined
+      : await decompressionFor(o.compression, small || (o.strictGzip === true && o.compression === 'gzip'));
+  const taps = o.decodedTaps ?? [];
+  if (taps.length && o.sink.kind !== 'stream')
+    throw new Error('runReadGroup: decodedTaps need a stream sink');
 
   let feedErr: unknown;
   let decompressErr: unknown;
@@ -383,7 +407,7 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
         stdout.destroy();
         drain = Promise.resolve();
         sinkDone = sink.done;
-      } else drain = pipeline([stdout, decoded, o.sink.stream]);
+      } else drain = pipeline([stdout, decoded, ...taps, o.sink.stream]);
       const feed = pipeline([...upstream, stdin]);
       feed.catch(() => undefined);
       const results = await Promise.allSettled([
@@ -419,8 +443,15 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
         for (const st of upstream) watch(st, 'feed');
         if (inflate) watch(inflate, 'inflate');
         watch(decoded, 'sink');
+        for (const t of taps) watch(t, 'sink');
         watch(o.sink.stream, 'sink');
-        const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
+        const r = await pipeline([
+          ...upstream,
+          ...(inflate ? [inflate] : []),
+          decoded,
+          ...taps,
+          o.sink.stream,
+        ]).then(
           () => undefined,
           (err: unknown) => err,
         );
@@ -457,10 +488,13 @@ function judgeRead(
   errs: { feedErr: unknown; decompressErr: unknown; sinkErr: unknown },
 ): void {
   const { feedErr, decompressErr, sinkErr } = errs;
+  const what = o.label ?? 'the stored object';
+  // A program that could not start says nothing about the stored bytes.
+  if (decompressErr instanceof MissingToolError) throw decompressErr;
   // A decryption failure or a storage error upstream is a cause, never a consequence.
   if (feedErr instanceof DbBackupError && !isPipeError(feedErr)) throw feedErr;
   if (feedErr !== undefined && !isPipeError(feedErr) && decompressErr === undefined && sinkErr === undefined)
-    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+    throw new StorageError(`Could not read ${what}: ${errorMessage(feedErr)}`, { cause: feedErr });
   // The stored bytes' checksum is known only when they were read to their end.
   const storedSha = digestIfComplete(stored);
   if (o.expected && storedSha !== undefined) {
@@ -471,11 +505,11 @@ function judgeRead(
       );
   }
   if (decompressErr !== undefined && !isPipeError(decompressErr))
-    throw damagedStream(o.compression, decompressErr);
+    throw damagedStream(o.compression, decompressErr, o.damagedHint);
   if (sinkErr !== undefined) throw sinkErr;
-  if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr);
+  if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr, o.damagedHint);
   if (feedErr !== undefined)
-    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+    throw new StorageError(`Could not read ${what}: ${errorMessage(feedErr)}`, { cause: feedErr });
 }
 
 function digestIfComplete(h: HashCounter): string | undefined {
@@ -486,10 +520,10 @@ function digestIfComplete(h: HashCounter): string | undefined {
   }
 }
 
-function damagedStream(compression: CompressionAlgorithm, err: unknown): IntegrityError {
+function damagedStream(compression: CompressionAlgorithm, err: unknown, hint?: string): IntegrityError {
   const why = errorMessage(err).replace(/^\S+ failed \(exit code \d+\):\s*/, '');
   return new IntegrityError(`the ${compression} stream is damaged: ${why}`, {
-    hint: 'The stored object was damaged or cut short; use another copy.',
+    hint: hint ?? 'The stored object was damaged or cut short; use another copy.',
   });
 }
 
@@ -517,6 +551,16 @@ async function decompressionFor(
   if (plan.external) return { external: plan.external };
   const make = plan.inProcess;
   return make ? { inProcess: () => make() as Transform } : {};
+}
+
+/** Counts bytes passing through (a HashCounter without the hash; its sha256 is empty). */
+class ByteCount extends Transform {
+  bytes = 0;
+  readonly sha256 = '';
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err: null, chunk: Buffer) => void): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
 }
 
 function meterStage(onBytes: (n: number) => void): Transform {
