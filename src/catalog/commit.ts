@@ -231,7 +231,7 @@ export async function commitUnit<T>(
     const reported = commit.interrupted && !(err instanceof InterruptedError) ? new InterruptedError() : err;
     if (left.length) {
       throw new SafetyError(`${errorMessage(reported)}; and some of what was written could not be removed`, {
-        exitCode: reported instanceof DbBackupError ? reported.exitCode : 1,
+        exitCode: reported instanceof DbBackupError ? reported.exitCode : ExitCode.Failure,
         hint: 'Delete these objects by hand: they are not a valid backup.',
         details: left,
         cause: reported,
