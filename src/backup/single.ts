@@ -9,11 +9,11 @@ import {
 } from '../catalog/metadata.js';
 import { SHA256_SUFFIX } from '../catalog/naming.js';
 import { commitUnit } from '../catalog/commit.js';
-import type { DatabaseEngine } from '../engines/engine.js';
+import type { DatabaseEngine, ServerInfo, ToolCommand } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
 import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
-import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
+import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
 import { startDumpGroup, type DumpStream } from '../pipeline/dump-stream.js';
 import { encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
@@ -61,41 +61,9 @@ export interface SingleBackupResult {
 export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
   const { engine, database, storages } = o;
   if (!storages.length) throw new UsageError('No backup destination given');
-  engine.checkDatabaseName(database);
-  if (engine.engine !== 'postgres' && o.format === 'custom') {
-    throw new UsageError(
-      '--format custom is PostgreSQL only',
-      'MySQL and MariaDB dumps are SQL (--format plain).',
-    );
-  }
-  // Everything the dump needs is checked first, in parallel; table statistics (metadata only) are
-  // gathered while the dump runs, so a small database is not slowed down by them.
-  const dump = await engine.dumpCommand(database, o.format);
-  const [server, exists, version, plan] = await Promise.all([
-    engine.serverInfo(),
-    engine.databaseExists(database),
-    toolVersion(dump.file),
-    planCompression(o.compression, o.level),
-  ]);
-  const dumpVersion = version ?? 'unknown';
-  if (!exists) {
-    throw new UsageError(
-      `Database "${database}" does not exist on ${engine.endpoint}`,
-      'Run "dbbackup list" to see the databases on this server.',
-    );
-  }
-  if (
-    engine.engine === 'postgres' &&
-    dumpVersion !== 'unknown' &&
-    majorVersion(dumpVersion) < majorVersion(server.version)
-  ) {
-    throw new MissingToolError(
-      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
-      {
-        hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
-      },
-    );
-  }
+  // Table statistics (metadata only) are gathered while the dump runs, so a small database is not
+  // slowed down by them.
+  const { dump, server, dumpVersion, plan } = await prepareDump(o);
   const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
   stats.catch(() => undefined);
   // Read as the dump starts: what a restore that creates the database gives it back.
@@ -205,6 +173,53 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     await facts.close();
     await claim.release();
   }
+}
+
+/**
+ * Everything the dump needs, checked before anything is written: the format fits the engine, the
+ * database exists, pg_dump is new enough for the server; checked in parallel where it can be.
+ */
+async function prepareDump(o: SingleBackupOptions): Promise<{
+  dump: ToolCommand;
+  server: ServerInfo;
+  dumpVersion: string;
+  plan: CompressionPlan;
+}> {
+  const { engine, database } = o;
+  engine.checkDatabaseName(database);
+  if (engine.engine !== 'postgres' && o.format === 'custom') {
+    throw new UsageError(
+      '--format custom is PostgreSQL only',
+      'MySQL and MariaDB dumps are SQL (--format plain).',
+    );
+  }
+  const dump = await engine.dumpCommand(database, o.format);
+  const [server, exists, version, plan] = await Promise.all([
+    engine.serverInfo(),
+    engine.databaseExists(database),
+    toolVersion(dump.file),
+    planCompression(o.compression, o.level),
+  ]);
+  const dumpVersion = version ?? 'unknown';
+  if (!exists) {
+    throw new UsageError(
+      `Database "${database}" does not exist on ${engine.endpoint}`,
+      'Run "dbbackup list" to see the databases on this server.',
+    );
+  }
+  if (
+    engine.engine === 'postgres' &&
+    dumpVersion !== 'unknown' &&
+    majorVersion(dumpVersion) < majorVersion(server.version)
+  ) {
+    throw new MissingToolError(
+      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
+      {
+        hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
+      },
+    );
+  }
+  return { dump, server, dumpVersion, plan };
 }
 
 /** Progress of a dump: bytes stored, and bytes the dump tool produced (counted here, or read from /proc). */
