@@ -1,35 +1,21 @@
-import { existsSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import picomatch from 'picomatch';
-import {
-  MANIFEST_NAME,
-  writeManifest,
-  type ClusterManifest,
-  type ClusterMember,
-} from '../catalog/manifest.js';
+import { commitUnit, type Commit } from '../catalog/commit.js';
+import { manifestJson, manifestKey, type ClusterManifest, type ClusterMember } from '../catalog/manifest.js';
 import { propertySummary, recordableProperties } from '../catalog/properties.js';
 import { extensionFor, safeName, timestampTag, type DumpFormat } from '../catalog/naming.js';
 import type { DatabaseEngine, GlobalsSource } from '../engines/engine.js';
-import { DbBackupError, ToolError, UsageError, errorMessage } from '../errors.js';
+import { ToolError, UsageError, errorMessage } from '../errors.js';
 import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
-import { startDumpStream } from '../pipeline/dump-stream.js';
-import { CommitGate, HashCounter } from '../pipeline/hash.js';
-import { ToolProcess, waitAll } from '../pipeline/process.js';
-import { processBytesWritten, type ClusterProgressSink } from '../pipeline/progress.js';
-import { pipeline } from 'node:stream';
+import { startDumpGroup } from '../pipeline/dump-stream.js';
+import { encryptionFor, startWriteGroup, type WriteResult } from '../pipeline/filter-group.js';
+import type { ClusterProgressSink } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
-import {
-  createEncryptStream,
-  describeEncryption,
-  type EncryptionDescription,
-  type KeyProtector,
-} from '../crypto/index.js';
+import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import { dumpTrailer } from '../catalog/trailers.js';
-import { putEverywhere, snapshotPosition, verifyStored } from './single.js';
+import { dumpMeter, snapshotPosition, verifyDump } from './single.js';
 import type { FactOptions } from '../catalog/facts.js';
 import { recordFacts } from './facts.js';
 import { ExitCode } from '../exit-codes.js';
@@ -86,88 +72,84 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
   const progress = o.progress;
   const started = new Date();
   const name = await freeClusterName(storage, started);
-  const ownDirectory = newLocalDirectory(storage, name);
   const format: DumpFormat = engine.engine === 'postgres' ? 'custom' : 'plain';
-  const written: string[] = [];
   const members: ClusterMember[] = [];
   const dropped: NonNullable<ClusterManifest['dropped']> = [];
   const abort = new AbortController();
   const stopAll = (): void => abort.abort();
   o.signal?.addEventListener('abort', stopAll);
   try {
-    const encrypted = Boolean(o.encryption?.length);
-    const globalsFile = `${name}/globals${extensionFor('mysql', 'plain', plan.algorithm, encrypted)}`;
-    const { globals: globalsResult, encryption: described } = await dumpGlobalsMember(
-      engine,
-      storage,
-      globalsFile,
-      plan,
-      o.onWarning,
-      o.encryption ?? [],
-    );
-    const globals = globalsResult;
-    written.push(globals.file);
-    progress?.begin(databases.map((d) => ({ name: d, estimate: sizes.get(d) ?? null })));
-    progress?.note(`roles and grants dumped (${globals.sizeBytes} bytes stored)`);
+    // One unit: the manifest is written last; a failure or an interrupt removes every file (and the
+    // directory a local store made for them).
+    return await commitUnit([storage], { signal: o.signal }, async (commit) => {
+      const encrypted = Boolean(o.encryption?.length);
+      const globalsFile = `${name}/globals${extensionFor('mysql', 'plain', plan.algorithm, encrypted)}`;
+      const { globals, encryption: described } = await dumpGlobalsMember(
+        engine,
+        commit,
+        globalsFile,
+        plan,
+        o.onWarning,
+        o.encryption ?? [],
+      );
+      progress?.begin(databases.map((d) => ({ name: d, estimate: sizes.get(d) ?? null })));
+      progress?.note(`roles and grants dumped (${globals.sizeBytes} bytes stored)`);
 
-    let next = 0;
-    let failure: unknown;
-    const worker = async (): Promise<void> => {
-      while (next < databases.length && !abort.signal.aborted) {
-        const db = databases[next++] ?? '';
-        const member = await dumpMember(engine, storage, name, db, format, plan, o, abort.signal);
-        if (member === DROPPED) {
-          // Listed when the backup started, gone when its turn came: nothing to back up, nothing failed.
-          dropped.push({ database: db, reason: DROPPED });
-          o.progress?.skipped(db, DROPPED);
-          o.onWarning(`database "${db}" was ${DROPPED}: it is not in this backup`);
-          continue;
+      let next = 0;
+      let failure: unknown;
+      const worker = async (): Promise<void> => {
+        while (next < databases.length && !abort.signal.aborted) {
+          const db = databases[next++] ?? '';
+          const member = await dumpMember(engine, commit, name, db, format, plan, o, abort.signal);
+          if (member === DROPPED) {
+            // Listed when the backup started, gone when its turn came: nothing to back up, nothing failed.
+            dropped.push({ database: db, reason: DROPPED });
+            o.progress?.skipped(db, DROPPED);
+            o.onWarning(`database "${db}" was ${DROPPED}: it is not in this backup`);
+            continue;
+          }
+          members.push(member);
+          if (member.status === 'failed' && !o.allowPartial) {
+            failure ??= new ToolError(
+              `Cluster backup failed: database "${db}" could not be dumped: ${member.error}`,
+              {
+                hint: 'Nothing was kept. Fix the cause, or use --allow-partial to keep the other databases (the backup is then marked partial).',
+              },
+            );
+            abort.abort();
+          }
         }
-        members.push(member);
-        if (member.file) written.push(member.file);
-        if (member.status === 'failed' && !o.allowPartial) {
-          failure ??= new ToolError(
-            `Cluster backup failed: database "${db}" could not be dumped: ${member.error}`,
-            {
-              hint: 'Nothing was kept. Fix the cause, or use --allow-partial to keep the other databases (the backup is then marked partial).',
-            },
-          );
-          abort.abort();
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(o.parallelism, databases.length) }, worker));
-    if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
-    if (failure) throw failure;
+      };
+      await Promise.all(Array.from({ length: Math.min(o.parallelism, databases.length) }, worker));
+      commit.checkpoint();
+      if (failure) throw failure;
 
-    const finished = new Date();
-    members.sort((a, b) => a.database.localeCompare(b.database));
-    const manifest: ClusterManifest = {
-      schema: 'dbbackup.cluster',
-      schemaVersion: 1,
-      tool: { name: 'dbbackup', version: TOOL_VERSION },
-      engine: server.flavor,
-      server: { version: server.version, versionString: server.versionString },
-      connection: { host: engine.host, port: engine.port, user: engine.user },
-      name,
-      status: members.some((m) => m.status === 'failed') ? 'partial' : 'complete',
-      compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
-      encryption: described ?? null,
-      globals: globalsResult,
-      databases: members,
-      ...(dropped.length ? { dropped: dropped.sort((a, b) => a.database.localeCompare(b.database)) } : {}),
-      startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
-      durationSeconds: (finished.getTime() - started.getTime()) / 1000,
-      totalBytes: globals.sizeBytes + members.reduce((s, m) => s + m.sizeBytes, 0),
-    };
-    await writeManifest(storage, manifest);
-    return manifest;
+      const finished = new Date();
+      members.sort((a, b) => a.database.localeCompare(b.database));
+      const manifest: ClusterManifest = {
+        schema: 'dbbackup.cluster',
+        schemaVersion: 1,
+        tool: { name: 'dbbackup', version: TOOL_VERSION },
+        engine: server.flavor,
+        server: { version: server.version, versionString: server.versionString },
+        connection: { host: engine.host, port: engine.port, user: engine.user },
+        name,
+        status: members.some((m) => m.status === 'failed') ? 'partial' : 'complete',
+        compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
+        encryption: described ?? null,
+        globals,
+        databases: members,
+        ...(dropped.length ? { dropped: dropped.sort((a, b) => a.database.localeCompare(b.database)) } : {}),
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationSeconds: (finished.getTime() - started.getTime()) / 1000,
+        totalBytes: globals.sizeBytes + members.reduce((s, m) => s + m.sizeBytes, 0),
+      };
+      await commit.finish(manifestKey(name), manifestJson(manifest));
+      return manifest;
+    });
   } catch (err) {
     abort.abort();
-    // No manifest was written, so nothing here can look valid; remove what was stored.
-    for (const key of written) await storage.delete(key).catch(() => undefined);
-    await ownDirectory?.remove();
     throw err;
   } finally {
     progress?.end();
@@ -191,22 +173,9 @@ async function freeClusterName(storage: Storage, date: Date): Promise<string> {
 /** How the manifest and the warning describe a database that no longer exists when its turn comes. */
 const DROPPED = 'dropped during backup';
 
-/**
- * The directory a local store creates for a new cluster backup, which removing its files leaves
- * behind (a Storage has no directories of its own). Undefined when the store is not a directory or
- * the directory exists already (then it is not ours to remove).
- */
-function newLocalDirectory(storage: Storage, name: string): { remove(): Promise<void> } | undefined {
-  if (!storage.localPath) return undefined;
-  const dir = path.dirname(storage.localPath(`${name}/${MANIFEST_NAME}`));
-  if (existsSync(dir)) return undefined;
-  // rmdir removes only an empty directory: anything someone else put there stays, and so does it.
-  return { remove: () => rmdir(dir).catch(() => undefined) };
-}
-
 async function dumpMember(
   engine: DatabaseEngine,
-  storage: Storage,
+  commit: Commit,
   cluster: string,
   database: string,
   format: DumpFormat,
@@ -216,7 +185,7 @@ async function dumpMember(
 ): Promise<ClusterMember | typeof DROPPED> {
   const started = Date.now();
   // Each database gets its own data key; the manifest describes the protection once (from globals).
-  const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
+  const encryption = await encryptionFor(o.encryption ?? []);
   const file = `${cluster}/${safeName(database)}${extensionFor(engine.engine, format, plan.algorithm, Boolean(encryption))}`;
   const [read, tables] = await Promise.all([
     engine.databaseProperties(database),
@@ -241,8 +210,8 @@ async function dumpMember(
   const facts = await recordFacts(engine, database, dump, o.facts, (line) =>
     o.onWarning(`${database}: ${line}`),
   );
-  const stream = startDumpStream({
-    encrypt: encryption?.stream,
+  const stream = startDumpGroup({
+    encryption,
     dump,
     classify: (line) => engine.classifyStderr(line),
     compression: plan,
@@ -252,28 +221,31 @@ async function dumpMember(
   const onAbort = (): void => stream.abort();
   signal.addEventListener('abort', onAbort);
   // Bytes the dump tool produced: counted in Node, or read from /proc when a compressor takes them directly.
-  let produced: number | null = null;
-  o.progress?.start(database, () => {
-    produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
-    return produced;
-  });
+  o.progress?.start(database, dumpMeter(stream).produced);
   try {
-    await putEverywhere([storage], file, stream, [], { noOverwrite: true });
-    await verifyStored(storage, file, engine, format, stream, Boolean(encryption));
-    o.progress?.done(database, { bytes: stream.raw?.bytes, stored: stream.hash.bytes });
+    await commit.put(file, stream);
+    const written = stream.result();
+    const [storage] = commit.stores;
+    if (storage) await verifyDump(storage, file, engine, format, written.storedBytes, Boolean(encryption));
+    const raw = stream.raw();
+    o.progress?.done(database, {
+      bytes: raw.inProcess ? (raw.bytes ?? undefined) : undefined,
+      stored: written.storedBytes,
+    });
     return {
       ...base,
       file,
       status: 'ok',
       error: null,
-      sizeBytes: stream.hash.bytes,
-      sha256: stream.hash.sha256,
+      sizeBytes: written.storedBytes,
+      sha256: written.storedSha256,
       durationSeconds: (Date.now() - started) / 1000,
-      ...snapshotPosition(dump.args, stream),
+      ...snapshotPosition(dump.args, raw),
       ...(await facts.done()),
     };
   } catch (err) {
-    await storage.delete(file).catch(() => undefined);
+    stream.abort();
+    await commit.discard(file);
     // A dump fails when its database is dropped under it; only a database that still exists failed.
     if (!signal.aborted && !(await engine.databaseExists(database).catch(() => true))) return DROPPED;
     o.progress?.failed(database, errorMessage(err));
@@ -298,16 +270,14 @@ async function dumpMember(
  */
 async function dumpGlobalsMember(
   engine: DatabaseEngine,
-  storage: Storage,
+  commit: Commit,
   file: string,
   plan: CompressionPlan,
   onWarning: (line: string) => void,
   protectors: readonly KeyProtector[],
 ): Promise<{ globals: ClusterManifest['globals']; encryption: EncryptionDescription | null }> {
   const warnings: string[] = [];
-  const attempt = async (
-    noRolePasswords: boolean,
-  ): Promise<{ bytes: number; sha256: string; encryption: EncryptionDescription | null }> => {
+  const attempt = async (noRolePasswords: boolean): Promise<WriteResult<EncryptionDescription>> => {
     const source = await engine.dumpGlobals(noRolePasswords);
     if ('warnings' in source) {
       for (const w of source.warnings) {
@@ -315,9 +285,9 @@ async function dumpGlobalsMember(
         onWarning(w);
       }
     }
-    return storeGlobals(source, storage, file, plan, engine, protectors);
+    return storeGlobals(source, commit, file, plan, engine, protectors);
   };
-  let result: { bytes: number; sha256: string; encryption: EncryptionDescription | null };
+  let result: WriteResult<EncryptionDescription>;
   try {
     result = await attempt(false);
   } catch (err) {
@@ -329,47 +299,30 @@ async function dumpGlobalsMember(
     result = await attempt(true);
   }
   return {
-    globals: { file, sizeBytes: result.bytes, sha256: result.sha256, warnings },
+    globals: { file, sizeBytes: result.storedBytes, sha256: result.storedSha256, warnings },
     encryption: result.encryption,
   };
 }
 
+/** The globals through the write group: a dump program's output, or SQL built by the driver. */
 async function storeGlobals(
   source: GlobalsSource,
-  storage: Storage,
+  commit: Commit,
   file: string,
   plan: CompressionPlan,
   engine: DatabaseEngine,
   protectors: readonly KeyProtector[],
-): Promise<{ bytes: number; sha256: string; encryption: EncryptionDescription | null }> {
-  const encryption = protectors.length ? createEncryptStream(protectors) : undefined;
-  const described = encryption ? describeEncryption(encryption.header) : null;
-  if ('command' in source) {
-    const stream = startDumpStream({
-      encrypt: encryption?.stream,
-      dump: source.command,
-      classify: (l) => engine.classifyStderr(l),
-      compression: plan,
-    });
-    await putEverywhere([storage], file, stream, [], { noOverwrite: true });
-    return { bytes: stream.hash.bytes, sha256: stream.hash.sha256, encryption: described };
-  }
-  // SQL built by the driver: compress it the same way, in process or through the external compressor.
-  const hash = new HashCounter();
-  const processes: ToolProcess[] = [];
-  let body: Readable;
-  if (plan.external) {
-    const compressor = new ToolProcess(plan.external, ['pipe', 'pipe', 'pipe'], () => 'error');
-    processes.push(compressor);
-    compressor.child.stdin?.end(source.sql);
-    body = compressor.child.stdout as Readable;
-  } else {
-    const input = Readable.from([Buffer.from(source.sql)]);
-    body = plan.inProcess ? input.pipe(plan.inProcess()) : input;
-  }
-  const gate = new CommitGate(() => waitAll(processes));
-  const stages = encryption ? [encryption.stream] : [];
-  const readable = pipeline([body, ...stages, hash, gate], () => undefined) as unknown as Readable;
-  await storage.put(file, readable, { noOverwrite: true });
-  return { bytes: hash.bytes, sha256: hash.sha256, encryption: described };
+): Promise<WriteResult<EncryptionDescription>> {
+  const encryption = await encryptionFor(protectors);
+  const group =
+    'command' in source
+      ? startDumpGroup({
+          encryption,
+          dump: source.command,
+          classify: (l) => engine.classifyStderr(l),
+          compression: plan,
+        })
+      : startWriteGroup({ source: Readable.from([Buffer.from(source.sql)]), compression: plan, encryption });
+  await commit.put(file, group);
+  return group.result();
 }

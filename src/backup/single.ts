@@ -2,23 +2,26 @@ import { backupFileName, extensionFor, type DumpFormat } from '../catalog/naming
 import {
   METADATA_SCHEMA,
   METADATA_VERSION,
+  metadataJson,
+  metadataKey,
   sha256Line,
-  writeMetadata,
   type BackupMetadata,
 } from '../catalog/metadata.js';
 import { SHA256_SUFFIX } from '../catalog/naming.js';
-import type { DatabaseEngine } from '../engines/engine.js';
+import { commitUnit } from '../catalog/commit.js';
+import type { DatabaseEngine, ServerInfo, ToolCommand } from '../engines/engine.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
-import { DbBackupError, IntegrityError, MissingToolError, UsageError } from '../errors.js';
-import { claimFreeName, discardOwned, proveStored, TOKEN_METADATA } from './claim.js';
-import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { startDumpStream, type DumpStream } from '../pipeline/dump-stream.js';
+import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
+import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
+import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
+import { startDumpGroup, type DumpStream } from '../pipeline/dump-stream.js';
+import { encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
 import { sniff } from '../pipeline/sniff.js';
 import { PassThrough } from 'node:stream';
-import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js';
+import type { PutOptions, Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
-import { createEncryptStream, describeEncryption, type KeyProtector } from '../crypto/index.js';
+import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
 import { recordableProperties } from '../catalog/properties.js';
 import { dumpBinlogPosition, dumpTrailer, SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
@@ -58,41 +61,9 @@ export interface SingleBackupResult {
 export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackupResult> {
   const { engine, database, storages } = o;
   if (!storages.length) throw new UsageError('No backup destination given');
-  engine.checkDatabaseName(database);
-  if (engine.engine !== 'postgres' && o.format === 'custom') {
-    throw new UsageError(
-      '--format custom is PostgreSQL only',
-      'MySQL and MariaDB dumps are SQL (--format plain).',
-    );
-  }
-  // Everything the dump needs is checked first, in parallel; table statistics (metadata only) are
-  // gathered while the dump runs, so a small database is not slowed down by them.
-  const dump = await engine.dumpCommand(database, o.format);
-  const [server, exists, version, plan] = await Promise.all([
-    engine.serverInfo(),
-    engine.databaseExists(database),
-    toolVersion(dump.file),
-    planCompression(o.compression, o.level),
-  ]);
-  const dumpVersion = version ?? 'unknown';
-  if (!exists) {
-    throw new UsageError(
-      `Database "${database}" does not exist on ${engine.endpoint}`,
-      'Run "dbbackup list" to see the databases on this server.',
-    );
-  }
-  if (
-    engine.engine === 'postgres' &&
-    dumpVersion !== 'unknown' &&
-    majorVersion(dumpVersion) < majorVersion(server.version)
-  ) {
-    throw new MissingToolError(
-      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
-      {
-        hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
-      },
-    );
-  }
+  // Table statistics (metadata only) are gathered while the dump runs, so a small database is not
+  // slowed down by them.
+  const { dump, server, dumpVersion, plan } = await prepareDump(o);
   const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
   stats.catch(() => undefined);
   // Read as the dump starts: what a restore that creates the database gives it back.
@@ -121,103 +92,83 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
 
   // Issue 17: the facts drills compare, read in the dump's snapshot (may add to the dump's arguments).
   const facts = await recordFacts(engine, database, dump, o.facts, onWarning);
-  // A fresh data key per backup; the header records how each protector can recover it.
-  const encryption = o.encryption?.length ? createEncryptStream(o.encryption) : undefined;
-  const stream = startDumpStream({
-    encrypt: encryption?.stream,
-    dump,
-    classify: (line) => engine.classifyStderr(line),
-    compression: plan,
-    onWarning,
-    trailer: dumpTrailer(engine.engine, o.format),
-  });
-  let produced: number | null = null;
-  const progress = new Progress(
-    o.progress,
-    `${database}`,
-    {
-      stored: () => stream.hash.bytes,
-      produced: () => {
-        produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
-        return produced;
-      },
-    },
-    () => estimate,
-  );
-  const onAbort = (): void => stream.abort();
+  let group: WriteGroup<EncryptionDescription> | undefined;
+  const onAbort = (): void => group?.abort();
   o.signal?.addEventListener('abort', onAbort);
-  progress.start();
-  const stored: Storage[] = [];
+  let progress: Progress | undefined;
   let completed = false;
   try {
-    await putEverywhere(storages, key, stream, stored, {
-      noOverwrite: true,
-      metadata: {
-        'dbbackup-database': database,
-        'dbbackup-engine': engine.engine,
-        [TOKEN_METADATA]: claim.token,
-      },
-    });
-    if (o.signal?.aborted) throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
-    // What is under the name now is this run's (a server that ignores conditional writes lets a
-    // foreign writer replace it); never report a backup that is not the one we stored.
-    await proveStored(storages, key, claim.token);
-    for (const storage of storages)
-      await verifyStored(storage, key, engine, o.format, stream, Boolean(encryption));
-    const finished = new Date();
-    const recorded = recordableProperties(await properties, Boolean(encryption));
-    if (recorded.warning) onWarning(recorded.warning);
-    const metadata: BackupMetadata = {
-      schema: METADATA_SCHEMA,
-      schemaVersion: METADATA_VERSION,
-      tool: { name: 'dbbackup', version: TOOL_VERSION },
-      kind: 'single',
-      engine: server.flavor,
-      database,
-      server: { version: server.version, versionString: server.versionString },
-      connection: { host: engine.host, port: engine.port, user: engine.user },
-      dumpTool: { name: dump.name, version: dumpVersion, args: redactArgs(dump.args) },
-      format: o.format,
-      compression: { algorithm: plan.algorithm, level: plan.level, implementation: plan.implementation },
-      encryption: encryption ? describeEncryption(encryption.header) : null,
-      file: key,
-      sizeBytes: stream.hash.bytes,
-      sha256: stream.hash.sha256,
-      dumpBytes: stream.rawBytes(),
-      databaseSizeBytes: (await stats)[1],
-      startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
-      durationSeconds: (finished.getTime() - started.getTime()) / 1000,
-      tables: (await stats)[0],
-      warnings,
-      databaseProperties: recorded.properties,
-      ...snapshotPosition(dump.args, stream),
-      ...(await facts.done()),
-    };
-    // Sidecars only after the data is in every store; metadata last of all.
-    for (const storage of storages) {
-      await putBuffer(
-        storage,
-        key + SHA256_SUFFIX,
-        sha256Line(metadata.sha256, key.split('/').pop() ?? key),
-        {
-          noOverwrite: true,
+    // A failure or an interrupt deletes what was stored, metadata first, but only where the data is
+    // provably this run's: a name another writer took is theirs, sidecars included.
+    const owns = (st: Storage): Promise<boolean> => ownsObject(st, key, claim.token);
+    return await commitUnit(storages, { signal: o.signal, owns }, async (commit) => {
+      // A fresh data key per backup; the header records how each protector can recover it.
+      const encryption = await encryptionFor(o.encryption ?? []);
+      const stream = startDumpGroup({
+        encryption,
+        dump,
+        classify: (line) => engine.classifyStderr(line),
+        compression: plan,
+        onWarning,
+        trailer: dumpTrailer(engine.engine, o.format),
+      });
+      group = stream;
+      progress = new Progress(o.progress, `${database}`, dumpMeter(stream), () => estimate);
+      progress.start();
+      await commit.put(key, stream, {
+        metadata: {
+          'dbbackup-database': database,
+          'dbbackup-engine': engine.engine,
+          [TOKEN_METADATA]: claim.token,
         },
-      );
-    }
-    for (const storage of storages) await writeMetadata(storage, key, metadata);
-    completed = true;
-    return { key, locations: storages.map((st) => describe(st, key)), metadata };
+      });
+      const written = stream.result();
+      // What is under the name now is this run's (a server that ignores conditional writes lets a
+      // foreign writer replace it); never report a backup that is not the one we stored.
+      await proveStored(storages, key, claim.token);
+      for (const storage of storages)
+        await verifyDump(storage, key, engine, o.format, written.storedBytes, Boolean(encryption));
+      const finished = new Date();
+      const recorded = recordableProperties(await properties, Boolean(encryption));
+      if (recorded.warning) onWarning(recorded.warning);
+      const metadata: BackupMetadata = {
+        schema: METADATA_SCHEMA,
+        schemaVersion: METADATA_VERSION,
+        tool: { name: 'dbbackup', version: TOOL_VERSION },
+        kind: 'single',
+        engine: server.flavor,
+        database,
+        server: { version: server.version, versionString: server.versionString },
+        connection: { host: engine.host, port: engine.port, user: engine.user },
+        dumpTool: { name: dump.name, version: dumpVersion, args: redactArgs(dump.args) },
+        format: o.format,
+        compression: written.compression,
+        encryption: written.encryption,
+        file: key,
+        sizeBytes: written.storedBytes,
+        sha256: written.storedSha256,
+        dumpBytes: stream.raw().bytes,
+        databaseSizeBytes: (await stats)[1],
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationSeconds: (finished.getTime() - started.getTime()) / 1000,
+        tables: (await stats)[0],
+        warnings,
+        databaseProperties: recorded.properties,
+        ...snapshotPosition(dump.args, stream.raw()),
+        ...(await facts.done()),
+      };
+      // Sidecars only after the data is in every store; metadata last of all.
+      await commit.putSmall(key + SHA256_SUFFIX, sha256Line(metadata.sha256, key.split('/').pop() ?? key));
+      await commit.finish(metadataKey(key), metadataJson(metadata));
+      completed = true;
+      return { key, locations: storages.map((st) => describe(st, key)), metadata };
+    });
   } catch (err) {
-    stream.abort();
-    // Metadata was not written, so nothing here looks valid; remove the data too.
-    await discardOwned(stored, key, claim.token);
-    if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === 130)) {
-      throw new DbBackupError('Interrupted; nothing was kept', { exitCode: 130 });
-    }
+    group?.abort();
     throw err;
   } finally {
-    progress.stop(completed);
+    progress?.stop(completed);
     o.signal?.removeEventListener('abort', onAbort);
     await facts.close();
     await claim.release();
@@ -225,8 +176,69 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
 }
 
 /**
+ * Everything the dump needs, checked before anything is written: the format fits the engine, the
+ * database exists, pg_dump is new enough for the server; checked in parallel where it can be.
+ */
+async function prepareDump(o: SingleBackupOptions): Promise<{
+  dump: ToolCommand;
+  server: ServerInfo;
+  dumpVersion: string;
+  plan: CompressionPlan;
+}> {
+  const { engine, database } = o;
+  engine.checkDatabaseName(database);
+  if (engine.engine !== 'postgres' && o.format === 'custom') {
+    throw new UsageError(
+      '--format custom is PostgreSQL only',
+      'MySQL and MariaDB dumps are SQL (--format plain).',
+    );
+  }
+  const dump = await engine.dumpCommand(database, o.format);
+  const [server, exists, version, plan] = await Promise.all([
+    engine.serverInfo(),
+    engine.databaseExists(database),
+    toolVersion(dump.file),
+    planCompression(o.compression, o.level),
+  ]);
+  const dumpVersion = version ?? 'unknown';
+  if (!exists) {
+    throw new UsageError(
+      `Database "${database}" does not exist on ${engine.endpoint}`,
+      'Run "dbbackup list" to see the databases on this server.',
+    );
+  }
+  if (
+    engine.engine === 'postgres' &&
+    dumpVersion !== 'unknown' &&
+    majorVersion(dumpVersion) < majorVersion(server.version)
+  ) {
+    throw new MissingToolError(
+      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
+      {
+        hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
+      },
+    );
+  }
+  return { dump, server, dumpVersion, plan };
+}
+
+/** Progress of a dump: bytes stored, and bytes the dump tool produced (counted here, or read from /proc). */
+export function dumpMeter(group: WriteGroup): { stored: () => number; produced: () => number | null } {
+  let produced: number | null = null;
+  return {
+    stored: () => group.storedBytes(),
+    produced: () => {
+      const raw = group.raw();
+      produced = raw.inProcess ? raw.bytes : (processBytesWritten(group.sourcePid) ?? produced);
+      return produced;
+    },
+  };
+}
+
+/**
  * Store one stream in several places at once: each store gets its own branch; the slowest sets the
- * pace (backpressure), and any failure stops the dump and every other upload.
+ * pace (backpressure), and any failure stops the dump and every other upload. (Only sample.ts still
+ * uses this; the commit protocol, catalog/commit.ts, does the same for every other write.)
  */
 export async function putEverywhere(
   storages: Storage[],
@@ -266,7 +278,19 @@ export async function verifyStored(
   stream: DumpStream,
   encrypted = false,
 ): Promise<void> {
-  if (stream.hash.bytes === 0) throw new IntegrityError('The backup is empty (0 bytes were stored)');
+  await verifyDump(storage, key, engine, format, stream.hash.bytes, encrypted);
+}
+
+/** Read the head of what was stored back (`storedBytes` of it) and check it is the dump we meant to write. */
+export async function verifyDump(
+  storage: Storage,
+  key: string,
+  engine: DatabaseEngine,
+  format: DumpFormat,
+  storedBytes: number,
+  encrypted = false,
+): Promise<void> {
+  if (storedBytes === 0) throw new IntegrityError('The backup is empty (0 bytes were stored)');
   // The backup host may hold only public recipients: encrypted content cannot be read back here.
   // The dump's own exit status, stderr and (when visible) trailer were checked on the way.
   if (encrypted) return;
@@ -289,10 +313,7 @@ function describe(storage: Storage, key: string): string {
 }
 
 /** The binlog position a dump made with SNAPSHOT_POSITION_ARGS recorded (metadata.binlog), for restore pitr. */
-export function snapshotPosition(
-  args: readonly string[],
-  stream: DumpStream,
-): Pick<BackupMetadata, 'binlog'> {
+export function snapshotPosition(args: readonly string[], raw: RawView): Pick<BackupMetadata, 'binlog'> {
   if (!SNAPSHOT_POSITION_ARGS.every((a) => args.includes(a))) return {};
-  return { binlog: dumpBinlogPosition(stream.raw?.head, stream.tail()) };
+  return { binlog: dumpBinlogPosition(raw.head, raw.tail) };
 }

@@ -2,6 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { DbBackupError, errorMessage, IntegrityError, SafetyError } from '../errors.js';
 import type { WriteGroup } from '../pipeline/filter-group.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../storage/storage.js';
+import { cleanupRequests } from '../storage/transport.js';
 import { ExitCode } from '../exit-codes.js';
 
 /**
@@ -23,15 +24,22 @@ export class InterruptedError extends DbBackupError {
 export interface CommitOptions {
   /** An interrupt (SIGINT/SIGTERM): the running put is stopped and the unit rolled back. */
   signal?: AbortSignal;
+  /**
+   * Whether what this commit put in `store` is provably its own (e.g. its run token in the object's
+   * metadata). A store that answers false is left alone by a rollback: a server that ignores
+   * conditional writes may have let another writer replace the object, and that one is theirs.
+   */
+  owns?: (store: Storage) => Promise<boolean>;
 }
 
 export class Commit {
-  /** Keys written so far, in order. */
-  private readonly written: string[] = [];
+  /** Keys written so far, in order, with the stores that took each. */
+  private readonly written: Array<{ key: string; stores: Set<Storage> }> = [];
   /** Every key a put was attempted for: its directory may have been created. */
   private readonly touched = new Set<string>();
-  private running: WriteGroup | undefined;
-  private readonly onAbort = (): void => this.running?.abort();
+  /** Write groups being put now (several at once: the members of a cluster backup). */
+  private readonly running = new Set<WriteGroup>();
+  private readonly onAbort = (): void => this.running.forEach((g) => g.abort());
 
   constructor(
     readonly stores: readonly Storage[],
@@ -58,7 +66,7 @@ export class Commit {
     this.checkpoint();
     const group = isGroup(body) ? body : undefined;
     const readable = group ? group.readable : (body as Readable);
-    this.running = group;
+    if (group) this.running.add(group);
     this.touched.add(key);
     try {
       const infos = await this.putAll(key, readable, { noOverwrite: true, ...options });
@@ -70,7 +78,7 @@ export class Commit {
       const reported = group ? await group.fail(err) : err;
       throw this.interrupted ? new InterruptedError() : reported;
     } finally {
-      this.running = undefined;
+      if (group) this.running.delete(group);
     }
   }
 
@@ -78,7 +86,7 @@ export class Commit {
     const [only] = this.stores;
     if (this.stores.length === 1 && only) {
       const info = await only.put(key, readable, options);
-      this.written.push(key);
+      this.record(key, only);
       return [info];
     }
     // One branch per store; the slowest sets the pace, and any failure stops every upload.
@@ -88,8 +96,11 @@ export class Commit {
     const results = await Promise.allSettled(
       this.stores.map((st, i) => st.put(key, branches[i] ?? new PassThrough(), options)),
     );
-    // Recorded even if only some stores took it: a rollback must remove those.
-    if (results.some((r) => r.status === 'fulfilled')) this.written.push(key);
+    // Recorded even if only some stores took it: a rollback must remove those (and only those).
+    results.forEach((r, i) => {
+      const st = this.stores[i];
+      if (r.status === 'fulfilled' && st) this.record(key, st);
+    });
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       readable.destroy();
@@ -105,8 +116,31 @@ export class Commit {
     this.touched.add(key);
     for (const st of this.stores) {
       await putBuffer(st, key, content, { noOverwrite: true, ...options });
-      if (!this.written.includes(key)) this.written.push(key);
+      this.record(key, st);
     }
+  }
+
+  /**
+   * Give up one object of the unit (a cluster member that failed while the others go on): deleted
+   * from the stores that took it, and no longer part of the unit. Never throws.
+   */
+  async discard(key: string): Promise<void> {
+    const i = this.written.findIndex((w) => w.key === key);
+    const entry = this.written[i];
+    if (!entry) return;
+    this.written.splice(i, 1);
+    await cleanupRequests(async () => {
+      for (const st of entry.stores) {
+        if (this.options.owns && !(await this.options.owns(st).catch(() => false))) continue;
+        await st.delete(key).catch(() => undefined);
+      }
+    });
+  }
+
+  private record(key: string, store: Storage): void {
+    const entry = this.written.find((w) => w.key === key);
+    if (entry) entry.stores.add(store);
+    else this.written.push({ key, stores: new Set([store]) });
   }
 
   /**
@@ -135,9 +169,9 @@ export class Commit {
   }
 
   /** Write the unit's metadata, last of all: from here on the unit is valid. */
-  async finish(metadataKey: string, content: string | Buffer): Promise<void> {
+  async finish(metadataKey: string, content: string | Buffer, options: PutOptions = {}): Promise<void> {
     this.checkpoint();
-    await this.putSmall(metadataKey, content);
+    await this.putSmall(metadataKey, content, options);
     this.options.signal?.removeEventListener('abort', this.onAbort);
   }
 
@@ -148,12 +182,26 @@ export class Commit {
   async rollback(): Promise<string[]> {
     this.options.signal?.removeEventListener('abort', this.onAbort);
     const left: string[] = [];
-    for (const key of [...this.written].reverse()) {
-      for (const st of this.stores) {
-        await st.delete(key).catch((err: unknown) => left.push(`${where(st, key)}: ${errorMessage(err)}`));
+    // Also after an interrupt: the clean-up requests must still reach the store.
+    await cleanupRequests(async () => {
+      const owned = new Map<Storage, boolean>();
+      const owns = async (st: Storage): Promise<boolean> => {
+        if (!this.options.owns) return true;
+        let v = owned.get(st);
+        if (v === undefined) {
+          v = await this.options.owns(st).catch(() => false);
+          owned.set(st, v);
+        }
+        return v;
+      };
+      for (const { key, stores } of [...this.written].reverse()) {
+        for (const st of this.stores) {
+          if (!stores.has(st) || !(await owns(st))) continue;
+          await st.delete(key).catch((err: unknown) => left.push(`${where(st, key)}: ${errorMessage(err)}`));
+        }
       }
-    }
-    for (const st of this.stores) await removeEmptyDirs(st, [...this.touched]);
+      for (const st of this.stores) await removeEmptyDirs(st, [...this.touched]);
+    });
     this.touched.clear();
     this.written.length = 0;
     return left;
@@ -161,7 +209,7 @@ export class Commit {
 
   /** Keys written so far (for messages and tests). */
   get keys(): readonly string[] {
-    return this.written;
+    return this.written.map((w) => w.key);
   }
 }
 
@@ -183,7 +231,7 @@ export async function commitUnit<T>(
     const reported = commit.interrupted && !(err instanceof InterruptedError) ? new InterruptedError() : err;
     if (left.length) {
       throw new SafetyError(`${errorMessage(reported)}; and some of what was written could not be removed`, {
-        exitCode: reported instanceof DbBackupError ? reported.exitCode : 1,
+        exitCode: reported instanceof DbBackupError ? reported.exitCode : ExitCode.Failure,
         hint: 'Delete these objects by hand: they are not a valid backup.',
         details: left,
         cause: reported,

@@ -161,5 +161,10 @@ function isMemberPath(file: string, clusterName: string): boolean {
 }
 
 export async function writeManifest(storage: Storage, manifest: ClusterManifest): Promise<void> {
-  await putBuffer(storage, manifestKey(manifest.name), `${JSON.stringify(manifest, null, 2)}\n`);
+  await putBuffer(storage, manifestKey(manifest.name), manifestJson(manifest));
+}
+
+/** The stored form of a cluster manifest (`manifest.json`). */
+export function manifestJson(manifest: ClusterManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
 }

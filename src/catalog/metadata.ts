@@ -192,7 +192,12 @@ export async function writeMetadata(
   backupKey: string,
   meta: BackupMetadata,
 ): Promise<void> {
-  await putBuffer(storage, metadataKey(backupKey), `${JSON.stringify(meta, null, 2)}\n`);
+  await putBuffer(storage, metadataKey(backupKey), metadataJson(meta));
+}
+
+/** The stored form of a backup's metadata (`.meta.json`). */
+export function metadataJson(meta: BackupMetadata): string {
+  return `${JSON.stringify(meta, null, 2)}\n`;
 }
 
 /** `sha256sum -c` format with the file's own name, so the check works wherever the pair is copied. */

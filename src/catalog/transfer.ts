@@ -1,15 +1,19 @@
 import { DbBackupError, IntegrityError, SafetyError, StorageError, errorMessage } from '../errors.js';
-import { CommitGate, HashCounter } from '../pipeline/hash.js';
-import { pipeline } from 'node:stream';
-import type { Readable } from 'node:stream';
+import {
+  NO_COMPRESSION,
+  startWriteGroup,
+  type WriteGroup,
+  type WriteResult,
+} from '../pipeline/filter-group.js';
 import type { Storage } from '../storage/storage.js';
-import { putBuffer, readAll, type PutOptions } from '../storage/storage.js';
+import { readAll, type PutOptions } from '../storage/storage.js';
+import { commitUnit, type Commit } from './commit.js';
 import {
   bytesMismatch,
+  metadataJson,
   metadataKey,
   readMetadata,
   sha256Line,
-  writeMetadata,
   type BackupMetadata,
 } from './metadata.js';
 import { SHA256_SUFFIX } from './naming.js';
@@ -116,44 +120,56 @@ export async function copyBackup(
   const objectMetadata = metadata
     ? { 'dbbackup-sha256': metadata.sha256, 'dbbackup-database': metadata.database }
     : undefined;
-  const hash = await copyObject(from, key, to, toKey, expected, {
-    metadata: objectMetadata,
-    noOverwrite: existing.state === 'absent',
+  // One unit: data, .sha256, metadata last; a failure removes what this copy wrote. Sidecars may
+  // replace the old backup's (whose metadata is gone already).
+  const sidecar = { noOverwrite: false };
+  const copied = await commitUnit([to], {}, async (commit) => {
+    const written = await copyObject(commit, from, key, toKey, expected, {
+      metadata: objectMetadata,
+      noOverwrite: existing.state === 'absent',
+    });
+    if (metadata) {
+      const line = sha256Line(metadata.sha256, toKey.split('/').pop() ?? toKey);
+      await commit.putSmall(toKey + SHA256_SUFFIX, line, sidecar);
+      await commit.finish(metadataKey(toKey), metadataJson({ ...metadata, file: toKey }), sidecar);
+    } else if (await from.stat(key + SHA256_SUFFIX)) {
+      await commit.putSmall(toKey + SHA256_SUFFIX, await readAll(from, key + SHA256_SUFFIX, 4096), sidecar);
+    }
+    return written;
   });
-  if (metadata) {
-    await putBuffer(to, toKey + SHA256_SUFFIX, sha256Line(metadata.sha256, toKey.split('/').pop() ?? toKey));
-    await writeMetadata(to, toKey, { ...metadata, file: toKey });
-  } else if (await from.stat(key + SHA256_SUFFIX)) {
-    await putBuffer(to, toKey + SHA256_SUFFIX, await readAll(from, key + SHA256_SUFFIX, 4096));
-  }
-  return { key: toKey, bytes: hash.bytes, sha256: hash.sha256, metadata };
+  return { key: toKey, bytes: copied.storedBytes, sha256: copied.storedSha256, metadata };
 }
 
 /**
- * Stream one object across, hashed on the way; with `expected`, the copy is committed only if the
- * bytes match it (the gate fails the upload, so nothing appears under the name).
+ * Stream one object across through the write group (no compression: the bytes are stored as they
+ * are), hashed on the way; with `expected`, the copy is committed only if the bytes match it (the
+ * group's gate fails the upload, so nothing appears under the name).
  */
 async function copyObject(
+  commit: Commit,
   from: Storage,
   key: string,
-  to: Storage,
   toKey: string,
   expected: { sha256: string; sizeBytes: number } | undefined,
   options: PutOptions,
-): Promise<HashCounter> {
-  const hash = new HashCounter();
-  const gate = new CommitGate(async () => {
-    const mismatch = expected && bytesMismatch(expected, hash);
-    if (mismatch) {
-      throw new IntegrityError(`The source ${key} is corrupt (${mismatch}): it was not copied`, {
-        hint: 'Nothing was written to the destination under that name. Verify the source with dbbackup verify-backup.',
-      });
-    }
-  });
+): Promise<WriteResult> {
   const source = await from.get(key);
-  const body = pipeline(source, hash, gate, () => undefined) as unknown as Readable;
-  await to.put(toKey, body, options);
-  return hash;
+  const group: WriteGroup = startWriteGroup({
+    source,
+    compression: NO_COMPRESSION,
+    check: () => {
+      const copied = group.result();
+      const mismatch =
+        expected && bytesMismatch(expected, { bytes: copied.storedBytes, sha256: copied.storedSha256 });
+      if (mismatch) {
+        throw new IntegrityError(`The source ${key} is corrupt (${mismatch}): it was not copied`, {
+          hint: 'Nothing was written to the destination under that name. Verify the source with dbbackup verify-backup.',
+        });
+      }
+    },
+  });
+  await commit.put(toKey, group, options);
+  return group.result();
 }
 
 export interface ClusterTransferResult {
@@ -215,20 +231,23 @@ export async function copyCluster(
   }
   // Replacing: the old manifest first, so an interrupted copy leaves an incomplete cluster.
   if (present.length) await to.delete(manifestKey(name));
-  let bytes = 0;
-  for (const f of files) {
-    await copyObject(
-      from,
-      f.file,
-      to,
-      f.file,
-      { sha256: f.sha256, sizeBytes: f.bytes },
-      { noOverwrite: !present.includes(f.file) },
-    );
-    bytes += f.bytes;
-  }
-  await putBuffer(to, manifestKey(name), manifestText);
-  return { name, files: files.length, bytes };
+  // One unit: every member, the manifest last; a failure removes what this copy wrote.
+  return commitUnit([to], {}, async (commit) => {
+    let bytes = 0;
+    for (const f of files) {
+      await copyObject(
+        commit,
+        from,
+        f.file,
+        f.file,
+        { sha256: f.sha256, sizeBytes: f.bytes },
+        { noOverwrite: !present.includes(f.file) },
+      );
+      bytes += f.bytes;
+    }
+    await commit.finish(manifestKey(name), manifestText, { noOverwrite: false });
+    return { name, files: files.length, bytes };
+  });
 }
 
 /** What a removal really did, file by file: the files removed, and the one that could not be. */

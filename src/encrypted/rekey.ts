@@ -1,6 +1,6 @@
-import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { readManifest, writeManifest, type ClusterManifest } from '../catalog/manifest.js';
+import { commitUnit } from '../catalog/commit.js';
+import { manifestJson, manifestKey, readManifest, type ClusterManifest } from '../catalog/manifest.js';
 import { metadataKey, readMetadata, sha256Line, writeMetadata } from '../catalog/metadata.js';
 import { SHA256_SUFFIX, timestampTag } from '../catalog/naming.js';
 import {
@@ -12,7 +12,9 @@ import {
   type KeyUnlocker,
 } from '../crypto/index.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
-import { CommitGate, HashCounter } from '../pipeline/hash.js';
+import { ExitCode } from '../exit-codes.js';
+import { NO_COMPRESSION, startWriteGroup, type WriteGroup } from '../pipeline/filter-group.js';
+import { HashCounter } from '../pipeline/hash.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 import { checkUnlocks, readStoredHeader } from './header.js';
 
@@ -67,7 +69,7 @@ export interface RekeyOutcome {
 }
 
 const INTERRUPTED = (): DbBackupError =>
-  new DbBackupError('Interrupted; the backup was not changed', { exitCode: 130 });
+  new DbBackupError('Interrupted; the backup was not changed', { exitCode: ExitCode.Interrupted });
 
 function locationOf(storage: Storage, key: string): string {
   return `${storage.location.replace(/\/$/, '')}/${key}`;
@@ -142,17 +144,15 @@ function memberFiles(manifest: ClusterManifest): Array<{ file: string; sha256: s
 }
 
 interface Rewrapping {
-  /** The stream to store: the new header, then the old body. */
-  body: Readable;
+  /** The write group storing the new header, then the old body (its readable goes to the put). */
+  group: WriteGroup;
   rewrap: RewrapStream;
-  /** SHA-256 and size of what is stored; known once the body has ended. */
-  hash: HashCounter;
 }
 
 /**
- * The stored bytes of one file, checked against their recorded checksum on the way (a mismatch
- * fails before the store commits anything), with the header rewrapped. `beforeCommit` runs once
- * everything has been read and checked, right before the store commits.
+ * The stored bytes of one file through the write group, checked against their recorded checksum on
+ * the way (a mismatch fails before the store commits anything), with the header rewrapped.
+ * `beforeCommit` runs once everything has been read and checked, right before the store commits.
  */
 function rewrapStored(
   source: Readable,
@@ -163,18 +163,21 @@ function rewrapStored(
 ): Rewrapping {
   const oldHash = new HashCounter();
   const rewrap = new RewrapStream(keys.unlockers, keys.protectors, { keepExisting: keys.add });
-  const hash = new HashCounter();
-  const gate = new CommitGate(async () => {
-    if (oldHash.sha256 !== expected.sha256 || oldHash.bytes !== expected.sizeBytes) {
-      throw new IntegrityError(
-        `Checksum mismatch in ${location}: expected sha256 ${expected.sha256}, read ${oldHash.sha256}`,
-        { hint: 'Nothing was changed. The backup is corrupt: verify it with dbbackup verify-backup.' },
-      );
-    }
-    await beforeCommit?.();
+  const group = startWriteGroup({
+    source,
+    taps: [oldHash, rewrap],
+    compression: NO_COMPRESSION,
+    check: async () => {
+      if (oldHash.sha256 !== expected.sha256 || oldHash.bytes !== expected.sizeBytes) {
+        throw new IntegrityError(
+          `Checksum mismatch in ${location}: expected sha256 ${expected.sha256}, read ${oldHash.sha256}`,
+          { hint: 'Nothing was changed. The backup is corrupt: verify it with dbbackup verify-backup.' },
+        );
+      }
+      await beforeCommit?.();
+    },
   });
-  pipeline(source, oldHash, rewrap, hash, gate, () => undefined);
-  return { body: gate, rewrap, hash };
+  return { group, rewrap };
 }
 
 function newHeaderOf(r: Rewrapping): EncryptionHeader {
@@ -186,7 +189,7 @@ function newHeaderOf(r: Rewrapping): EncryptionHeader {
 async function landed(storage: Storage, key: string, r: Rewrapping): Promise<boolean> {
   const header = r.rewrap.newHeader;
   const info = await storage.stat(key).catch(() => undefined);
-  if (!header || info?.size !== r.hash.bytes) return false;
+  if (!header || info?.size !== r.group.storedBytes()) return false;
   const stream = await storage.get(key, { start: 0, end: header.bytes.length - 1 });
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -236,7 +239,7 @@ export async function rekeySingle(
     await storage.delete(shaKey);
   });
   try {
-    await storage.put(key, r.body, {
+    await storage.put(key, r.group.readable, {
       metadata: { 'dbbackup-database': metadata.database, 'dbbackup-engine': metadata.engine },
     });
   } catch (err) {
@@ -263,8 +266,7 @@ export async function rekeySingle(
   }
   const header = newHeaderOf(r);
   const after = describeEncryption(header);
-  const sha256 = r.hash.sha256;
-  const sizeBytes = r.hash.bytes;
+  const { storedSha256: sha256, storedBytes: sizeBytes } = r.group.result();
   try {
     await retry(() => putBuffer(storage, shaKey, sha256Line(sha256, key.split('/').pop() ?? key)));
     await retry(() => writeMetadata(storage, key, { ...metadata, encryption: after, sizeBytes, sha256 }));
@@ -314,10 +316,10 @@ export async function rekeyCluster(
   const taken = new Set<string>();
   for await (const o of storage.list(key)) taken.add(o.key);
   const tag = timestampTag(new Date());
-  const written: string[] = [];
   const done = new Map<string, { to: string; sizeBytes: number; sha256: string; header: EncryptionHeader }>();
-  let committed = false;
-  try {
+  // One unit: the new files, then the new manifest as the commit; before it, a failure removes the
+  // new files and the backup is as it was. (The interrupt is checked here, for its own message.)
+  await commitUnit([storage], {}, async (commit) => {
     for (const member of memberFiles(manifest)) {
       if (signal?.aborted) throw INTERRUPTED();
       const to = rekeyedName(member.file, tag, taken);
@@ -328,9 +330,14 @@ export async function rekeyCluster(
       if (signal?.aborted) onAbort();
       try {
         const r = rewrapStored(source, member, keys, locationOf(storage, member.file));
-        await storage.put(to, r.body, { noOverwrite: true });
-        written.push(to);
-        done.set(member.file, { to, sizeBytes: r.hash.bytes, sha256: r.hash.sha256, header: newHeaderOf(r) });
+        await commit.put(to, r.group);
+        const stored = r.group.result();
+        done.set(member.file, {
+          to,
+          sizeBytes: stored.storedBytes,
+          sha256: stored.storedSha256,
+          header: newHeaderOf(r),
+        });
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
@@ -354,18 +361,14 @@ export async function rekeyCluster(
       totalBytes: globals.sizeBytes + databases.reduce((n, m) => n + m.sizeBytes, 0),
     };
     try {
-      await writeManifest(storage, next);
-      committed = true;
+      // Replaces the old manifest: the single atomic commit.
+      await commit.finish(manifestKey(name), manifestJson(next), { noOverwrite: false });
     } catch (err) {
       // An upload may succeed and still report a failure: the manifest read back decides.
       const stored = await readManifest(storage, name).catch(() => undefined);
       if (stored?.globals.sha256 !== globals.sha256) throw err;
-      committed = true;
     }
-  } catch (err) {
-    if (!committed) for (const file of written) await storage.delete(file).catch(() => undefined);
-    throw err;
-  }
+  });
   // The old files are no longer referenced by the manifest: remove them (leftovers are harmless).
   const leftovers: string[] = [];
   for (const from of done.keys()) await storage.delete(from).catch(() => leftovers.push(from));

@@ -3,11 +3,18 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import type { ToolCommand } from '../engines/engine.js';
-import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
-import type { CompressionAlgorithm, CompressionPlan } from './compression.js';
-import { planCompression, planDecompression } from './compression.js';
-import { CommitGate, HashCounter } from './hash.js';
-import { ToolProcess, settleFeed, type StderrClassifier } from './process.js';
+import { DbBackupError, errorMessage, IntegrityError, MissingToolError, StorageError } from '../errors.js';
+import {
+  ddBytes,
+  planCompression,
+  planDecompression,
+  type CompressionAlgorithm,
+  type CompressionPlan,
+} from './compression.js';
+import { DecodedTail } from './decoded-tail.js';
+import { CommitGate, HashCounter, Sampler } from './hash.js';
+import { consequential, ToolProcess, settleFeed, waitAll, type StderrClassifier } from './process.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * The filter groups: every byte dbbackup stores goes through one write group (compress → encrypt
@@ -20,6 +27,9 @@ import { ToolProcess, settleFeed, type StderrClassifier } from './process.js';
 
 /** Below this size an object is compressed and decompressed inside this process: a program start costs more. */
 export const SMALL_OBJECT_BYTES = 64 * 1024 * 1024;
+
+/** Stored as they come (a copy, a rewrap): no compression stage. */
+export const NO_COMPRESSION: CompressionPlan = { algorithm: 'none', level: 0, implementation: 'none' };
 
 /** Encryption as a write group takes it: the stream (createEncryptStream) and what metadata records. */
 export interface GroupEncryption<D = unknown> {
@@ -60,8 +70,30 @@ export interface WriteGroupOptions<D = unknown> {
   compressedTaps?: Transform[];
   /** Applied after compression; the checksum describes the stored (encrypted) bytes. */
   encryption?: GroupEncryption<D>;
-  /** Judged after every stage succeeded and before the last byte is released to storage. */
-  check?: () => Promise<void>;
+  /**
+   * Measure the raw bytes (a dump's size, its first and last bytes): where they pass through this
+   * process, by a Sampler; where an external compressor reads a program's stdout directly, by a `dd`
+   * relay that counts them (plan.counter) and — with `tail` — by decoding the compressed bytes beside
+   * the write (plan.checkDecoder, DecodedTail), so the raw bytes still never reach JavaScript.
+   */
+  measureRaw?: { tail?: boolean };
+  /**
+   * Judged after every stage succeeded and before the last byte is released to storage; gets what
+   * measureRaw saw (the tail is complete by then).
+   */
+  check?: (raw: RawView) => Promise<void> | void;
+}
+
+/** What a write group saw of the raw bytes (measureRaw). */
+export interface RawView {
+  /** True when the raw bytes passed through this process (counted and sampled live). */
+  inProcess: boolean;
+  /** Raw bytes: live when in process; beside an external compressor only once the relay ended; null if not counted. */
+  bytes: number | null;
+  /** The first bytes (in process only). */
+  head?: Buffer;
+  /** The last bytes, once the write ended: in process, or decoded beside an external compressor. */
+  tail?: Buffer;
 }
 
 export interface WriteResult<D = unknown> {
@@ -75,8 +107,12 @@ export interface WriteGroup<D = unknown> {
   /** What to hand to Storage.put: it ends only once every stage has been judged successful. */
   readonly readable: Readable;
   readonly processes: readonly ToolProcess[];
+  /** The pid of the producing program, when the source is one (progress reads its output counter). */
+  readonly sourcePid: number | undefined;
   /** Bytes stored so far (for progress). */
   storedBytes(): number;
+  /** What measureRaw saw so far (complete once the readable has ended). */
+  raw(): RawView;
   /** The measurements; only once the readable has ended (after Storage.put resolved). */
   result(): WriteResult<D>;
   /**
@@ -116,26 +152,32 @@ export async function compressionFor(
 export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGroup<D> {
   const processes: ToolProcess[] = [];
   const stages: Transform[] = [];
-  let head: Readable;
-  const taps = o.taps ?? [];
+  const taps = [...(o.taps ?? [])];
+  const raw = rawMeasure(o, taps);
   let sourceProcess: ToolProcess | undefined;
-  let feed: Promise<void> | undefined;
+  let head: Readable;
   if (o.source instanceof ToolProcess) {
     sourceProcess = o.source;
     processes.push(o.source);
-    const out = o.source.child.stdout;
-    if (!out) throw new Error(`${o.source.name} has no stdout`);
-    head = out;
+    head = stdoutOf(o.source);
   } else head = o.source;
 
+  let feed: Promise<void> | undefined;
   if (o.compression.external && sourceProcess && taps.length === 0) {
-    // The program's stdout becomes the compressor's stdin: the raw bytes never enter this process.
-    const out = head;
-    const compressor = new ToolProcess(o.compression.external, [out, 'pipe', 'pipe'], () => 'error');
-    out.pause();
-    out.destroy();
+    // The program's stdout becomes the compressor's stdin (through a counting relay when raw bytes
+    // are measured): kernel pipes all the way, the raw bytes never enter this process.
+    if (raw.counter) {
+      const relay = raw.counter.start(head);
+      processes.push(relay);
+      head = stdoutOf(relay);
+    }
+    const compressor = new ToolProcess(o.compression.external, [head, 'pipe', 'pipe'], () => 'error');
+    // The compressor owns the pipe now; our copy of it must never be read.
+    head.pause();
+    head.destroy();
     processes.push(compressor);
     head = stdoutOf(compressor);
+    if (raw.decoded) stages.push(raw.decoded);
   } else if (o.compression.external) {
     const compressor = new ToolProcess(o.compression.external, ['pipe', 'pipe', 'pipe'], () => 'error');
     processes.push(compressor);
@@ -153,15 +195,18 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
   if (o.encryption) stages.push(o.encryption.stream);
   const hash = new HashCounter();
   let abortedAt: number | undefined;
-  const ownFailures: unknown[] = [];
-  for (const p of processes)
+  // Failures of programs that failed on their own (before anything was stopped), by position.
+  const ownFailures = new Map<number, unknown>();
+  processes.forEach((p, i) =>
     p.done.catch((err: unknown) => {
-      if (abortedAt === undefined) ownFailures.push(err);
-    });
+      if (abortedAt === undefined && !ownFailures.has(i)) ownFailures.set(i, err);
+    }),
+  );
   const gate = new CommitGate(async () => {
-    await Promise.all(processes.map((p) => p.done));
+    // The failure that explains the others: a program stopped by its partner's exit loses to it.
+    await waitAll(processes);
     if (feed) await feed;
-    await o.check?.();
+    await o.check?.(raw.view());
   });
   const abort = (): void => {
     abortedAt ??= Date.now();
@@ -176,7 +221,9 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
   return {
     readable,
     processes,
+    sourcePid: sourceProcess?.child.pid,
     storedBytes: () => hash.bytes,
+    raw: () => raw.view(),
     result: () => ({
       storedBytes: hash.bytes,
       storedSha256: hash.sha256,
@@ -192,9 +239,64 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
       const settled = Promise.allSettled(processes.map((p) => p.done));
       abort();
       await settled;
-      return ownFailures[0] ?? err;
+      return explaining(processes, ownFailures) ?? err;
     },
     abort,
+  };
+}
+
+/** Of the programs' own failures, the one that explains the others (as waitAll chooses). */
+function explaining(processes: readonly ToolProcess[], failures: ReadonlyMap<number, unknown>): unknown {
+  if (!failures.size) return undefined;
+  for (let i = 0; i < processes.length; i++) {
+    const f = failures.get(i);
+    if (failures.has(i) && !consequential(f)) return f;
+  }
+  return failures.values().next().value;
+}
+
+interface RawMeasure {
+  /** A relay counting the raw bytes between a program and an external compressor. */
+  counter?: { start(input: Readable): ToolProcess };
+  /** The end of the raw stream, decoded from the compressed bytes. */
+  decoded?: DecodedTail;
+  view(): RawView;
+}
+
+/**
+ * How measureRaw measures: where the raw bytes will flow through this process a Sampler joins the
+ * taps (first, so it sees them as produced); otherwise a relay and a decoder beside the compressor.
+ */
+function rawMeasure<D>(o: WriteGroupOptions<D>, taps: Transform[]): RawMeasure {
+  if (!o.measureRaw) return { view: () => ({ inProcess: false, bytes: null }) };
+  const handedOver = Boolean(o.compression.external) && o.source instanceof ToolProcess && taps.length === 0;
+  if (!handedOver) {
+    const sampler = new Sampler();
+    taps.unshift(sampler);
+    return {
+      view: () => ({ inProcess: true, bytes: sampler.bytes, head: sampler.head, tail: sampler.tail }),
+    };
+  }
+  let relayed: number | null = null;
+  const counterCmd = o.compression.counter;
+  const decoded =
+    o.measureRaw.tail && o.compression.checkDecoder ? new DecodedTail(o.compression.checkDecoder) : undefined;
+  return {
+    counter: counterCmd && {
+      start: (input) => {
+        // dd's last words are the byte count.
+        const relay = new ToolProcess(counterCmd, [input, 'pipe', 'pipe'], (line) => {
+          const n = ddBytes(line);
+          if (n !== null) relayed = n;
+          return n === null && /^dd:/.test(line) ? 'error' : 'info';
+        });
+        input.pause();
+        input.destroy();
+        return relay;
+      },
+    },
+    decoded,
+    view: () => ({ inProcess: false, bytes: relayed, tail: decoded?.tail }),
   };
 }
 
@@ -223,6 +325,22 @@ export interface ReadGroupOptions {
   sizeHint?: number;
   /** What the decoded bytes must hash to (WAL segments carry it in their name). */
   decodedSha256?: string;
+  /**
+   * SHA-256 of the decoded bytes (ReadResult.decodedSha256); default true. A check that does not
+   * need it (verify --deep) saves hashing the whole decoded dump.
+   */
+  hashDecoded?: boolean;
+  /** Stages that watch the decoded bytes before a stream sink (a Sampler for a dump's trailer). */
+  decodedTaps?: Transform[];
+  /**
+   * gzip decoded by Node's gunzip, whatever the size: it reads every member of a pigz/parallel
+   * stream and fails on truncation or trailing data (a check, not a restore).
+   */
+  strictGzip?: boolean;
+  /** What the object is, in messages (`/backups/x.dump.zst`); default: the stored object. */
+  label?: string;
+  /** The hint of a damaged compressed stream (a check says what to do about the backup). */
+  damagedHint?: string;
   sink: ReadSink;
   /** Called with each chunk of stored bytes (progress). */
   onStored?: (bytes: number) => void;
@@ -244,12 +362,20 @@ export interface ReadResult {
  */
 export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
   const stored = new HashCounter();
-  const decoded = new HashCounter();
+  if (o.hashDecoded === false && o.decodedSha256)
+    throw new Error('runReadGroup: decodedSha256 needs hashDecoded');
+  const decoded = o.hashDecoded === false ? new ByteCount() : new HashCounter();
   const upstream: Array<Readable | Transform> = [o.source, stored];
   if (o.onStored) upstream.push(meterStage(o.onStored));
   if (o.decrypt) upstream.push(o.decrypt);
   const small = o.sizeHint !== undefined && o.sizeHint <= SMALL_OBJECT_BYTES;
-  const plan = o.compression === 'none' ? undefined : await decompressionFor(o.compression, small);
+  const plan =
+    o.compression === 'none'
+      ? undefined
+      : await decompressionFor(o.compression, small || (o.strictGzip === true && o.compression === 'gzip'));
+  const taps = o.decodedTaps ?? [];
+  if (taps.length && o.sink.kind !== 'stream')
+    throw new Error('runReadGroup: decodedTaps need a stream sink');
 
   let feedErr: unknown;
   let decompressErr: unknown;
@@ -281,7 +407,7 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
         stdout.destroy();
         drain = Promise.resolve();
         sinkDone = sink.done;
-      } else drain = pipeline([stdout, decoded, o.sink.stream]);
+      } else drain = pipeline([stdout, decoded, ...taps, o.sink.stream]);
       const feed = pipeline([...upstream, stdin]);
       feed.catch(() => undefined);
       const results = await Promise.allSettled([
@@ -317,8 +443,15 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
         for (const st of upstream) watch(st, 'feed');
         if (inflate) watch(inflate, 'inflate');
         watch(decoded, 'sink');
+        for (const t of taps) watch(t, 'sink');
         watch(o.sink.stream, 'sink');
-        const r = await pipeline([...upstream, ...(inflate ? [inflate] : []), decoded, o.sink.stream]).then(
+        const r = await pipeline([
+          ...upstream,
+          ...(inflate ? [inflate] : []),
+          decoded,
+          ...taps,
+          o.sink.stream,
+        ]).then(
           () => undefined,
           (err: unknown) => err,
         );
@@ -333,7 +466,7 @@ export async function runReadGroup(o: ReadGroupOptions): Promise<ReadResult> {
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
-  if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+  if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
   judgeRead(o, stored, { feedErr, decompressErr, sinkErr });
   const result: ReadResult = {
     storedBytes: stored.bytes,
@@ -355,10 +488,13 @@ function judgeRead(
   errs: { feedErr: unknown; decompressErr: unknown; sinkErr: unknown },
 ): void {
   const { feedErr, decompressErr, sinkErr } = errs;
+  const what = o.label ?? 'the stored object';
+  // A program that could not start says nothing about the stored bytes.
+  if (decompressErr instanceof MissingToolError) throw decompressErr;
   // A decryption failure or a storage error upstream is a cause, never a consequence.
   if (feedErr instanceof DbBackupError && !isPipeError(feedErr)) throw feedErr;
   if (feedErr !== undefined && !isPipeError(feedErr) && decompressErr === undefined && sinkErr === undefined)
-    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+    throw new StorageError(`Could not read ${what}: ${errorMessage(feedErr)}`, { cause: feedErr });
   // The stored bytes' checksum is known only when they were read to their end.
   const storedSha = digestIfComplete(stored);
   if (o.expected && storedSha !== undefined) {
@@ -369,11 +505,11 @@ function judgeRead(
       );
   }
   if (decompressErr !== undefined && !isPipeError(decompressErr))
-    throw damagedStream(o.compression, decompressErr);
+    throw damagedStream(o.compression, decompressErr, o.damagedHint);
   if (sinkErr !== undefined) throw sinkErr;
-  if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr);
+  if (decompressErr !== undefined) throw damagedStream(o.compression, decompressErr, o.damagedHint);
   if (feedErr !== undefined)
-    throw new StorageError(`Could not read the stored object: ${errorMessage(feedErr)}`, { cause: feedErr });
+    throw new StorageError(`Could not read ${what}: ${errorMessage(feedErr)}`, { cause: feedErr });
 }
 
 function digestIfComplete(h: HashCounter): string | undefined {
@@ -384,10 +520,10 @@ function digestIfComplete(h: HashCounter): string | undefined {
   }
 }
 
-function damagedStream(compression: CompressionAlgorithm, err: unknown): IntegrityError {
+function damagedStream(compression: CompressionAlgorithm, err: unknown, hint?: string): IntegrityError {
   const why = errorMessage(err).replace(/^\S+ failed \(exit code \d+\):\s*/, '');
   return new IntegrityError(`the ${compression} stream is damaged: ${why}`, {
-    hint: 'The stored object was damaged or cut short; use another copy.',
+    hint: hint ?? 'The stored object was damaged or cut short; use another copy.',
   });
 }
 
@@ -415,6 +551,16 @@ async function decompressionFor(
   if (plan.external) return { external: plan.external };
   const make = plan.inProcess;
   return make ? { inProcess: () => make() as Transform } : {};
+}
+
+/** Counts bytes passing through (a HashCounter without the hash; its sha256 is empty). */
+class ByteCount extends Transform {
+  bytes = 0;
+  readonly sha256 = '';
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err: null, chunk: Buffer) => void): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
 }
 
 function meterStage(onBytes: (n: number) => void): Transform {

@@ -162,7 +162,7 @@ export async function waitAll(processes: ToolProcess[]): Promise<void> {
 }
 
 /** A failure that only follows from another process's: its reader went away, or we stopped it. */
-function consequential(err: unknown): boolean {
+export function consequential(err: unknown): boolean {
   return (
     err instanceof ToolError &&
     /was killed by SIGPIPE$| was stopped$|Broken pipe|Write error|Connection reset by peer/i.test(err.message)

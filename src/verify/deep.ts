@@ -1,19 +1,17 @@
 import os from 'node:os';
-import { Writable, type Duplex, type Readable, type Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
+import { Writable } from 'node:stream';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import { checkUnlocks, readStoredHeader } from '../encrypted/header.js';
 import { findPgTool, majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
-import { DbBackupError, errorMessage, IntegrityError, MissingToolError, StorageError } from '../errors.js';
-import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { HashCounter, Sampler } from '../pipeline/hash.js';
-import { drainOrClose, settleFeed, ToolProcess } from '../pipeline/process.js';
+import { errorMessage, IntegrityError, MissingToolError } from '../errors.js';
+import type { CompressionAlgorithm } from '../pipeline/compression.js';
+import { runReadGroup } from '../pipeline/filter-group.js';
+import { Sampler } from '../pipeline/hash.js';
+import { drainOrClose, ToolProcess } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
-import { createZstdFramesDecompress } from '../pipeline/zstd-frames.js';
 import type { Storage } from '../storage/storage.js';
 
 /**
@@ -75,67 +73,36 @@ export async function deepRead(
   }
   const detected = await sniff(storage, key, async () => unlockers);
   const checker = await checkerFor(detected, expect);
-  const decompress = await decompressorFor(detected.compression);
 
-  const hash = new HashCounter();
   const decrypt = detected.encrypted ? createDecryptStream(unlockers) : undefined;
   const tail = new Sampler(TRAILER_BYTES);
   const restore = checker.kind === 'pg_restore' ? new PgRestoreCheck(checker.file) : undefined;
+  // No process after the decoder: the sink never stops consuming (PgRestoreCheck discards once
+  // pg_restore is gone), so the read runs to its end or to an error and judges the whole stream.
   const sink = restore ? restore.sink : new Writable({ write: (_c, _e, cb) => cb() });
-
-  const source = await storage.get(key);
-  const upstream: Array<Readable | Transform> = [source, hash, ...(decrypt ? [decrypt] : [])];
-  // Every stage is judged once all have finished: the first failure upstream explains the others.
-  const outcome = (p: Promise<void> | undefined): Promise<{ err: unknown } | undefined> =>
-    (p ?? Promise.resolve()).then(
-      () => undefined,
-      (err: unknown) => ({ err }),
-    );
-  let fedOutcome: Promise<{ err: unknown } | undefined>;
-  let drain: Promise<void> | undefined;
-  let decompressor: ToolProcess | undefined;
-  let inflateError: unknown;
-  if (decompress.external) {
-    decompressor = new ToolProcess(decompress.external, ['pipe', 'pipe', 'pipe'], () => 'error');
-    const { stdin, stdout } = decompressor.child;
-    if (!stdin || !stdout) throw new Error('decompressor has no pipes');
-    const feed = pipeline([...upstream, stdin]);
-    feed.catch(() => undefined); // judged below
-    // Once the decompressor has exited nothing reads its stdin: a feed still running is cut after a
-    // grace period rather than left waiting on the pipe (see settleFeed).
-    const done = decompressor.done;
-    fedOutcome = outcome(done).then(() => outcome(settleFeed(feed, [...upstream, stdin])));
-    drain = pipeline([stdout, tail, sink]);
-  } else {
-    const inflate = decompress.inProcess?.();
-    inflate?.once('error', (err) => (inflateError = err));
-    // No process in the middle: the sink never stops consuming (PgRestoreCheck discards once
-    // pg_restore is gone), so this always runs to its end or to an error.
-    fedOutcome = outcome(pipeline([...upstream, ...(inflate ? [inflate] : []), tail, sink]));
-  }
-  const [fed, drained, decompressed, restored] = await Promise.all([
-    fedOutcome,
-    outcome(drain),
-    outcome(decompressor?.done),
-    outcome(restore?.finish()),
-  ]);
-
+  // The read group judges the stages in the order that explains the others: the storage read,
+  // decryption, the compressed stream (Node's gunzip for gzip: it fails on trailing data).
+  const read = await runReadGroup({
+    source: await storage.get(key),
+    decrypt,
+    compression: detected.compression,
+    strictGzip: true,
+    hashDecoded: false,
+    decodedTaps: [tail],
+    sink: { kind: 'stream', stream: sink },
+    label: location,
+    damagedHint: DAMAGED_HINT,
+  }).then(
+    (r) => ({ r }),
+    (err: unknown) => ({ err }),
+  );
+  const restored = await (restore?.finish() ?? Promise.resolve()).then(
+    () => undefined,
+    (err: unknown) => ({ err }),
+  );
   // A program that could not start says nothing about the backup.
-  for (const r of [decompressed, restored]) if (r?.err instanceof MissingToolError) throw r.err;
-  if (fed) {
-    if (fed.err instanceof DbBackupError) throw fed.err; // decryption (IntegrityError), storage
-    if (inflateError !== undefined)
-      throw damaged(`the ${detected.compression} stream is damaged: ${errorMessage(inflateError)}`);
-    if (!decompressed) {
-      throw new StorageError(`Could not read ${location}: ${errorMessage(fed.err)}`, { cause: fed.err });
-    }
-  }
-  if (decompressed) {
-    throw damaged(
-      `the ${detected.compression} stream is damaged: ${errorMessage(decompressed.err).replace(/^\S+ failed \(exit code \d+\):\s*/, '')}`,
-    );
-  }
-  if (drained) throw new StorageError(`Could not check ${location}: ${errorMessage(drained.err)}`);
+  if (restored?.err instanceof MissingToolError) throw restored.err;
+  if ('err' in read) throw read.err;
   if (tail.bytes === 0) throw damaged('the dump is empty');
   let completeness: string;
   if (restore) {
@@ -160,8 +127,8 @@ export async function deepRead(
     throw new Error('deepRead: no completeness check');
   }
   return {
-    sha256: hash.sha256,
-    bytes: hash.bytes,
+    sha256: read.r.storedSha256,
+    bytes: read.r.storedBytes,
     encrypted: detected.encrypted,
     chunks: decrypt ? decrypt.chunks : null,
     compression: detected.compression,
@@ -172,10 +139,10 @@ export async function deepRead(
   };
 }
 
+const DAMAGED_HINT = 'Do not rely on this backup; take a new one (or use another copy).';
+
 function damaged(what: string): IntegrityError {
-  return new IntegrityError(what, {
-    hint: 'Do not rely on this backup; take a new one (or use another copy).',
-  });
+  return new IntegrityError(what, { hint: DAMAGED_HINT });
 }
 
 async function checkerFor(detected: DetectedFormat, expect: DeepExpectation): Promise<Checker> {
@@ -208,20 +175,6 @@ async function checkerFor(detected: DetectedFormat, expect: DeepExpectation): Pr
     );
   }
   return { kind: 'pg_restore', file };
-}
-
-async function decompressorFor(
-  compression: CompressionAlgorithm,
-): Promise<{ external?: ConstructorParameters<typeof ToolProcess>[0]; inProcess?: () => Duplex }> {
-  if (compression === 'none') return {};
-  if (compression === 'gzip') {
-    // Node's gunzip reads every member of a pigz/parallel stream and fails on truncation or trailing data.
-    return { inProcess: () => zlib.createGunzip() };
-  }
-  // Node's own zstd decoder stops after the first frame and misses truncation: the zstd program, or
-  // the frame-by-frame decoder.
-  const plan = await planDecompression('zstd');
-  return plan.external ? { external: plan.external } : { inProcess: () => createZstdFramesDecompress() };
 }
 
 /**
