@@ -1,7 +1,6 @@
-import type { CompressionAlgorithm } from '../pipeline/compression.js';
+import type { CompressionAlgorithm, DumpFormat, Engine } from '../types.js';
 
-export type DumpFormat = 'custom' | 'plain';
-export type Engine = 'postgres' | 'mysql' | 'mariadb';
+export type { DumpFormat, Engine } from '../types.js';
 
 export const META_SUFFIX = '.meta.json';
 export const SHA256_SUFFIX = '.sha256';

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import { ENGINE_ALIASES } from '../config/settings.js';
 import type { ConnectionOptions } from '../engines/connection.js';
 import { rememberSecret, UsageError } from '../errors.js';

@@ -1,4 +1,4 @@
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import { UsageError } from '../errors.js';
 import type { ConfigEntry, ConfigFile, SettingValue } from './file.js';
 import { coerce } from './file.js';

@@ -1,4 +1,4 @@
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 
 /** What the user told us about the server, before engine-specific defaults are applied. */
 export interface ConnectionOptions {

@@ -13,7 +13,7 @@ import {
 import { commitUnit, type Commit } from '../catalog/commit.js';
 import { timestampTag } from '../catalog/naming.js';
 import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
-import type { ToolCommand } from '../engines/engine.js';
+import type { ToolCommand } from '../types.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
 import type { CompressionPlan } from '../pipeline/compression.js';

@@ -2,7 +2,7 @@ import { appendFile, chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'n
 import path from 'node:path';
 import type { BaseBackupMetadata } from '../catalog/base-backup.js';
 import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
-import type { ToolCommand } from '../engines/engine.js';
+import type { ToolCommand } from '../types.js';
 import { which } from '../engines/tools.js';
 import {
   DbBackupError,

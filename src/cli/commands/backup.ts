@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { backupSingle } from '../../backup/single.js';
-import type { DumpFormat } from '../../catalog/naming.js';
+import type { DumpFormat } from '../../types.js';
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
 import { ClusterProgress, formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';

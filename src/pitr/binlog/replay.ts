@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { KeyUnlocker } from '../../crypto/index.js';
-import type { ToolCommand } from '../../engines/engine.js';
+import type { ToolCommand } from '../../types.js';
 import { DbBackupError, errorMessage, IntegrityError } from '../../errors.js';
 import { ToolProcess, waitAll } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';

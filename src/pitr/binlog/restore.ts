@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import type { KeyUnlocker } from '../../crypto/index.js';
-import type { ToolCommand } from '../../engines/engine.js';
+import type { ToolCommand } from '../../types.js';
 import type { MysqlEngine } from '../../engines/mysql.js';
 import { which, whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
