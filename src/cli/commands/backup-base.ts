@@ -9,7 +9,7 @@ import { formatBytes, formatDuration, progressMode } from '../../pipeline/progre
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore, pgEngine } from './pitr.js';
+import { openArchiveStore, pgEngine } from '../archive-options.js';
 
 interface BaseOptions extends EncryptionFlags {
   archive?: string;

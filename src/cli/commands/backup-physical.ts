@@ -5,8 +5,7 @@ import { formatBytes, formatDuration, progressMode } from '../../pipeline/progre
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { binlogEngine } from './binlog.js';
-import { openArchiveStore } from './pitr.js';
+import { binlogEngine, openArchiveStore } from '../archive-options.js';
 
 interface PhysicalOptions extends EncryptionFlags {
   archive?: string;

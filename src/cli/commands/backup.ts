@@ -18,7 +18,7 @@ import {
 } from '../context.js';
 import { reportResult } from '../../ops/operation.js';
 import { interruptSignal } from '../signals.js';
-import { retentionGroup } from '../../catalog/listing.js';
+import { retentionGroup } from '../../verify/listing.js';
 import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { addSampleCommand } from './sample.js';
@@ -36,7 +36,7 @@ import {
   timeZoneOf,
   withRetentionOptions,
   type RetentionOptions,
-} from './cleanup.js';
+} from '../retention-options.js';
 
 interface SingleOptions extends RetentionOptions, EncryptionFlags, FactFlags {
   cloud?: string;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Command } from 'commander';
-import { listBackups } from '../../catalog/listing.js';
+import { listBackups } from '../../verify/listing.js';
 import {
   copyBackup,
   copyCluster,
@@ -26,10 +26,10 @@ import { describeProtections, readStoredHeader } from '../../encrypted/header.js
 import { cloudSettings, globals, out } from '../context.js';
 import { stopTransfersOnSignal } from '../signals.js';
 import { incompleteUploads } from '../../catalog/uploads.js';
-import { printIncompleteUploads } from './incomplete-uploads.js';
+import { printIncompleteUploads } from '../incomplete-uploads.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
-import { printBackupList } from './list.js';
-import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from './verify.js';
+import { printBackupList } from '../backup-list.js';
+import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from '../verify-args.js';
 
 interface DownloadOptions extends EncryptionFlags {
   decrypt?: boolean;

@@ -29,7 +29,7 @@ import {
   type NewKeyFlags,
 } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { expandBackups } from './verify.js';
+import { expandBackups } from '../verify-args.js';
 
 interface RekeyOptions extends EncryptionFlags, NewKeyFlags {
   add?: boolean;

@@ -13,9 +13,9 @@ import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore } from './pitr.js';
-import { restoreFromBinlogArchive } from './restore-binlog.js';
-import { parseTimelineChoice } from './wal.js';
+import { openArchiveStore } from '../archive-options.js';
+import { restoreFromBinlogArchive } from '../restore-binlog.js';
+import { parseTimelineChoice } from '../wal-args.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   targetGtid?: string;

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { listBackups } from '../../catalog/listing.js';
+import { listBackups } from '../../verify/listing.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
 import { openEngine } from '../../engines/index.js';
 import { errorMessage, InterruptedError, UsageError } from '../../errors.js';
@@ -53,7 +53,7 @@ import {
   requireDirectory,
   type GlobalOptions,
 } from '../context.js';
-import { printBackupList, withDrills } from './list.js';
+import { printBackupList, withDrills } from '../backup-list.js';
 import { sniff } from '../../pipeline/sniff.js';
 import {
   EncryptionKeyError,
