@@ -11,7 +11,7 @@ import {
   type EncryptionFlags,
   type KeyUnlocker,
 } from '../crypto/index.js';
-import { checkUnlocks, readStoredHeader } from '../encrypted/header.js';
+import { checkUnlocks, readStoredHeader } from '../crypto/stored-header.js';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../pipeline/progress.js';
 import type { CloudSettings } from '../storage/cloud.js';

@@ -8,14 +8,14 @@ import {
   unlockersFromFlags,
   type EncryptionFlags,
 } from '../../crypto/index.js';
-import { describeProtections, describeProtectors } from '../../encrypted/header.js';
+import { describeProtections, describeProtectors } from '../../crypto/stored-header.js';
 import {
   planRekey,
   rekey,
   type RekeyKeys,
   type RekeyOutcome,
   type RekeyTarget,
-} from '../../encrypted/rekey.js';
+} from '../../crypto/rekey-backup.js';
 import { DbBackupError, IntegrityError, UsageError } from '../../errors.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';

@@ -10,11 +10,11 @@ import {
   type EncryptionHeader,
   type KeyProtector,
   type KeyUnlocker,
-} from '../crypto/index.js';
+} from './index.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
 import { CommitGate, HashCounter } from '../pipeline/hash.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
-import { checkUnlocks, readStoredHeader } from './header.js';
+import { checkUnlocks, readStoredHeader } from './stored-header.js';
 
 /**
  * Rekeying a stored backup: the per-backup data key is unwrapped with one of the old keys and
