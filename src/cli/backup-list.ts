@@ -1,6 +1,6 @@
 import { drillSummaries, type DrillSummary } from '../catalog/drill-history.js';
 import type { CatalogEntry } from '../verify/listing.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import type { Storage } from '../storage/storage.js';
 import { out, table } from './context.js';
 

@@ -8,6 +8,8 @@ import { exitAfterOutput, guardStdout } from './stdout.js';
 import { interruptedBy } from './signals.js';
 import { lockRun } from './run-locks.js';
 import { releaseRunLocks } from '../locks/run-lock.js';
+import { setProgressRenderer } from '../pipeline/progress.js';
+import { TerminalProgress } from './progress.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -82,6 +84,8 @@ function rememberArgSecrets(argv: string[]): void {
 
 async function main(argv: string[]): Promise<number> {
   rememberArgSecrets(argv);
+  // The domain reports progress; on the command line it is drawn on stderr.
+  setProgressRenderer((t) => new TerminalProgress(t.mode, t.label, t.source, t.estimate));
   const program = await buildProgram(argv);
   guardStdout(program);
   if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';

@@ -3,7 +3,7 @@ import { readMetadata } from '../catalog/metadata.js';
 import type { EncryptionFlags } from '../crypto/index.js';
 import { MysqlEngine } from '../engines/mysql.js';
 import { DbBackupError, UsageError } from '../errors.js';
-import { formatBytes, formatDuration } from '../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../units.js';
 import { parseGtidList } from '../pitr/binlog/events.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import { isBinlogFileName } from '../pitr/binlog/names.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { checkPolicy, parseDuration, type RetentionPolicy } from '../catalog/retention.js';
 import { UsageError } from '../errors.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import type { CleanupResult, PlannedBackup, PruneItem } from '../retention/cleanup.js';
 import { out, printable } from './context.js';
 import { parseOptionalInteger } from './numbers.js';

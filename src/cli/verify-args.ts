@@ -13,7 +13,7 @@ import {
 } from '../crypto/index.js';
 import { checkUnlocks, readStoredHeader } from '../crypto/stored-header.js';
 import { UsageError } from '../errors.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import type { CloudSettings } from '../storage/cloud.js';
 import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
 import type { Storage } from '../storage/storage.js';

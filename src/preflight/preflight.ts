@@ -5,7 +5,7 @@ import type { DatabaseEngine, ServerInfo } from '../engines/engine.js';
 import { majorVersion } from '../engines/tools.js';
 import { DbBackupError, errorMessage } from '../errors.js';
 import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skipped';

@@ -3,7 +3,8 @@ import { backupSingle } from '../../backup/single.js';
 import type { DumpFormat } from '../../types.js';
 import { openEngine } from '../../engines/index.js';
 import { UsageError } from '../../errors.js';
-import { ClusterProgress, formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
+import { ClusterProgress, progressMode } from '../progress.js';
 import { openStore } from '../../storage/uri.js';
 import {
   backupDir,

@@ -5,7 +5,7 @@ import { copyClosedBinlogs } from '../../pitr/binlog/copy.js';
 import { requireBinlogIdentity } from '../../pitr/binlog/identity.js';
 import { binlogStatus, type BinlogStatus } from '../../pitr/binlog/status.js';
 import { streamBinlogs } from '../../pitr/binlog/stream.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { parseInteger } from '../numbers.js';
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions, withEncryptOptions } from '../encryption-options.js';

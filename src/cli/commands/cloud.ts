@@ -14,7 +14,7 @@ import { manifestKey } from '../../catalog/manifest.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { isCloudUri, maskUri, parseCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { listBackups } from '../../verify/listing.js';
 import { openEngine } from '../../engines/index.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { openStore } from '../../storage/uri.js';
 import {
   backupDir,

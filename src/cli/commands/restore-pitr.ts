@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
 import { requireIdentity } from '../../pitr/archive.js';
 import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';

@@ -5,14 +5,8 @@ import { listBackups } from '../../verify/listing.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
 import { openEngine } from '../../engines/index.js';
 import { errorMessage, InterruptedError, UsageError } from '../../errors.js';
-import {
-  ByteMeter,
-  ClusterProgress,
-  formatDuration,
-  progressMode,
-  StepProgress,
-  type ProgressMode,
-} from '../../pipeline/progress.js';
+import { ByteMeter, formatDuration, type ProgressMode } from '../../pipeline/progress.js';
+import { ClusterProgress, progressMode, StepProgress } from '../progress.js';
 import {
   executeLegacyClusterRestore,
   isGzipTar,

@@ -5,7 +5,7 @@ import { requireIdentity } from '../../pitr/archive.js';
 import { analyzeArchive } from '../../pitr/analysis.js';
 import { listWal, verifyWal } from '../../pitr/verify.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out, table } from '../context.js';
 import { encryptionFlags, withDecryptOptions, withEncryptOptions } from '../encryption-options.js';
