@@ -10,6 +10,7 @@ import { lockRun } from './run-locks.js';
 import { releaseRunLocks } from '../locks/run-lock.js';
 import { setProgressRenderer } from '../pipeline/progress.js';
 import { TerminalProgress } from './progress.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -52,7 +53,7 @@ function report(err: unknown, debug: boolean): number {
   const hint = known
     ? known.hint
     : 'this looks like a bug in dbbackup; run again with --debug and report it.';
-  const exitCode = known ? known.exitCode : 1;
+  const exitCode = known ? known.exitCode : ExitCode.Failure;
   const lines = [`dbbackup: error: ${message}`, ...details.map((d) => `  ${d}`)];
   if (hint) lines.push(`hint: ${hint}`);
   if (debug && err instanceof Error && err.stack) lines.push(err.stack);
@@ -96,19 +97,19 @@ async function main(argv: string[]): Promise<number> {
     // Run locks per target (issue 17): a second run of the same job is refused, exit 75.
     await lockRun(action);
   });
-  let code = 0;
+  let code: number = ExitCode.Ok;
   let error: unknown;
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version output are successes; commander has already printed usage errors.
-      return err.exitCode === 0 ? 0 : 2;
+      return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
     error = err;
     code = report(err, argv.includes('--debug'));
     // A failure caused by the user's Ctrl-C / SIGTERM (a request cut short) exits as interrupted.
-    if (interruptedBy()) code = 130;
+    if (interruptedBy()) code = ExitCode.Interrupted;
   }
   code = await exitAfterOutput(code);
   if (run) await endRun(run, code, error);
@@ -123,7 +124,7 @@ const stalled = (): void => {
     'dbbackup: error: the command stopped with work unfinished and nothing left to wait for\n' +
       'hint: this is a bug in dbbackup; nothing is reported as done. Run again with --debug and report it.\n',
   );
-  process.exit(70);
+  process.exit(ExitCode.Internal);
 };
 process.once('beforeExit', stalled);
 process.exitCode = await main(process.argv);

@@ -9,6 +9,7 @@ import { maskUri } from '../storage/cloud-uri.js';
 import { applyConfiguration, type AppliedConfig } from './apply-config.js';
 import { backupDir, cloudUri, commandPath, globals, rootOf, type GlobalOptions } from './context.js';
 import { parseInteger } from './numbers.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * Around every command: configuration applied, logging set up, and — for the commands that change
@@ -196,5 +197,9 @@ export async function startRun(action: Command, env: NodeJS.ProcessEnv = process
 
 /** After the action (or its failure): the record, metrics, notifications and hooks. */
 export async function endRun(run: Run, exitCode: number, error?: unknown): Promise<void> {
-  await finishOperation(run.operation, run.outputs, { exitCode, error, interrupted: exitCode === 130 });
+  await finishOperation(run.operation, run.outputs, {
+    exitCode,
+    error,
+    interrupted: exitCode === ExitCode.Interrupted,
+  });
 }

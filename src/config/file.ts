@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DbBackupError, errnoCode, errorMessage, rememberSecret, UsageError } from '../errors.js';
 import { SECTIONS, SETTINGS_BY_KEY, type Setting } from './settings.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * The configuration file: TOML (parsed by smol-toml, loaded only when a file exists). TOML rather
@@ -349,7 +350,7 @@ export class ConfigFileError extends DbBackupError {
     super(
       `The configuration file ${file} has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}`,
       {
-        exitCode: 2,
+        exitCode: ExitCode.Usage,
         details: problems.map((p) => formatProblem(file, p)),
         hint: 'Fix the lines named above; "dbbackup config validate" checks the file again.',
       },

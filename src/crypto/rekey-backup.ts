@@ -12,6 +12,7 @@ import {
   type KeyUnlocker,
 } from './index.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
+import { ExitCode } from '../exit-codes.js';
 import { CommitGate, HashCounter } from '../pipeline/hash.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 import { checkUnlocks, readStoredHeader } from './stored-header.js';
@@ -67,7 +68,7 @@ export interface RekeyOutcome {
 }
 
 const INTERRUPTED = (): DbBackupError =>
-  new DbBackupError('Interrupted; the backup was not changed', { exitCode: 130 });
+  new DbBackupError('Interrupted; the backup was not changed', { exitCode: ExitCode.Interrupted });
 
 function locationOf(storage: Storage, key: string): string {
   return `${storage.location.replace(/\/$/, '')}/${key}`;

@@ -7,6 +7,7 @@ import { TOOL_VERSION } from '../version.js';
 import type { NotifyFormat, NotifyOn } from '../config/settings.js';
 import type { MetricSample } from './metrics.js';
 import type { OperationRecord, Outcome } from './record.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * One run of a command that changes or checks data, from start to its record. The CLI begins one
@@ -93,7 +94,8 @@ export class Operation {
     const mask = (text: string | undefined): string | undefined =>
       text === undefined ? undefined : maskSecrets(text, rememberedSecrets());
     const failure = end.error === undefined ? undefined : describeError(end.error);
-    const outcome: Outcome = end.exitCode === 0 ? 'success' : end.interrupted ? 'interrupted' : 'failure';
+    const outcome: Outcome =
+      end.exitCode === ExitCode.Ok ? 'success' : end.interrupted ? 'interrupted' : 'failure';
     const record: OperationRecord = {
       v: 1,
       id: this.id,
