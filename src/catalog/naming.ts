@@ -1,6 +1,6 @@
 import type { CompressionAlgorithm, DumpFormat, Engine } from '../types.js';
 
-export type { DumpFormat, Engine } from '../types.js';
+export type { DumpFormat, Engine };
 
 export const META_SUFFIX = '.meta.json';
 export const SHA256_SUFFIX = '.sha256';

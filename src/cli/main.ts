@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { DbBackupError, errorMessage, rememberSecret } from '../errors.js';
+import { DbBackupError, errorMessage } from '../errors.js';
 import { log } from '../log/logger.js';
 import { endRun, startRun, type Run } from './operation-run.js';
 import { configureTree, createProgram } from './program.js';
@@ -11,6 +11,7 @@ import { releaseRunLocks } from '../locks/run-lock.js';
 import { setProgressRenderer } from '../pipeline/progress.js';
 import { TerminalProgress } from './progress.js';
 import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -66,8 +67,8 @@ function report(err: unknown, debug: boolean): number {
 function rememberArgSecrets(argv: string[]): void {
   for (const flag of ['--password', '--cloud-secret-key', '--notify']) {
     argv.forEach((arg, i) => {
-      if (arg === flag && argv[i + 1]) rememberSecret(argv[i + 1] ?? '');
-      else if (arg.startsWith(`${flag}=`)) rememberSecret(arg.slice(flag.length + 1));
+      if (arg === flag && argv[i + 1]) secrets.remember(argv[i + 1] ?? '');
+      else if (arg.startsWith(`${flag}=`)) secrets.remember(arg.slice(flag.length + 1));
     });
   }
   for (const name of [
@@ -78,9 +79,9 @@ function rememberArgSecrets(argv: string[]): void {
     'DBBACKUP_CLOUD_SECRET_KEY',
   ]) {
     const value = process.env[name];
-    if (value) rememberSecret(value);
+    if (value) secrets.remember(value);
   }
-  for (const url of (process.env.DBBACKUP_NOTIFY_URL ?? '').split(/\s+/)) if (url) rememberSecret(url);
+  for (const url of (process.env.DBBACKUP_NOTIFY_URL ?? '').split(/\s+/)) if (url) secrets.remember(url);
 }
 
 async function main(argv: string[]): Promise<number> {

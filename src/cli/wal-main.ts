@@ -1,5 +1,4 @@
-import { maskSecrets } from '../engines/connection.js';
-import { DbBackupError, errorMessage, rememberedSecrets, UsageError } from '../errors.js';
+import { DbBackupError, errorMessage, UsageError } from '../errors.js';
 import { requireIdentity } from '../pitr/archive.js';
 import { FETCH_FATAL_EXIT, WalNotFoundError } from '../pitr/errors.js';
 import { fetchWalFile } from '../pitr/wal-fetch.js';
@@ -10,6 +9,7 @@ import { putBuffer, type Storage } from '../storage/storage.js';
 import { openStore } from '../storage/uri.js';
 import { archiveOf, parseWalArgs, type WalOptions } from './wal-args.js';
 import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * The lean entry point of `dbbackup wal push|archive|fetch`, which PostgreSQL runs once per WAL
@@ -199,7 +199,7 @@ export function walExitCode(command: string, err: unknown): number {
 }
 
 function report(err: unknown, debug: boolean): void {
-  const mask = (s: string): string => maskSecrets(s, rememberedSecrets());
+  const mask = (s: string): string => secrets.mask(s);
   process.stderr.write(`dbbackup: error: ${mask(errorMessage(err))}\n`);
   if (err instanceof DbBackupError) {
     for (const d of err.details) process.stderr.write(`  ${mask(d)}\n`);
@@ -247,7 +247,7 @@ export async function walMain(argv: readonly string[]): Promise<number> {
     if (!(err instanceof WalNotFoundError) || options.verbose) report(err, Boolean(options.debug));
     if (command === 'push' || command === 'archive') {
       const file = parseWalArgsSafe(rest)[0];
-      if (file) await recordPushFailure(file, maskSecrets(errorMessage(err), rememberedSecrets()));
+      if (file) await recordPushFailure(file, secrets.mask(errorMessage(err)));
     }
     return walExitCode(command, err);
   }

@@ -1,5 +1,4 @@
-import { pipeline } from 'node:stream';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { readManifest, writeManifest, type ClusterManifest } from '../catalog/manifest.js';
 import { metadataKey, readMetadata, sha256Line, writeMetadata } from '../catalog/metadata.js';
 import { SHA256_SUFFIX, timestampTag } from '../catalog/naming.js';

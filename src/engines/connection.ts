@@ -20,4 +20,4 @@ export interface ConnectionOptions {
 }
 
 // Lives with the remembered secrets (errors.ts), so the logger at the bottom of the imports can use it.
-export { maskSecrets } from '../errors.js';
+export { maskSecrets } from '../secrets.js';

@@ -3,7 +3,7 @@ import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 
-export type { ToolCommand } from '../types.js';
+export type { ToolCommand };
 
 export interface ServerInfo {
   /** Short numeric version, e.g. `15.19` or `10.11.19`. */

@@ -7,7 +7,7 @@ import { which } from '../engines/tools.js';
 import { UsageError } from '../errors.js';
 import { ParallelCompress, gzipBlocks, zstdBlocks } from './parallel-compress.js';
 
-export type { CompressionAlgorithm } from '../types.js';
+export type { CompressionAlgorithm };
 export const COMPRESSION_ALGORITHMS: CompressionAlgorithm[] = ['zstd', 'gzip', 'none'];
 
 export const DEFAULT_LEVEL: Record<CompressionAlgorithm, number> = { zstd: 3, gzip: 6, none: 0 };

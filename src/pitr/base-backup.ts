@@ -20,7 +20,6 @@ import type { CompressionPlan } from '../pipeline/compression.js';
 import { compressionFor, startWriteGroup, type GroupEncryption } from '../pipeline/filter-group.js';
 import { ToolProcess } from '../pipeline/process.js';
 import { Progress, type ProgressMode } from '../pipeline/progress.js';
-import { encodingSuffix } from './wal-names.js';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import type { ArchiveIdentity } from './archive.js';
@@ -31,7 +30,7 @@ import { readInventory } from './inventory.js';
 import { archiverStats, serverFacts, type ServerFacts } from './server.js';
 import { TarTap } from './tar-tap.js';
 import { timelinePath } from './timeline.js';
-import { formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
+import { encodingSuffix, formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
 
 export interface BaseBackupInput {
   client: pg.Client;

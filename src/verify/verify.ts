@@ -22,7 +22,7 @@ import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } 
 
 import type { BackupState } from './state.js';
 
-export type { BackupState } from './state.js';
+export type { BackupState };
 
 /** What `--deep` established about a backup (about every member of a cluster backup). */
 export interface DeepSummary {

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { openEngine } from '../../engines/index.js';
-import { errorMessage } from '../../errors.js';
+import { DbBackupError, errorMessage } from '../../errors.js';
 import { planCompression } from '../../pipeline/compression.js';
 import { openStore } from '../../storage/uri.js';
 import { TOOL_VERSION } from '../../version.js';
@@ -13,7 +13,6 @@ import {
   out,
   table,
 } from '../context.js';
-import { DbBackupError } from '../../errors.js';
 import { archivingCheck } from '../../pitr/status.js';
 
 export function statusCommand(): Command {
