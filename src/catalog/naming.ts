@@ -1,3 +1,4 @@
+import { engineFamily } from '../engines/family.js';
 import type { CompressionAlgorithm, DumpFormat, Engine } from '../types.js';
 
 export type { DumpFormat, Engine };
@@ -38,7 +39,7 @@ export function extensionFor(
   compression: CompressionAlgorithm,
   encrypted = false,
 ): string {
-  const base = engine === 'postgres' && format === 'custom' ? '.dump' : '.sql';
+  const base = engineFamily(engine).dumpExtension(format);
   const suffix = compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : '';
   return base + suffix + (encrypted ? '.enc' : '');
 }

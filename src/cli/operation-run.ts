@@ -10,6 +10,7 @@ import { applyConfiguration, type AppliedConfig } from './apply-config.js';
 import { backupDir, cloudUri, commandPath, globals, rootOf, type GlobalOptions } from './context.js';
 import { parseInteger } from './numbers.js';
 import { ExitCode } from '../exit-codes.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * Around every command: configuration applied, logging set up, and — for the commands that change
@@ -136,9 +137,9 @@ export function operationOutputs(o: RunOptions, env: NodeJS.ProcessEnv = process
 
 /** The server as configured (not as connected): the same string for a run that fails early and one that works. */
 function serverOf(g: GlobalOptions, applied: AppliedConfig, env: NodeJS.ProcessEnv): string {
-  const pg = applied.engine === 'postgres';
-  const host = g.host ?? env[pg ? 'PGHOST' : 'MYSQL_HOST'] ?? 'localhost';
-  const port = g.port ?? env[pg ? 'PGPORT' : 'MYSQL_TCP_PORT'] ?? (pg ? '5432' : '3306');
+  const family = engineFamily(applied.engine);
+  const host = g.host ?? env[family.hostEnv] ?? 'localhost';
+  const port = g.port ?? env[family.portEnv] ?? family.defaultPort;
   return host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
 }
 

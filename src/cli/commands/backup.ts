@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { backupSingle } from '../../backup/single.js';
 import type { DumpFormat } from '../../types.js';
+import { defaultFormat, engineFamily } from '../../engines/family.js';
 import { openEngine } from '../../engines/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../units.js';
@@ -78,13 +79,10 @@ Examples:
     .action(async (database: string, opts: SingleOptions, cmd: Command) => {
       const g = globals(cmd);
       const engineName = explicitEngine(g) ?? 'postgres';
-      const format: DumpFormat = opts.format ?? (engineName === 'postgres' ? 'custom' : 'plain');
-      if (engineName !== 'postgres' && format === 'custom') {
-        throw new UsageError(
-          '--format custom is PostgreSQL only',
-          'MySQL and MariaDB backups are SQL dumps; omit --format.',
-        );
-      }
+      const family = engineFamily(engineName);
+      const format: DumpFormat = opts.format ?? defaultFormat(engineName);
+      if (!family.dumpFormats.includes(format))
+        throw new UsageError(family.formatRefusal.message, family.formatRefusal.hint);
       const { algorithm, level } = compressionChoice(g);
       const engine = await openEngine(connectionOptions(g, engineName));
       const policy = retentionPolicy(opts);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { engineFamily } from '../../engines/family.js';
 import { openEngine } from '../../engines/index.js';
 import { DbBackupError, errorMessage } from '../../errors.js';
 import { planCompression } from '../../pipeline/compression.js';
@@ -74,10 +75,7 @@ export function statusCommand(): Command {
         if (!server.ok) throw new DbBackupError('The server is not reachable', { hint: server.hint });
         if (missing.length) {
           throw new DbBackupError(`Missing tools: ${missing.join(', ')}`, {
-            hint:
-              engineName === 'postgres'
-                ? 'Install postgresql-client.'
-                : 'Install mariadb-client (or mysql-client).',
+            hint: engineFamily(engineName).installHint,
           });
         }
       } finally {
