@@ -1,3 +1,4 @@
+import { engineFamily } from '../engines/family.js';
 import { MysqlEngine } from '../engines/mysql.js';
 import { PostgresEngine } from '../engines/postgres.js';
 import { UsageError } from '../errors.js';
@@ -30,7 +31,7 @@ export function pgEngine(g: GlobalOptions): PostgresEngine {
 /** The MariaDB (or MySQL) server of the global options: binlog commands default to MariaDB. */
 export function binlogEngine(g: GlobalOptions, what: string): MysqlEngine {
   const engine = explicitEngine(g) ?? 'mariadb';
-  if (engine === 'postgres')
+  if (engineFamily(engine).logArchive !== 'binlog')
     throw new UsageError(
       `${what} is for MariaDB and MySQL`,
       'PostgreSQL archives WAL instead: see "dbbackup pitr enable" and "dbbackup backup base".',

@@ -24,6 +24,8 @@ export interface EngineFamily {
   readonly hostEnv: string;
   readonly portEnv: string;
   readonly defaultPort: string;
+  /** How the server's changes are archived for point-in-time recovery: WAL segments or binlogs. */
+  readonly logArchive: 'wal' | 'binlog';
 }
 
 const POSTGRES: EngineFamily = {
@@ -37,6 +39,7 @@ const POSTGRES: EngineFamily = {
   hostEnv: 'PGHOST',
   portEnv: 'PGPORT',
   defaultPort: '5432',
+  logArchive: 'wal',
 };
 
 const MYSQL: EngineFamily = {
@@ -52,6 +55,7 @@ const MYSQL: EngineFamily = {
   hostEnv: 'MYSQL_HOST',
   portEnv: 'MYSQL_TCP_PORT',
   defaultPort: '3306',
+  logArchive: 'binlog',
 };
 
 /** MySQL and MariaDB are one family: the same tools (by either name), formats and files. */
