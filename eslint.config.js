@@ -1,6 +1,109 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/*
+ * Imports go down only (docs/design.md): cli → operations → domain → storage → shared. A module may
+ * import its own layer and the layers below it, never one above. The groups are folders of src/;
+ * `shared` is the top-level files (errors.ts, exit-codes.ts, types.ts, …) and log/.
+ */
+const LAYERS = [
+  { name: 'cli', folders: ['cli'] },
+  {
+    name: 'operations',
+    folders: [
+      'backup',
+      'restore',
+      'verify',
+      'pitr',
+      'drill',
+      'retention',
+      'preflight',
+      'schedule',
+      'ops',
+      'locks',
+      'tui',
+    ],
+  },
+  { name: 'domain', folders: ['catalog', 'pipeline', 'engines', 'crypto', 'config'] },
+  { name: 'storage', folders: ['storage'] },
+  { name: 'shared', folders: ['log'] },
+];
+
+/** A command module imports no other command: what commands share lives in src/cli/ beside commands/. */
+const NOT_ANOTHER_COMMAND = {
+  regex: '^\\./',
+  message: 'A command does not import another command: move what they share to a module in src/cli/.',
+};
+
+/**
+ * The exceptions: a command that puts its subcommands together imports their modules (and only
+ * those). drill.ts reuses restore's argument resolution until restore's rework moves it out of the
+ * command.
+ */
+const SUBCOMMANDS = {
+  'src/cli/commands/backup.ts': ['sample', 'backup-base', 'backup-physical'],
+  'src/cli/commands/config.ts': ['config-init', 'config-show', 'config-validate'],
+  'src/cli/commands/restore.ts': ['restore-pitr'],
+  'src/cli/commands/drill.ts': ['restore'],
+};
+
+function layerRules() {
+  const configs = LAYERS.map((layer, i) => {
+    const above = LAYERS.slice(0, i).flatMap((l) => l.folders);
+    const depth = layer.name === 'shared' ? '(\\./|(\\.\\./)+)' : '(\\.\\./)+';
+    return {
+      files: layer.folders.map((f) => `src/${f}/**/*.ts`),
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: above.length
+              ? [
+                  {
+                    regex: `^${depth}(${above.join('|')})/`,
+                    message: `${layer.name} must not import from a layer above it (${above.join(', ')}): imports go down only.`,
+                  },
+                ]
+              : [],
+          },
+        ],
+      },
+    };
+  });
+  const everything = LAYERS.flatMap((l) => l.folders);
+  configs.push({
+    files: ['src/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^\\./(${everything.filter((f) => f !== 'log').join('|')})/`,
+              message: 'The shared modules at the top of src/ import nothing above them.',
+            },
+          ],
+        },
+      ],
+    },
+  });
+  configs.push({
+    files: ['src/cli/commands/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NOT_ANOTHER_COMMAND] }] },
+  });
+  for (const [file, allowed] of Object.entries(SUBCOMMANDS))
+    configs.push({
+      files: [file],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          { patterns: [{ ...NOT_ANOTHER_COMMAND, regex: `^\\./(?!(${allowed.join('|')})\\.js$)` }] },
+        ],
+      },
+    });
+  return configs;
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'bench/work/**'] },
   js.configs.recommended,
@@ -11,6 +114,7 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  ...layerRules(),
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },

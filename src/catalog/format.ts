@@ -1,5 +1,4 @@
-import type { DumpFormat, Engine } from './naming.js';
-import type { CompressionAlgorithm } from '../pipeline/compression.js';
+import type { CompressionAlgorithm, DumpFormat, Engine } from '../types.js';
 
 /** What the first bytes of a backup say it is, whatever its name. */
 export interface DetectedFormat {

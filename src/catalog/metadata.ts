@@ -5,7 +5,7 @@ import { factsSchema } from './facts.js';
 import { lazySchemas } from '../zod.js';
 import { IntegrityError } from '../errors.js';
 import { META_SUFFIX } from './naming.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
 
 export const METADATA_SCHEMA = 'dbbackup.backup';

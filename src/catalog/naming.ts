@@ -1,7 +1,7 @@
-import type { CompressionAlgorithm } from '../pipeline/compression.js';
+import { engineFamily } from '../engines/family.js';
+import type { CompressionAlgorithm, DumpFormat, Engine } from '../types.js';
 
-export type DumpFormat = 'custom' | 'plain';
-export type Engine = 'postgres' | 'mysql' | 'mariadb';
+export type { DumpFormat, Engine };
 
 export const META_SUFFIX = '.meta.json';
 export const SHA256_SUFFIX = '.sha256';
@@ -39,7 +39,7 @@ export function extensionFor(
   compression: CompressionAlgorithm,
   encrypted = false,
 ): string {
-  const base = engine === 'postgres' && format === 'custom' ? '.dump' : '.sql';
+  const base = engineFamily(engine).dumpExtension(format);
   const suffix = compression === 'gzip' ? '.gz' : compression === 'zstd' ? '.zst' : '';
   return base + suffix + (encrypted ? '.enc' : '');
 }

@@ -27,7 +27,7 @@ const STAMP = '_\\d{8}_\\d{6}(?:-\\d+)?';
 
 const BACKUP_NAME = new RegExp(`^${SAFE}+${STAMP}${EXTENSION}$`);
 const CLUSTER_NAME = new RegExp(`^cluster${STAMP}$`);
-/** A member, or a rekeyed member (`shop~rekey20261127_080000.dump.zst.enc`, src/encrypted/rekey.ts). */
+/** A member, or a rekeyed member (`shop~rekey20261127_080000.dump.zst.enc`, src/crypto/rekey-backup.ts). */
 const MEMBER_NAME = new RegExp(`^${SAFE}+(?:~rekey${STAMP.slice(1)})?${EXTENSION}$`);
 /** `LocalStorage.put`'s temporary name: the marker, 12 hex digits, '-', the final name. */
 const TEMP_NAME = new RegExp(`^${TEMP_MARKER.replaceAll('.', '\\.')}[0-9a-f]{12}-.+$`);

@@ -1,3 +1,6 @@
+import { engineFamily } from '../engines/family.js';
+import type { DumpFormat, Engine } from '../types.js';
+
 /** How many bytes at the end of a dump are kept to look for its trailer. */
 export const TRAILER_BYTES = 4096;
 
@@ -26,12 +29,9 @@ export const TRAILERS = {
 } satisfies Record<string, Trailer>;
 
 /** The trailer a dump of this engine and format must end with (custom archives have none). */
-export function dumpTrailer(
-  engine: 'postgres' | 'mysql' | 'mariadb',
-  format: 'custom' | 'plain',
-): Trailer | undefined {
+export function dumpTrailer(engine: Engine, format: DumpFormat): Trailer | undefined {
   if (format !== 'plain') return undefined;
-  return engine === 'postgres' ? TRAILERS.postgresPlain : TRAILERS.mysqlPlain;
+  return TRAILERS[engineFamily(engine).plainTrailer];
 }
 
 /** Where a dump's snapshot lies in the server's binary log (mariadb-dump --master-data=2 --gtid). */

@@ -1,5 +1,5 @@
 import type { Command, Option } from 'commander';
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import {
   configLocation,
   loadConfig,

@@ -2,16 +2,17 @@ import { readFileSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import { ENGINE_ALIASES } from '../config/settings.js';
 import type { ConnectionOptions } from '../engines/connection.js';
-import { rememberSecret, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { log } from '../log/logger.js';
 import { COMPRESSION_ALGORITHMS, validateLevel, type CompressionAlgorithm } from '../pipeline/compression.js';
 import type { CloudSettings } from '../storage/cloud.js';
 import type { Storage } from '../storage/storage.js';
 import { defaultBackupDir, openStore } from '../storage/uri.js';
 import { parseInteger, parseOptionalInteger } from './numbers.js';
+import { secrets } from '../secrets.js';
 
 /** Global options as commander parses them. */
 export interface GlobalOptions {
@@ -85,7 +86,7 @@ function readPasswordFile(file: string): string {
     );
   }
   const password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-  rememberSecret(password);
+  secrets.remember(password);
   return password;
 }
 

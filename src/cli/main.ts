@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { DbBackupError, errorMessage, rememberSecret } from '../errors.js';
+import { DbBackupError, errorMessage } from '../errors.js';
 import { log } from '../log/logger.js';
 import { endRun, startRun, type Run } from './operation-run.js';
 import { configureTree, createProgram } from './program.js';
@@ -8,7 +8,10 @@ import { exitAfterOutput, guardStdout } from './stdout.js';
 import { interruptedBy } from './signals.js';
 import { lockRun } from './run-locks.js';
 import { releaseRunLocks } from '../locks/run-lock.js';
+import { setProgressRenderer } from '../pipeline/progress.js';
+import { TerminalProgress } from './progress.js';
 import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * The commands, in help order. A command's module (and all it imports: engines and their drivers, cloud SDKs,
@@ -51,7 +54,7 @@ function report(err: unknown, debug: boolean): number {
   const hint = known
     ? known.hint
     : 'this looks like a bug in dbbackup; run again with --debug and report it.';
-  const exitCode = known ? known.exitCode : 1;
+  const exitCode = known ? known.exitCode : ExitCode.Failure;
   const lines = [`dbbackup: error: ${message}`, ...details.map((d) => `  ${d}`)];
   if (hint) lines.push(`hint: ${hint}`);
   if (debug && err instanceof Error && err.stack) lines.push(err.stack);
@@ -64,8 +67,8 @@ function report(err: unknown, debug: boolean): number {
 function rememberArgSecrets(argv: string[]): void {
   for (const flag of ['--password', '--cloud-secret-key', '--notify']) {
     argv.forEach((arg, i) => {
-      if (arg === flag && argv[i + 1]) rememberSecret(argv[i + 1] ?? '');
-      else if (arg.startsWith(`${flag}=`)) rememberSecret(arg.slice(flag.length + 1));
+      if (arg === flag && argv[i + 1]) secrets.remember(argv[i + 1] ?? '');
+      else if (arg.startsWith(`${flag}=`)) secrets.remember(arg.slice(flag.length + 1));
     });
   }
   for (const name of [
@@ -76,9 +79,9 @@ function rememberArgSecrets(argv: string[]): void {
     'DBBACKUP_CLOUD_SECRET_KEY',
   ]) {
     const value = process.env[name];
-    if (value) rememberSecret(value);
+    if (value) secrets.remember(value);
   }
-  for (const url of (process.env.DBBACKUP_NOTIFY_URL ?? '').split(/\s+/)) if (url) rememberSecret(url);
+  for (const url of (process.env.DBBACKUP_NOTIFY_URL ?? '').split(/\s+/)) if (url) secrets.remember(url);
 }
 
 /** `--log-format json` (or DBBACKUP_LOG_FORMAT=json) seen before the command could be parsed. */
@@ -108,6 +111,8 @@ function writeUsageErrorJson(message: string): void {
 
 async function main(argv: string[]): Promise<number> {
   rememberArgSecrets(argv);
+  // The domain reports progress; on the command line it is drawn on stderr.
+  setProgressRenderer((t) => new TerminalProgress(t.mode, t.label, t.source, t.estimate));
   const program = await buildProgram(argv);
   guardStdout(program);
   if (argv.includes('--debug')) process.env.DBBACKUP_DEBUG = '1';
@@ -118,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
     // Run locks per target (issue 17): a second run of the same job is refused, exit 75.
     await lockRun(action);
   });
-  let code = 0;
+  let code: number = ExitCode.Ok;
   let error: unknown;
   try {
     await program.parseAsync(argv);
@@ -132,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     error = err;
     code = report(err, argv.includes('--debug'));
     // A failure caused by the user's Ctrl-C / SIGTERM (a request cut short) exits as interrupted.
-    if (interruptedBy()) code = 130;
+    if (interruptedBy()) code = ExitCode.Interrupted;
   }
   code = await exitAfterOutput(code);
   if (run) await endRun(run, code, error);
@@ -147,7 +152,7 @@ const stalled = (): void => {
     'dbbackup: error: the command stopped with work unfinished and nothing left to wait for\n' +
       'hint: this is a bug in dbbackup; nothing is reported as done. Run again with --debug and report it.\n',
   );
-  process.exit(70);
+  process.exit(ExitCode.Internal);
 };
 process.once('beforeExit', stalled);
 process.exitCode = await main(process.argv);

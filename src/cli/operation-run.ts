@@ -9,6 +9,8 @@ import { maskUri } from '../storage/cloud-uri.js';
 import { applyConfiguration, type AppliedConfig } from './apply-config.js';
 import { backupDir, cloudUri, commandPath, globals, rootOf, type GlobalOptions } from './context.js';
 import { parseInteger } from './numbers.js';
+import { ExitCode } from '../exit-codes.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * Around every command: configuration applied, logging set up, and — for the commands that change
@@ -136,9 +138,9 @@ export function operationOutputs(o: RunOptions, env: NodeJS.ProcessEnv = process
 
 /** The server as configured (not as connected): the same string for a run that fails early and one that works. */
 function serverOf(g: GlobalOptions, applied: AppliedConfig, env: NodeJS.ProcessEnv): string {
-  const pg = applied.engine === 'postgres';
-  const host = g.host ?? env[pg ? 'PGHOST' : 'MYSQL_HOST'] ?? 'localhost';
-  const port = g.port ?? env[pg ? 'PGPORT' : 'MYSQL_TCP_PORT'] ?? (pg ? '5432' : '3306');
+  const family = engineFamily(applied.engine);
+  const host = g.host ?? env[family.hostEnv] ?? 'localhost';
+  const port = g.port ?? env[family.portEnv] ?? family.defaultPort;
   return host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
 }
 
@@ -197,5 +199,9 @@ export async function startRun(action: Command, env: NodeJS.ProcessEnv = process
 
 /** After the action (or its failure): the record, metrics, notifications and hooks. */
 export async function endRun(run: Run, exitCode: number, error?: unknown): Promise<void> {
-  await finishOperation(run.operation, run.outputs, { exitCode, error, interrupted: exitCode === 130 });
+  await finishOperation(run.operation, run.outputs, {
+    exitCode,
+    error,
+    interrupted: exitCode === ExitCode.Interrupted,
+  });
 }

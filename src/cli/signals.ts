@@ -1,4 +1,5 @@
 import { interruptTransfers } from '../storage/transport.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * After the first SIGINT/SIGTERM the command has this long to clean up; then the process ends
@@ -23,7 +24,7 @@ function onFirstSignal(sig: NodeJS.Signals): void {
       `dbbackup: error: clean-up did not finish within ${CLEANUP_GRACE_MS / 1000} s of ${sig}; exiting now\n` +
         'hint: an interrupted backup never has a .meta.json, so nothing left behind counts as a backup; "dbbackup cleanup --prune-incomplete" removes leftovers.\n',
     );
-    process.exit(130);
+    process.exit(ExitCode.Interrupted);
   }, CLEANUP_GRACE_MS);
   backstop.unref();
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * Standard output that cannot be written — a reader that went away (`list backups | head -1`), a
@@ -46,5 +47,5 @@ export async function exitAfterOutput(code: number): Promise<number> {
   process.stderr.write(
     `dbbackup: ${fails ? 'error' : 'warning'}: standard output could not be written (${lost.code ?? lost.message}): what ${command || 'the command'} printed there is lost${fails ? '' : '; its exit status is its own'}\n`,
   );
-  return fails ? 1 : code;
+  return fails ? ExitCode.Failure : code;
 }

@@ -1,6 +1,7 @@
 import type { EncryptionFlags } from '../crypto/index.js';
 import { UsageError } from '../errors.js';
 import { parseInteger } from './numbers.js';
+import type { TimelineChoice } from '../pitr/inventory.js';
 
 /**
  * The options of `wal push` and `wal fetch`, parsed by hand: PostgreSQL runs these once per WAL
@@ -100,4 +101,11 @@ export function archiveOf(o: WalOptions): string {
       'Give the archive directory or URI that "dbbackup pitr enable" set up.',
     );
   return o.archive;
+}
+
+/** `--target-timeline current|latest|N`. */
+export function parseTimelineChoice(value: string | undefined, fallback: TimelineChoice): TimelineChoice {
+  if (value === undefined) return fallback;
+  if (value === 'current' || value === 'latest') return value;
+  return parseInteger('--target-timeline', value, { min: 1, max: 0xffffffff });
 }

@@ -1,5 +1,4 @@
-import { maskSecrets } from '../engines/connection.js';
-import { DbBackupError, errorMessage, rememberedSecrets, UsageError } from '../errors.js';
+import { DbBackupError, errorMessage, UsageError } from '../errors.js';
 import { requireIdentity } from '../pitr/archive.js';
 import { FETCH_FATAL_EXIT, WalNotFoundError } from '../pitr/errors.js';
 import { fetchWalFile } from '../pitr/wal-fetch.js';
@@ -9,6 +8,8 @@ import { pushWalFile } from '../pitr/wal-push.js';
 import { putBuffer, type Storage } from '../storage/storage.js';
 import { openStore } from '../storage/uri.js';
 import { archiveOf, parseWalArgs, type WalOptions } from './wal-args.js';
+import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * The lean entry point of `dbbackup wal push|archive|fetch`, which PostgreSQL runs once per WAL
@@ -131,7 +132,7 @@ export async function walUploader(o: WalOptions): Promise<string> {
     setTimeout(() => {
       void import('../pitr/spool.js')
         .then(({ releaseLock }) => releaseLock(`${o.spoolDir}/uploader.pid`))
-        .finally(() => process.exit(143));
+        .finally(() => process.exit(ExitCode.Terminated));
     }, 5000).unref();
   });
   const r = await runUploader({
@@ -190,15 +191,15 @@ export async function walProbe(mode: string, o: WalOptions): Promise<string> {
 
 /** The exit status PostgreSQL must see for a failed push or fetch. */
 export function walExitCode(command: string, err: unknown): number {
-  if (command === 'fetch') return err instanceof WalNotFoundError ? 1 : FETCH_FATAL_EXIT;
+  if (command === 'fetch') return err instanceof WalNotFoundError ? ExitCode.Failure : FETCH_FATAL_EXIT;
   // archive_command: any non-zero status makes PostgreSQL keep the segment and retry; above 125
   // it would also restart the archiver process.
-  const code = err instanceof DbBackupError ? err.exitCode : 1;
-  return code >= 1 && code <= 125 ? code : 1;
+  const code = err instanceof DbBackupError ? err.exitCode : ExitCode.Failure;
+  return code >= 1 && code <= 125 ? code : ExitCode.Failure;
 }
 
 function report(err: unknown, debug: boolean): void {
-  const mask = (s: string): string => maskSecrets(s, rememberedSecrets());
+  const mask = (s: string): string => secrets.mask(s);
   process.stderr.write(`dbbackup: error: ${mask(errorMessage(err))}\n`);
   if (err instanceof DbBackupError) {
     for (const d of err.details) process.stderr.write(`  ${mask(d)}\n`);
@@ -246,7 +247,7 @@ export async function walMain(argv: readonly string[]): Promise<number> {
     if (!(err instanceof WalNotFoundError) || options.verbose) report(err, Boolean(options.debug));
     if (command === 'push' || command === 'archive') {
       const file = parseWalArgsSafe(rest)[0];
-      if (file) await recordPushFailure(file, maskSecrets(errorMessage(err), rememberedSecrets()));
+      if (file) await recordPushFailure(file, secrets.mask(errorMessage(err)));
     }
     return walExitCode(command, err);
   }

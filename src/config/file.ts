@@ -1,8 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DbBackupError, errnoCode, errorMessage, rememberSecret, UsageError } from '../errors.js';
+import { DbBackupError, errnoCode, errorMessage, UsageError } from '../errors.js';
 import { SECTIONS, SETTINGS_BY_KEY, type Setting } from './settings.js';
+import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * The configuration file: TOML (parsed by smol-toml, loaded only when a file exists). TOML rather
@@ -349,7 +351,7 @@ export class ConfigFileError extends DbBackupError {
     super(
       `The configuration file ${file} has ${problems.length === 1 ? 'a problem' : `${problems.length} problems`}`,
       {
-        exitCode: 2,
+        exitCode: ExitCode.Usage,
         details: problems.map((p) => formatProblem(file, p)),
         hint: 'Fix the lines named above; "dbbackup config validate" checks the file again.',
       },
@@ -363,7 +365,7 @@ function rememberConfigSecrets(config: ConfigFile): void {
   for (const values of [config.base, ...config.profiles.values()]) {
     for (const [key, entry] of values) {
       if (!SETTINGS_BY_KEY.get(key)?.secret) continue;
-      for (const v of Array.isArray(entry.value) ? entry.value : [String(entry.value)]) rememberSecret(v);
+      for (const v of Array.isArray(entry.value) ? entry.value : [String(entry.value)]) secrets.remember(v);
     }
   }
 }

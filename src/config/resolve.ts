@@ -1,7 +1,6 @@
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import { UsageError } from '../errors.js';
-import type { ConfigEntry, ConfigFile, SettingValue } from './file.js';
-import { coerce } from './file.js';
+import { coerce, type ConfigEntry, type ConfigFile, type SettingValue } from './file.js';
 import type { ReferenceConfig } from '../reference/config.js';
 import { ENGINE_ALIASES, envVarsFor, SETTINGS, type EnvVar, type Setting } from './settings.js';
 import { splitCommand } from './words.js';

@@ -1,4 +1,4 @@
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 import { SSL_MODES } from '../engines/tls.js';
 import { SUPPORTED_SCHEMES } from '../storage/cloud-uri.js';
 

@@ -39,4 +39,4 @@ export {
 } from './stream.js';
 export * from './keys.js';
 export * from './metadata.js';
-export { rewrapHeader, RewrapStream, type RewrapOptions } from './rekey.js';
+export { rewrapHeader, RewrapStream, type RewrapOptions } from './rewrap.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
-import { errnoCode, errorMessage, rememberSecret, UsageError } from '../errors.js';
+import { errnoCode, errorMessage, UsageError } from '../errors.js';
 import { formatIdentity, formatRecipient, parseIdentity, parseRecipient } from './encoding.js';
 import { EncryptionKeyError } from './errors.js';
 import { CHUNK_SIZE, FORMAT_VERSION, type EncryptionHeader } from './format.js';
@@ -18,8 +18,9 @@ import {
   type KeyUnlocker,
   type ScryptParams,
 } from './protectors.js';
+import { secrets } from '../secrets.js';
 
-export { formatIdentity, formatRecipient, parseIdentity, parseRecipient } from './encoding.js';
+export { formatIdentity, formatRecipient, parseIdentity, parseRecipient };
 
 export const DEFAULT_KEY_ENV = 'DBBACKUP_ENCRYPTION_KEY';
 
@@ -116,7 +117,7 @@ export async function loadPassphraseFile(file: string, opts: SecretFileOptions =
   let end = content.length;
   while (end > 0 && (content[end - 1] === 0x0a || content[end - 1] === 0x0d)) end--;
   if (end === 0) throw new EncryptionKeyError(`Passphrase file ${file} is empty`);
-  rememberSecret(content.subarray(0, end).toString('utf8'));
+  secrets.remember(content.subarray(0, end).toString('utf8'));
   return content.subarray(0, end);
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { BackupFacts } from '../catalog/facts.js';
-import { listBackups } from '../catalog/listing.js';
+import { listBackups } from '../verify/listing.js';
 import { memberProperties, readManifest, type ClusterManifest } from '../catalog/manifest.js';
 import { readMetadata } from '../catalog/metadata.js';
 import { timestampTag, type Engine } from '../catalog/naming.js';

@@ -1,4 +1,4 @@
-import type { Engine } from '../catalog/naming.js';
+import type { Engine } from '../types.js';
 
 /** What the user told us about the server, before engine-specific defaults are applied. */
 export interface ConnectionOptions {
@@ -20,4 +20,4 @@ export interface ConnectionOptions {
 }
 
 // Lives with the remembered secrets (errors.ts), so the logger at the bottom of the imports can use it.
-export { maskSecrets } from '../errors.js';
+export { maskSecrets } from '../secrets.js';

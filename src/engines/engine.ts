@@ -1,18 +1,9 @@
-import type { DumpFormat, Engine } from '../catalog/naming.js';
+import type { DumpFormat, Engine, ToolCommand } from '../types.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 
-/** A program to run (never through a shell) with the environment that carries its credentials. */
-export interface ToolCommand {
-  /** Absolute path or bare name of the executable. */
-  file: string;
-  args: string[];
-  /** Complete environment for the child; secrets travel here or in a 0600 file, never in args. */
-  env: NodeJS.ProcessEnv;
-  /** Name shown to users in errors and metadata, e.g. `pg_dump`. */
-  name: string;
-}
+export type { ToolCommand };
 
 export interface ServerInfo {
   /** Short numeric version, e.g. `15.19` or `10.11.19`. */

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import pg from 'pg';
-import type { DumpFormat } from '../catalog/naming.js';
+import type { DumpFormat } from '../types.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
 import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';

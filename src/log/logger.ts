@@ -1,7 +1,8 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { errorMessage, maskSecrets, rememberedSecrets, UsageError } from '../errors.js';
+import { errorMessage, UsageError } from '../errors.js';
+import { secrets } from '../secrets.js';
 
 /**
  * One small JSON-lines logger for the whole process, hand-written rather than pino: pino costs
@@ -85,7 +86,7 @@ class FileSink implements LogSink {
 }
 
 function mask(text: string): string {
-  return maskSecrets(text, rememberedSecrets());
+  return secrets.mask(text);
 }
 
 function maskValue(value: unknown): unknown {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { errorMessage } from '../errors.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import type { NotifyFormat } from '../config/settings.js';
 import type { OperationRecord } from './record.js';
 

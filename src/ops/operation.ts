@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { DbBackupError, errorMessage, maskSecrets, rememberedSecrets } from '../errors.js';
+import { DbBackupError, errorMessage } from '../errors.js';
 import { log, type LogFields } from '../log/logger.js';
 import { maskUri } from '../storage/cloud-uri.js';
 import { TOOL_VERSION } from '../version.js';
 import type { NotifyFormat, NotifyOn } from '../config/settings.js';
 import type { MetricSample } from './metrics.js';
 import type { OperationRecord, Outcome } from './record.js';
+import { ExitCode } from '../exit-codes.js';
+import { secrets } from '../secrets.js';
 
 /**
  * One run of a command that changes or checks data, from start to its record. The CLI begins one
@@ -91,9 +93,10 @@ export class Operation {
   toRecord(end: OperationEnd, now = new Date()): OperationRecord {
     const s = this.state;
     const mask = (text: string | undefined): string | undefined =>
-      text === undefined ? undefined : maskSecrets(text, rememberedSecrets());
+      text === undefined ? undefined : secrets.mask(text);
     const failure = end.error === undefined ? undefined : describeError(end.error);
-    const outcome: Outcome = end.exitCode === 0 ? 'success' : end.interrupted ? 'interrupted' : 'failure';
+    const outcome: Outcome =
+      end.exitCode === ExitCode.Ok ? 'success' : end.interrupted ? 'interrupted' : 'failure';
     const record: OperationRecord = {
       v: 1,
       id: this.id,

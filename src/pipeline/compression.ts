@@ -2,12 +2,12 @@ import os from 'node:os';
 import type { Duplex, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { createZstdFramesDecompress } from './zstd-frames.js';
-import type { ToolCommand } from '../engines/engine.js';
+import type { CompressionAlgorithm, ToolCommand } from '../types.js';
 import { which } from '../engines/tools.js';
 import { UsageError } from '../errors.js';
 import { ParallelCompress, gzipBlocks, zstdBlocks } from './parallel-compress.js';
 
-export type CompressionAlgorithm = 'none' | 'gzip' | 'zstd';
+export type { CompressionAlgorithm };
 export const COMPRESSION_ALGORITHMS: CompressionAlgorithm[] = ['zstd', 'gzip', 'none'];
 
 export const DEFAULT_LEVEL: Record<CompressionAlgorithm, number> = { zstd: 3, gzip: 6, none: 0 };

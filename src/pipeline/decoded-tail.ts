@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import type { ToolCommand } from '../engines/engine.js';
+import type { ToolCommand } from '../types.js';
 import { TRAILER_BYTES } from '../catalog/trailers.js';
 import { drainOrClose, ToolProcess, waitAll } from './process.js';
 

@@ -13,14 +13,13 @@ import {
 import { commitUnit, type Commit } from '../catalog/commit.js';
 import { timestampTag } from '../catalog/naming.js';
 import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
-import type { ToolCommand } from '../engines/engine.js';
+import type { ToolCommand } from '../types.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
 import type { CompressionPlan } from '../pipeline/compression.js';
 import { compressionFor, startWriteGroup, type GroupEncryption } from '../pipeline/filter-group.js';
 import { ToolProcess } from '../pipeline/process.js';
 import { Progress, type ProgressMode } from '../pipeline/progress.js';
-import { encodingSuffix } from './wal-names.js';
 import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import type { ArchiveIdentity } from './archive.js';
@@ -31,7 +30,7 @@ import { readInventory } from './inventory.js';
 import { archiverStats, serverFacts, type ServerFacts } from './server.js';
 import { TarTap } from './tar-tap.js';
 import { timelinePath } from './timeline.js';
-import { formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
+import { encodingSuffix, formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
 
 export interface BaseBackupInput {
   client: pg.Client;

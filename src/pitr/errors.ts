@@ -16,6 +16,6 @@ export class WalRefusedError extends DbBackupError {}
 /** A fetch found nothing under this name: the only failure `restore_command` may report as exit 1. */
 export class WalNotFoundError extends DbBackupError {
   constructor(message: string) {
-    super(message, { exitCode: 1 });
+    super(message, { exitCode: ExitCode.Failure });
   }
 }

@@ -2,7 +2,7 @@ import { appendFile, chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'n
 import path from 'node:path';
 import type { BaseBackupMetadata } from '../catalog/base-backup.js';
 import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
-import type { ToolCommand } from '../engines/engine.js';
+import type { ToolCommand } from '../types.js';
 import { which } from '../engines/tools.js';
 import {
   DbBackupError,
@@ -25,6 +25,7 @@ import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
 import { pathContains, describePath } from './timeline.js';
 import { formatLsn, parseLsn, segmentNumber } from './wal-names.js';
+import { ExitCode } from '../exit-codes.js';
 
 export interface PitrRestoreInput {
   storage: Storage;
@@ -357,13 +358,14 @@ export async function executePitrRestore(
         signal,
       });
     }
-    if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+    if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
     await writeRecoveryFiles(dir, plan.config, i.osUser);
   } catch (err) {
     await removeRestored(dir, created);
-    const interrupted = signal?.aborted || (err instanceof DbBackupError && err.exitCode === 130);
+    const interrupted =
+      signal?.aborted || (err instanceof DbBackupError && err.exitCode === ExitCode.Interrupted);
     const what = created ? `${dir} was removed` : `the files written into ${dir} were removed`;
-    if (interrupted) throw new DbBackupError(`Interrupted; ${what}`, { exitCode: 130 });
+    if (interrupted) throw new DbBackupError(`Interrupted; ${what}`, { exitCode: ExitCode.Interrupted });
     if (err instanceof DbBackupError)
       throw new DbBackupError(`${err.message}; ${what}`, {
         exitCode: err.exitCode,

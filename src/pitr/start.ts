@@ -4,6 +4,7 @@ import { findPgTool } from '../engines/tools.js';
 import { DbBackupError, MissingToolError, SafetyError } from '../errors.js';
 import { isRoot, runAsUser, type OsUser } from './os-user.js';
 import type { TargetAction } from './recovery.js';
+import { ExitCode } from '../exit-codes.js';
 
 /**
  * `restore pitr --start`: starts the restored server and follows its recovery until it reaches
@@ -62,7 +63,7 @@ export async function startAndFollow(s: StartInput): Promise<RecoveryReached> {
         await stopServer(s, pgCtl);
         throw new DbBackupError(
           `Interrupted; the server was stopped. ${s.dataDir} is restored and recovery resumes when it is started again`,
-          { exitCode: 130 },
+          { exitCode: ExitCode.Interrupted },
         );
       }
       if (running) seenRunning = true;

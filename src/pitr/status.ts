@@ -1,7 +1,7 @@
 import type { EncryptionFlags } from '../crypto/index.js';
 import type { PostgresEngine } from '../engines/postgres.js';
 import { DbBackupError, errorMessage } from '../errors.js';
-import { formatBytes, formatDuration } from '../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../units.js';
 import type { CloudSettings } from '../storage/cloud.js';
 import { maskUri } from '../storage/cloud-uri.js';
 import { openStore } from '../storage/uri.js';

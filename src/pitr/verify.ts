@@ -1,6 +1,5 @@
 import { Writable } from 'node:stream';
-import type { KeyUnlocker } from '../crypto/index.js';
-import { EncryptionKeyError } from '../crypto/index.js';
+import { EncryptionKeyError, type KeyUnlocker } from '../crypto/index.js';
 import { errorMessage } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysis.js';

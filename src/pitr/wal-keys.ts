@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { EncryptionFlags, KeyProtector, KeyUnlocker } from '../crypto/index.js';
-import { errnoCode, errorMessage, rememberSecret, UsageError } from '../errors.js';
+import { errnoCode, errorMessage, UsageError } from '../errors.js';
 import {
   describeArchiveEncryption,
   sameProtections,
   type ArchiveIdentity,
   type ArchiveProtection,
 } from './archive.js';
+import { secrets } from '../secrets.js';
 
 /**
  * Keys and environment for the WAL commands. The crypto modules are loaded only when a key option
@@ -111,5 +112,5 @@ export async function loadEnvFile(file: string): Promise<void> {
     throw new UsageError(`Cannot read --env-file ${file}: ${errorMessage(err)}`);
   }
   for (const [name, value] of Object.entries(process.env))
-    if (value && before[name] !== value && SECRET_NAMES.test(name)) rememberSecret(value);
+    if (value && before[name] !== value && SECRET_NAMES.test(name)) secrets.remember(value);
 }

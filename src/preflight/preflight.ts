@@ -5,8 +5,9 @@ import type { DatabaseEngine, ServerInfo } from '../engines/engine.js';
 import { majorVersion } from '../engines/tools.js';
 import { DbBackupError, errorMessage } from '../errors.js';
 import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { formatBytes } from '../pipeline/progress.js';
+import { formatBytes } from '../units.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
+import { engineFamily } from '../engines/family.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skipped';
 
@@ -93,16 +94,18 @@ async function checkTools(engine: DatabaseEngine, server: ServerInfo | undefined
       check: 'tools',
       status: 'fail',
       detail: `missing: ${missing.join(', ')}`,
-      hint:
-        engine.engine === 'postgres'
-          ? 'Install postgresql-client (or set DBBACKUP_PG_BINDIR).'
-          : 'Install mariadb-client (or mysql-client).',
+      hint: engineFamily(engine.engine).installHint,
     };
   }
   const dump = tools[0];
   const detail = tools.map((t) => `${t.name} ${t.version ?? '?'}`).join(', ');
   // pg_dump refuses servers newer than itself; checked now rather than at 3 a.m.
-  if (engine.engine === 'postgres' && server && dump?.version && server.version !== 'unknown') {
+  if (
+    engineFamily(engine.engine).dumpToolMustBeNewer &&
+    server &&
+    dump?.version &&
+    server.version !== 'unknown'
+  ) {
     if (majorVersion(dump.version) < majorVersion(server.version)) {
       return {
         check: 'tools',

@@ -1,5 +1,5 @@
 import picomatch from 'picomatch';
-import { catalogEntry, listBackups, type CatalogEntry, type CatalogState } from '../catalog/listing.js';
+import { catalogEntry, listBackups, type CatalogEntry, type CatalogState } from '../verify/listing.js';
 import { ownedFiles, type Owned } from '../catalog/ownership.js';
 import { planRetention, type RetentionDecision, type RetentionPolicy } from '../catalog/retention.js';
 import { removeFiles, type RemovalReport } from '../catalog/transfer.js';

@@ -13,7 +13,7 @@ import { timelinePath } from '../pitr/timeline.js';
 import { segmentNumber } from '../pitr/wal-names.js';
 import { hashStored } from './checksum.js';
 import type { UnlockerSource } from './deep.js';
-import type { BackupState } from './verify.js';
+import type { BackupState } from './state.js';
 
 export interface BaseVerifyResult {
   key: string;

@@ -4,7 +4,7 @@ import type { DetectedFormat } from '../catalog/format.js';
 import type { DumpFormat, Engine } from '../catalog/naming.js';
 import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
-import { checkUnlocks, readStoredHeader } from '../encrypted/header.js';
+import { checkUnlocks, readStoredHeader } from '../crypto/stored-header.js';
 import { findPgTool, majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
 import { errorMessage, IntegrityError, MissingToolError } from '../errors.js';
 import type { CompressionAlgorithm } from '../pipeline/compression.js';

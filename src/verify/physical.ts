@@ -10,7 +10,7 @@ import { keyValues, XbstreamTap } from '../pitr/binlog/xbstream-tap.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from './checksum.js';
 import type { UnlockerSource } from './deep.js';
-import type { BackupState } from './verify.js';
+import type { BackupState } from './state.js';
 
 export interface PhysicalVerifyResult {
   key: string;

@@ -20,7 +20,9 @@ import type { Storage } from '../storage/storage.js';
 import { checkStored, hashStored } from './checksum.js';
 import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } from './deep.js';
 
-export type BackupState = 'valid' | 'incomplete' | 'corrupt';
+import type { BackupState } from './state.js';
+
+export type { BackupState };
 
 /** What `--deep` established about a backup (about every member of a cluster backup). */
 export interface DeepSummary {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { textSink } from './helpers.js';
-import { ByteMeter, ClusterProgress, type ProgressMode } from '../../src/pipeline/progress.js';
+import { ByteMeter, type ProgressMode } from '../../src/pipeline/progress.js';
+import { ClusterProgress } from '../../src/cli/progress.js';
 
 function run(mode: ProgressMode): string[] {
   const out = textSink();

@@ -42,7 +42,7 @@ import {
   type KeyUnlocker,
 } from '../../src/crypto/protectors.js';
 import { encryptionSchemas } from '../../src/crypto/metadata.js';
-import { rewrapHeader, RewrapStream } from '../../src/crypto/rekey.js';
+import { rewrapHeader, RewrapStream } from '../../src/crypto/rewrap.js';
 import { createDecryptStream, createEncryptStream } from '../../src/crypto/stream.js';
 import { DbBackupError, SafetyError } from '../../src/errors.js';
 

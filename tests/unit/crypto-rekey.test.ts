@@ -18,8 +18,8 @@ import {
   type KeyUnlocker,
 } from '../../src/crypto/protectors.js';
 import { createDecryptStream, createEncryptStream } from '../../src/crypto/stream.js';
-import { copyDecrypted } from '../../src/encrypted/decrypt-copy.js';
-import { planRekey, rekey, rekeyedName, type RekeyKeys } from '../../src/encrypted/rekey.js';
+import { copyDecrypted } from '../../src/crypto/decrypt-copy.js';
+import { planRekey, rekey, rekeyedName, type RekeyKeys } from '../../src/crypto/rekey-backup.js';
 import { DbBackupError, IntegrityError, StorageError, UsageError } from '../../src/errors.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../../src/storage/storage.js';
@@ -27,7 +27,7 @@ import { verifyAny } from '../../src/verify/verify.js';
 import { metadataFor, tempDir } from './helpers.js';
 
 /**
- * Rekeying stored backups (src/encrypted/rekey.ts): the new keys open the data, the old ones no
+ * Rekeying stored backups (src/crypto/rekey-backup.ts): the new keys open the data, the old ones no
  * longer do, the sidecars follow, and at no point — on success, on failure, when interrupted — is
  * there metadata that disagrees with the data.
  */

@@ -12,7 +12,7 @@ import {
 } from '../../src/catalog/ownership.js';
 import { LocalStorage } from '../../src/storage/local.js';
 import { putBuffer } from '../../src/storage/storage.js';
-import { rekeyedName } from '../../src/encrypted/rekey.js';
+import { rekeyedName } from '../../src/crypto/rekey-backup.js';
 import { metadataFor, tempDir } from './helpers.js';
 
 describe('names dbbackup gives', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { textSink } from './helpers.js';
-import { EtaEstimator, Progress, StepProgress } from '../../src/pipeline/progress.js';
+import { EtaEstimator, TerminalProgress as Progress, StepProgress } from '../../src/cli/progress.js';
 import { PgRestorePhases, phaseOf } from '../../src/restore/phase.js';
 
 const MB = 1024 * 1024;

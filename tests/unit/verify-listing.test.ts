@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { describeResult, isReferenceClusterName, listBackups } from '../../src/catalog/listing.js';
+import { describeResult, isReferenceClusterName, listBackups } from '../../src/verify/listing.js';
 import { metadataKey, sha256Line, writeMetadata, type BackupMetadata } from '../../src/catalog/metadata.js';
 import { runCleanup } from '../../src/retention/cleanup.js';
 import { LocalStorage, TEMP_MARKER } from '../../src/storage/local.js';

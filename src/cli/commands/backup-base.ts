@@ -5,11 +5,12 @@ import { requireIdentity } from '../../pitr/archive.js';
 import { backupBase } from '../../pitr/base-backup.js';
 import { commandOption, commandWords, isDbbackupArchiveCommand } from '../../pitr/commands.js';
 import { protectorsForArchive } from '../../pitr/wal-keys.js';
-import { formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
+import { progressMode } from '../progress.js';
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore, pgEngine } from './pitr.js';
+import { openArchiveStore, pgEngine } from '../archive-options.js';
 
 interface BaseOptions extends EncryptionFlags {
   archive?: string;

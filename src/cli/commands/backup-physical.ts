@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { backupPhysical } from '../../backup/physical.js';
 import type { EncryptionFlags } from '../../crypto/index.js';
-import { formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
+import { progressMode } from '../progress.js';
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { binlogEngine } from './binlog.js';
-import { openArchiveStore } from './pitr.js';
+import { binlogEngine, openArchiveStore } from '../archive-options.js';
 
 interface PhysicalOptions extends EncryptionFlags {
   archive?: string;

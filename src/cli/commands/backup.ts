@@ -1,9 +1,11 @@
 import { Command, Option } from 'commander';
 import { backupSingle } from '../../backup/single.js';
-import type { DumpFormat } from '../../catalog/naming.js';
+import type { DumpFormat } from '../../types.js';
+import { defaultFormat, engineFamily } from '../../engines/family.js';
 import { openEngine } from '../../engines/index.js';
-import { UsageError } from '../../errors.js';
-import { ClusterProgress, formatBytes, formatDuration, progressMode } from '../../pipeline/progress.js';
+import { DbBackupError, UsageError } from '../../errors.js';
+import { formatBytes, formatDuration } from '../../units.js';
+import { ClusterProgress, progressMode } from '../progress.js';
 import { openStore } from '../../storage/uri.js';
 import {
   backupDir,
@@ -18,7 +20,7 @@ import {
 } from '../context.js';
 import { reportResult } from '../../ops/operation.js';
 import { interruptSignal } from '../signals.js';
-import { retentionGroup } from '../../catalog/listing.js';
+import { retentionGroup } from '../../verify/listing.js';
 import { protectorsFromFlags, type EncryptionFlags } from '../../crypto/index.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { addSampleCommand } from './sample.js';
@@ -26,7 +28,6 @@ import { addBaseCommand } from './backup-base.js';
 import { addPhysicalCommand } from './backup-physical.js';
 import { factOptions, withFactOptions, type FactFlags } from '../fact-options.js';
 import { backupCluster, defaultParallelism, PARTIAL_EXIT_CODE } from '../../backup/cluster.js';
-import { DbBackupError } from '../../errors.js';
 import { hasRule } from '../../catalog/retention.js';
 import { runCleanup, type CleanupResult } from '../../retention/cleanup.js';
 import { parseOptionalInteger } from '../numbers.js';
@@ -36,7 +37,7 @@ import {
   timeZoneOf,
   withRetentionOptions,
   type RetentionOptions,
-} from './cleanup.js';
+} from '../retention-options.js';
 
 interface SingleOptions extends RetentionOptions, EncryptionFlags, FactFlags {
   cloud?: string;
@@ -78,13 +79,10 @@ Examples:
     .action(async (database: string, opts: SingleOptions, cmd: Command) => {
       const g = globals(cmd);
       const engineName = explicitEngine(g) ?? 'postgres';
-      const format: DumpFormat = opts.format ?? (engineName === 'postgres' ? 'custom' : 'plain');
-      if (engineName !== 'postgres' && format === 'custom') {
-        throw new UsageError(
-          '--format custom is PostgreSQL only',
-          'MySQL and MariaDB backups are SQL dumps; omit --format.',
-        );
-      }
+      const family = engineFamily(engineName);
+      const format: DumpFormat = opts.format ?? defaultFormat(engineName);
+      if (!family.dumpFormats.includes(format))
+        throw new UsageError(family.formatRefusal.message, family.formatRefusal.hint);
       const { algorithm, level } = compressionChoice(g);
       const engine = await openEngine(connectionOptions(g, engineName));
       const policy = retentionPolicy(opts);

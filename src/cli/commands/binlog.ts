@@ -1,41 +1,22 @@
 import { Command } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
-import { MysqlEngine } from '../../engines/mysql.js';
-import { DbBackupError, UsageError } from '../../errors.js';
+import { DbBackupError } from '../../errors.js';
 import { copyClosedBinlogs } from '../../pitr/binlog/copy.js';
 import { requireBinlogIdentity } from '../../pitr/binlog/identity.js';
 import { binlogStatus, type BinlogStatus } from '../../pitr/binlog/status.js';
 import { streamBinlogs } from '../../pitr/binlog/stream.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { parseInteger } from '../numbers.js';
-import {
-  compressionChoice,
-  connectionOptions,
-  explicitEngine,
-  globals,
-  out,
-  type GlobalOptions,
-} from '../context.js';
+import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore } from './pitr.js';
+import { binlogEngine, openArchiveStore } from '../archive-options.js';
 
 interface BinlogOptions extends EncryptionFlags {
   archive?: string;
   envFile?: string;
   spoolDir?: string;
   json?: boolean;
-}
-
-/** The MariaDB (or MySQL) server of the global options: binlog commands default to MariaDB. */
-export function binlogEngine(g: GlobalOptions, what: string): MysqlEngine {
-  const engine = explicitEngine(g) ?? 'mariadb';
-  if (engine === 'postgres')
-    throw new UsageError(
-      `${what} is for MariaDB and MySQL`,
-      'PostgreSQL archives WAL instead: see "dbbackup pitr enable" and "dbbackup backup base".',
-    );
-  return new MysqlEngine(connectionOptions(g, engine));
 }
 
 function archiveOptions(cmd: Command): Command {

@@ -1,6 +1,6 @@
 import { DbBackupError } from '../../errors.js';
 import type { RetentionPolicy } from '../../catalog/retention.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { requireIdentity } from '../../pitr/archive.js';
 import { applyPitrCleanup, planPitrCleanup } from '../../pitr/retention.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';

@@ -1,6 +1,6 @@
 import type { RetentionPolicy } from '../../catalog/retention.js';
 import { DbBackupError } from '../../errors.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { applyBinlogCleanup, planBinlogCleanup } from '../../pitr/binlog/retention.js';
 import type { Storage } from '../../storage/storage.js';
 import { out } from '../context.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { Command } from 'commander';
-import { listBackups } from '../../catalog/listing.js';
+import { listBackups } from '../../verify/listing.js';
 import {
   copyBackup,
   copyCluster,
@@ -14,22 +14,22 @@ import { manifestKey } from '../../catalog/manifest.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isSidecar } from '../../catalog/naming.js';
 import { DbBackupError, UsageError, errorMessage } from '../../errors.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { isCloudUri, maskUri, parseCloudUri } from '../../storage/cloud-uri.js';
 import type { Storage } from '../../storage/storage.js';
 import { openLocation, openStore, type Location } from '../../storage/uri.js';
 import { verifyAny } from '../../verify/verify.js';
 import { NO_KEY_HINT } from '../../verify/deep.js';
 import { describeEncryption, unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
-import { copyDecrypted } from '../../encrypted/decrypt-copy.js';
-import { describeProtections, readStoredHeader } from '../../encrypted/header.js';
+import { copyDecrypted } from '../../crypto/decrypt-copy.js';
+import { describeProtections, readStoredHeader } from '../../crypto/stored-header.js';
 import { cloudSettings, globals, out } from '../context.js';
 import { stopTransfersOnSignal } from '../signals.js';
 import { incompleteUploads } from '../../catalog/uploads.js';
-import { printIncompleteUploads } from './incomplete-uploads.js';
+import { printIncompleteUploads } from '../incomplete-uploads.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
-import { printBackupList } from './list.js';
-import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from './verify.js';
+import { printBackupList } from '../backup-list.js';
+import { checkKeysFirst, expandBackups, keyOptionGiven, resultLine, verifyMode } from '../verify-args.js';
 
 interface DownloadOptions extends EncryptionFlags {
   decrypt?: boolean;

@@ -10,6 +10,7 @@ import {
 import { loadReferenceConfig } from '../../reference/config.js';
 import { DbBackupError, errorMessage, UsageError } from '../../errors.js';
 import { globals, out } from '../context.js';
+import { ExitCode } from '../../exit-codes.js';
 
 export function configValidateCommand(): Command {
   return new Command('validate')
@@ -61,7 +62,7 @@ export function configValidateCommand(): Command {
       }
       if (all.length)
         throw new DbBackupError(`${file} has ${all.length === 1 ? 'a problem' : `${all.length} problems`}`, {
-          exitCode: 2,
+          exitCode: ExitCode.Usage,
           hint: 'Fix the keys on the lines named above; "dbbackup config init" writes a commented example.',
         });
     });

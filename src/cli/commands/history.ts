@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { defaultAuditFile, readHistory } from '../../ops/audit.js';
 import type { OperationRecord } from '../../ops/record.js';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
 import { globals, out, table } from '../context.js';
 import { parseInteger } from '../numbers.js';
 

@@ -1,23 +1,15 @@
 import { Command } from 'commander';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { PostgresEngine } from '../../engines/postgres.js';
 import { describeArchiveEncryption } from '../../pitr/archive.js';
 import { disablePitr, enablePitr, restartServer } from '../../pitr/enable.js';
 import { loadEnvFile } from '../../pitr/wal-keys.js';
 import { pitrStatus, printPitrStatus } from '../../pitr/status.js';
 import { pitrStatusMetrics } from '../../pitr/status-metrics.js';
 import { reportResult } from '../../ops/operation.js';
-import { openStore } from '../../storage/uri.js';
-import {
-  cloudSettings,
-  compressionChoice,
-  connectionOptions,
-  globals,
-  out,
-  type GlobalOptions,
-} from '../context.js';
+import { cloudSettings, compressionChoice, globals, out, type GlobalOptions } from '../context.js';
 import { encryptionFlags, withDecryptOptions, withEncryptOptions } from '../encryption-options.js';
 import type { EncryptionFlags } from '../../crypto/index.js';
+import { openArchiveStore, pgEngine } from '../archive-options.js';
 
 interface EnableOptions extends EncryptionFlags {
   archive?: string;
@@ -27,21 +19,6 @@ interface EnableOptions extends EncryptionFlags {
   restart?: boolean;
   serverLog?: string;
   json?: boolean;
-}
-
-/** The archive's store, with the env file's credentials loaded first. */
-export async function openArchiveStore(g: GlobalOptions, archive: string | undefined, envFile?: string) {
-  if (!archive)
-    throw new UsageError(
-      '--archive is required',
-      'Give the archive directory or URI (s3://, azure://, gs://).',
-    );
-  if (envFile) await loadEnvFile(envFile);
-  return openStore(archive, cloudSettings(g));
-}
-
-export function pgEngine(g: GlobalOptions): PostgresEngine {
-  return new PostgresEngine(connectionOptions(g, 'postgres'));
 }
 
 /** WAL compression: the global --compression-algo, at level 1 unless --compression says otherwise. */

@@ -8,14 +8,14 @@ import {
   unlockersFromFlags,
   type EncryptionFlags,
 } from '../../crypto/index.js';
-import { describeProtections, describeProtectors } from '../../encrypted/header.js';
+import { describeProtections, describeProtectors } from '../../crypto/stored-header.js';
 import {
   planRekey,
   rekey,
   type RekeyKeys,
   type RekeyOutcome,
   type RekeyTarget,
-} from '../../encrypted/rekey.js';
+} from '../../crypto/rekey-backup.js';
 import { DbBackupError, IntegrityError, UsageError } from '../../errors.js';
 import type { CloudSettings } from '../../storage/cloud.js';
 import { isCloudUri } from '../../storage/cloud-uri.js';
@@ -29,7 +29,7 @@ import {
   type NewKeyFlags,
 } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { expandBackups } from './verify.js';
+import { expandBackups } from '../verify-args.js';
 
 interface RekeyOptions extends EncryptionFlags, NewKeyFlags {
   add?: boolean;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { formatBytes, formatDuration } from '../../units.js';
 import { requireIdentity } from '../../pitr/archive.js';
 import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
@@ -13,9 +13,9 @@ import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore } from './pitr.js';
-import { restoreFromBinlogArchive } from './restore-binlog.js';
-import { parseTimelineChoice } from './wal.js';
+import { openArchiveStore } from '../archive-options.js';
+import { restoreFromBinlogArchive } from '../restore-binlog.js';
+import { parseTimelineChoice } from '../wal-args.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   targetGtid?: string;

@@ -1,18 +1,13 @@
 import { Command } from 'commander';
-import { listBackups } from '../../catalog/listing.js';
-import type { Engine } from '../../catalog/naming.js';
+import { listBackups } from '../../verify/listing.js';
+import type { Engine } from '../../types.js';
 import { unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
 import type { ConnectionOptions } from '../../engines/connection.js';
 import type { DatabaseEngine } from '../../engines/engine.js';
 import { UsageError } from '../../errors.js';
 import { reportResult } from '../../ops/operation.js';
-import {
-  ClusterProgress,
-  formatDuration,
-  progressMode,
-  StepProgress,
-  type ProgressMode,
-} from '../../pipeline/progress.js';
+import { formatDuration, type ProgressMode } from '../../pipeline/progress.js';
+import { ClusterProgress, progressMode, StepProgress } from '../progress.js';
 import type { ClusterRestorePlan } from '../../restore/cluster.js';
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
 import { describePlan, type RestorePlan } from '../../restore/plan.js';
@@ -30,11 +25,11 @@ import {
   requireDirectory,
   type GlobalOptions,
 } from '../context.js';
+import { printBackupList, withDrills } from '../backup-list.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
 import { prepareLocked } from '../run-locks.js';
 import { interruptSignal } from '../signals.js';
-import { printBackupList, withDrills } from './list.js';
 import { addPitrRestoreCommand } from './restore-pitr.js';
 
 /** pg_restore jobs, databases restored at once. */

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
+import { engineFamily } from '../../engines/family.js';
 import { openEngine } from '../../engines/index.js';
-import { errorMessage } from '../../errors.js';
+import { DbBackupError, errorMessage } from '../../errors.js';
 import { planCompression } from '../../pipeline/compression.js';
 import { openStore } from '../../storage/uri.js';
 import { TOOL_VERSION } from '../../version.js';
@@ -13,7 +14,6 @@ import {
   out,
   table,
 } from '../context.js';
-import { DbBackupError } from '../../errors.js';
 import { archivingCheck } from '../../pitr/status.js';
 
 export function statusCommand(): Command {
@@ -75,10 +75,7 @@ export function statusCommand(): Command {
         if (!server.ok) throw new DbBackupError('The server is not reachable', { hint: server.hint });
         if (missing.length) {
           throw new DbBackupError(`Missing tools: ${missing.join(', ')}`, {
-            hint:
-              engineName === 'postgres'
-                ? 'Install postgresql-client.'
-                : 'Install mariadb-client (or mysql-client).',
+            hint: engineFamily(engineName).installHint,
           });
         }
       } finally {

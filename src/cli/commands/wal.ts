@@ -2,24 +2,16 @@ import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, errorMessage } from '../../errors.js';
 import { requireIdentity } from '../../pitr/archive.js';
-import type { TimelineChoice } from '../../pitr/inventory.js';
 import { analyzeArchive } from '../../pitr/analysis.js';
 import { listWal, verifyWal } from '../../pitr/verify.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
-import { formatBytes } from '../../pipeline/progress.js';
+import { formatBytes } from '../../units.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out, table } from '../context.js';
 import { encryptionFlags, withDecryptOptions, withEncryptOptions } from '../encryption-options.js';
 import { walExitCode, walFetch, walProbe, walPush } from '../wal-main.js';
-import type { WalOptions } from '../wal-args.js';
-import { openArchiveStore } from './pitr.js';
-
-/** `--target-timeline current|latest|N`. */
-export function parseTimelineChoice(value: string | undefined, fallback: TimelineChoice): TimelineChoice {
-  if (value === undefined) return fallback;
-  if (value === 'current' || value === 'latest') return value;
-  return parseInteger('--target-timeline', value, { min: 1, max: 0xffffffff });
-}
+import { parseTimelineChoice, type WalOptions } from '../wal-args.js';
+import { openArchiveStore } from '../archive-options.js';
 
 /** The same code the lean entry point returns, through the full CLI's error report. */
 async function asWalCommand(command: string, run: () => Promise<string>, verbose?: boolean): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { ToolCommand } from '../../engines/engine.js';
+import type { ToolCommand } from '../../types.js';
 import type { MysqlEngine } from '../../engines/mysql.js';
 import { ToolProcess } from '../../pipeline/process.js';
 import { binlogNumber, isBinlogFileName } from './names.js';

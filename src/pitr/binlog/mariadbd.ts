@@ -5,6 +5,7 @@ import mysql from 'mysql2/promise';
 import { whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
 import { isRoot, type OsUser } from '../os-user.js';
+import { ExitCode } from '../../exit-codes.js';
 
 /**
  * A restored MariaDB server, started on its data directory with the configuration `restore pitr`
@@ -65,7 +66,7 @@ export async function startMariadbd(o: StartOptions): Promise<RunningServer> {
     if (await answers(o.socket)) return server;
     if (o.signal?.aborted || Date.now() > deadline) {
       await server.stop();
-      if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+      if (o.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
       throw new SafetyError(
         `mariadbd did not accept connections within ${Math.round(o.timeoutMs / 1000)} s`,
         {

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { KeyUnlocker } from '../../crypto/index.js';
-import type { ToolCommand } from '../../engines/engine.js';
+import type { ToolCommand } from '../../types.js';
 import { DbBackupError, errorMessage, IntegrityError } from '../../errors.js';
 import { ToolProcess, waitAll } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
@@ -18,6 +18,7 @@ import {
 import type { StoredBinlog } from './inventory.js';
 import { readStoredBinlog } from './read.js';
 import { binlogNumber } from './names.js';
+import { ExitCode } from '../../exit-codes.js';
 
 /** Where a replay stops. */
 export type ReplayTarget =
@@ -227,7 +228,7 @@ export interface ReplayInput {
 export async function replayBinlogs(i: ReplayInput): Promise<ReplayProgress> {
   const progress: ReplayProgress = { applied: 0, skipped: 0, last: null, stoppedAt: null, reached: false };
   for (const b of i.files) {
-    if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+    if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
     await replayOne(i, b, progress);
     i.onFile?.(b.file, progress);
     if (progress.stoppedAt !== null) break;
@@ -270,7 +271,7 @@ async function replayOne(i: ReplayInput, b: StoredBinlog, progress: ReplayProgre
     () => undefined,
     (err: unknown) => err,
   );
-  if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+  if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
   // A program's own failure explains a read that was stopped because of it.
   if (tools !== undefined) throw withFile(b.file, tools);
   if (readErr !== undefined) throw withFile(b.file, readErr);
@@ -279,7 +280,7 @@ async function replayOne(i: ReplayInput, b: StoredBinlog, progress: ReplayProgre
 function withFile(file: string, err: unknown): DbBackupError {
   const e = err instanceof DbBackupError ? err : undefined;
   return new DbBackupError(`Replaying ${file}: ${errorMessage(err)}`, {
-    exitCode: e?.exitCode ?? 1,
+    exitCode: e?.exitCode ?? ExitCode.Failure,
     hint: e?.hint,
     details: e?.details,
     cause: err,

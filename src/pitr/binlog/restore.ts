@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import type { KeyUnlocker } from '../../crypto/index.js';
-import type { ToolCommand } from '../../engines/engine.js';
+import type { ToolCommand } from '../../types.js';
 import type { MysqlEngine } from '../../engines/mysql.js';
 import { which, whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
@@ -18,6 +18,7 @@ import { readPhysicalFile, readStoredBinlog } from './read.js';
 import { startMariadbd, type RunningServer } from './mariadbd.js';
 import { replayBinlogs, type ReplayProgress, type ReplayTarget } from './replay.js';
 import type { BinlogRestorePlan, PlannedRestore } from './restore-plan.js';
+import { ExitCode } from '../../exit-codes.js';
 
 /** The files `restore pitr` writes into a restored data directory besides the data. */
 export const RESTORED_CNF = 'restored.cnf';
@@ -58,7 +59,7 @@ export async function verifyBinlogs(
       await readStoredBinlog(storage, b, { kind: 'stream', stream: sink }, unlockers, signal);
     } catch (err) {
       throw new DbBackupError(`Binlog ${b.file} (${b.dataKey}) cannot be used: ${errorMessage(err)}`, {
-        exitCode: err instanceof DbBackupError ? err.exitCode : 1,
+        exitCode: err instanceof DbBackupError ? err.exitCode : ExitCode.Failure,
         hint: 'Nothing was changed. The archive copy is damaged or the keys are wrong: "dbbackup verify-backup" and "binlog status" show more.',
         cause: err,
       });
@@ -184,10 +185,11 @@ export async function executePhysicalRestore(
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
     await removeRestored(dir, created);
     const what = created ? `${dir} was removed` : `the files written into ${dir} were removed`;
-    if (i.signal?.aborted) throw new DbBackupError(`Interrupted; ${what}`, { exitCode: 130 });
+    if (i.signal?.aborted)
+      throw new DbBackupError(`Interrupted; ${what}`, { exitCode: ExitCode.Interrupted });
     const e = err instanceof DbBackupError ? err : undefined;
     throw new DbBackupError(`${e ? e.message : `Restore failed: ${errorMessage(err)}`}; ${what}`, {
-      exitCode: e?.exitCode ?? 1,
+      exitCode: e?.exitCode ?? ExitCode.Failure,
       hint: e?.hint,
       details: e?.details,
       cause: err,
@@ -274,7 +276,7 @@ async function extract(i: ExecuteInput, m: PhysicalMetadata, into: string, mbstr
 
 /** mariadb-backup as the server's user; an interrupt stops it. */
 async function runAs(i: ExecuteInput, file: string, args: string[]): Promise<void> {
-  if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
+  if (i.signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
   const cmd = await asUserCommand(i.osUser, { file, args, env: process.env, name: 'mariadb-backup' });
   let ok = false;
   const p = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], (line) => {
@@ -370,10 +372,10 @@ export async function executeLogicalRestore(
   } catch (err) {
     const what = created ? `; the database ${i.database} it created was dropped` : '';
     if (created) await i.engine.dropDatabase(i.database).catch(() => undefined);
-    if (i.signal?.aborted) throw new DbBackupError(`Interrupted${what}`, { exitCode: 130 });
+    if (i.signal?.aborted) throw new DbBackupError(`Interrupted${what}`, { exitCode: ExitCode.Interrupted });
     const e = err instanceof DbBackupError ? err : undefined;
     throw new DbBackupError(`${e ? e.message : errorMessage(err)}${what}`, {
-      exitCode: e?.exitCode ?? 1,
+      exitCode: e?.exitCode ?? ExitCode.Failure,
       hint: e?.hint,
       details: e?.details,
       cause: err,

@@ -10,13 +10,13 @@ import {
   type EncryptionHeader,
   type KeyProtector,
   type KeyUnlocker,
-} from '../crypto/index.js';
+} from './index.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import { NO_COMPRESSION, startWriteGroup, type WriteGroup } from '../pipeline/filter-group.js';
 import { HashCounter } from '../pipeline/hash.js';
 import { putBuffer, readAll, type Storage } from '../storage/storage.js';
-import { checkUnlocks, readStoredHeader } from './header.js';
+import { checkUnlocks, readStoredHeader } from './stored-header.js';
 
 /**
  * Rekeying a stored backup: the per-backup data key is unwrapped with one of the old keys and

@@ -1,8 +1,8 @@
 import { TEMP_MARKER } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
-import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from './naming.js';
-import { verifyAny, type BackupState, type Producer, type VerifyResult } from '../verify/verify.js';
-import { MANIFEST_NAME } from './manifest.js';
+import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from '../catalog/naming.js';
+import { verifyAny, type BackupState, type Producer, type VerifyResult } from './verify.js';
+import { MANIFEST_NAME } from '../catalog/manifest.js';
 import { IntegrityError, errorMessage } from '../errors.js';
 
 /**
@@ -17,8 +17,8 @@ export interface ListOptions {
   /** Read every backup in full and check its SHA-256; otherwise sizes only (no data read). */
   verify?: boolean;
 }
-import { baseRetentionGroup } from './base-backup.js';
-import { physicalRetentionGroup } from './physical-backup.js';
+import { baseRetentionGroup } from '../catalog/base-backup.js';
+import { physicalRetentionGroup } from '../catalog/physical-backup.js';
 import { isReferenceClusterName } from '../reference/naming.js';
 
 /** The reference tool's names live in src/reference/naming.ts. */

@@ -1,7 +1,7 @@
-import { incompleteUploads, planUploadPrune } from '../../catalog/uploads.js';
-import { DbBackupError, errorMessage } from '../../errors.js';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
-import type { IncompleteUpload, Storage } from '../../storage/storage.js';
+import { incompleteUploads, planUploadPrune } from '../catalog/uploads.js';
+import { DbBackupError, errorMessage } from '../errors.js';
+import { formatBytes, formatDuration } from '../units.js';
+import type { IncompleteUpload, Storage } from '../storage/storage.js';
 
 /** `shop_….dump.zst  started 3 h 12 min ago, 40.0 MiB`, for lists and prune reports. */
 export function describeUpload(u: IncompleteUpload, now = new Date()): string {

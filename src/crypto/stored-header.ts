@@ -9,7 +9,7 @@ import {
   type EncryptionHeader,
   type KeyProtector,
   type KeyUnlocker,
-} from '../crypto/index.js';
+} from './index.js';
 import type { Storage } from '../storage/storage.js';
 
 /** Enough for any header dbbackup writes (one stanza is at most 115 bytes); longer ones take a second read. */

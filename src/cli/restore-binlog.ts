@@ -1,29 +1,25 @@
 import os from 'node:os';
-import { readMetadata } from '../../catalog/metadata.js';
-import type { EncryptionFlags } from '../../crypto/index.js';
-import { MysqlEngine } from '../../engines/mysql.js';
-import { DbBackupError, UsageError } from '../../errors.js';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
-import { parseGtidList } from '../../pitr/binlog/events.js';
-import { archiveKind, requireBinlogIdentity } from '../../pitr/binlog/identity.js';
-import { isBinlogFileName } from '../../pitr/binlog/names.js';
-import type { ReplayTarget } from '../../pitr/binlog/replay.js';
-import { executeLogicalRestore, executePhysicalRestore } from '../../pitr/binlog/restore.js';
-import {
-  planBinlogRestore,
-  type BinlogRestorePlan,
-  type LogicalBase,
-} from '../../pitr/binlog/restore-plan.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
-import { parseTargetTime } from '../../pitr/recovery.js';
-import { lazyUnlockers } from '../../pitr/wal-keys.js';
-import { executeRestore, prepareRestore } from '../../restore/single.js';
-import { openLocation } from '../../storage/uri.js';
-import { parseInteger } from '../numbers.js';
-import { cloudSettings, connectionOptions, explicitEngine, out, type GlobalOptions } from '../context.js';
-import { encryptionFlags } from '../encryption-options.js';
-import { interruptSignal } from '../signals.js';
-import { openArchiveStore } from './pitr.js';
+import { readMetadata } from '../catalog/metadata.js';
+import type { EncryptionFlags } from '../crypto/index.js';
+import { MysqlEngine } from '../engines/mysql.js';
+import { DbBackupError, UsageError } from '../errors.js';
+import { formatBytes, formatDuration } from '../units.js';
+import { parseGtidList } from '../pitr/binlog/events.js';
+import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
+import { isBinlogFileName } from '../pitr/binlog/names.js';
+import type { ReplayTarget } from '../pitr/binlog/replay.js';
+import { executeLogicalRestore, executePhysicalRestore } from '../pitr/binlog/restore.js';
+import { planBinlogRestore, type BinlogRestorePlan, type LogicalBase } from '../pitr/binlog/restore-plan.js';
+import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
+import { parseTargetTime } from '../pitr/recovery.js';
+import { lazyUnlockers } from '../pitr/wal-keys.js';
+import { executeRestore, prepareRestore } from '../restore/single.js';
+import { openLocation } from '../storage/uri.js';
+import { parseInteger } from './numbers.js';
+import { cloudSettings, connectionOptions, explicitEngine, out, type GlobalOptions } from './context.js';
+import { encryptionFlags } from './encryption-options.js';
+import { interruptSignal } from './signals.js';
+import { openArchiveStore } from './archive-options.js';
 
 /** The options of `restore pitr` a binlog archive uses (the command is shared with PostgreSQL). */
 export interface BinlogPitrOptions extends EncryptionFlags {

@@ -7,11 +7,11 @@ import {
   type BackupMetadata,
 } from '../catalog/metadata.js';
 import { SHA256_SUFFIX } from '../catalog/naming.js';
-import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
+import { createDecryptStream, type KeyUnlocker } from './index.js';
 import { IntegrityError } from '../errors.js';
 import { CommitGate, HashCounter } from '../pipeline/hash.js';
 import { putBuffer, type Storage } from '../storage/storage.js';
-import { checkUnlocks, readStoredHeader } from './header.js';
+import { checkUnlocks, readStoredHeader } from './stored-header.js';
 
 export interface DecryptedCopy {
   /** Key of the plaintext copy: the backup's name without `.enc`. */
