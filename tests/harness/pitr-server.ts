@@ -99,14 +99,28 @@ const BASE_CONF = [
   'max_connections = 30',
 ];
 
-export async function startPitrServer(extraConf: string[] = []): Promise<PitrServer> {
+export async function startPitrServer(
+  extraConf: string[] = [],
+  initArgs: string[] = [],
+): Promise<PitrServer> {
   await letPostgresRunCli();
   const dir = await postgresDir(PITR_PREFIX);
   const dataDir = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
   const init = await pgTool(
     'initdb',
-    ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '--wal-segsize=1', '--locale=C'],
+    [
+      '-D',
+      dataDir,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '--no-sync',
+      '--wal-segsize=1',
+      '--locale=C',
+      ...initArgs,
+    ],
     dir,
   );
   if (init.code !== 0) throw new Error(`initdb failed: ${init.stderr}`);
