@@ -149,6 +149,24 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     expect(r.stdout).toMatch(new RegExp(`physical incremental on ${points.full.meta.name}`));
   });
 
+  it("retention keeps chains whole: the kept differential keeps its full, and the WAL from the full's start", async () => {
+    const r = await cliOk(['cleanup', '--archive', archive, '--keep-last', '1', '--dry-run', '--json']);
+    const plan = JSON.parse(r.stdout) as {
+      decisions: Array<{ key: string; keep: boolean; reasons: string[] }>;
+      cutoff: string;
+      refusals: string[];
+    };
+    expect(plan.refusals).toEqual([]);
+    const by = (name: string) => plan.decisions.find((d) => d.key === name);
+    expect(by(points.diff.meta.name)?.keep).toBe(true);
+    expect(by(points.full.meta.name)).toMatchObject({
+      keep: true,
+      reasons: [`parent of ${points.diff.meta.name}`],
+    });
+    expect(by(points.incr.meta.name)?.keep).toBe(false);
+    expect(plan.cutoff).toBe((points.full.meta as Meta & { startSegment: string }).startSegment);
+  });
+
   it('a damaged page is refused while reading, naming the file and block', async () => {
     await server.query('CREATE TABLE damaged (id int, v text)');
     await server.query('INSERT INTO damaged SELECT g, md5(g::text) FROM generate_series(1, 2000) g');
