@@ -77,7 +77,9 @@ export async function backupBase(o: BaseBackupInput): Promise<BaseBackupMetadata
   if (version && majorVersion(version) < facts.major)
     throw new MissingToolError(
       `pg_basebackup ${version} cannot back up a PostgreSQL ${facts.major} server (it must be at least as new)`,
-      { hint: `Install the PostgreSQL ${facts.major} client programs, or set DBBACKUP_PG_BINDIR.` },
+      {
+        hint: `Install the PostgreSQL ${facts.major} client programs, or set DBBACKUP_PG_BINDIR; on the database host, "backup base --from-pgdata" reads the data directory without them.`,
+      },
     );
   const started = new Date();
   const name = await freeName(o.storage, started);

@@ -17,7 +17,7 @@ import type { Storage } from '../storage/storage.js';
 import { isCloudUri } from '../storage/cloud-uri.js';
 import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysis.js';
 import { applyDelta, finishChain } from './incremental/apply.js';
-import { parentProblem, provenChain } from './incremental/chain.js';
+import { carriesDelta, parentProblem, provenChain } from './incremental/chain.js';
 import type { ArchiveIdentity } from './archive.js';
 import type { Divergence } from './chain.js';
 import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
@@ -366,10 +366,10 @@ export async function executePitrRestore(
         signal,
       });
     }
-    // An incremental or differential: its deltas in chain order onto the full, streamed.
-    for (const m of chain.slice(1))
+    // An incremental or differential (or a full read by dbbackup): its deltas in chain order, streamed.
+    for (const m of chain.filter(carriesDelta))
       await applyDelta({ dir, storage: i.storage, meta: m, user: i.osUser, unlockers: i.unlockers, signal });
-    if (chain.length > 1) await finishChain(dir, meta, i.osUser);
+    if (carriesDelta(meta)) await finishChain(dir, meta, i.osUser);
     if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: 130 });
     await writeRecoveryFiles(dir, plan.config, i.osUser);
   } catch (err) {

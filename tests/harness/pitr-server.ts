@@ -29,8 +29,8 @@ export interface PitrServer {
   args(): string[];
 }
 
-async function pgTool(tool: string, args: string[], cwd: string) {
-  const [file, argv] = await asUser('postgres', path.join(BIN, tool), args);
+async function pgTool(tool: string, args: string[], cwd: string, bin = BIN) {
+  const [file, argv] = await asUser('postgres', path.join(bin, tool), args);
   return run(file, argv, { cwd, timeoutMs: 120_000 });
 }
 
@@ -99,9 +99,11 @@ const BASE_CONF = [
   'max_connections = 30',
 ];
 
+/** `bin`: another server's programs (the PostgreSQL 17 from npm, tests/harness/pg17.ts). */
 export async function startPitrServer(
   extraConf: string[] = [],
   initArgs: string[] = [],
+  bin = BIN,
 ): Promise<PitrServer> {
   await letPostgresRunCli();
   const dir = await postgresDir(PITR_PREFIX);
@@ -122,6 +124,7 @@ export async function startPitrServer(
       ...initArgs,
     ],
     dir,
+    bin,
   );
   if (init.code !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   await appendFile(
@@ -132,7 +135,7 @@ export async function startPitrServer(
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     await appendFile(path.join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
-    const r = await pgTool('pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '60', 'start'], dir);
+    const r = await pgTool('pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '60', 'start'], dir, bin);
     if (r.code === 0) break;
     if (attempt >= 3 || !/could not bind|already in use/i.test(await tail(log))) {
       await rm(dir, { recursive: true, force: true });
@@ -162,6 +165,7 @@ export async function startPitrServer(
         'pg_ctl',
         ['-D', dataDir, '-l', log, '-w', '-t', '60', '-m', 'fast', 'restart'],
         dir,
+        bin,
       );
       if (r.code !== 0) throw new Error(`pg_ctl restart failed: ${r.stderr}\n${await tail(log)}`);
       await waitFor(

@@ -20,6 +20,7 @@ interface BaseOptions extends EncryptionFlags {
   incremental?: boolean;
   differential?: boolean;
   pgdata?: string;
+  fromPgdata?: boolean;
 }
 
 /** The key options archive_command carries, for a base backup that names none. */
@@ -53,6 +54,10 @@ export function addBaseCommand(backup: Command): void {
       'only the pages changed since the newest full base backup (reads the data directory)',
     )
     .option(
+      '--from-pgdata',
+      'a full backup read by dbbackup from the data directory instead of pg_basebackup (for a server newer than the client programs here)',
+    )
+    .option(
       '--pgdata <dir>',
       "the data directory for --incremental/--differential (default: the server's data_directory)",
     )
@@ -61,7 +66,9 @@ export function addBaseCommand(backup: Command): void {
       `
 Examples:
   dbbackup --user postgres backup base                          # into the archive "pitr enable" set up
-  dbbackup --user postgres backup base --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env`,
+  dbbackup --user postgres backup base --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env
+  dbbackup --user postgres backup base --incremental            # on the database host: pages changed since the newest base backup
+  dbbackup --user postgres backup base --differential           # pages changed since the newest full`,
     )
     .action(async (opts: BaseOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -93,9 +100,15 @@ Examples:
             ? given
             : keyFlagsOf(command);
         const protectors = await protectorsForArchive(flags, identity);
-        if (opts.incremental && opts.differential)
-          throw new UsageError('Give --incremental or --differential, not both');
-        const kind = opts.incremental ? 'incremental' : opts.differential ? 'differential' : undefined;
+        if ([opts.incremental, opts.differential, opts.fromPgdata].filter(Boolean).length > 1)
+          throw new UsageError('Give one of --incremental, --differential and --from-pgdata');
+        const kind = opts.incremental
+          ? 'incremental'
+          : opts.differential
+            ? 'differential'
+            : opts.fromPgdata
+              ? 'full'
+              : undefined;
         const input = {
           client,
           program: (args: string[]) => engine.clientProgram('pg_basebackup', args),
@@ -115,7 +128,7 @@ Examples:
         if (opts.json) out.json({ location: storage.location, metadata: meta });
         else
           out.line(
-            `${kind ? `${kind === 'incremental' ? 'Incremental' : 'Differential'} base backup (on ${meta.parent ?? '?'})` : 'Base backup'} complete: ${storage.location.replace(/\/$/, '')}/base/${meta.name}/ (${formatBytes(meta.sizeBytes)} stored, ${formatBytes(meta.manifest.bytes)} of data in ${meta.manifest.files} files; WAL ${meta.startSegment} … ${meta.stopSegment} on timeline ${meta.timeline} archived; ${formatDuration(meta.durationSeconds)})`,
+            `${meta.parent ? `${kind === 'incremental' ? 'Incremental' : 'Differential'} base backup (on ${meta.parent})` : 'Base backup'} complete: ${storage.location.replace(/\/$/, '')}/base/${meta.name}/ (${formatBytes(meta.sizeBytes)} stored, ${formatBytes(meta.manifest.bytes)} of data in ${meta.manifest.files} files; WAL ${meta.startSegment} … ${meta.stopSegment} on timeline ${meta.timeline} archived; ${formatDuration(meta.durationSeconds)})`,
           );
       } finally {
         await client.end().catch(() => undefined);

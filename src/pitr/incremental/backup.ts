@@ -23,7 +23,11 @@ import { scanDataDir } from './scan.js';
 import { startBackup, type BackupSession } from './session.js';
 
 export interface DeltaBackupInput extends BaseBackupInput {
-  kind: 'incremental' | 'differential';
+  /**
+   * `full` reads every page (no pg_basebackup: a server newer than the client programs here),
+   * and roots a chain like a pg_basebackup full.
+   */
+  kind: 'incremental' | 'differential' | 'full';
   /** The data directory as this host sees it; default: the server's data_directory. */
   pgdata?: string;
 }
@@ -65,8 +69,9 @@ export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetada
   const dir = o.pgdata ?? facts.dataDirectory;
   await checkDataDir(dir, facts.systemIdentifier);
   const timeline = await currentTimeline(o);
-  const parent = await chooseParent(o.storage, o.kind, facts.systemIdentifier, timeline);
-  const parentStart = parseLsn(parent.startLsn) ?? 0n;
+  const parent =
+    o.kind === 'full' ? undefined : await chooseParent(o.storage, o.kind, facts.systemIdentifier, timeline);
+  const parentStart = parent ? (parseLsn(parent.startLsn) ?? 0n) : 0n;
   const started = new Date();
   const name = await freeName(o.storage, started);
   const label = `dbbackup ${name}`;
@@ -82,7 +87,7 @@ export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetada
       deltaTar({
         root: dir,
         contents,
-        parentFiles: new Map(parent.contents?.files ?? []),
+        parentFiles: new Map(parent?.contents?.files ?? []),
         parentStartLsn: parentStart,
         startLsn: session.startLsn,
         checksums: settings.checksums,
@@ -148,7 +153,7 @@ export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetada
       tool: { name: 'dbbackup', version: TOOL_VERSION },
       kind: 'base',
       backupType: o.kind,
-      parent: parent.name,
+      parent: parent?.name,
       engine: 'postgres',
       name,
       systemIdentifier: facts.systemIdentifier,
@@ -177,7 +182,7 @@ export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetada
         dirs: contents.dirs,
       },
       delta: {
-        parentStartLsn: parent.startLsn,
+        parentStartLsn: parent?.startLsn ?? '0/0',
         blockSize: settings.blockSize,
         dataChecksums: settings.checksums,
         ...stats,

@@ -18,6 +18,11 @@ export function isDelta(m: Pick<BaseBackupMetadata, 'backupType'>): boolean {
   return m.backupType !== 'full';
 }
 
+/** Whether a backup is stored as dbbackup's delta tar (deltas, and fulls read from the data directory). */
+export function carriesDelta(m: Pick<BaseBackupMetadata, 'files'>): boolean {
+  return m.files.some((f) => f.role === 'delta');
+}
+
 /** The chain of `meta`, full first; IntegrityError naming the first parent that is missing or unreadable. */
 export async function chainOf(storage: Storage, meta: BaseBackupMetadata): Promise<BaseBackupMetadata[]> {
   const chain = [meta];
