@@ -107,7 +107,7 @@ class DeltaApplier {
           throw new IntegrityError(`${m.name}: the page delta is cut short`);
         await c.fh.truncate(h.totalBlocks * this.blockSize);
       }
-      await c.fh.sync();
+      // No fsync per file: the server syncs the whole data directory when it starts from a backup.
     } finally {
       await c.fh.close();
     }
