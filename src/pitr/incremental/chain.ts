@@ -83,23 +83,11 @@ export async function parentProblem(
   return undefined;
 }
 
-/** Finished base backups of one cluster, oldest first (unreadable metadata skipped). */
-export async function clusterBackups(
-  storage: Storage,
-  systemIdentifier: string,
-): Promise<BaseBackupMetadata[]> {
-  const out: BaseBackupMetadata[] = [];
-  for (const name of await baseBackupNames(storage)) {
-    const m = await readBaseMetadata(storage, name).catch(() => undefined);
-    if (m && m.systemIdentifier === systemIdentifier) out.push(m);
-  }
-  return out.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-}
-
 /**
  * The parent of a new delta: the newest usable base backup of this cluster and timeline
  * (incremental), or the newest full (differential). Usable: its chain is whole and it carries
- * the file list a delta needs.
+ * the file list a delta needs. Names sort by their start time: read newest first, stop at the
+ * first usable one.
  */
 export async function chooseParent(
   storage: Storage,
@@ -107,10 +95,11 @@ export async function chooseParent(
   systemIdentifier: string,
   timeline: number,
 ): Promise<BaseBackupMetadata> {
-  const all = await clusterBackups(storage, systemIdentifier);
-  const candidates = all.filter((m) => m.timeline === timeline && (kind === 'incremental' || !isDelta(m)));
   const skipped: string[] = [];
-  for (const m of candidates.reverse()) {
+  for (const name of (await baseBackupNames(storage)).reverse()) {
+    const m = await readBaseMetadata(storage, name).catch(() => undefined);
+    if (!m || m.systemIdentifier !== systemIdentifier || m.timeline !== timeline) continue;
+    if (kind === 'differential' && isDelta(m)) continue;
     const problem = !m.contents
       ? 'it has no file list (taken by an older dbbackup)'
       : ((await parentProblem(storage, m, false)) ?? (await ownFilesProblem(storage, m)));

@@ -9,7 +9,10 @@ import { parseLsn } from '../wal-names.js';
  */
 export interface BackupSession {
   startLsn: bigint;
-  /** Ends the backup; waits until its last WAL segment is archived. */
+  /**
+   * Ends the backup without the server's wait for the archive (it polls once a second): the
+   * caller waits for the stop segment in the archive itself, which is the proof that counts.
+   */
   stop(): Promise<{ lsn: bigint; label: string; tablespaceMap: string }>;
   /** Ends the backup after a failure, ignoring errors (closing the session does it too). */
   abort(): Promise<void>;
@@ -31,8 +34,8 @@ export async function startBackup(
   if (startLsn === undefined) throw new IntegrityError('pg_backup_start returned no LSN');
   let stopped = false;
   const stopSql = modern
-    ? 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_backup_stop(true)'
-    : 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)';
+    ? 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_backup_stop(false)'
+    : 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_stop_backup(false, false)';
   return {
     startLsn,
     async stop() {
