@@ -29,6 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { q } from './util.mjs';
 import { PITR_GROUPS } from './pitr.mjs';
+import { INCR_GROUPS } from './pitr-incr.mjs';
 
 const MD_ARGS = '--single-transaction --quick';
 
@@ -737,6 +738,7 @@ export const GROUPS = [
     ],
   },
   ...PITR_GROUPS,
+  ...INCR_GROUPS,
 ];
 
 /** Peak-RSS goals, evaluated over every dbbackup case that ran. */

@@ -32,8 +32,34 @@ const schemas = lazySchemas((z) => {
     schemaVersion: z.literal(BASE_VERSION),
     tool: z.object({ name: z.literal('dbbackup'), version: z.string() }),
     kind: z.literal('base'),
-    /** `full` today; incremental kinds name their parent. */
-    backupType: z.enum(['full']),
+    /** `full`, or `incremental`/`differential` (page deltas since `parent`'s start; src/pitr/incremental/). */
+    backupType: z.enum(['full', 'incremental', 'differential']),
+    /** The base backup the deltas apply to (incremental and differential only). */
+    parent: z.string().optional(),
+    /**
+     * What the data directory held (path and size of each file, directories): the next delta's
+     * "new since the parent", and the files a chain restore removes. Absent in backups of older
+     * versions.
+     */
+    contents: z
+      .object({
+        files: z.array(z.tuple([z.string(), z.number().int().nonnegative()])),
+        dirs: z.array(z.string()),
+      })
+      .optional(),
+    /** How an incremental or differential was made: pages read, stored, verified. */
+    delta: z
+      .object({
+        parentStartLsn: lsn,
+        blockSize: z.number().int().positive(),
+        wholeFiles: z.number().int().nonnegative(),
+        relationFiles: z.number().int().nonnegative(),
+        blocksScanned: z.number().int().nonnegative(),
+        blocksStored: z.number().int().nonnegative(),
+        pagesVerified: z.number().int().nonnegative(),
+        dataChecksums: z.boolean(),
+      })
+      .optional(),
     engine: z.literal('postgres'),
     name: z.string(),
     systemIdentifier: z.string(),

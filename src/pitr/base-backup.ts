@@ -76,7 +76,9 @@ export async function backupBase(o: BaseBackupInput): Promise<BaseBackupMetadata
   if (version && majorVersion(version) < facts.major)
     throw new MissingToolError(
       `pg_basebackup ${version} cannot back up a PostgreSQL ${facts.major} server (it must be at least as new)`,
-      { hint: `Install the PostgreSQL ${facts.major} client programs, or set DBBACKUP_PG_BINDIR.` },
+      {
+        hint: `Install the PostgreSQL ${facts.major} client programs, or set DBBACKUP_PG_BINDIR; on the database host, "backup base --from-pgdata" reads the data directory without them.`,
+      },
     );
   const started = new Date();
   const name = await freeName(o.storage, started);
@@ -174,6 +176,8 @@ export async function backupBase(o: BaseBackupInput): Promise<BaseBackupMetadata
         bytes: manifest.files.reduce((n, f) => n + f.size, 0),
         checksumAlgorithm: manifest.checksumAlgorithm,
       },
+      // The parent's file list for a later incremental (src/pitr/incremental/).
+      contents: { files: manifest.files.map((f) => [f.path, f.size]), dirs: [] },
       sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0),
       startedAt: started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -196,7 +200,7 @@ function classify(line: string): 'error' | 'warning' | 'info' {
  * The server must archive into this archive, successfully: pg_basebackup without WAL waits until
  * the backup's last segment is archived, and with a failing archive_command it would wait forever.
  */
-async function checkServer(o: BaseBackupInput, facts: ServerFacts): Promise<void> {
+export async function checkServer(o: BaseBackupInput, facts: ServerFacts): Promise<void> {
   if (facts.systemIdentifier !== o.identity.systemIdentifier)
     throw new SafetyError(
       `The server (system identifier ${facts.systemIdentifier}) is not the cluster this archive belongs to (${o.identity.systemIdentifier})`,
@@ -234,7 +238,7 @@ async function checkServer(o: BaseBackupInput, facts: ServerFacts): Promise<void
     );
 }
 
-async function freeName(storage: Storage, date: Date): Promise<string> {
+export async function freeName(storage: Storage, date: Date): Promise<string> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const name = `base_${timestampTag(date)}${attempt ? `-${attempt}` : ''}`;
     let taken = false;
@@ -247,7 +251,7 @@ async function freeName(storage: Storage, date: Date): Promise<string> {
   throw new SafetyError('Could not find a free base backup name');
 }
 
-async function encrypting(
+export async function encrypting(
   protectors: readonly KeyProtector[],
 ): Promise<GroupEncryption<EncryptionDescription>> {
   const { createEncryptStream, describeEncryption } = await import('../crypto/index.js');
@@ -255,7 +259,7 @@ async function encrypting(
   return { stream, description: describeEncryption(header) };
 }
 
-async function storeSmall(
+export async function storeSmall(
   commit: Commit,
   key: string,
   bytes: Buffer,
@@ -272,7 +276,7 @@ async function storeSmall(
   return { key, role: 'manifest', sizeBytes: r.storedBytes, sha256: r.storedSha256, rawBytes: bytes.length };
 }
 
-interface WalRange {
+export interface WalRange {
   timeline: number;
   startTimeline: number;
   start: bigint;
@@ -291,7 +295,7 @@ function walRangeOf(m: BackupManifest): WalRange {
  * server waited for it to be archived; this checks it is in this archive, waiting a little for a
  * push still in flight.
  */
-async function waitForWal(o: BaseBackupInput, range: WalRange): Promise<void> {
+export async function waitForWal(o: BaseBackupInput, range: WalRange): Promise<void> {
   const segSize = o.identity.walSegmentSize;
   const startSeg = segmentNumber(segmentOfLsn(range.startTimeline, range.start, segSize), segSize);
   const stopSeg = segmentNumber(segmentBeforeLsn(range.timeline, range.stop, segSize), segSize);

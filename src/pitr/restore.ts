@@ -16,6 +16,8 @@ import { runReadGroup } from '../pipeline/filter-group.js';
 import type { Storage } from '../storage/storage.js';
 import { isCloudUri } from '../storage/cloud-uri.js';
 import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysis.js';
+import { applyDelta, finishChain } from './incremental/apply.js';
+import { carriesDelta, parentProblem, provenChain } from './incremental/chain.js';
 import type { ArchiveIdentity } from './archive.js';
 import type { Divergence } from './chain.js';
 import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
@@ -95,6 +97,11 @@ export async function planPitrRestore(
       `${i.dataDir} is not empty (${dir.entries} entries): give an empty or new directory, or --force to replace its contents`,
     );
   if (dir.running) refusals.push(`a server is running in ${i.dataDir} (postmaster.pid): stop it first`);
+  if (chosen?.meta?.parent) {
+    const broken = await parentProblem(i.storage, chosen.meta, false);
+    if (broken)
+      refusals.push(`base backup ${chosen.name} (${chosen.meta.backupType}) cannot be restored: ${broken}`);
+  }
   let coverage = 'not checked';
   let window: PitrRestorePlan['window'] = null;
   const divergences = (chosen?.divergences ?? []).map((d) => ({ ...d, switchAt: formatLsn(d.switchLsn) }));
@@ -334,17 +341,19 @@ export async function executePitrRestore(
       details: blocked,
       hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
     });
+  const chain = await provenChain(i.storage, meta);
+  const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
   try {
     await probeAsServer(i.osUser, spec, dir, 'fetch');
-    for (const f of meta.files.filter((x) => x.role === 'base')) {
+    for (const f of full.files.filter((x) => x.role === 'base')) {
       await runReadGroup({
         source: await i.storage.get(f.key),
         expected: { sha256: f.sha256, bytes: f.sizeBytes },
-        decrypt: meta.encryption
+        decrypt: full.encryption
           ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
           : undefined,
-        compression: meta.compression.algorithm,
+        compression: full.compression.algorithm,
         sink: {
           kind: 'process',
           command: await asUserCommand(i.osUser, {
@@ -358,6 +367,10 @@ export async function executePitrRestore(
         signal,
       });
     }
+    // An incremental or differential (or a full read by dbbackup): its deltas in chain order, streamed.
+    for (const m of chain.filter(carriesDelta))
+      await applyDelta({ dir, storage: i.storage, meta: m, user: i.osUser, unlockers: i.unlockers, signal });
+    if (carriesDelta(meta)) await finishChain(dir, meta, i.osUser);
     if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
     await writeRecoveryFiles(dir, plan.config, i.osUser);
   } catch (err) {

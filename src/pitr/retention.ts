@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
 import { hashStored } from '../verify/checksum.js';
 import { analyzeArchive, type BaseWindow } from './analysis.js';
+import { keepChainsWhole } from './incremental/retention.js';
 import type { ArchiveIdentity } from './archive.js';
 import { segmentNumber, type StoredWal } from './wal-names.js';
 
@@ -47,7 +48,7 @@ export async function planPitrCleanup(
       refusals.push(`the newest base backup ${newest.name} is not good (${problem}): nothing is deleted`);
     else proven.add(newest.name);
   }
-  const decisions = planRetention(
+  const planned = planRetention(
     finished.map((b) => ({
       key: b.name,
       group: baseRetentionGroup(b.meta),
@@ -61,6 +62,7 @@ export async function planPitrCleanup(
     const b = finished.find((x) => x.name === d.key);
     return { ...d, state: b?.state ?? '?', sizeBytes: b?.meta.sizeBytes ?? null };
   });
+  const decisions = keepChainsWhole(planned, (n) => finished.find((b) => b.name === n)?.meta.parent);
   const kept = decisions.filter((d) => d.keep && d.valid).map((d) => finished.find((b) => b.name === d.key));
   let cutoff: bigint | undefined;
   let cutoffName: string | null = null;
@@ -126,7 +128,9 @@ export interface PitrCleanupResult {
 export async function applyPitrCleanup(storage: Storage, plan: PitrCleanupPlan): Promise<PitrCleanupResult> {
   const result: PitrCleanupResult = { deletedBases: [], deletedWal: 0, freedBytes: 0, errors: [] };
   if (plan.refusals.length) return result;
-  for (const d of plan.decisions.filter((x) => !x.keep)) {
+  // Newest first: an incremental goes before the backup it is built on.
+  const doomed = plan.decisions.filter((x) => !x.keep).sort((a, b) => b.time.getTime() - a.time.getTime());
+  for (const d of doomed) {
     try {
       await storage.delete(baseMetaKey(d.key));
       const keys: string[] = [];

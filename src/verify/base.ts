@@ -7,6 +7,7 @@ import { formatBytes } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import { parseBackupManifest } from '../pitr/backup-manifest.js';
 import { requiredSegments } from '../pitr/chain.js';
+import { parentProblem } from '../pitr/incremental/chain.js';
 import { readInventory } from '../pitr/inventory.js';
 import { TarTap } from '../pitr/tar-tap.js';
 import { timelinePath } from '../pitr/timeline.js';
@@ -63,6 +64,9 @@ export async function verifyBase(
     if (info.size !== f.sizeBytes)
       return result('corrupt', `${f.key}: size mismatch: expected ${f.sizeBytes} bytes, found ${info.size}`);
   }
+  // An incremental or differential is only as good as its chain (src/pitr/incremental/).
+  const broken = await parentProblem(storage, meta, !mode.quick);
+  if (broken) return result(/is missing|incomplete/.test(broken) ? 'incomplete' : 'corrupt', broken);
   const missing = await missingWal(storage, meta);
   if (missing.length)
     return result('corrupt', `the WAL it needs is not all in the archive: ${missing[0]} is missing`);

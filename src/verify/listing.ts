@@ -126,7 +126,7 @@ export function describeResult(
   if (base)
     return {
       group: baseRetentionGroup(base),
-      database: '(cluster, physical)',
+      database: base.parent ? `(physical ${base.backupType} on ${base.parent})` : '(cluster, physical)',
       engine: 'postgres',
       kind: 'base',
     };

@@ -29,8 +29,8 @@ export interface PitrServer {
   args(): string[];
 }
 
-async function pgTool(tool: string, args: string[], cwd: string) {
-  const [file, argv] = await asUser('postgres', path.join(BIN, tool), args);
+async function pgTool(tool: string, args: string[], cwd: string, bin = BIN) {
+  const [file, argv] = await asUser('postgres', path.join(bin, tool), args);
   return run(file, argv, { cwd, timeoutMs: 120_000 });
 }
 
@@ -99,15 +99,32 @@ const BASE_CONF = [
   'max_connections = 30',
 ];
 
-export async function startPitrServer(extraConf: string[] = []): Promise<PitrServer> {
+/** `bin`: another server's programs (the PostgreSQL 17 from npm, tests/harness/pg17.ts). */
+export async function startPitrServer(
+  extraConf: string[] = [],
+  initArgs: string[] = [],
+  bin = BIN,
+): Promise<PitrServer> {
   await letPostgresRunCli();
   const dir = await postgresDir(PITR_PREFIX);
   const dataDir = path.join(dir, 'data');
   const log = path.join(dir, 'postgres.log');
   const init = await pgTool(
     'initdb',
-    ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '--wal-segsize=1', '--locale=C'],
+    [
+      '-D',
+      dataDir,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '--no-sync',
+      '--wal-segsize=1',
+      '--locale=C',
+      ...initArgs,
+    ],
     dir,
+    bin,
   );
   if (init.code !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   await appendFile(
@@ -118,7 +135,7 @@ export async function startPitrServer(extraConf: string[] = []): Promise<PitrSer
   for (let attempt = 1; ; attempt++) {
     port = await freePort();
     await appendFile(path.join(dataDir, 'postgresql.conf'), `port = ${port}\n`);
-    const r = await pgTool('pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '60', 'start'], dir);
+    const r = await pgTool('pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '60', 'start'], dir, bin);
     if (r.code === 0) break;
     if (attempt >= 3 || !/could not bind|already in use/i.test(await tail(log))) {
       await rm(dir, { recursive: true, force: true });
@@ -148,6 +165,7 @@ export async function startPitrServer(extraConf: string[] = []): Promise<PitrSer
         'pg_ctl',
         ['-D', dataDir, '-l', log, '-w', '-t', '60', '-m', 'fast', 'restart'],
         dir,
+        bin,
       );
       if (r.code !== 0) throw new Error(`pg_ctl restart failed: ${r.stderr}\n${await tail(log)}`);
       await waitFor(

