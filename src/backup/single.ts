@@ -13,7 +13,12 @@ import { DbBackupError, IntegrityError, MissingToolError, UsageError } from '../
 import { claimFreeName, discardOwned, proveStored, TOKEN_METADATA } from './claim.js';
 import { planCompression, type CompressionAlgorithm } from '../pipeline/compression.js';
 import { startDumpStream, type DumpStream } from '../pipeline/dump-stream.js';
-import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
+import {
+  Progress,
+  processBytesWritten,
+  type ProgressMode,
+  type ProgressSource,
+} from '../pipeline/progress.js';
 import { sniff } from '../pipeline/sniff.js';
 import { PassThrough } from 'node:stream';
 import { putBuffer, type PutOptions, type Storage } from '../storage/storage.js';
@@ -41,6 +46,11 @@ export interface SingleBackupOptions {
   encryption?: readonly KeyProtector[];
   /** Record the facts restore drills compare (issue 17); absent: none. */
   facts?: FactOptions;
+  /**
+   * Given the same byte counters and size estimate the progress display reads, once the dump runs:
+   * another display (the interactive UI) shows the same numbers.
+   */
+  observe?: (source: ProgressSource, estimate: () => number | null) => void;
 }
 
 export interface SingleBackupResult {
@@ -132,18 +142,15 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     trailer: dumpTrailer(engine.engine, o.format),
   });
   let produced: number | null = null;
-  const progress = new Progress(
-    o.progress,
-    `${database}`,
-    {
-      stored: () => stream.hash.bytes,
-      produced: () => {
-        produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
-        return produced;
-      },
+  const source: ProgressSource = {
+    stored: () => stream.hash.bytes,
+    produced: () => {
+      produced = stream.raw ? stream.raw.bytes : (processBytesWritten(stream.dumpPid) ?? produced);
+      return produced;
     },
-    () => estimate,
-  );
+  };
+  const progress = new Progress(o.progress, `${database}`, source, () => estimate);
+  o.observe?.(source, () => estimate);
   const onAbort = (): void => stream.abort();
   o.signal?.addEventListener('abort', onAbort);
   progress.start();

@@ -1,0 +1,69 @@
+import { Command } from 'commander';
+import { configLocation } from '../../config/file.js';
+import { InterruptedError, UsageError } from '../../errors.js';
+import { ExitCode } from '../../exit-codes.js';
+import { log } from '../../log/logger.js';
+import type { TuiConfig } from '../../tui/config.js';
+import { applyConfiguration } from '../apply-config.js';
+import {
+  backupDir,
+  cloudSettings,
+  cloudUri,
+  compressionChoice,
+  connectionOptions,
+  explicitEngine,
+  globals,
+} from '../context.js';
+import { operationOutputs } from '../operation-run.js';
+
+interface RootOptions {
+  config?: string | false;
+  profile?: string;
+  logFile?: string;
+}
+
+/** The UI's view of the options, worked out as for every command (flags, environment, profile, file). */
+function tuiConfig(cmd: Command): TuiConfig {
+  const g = globals(cmd);
+  const root = cmd.optsWithGlobals<RootOptions>();
+  return {
+    engine: explicitEngine(g) ?? 'postgres',
+    connection: (engine) => connectionOptions(g, engine),
+    backupDir: backupDir(g),
+    cloud: cloudUri(g, undefined),
+    cloudSettings: cloudSettings(g),
+    compression: compressionChoice(g),
+    configFile: configLocation(typeof root.config === 'string' ? root.config : undefined).path,
+    profile: root.profile ?? (process.env.DBBACKUP_PROFILE || undefined),
+    outputs: operationOutputs(g),
+    noColor: g.color === false || Boolean(process.env.NO_COLOR),
+  };
+}
+
+export function tuiCommand(): Command {
+  return new Command('tui')
+    .alias('interactive')
+    .description('Open the interactive terminal UI (also: dbbackup with no arguments on a terminal)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      if (!process.stdin.isTTY || !process.stdout.isTTY)
+        throw new UsageError(
+          'The interactive UI needs a terminal (stdin and stdout are not one)',
+          'Run it in a terminal, or use the commands: dbbackup --help.',
+        );
+      const config = tuiConfig(cmd);
+      // Log lines on stderr would tear through the screen: only errors (and the --log-file) while it shows.
+      log.configure({ format: 'text', level: 'error', file: cmd.optsWithGlobals<RootOptions>().logFile });
+      const { runTui } = await import('../../tui/run.js');
+      const code = await runTui({
+        config,
+        reload: async () => {
+          await applyConfiguration(cmd);
+          return tuiConfig(cmd);
+        },
+      });
+      if (code === ExitCode.Interrupted)
+        throw new InterruptedError('Quit while an operation ran: it was stopped and cleaned up', {
+          hint: 'An interrupted backup keeps nothing; an interrupted restore drops the database it created.',
+        });
+    });
+}
