@@ -1,5 +1,5 @@
 import { Box, Text, useInput } from 'ink';
-import { createContext, useContext, useRef, useState, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { DbBackupError, errorMessage } from '../errors.js';
 import type { TuiServices } from './services.js';
 
@@ -41,6 +41,15 @@ export function useApp(): AppContextValue {
   const value = useContext(AppContext);
   if (!value) throw new Error('useApp outside the app');
   return value;
+}
+
+/** While the calling component shows, letters are typed (q included): only Ctrl-C quits. */
+export function useTyping(): void {
+  const { nav } = useApp();
+  useEffect(() => {
+    nav.setTyping(true);
+    return () => nav.setTyping(false);
+  }, [nav]);
 }
 
 /** A colour, or none under NO_COLOR / --no-color (the text says the same without it). */
@@ -212,6 +221,7 @@ export function Form(props: {
   onCancel: () => void;
 }): ReactNode {
   const c = useColor();
+  useTyping();
   const [, setVersion] = useState(0);
   // As in SelectList: every key sees what the key before it left.
   const state = useRef({

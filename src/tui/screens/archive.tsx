@@ -173,7 +173,7 @@ export function ArchiveScreen(): ReactNode {
 
   const current = entries?.find((e) => e.key === selected);
   const currentState = current ? stateOf(current, verified) : undefined;
-  const legend = 'v verify · d deep · a all · i info · r restore · x delete · f refresh · esc back · q quit';
+  const legend = 'v verify · d deep · a all · i info · r restore · x delete · f refresh · esc · q';
   return (
     <Frame title="archive manager" legend={legend}>
       <Text dimColor>{services.destination}</Text>

@@ -10,7 +10,7 @@ import {
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { BackupMeter, textBar, type ProgressFrame } from '../meter.js';
 import type { BackupOutcome, BackupRequest } from '../services.js';
-import { ErrorView, fit, Form, Frame, SelectList, useApp, useColor, label } from '../ui.js';
+import { ErrorView, fit, Form, Frame, SelectList, useApp, useTyping, useColor, label } from '../ui.js';
 
 type Step =
   | { at: 'pick' }
@@ -107,8 +107,8 @@ function DatabasePicker(props: { onPick: (database: string) => void; onBack: () 
   const { services, nav } = useApp();
   const [databases, setDatabases] = useState<DatabaseInfo[] | undefined>();
   const [error, setError] = useState<unknown>();
+  useTyping();
   useEffect(() => {
-    nav.setTyping(true);
     services.listDatabases().then(setDatabases, setError);
   }, [services, nav]);
   useInput((_input, key) => {

@@ -5,7 +5,7 @@ import type { CatalogEntry } from '../../catalog/listing.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { textBar } from '../meter.js';
 import type { RestoreDone, RestorePreview, RestoreRequest } from '../services.js';
-import { ErrorView, Form, Frame, SelectList, useApp, useColor, label } from '../ui.js';
+import { ErrorView, Form, Frame, SelectList, useApp, useTyping, useColor, label } from '../ui.js';
 import { entryLine } from './archive.js';
 
 type Step =
@@ -116,8 +116,8 @@ function BackupPicker(props: { onPick: (key: string) => void }): ReactNode {
   const { services, nav } = useApp();
   const [entries, setEntries] = useState<CatalogEntry[] | undefined>();
   const [error, setError] = useState<unknown>();
+  useTyping();
   useEffect(() => {
-    nav.setTyping(true);
     services.listArchive().then((list) => setEntries(list.filter((e) => !e.key.endsWith('/'))), setError);
   }, [services, nav]);
   useInput((_input, key) => {
