@@ -16,6 +16,9 @@ import {
 } from '../context.js';
 import { operationOutputs } from '../operation-run.js';
 
+/** After a stopped operation: how long the process may take to end on its own. */
+const LEFTOVER_GRACE_MS = 3000;
+
 interface RootOptions {
   config?: string | false;
   profile?: string;
@@ -61,9 +64,13 @@ export function tuiCommand(): Command {
           return tuiConfig(cmd);
         },
       });
-      if (code === ExitCode.Interrupted)
+      if (code === ExitCode.Interrupted) {
+        // The stopped operation has cleaned up and been recorded; a query it left waiting on the
+        // server (a lock held by another session) must not keep the process alive.
+        setTimeout(() => process.exit(ExitCode.Interrupted), LEFTOVER_GRACE_MS).unref();
         throw new InterruptedError('Quit while an operation ran: it was stopped and cleaned up', {
           hint: 'An interrupted backup keeps nothing; an interrupted restore drops the database it created.',
         });
+      }
     });
 }
