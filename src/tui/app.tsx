@@ -1,5 +1,5 @@
 import { Box, Text, useInput } from 'ink';
-import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { Component, useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ArchiveScreen } from './screens/archive.js';
 import { BackupScreen } from './screens/backup.js';
 import { CliOnlyScreen, EngineScreen, MenuScreen } from './screens/menu.js';
@@ -8,11 +8,41 @@ import { RestoreScreen } from './screens/restore.js';
 import { SettingsScreen } from './screens/settings.js';
 import { StatusScreen } from './screens/status.js';
 import type { TuiServices } from './services.js';
-import { AppContext, type Nav, type Route } from './ui.js';
+import { AppContext, ErrorView, useApp, type Nav, type Route } from './ui.js';
 
 interface Running {
   controller: AbortController;
   done: Promise<unknown>;
+}
+
+/**
+ * A screen that fails while drawing shows the error in place (message and hint, no stack trace)
+ * instead of Ink's crash report; esc still goes back, q still quits.
+ */
+class ScreenBoundary extends Component<{ children: ReactNode }, { error: unknown }> {
+  override state: { error: unknown } = { error: undefined };
+
+  static getDerivedStateFromError(error: unknown): { error: unknown } {
+    return { error };
+  }
+
+  override render(): ReactNode {
+    if (this.state.error === undefined) return this.props.children;
+    return <Crashed error={this.state.error} />;
+  }
+}
+
+function Crashed(props: { error: unknown }): ReactNode {
+  const { nav } = useApp();
+  useInput((_input, key) => {
+    if (key.escape) nav.back();
+  });
+  return (
+    <Box flexDirection="column">
+      <ErrorView error={props.error} />
+      <Text dimColor>esc back · q quit</Text>
+    </Box>
+  );
 }
 
 function screenFor(route: Route): ReactNode {
@@ -128,7 +158,9 @@ export function App(props: {
   return (
     <AppContext.Provider value={{ services: props.services, nav, color: props.color }}>
       <Box flexDirection="column">
-        <Box key={stack.length}>{screenFor(route)}</Box>
+        <Box key={stack.length}>
+          <ScreenBoundary>{screenFor(route)}</ScreenBoundary>
+        </Box>
         {asking ? (
           <Text color={c('yellow')} bold>
             An operation is running. Stop it and quit? (y/n)

@@ -308,3 +308,21 @@ describe('status, history and settings', () => {
     expect(f).not.toContain(`${String.fromCharCode(27)}[3`);
   });
 });
+
+describe('a screen that fails', () => {
+  it('shows the error in place, without a stack trace, and esc goes back', async () => {
+    const services = new FakeServices();
+    services.status = () => {
+      throw new TypeError('status exploded');
+    };
+    const { until, press, frame } = app(services);
+    await until('Quit');
+    await press(...Array<string>(7).fill(KEY.down), KEY.enter);
+    const f = await until('status exploded');
+    expect(f).toContain('hint: this looks like a bug');
+    expect(f).not.toMatch(/\bat .*\.(ts|js):\d+/);
+    await press(KEY.esc);
+    await until('Backup a database');
+    expect(frame()).not.toContain('status exploded');
+  });
+});
