@@ -66,6 +66,7 @@ export function SettingsScreen(): ReactNode {
             File: {view.file}
             {view.profile ? ` (profile ${view.profile})` : ''}
           </Text>
+          <Text dimColor>Flags given on this run's command line still win over these.</Text>
           <SelectList
             height={11}
             active={!editing}
