@@ -2,6 +2,7 @@ import { Box, Text, useInput } from 'ink';
 import { Component, useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ArchiveScreen } from './screens/archive.js';
 import { BackupScreen } from './screens/backup.js';
+import { ClusterBackupScreen } from './screens/cluster.js';
 import { CliOnlyScreen, EngineScreen, MenuScreen } from './screens/menu.js';
 import { HistoryScreen } from './screens/history.js';
 import { RestoreScreen } from './screens/restore.js';
@@ -51,6 +52,8 @@ function screenFor(route: Route): ReactNode {
       return <MenuScreen />;
     case 'backup':
       return <BackupScreen />;
+    case 'backup-cluster':
+      return <ClusterBackupScreen />;
     case 'archive':
       return <ArchiveScreen />;
     case 'restore':

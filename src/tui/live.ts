@@ -1,5 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { backupSingle } from '../backup/single.js';
+import { backupCluster } from '../backup/cluster.js';
+import type { ClusterManifest } from '../catalog/manifest.js';
 import { listBackups, type CatalogEntry } from '../catalog/listing.js';
 import type { Engine } from '../catalog/naming.js';
 import { deleteBackup } from '../catalog/transfer.js';
@@ -18,7 +20,7 @@ import { ExitCode } from '../exit-codes.js';
 import { readHistory } from '../ops/audit.js';
 import { beginOperation, finishOperation, reportResult, type OperationStart } from '../ops/operation.js';
 import { planCompression } from '../pipeline/compression.js';
-import { ByteMeter, formatBytes, formatDuration } from '../pipeline/progress.js';
+import { ByteMeter, formatBytes, formatDuration, type ClusterProgressSink } from '../pipeline/progress.js';
 import { describePlan } from '../restore/plan.js';
 import { executeRestore, NOTHING_CHANGED, prepareRestore, type RestoreInputs } from '../restore/single.js';
 import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
@@ -29,6 +31,7 @@ import type { TuiConfig, TuiStart } from './config.js';
 import type {
   BackupOutcome,
   BackupRequest,
+  ClusterRequest,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -165,6 +168,50 @@ export class LiveServices implements TuiServices {
           destination: result.locations.join(' and '),
         });
         return { locations: result.locations, metadata: result.metadata };
+      },
+    );
+  }
+
+  async backupCluster(
+    r: ClusterRequest,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterManifest> {
+    return this.audited(
+      {
+        command: 'backup cluster',
+        engine: this.current,
+        server: this.server,
+        database: '*',
+        destination: this.destination,
+      },
+      async () => {
+        const storage = this.config.cloud
+          ? await openStore(this.config.cloud, this.config.cloudSettings)
+          : await openStore(this.config.backupDir);
+        const manifest = await this.withEngine((engine) =>
+          backupCluster({
+            engine,
+            storage,
+            compression: r.compression,
+            level: r.level,
+            parallelism: r.parallelism,
+            include: r.include,
+            exclude: r.exclude,
+            allowPartial: false,
+            onWarning: () => undefined,
+            progress: watch,
+            signal,
+          }),
+        );
+        const ok = manifest.databases.filter((d) => d.status === 'ok').length;
+        reportResult({
+          backup: manifest.name,
+          bytes: manifest.totalBytes,
+          destination: storage.location,
+          details: { databases: manifest.databases.length, failed: manifest.databases.length - ok },
+        });
+        return manifest;
       },
     );
   }

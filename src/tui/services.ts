@@ -4,7 +4,8 @@ import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DatabaseInfo, ToolStatus } from '../engines/engine.js';
 import type { OperationRecord } from '../ops/record.js';
 import type { CompressionAlgorithm } from '../pipeline/compression.js';
-import type { ProgressSource } from '../pipeline/progress.js';
+import type { ClusterProgressSink, ProgressSource } from '../pipeline/progress.js';
+import type { ClusterManifest } from '../catalog/manifest.js';
 import type { RestorePlan } from '../restore/plan.js';
 import type { VerifyResult } from '../verify/verify.js';
 
@@ -24,6 +25,11 @@ export interface TuiServices {
   switchEngine(engine: Engine): void;
   listDatabases(): Promise<DatabaseInfo[]>;
   backupSingle(request: BackupRequest, watch: ProgressWatch, signal: AbortSignal): Promise<BackupOutcome>;
+  backupCluster(
+    request: ClusterRequest,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterManifest>;
   listArchive(): Promise<CatalogEntry[]>;
   verify(key: string, deep: boolean): Promise<VerifyResult>;
   /** What a backup's metadata (or a cluster's manifest) records, one line per fact. */
@@ -49,6 +55,15 @@ export interface BackupRequest {
   destination: string;
   /** A 32-byte key file (keygen --symmetric); empty: not encrypted. */
   encryptionKeyFile: string;
+}
+
+export interface ClusterRequest {
+  compression: CompressionAlgorithm;
+  level: number;
+  /** Globs; empty: every database. */
+  include: string[];
+  exclude: string[];
+  parallelism: number;
 }
 
 export interface BackupOutcome {

@@ -7,6 +7,7 @@ import type { TuiServices } from './services.js';
 export type Route =
   | { name: 'menu' }
   | { name: 'backup' }
+  | { name: 'backup-cluster' }
   | { name: 'archive' }
   | { name: 'restore'; key?: string }
   | { name: 'status' }

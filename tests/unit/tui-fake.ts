@@ -6,13 +6,15 @@ import type { BackupMetadata } from '../../src/catalog/metadata.js';
 import type { DatabaseInfo } from '../../src/engines/engine.js';
 import { SafetyError } from '../../src/errors.js';
 import type { OperationRecord } from '../../src/ops/record.js';
-import type { ProgressSource } from '../../src/pipeline/progress.js';
+import type { ClusterProgressSink, ProgressSource } from '../../src/pipeline/progress.js';
+import type { ClusterManifest } from '../../src/catalog/manifest.js';
 import type { RestorePlan } from '../../src/restore/plan.js';
 import type { VerifyResult } from '../../src/verify/verify.js';
 import { App } from '../../src/tui/app.js';
 import type {
   BackupOutcome,
   BackupRequest,
+  ClusterRequest,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -129,6 +131,41 @@ export class FakeServices implements TuiServices {
       durationSeconds: 4,
     } as unknown as BackupMetadata;
     return { locations: [`/srv/backups/${request.database}_20261207_120000.dump.zst`], metadata };
+  }
+
+  clusterGate = deferred<void>();
+  lastCluster: ClusterRequest | undefined;
+
+  async backupCluster(
+    request: ClusterRequest,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterManifest> {
+    this.calls.push('backupCluster');
+    this.lastCluster = request;
+    watch.begin([
+      { name: 'shop', estimate: 4096 },
+      { name: 'analytics', estimate: 8192 },
+    ]);
+    watch.start('shop', () => 4096);
+    watch.done('shop', { bytes: 4096, stored: 1024 });
+    watch.start('analytics', () => 4096);
+    const stop = new Promise<never>((_res, rej) =>
+      signal.addEventListener('abort', () => rej(new Error('Interrupted'))),
+    );
+    await Promise.race([this.clusterGate.promise, stop]);
+    watch.done('analytics', { bytes: 8192 });
+    watch.end();
+    return {
+      name: 'cluster_20261207_120000',
+      status: 'complete',
+      databases: [
+        { database: 'shop', status: 'ok' },
+        { database: 'analytics', status: 'ok' },
+      ],
+      totalBytes: 3 * 1024 * 1024,
+      durationSeconds: 75,
+    } as unknown as ClusterManifest;
   }
 
   async listArchive(): Promise<CatalogEntry[]> {

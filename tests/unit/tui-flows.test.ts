@@ -55,8 +55,8 @@ describe('main menu', () => {
   it('q quits at once when nothing runs; a flow not in the UI names its command', async () => {
     const { until, press, exits } = app();
     await until('Quit');
-    await press(KEY.down, KEY.enter);
-    await until('dbbackup backup cluster');
+    await press(KEY.down, KEY.down, KEY.enter);
+    await until('dbbackup backup sample');
     await press(KEY.esc);
     await until('Backup a database');
     await press('q');
@@ -139,6 +139,33 @@ describe('backup flow', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(services.backupSignal?.aborted).toBe(true);
     expect(exits).toEqual([true]);
+  });
+});
+
+describe('cluster backup flow', () => {
+  it('shows the command, a bar per database, and the manifest at the end', async () => {
+    const { until, press, type, services } = app();
+    await until('Quit');
+    await press(KEY.down, KEY.enter);
+    await until('Only databases');
+    await press(KEY.down, KEY.down, KEY.down);
+    await type('tmp_*');
+    await press(KEY.enter);
+    const confirm = await until('This will run:');
+    expect(confirm.replace(/\s*\n\s*/g, ' ')).toContain(
+      'backup cluster --cluster-parallelism 2 --exclude-database tmp_*',
+    );
+    expect(services.calls).not.toContain('backupCluster');
+    await press(KEY.enter);
+    const running = await until('1 of 2 databases');
+    expect(running).toMatch(/shop\s+█{20} done/);
+    expect(running).toMatch(/analytics\s+█{10}░{10} dumping\s+4\.0 KiB/);
+    expect(services.lastCluster).toMatchObject({ exclude: ['tmp_*'], include: [] });
+    services.clusterGate.resolve();
+    const done = await until('Cluster backup complete');
+    expect(done).toContain('cluster_20261207_120000');
+    expect(done).toContain('2 of 2');
+    expect(done).toContain('1m15s');
   });
 });
 

@@ -8,7 +8,7 @@ const MENU: ReadonlyArray<{ key: string; label: string; route: Route | 'quit' }>
   {
     key: 'backup-cluster',
     label: 'Backup the cluster (every database, roles)',
-    route: { name: 'cli-only', title: 'Backup cluster', command: 'dbbackup backup cluster' },
+    route: { name: 'backup-cluster' },
   },
   {
     key: 'backup-sample',
