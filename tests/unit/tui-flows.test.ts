@@ -328,12 +328,6 @@ describe('status, history and settings', () => {
     await until('connection.password saved');
     expect(services.saved[1]).toEqual(['connection.password', 'hunter2']);
   });
-
-  it('without colour the frames carry no colour codes', async () => {
-    const { until } = app(new FakeServices(), false);
-    const f = await until('Quit');
-    expect(f).not.toContain(`${String.fromCharCode(27)}[3`);
-  });
 });
 
 describe('a screen that fails', () => {

@@ -56,6 +56,9 @@ export function tuiCommand(): Command {
       const config = tuiConfig(cmd);
       // Log lines on stderr would tear through the screen: only errors (and the --log-file) while it shows.
       log.configure({ format: 'text', level: 'error', file: cmd.optsWithGlobals<RootOptions>().logFile });
+      // Ink and its components decide on colour when loaded (they honour --no-color, not NO_COLOR):
+      // without colours, none of theirs either.
+      if (config.noColor) process.env.FORCE_COLOR = '0';
       const { runTui } = await import('../../tui/run.js');
       const code = await runTui({
         config,
