@@ -124,6 +124,35 @@ describe('interactive UI in a terminal', () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it('backs up the cluster by keystrokes: the chosen databases and the roles, as one verified unit', async () => {
+    const { backups, env } = await home();
+    const t = await open([...pgArgs(), '--backup-dir', backups, 'tui'], env);
+    await t.until('Backup the cluster');
+    await t.keys('Down', 'Enter');
+    await t.until('Only databases');
+    await t.keys('Down', 'Down');
+    await t.type(source);
+    await t.keys('Enter');
+    const confirm = await t.until('This will run:');
+    expect(confirm.replace(/\s*\n\s*/g, ' ')).toContain(`--include-database ${source}`);
+    await t.keys('Enter');
+    const done = await t.until('Cluster backup complete');
+    expect(done).toMatch(/Databases:\s+1 of 1/);
+    const [cluster] = await listDir(backups);
+    expect(cluster).toMatch(/^cluster_/);
+    const manifest = JSON.parse(
+      await readFile(path.join(backups, cluster ?? '', 'manifest.json'), 'utf8'),
+    ) as {
+      databases: Array<{ database: string; status: string }>;
+    };
+    expect(manifest.databases.map((d) => [d.database, d.status])).toEqual([[source, 'ok']]);
+    expectExit(await cli(['verify-backup', path.join(backups, cluster ?? '')]), 0);
+    await t.keys('Enter');
+    await t.until('Backup a database');
+    await t.keys('q');
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it('shows a damaged backup as corrupt when verified in the archive manager', async () => {
     const { backups, env } = await home();
     expectExit(await cli([...pgArgs(), '--backup-dir', backups, 'backup', 'single', source]), 0);
