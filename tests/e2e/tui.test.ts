@@ -69,9 +69,13 @@ describe('interactive UI in a terminal', () => {
     expect(menu).toContain('↑/↓ move · enter choose · q quit');
     await t.keys('q');
     expect(await t.exitCode()).toBe(0);
-    // Without a terminal, no arguments still print the help and exit 2.
+    // Without a terminal, no arguments still print the help and exit 2; the command says why it cannot open.
     const r = await cli([]);
     expectExit(r, 2);
+    expect(r.stderr).toContain('Usage: dbbackup');
+    const piped = await cli(['interactive']);
+    expectExit(piped, 2);
+    expect(piped.stderr).toContain('The interactive UI needs a terminal');
   });
 
   it('backs up and restores a database by keystrokes; the data is the same', async () => {
