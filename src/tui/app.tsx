@@ -52,6 +52,8 @@ function screenFor(route: Route): ReactNode {
       return <MenuScreen />;
     case 'backup':
       return <BackupScreen />;
+    case 'backup-sample':
+      return <BackupScreen sample />;
     case 'backup-cluster':
       return <ClusterBackupScreen />;
     case 'archive':

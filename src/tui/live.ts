@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { backupSingle } from '../backup/single.js';
 import { backupCluster } from '../backup/cluster.js';
+import { backupSample, validateSampleSpec } from '../backup/sample.js';
 import type { ClusterManifest } from '../catalog/manifest.js';
 import { listBackups, type CatalogEntry } from '../catalog/listing.js';
 import type { Engine } from '../catalog/naming.js';
@@ -160,6 +161,51 @@ export class LiveServices implements TuiServices {
             signal,
             encryption,
             observe: watch,
+          }),
+        );
+        reportResult({
+          backup: result.key,
+          bytes: result.metadata.sizeBytes,
+          destination: result.locations.join(' and '),
+        });
+        return { locations: result.locations, metadata: result.metadata };
+      },
+    );
+  }
+
+  async backupSample(
+    r: BackupRequest,
+    onNote: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome> {
+    const spec = r.sample;
+    if (!spec) throw new UsageError('No sample given');
+    validateSampleSpec(spec.strategy, spec.value);
+    const where = r.destination.trim();
+    return this.audited(
+      {
+        command: 'backup sample',
+        engine: this.current,
+        server: this.server,
+        database: r.database,
+        destination: where ? (isCloudUri(where) ? maskUri(where) : where) : this.destination,
+      },
+      async () => {
+        const target = where || this.config.cloud || this.config.backupDir;
+        const storage = isCloudUri(target)
+          ? await openStore(target, this.config.cloudSettings)
+          : await openStore(target);
+        const result = await this.withEngine((engine) =>
+          backupSample({
+            engine,
+            database: r.database,
+            storages: [storage],
+            spec,
+            compression: r.compression,
+            level: r.level,
+            onWarning: () => undefined,
+            onProgress: onNote,
+            signal,
           }),
         );
         reportResult({

@@ -1,5 +1,6 @@
 import type { Engine } from '../catalog/naming.js';
 import type { CatalogEntry } from '../catalog/listing.js';
+import type { SampleSpec } from '../backup/sample.js';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DatabaseInfo, ToolStatus } from '../engines/engine.js';
 import type { OperationRecord } from '../ops/record.js';
@@ -25,6 +26,12 @@ export interface TuiServices {
   switchEngine(engine: Engine): void;
   listDatabases(): Promise<DatabaseInfo[]>;
   backupSingle(request: BackupRequest, watch: ProgressWatch, signal: AbortSignal): Promise<BackupOutcome>;
+  /** `backup sample`: no byte counts, only notes of what it is doing. */
+  backupSample(
+    request: BackupRequest,
+    onNote: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome>;
   backupCluster(
     request: ClusterRequest,
     watch: ClusterProgressSink,
@@ -55,6 +62,8 @@ export interface BackupRequest {
   destination: string;
   /** A 32-byte key file (keygen --symmetric); empty: not encrypted. */
   encryptionKeyFile: string;
+  /** A sample of the rows (`backup sample`) instead of the whole database. */
+  sample?: SampleSpec;
 }
 
 export interface ClusterRequest {

@@ -8,6 +8,7 @@ export type Route =
   | { name: 'menu' }
   | { name: 'backup' }
   | { name: 'backup-cluster' }
+  | { name: 'backup-sample' }
   | { name: 'archive' }
   | { name: 'restore'; key?: string }
   | { name: 'status' }

@@ -133,6 +133,26 @@ export class FakeServices implements TuiServices {
     return { locations: [`/srv/backups/${request.database}_20261207_120000.dump.zst`], metadata };
   }
 
+  sampleNotes = ['sampling 3 tables'];
+
+  async backupSample(
+    request: BackupRequest,
+    onNote: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome> {
+    this.calls.push(`backupSample ${request.database}`);
+    this.lastBackup = request;
+    this.backupSignal = signal;
+    for (const n of this.sampleNotes) onNote(n);
+    await this.backupGate.promise;
+    const metadata = {
+      sizeBytes: 2048,
+      sha256: 'ef'.repeat(32),
+      durationSeconds: 2,
+    } as unknown as BackupMetadata;
+    return { locations: [`/srv/backups/${request.database}_20261207_120000.sample.sql.zst`], metadata };
+  }
+
   clusterGate = deferred<void>();
   lastCluster: ClusterRequest | undefined;
 

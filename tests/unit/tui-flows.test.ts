@@ -55,8 +55,8 @@ describe('main menu', () => {
   it('q quits at once when nothing runs; a flow not in the UI names its command', async () => {
     const { until, press, exits } = app();
     await until('Quit');
-    await press(KEY.down, KEY.down, KEY.enter);
-    await until('dbbackup backup sample');
+    await press(KEY.down, KEY.down, KEY.down, KEY.down, KEY.enter);
+    await until('dbbackup restore cluster');
     await press(KEY.esc);
     await until('Backup a database');
     await press('q');
@@ -139,6 +139,47 @@ describe('backup flow', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(services.backupSignal?.aborted).toBe(true);
     expect(exits).toEqual([true]);
+  });
+});
+
+describe('sample backup flow', () => {
+  it('sets the sample, shows the command, reports what it does, then the result', async () => {
+    const { until, press, type, services } = app();
+    await until('Quit');
+    await press(KEY.down, KEY.down, KEY.enter);
+    await until('sample: choose a database');
+    await until('filter:');
+    await type('shop_');
+    await press(KEY.enter);
+    await until('Keep referenced rows');
+    await press(KEY.right, KEY.down, KEY.backspace, KEY.backspace);
+    await type('5');
+    await press(KEY.down, KEY.right, KEY.enter);
+    const confirm = await until('This will run:');
+    expect(confirm.replace(/\s*\n\s*/g, ' ')).toContain(
+      'backup sample shop_archive --sample-strategy percent --sample-value 5 --no-keep-references',
+    );
+    await press(KEY.enter);
+    await until('sampling 3 tables');
+    expect(services.lastBackup?.sample).toEqual({ strategy: 'percent', value: 5, keepReferences: false });
+    services.backupGate.resolve();
+    const done = await until('Backup complete');
+    expect(done).toContain('shop_archive_20261207_120000.sample.sql.zst');
+  });
+
+  it('refuses a percentage above 100 before anything runs', async () => {
+    const { until, press, type, services } = app();
+    await until('Quit');
+    await press(KEY.down, KEY.down, KEY.enter);
+    await until('filter:');
+    await press(KEY.enter);
+    await until('Keep referenced rows');
+    await press(KEY.right, KEY.down, KEY.backspace, KEY.backspace);
+    await type('150');
+    await press(KEY.enter);
+    await until('a percentage cannot exceed 100');
+    await press(KEY.enter);
+    expect(services.calls.some((c) => c.startsWith('backupSample'))).toBe(false);
   });
 });
 

@@ -2,6 +2,7 @@ import { Spinner } from '@inkjs/ui';
 import { Box, Text, useInput } from 'ink';
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { DatabaseInfo } from '../../engines/engine.js';
+import { validateSampleSpec, type SampleSpec } from '../../backup/sample.js';
 import {
   COMPRESSION_ALGORITHMS,
   validateLevel,
@@ -10,7 +11,18 @@ import {
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { BackupMeter, textBar, type ProgressFrame } from '../meter.js';
 import type { BackupOutcome, BackupRequest } from '../services.js';
-import { ErrorView, fit, Form, Frame, SelectList, useApp, useTyping, useColor, label } from '../ui.js';
+import {
+  ErrorView,
+  fit,
+  Form,
+  Frame,
+  type FormField,
+  SelectList,
+  useApp,
+  useTyping,
+  useColor,
+  label,
+} from '../ui.js';
 
 type Step =
   | { at: 'pick' }
@@ -21,13 +33,15 @@ type Step =
   | { at: 'failed'; request: BackupRequest; error: unknown };
 
 /** Backup of one database: pick it, set the options, confirm what will run, watch it, see the result. */
-export function BackupScreen(): ReactNode {
+export function BackupScreen(props: { sample?: boolean }): ReactNode {
   const { nav, services } = useApp();
+  const kind = props.sample ? 'sample' : 'backup';
   const [step, setStep] = useState<Step>({ at: 'pick' });
   switch (step.at) {
     case 'pick':
       return (
         <DatabasePicker
+          title={`${kind}: choose a database`}
           onPick={(database) => setStep({ at: 'options', database })}
           onBack={() => nav.back()}
         />
@@ -35,11 +49,12 @@ export function BackupScreen(): ReactNode {
     case 'options':
       return (
         <Frame
-          title={`backup ${step.database}: options`}
+          title={`${kind} ${step.database}: options`}
           legend="↑/↓ field · ←/→ choose · type to edit · enter next · esc back"
         >
           <Form
             fields={[
+              ...(props.sample ? SAMPLE_FIELDS : []),
               {
                 name: 'compression',
                 label: 'Compression',
@@ -58,12 +73,16 @@ export function BackupScreen(): ReactNode {
                 value: '',
                 help: `directory or cloud URI; empty: ${services.destination}`,
               },
-              {
-                name: 'key',
-                label: 'Encryption key file',
-                value: '',
-                help: 'a 32-byte key file (dbbackup keygen --symmetric); empty: not encrypted',
-              },
+              ...(props.sample
+                ? []
+                : [
+                    {
+                      name: 'key',
+                      label: 'Encryption key file',
+                      value: '',
+                      help: 'a 32-byte key file (dbbackup keygen --symmetric); empty: not encrypted',
+                    },
+                  ]),
             ]}
             onCancel={() => setStep({ at: 'pick' })}
             onSubmit={(v) =>
@@ -74,7 +93,8 @@ export function BackupScreen(): ReactNode {
                   compression: (v.compression ?? 'zstd') as CompressionAlgorithm,
                   level: Number(v.level),
                   destination: v.destination ?? '',
-                  encryptionKeyFile: v.key ?? '',
+                  encryptionKeyFile: props.sample ? '' : (v.key ?? ''),
+                  sample: props.sample ? sampleSpec(v) : undefined,
                 },
               })
             }
@@ -103,7 +123,30 @@ export function BackupScreen(): ReactNode {
   }
 }
 
-function DatabasePicker(props: { onPick: (database: string) => void; onBack: () => void }): ReactNode {
+const SAMPLE_FIELDS: FormField[] = [
+  { name: 'strategy', label: 'Sample', value: 'ratio', choices: ['ratio', 'percent', 'count'] },
+  {
+    name: 'value',
+    label: 'Value',
+    value: '10',
+    help: 'ratio: every Nth row; percent: about N % of rows; count: at most N rows per table',
+  },
+  { name: 'references', label: 'Keep referenced rows', value: 'yes', choices: ['yes', 'no'] },
+];
+
+function sampleSpec(v: Record<string, string>): SampleSpec {
+  return {
+    strategy: (v.strategy ?? 'ratio') as SampleSpec['strategy'],
+    value: Number(v.value),
+    keepReferences: v.references !== 'no',
+  };
+}
+
+function DatabasePicker(props: {
+  title: string;
+  onPick: (database: string) => void;
+  onBack: () => void;
+}): ReactNode {
   const { services, nav } = useApp();
   const [databases, setDatabases] = useState<DatabaseInfo[] | undefined>();
   const [error, setError] = useState<unknown>();
@@ -115,10 +158,7 @@ function DatabasePicker(props: { onPick: (database: string) => void; onBack: () 
     if (key.escape) props.onBack();
   });
   return (
-    <Frame
-      title="backup: choose a database"
-      legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit"
-    >
+    <Frame title={props.title} legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit">
       {error ? <ErrorView error={error} /> : null}
       {!databases && !error ? <Spinner label={`Reading the databases on ${services.server}…`} /> : null}
       {databases ? (
@@ -141,7 +181,11 @@ export function equivalentCommand(engine: string, r: BackupRequest): string {
   const parts = ['dbbackup', '--db-type', engine];
   parts.push('--compression-algo', r.compression);
   if (r.compression !== 'none') parts.push('--compression', String(r.level));
-  parts.push('backup', 'single', r.database);
+  if (r.sample) {
+    parts.push('backup', 'sample', r.database, '--sample-strategy', r.sample.strategy);
+    parts.push('--sample-value', String(r.sample.value));
+    if (!r.sample.keepReferences) parts.push('--no-keep-references');
+  } else parts.push('backup', 'single', r.database);
   const where = r.destination.trim();
   if (/^[a-z0-9]+:\/\//i.test(where)) parts.push('--cloud', where);
   else if (where) parts.push('--backup-dir', where);
@@ -160,6 +204,7 @@ function Confirm(props: {
   let level = r.level;
   try {
     level = validateLevel(r.compression, r.compression === 'none' ? undefined : r.level);
+    if (r.sample) validateSampleSpec(r.sample.strategy, r.sample.value);
   } catch (err) {
     problem = err;
   }
@@ -208,6 +253,7 @@ function Running(props: {
   const { services, nav } = useApp();
   const c = useColor();
   const [frame, setFrame] = useState<ProgressFrame | undefined>();
+  const [note, setNote] = useState<string | undefined>();
   const { request } = props;
   const started = useRef(false);
   const callbacks = useRef(props);
@@ -222,13 +268,15 @@ function Running(props: {
     }, 250);
     nav
       .run((signal) =>
-        services.backupSingle(
-          request,
-          (source, estimate) => {
-            meter = new BackupMeter(source, estimate);
-          },
-          signal,
-        ),
+        request.sample
+          ? services.backupSample(request, setNote, signal)
+          : services.backupSingle(
+              request,
+              (source, estimate) => {
+                meter = new BackupMeter(source, estimate);
+              },
+              signal,
+            ),
       )
       .then(
         (o) => callbacks.current.onDone(o),
@@ -237,7 +285,10 @@ function Running(props: {
       .finally(() => clearInterval(timer));
   }, [services, nav, request]);
   return (
-    <Frame title={`backup ${request.database}: running`} legend="q/ctrl-c stop and quit (asks first)">
+    <Frame
+      title={`${request.sample ? 'sample' : 'backup'} ${request.database}: running`}
+      legend="q/ctrl-c stop and quit (asks first)"
+    >
       {frame ? (
         <Box flexDirection="column">
           <Text>
@@ -248,7 +299,7 @@ function Running(props: {
           </Text>
         </Box>
       ) : (
-        <Spinner label="Checking the server, the tools and the destination…" />
+        <Spinner label={note ?? 'Checking the server, the tools and the destination…'} />
       )}
     </Frame>
   );

@@ -13,7 +13,7 @@ const MENU: ReadonlyArray<{ key: string; label: string; route: Route | 'quit' }>
   {
     key: 'backup-sample',
     label: 'Backup a sample of a database',
-    route: { name: 'cli-only', title: 'Backup sample', command: 'dbbackup backup sample DATABASE --ratio N' },
+    route: { name: 'backup-sample' },
   },
   { key: 'restore-single', label: 'Restore a database', route: { name: 'restore' } },
   {
