@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { repoRoot } from '../harness/cli.js';
 import { tempDir } from './util.js';
@@ -47,10 +46,11 @@ export class Terminal {
       'sleep 600',
     ];
     await writeFile(script, `${lines.join('\n')}\n`, { mode: 0o700 });
-    const socket = `dbb-tui-${randomBytes(4).toString('hex')}`;
+    // The tmux server's socket lives in the test's directory, removed with it.
+    const socket = path.join(dir, 'tmux.sock');
     execFileSync(
       'tmux',
-      ['-L', socket, '-f', '/dev/null', 'new-session', '-d', '-x', '80', '-y', '24', script],
+      ['-S', socket, '-f', '/dev/null', 'new-session', '-d', '-x', '80', '-y', '24', script],
       {
         env: { ...process.env, TERM: 'xterm-256color' },
       },
@@ -59,7 +59,7 @@ export class Terminal {
   }
 
   private tmux(...args: string[]): string {
-    return execFileSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    return execFileSync('tmux', ['-S', this.socket, ...args], { encoding: 'utf8' });
   }
 
   screen(): string {
@@ -110,11 +110,12 @@ export class Terminal {
     return readFile(path.join(path.dirname(this.exitFile), 'stderr'), 'utf8').catch(() => '');
   }
 
-  close(): void {
+  async close(): Promise<void> {
     try {
       this.tmux('kill-server');
     } catch {
       // already gone
     }
+    await rm(path.dirname(this.exitFile), { recursive: true, force: true });
   }
 }

@@ -27,8 +27,8 @@ beforeAll(async () => {
   );
 });
 
-afterEach(() => {
-  terminal?.close();
+afterEach(async () => {
+  await terminal?.close();
   terminal = undefined;
 });
 
