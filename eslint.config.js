@@ -52,7 +52,7 @@ function layerRules() {
     const above = LAYERS.slice(0, i).flatMap((l) => l.folders);
     const depth = layer.name === 'shared' ? '(\\./|(\\.\\./)+)' : '(\\.\\./)+';
     return {
-      files: layer.folders.map((f) => `src/${f}/**/*.ts`),
+      files: layer.folders.flatMap((f) => [`src/${f}/**/*.ts`, `src/${f}/**/*.tsx`]),
       rules: {
         'no-restricted-imports': [
           'error',

@@ -10,6 +10,7 @@ import {
 import { SHA256_SUFFIX } from '../catalog/naming.js';
 import { commitUnit } from '../catalog/commit.js';
 import type { DatabaseEngine, ServerInfo, ToolCommand } from '../engines/engine.js';
+import type { ProgressSource } from '../pipeline/progress.js';
 import { majorVersion, toolVersion } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
 import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
@@ -44,6 +45,11 @@ export interface SingleBackupOptions {
   encryption?: readonly KeyProtector[];
   /** Record the facts restore drills compare (issue 17); absent: none. */
   facts?: FactOptions;
+  /**
+   * Given the same byte counters and size estimate the progress display reads, once the dump runs:
+   * another display (the interactive UI) shows the same numbers.
+   */
+  observe?: (source: ProgressSource, estimate: () => number | null) => void;
 }
 
 export interface SingleBackupResult {
@@ -113,7 +119,9 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
         trailer: dumpTrailer(engine.engine, o.format),
       });
       group = stream;
-      progress = new Progress(o.progress, `${database}`, dumpMeter(stream), () => estimate);
+      const meter = dumpMeter(stream);
+      progress = new Progress(o.progress, `${database}`, meter, () => estimate);
+      o.observe?.(meter, () => estimate);
       progress.start();
       await commit.put(key, stream, {
         metadata: {

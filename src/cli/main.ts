@@ -36,12 +36,18 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['drill', async () => (await import('./commands/drill.js')).drillCommand()],
   ['schedule', async () => (await import('./commands/schedule.js')).scheduleCommand()],
   ['version', async () => (await import('./commands/version.js')).versionCommand()],
+  ['tui', async () => (await import('./commands/tui.js')).tuiCommand()],
 ];
+
+/** Other names of a command, for loading only the module named on the command line. */
+const ALIASES: Readonly<Record<string, readonly string[]>> = { tui: ['interactive'] };
 
 async function buildProgram(argv: string[]): Promise<Command> {
   const program = createProgram();
   // A value that happens to equal a command name (a database called "backup") only loads one module more.
-  const named = COMMANDS.filter(([name]) => argv.includes(name));
+  const named = COMMANDS.filter(
+    ([name]) => argv.includes(name) || (ALIASES[name] ?? []).some((a) => argv.includes(a)),
+  );
   for (const [, load] of named.length ? named : COMMANDS) program.addCommand(await load());
   configureTree(program);
   return program;
@@ -109,7 +115,9 @@ function writeUsageErrorJson(message: string): void {
   process.stderr.write(`${JSON.stringify(line)}\n`);
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(given: string[]): Promise<number> {
+  // No arguments on a terminal: the interactive UI (issue 18). Without one, help and exit 2 as before.
+  const argv = given.length <= 2 && process.stdin.isTTY && process.stdout.isTTY ? [...given, 'tui'] : given;
   rememberArgSecrets(argv);
   // The domain reports progress; on the command line it is drawn on stderr.
   setProgressRenderer((t) => new TerminalProgress(t.mode, t.label, t.source, t.estimate));

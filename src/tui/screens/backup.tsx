@@ -1,0 +1,351 @@
+import { Spinner } from '@inkjs/ui';
+import { Box, Text, useInput } from 'ink';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
+import type { DatabaseInfo } from '../../engines/engine.js';
+import { validateSampleSpec, type SampleSpec } from '../../backup/sample/index.js';
+import {
+  COMPRESSION_ALGORITHMS,
+  validateLevel,
+  type CompressionAlgorithm,
+} from '../../pipeline/compression.js';
+import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { BackupMeter, textBar, type ProgressFrame } from '../meter.js';
+import type { BackupOutcome, BackupRequest } from '../services.js';
+import {
+  ErrorView,
+  fit,
+  Form,
+  Frame,
+  type FormField,
+  SelectList,
+  useApp,
+  useTyping,
+  useColor,
+  label,
+} from '../ui.js';
+
+type Step =
+  | { at: 'pick' }
+  | { at: 'options'; database: string }
+  | { at: 'confirm'; request: BackupRequest }
+  | { at: 'running'; request: BackupRequest }
+  | { at: 'done'; request: BackupRequest; outcome: BackupOutcome }
+  | { at: 'failed'; request: BackupRequest; error: unknown };
+
+/** Backup of one database: pick it, set the options, confirm what will run, watch it, see the result. */
+export function BackupScreen(props: { sample?: boolean }): ReactNode {
+  const { nav, services } = useApp();
+  const kind = props.sample ? 'sample' : 'backup';
+  const [step, setStep] = useState<Step>({ at: 'pick' });
+  switch (step.at) {
+    case 'pick':
+      return (
+        <DatabasePicker
+          title={`${kind}: choose a database`}
+          onPick={(database) => setStep({ at: 'options', database })}
+          onBack={() => nav.back()}
+        />
+      );
+    case 'options':
+      return (
+        <Frame
+          title={`${kind} ${step.database}: options`}
+          legend="↑/↓ field · ←/→ choose · type to edit · enter next · esc back"
+        >
+          <Form
+            fields={[
+              ...(props.sample ? SAMPLE_FIELDS : []),
+              {
+                name: 'compression',
+                label: 'Compression',
+                value: services.compression.algorithm,
+                choices: COMPRESSION_ALGORITHMS,
+              },
+              {
+                name: 'level',
+                label: 'Level',
+                value: String(services.compression.level),
+                help: 'zstd 1-19, gzip 1-9; ignored for none',
+              },
+              {
+                name: 'destination',
+                label: 'Destination',
+                value: '',
+                help: `directory or cloud URI; empty: ${services.destination}`,
+              },
+              ...(props.sample
+                ? []
+                : [
+                    {
+                      name: 'key',
+                      label: 'Encryption key file',
+                      value: '',
+                      help: 'a 32-byte key file (dbbackup keygen --symmetric); empty: not encrypted',
+                    },
+                  ]),
+            ]}
+            onCancel={() => setStep({ at: 'pick' })}
+            onSubmit={(v) =>
+              setStep({
+                at: 'confirm',
+                request: {
+                  database: step.database,
+                  compression: (v.compression ?? 'zstd') as CompressionAlgorithm,
+                  level: Number(v.level),
+                  destination: v.destination ?? '',
+                  encryptionKeyFile: props.sample ? '' : (v.key ?? ''),
+                  sample: props.sample ? sampleSpec(v) : undefined,
+                },
+              })
+            }
+          />
+        </Frame>
+      );
+    case 'confirm':
+      return (
+        <Confirm
+          request={step.request}
+          onBack={() => setStep({ at: 'options', database: step.request.database })}
+          onRun={(request) => setStep({ at: 'running', request })}
+        />
+      );
+    case 'running':
+      return (
+        <Running
+          request={step.request}
+          onDone={(outcome) => setStep({ at: 'done', request: step.request, outcome })}
+          onFailed={(error) => setStep({ at: 'failed', request: step.request, error })}
+        />
+      );
+    case 'done':
+    case 'failed':
+      return <Result step={step} onBack={() => nav.back()} />;
+  }
+}
+
+const SAMPLE_FIELDS: FormField[] = [
+  { name: 'strategy', label: 'Sample', value: 'ratio', choices: ['ratio', 'percent', 'count'] },
+  {
+    name: 'value',
+    label: 'Value',
+    value: '10',
+    help: 'ratio: every Nth row; percent: about N % of rows; count: at most N rows per table',
+  },
+  { name: 'references', label: 'Keep referenced rows', value: 'yes', choices: ['yes', 'no'] },
+];
+
+function sampleSpec(v: Record<string, string>): SampleSpec {
+  return {
+    strategy: (v.strategy ?? 'ratio') as SampleSpec['strategy'],
+    value: Number(v.value),
+    keepReferences: v.references !== 'no',
+  };
+}
+
+function DatabasePicker(props: {
+  title: string;
+  onPick: (database: string) => void;
+  onBack: () => void;
+}): ReactNode {
+  const { services, nav } = useApp();
+  const [databases, setDatabases] = useState<DatabaseInfo[] | undefined>();
+  const [error, setError] = useState<unknown>();
+  useTyping();
+  useEffect(() => {
+    services.listDatabases().then(setDatabases, setError);
+  }, [services, nav]);
+  useInput((_input, key) => {
+    if (key.escape) props.onBack();
+  });
+  return (
+    <Frame title={props.title} legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit">
+      {error ? <ErrorView error={error} /> : null}
+      {!databases && !error ? <Spinner label={`Reading the databases on ${services.server}…`} /> : null}
+      {databases ? (
+        <SelectList
+          filter
+          items={databases.map((d) => ({
+            key: d.name,
+            label: `${fit(d.name, 50)} ${d.sizeBytes === null ? '?' : formatBytes(d.sizeBytes)}`,
+            detail: d.name,
+          }))}
+          onSelect={(item) => props.onPick(item.key)}
+        />
+      ) : null}
+    </Frame>
+  );
+}
+
+/** The command line that does the same: what will run, in the words the CLI documents. */
+export function equivalentCommand(engine: string, r: BackupRequest): string {
+  const parts = ['dbbackup', '--db-type', engine];
+  parts.push('--compression-algo', r.compression);
+  if (r.compression !== 'none') parts.push('--compression', String(r.level));
+  if (r.sample) {
+    parts.push('backup', 'sample', r.database, '--sample-strategy', r.sample.strategy);
+    parts.push('--sample-value', String(r.sample.value));
+    if (!r.sample.keepReferences) parts.push('--no-keep-references');
+  } else parts.push('backup', 'single', r.database);
+  const where = r.destination.trim();
+  if (/^[a-z0-9]+:\/\//i.test(where)) parts.push('--cloud', where);
+  else if (where) parts.push('--backup-dir', where);
+  if (r.encryptionKeyFile.trim()) parts.push('--encryption-key-file', r.encryptionKeyFile.trim());
+  return parts.join(' ');
+}
+
+function Confirm(props: {
+  request: BackupRequest;
+  onBack: () => void;
+  onRun: (r: BackupRequest) => void;
+}): ReactNode {
+  const { services } = useApp();
+  const r = props.request;
+  let problem: unknown;
+  let level = r.level;
+  try {
+    level = validateLevel(r.compression, r.compression === 'none' ? undefined : r.level);
+    if (r.sample) validateSampleSpec(r.sample.strategy, r.sample.value);
+  } catch (err) {
+    problem = err;
+  }
+  const request = { ...r, level };
+  useInput((input, key) => {
+    if (key.escape || input === 'n') props.onBack();
+    else if (!problem && (key.return || input === 'y')) props.onRun(request);
+  });
+  const tool = services.engine === 'postgres' ? 'pg_dump, custom format' : 'SQL dump';
+  return (
+    <Frame
+      title="backup: confirm"
+      legend={problem ? 'esc back to the options' : 'enter/y run · esc/n back · q quit'}
+    >
+      <Text>This will run:</Text>
+      <Text bold> {equivalentCommand(services.engine, request)}</Text>
+      <Box flexDirection="column" marginTop={1}>
+        <Text>
+          {label('Database')}
+          {r.database} on {services.server} ({tool})
+        </Text>
+        <Text>
+          {label('Compression')}
+          {r.compression}
+          {r.compression === 'none' ? '' : ` level ${level}`}
+        </Text>
+        <Text>
+          {label('Encryption')}
+          {r.encryptionKeyFile.trim() ? `key file ${r.encryptionKeyFile.trim()}` : 'none'}
+        </Text>
+        <Text>
+          {label('Destination')}
+          {r.destination.trim() || services.destination}
+        </Text>
+      </Box>
+      {problem ? <ErrorView error={problem} /> : null}
+    </Frame>
+  );
+}
+
+function Running(props: {
+  request: BackupRequest;
+  onDone: (o: BackupOutcome) => void;
+  onFailed: (e: unknown) => void;
+}): ReactNode {
+  const { services, nav } = useApp();
+  const c = useColor();
+  const [frame, setFrame] = useState<ProgressFrame | undefined>();
+  const [note, setNote] = useState<string | undefined>();
+  const { request } = props;
+  const started = useRef(false);
+  const callbacks = useRef(props);
+  callbacks.current = props;
+  useEffect(() => {
+    // Once: a re-render must never start a second backup.
+    if (started.current) return;
+    started.current = true;
+    let meter: BackupMeter | undefined;
+    const timer = setInterval(() => {
+      if (meter) setFrame(meter.frame());
+    }, 250);
+    nav
+      .run((signal) =>
+        request.sample
+          ? services.backupSample(request, setNote, signal)
+          : services.backupSingle(
+              request,
+              (source, estimate) => {
+                meter = new BackupMeter(source, estimate);
+              },
+              signal,
+            ),
+      )
+      .then(
+        (o) => callbacks.current.onDone(o),
+        (e: unknown) => callbacks.current.onFailed(e),
+      )
+      .finally(() => clearInterval(timer));
+  }, [services, nav, request]);
+  return (
+    <Frame
+      title={`${request.sample ? 'sample' : 'backup'} ${request.database}: running`}
+      legend="q/ctrl-c stop and quit (asks first)"
+    >
+      {frame ? (
+        <Box flexDirection="column">
+          <Text>
+            <Text color={c('green')}>{textBar(frame.percent, 30)}</Text> {frame.percent.toFixed(0)}%
+          </Text>
+          <Text>
+            {frame.produced} dumped, {frame.stored} stored · {frame.rate} · {frame.elapsed} · ETA {frame.left}
+          </Text>
+        </Box>
+      ) : (
+        <Spinner label={note ?? 'Checking the server, the tools and the destination…'} />
+      )}
+    </Frame>
+  );
+}
+
+function Result(props: {
+  step: Extract<Step, { at: 'done' } | { at: 'failed' }>;
+  onBack: () => void;
+}): ReactNode {
+  const c = useColor();
+  useInput((_input, key) => {
+    if (key.return || key.escape) props.onBack();
+  });
+  const s = props.step;
+  return (
+    <Frame
+      title={`backup ${s.request.database}: ${s.at === 'done' ? 'complete' : 'failed'}`}
+      legend="enter/esc back to the menu · q quit"
+    >
+      {s.at === 'done' ? (
+        <Box flexDirection="column">
+          <Text color={c('green')} bold>
+            Backup complete
+          </Text>
+          {s.outcome.locations.map((l) => (
+            <Text key={l}>
+              {label('File')}
+              {l}
+            </Text>
+          ))}
+          <Text>
+            {label('Size')}
+            {formatBytes(s.outcome.metadata.sizeBytes)}
+          </Text>
+          <Text>
+            {label('SHA-256')}
+            {s.outcome.metadata.sha256}
+          </Text>
+          <Text>
+            {label('Duration')}
+            {formatDuration(s.outcome.metadata.durationSeconds)}
+          </Text>
+        </Box>
+      ) : (
+        <ErrorView error={s.error} />
+      )}
+    </Frame>
+  );
+}

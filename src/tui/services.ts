@@ -1,0 +1,142 @@
+import type { Engine } from '../catalog/naming.js';
+import type { CatalogEntry } from '../verify/listing.js';
+import type { SampleSpec } from '../backup/sample/index.js';
+import type { BackupMetadata } from '../catalog/metadata.js';
+import type { DatabaseInfo, ToolStatus } from '../engines/engine.js';
+import type { OperationRecord } from '../ops/record.js';
+import type { CompressionAlgorithm } from '../pipeline/compression.js';
+import type { ClusterProgressSink, ProgressSource } from '../pipeline/progress.js';
+import type { ClusterManifest } from '../catalog/manifest.js';
+import type { RestorePlan } from '../restore/plan.js';
+import type { VerifyResult } from '../verify/verify.js';
+
+/**
+ * What the screens can do, and nothing more: each method is a thin call into the same operation
+ * functions the CLI commands call (src/tui/live.ts). Screens depend on this interface only, so
+ * their flow tests drive them with a recorded double and the end-to-end tests with the real thing.
+ */
+export interface TuiServices {
+  /** The engine the screens talk to now (switch engine changes it). */
+  readonly engine: Engine;
+  /** The server as configured, e.g. `127.0.0.1:5432`. */
+  readonly server: string;
+  /** The backup directory, or the cloud URI (masked) when one is configured. */
+  readonly destination: string;
+  readonly compression: { algorithm: CompressionAlgorithm; level: number };
+  switchEngine(engine: Engine): void;
+  listDatabases(): Promise<DatabaseInfo[]>;
+  backupSingle(request: BackupRequest, watch: ProgressWatch, signal: AbortSignal): Promise<BackupOutcome>;
+  /** `backup sample`: no byte counts, only notes of what it is doing. */
+  backupSample(
+    request: BackupRequest,
+    onNote: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome>;
+  backupCluster(
+    request: ClusterRequest,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterManifest>;
+  listArchive(): Promise<CatalogEntry[]>;
+  verify(key: string, deep: boolean): Promise<VerifyResult>;
+  /** What a backup's metadata (or a cluster's manifest) records, one line per fact. */
+  info(key: string): Promise<string[]>;
+  /** Removes a backup with its sidecars (a cluster backup as one unit); returns the files removed. */
+  deleteBackup(key: string): Promise<string[]>;
+  previewRestore(request: RestoreRequest): Promise<RestorePreview>;
+  runRestore(preview: RestorePreview, steps: StepWatch, signal: AbortSignal): Promise<RestoreDone>;
+  status(): Promise<StatusReport>;
+  history(limit: number): Promise<HistoryView>;
+  settings(): Promise<SettingsView>;
+  /** Saves one setting in the configuration file; undefined removes it. */
+  saveSetting(key: string, value: string | undefined): Promise<void>;
+}
+
+export type ProgressWatch = (source: ProgressSource, estimate: () => number | null) => void;
+
+export interface BackupRequest {
+  database: string;
+  compression: CompressionAlgorithm;
+  level: number;
+  /** Empty: the configured backup directory. */
+  destination: string;
+  /** A 32-byte key file (keygen --symmetric); empty: not encrypted. */
+  encryptionKeyFile: string;
+  /** A sample of the rows (`backup sample`) instead of the whole database. */
+  sample?: SampleSpec;
+}
+
+export interface ClusterRequest {
+  compression: CompressionAlgorithm;
+  level: number;
+  /** Globs; empty: every database. */
+  include: string[];
+  exclude: string[];
+  parallelism: number;
+}
+
+export interface BackupOutcome {
+  locations: string[];
+  metadata: BackupMetadata;
+}
+
+export interface RestoreRequest {
+  key: string;
+  target: string;
+  create: boolean;
+  clean: boolean;
+  jobs: number;
+  noOwner: boolean;
+}
+
+export interface RestorePreview {
+  request: RestoreRequest;
+  plan: RestorePlan;
+  /** The plan in the CLI's dry-run words. */
+  lines: string[];
+}
+
+export interface RestoreDone {
+  target: string;
+  seconds: number;
+  warnings: string[];
+}
+
+/** A long step of a restore (checksum, restore tool): bytes of the backup read so far. */
+export interface StepWatch {
+  begin(step: string, bytes: () => number, total: number): void;
+  end(outcome: string): void;
+}
+
+export interface StatusReport {
+  engine: Engine;
+  endpoint: string;
+  user: string;
+  connection: { ok: true; version: string } | { ok: false; error: string; hint?: string };
+  tools: ToolStatus[];
+  compression: string;
+  destination: { location: string; ok: boolean; detail: string };
+}
+
+export interface HistoryView {
+  file: string;
+  records: OperationRecord[];
+}
+
+export interface SettingRow {
+  key: string;
+  description: string;
+  /** Shown value; secrets are never shown, only whether one is set. */
+  shown: string;
+  /** Where the value comes from: file, profile, environment, default. */
+  source: string;
+  secret: boolean;
+  /** enum choices, for a picker. */
+  choices?: readonly string[];
+}
+
+export interface SettingsView {
+  file: string;
+  profile?: string;
+  rows: SettingRow[];
+}

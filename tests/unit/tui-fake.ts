@@ -1,0 +1,336 @@
+import { createElement } from 'react';
+import { render } from 'ink-testing-library';
+import type { CatalogEntry } from '../../src/verify/listing.js';
+import type { Engine } from '../../src/catalog/naming.js';
+import type { BackupMetadata } from '../../src/catalog/metadata.js';
+import type { DatabaseInfo } from '../../src/engines/engine.js';
+import { SafetyError } from '../../src/errors.js';
+import type { OperationRecord } from '../../src/ops/record.js';
+import type { ClusterProgressSink, ProgressSource } from '../../src/pipeline/progress.js';
+import type { ClusterManifest } from '../../src/catalog/manifest.js';
+import type { RestorePlan } from '../../src/restore/plan.js';
+import type { VerifyResult } from '../../src/verify/verify.js';
+import { App } from '../../src/tui/app.js';
+import type {
+  BackupOutcome,
+  BackupRequest,
+  ClusterRequest,
+  HistoryView,
+  ProgressWatch,
+  RestoreDone,
+  RestorePreview,
+  RestoreRequest,
+  SettingsView,
+  StatusReport,
+  StepWatch,
+  TuiServices,
+} from '../../src/tui/services.js';
+
+/** Keys as a terminal sends them. */
+export const KEY = {
+  up: '\u001B[A',
+  down: '\u001B[B',
+  left: '\u001B[D',
+  right: '\u001B[C',
+  enter: '\r',
+  esc: '\u001B',
+  backspace: '\u007F',
+  ctrlC: '\u0003',
+} as const;
+
+/** A promise settled from outside: an operation the test lets finish (or fail) when it wants. */
+export function deferred<T>(): {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+} {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export function entry(key: string, state: CatalogEntry['state'], detail = ''): CatalogEntry {
+  return {
+    key,
+    group: null,
+    database: key.split('_')[0] ?? null,
+    engine: 'postgres',
+    created: new Date('2026-12-01T05:00:00Z'),
+    sizeBytes: 2048,
+    state,
+    detail,
+    producer: 'dbbackup',
+    kind: key.endsWith('/') ? 'cluster' : 'single',
+  };
+}
+
+/**
+ * The services double for flow tests: answers from fields the test sets, records every call, and
+ * lets a test hold a long operation open (`backupGate`, `restoreGate`) to look at it mid-way.
+ */
+export class FakeServices implements TuiServices {
+  engine: Engine = 'postgres';
+  readonly server = '127.0.0.1:5432';
+  readonly destination = '/srv/backups';
+  readonly compression = { algorithm: 'zstd' as const, level: 3 };
+  calls: string[] = [];
+  databases: DatabaseInfo[] = [
+    { name: 'shop', sizeBytes: 5 * 1024 * 1024 },
+    { name: 'shop_archive', sizeBytes: 1024 },
+    { name: 'analytics', sizeBytes: null },
+  ];
+  archive: CatalogEntry[] = [
+    entry('shop_20261201_050000.dump.zst', 'unverified'),
+    entry('cluster_20261201_050000/', 'unverified'),
+  ];
+  verdicts = new Map<string, VerifyResult['state']>();
+  backupGate = deferred<void>();
+  lastBackup: BackupRequest | undefined;
+  backupSignal: AbortSignal | undefined;
+  counters = { produced: 0, stored: 0 };
+  restoreGate = deferred<void>();
+  previewError: unknown;
+  restoreSignal: AbortSignal | undefined;
+  saved: Array<[string, string | undefined]> = [];
+  records: OperationRecord[] = [];
+
+  switchEngine(engine: Engine): void {
+    this.calls.push(`switchEngine ${engine}`);
+    this.engine = engine;
+  }
+
+  async listDatabases(): Promise<DatabaseInfo[]> {
+    this.calls.push('listDatabases');
+    return this.databases;
+  }
+
+  async backupSingle(
+    request: BackupRequest,
+    watch: ProgressWatch,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome> {
+    this.calls.push(`backupSingle ${request.database}`);
+    this.lastBackup = request;
+    this.backupSignal = signal;
+    const source: ProgressSource = {
+      produced: () => this.counters.produced,
+      stored: () => this.counters.stored,
+    };
+    watch(source, () => 10 * 1024 * 1024);
+    const stop = new Promise<never>((_res, rej) =>
+      signal.addEventListener('abort', () => rej(new Error('Interrupted; nothing was kept'))),
+    );
+    await Promise.race([this.backupGate.promise, stop]);
+    const metadata = {
+      sizeBytes: 1234567,
+      sha256: 'ab'.repeat(32),
+      durationSeconds: 4,
+    } as unknown as BackupMetadata;
+    return { locations: [`/srv/backups/${request.database}_20261207_120000.dump.zst`], metadata };
+  }
+
+  sampleNotes = ['sampling 3 tables'];
+
+  async backupSample(
+    request: BackupRequest,
+    onNote: (line: string) => void,
+    signal: AbortSignal,
+  ): Promise<BackupOutcome> {
+    this.calls.push(`backupSample ${request.database}`);
+    this.lastBackup = request;
+    this.backupSignal = signal;
+    for (const n of this.sampleNotes) onNote(n);
+    await this.backupGate.promise;
+    const metadata = {
+      sizeBytes: 2048,
+      sha256: 'ef'.repeat(32),
+      durationSeconds: 2,
+    } as unknown as BackupMetadata;
+    return { locations: [`/srv/backups/${request.database}_20261207_120000.sample.sql.zst`], metadata };
+  }
+
+  clusterGate = deferred<void>();
+  lastCluster: ClusterRequest | undefined;
+
+  async backupCluster(
+    request: ClusterRequest,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterManifest> {
+    this.calls.push('backupCluster');
+    this.lastCluster = request;
+    watch.begin([
+      { name: 'shop', estimate: 4096 },
+      { name: 'analytics', estimate: 8192 },
+    ]);
+    watch.start('shop', () => 4096);
+    watch.done('shop', { bytes: 4096, stored: 1024 });
+    watch.start('analytics', () => 4096);
+    const stop = new Promise<never>((_res, rej) =>
+      signal.addEventListener('abort', () => rej(new Error('Interrupted'))),
+    );
+    await Promise.race([this.clusterGate.promise, stop]);
+    watch.done('analytics', { bytes: 8192 });
+    watch.end();
+    return {
+      name: 'cluster_20261207_120000',
+      status: 'complete',
+      databases: [
+        { database: 'shop', status: 'ok' },
+        { database: 'analytics', status: 'ok' },
+      ],
+      totalBytes: 3 * 1024 * 1024,
+      durationSeconds: 75,
+    } as unknown as ClusterManifest;
+  }
+
+  async listArchive(): Promise<CatalogEntry[]> {
+    this.calls.push('listArchive');
+    return this.archive;
+  }
+
+  async verify(key: string, deep: boolean): Promise<VerifyResult> {
+    this.calls.push(`verify ${key}${deep ? ' deep' : ''}`);
+    const state = this.verdicts.get(key) ?? 'valid';
+    return {
+      key,
+      location: `/srv/backups/${key}`,
+      state,
+      detail:
+        state === 'valid'
+          ? 'data and sidecars match their checksums'
+          : 'checksum mismatch: expected aa, found bb',
+      sizeBytes: 2048,
+    };
+  }
+
+  async info(key: string): Promise<string[]> {
+    this.calls.push(`info ${key}`);
+    return [`File:        ${key}`, 'SHA-256:     ' + 'cd'.repeat(32)];
+  }
+
+  async deleteBackup(key: string): Promise<string[]> {
+    this.calls.push(`delete ${key}`);
+    this.archive = this.archive.filter((e) => e.key !== key);
+    return [key, `${key}.sha256`, `${key}.meta.json`];
+  }
+
+  async previewRestore(request: RestoreRequest): Promise<RestorePreview> {
+    this.calls.push(`previewRestore ${request.key} -> ${request.target || '(recorded)'}`);
+    if (this.previewError) throw this.previewError;
+    const target = request.target || 'shop';
+    const plan = { target, source: `/srv/backups/${request.key}`, sizeBytes: 2048 } as RestorePlan;
+    return {
+      request,
+      plan,
+      lines: [
+        `Backup:    ${plan.source}`,
+        'Checksum:  to verify',
+        `Target:    database "${target}" (does not exist)`,
+      ],
+    };
+  }
+
+  async runRestore(preview: RestorePreview, steps: StepWatch, signal: AbortSignal): Promise<RestoreDone> {
+    this.calls.push(`runRestore ${preview.plan.target}`);
+    this.restoreSignal = signal;
+    steps.begin('verifying the checksum', () => 1024, 2048);
+    await this.restoreGate.promise;
+    steps.end('done');
+    return { target: preview.plan.target, seconds: 3, warnings: [] };
+  }
+
+  async status(): Promise<StatusReport> {
+    this.calls.push('status');
+    return {
+      engine: this.engine,
+      endpoint: this.server,
+      user: 'backup',
+      connection: { ok: true, version: 'PostgreSQL 16.4' },
+      tools: [
+        { name: 'pg_dump', path: '/usr/bin/pg_dump', version: '16.4' },
+        { name: 'pg_restore', path: null, version: null },
+      ],
+      compression: 'zstd -3',
+      destination: { location: this.destination, ok: true, detail: 'reachable, 2 backups' },
+    };
+  }
+
+  async history(limit: number): Promise<HistoryView> {
+    this.calls.push(`history ${limit}`);
+    return { file: '/home/u/.local/state/dbbackup/audit.jsonl', records: this.records };
+  }
+
+  async settings(): Promise<SettingsView> {
+    this.calls.push('settings');
+    return {
+      file: '/home/u/.config/dbbackup/config.toml',
+      rows: [
+        {
+          key: 'connection.host',
+          description: 'server host',
+          shown: 'db1',
+          source: 'top level',
+          secret: false,
+        },
+        {
+          key: 'connection.password',
+          description: 'password',
+          shown: '(set, hidden)',
+          source: 'env',
+          secret: true,
+        },
+        {
+          key: 'storage.backup_dir',
+          description: 'where backups go',
+          shown: '/srv/backups',
+          source: 'default',
+          secret: false,
+        },
+      ],
+    };
+  }
+
+  async saveSetting(key: string, value: string | undefined): Promise<void> {
+    this.calls.push(`saveSetting ${key}`);
+    this.saved.push([key, value]);
+  }
+}
+
+export { SafetyError };
+
+/** The app on a fake terminal, with helpers to type and to wait for what a user would see. */
+export function start(services: TuiServices, color = false) {
+  const exits: boolean[] = [];
+  const ui = render(
+    createElement(App, { services, color, onExit: (stopped: boolean) => exits.push(stopped) }),
+  );
+  const frame = (): string => ui.lastFrame() ?? '';
+  const until = async (text: string | RegExp, timeoutMs = 5000): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const f = frame();
+      if (typeof text === 'string' ? f.includes(text) : text.test(f)) {
+        // Ink subscribes a new screen's key handlers just after drawing it: a key sent in that
+        // instant would be lost, as it would not be for a person reading the screen first.
+        await new Promise((r) => setTimeout(r, 60));
+        return f;
+      }
+      if (Date.now() > deadline) throw new Error(`waited for ${String(text)}; the screen shows:\n${f}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  /** One key, then a moment for Ink to take it (keys are separate reads, as when a person types). */
+  const press = async (...keys: string[]): Promise<void> => {
+    for (const k of keys) {
+      ui.stdin.write(k);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const type = async (text: string): Promise<void> => press(...text.split(''));
+  return { ui, frame, until, press, type, exits };
+}
