@@ -9,7 +9,7 @@ import {
   parseTier,
   resolveAzureAuth,
   toAzureMetadata,
-} from '../../src/storage/azure.js';
+} from '../../src/storage/azure/azure.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
 
 const KEY = 'c2VjcmV0LWtleS1ub3QtcmVhbA==';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
 import type { CloudSettings } from '../../src/storage/cloud.js';
-import { describeGcsError, gcsTarget, httpStatus } from '../../src/storage/gcs.js';
+import { describeGcsError, gcsTarget, httpStatus } from '../../src/storage/gcs/gcs.js';
 
 const target = (uri: string, env: NodeJS.ProcessEnv = {}, settings: CloudSettings = {}) =>
   gcsTarget(parseCloudUri(uri), settings, env);

@@ -5,7 +5,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import { CommitGate } from '../../src/pipeline/hash.js';
-import { LocalStorage, makeDirs, TEMP_MARKER } from '../../src/storage/local.js';
+import { LocalStorage, makeDirs, TEMP_MARKER } from '../../src/storage/local/local.js';
 import { putBuffer, readAll } from '../../src/storage/storage.js';
 import { collect, random, tempDir } from './helpers.js';
 
@@ -79,7 +79,7 @@ describe('LocalStorage.put', () => {
     expect(await filesUnder(dir)).toEqual(['x.dump']);
   });
 
-  // BUG (src/storage/local.ts, put): noOverwrite is checked with stat() before the write starts,
+  // BUG (src/storage/local/local.ts, put): noOverwrite is checked with stat() before the write starts,
   // and rename() replaces silently, so two writers that both start before either finishes both
   // "succeed" and the second silently replaces the first (two backups of one database started in
   // the same second get the same key). Remove `.fails` once the commit step is no-clobber.
@@ -118,7 +118,7 @@ describe('LocalStorage keys', () => {
     expect((await readAll(storage, 'a/c.dump')).toString()).toBe('x');
   });
 
-  // BUG (src/storage/local.ts, localPath): a key that normalises to '.' ('', '.', 'x/..') maps to the
+  // BUG (src/storage/local/local.ts, localPath): a key that normalises to '.' ('', '.', 'x/..') maps to the
   // store's own directory; put() then writes its temp file in the parent directory, and when the
   // store directory does not exist yet, renames it into place: the store becomes a file.
   it('refuses keys that name the store itself', async () => {

@@ -7,7 +7,7 @@ import {
   encodeMetadataValue,
   isTransient,
   s3Target,
-} from '../../src/storage/s3.js';
+} from '../../src/storage/s3/s3.js';
 
 const target = (uri: string, env: NodeJS.ProcessEnv = {}, settings = {}) =>
   s3Target(parseCloudUri(uri), settings, env);

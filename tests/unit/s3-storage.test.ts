@@ -6,7 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ToolError, StorageError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
-import { openS3, S3Storage } from '../../src/storage/s3.js';
+import { openS3, S3Storage } from '../../src/storage/s3/s3.js';
 import { putBuffer, readAll } from '../../src/storage/storage.js';
 import { startS3Emulator, DUMMY_CREDENTIALS, type S3Emulator } from '../harness/s3-emulator.js';
 

@@ -20,15 +20,15 @@ import {
   type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { maskUri, type CloudUri } from './cloud-uri.js';
+import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../../errors.js';
+import { maskUri, type CloudUri } from '../cloud-uri.js';
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_PART_SIZE,
   partSizeForPart,
   type CloudSettings,
   type OpenCloudStore,
-} from './cloud.js';
+} from '../cloud.js';
 import {
   readAll,
   type ByteRange,
@@ -36,7 +36,7 @@ import {
   type ObjectInfo,
   type PutOptions,
   type Storage,
-} from './storage.js';
+} from '../storage.js';
 import { RecordWriter, isRecordKey, newRecordKey, parseRecord, type UploadRecord } from './upload-record.js';
 import {
   TIMEOUT_HINT,
@@ -48,7 +48,7 @@ import {
   timeoutText,
   type Agents,
   type RequestLimits,
-} from './transport.js';
+} from '../transport.js';
 
 /** S3's own limits: parts per upload and bytes per part. */
 export const S3_MAX_PARTS = 10_000;

@@ -15,10 +15,10 @@ import {
   type StorageOptions,
 } from '@google-cloud/storage';
 import { JWT } from 'google-auth-library';
-import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { maskUri, type CloudUri } from './cloud-uri.js';
-import type { CloudSettings, OpenCloudStore } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../../errors.js';
+import { maskUri, type CloudUri } from '../cloud-uri.js';
+import type { CloudSettings, OpenCloudStore } from '../cloud.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from '../storage.js';
 import {
   MAX_BACKOFF_MS,
   TIMEOUT_HINT,
@@ -28,7 +28,7 @@ import {
   worstCaseMs,
   type Agents,
   type RequestLimits,
-} from './transport.js';
+} from '../transport.js';
 
 // A download through SDK 8.4 stacks 12 'error' listeners on one internal stream (retry-request,
 // teeny-request, the SDK's own pipeline: a fixed number, not a leak), so Node would print

@@ -13,16 +13,16 @@ import {
   type StoragePipelineOptions,
 } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/identity';
-import { DbBackupError, StorageError, UsageError, errorMessage } from '../errors.js';
-import type { CloudUri } from './cloud-uri.js';
+import { DbBackupError, StorageError, UsageError, errorMessage } from '../../errors.js';
+import type { CloudUri } from '../cloud-uri.js';
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_PART_SIZE,
   partSizeForPart,
   type CloudSettings,
   type OpenCloudStore,
-} from './cloud.js';
-import type { ByteRange, IncompleteUpload, ObjectInfo, PutOptions, Storage } from './storage.js';
+} from '../cloud.js';
+import type { ByteRange, IncompleteUpload, ObjectInfo, PutOptions, Storage } from '../storage.js';
 import {
   MAX_BACKOFF_MS,
   TIMEOUT_HINT,
@@ -33,7 +33,7 @@ import {
   timeoutText,
   type Agents,
   type RequestLimits,
-} from './transport.js';
+} from '../transport.js';
 
 /** Azure's limits for a block blob: 50,000 committed blocks of at most 4000 MiB each. */
 export const MAX_BLOCKS = 50_000;

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DbBackupError, StorageError, errnoCode, errorMessage } from '../errors.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import { DbBackupError, StorageError, errnoCode, errorMessage } from '../../errors.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from '../storage.js';
 
 /** Temporary files carry this marker so listings and cleanup can recognise leftovers of a crash. */
 export const TEMP_MARKER = '.dbbackup-tmp-';
