@@ -2,12 +2,12 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError, UsageError } from '../../src/errors.js';
+import { resolveAzureAuth } from '../../src/storage/azure/auth.js';
 import {
   AzureStorage,
   fromAzureMetadata,
   openAzure,
   parseTier,
-  resolveAzureAuth,
   toAzureMetadata,
 } from '../../src/storage/azure/azure.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
