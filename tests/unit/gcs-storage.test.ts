@@ -6,7 +6,8 @@ import type { Bucket } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError, ToolError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
-import { GcsStorage, gcsTarget, openGcs } from '../../src/storage/gcs/gcs.js';
+import { gcsTarget } from '../../src/storage/gcs/config.js';
+import { GcsStorage, openGcs } from '../../src/storage/gcs/gcs.js';
 import { putBuffer, readAll } from '../../src/storage/storage.js';
 import { startGcsEmulator, type GcsEmulator } from '../harness/gcs-emulator.js';
 
