@@ -23,12 +23,23 @@ export type FailureKind =
   /** The bucket is in another region. */
   | 'region'
   /** The stored object's checksum differs from the data sent. */
-  | 'corrupt';
+  | 'corrupt'
+  /** No space left on the device, or the quota is used up. */
+  | 'no-space'
+  | 'quota'
+  /** The file system (or the place) is read-only. */
+  | 'read-only'
+  /** A path that does not exist. */
+  | 'path'
+  /** Another writer took the name at the same moment. */
+  | 'conflict';
 
 export interface Diagnosis {
   /** One line of cause, in the provider's words where they help. */
   text: string;
   kind?: FailureKind;
+  /** A hint that depends on the error itself (the directory it names), instead of the kind's. */
+  hint?: string;
 }
 
 /** What a backend supplies: how to read its SDK's errors, and the hint for each kind it can name. */
@@ -46,8 +57,12 @@ export function describeFailure(
   err: unknown,
   action = '',
 ): { text: string; hint?: string } {
-  const { text, kind } = classifier.diagnose(err, action);
-  return { text, hint: kind ? classifier.hints[kind] : undefined };
+  const d = classifier.diagnose(err, action);
+  return { text: d.text, hint: hintOf(classifier, d) };
+}
+
+function hintOf(classifier: Classifier, d: Diagnosis): string | undefined {
+  return d.hint ?? (d.kind ? classifier.hints[d.kind] : undefined);
 }
 
 /** Everything about one store that its failures need. */
@@ -101,8 +116,9 @@ export function storageFailure(
   if (err instanceof DbBackupError) return err;
   const late = timedOut(err, action, where, ctx.agents, ctx.limits);
   if (late) return late;
-  const { text, kind } = ctx.classifier.diagnose(err, action);
-  const hint = kind ? ctx.classifier.hints[kind] : undefined;
+  const d = ctx.classifier.diagnose(err, action);
+  const { text, kind } = d;
+  const hint = hintOf(ctx.classifier, d);
   if (kind === 'object-missing') return new StorageError(ctx.classifier.missing(where), { hint, cause: err });
   return new StorageError(mask(`Could not ${action} ${where}: ${text}`, ctx.secrets), { hint, cause: err });
 }
