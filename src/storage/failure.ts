@@ -114,13 +114,14 @@ export function storageFailure(
   ctx: FailureContext,
 ): DbBackupError {
   if (err instanceof DbBackupError) return err;
+  const d = ctx.classifier.diagnose(err, action);
+  const hint = hintOf(ctx.classifier, d);
+  // The server answered "no such object": an earlier attempt's timeout is not the cause.
+  if (d.kind === 'object-missing')
+    return new StorageError(ctx.classifier.missing(where), { hint, cause: err });
   const late = timedOut(err, action, where, ctx.agents, ctx.limits);
   if (late) return late;
-  const d = ctx.classifier.diagnose(err, action);
-  const { text, kind } = d;
-  const hint = hintOf(ctx.classifier, d);
-  if (kind === 'object-missing') return new StorageError(ctx.classifier.missing(where), { hint, cause: err });
-  return new StorageError(mask(`Could not ${action} ${where}: ${text}`, ctx.secrets), { hint, cause: err });
+  return new StorageError(mask(`Could not ${action} ${where}: ${d.text}`, ctx.secrets), { hint, cause: err });
 }
 
 /** Refusing to replace an object (PutOptions.noOverwrite): the same words on every backend. */

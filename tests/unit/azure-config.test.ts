@@ -187,11 +187,4 @@ describe('Azure errors', () => {
       .catch((e: unknown) => e)) as StorageError;
     expect(err.hint).toContain(ENDPOINT);
   });
-
-  it('treats 404 as absent in stat and delete, and as "not found" in get', async () => {
-    const store = failingStore(restError(404, 'BlobNotFound', ''));
-    expect(await store.stat('x.dump')).toBeUndefined();
-    await expect(store.delete('x.dump')).resolves.toBeUndefined();
-    await expect(store.get('x.dump')).rejects.toThrow('azure://backups/db/x.dump not found');
-  });
 });

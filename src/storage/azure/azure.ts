@@ -135,6 +135,9 @@ export class AzureStorage implements Storage {
       if (!stream) throw new StorageError(`${this.location}${key}: the service sent no body`);
       return stream instanceof Readable ? stream : new Readable().wrap(stream);
     } catch (err) {
+      // A range starting at 0 of an empty blob: Azure answers 416; the honest answer is no bytes
+      // (as S3 and GCS give it: the storage contract checks all three).
+      if (statusOf(err) === 416 && range?.start === 0) return Readable.from([]);
       throw this.wrap(err, 'read', key);
     }
   }
