@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountSASPermissions } from '@azure/storage-blob';
+import { TEMP_MARKER } from '../../src/storage/local/local.js';
 import { startAzurite, type Azurite } from '../harness/azurite.js';
 import type { CliResult } from '../harness/cli.js';
 import { loadMyFidelity, loadPgFidelity } from '../harness/fixtures.js';
@@ -400,8 +401,12 @@ describe('Azure: large backups', () => {
         server = await startAzurite({ location: server.location, port: server.port });
         // The backup did not appear: not the data, not a sidecar. (Azurite killed with SIGKILL may also
         // lose the container itself when its metadata was not flushed yet; then there is no blob either.)
+        // The run's claim on the name (.dbbackup-tmp-…claim) can outlive it: its release needed the dead
+        // server. That is by design (backup/claim.ts: a stale claim only moves later runs to the next
+        // name), and whether Azurite flushed it before the kill is timing.
         const survived = await server.service.getContainerClient(CONTAINER).exists();
-        expect(survived ? await blobNames('crash/', server) : []).toEqual([]);
+        const left = survived ? await blobNames('crash/', server) : [];
+        expect(left.filter((n) => !n.includes(TEMP_MARKER))).toEqual([]);
       } finally {
         await server.stop();
       }
