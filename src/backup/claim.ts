@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IntegrityError, SafetyError } from '../errors.js';
 import { META_SUFFIX, SHA256_SUFFIX } from '../catalog/naming.js';
-import { TEMP_MARKER } from '../storage/local.js';
+import { TEMP_MARKER } from '../storage/local/local.js';
 import { putBuffer, type Storage } from '../storage/storage.js';
 import { cleanupRequests } from '../storage/transport.js';
 

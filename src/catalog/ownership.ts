@@ -1,5 +1,5 @@
 import { IntegrityError } from '../errors.js';
-import { TEMP_MARKER } from '../storage/local.js';
+import { TEMP_MARKER } from '../storage/local/local.js';
 import { readAll, type Storage } from '../storage/storage.js';
 import { MANIFEST_NAME, readManifest, type ClusterManifest } from './manifest.js';
 import { metadataKey, readMetadata } from './metadata.js';

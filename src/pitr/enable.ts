@@ -7,7 +7,7 @@ import { errorMessage, SafetyError, UsageError } from '../errors.js';
 import { readAll, type Storage } from '../storage/storage.js';
 import { commitUnit } from '../catalog/commit.js';
 import { isCloudUri } from '../storage/cloud-uri.js';
-import { makeDirs } from '../storage/local.js';
+import { makeDirs } from '../storage/local/local.js';
 import {
   ARCHIVE_FILE,
   describeArchiveEncryption,

@@ -11,7 +11,7 @@ import {
   type Provider,
 } from './cloud-uri.js';
 import type { CloudSettings, OpenCloudStore } from './cloud.js';
-import { LocalStorage } from './local.js';
+import { LocalStorage } from './local/local.js';
 import type { Storage } from './storage.js';
 
 /** Where a backup lives: a store (directory or bucket prefix) plus the object key inside it. */
@@ -31,9 +31,9 @@ export function isUri(arg: string): boolean {
 
 /** Cloud backends load their SDK only when used, so local commands start fast. */
 const CLOUD_BACKENDS: Record<Provider, () => Promise<OpenCloudStore>> = {
-  s3: async () => (await import('./s3.js')).openS3,
-  azure: async () => (await import('./azure.js')).openAzure,
-  gcs: async () => (await import('./gcs.js')).openGcs,
+  s3: async () => (await import('./s3/s3.js')).openS3,
+  azure: async () => (await import('./azure/azure.js')).openAzure,
+  gcs: async () => (await import('./gcs/gcs.js')).openGcs,
 };
 
 function localPathOf(arg: string): string {

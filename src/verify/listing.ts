@@ -1,4 +1,4 @@
-import { TEMP_MARKER } from '../storage/local.js';
+import { TEMP_MARKER } from '../storage/local/local.js';
 import type { Storage } from '../storage/storage.js';
 import { META_SUFFIX, SHA256_SUFFIX, isSidecar, looksLikeBackup, sidecarOwner } from '../catalog/naming.js';
 import { verifyAny, type BackupState, type Producer, type VerifyResult } from './verify.js';

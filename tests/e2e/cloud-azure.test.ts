@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccountSASPermissions } from '@azure/storage-blob';
+import { TEMP_MARKER } from '../../src/storage/local/local.js';
 import { startAzurite, type Azurite } from '../harness/azurite.js';
 import type { CliResult } from '../harness/cli.js';
 import { loadMyFidelity, loadPgFidelity } from '../harness/fixtures.js';
@@ -239,24 +240,6 @@ describe('Azure Blob Storage (Azurite): backups through the real CLI', () => {
     }
   });
 
-  it('deletes a backup and its sidecars with `cloud delete --confirm`', async () => {
-    const r = await backup(
-      [...pgArgs(), 'backup', 'single', pgSource, '--cloud', `azblob://${CONTAINER}/del/`],
-      connEnv(),
-    );
-    expect(await blobNames('del/')).toHaveLength(3);
-    const dry = await cli(['cloud', 'delete', `azblob://${CONTAINER}/del/${r.metadata.file}`], {
-      env: connEnv(),
-    });
-    expectExit(dry, 0);
-    expect(await blobNames('del/')).toHaveLength(3);
-    const del = await cli(['cloud', 'delete', `azblob://${CONTAINER}/del/${r.metadata.file}`, '--confirm'], {
-      env: connEnv(),
-    });
-    expectExit(del, 0);
-    expect(await blobNames('del/')).toEqual([]);
-  });
-
   it('passes `cloud doctor` (access, block upload, ranged read, delete)', async () => {
     const r = await cli(['cloud', 'doctor', `azblob://${CONTAINER}/doctor/`], { env: connEnv() });
     expectExit(r, 0);
@@ -265,22 +248,6 @@ describe('Azure Blob Storage (Azurite): backups through the real CLI', () => {
 });
 
 describe('Azure failures', () => {
-  it('detects a blob with one flipped byte: verify fails with a checksum mismatch, restore refuses', async () => {
-    const r = await backup([...pgArgs(), 'backup', 'single', pgSource, '--cloud', azUri('corrupt/')]);
-    const name = `corrupt/${r.metadata.file}`;
-    const data = await blobBytes(name);
-    const at = Math.floor(data.length / 2);
-    data.writeUInt8(data.readUInt8(at) ^ 0x01, at);
-    await az.service.getContainerClient(CONTAINER).getBlockBlobClient(name).uploadData(data);
-    const verify = await cli(['verify-backup', azUri(name)]);
-    expectExit(verify, 1);
-    expect(verify.stdout + verify.stderr).toMatch(/checksum mismatch/i);
-    const target = uniqueName('az_corrupt');
-    const restore = await restorePg(azUri(name), target);
-    expect(restore.code).not.toBe(0);
-    expect(restore.stderr).toMatch(/checksum mismatch/i);
-  });
-
   it('reports a wrong key as an authentication error without showing any key', async () => {
     const wrong = Buffer.alloc(64, 7).toString('base64');
     const r = await cli([
@@ -434,8 +401,12 @@ describe('Azure: large backups', () => {
         server = await startAzurite({ location: server.location, port: server.port });
         // The backup did not appear: not the data, not a sidecar. (Azurite killed with SIGKILL may also
         // lose the container itself when its metadata was not flushed yet; then there is no blob either.)
+        // The run's claim on the name (.dbbackup-tmp-…claim) can outlive it: its release needed the dead
+        // server. That is by design (backup/claim.ts: a stale claim only moves later runs to the next
+        // name), and whether Azurite flushed it before the kill is timing.
         const survived = await server.service.getContainerClient(CONTAINER).exists();
-        expect(survived ? await blobNames('crash/', server) : []).toEqual([]);
+        const left = survived ? await blobNames('crash/', server) : [];
+        expect(left.filter((n) => !n.includes(TEMP_MARKER))).toEqual([]);
       } finally {
         await server.stop();
       }

@@ -2,14 +2,14 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError, UsageError } from '../../src/errors.js';
+import { resolveAzureAuth } from '../../src/storage/azure/auth.js';
 import {
   AzureStorage,
   fromAzureMetadata,
   openAzure,
   parseTier,
-  resolveAzureAuth,
   toAzureMetadata,
-} from '../../src/storage/azure.js';
+} from '../../src/storage/azure/azure.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
 
 const KEY = 'c2VjcmV0LWtleS1ub3QtcmVhbA==';
@@ -186,12 +186,5 @@ describe('Azure errors', () => {
       .get('x.dump')
       .catch((e: unknown) => e)) as StorageError;
     expect(err.hint).toContain(ENDPOINT);
-  });
-
-  it('treats 404 as absent in stat and delete, and as "not found" in get', async () => {
-    const store = failingStore(restError(404, 'BlobNotFound', ''));
-    expect(await store.stat('x.dump')).toBeUndefined();
-    await expect(store.delete('x.dump')).resolves.toBeUndefined();
-    await expect(store.get('x.dump')).rejects.toThrow('azure://backups/db/x.dump not found');
   });
 });

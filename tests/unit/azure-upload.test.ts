@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { ContainerClient } from '@azure/storage-blob';
 import { DbBackupError, StorageError } from '../../src/errors.js';
-import { AzureStorage, blockId, stageBlocks, type BlockTarget } from '../../src/storage/azure.js';
+import { AzureStorage } from '../../src/storage/azure/azure.js';
+import { blockId, stageBlocks, type BlockTarget } from '../../src/storage/azure/blocks.js';
 import { random } from './helpers.js';
 
 /** An in-memory block store that records what was staged, with optional delay and failures. */

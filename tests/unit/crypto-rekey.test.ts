@@ -21,7 +21,7 @@ import { createDecryptStream, createEncryptStream } from '../../src/crypto/strea
 import { copyDecrypted } from '../../src/crypto/decrypt-copy.js';
 import { planRekey, rekey, rekeyedName, type RekeyKeys } from '../../src/crypto/rekey-backup.js';
 import { DbBackupError, IntegrityError, StorageError, UsageError } from '../../src/errors.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../../src/storage/storage.js';
 import { verifyAny } from '../../src/verify/verify.js';
 import { metadataFor, tempDir } from './helpers.js';

@@ -22,7 +22,7 @@ import {
 } from '../../src/pipeline/filter-group.js';
 import { ToolProcess } from '../../src/pipeline/process.js';
 import { DecodedTail } from '../../src/pipeline/decoded-tail.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 
 const dirs: string[] = [];
 async function store(): Promise<LocalStorage> {

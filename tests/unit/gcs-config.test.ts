@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
 import type { CloudSettings } from '../../src/storage/cloud.js';
-import { describeGcsError, gcsTarget, httpStatus } from '../../src/storage/gcs.js';
+import { gcsTarget } from '../../src/storage/gcs/config.js';
+import { describeGcsError, httpStatus } from '../../src/storage/gcs/errors.js';
 
 const target = (uri: string, env: NodeJS.ProcessEnv = {}, settings: CloudSettings = {}) =>
   gcsTarget(parseCloudUri(uri), settings, env);

@@ -6,14 +6,17 @@ import type { Bucket } from '@google-cloud/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError, ToolError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
-import { GcsStorage, gcsTarget, openGcs } from '../../src/storage/gcs.js';
-import { putBuffer, readAll } from '../../src/storage/storage.js';
+import { gcsTarget } from '../../src/storage/gcs/config.js';
+import { GcsStorage, openGcs } from '../../src/storage/gcs/gcs.js';
+import { putBuffer } from '../../src/storage/storage.js';
 import { startGcsEmulator, type GcsEmulator } from '../harness/gcs-emulator.js';
 
 /**
- * GcsStorage against the firebase-tools storage emulator (through ?endpoint=, so this worker's
- * environment stays untouched), plus fakes for what the emulator cannot show: bucket creation,
- * session cancellation, a server that finalizes early.
+ * What only GCS does (the storage contract in tests/contract/storage.test.ts covers put, get,
+ * ranges, missing objects, noOverwrite and failing bodies on every backend): GcsStorage against
+ * the firebase-tools storage emulator (through ?endpoint=, so this worker's environment stays
+ * untouched), plus fakes for what the emulator cannot show: bucket creation, session
+ * cancellation, a server that finalizes early.
  */
 const BUCKET = 'unit-gcs';
 let emu: GcsEmulator;
@@ -34,69 +37,6 @@ async function store(prefix = `p${randomBytes(4).toString('hex')}/`, query = '')
 }
 
 describe('GcsStorage on the emulator', () => {
-  it('put, stat with custom metadata, whole and ranged get, delete (twice)', async () => {
-    const s = await store('a/b/');
-    expect(s.location).toBe('gs://unit-gcs/a/b');
-    const data = randomBytes(3 * 1024 * 1024 + 17);
-    const info = await s.put('x/obj.bin', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), {
-      metadata: { 'dbbackup-database': 'bücher' },
-    });
-    expect(info).toMatchObject({
-      key: 'x/obj.bin',
-      size: data.length,
-      metadata: { 'dbbackup-database': 'bücher' },
-    });
-    expect(await s.stat('x/obj.bin')).toMatchObject({
-      size: data.length,
-      metadata: { 'dbbackup-database': 'bücher' },
-    });
-    expect((await readAll(s, 'x/obj.bin', 8 * 1024 * 1024)).equals(data)).toBe(true);
-    const part = Buffer.concat(await (await s.get('x/obj.bin', { start: 5, end: 9 })).toArray());
-    expect(part.equals(data.subarray(5, 10))).toBe(true);
-    const tail = Buffer.concat(await (await s.get('x/obj.bin', { start: data.length - 3 })).toArray());
-    expect(tail.equals(data.subarray(-3))).toBe(true);
-    await s.delete('x/obj.bin');
-    await s.delete('x/obj.bin');
-    expect(await s.stat('x/obj.bin')).toBeUndefined();
-  });
-
-  it('a missing object: stat is undefined, get is a StorageError naming it', async () => {
-    const s = await store();
-    expect(await s.stat('nope')).toBeUndefined();
-    await expect(s.get('nope')).rejects.toThrow(new RegExp(`^Not found: gs://${BUCKET}/p[0-9a-f]+/nope$`));
-  });
-
-  it('an empty object, and a range from byte 0 of it', async () => {
-    const s = await store();
-    expect((await putBuffer(s, 'empty', '')).size).toBe(0);
-    expect(Buffer.concat(await (await s.get('empty', { start: 0, end: 99 })).toArray())).toHaveLength(0);
-  });
-
-  it('noOverwrite refuses an existing name and keeps the old bytes', async () => {
-    const s = await store();
-    await putBuffer(s, 'k', 'first', { noOverwrite: true });
-    await expect(putBuffer(s, 'k', 'second', { noOverwrite: true })).rejects.toThrow(/already exists/);
-    expect((await readAll(s, 'k')).toString()).toBe('first');
-  });
-
-  it('a body that fails mid-upload: the upstream error passes through unchanged and nothing is stored', async () => {
-    const s = await store();
-    const body = new PassThrough();
-    const pending = s.put('failed.bin', body);
-    body.write(randomBytes(2 * 1024 * 1024));
-    const cause = new ToolError('pg_dump was killed by SIGKILL');
-    setTimeout(() => body.destroy(cause), 300);
-    await expect(pending).rejects.toBe(cause);
-    expect(await s.stat('failed.bin')).toBeUndefined();
-    // A plain error becomes a StorageError naming the object.
-    const other = new PassThrough();
-    const p2 = s.put('failed2.bin', other);
-    other.write('x');
-    setTimeout(() => other.destroy(new Error('boom')), 100);
-    await expect(p2).rejects.toThrow(/^Could not upload gs:\/\/unit-gcs\/p[0-9a-f]+\/failed2\.bin: boom$/);
-    expect(await s.stat('failed2.bin')).toBeUndefined();
-  });
-
   it('?chunk_size= on the emulator: its early "finished" is an error, not a hang, and the stub is removed', async () => {
     const s = await store(undefined, '&chunk_size=256k');
     // 8 MiB in 64 KiB pieces: still flowing when the emulator answers the first chunk with 200.

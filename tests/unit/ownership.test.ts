@@ -10,7 +10,7 @@ import {
   isReferenceName,
   ownedFiles,
 } from '../../src/catalog/ownership.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 import { putBuffer } from '../../src/storage/storage.js';
 import { rekeyedName } from '../../src/crypto/rekey-backup.js';
 import { metadataFor, tempDir } from './helpers.js';

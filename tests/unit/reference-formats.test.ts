@@ -4,7 +4,7 @@ import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { detectDump, isTarHeader } from '../../src/catalog/format.js';
 import { readSidecar } from '../../src/reference/metadata.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 import { collect, tempDir } from './helpers.js';
 
 async function tarBytes(): Promise<Buffer> {

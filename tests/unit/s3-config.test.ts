@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parseCloudUri } from '../../src/storage/cloud-uri.js';
-import {
-  decodeMetadataValue,
-  describeS3Error,
-  encodeMetadataValue,
-  isTransient,
-  s3Target,
-} from '../../src/storage/s3.js';
+import { s3Target } from '../../src/storage/s3/config.js';
+import { describeS3Error, isTransient } from '../../src/storage/s3/errors.js';
+import { decodeMetadataValue, encodeMetadataValue } from '../../src/storage/s3/parts.js';
 
 const target = (uri: string, env: NodeJS.ProcessEnv = {}, settings = {}) =>
   s3Target(parseCloudUri(uri), settings, env);

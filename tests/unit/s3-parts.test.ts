@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { capacityOf, DEFAULT_PART_SIZE, partSizeForPart } from '../../src/storage/cloud.js';
-import { s3PartSize, S3_MAX_PART_SIZE, S3_MAX_PARTS } from '../../src/storage/s3.js';
+import { s3PartSize, S3_MAX_PART_SIZE, S3_MAX_PARTS } from '../../src/storage/s3/parts.js';
 
 const MiB = 1024 ** 2;
 const TiB = 1024 ** 4;

@@ -9,7 +9,7 @@ import { sha256Line, writeMetadata, type BackupMetadata } from '../../src/catalo
 import { EncryptionKeyError } from '../../src/crypto/errors.js';
 import { keyProtector, keyUnlocker, type KeyProtector } from '../../src/crypto/protectors.js';
 import { createEncryptStream } from '../../src/crypto/stream.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 import { putBuffer } from '../../src/storage/storage.js';
 import { verifyBackup } from '../../src/verify/verify.js';
 import { metadataFor, tempDir } from './helpers.js';

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeResult, isReferenceClusterName, listBackups } from '../../src/verify/listing.js';
 import { metadataKey, sha256Line, writeMetadata, type BackupMetadata } from '../../src/catalog/metadata.js';
 import { runCleanup } from '../../src/retention/cleanup.js';
-import { LocalStorage, TEMP_MARKER } from '../../src/storage/local.js';
+import { LocalStorage, TEMP_MARKER } from '../../src/storage/local/local.js';
 import { putBuffer } from '../../src/storage/storage.js';
 import {
   referenceClusterExpectation,

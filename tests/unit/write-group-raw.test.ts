@@ -7,7 +7,7 @@ import { commitUnit } from '../../src/catalog/commit.js';
 import { planCompression } from '../../src/pipeline/compression.js';
 import { compressionFor, startWriteGroup } from '../../src/pipeline/filter-group.js';
 import { ToolProcess } from '../../src/pipeline/process.js';
-import { LocalStorage } from '../../src/storage/local.js';
+import { LocalStorage } from '../../src/storage/local/local.js';
 
 const dirs: string[] = [];
 async function store(): Promise<LocalStorage> {

@@ -4,8 +4,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DbBackupError, StorageError, errnoCode, errorMessage } from '../errors.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import { StorageError, errnoCode, type DbBackupError } from '../../errors.js';
+import { alreadyExists, storageFailure, type FailureContext } from '../failure.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from '../storage.js';
+import { localClassifier } from './errors.js';
 
 /** Temporary files carry this marker so listings and cleanup can recognise leftovers of a crash. */
 export const TEMP_MARKER = '.dbbackup-tmp-';
@@ -13,9 +15,11 @@ export const TEMP_MARKER = '.dbbackup-tmp-';
 /** A directory as a Storage: files are written to a temp name, fsynced, then renamed into place. */
 export class LocalStorage implements Storage {
   readonly location: string;
+  private readonly failures: FailureContext;
 
   constructor(readonly root: string) {
     this.location = path.resolve(root);
+    this.failures = { classifier: localClassifier(this.location) };
   }
 
   localPath(key: string): string {
@@ -36,13 +40,11 @@ export class LocalStorage implements Storage {
     const finalPath = this.localPath(key);
     const dir = path.dirname(finalPath);
     await makeDirs(dir, 0o700).catch((err: unknown) => {
-      throw this.wrap(err, `create directory ${dir}`);
+      throw this.wrap(err, 'create directory', dir);
     });
     if (options.noOverwrite && (await this.stat(key))) {
       body.destroy();
-      throw new StorageError(`${finalPath} already exists`, {
-        hint: 'Choose another name or remove it first.',
-      });
+      throw alreadyExists(finalPath);
     }
     const tempPath = path.join(
       dir,
@@ -67,7 +69,7 @@ export class LocalStorage implements Storage {
       await this.syncDir(dir);
     } catch (err) {
       await unlink(tempPath).catch(() => undefined);
-      throw this.wrap(err, `write ${finalPath}`);
+      throw this.wrap(err, 'write', finalPath);
     }
     const info = await this.stat(key);
     if (!info) throw new StorageError(`${finalPath} vanished right after it was written`);
@@ -77,7 +79,7 @@ export class LocalStorage implements Storage {
   async get(key: string, range?: ByteRange): Promise<Readable> {
     const file = this.localPath(key);
     const handle = await open(file, 'r').catch((err: unknown) => {
-      throw this.wrap(err, `open ${file}`);
+      throw this.wrap(err, 'open', file);
     });
     return createReadStream('', {
       fd: handle,
@@ -94,7 +96,7 @@ export class LocalStorage implements Storage {
       return { key, size: s.size, modified: s.mtime };
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return undefined;
-      throw this.wrap(err, `stat ${key}`);
+      throw this.wrap(err, 'stat', key);
     }
   }
 
@@ -112,7 +114,7 @@ export class LocalStorage implements Storage {
       entries = await readdir(abs, { withFileTypes: true });
     } catch (err) {
       if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
-      throw this.wrap(err, `list ${abs}`);
+      throw this.wrap(err, 'list', abs);
     }
     for (const entry of entries) {
       const key = relDir ? `${relDir}/${entry.name}` : entry.name;
@@ -130,7 +132,7 @@ export class LocalStorage implements Storage {
     // which hides the real cause (an immutable file or directory: EPERM).
     await unlink(this.localPath(key)).catch((err: unknown) => {
       if (errnoCode(err) === 'ENOENT') return;
-      throw this.wrap(err, `delete ${key}`);
+      throw this.wrap(err, 'delete', key);
     });
   }
 
@@ -143,39 +145,8 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /**
-   * EPERM (unlike EACCES) is not about modes: the file or its directory is immutable or append-only
-   * (chattr +i / +a), or a sticky directory belongs to another user. Say so, with the directory.
-   */
-  private notPermitted(err: unknown, action: string): StorageError {
-    const file = (err as { path?: unknown }).path;
-    const dir = typeof file === 'string' ? path.dirname(file) : this.location;
-    return new StorageError(
-      `Could not ${action}: the operation is not permitted in ${dir}, which is read-only to dbbackup (an immutable or append-only directory or file?)`,
-      {
-        hint: `Check with: lsattr -d ${dir}; ls -ld ${dir}. Remove the flag (chattr -i / chattr -a) or choose another --backup-dir.`,
-        cause: err,
-      },
-    );
-  }
-
-  private wrap(err: unknown, action: string): Error {
-    // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
-    if (err instanceof DbBackupError) return err;
-    const code = errnoCode(err);
-    if (code === 'EPERM') return this.notPermitted(err, action);
-    const hints: Record<string, string> = {
-      ENOSPC: 'The disk is full: free space or choose another --backup-dir.',
-      EDQUOT: 'The disk quota is exhausted: free space or choose another --backup-dir.',
-      EACCES: 'Permission denied: check the directory owner and mode, or choose another --backup-dir.',
-      EROFS: 'The file system is read-only: choose another --backup-dir.',
-      ENOENT: 'Check the path.',
-      EEXIST: 'Another backup took this name at the same moment; run the backup again.',
-    };
-    return new StorageError(`Could not ${action}: ${errorMessage(err)}`, {
-      hint: code ? hints[code] : undefined,
-      cause: err,
-    });
+  private wrap(err: unknown, action: string, where: string): DbBackupError {
+    return storageFailure(err, action, where, this.failures);
   }
 }
 

@@ -1,6 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { createPrivateKey } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
@@ -14,172 +12,33 @@ import {
   type FileMetadata,
   type StorageOptions,
 } from '@google-cloud/storage';
-import { JWT } from 'google-auth-library';
-import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { maskUri, type CloudUri } from './cloud-uri.js';
-import type { CloudSettings, OpenCloudStore } from './cloud.js';
-import type { ByteRange, ObjectInfo, PutOptions, Storage } from './storage.js';
+import { StorageError, type DbBackupError } from '../../errors.js';
+import type { OpenCloudStore } from '../cloud.js';
+import {
+  alreadyExists,
+  describeFailure,
+  onceUntilDone,
+  storageFailure,
+  timedOut,
+  type FailureContext,
+} from '../failure.js';
+import type { ByteRange, ObjectInfo, PutOptions, Storage } from '../storage.js';
 import {
   MAX_BACKOFF_MS,
-  TIMEOUT_HINT,
   requestLimits,
   timedAgents,
-  timeoutText,
   worstCaseMs,
   type Agents,
   type RequestLimits,
-} from './transport.js';
+} from '../transport.js';
+import { authFor, checkCredentialsFile, gcsTarget, type GcsTarget } from './config.js';
+import { gcsClassifier, httpStatus, isBrokenUpload, isBucketMissing } from './errors.js';
 
 // A download through SDK 8.4 stacks 12 'error' listeners on one internal stream (retry-request,
 // teeny-request, the SDK's own pipeline: a fixed number, not a leak), so Node would print
 // "MaxListenersExceededWarning: Possible EventEmitter memory leak" on every verify or restore.
 // This module loads only for gs:// URIs; the threshold is raised just above that fixed count.
 EventEmitter.defaultMaxListeners = Math.max(EventEmitter.defaultMaxListeners, 16);
-
-/** Resumable chunks must be multiples of 256 KiB (GCS rejects anything else but the last chunk). */
-export const GCS_CHUNK_UNIT = 256 * 1024;
-const STORAGE_CLASSES = ['STANDARD', 'NEARLINE', 'COLDLINE', 'ARCHIVE', 'MULTI_REGIONAL', 'REGIONAL'];
-const PUBLIC_ENDPOINT = 'https://storage.googleapis.com';
-
-/** Everything decided from the URI, flags and environment before any request (pure, unit-tested). */
-export interface GcsTarget {
-  /** An explicit endpoint (?endpoint= / --cloud-endpoint); undefined means Google or STORAGE_EMULATOR_HOST. */
-  endpoint?: string;
-  /** What messages call the server: the endpoint, the emulator host, or storage.googleapis.com. */
-  endpointLabel: string;
-  /** Service-account JSON from ?credentials= (GOOGLE_APPLICATION_CREDENTIALS is read by the SDK itself). */
-  keyFilename?: string;
-  projectId?: string;
-  /** Opt-in chunked resumable upload (bytes, a multiple of 256 KiB); undefined = one streamed request. */
-  chunkSize?: number;
-  storageClass?: string;
-  createBucket: boolean;
-}
-
-/** `8388608`, `256k`, `8M`, `8MiB` → bytes. */
-function parseSize(text: string): number | undefined {
-  const m = /^(\d+)\s*(k|kib|m|mib)?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const unit = (m[2] ?? '').toLowerCase().startsWith('k') ? 1024 : m[2] ? 1024 * 1024 : 1;
-  return Number(m[1]) * unit;
-}
-
-/**
- * `?chunk_size=` is not (yet) one of CloudParams, so it is read from the URI's query directly; the
- * display form keeps every non-secret parameter as written.
- */
-function queryParam(uri: CloudUri, name: string): string | undefined {
-  const q = uri.display.indexOf('?');
-  return q < 0 ? undefined : (new URLSearchParams(uri.display.slice(q + 1)).get(name) ?? undefined);
-}
-
-export function gcsTarget(
-  uri: CloudUri,
-  settings: CloudSettings,
-  env: NodeJS.ProcessEnv = process.env,
-): GcsTarget {
-  const endpoint = uri.params.endpoint ?? settings.endpoint;
-  if (endpoint !== undefined && !/^https?:\/\/[^/]/i.test(endpoint)) {
-    throw new UsageError(
-      `Invalid GCS endpoint "${maskUri(endpoint)}"`,
-      'Use a URL with its scheme, e.g. http://127.0.0.1:9199 for an emulator (URL-encode it inside ?endpoint=).',
-    );
-  }
-  const emulator = env.STORAGE_EMULATOR_HOST || undefined;
-  if (!endpoint && emulator && !/^https?:\/\//i.test(emulator)) {
-    // Without a scheme the SDK speaks TLS to a plain-HTTP emulator: "wrong version number".
-    throw new UsageError(
-      `STORAGE_EMULATOR_HOST="${emulator}" has no scheme`,
-      `Write it with http://, e.g. STORAGE_EMULATOR_HOST=http://${emulator}.`,
-    );
-  }
-  const rawChunk = queryParam(uri, 'chunk_size');
-  const chunkSize = rawChunk !== undefined ? parseSize(rawChunk) : settings.partSizeBytes;
-  if (
-    (rawChunk !== undefined && chunkSize === undefined) ||
-    (chunkSize !== undefined && (!chunkSize || chunkSize % GCS_CHUNK_UNIT !== 0))
-  ) {
-    throw new UsageError(
-      `Invalid GCS chunk size "${rawChunk ?? String(chunkSize)}"`,
-      'Use a positive multiple of 256 KiB, e.g. ?chunk_size=8MiB or --cloud-part-size 8.',
-    );
-  }
-  let storageClass = uri.params.storageClass?.toUpperCase().replace(/-/g, '_');
-  if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) {
-    throw new UsageError(
-      `Unknown GCS storage class "${uri.params.storageClass}"`,
-      `Use one of: ${STORAGE_CLASSES.join(', ')}.`,
-    );
-  }
-  if (storageClass === '') storageClass = undefined;
-  return {
-    endpoint: endpoint?.replace(/\/+$/, ''),
-    endpointLabel: maskUri(endpoint ?? emulator ?? PUBLIC_ENDPOINT),
-    keyFilename: uri.params.credentials,
-    projectId: uri.params.project,
-    chunkSize,
-    storageClass,
-    createBucket: uri.params.createBucket === true,
-  };
-}
-
-// ---- errors -----------------------------------------------------------------------------------
-
-/** Fields of the SDK's ApiError, gaxios' GaxiosError and node-fetch's FetchError that we look at. */
-function fields(err: unknown): { code?: unknown; status?: unknown; response?: { status?: unknown } } {
-  return typeof err === 'object' && err !== null ? err : {};
-}
-
-/** The HTTP status of an SDK error (ApiError.code is numeric; GaxiosError has status). */
-export function httpStatus(err: unknown): number | undefined {
-  const f = fields(err);
-  for (const v of [f.code, f.status, f.response?.status]) if (typeof v === 'number') return v;
-  return undefined;
-}
-
-const UNREACHABLE =
-  /\b(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|EPIPE)\b|socket hang up/;
-
-function isBucketMissing(err: unknown): boolean {
-  return (
-    httpStatus(err) === 404 && /bucket/i.test(errorMessage(err)) && !/no such object/i.test(errorMessage(err))
-  );
-}
-
-/** One line of cause and a hint for an SDK or network error. */
-export function describeGcsError(
-  err: unknown,
-  bucket: string,
-  endpointLabel: string,
-): { text: string; hint?: string } {
-  const status = httpStatus(err);
-  const code = errnoCode(err);
-  let text = (errorMessage(err).split('\n')[0] ?? '').trim() || 'unknown error';
-  // node-fetch names the URL, and an upload's URL holds its session id, which grants writing the
-  // object: keep only the reason (the endpoint is in the hint).
-  text = text.replace(/^request to \S+ failed, reason: /, '').replace(/upload_id=[^&\s]+/g, 'upload_id=****');
-  if (code && !text.includes(code)) text += ` (${code})`;
-  if (status && !text.includes(String(status))) text += ` (HTTP ${status})`;
-  let hint: string | undefined;
-  if (isBucketMissing(err)) {
-    hint = `The bucket "${bucket}" does not exist: check the name, create it (gcloud storage buckets create gs://${bucket}), or add ?create_bucket=true to the URI.`;
-  } else if (
-    status === 401 ||
-    status === 403 ||
-    /default credentials|invalid_grant|unauthorized|permission|credentials/i.test(text)
-  ) {
-    hint =
-      'Check the credentials: ?credentials=<service-account.json>, GOOGLE_APPLICATION_CREDENTIALS, or "gcloud auth application-default login", ' +
-      `and that the account may use the bucket "${bucket}" (e.g. roles/storage.objectAdmin).`;
-  } else if (UNREACHABLE.test(`${code ?? ''} ${text}`)) {
-    hint = `Could not reach the GCS endpoint ${endpointLabel}: check ?endpoint= / --cloud-endpoint / STORAGE_EMULATOR_HOST (with http://), the network, and that the server is running.`;
-  } else if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE') {
-    hint = "The stored object's CRC32C differs from the data sent, so it was removed: run the backup again.";
-  } else if (status === 413) {
-    hint = 'The server refused the request size.';
-  }
-  return { text, hint };
-}
 
 // ---- metadata -----------------------------------------------------------------------------------
 
@@ -230,17 +89,6 @@ export interface GcsStorageOptions {
 /** The server ended an upload before all of the body had been sent. */
 class TruncatedUpload extends StorageError {}
 
-/**
- * How the SDK ends an upload whose connection broke: retries used up, or a refusal to resume
- * because the server holds fewer bytes than were streamed (they are not kept in memory).
- */
-function isBrokenUpload(err: unknown): boolean {
-  return (
-    (err instanceof RangeError && /offset is lower than the number of bytes written/.test(err.message)) ||
-    /^Retry (total time )?limit exceeded/.test(errorMessage(err))
-  );
-}
-
 /** A bucket prefix as a Storage: one resumable upload per object, streamed. */
 export class GcsStorage implements Storage {
   readonly location: string;
@@ -248,7 +96,9 @@ export class GcsStorage implements Storage {
   private readonly target: GcsTarget;
   private readonly retried: { last?: unknown };
   private readonly streamBucket: Bucket;
-  private bucketCreated: Promise<void> | undefined;
+  /** Creates the bucket once per store (?create_bucket=true); a 409 is someone else's create. */
+  private readonly ensureBucket = onceUntilDone(() => this.createBucket());
+  private readonly failures: FailureContext;
   private readonly agents: Agents | undefined;
   private readonly limits: RequestLimits;
 
@@ -263,6 +113,11 @@ export class GcsStorage implements Storage {
     this.agents = o.agents;
     this.limits = o.limits ?? requestLimits();
     this.location = `${o.scheme}://${bucket.name}${o.prefix ? `/${o.prefix.replace(/\/+$/, '')}` : ''}`;
+    this.failures = {
+      classifier: gcsClassifier(bucket.name, o.target.endpointLabel),
+      agents: o.agents,
+      limits: this.limits,
+    };
   }
 
   private where(key: string): string {
@@ -335,13 +190,9 @@ export class GcsStorage implements Storage {
     } catch (err) {
       body.destroy();
       agents.destroy();
-      const timeout = agents.takeTimeout();
+      const late = timedOut(err, 'upload', this.where(key), agents, this.limits);
       if (session) await cancelSession(session);
-      if (timeout)
-        throw new StorageError(`Could not upload ${this.where(key)}: ${timeoutText(timeout, this.limits)}`, {
-          hint: TIMEOUT_HINT,
-          cause: err,
-        });
+      if (late) throw late;
       if (options.noOverwrite && httpStatus(err) === 412) throw this.exists(key);
       if (isBrokenUpload(err)) throw this.interrupted(key, err);
       if (err instanceof TruncatedUpload) await out.delete({ ignoreNotFound: true }).catch(() => undefined);
@@ -377,19 +228,17 @@ export class GcsStorage implements Storage {
     } catch (err) {
       if (!this.target.createBucket || !isBucketMissing(err)) throw err;
     }
-    // Once per process: concurrent uploads (data and sidecars) share one create.
-    this.bucketCreated ??= this.bucket
-      .create(this.target.storageClass ? { storageClass: this.target.storageClass } : {})
-      .then(
-        () => undefined,
-        (err: unknown) => {
-          this.bucketCreated = undefined;
-          // 409: someone else created it in between, which is what we wanted.
-          if (httpStatus(err) !== 409) throw this.wrap(err, 'create bucket');
-        },
-      );
-    await this.bucketCreated;
+    await this.ensureBucket();
     return (await file.createResumableUpload(upload))[0];
+  }
+
+  private async createBucket(): Promise<void> {
+    try {
+      await this.bucket.create(this.target.storageClass ? { storageClass: this.target.storageClass } : {});
+    } catch (err) {
+      // 409: someone else created it in between, which is what we wanted.
+      if (httpStatus(err) !== 409) throw this.wrap(err, 'create bucket');
+    }
   }
 
   /**
@@ -398,8 +247,7 @@ export class GcsStorage implements Storage {
    */
   private interrupted(key: string, err: unknown): StorageError {
     const last = this.retried.last;
-    const d =
-      last === undefined ? undefined : describeGcsError(last, this.bucket.name, this.target.endpointLabel);
+    const d = last === undefined ? undefined : describeFailure(this.failures.classifier, last);
     return new StorageError(
       `Could not upload ${this.where(key)}: the connection broke mid-upload${d ? ` (${d.text})` : ''}, and a streamed upload cannot resume`,
       {
@@ -412,9 +260,7 @@ export class GcsStorage implements Storage {
   }
 
   private exists(key: string): StorageError {
-    return new StorageError(`${this.where(key)} already exists`, {
-      hint: 'Choose another name or remove it first.',
-    });
+    return alreadyExists(this.where(key));
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -434,12 +280,6 @@ export class GcsStorage implements Storage {
       });
     } catch (err) {
       stream.destroy();
-      if (httpStatus(err) === 404 && !isBucketMissing(err)) {
-        throw new StorageError(`Not found: ${this.where(key)}`, {
-          hint: 'Check the name; "dbbackup list backups --cloud <uri>" shows what is there.',
-          cause: err,
-        });
-      }
       // A range from byte 0 of an empty object: the honest answer is no bytes.
       if (httpStatus(err) === 416 && range?.start === 0) return Readable.from([]);
       throw this.wrap(err, 'read', key);
@@ -491,14 +331,7 @@ export class GcsStorage implements Storage {
   }
 
   private wrap(err: unknown, action: string, key?: string): DbBackupError {
-    // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
-    if (err instanceof DbBackupError) return err;
-    const timeout = this.agents?.takeTimeout();
-    const { text, hint } = timeout
-      ? { text: timeoutText(timeout, this.limits), hint: TIMEOUT_HINT }
-      : describeGcsError(err, this.bucket.name, this.target.endpointLabel);
-    const what = key === undefined ? this.location : this.where(key);
-    return new StorageError(`Could not ${action} ${what}: ${text}`, { hint, cause: err });
+    return storageFailure(err, action, key === undefined ? this.location : this.where(key), this.failures);
   }
 }
 
@@ -508,82 +341,6 @@ export class GcsStorage implements Storage {
  */
 async function cancelSession(uri: string): Promise<void> {
   await fetch(uri, { method: 'DELETE', signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
-}
-
-const CREDENTIALS_HINT =
-  'Give the path of a service-account JSON key in ?credentials=, or use GOOGLE_APPLICATION_CREDENTIALS.';
-
-/**
- * The ?credentials= file is checked before any request. The SDK reads it only when it first needs
- * a token, then reports bad JSON or a damaged private key as a bare OpenSSL or network error with
- * no hint, and never against an emulator (which needs no token). Its content is never quoted: it
- * holds a private key.
- */
-export async function checkCredentialsFile(file: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = errnoCode(err);
-    throw new UsageError(
-      code === 'ENOENT'
-        ? `GCS credentials file not found: ${file}`
-        : `Cannot read the GCS credentials file ${file}: ${code ?? errorMessage(err)}`,
-      CREDENTIALS_HINT,
-    );
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new UsageError(`The GCS credentials file ${file} is not valid JSON`, CREDENTIALS_HINT);
-  }
-  const fields = typeof json === 'object' && json !== null ? (json as Record<string, unknown>) : {};
-  if (typeof fields.type !== 'string')
-    throw new UsageError(
-      `The GCS credentials file ${file} is not a credentials file (it has no "type" field)`,
-      CREDENTIALS_HINT,
-    );
-  if (fields.type !== 'service_account') return fields; // authorized_user, external_account…: the SDK's business
-  if (typeof fields.client_email !== 'string' || typeof fields.private_key !== 'string')
-    throw new UsageError(
-      `The service-account key ${file} has no "client_email" or "private_key"`,
-      CREDENTIALS_HINT,
-    );
-  try {
-    createPrivateKey(fields.private_key);
-  } catch {
-    throw new UsageError(
-      `The private key in the service-account key ${file} cannot be read (damaged or edited file)`,
-      `Download a new key for ${fields.client_email}; ${CREDENTIALS_HINT.charAt(0).toLowerCase()}${CREDENTIALS_HINT.slice(1)}`,
-    );
-  }
-  return fields;
-}
-
-/**
- * A service account's checked key as an auth client: handing the SDK the file name (or its JSON)
- * makes it print a deprecation warning on every command. Other kinds go to the SDK as a file.
- */
-function authFor(
-  file: string,
-  key: Record<string, unknown>,
-): Pick<StorageOptions, 'authClient' | 'keyFilename'> {
-  if (
-    key.type === 'service_account' &&
-    typeof key.client_email === 'string' &&
-    typeof key.private_key === 'string'
-  ) {
-    return {
-      authClient: new JWT({
-        email: key.client_email,
-        key: key.private_key,
-        keyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
-        scopes: ['https://www.googleapis.com/auth/devstorage.full_control'],
-      }),
-    };
-  }
-  return { keyFilename: file };
 }
 
 export const openGcs: OpenCloudStore = async (uri, prefix, settings) => {

@@ -20,15 +20,11 @@ import {
   type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { DbBackupError, StorageError, UsageError, errnoCode, errorMessage } from '../errors.js';
-import { maskUri, type CloudUri } from './cloud-uri.js';
-import {
-  DEFAULT_CONCURRENCY,
-  DEFAULT_PART_SIZE,
-  partSizeForPart,
-  type CloudSettings,
-  type OpenCloudStore,
-} from './cloud.js';
+import { StorageError, UsageError, type DbBackupError } from '../../errors.js';
+import { maskUri } from '../cloud-uri.js';
+import { DEFAULT_CONCURRENCY, type OpenCloudStore } from '../cloud.js';
+import { alreadyExists, onceUntilDone, storageFailure, type FailureContext } from '../failure.js';
+import { withRetries } from '../retry.js';
 import {
   readAll,
   type ByteRange,
@@ -36,310 +32,28 @@ import {
   type ObjectInfo,
   type PutOptions,
   type Storage,
-} from './storage.js';
-import { RecordWriter, isRecordKey, newRecordKey, parseRecord, type UploadRecord } from './upload-record.js';
+} from '../storage.js';
 import {
-  TIMEOUT_HINT,
-  backoff,
   cleanupRequests,
-  isTimeout,
   requestLimits,
   timedAgents,
-  timeoutText,
   type Agents,
   type RequestLimits,
-} from './transport.js';
+} from '../transport.js';
+import { defaultRegion, s3Target } from './config.js';
+import { httpStatus, isNotFound, isTransient, s3Classifier, s3ErrorName } from './errors.js';
+import {
+  PartReader,
+  S3_MAX_PARTS,
+  decodeMetadataValue,
+  encodeMetadataValue,
+  mapValues,
+  s3PartSize,
+} from './parts.js';
+import { RecordWriter, isRecordKey, newRecordKey, parseRecord, type UploadRecord } from './upload-record.js';
 
-/** S3's own limits: parts per upload and bytes per part. */
-export const S3_MAX_PARTS = 10_000;
-export const S3_MAX_PART_SIZE = 5 * 1024 ** 3;
 /** Our own attempts per part on top of the SDK's: the part's bytes are in memory, so re-sending is free. */
 const PART_ATTEMPTS = 3;
-
-/** Size of part n: growing so an unknown-length stream fits 10,000 parts, capped at S3's 5 GiB. */
-export function s3PartSize(n: number, base = DEFAULT_PART_SIZE): number {
-  return Math.min(partSizeForPart(n, base, S3_MAX_PARTS), S3_MAX_PART_SIZE);
-}
-
-type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
-
-/** Where and how to talk to S3, decided from the URI, flags and environment (pure, so unit-testable). */
-export interface S3Target {
-  /** Undefined for AWS itself (the SDK derives it from the region). */
-  endpoint?: string;
-  /** Undefined means "ask the AWS default chain, else us-east-1". */
-  region?: string;
-  forcePathStyle: boolean;
-  aws: boolean;
-  checksums: ChecksumMode;
-}
-
-/** The endpoint's host name, or a usage error for anything that is not an http(s) URL. */
-function endpointHost(endpoint: string): string {
-  try {
-    const url = new URL(endpoint);
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname) return url.hostname;
-  } catch {
-    // reported below
-  }
-  throw new UsageError(
-    `Invalid S3 endpoint "${maskUri(endpoint)}"`,
-    'Use a URL such as http://127.0.0.1:9000 or https://s3.example.com (URL-encode it inside ?endpoint=).',
-  );
-}
-
-export function s3Target(
-  uri: CloudUri,
-  settings: CloudSettings,
-  env: NodeJS.ProcessEnv = process.env,
-): S3Target {
-  let region =
-    uri.params.region ?? settings.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined);
-  let endpoint = uri.params.endpoint ?? settings.endpoint;
-  if (uri.scheme === 'minio' && !endpoint) {
-    throw new UsageError(
-      `${uri.display}: minio:// needs the server's address`,
-      'Add ?endpoint=https://minio.example:9000 to the URI, or use --cloud-endpoint / DBBACKUP_CLOUD_ENDPOINT.',
-    );
-  }
-  if (uri.scheme === 'b2' && !endpoint) {
-    if (!region) {
-      throw new UsageError(
-        `${uri.display}: b2:// needs a region or an endpoint`,
-        'Add ?region=us-west-004 (from the bucket details in Backblaze), or ?endpoint=https://s3.<region>.backblazeb2.com.',
-      );
-    }
-    endpoint = `https://s3.${region}.backblazeb2.com`;
-  }
-  const host = endpoint === undefined ? undefined : endpointHost(endpoint);
-  // B2 signs with the region in its host name.
-  region ??= /^s3\.([a-z0-9-]+)\.backblazeb2\.com$/i.exec(host ?? '')?.[1];
-  const aws = host === undefined || /(^|\.)amazonaws\.com(\.cn)?$/i.test(host);
-  // S3-compatible servers lag behind the SDK's default CRC32 checksums (aws-sdk-js-v3#6810).
-  const mode = env.DBBACKUP_S3_CHECKSUMS?.toLowerCase() || undefined;
-  if (mode !== undefined && mode !== 'when_required' && mode !== 'when_supported') {
-    throw new UsageError(
-      `Invalid DBBACKUP_S3_CHECKSUMS "${env.DBBACKUP_S3_CHECKSUMS}"`,
-      'Use when_required or when_supported.',
-    );
-  }
-  const checksums: ChecksumMode =
-    mode === 'when_supported' || (mode === undefined && aws) ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-  // Every S3-compatible server understands path style; virtual hosts need DNS that emulators lack.
-  const forcePathStyle = uri.params.pathStyle ?? !aws;
-  return { endpoint, region, forcePathStyle, aws, checksums };
-}
-
-/** The AWS default chain (AWS_REGION, ~/.aws/config profile), else us-east-1. */
-async function defaultRegion(): Promise<string> {
-  const probe = new S3Client({});
-  try {
-    return await probe.config.region();
-  } catch {
-    return 'us-east-1';
-  } finally {
-    probe.destroy();
-  }
-}
-
-// ---- errors -----------------------------------------------------------------------------------
-
-interface SdkErrorShape {
-  name?: string;
-  Code?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function shape(err: unknown): SdkErrorShape {
-  return typeof err === 'object' && err !== null ? (err as SdkErrorShape) : {};
-}
-
-export function s3ErrorName(err: unknown): string {
-  const s = shape(err);
-  return s.Code ?? s.name ?? '';
-}
-
-function httpStatus(err: unknown): number | undefined {
-  return shape(err).$metadata?.httpStatusCode;
-}
-
-/** A missing object (HEAD gives a bare 404 "NotFound"); a missing bucket is not "not found". */
-function isNotFound(err: unknown): boolean {
-  const name = s3ErrorName(err);
-  if (name === 'NoSuchBucket') return false;
-  return name === 'NoSuchKey' || name === 'NotFound' || httpStatus(err) === 404;
-}
-
-const TRANSIENT_NAMES = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'TimeoutError',
-  'InternalError',
-  'ServiceUnavailable',
-]);
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-]);
-
-export function isTransient(err: unknown): boolean {
-  const status = httpStatus(err);
-  return (
-    (status !== undefined && status >= 500) ||
-    status === 429 ||
-    TRANSIENT_NAMES.has(s3ErrorName(err)) ||
-    TRANSIENT_CODES.has(errnoCode(err) ?? '')
-  );
-}
-
-const CREDENTIAL_ERRORS = new Set([
-  'AccessDenied',
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'CredentialsProviderError',
-  'ExpiredToken',
-  'InvalidToken',
-  'AllAccessDisabled',
-]);
-/** Also resets: a server that dies mid-request first drops connections, then refuses them. */
-const UNREACHABLE = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ENOTFOUND',
-  'ECONNREFUSED',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-]);
-
-/**
- * What the SDK calls an error it could not parse: a HEAD request's error has no body (a wrong
- * access key on the first HEAD of a backup gave "Unknown (HTTP 403)"), so the status must speak.
- */
-const BARE = new Set(['', 'Unknown', 'UnknownError']);
-const BARE_STATUS: Record<number, string> = {
-  400: 'bad request',
-  401: 'unauthorized',
-  403: 'access denied',
-  404: 'not found',
-};
-
-/** One line of cause and a hint for an SDK or network error; `endpoint` is already masked. */
-export function describeS3Error(
-  err: unknown,
-  bucket: string,
-  endpoint: string,
-): { text: string; hint?: string } {
-  const name = s3ErrorName(err);
-  const status = httpStatus(err);
-  const code = errnoCode(err);
-  let text = (errorMessage(err).split('\n')[0] ?? '').trim();
-  if (BARE.has(text)) text = BARE.has(name) ? (BARE_STATUS[status ?? 0] ?? 'unknown error') : name;
-  else if (name && name !== 'Error' && !text.includes(name)) text = `${name}: ${text}`;
-  if (status) text += ` (HTTP ${status})`;
-  let hint: string | undefined;
-  if (name === 'NoSuchBucket') {
-    hint = `The bucket "${bucket}" does not exist: create it or add ?create_bucket=true to the URI.`;
-  } else if (CREDENTIAL_ERRORS.has(name) || status === 403) {
-    hint =
-      'Check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or --cloud-access-key / --cloud-secret-key, and that they may use this bucket.';
-  } else if ((code && UNREACHABLE.has(code)) || name === 'TimeoutError') {
-    hint = `Could not reach the S3 endpoint ${endpoint}: check ?endpoint= / --cloud-endpoint, the network, and that the server is running.`;
-  } else if (status === 413 || name === 'EntityTooLarge') {
-    hint = 'The server refused the request size: use a smaller --cloud-part-size.';
-  } else if (name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed') {
-    hint = 'The bucket is in another region: add ?region=<region> to the URI or use --cloud-region.';
-  }
-  return { text, hint };
-}
-
-// ---- user metadata: HTTP headers carry ASCII only -----------------------------------------------
-
-/** Non-ASCII values travel RFC 2047-encoded, as the AWS console does it. */
-export function encodeMetadataValue(value: string): string {
-  return /^[\x20-\x7e]*$/.test(value) ? value : `=?UTF-8?B?${Buffer.from(value).toString('base64')}?=`;
-}
-
-export function decodeMetadataValue(value: string): string {
-  const m = /^=\?UTF-8\?B\?([A-Za-z0-9+/=]*)\?=$/i.exec(value);
-  return m?.[1] !== undefined ? Buffer.from(m[1], 'base64').toString('utf8') : value;
-}
-
-function mapValues(
-  record: Record<string, string> | undefined,
-  fn: (v: string) => string,
-): Record<string, string> {
-  return Object.fromEntries(Object.entries(record ?? {}).map(([k, v]) => [k, fn(v)]));
-}
-
-// ---- reading a stream in parts ------------------------------------------------------------------
-
-/**
- * Cuts a stream into parts of the requested sizes. Holds the part being filled plus at most one
- * carried chunk, and peeks one chunk ahead so the caller knows whether a part is the last. Buffers
- * of uploaded parts come back through `release` and are refilled: without that, finished parts wait
- * for the garbage collector and RSS grows by tens of MB beyond part size × (concurrency + 1).
- */
-class PartReader {
-  private readonly it: AsyncIterator<unknown>;
-  private carry: Buffer | undefined;
-  private ended = false;
-  private readonly spare: Buffer[] = [];
-
-  constructor(body: Readable) {
-    this.it = body[Symbol.asyncIterator]();
-  }
-
-  async read(size: number, check: () => void): Promise<{ data: Buffer; last: boolean }> {
-    // allocUnsafe of a large size is a lazily-committed mapping: a tiny sidecar touches a few pages only.
-    let buf = this.spare.pop();
-    if (buf?.length !== size) {
-      this.spare.length = 0; // the part size grew: the old buffers are of no more use
-      buf = Buffer.allocUnsafe(size);
-    }
-    let filled = 0;
-    while (filled < size) {
-      const chunk = this.carry ?? (await this.next());
-      this.carry = undefined;
-      if (!chunk) break;
-      check();
-      const n = Math.min(chunk.length, size - filled);
-      chunk.copy(buf, filled, 0, n);
-      filled += n;
-      if (n < chunk.length) this.carry = chunk.subarray(n);
-    }
-    this.carry ??= await this.next();
-    return { data: buf.subarray(0, filled), last: !this.carry };
-  }
-
-  /** Hand back the buffer behind a part once it is uploaded (or given up on). */
-  release(data: Buffer, limit: number): void {
-    if (data.byteOffset === 0 && this.spare.length < limit) this.spare.push(Buffer.from(data.buffer));
-  }
-
-  private async next(): Promise<Buffer | undefined> {
-    while (!this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else {
-        const v: unknown = r.value;
-        const chunk = Buffer.isBuffer(v) ? v : Buffer.from(typeof v === 'string' ? v : (v as Uint8Array));
-        if (chunk.length) return chunk;
-      }
-    }
-    return undefined;
-  }
-}
 
 // ---- the store -----------------------------------------------------------------------------------
 
@@ -369,7 +83,9 @@ export class S3Storage implements Storage {
   readonly location: string;
   private readonly bucket: string;
   private readonly prefix: string;
-  private bucketReady: Promise<void> | undefined;
+  /** Creates the bucket if missing, once per store (?create_bucket=true). */
+  private readonly ensureBucket = onceUntilDone(() => this.createBucketIfMissing());
+  private readonly failures: FailureContext;
   /** Cleared when a server rejects If-None-Match instead of ignoring it. */
   private conditionalWrites = true;
 
@@ -381,6 +97,12 @@ export class S3Storage implements Storage {
     this.bucket = o.bucket;
     this.prefix = o.prefix;
     this.location = `${o.display}${o.prefix ? `/${o.prefix.replace(/\/+$/, '')}` : ''}`;
+    this.failures = {
+      classifier: s3Classifier(o.bucket, o.endpointLabel),
+      agents: o.agents,
+      limits: o.limits,
+      secrets: o.secrets,
+    };
   }
 
   private where(key: string): string {
@@ -551,16 +273,14 @@ export class S3Storage implements Storage {
     input: { Bucket: string; Key: string; UploadId: string; PartNumber: number; Body: Buffer },
     signal: AbortSignal,
   ): Promise<string> {
-    for (let attempt = 1; ; attempt++) {
-      try {
+    return withRetries(
+      async () => {
         const { ETag } = await this.client.send(new UploadPartCommand(input), { abortSignal: signal });
         if (!ETag) throw new StorageError(`The server returned no ETag for part ${input.PartNumber}`);
         return ETag;
-      } catch (err) {
-        if (signal.aborted || attempt >= PART_ATTEMPTS || !isTransient(err) || isTimeout(err)) throw err;
-        await backoff(this.o.limits ?? requestLimits(), attempt);
-      }
-    }
+      },
+      { attempts: PART_ATTEMPTS, transient: isTransient, signal, limits: this.o.limits ?? requestLimits() },
+    );
   }
 
   /** A write with If-None-Match: * when asked not to overwrite; servers that reject the header get it without. */
@@ -582,17 +302,7 @@ export class S3Storage implements Storage {
   }
 
   private exists(key: string): StorageError {
-    return new StorageError(`${this.where(key)} already exists`, {
-      hint: 'Choose another name or remove it first.',
-    });
-  }
-
-  private ensureBucket(): Promise<void> {
-    this.bucketReady ??= this.createBucketIfMissing().catch((err: unknown) => {
-      this.bucketReady = undefined;
-      throw err;
-    });
-    return this.bucketReady;
+    return alreadyExists(this.where(key));
   }
 
   private async createBucketIfMissing(): Promise<void> {
@@ -627,12 +337,6 @@ export class S3Storage implements Storage {
         throw new StorageError(`${this.where(key)}: the response has no readable body`);
       return out.Body;
     } catch (err) {
-      if (isNotFound(err)) {
-        throw new StorageError(`Not found: ${this.where(key)}`, {
-          hint: 'Check the name; "dbbackup list backups --cloud <uri>" shows what is there.',
-          cause: err,
-        });
-      }
       // A range starting at 0 of an empty object: S3 answers 416; the honest answer is no bytes.
       if (s3ErrorName(err) === 'InvalidRange' && range?.start === 0) return Readable.from([]);
       throw this.wrap(err, 'read', key);
@@ -786,16 +490,7 @@ export class S3Storage implements Storage {
   }
 
   private wrap(err: unknown, action: string, key?: string): DbBackupError {
-    // Errors raised upstream (a failed dump, a bad checksum) keep their own message and hint.
-    if (err instanceof DbBackupError) return err;
-    const timeout = this.o.agents?.takeTimeout();
-    const described = describeS3Error(err, this.bucket, this.o.endpointLabel);
-    const { text, hint } = timeout
-      ? { text: timeoutText(timeout, this.o.limits ?? requestLimits()), hint: TIMEOUT_HINT }
-      : described;
-    let message = `Could not ${action} ${key === undefined ? this.location : this.where(key)}: ${text}`;
-    for (const s of this.o.secrets ?? []) if (s) message = message.replaceAll(s, '****');
-    return new StorageError(message, { hint, cause: err });
+    return storageFailure(err, action, key === undefined ? this.location : this.where(key), this.failures);
   }
 }
 
