@@ -28,7 +28,8 @@ function subcommands(text) {
   const names = [];
   for (const line of text.slice(start + '\nCommands:\n'.length).split('\n')) {
     const m = /^ {2}(\S+)/.exec(line);
-    if (m && m[1] !== 'help') names.push(m[1]);
+    // An alias is listed as "tui|interactive": walk the command once, by its name.
+    if (m && m[1] !== 'help') names.push(m[1].split('|')[0]);
   }
   return names;
 }

@@ -5,11 +5,14 @@ import { runCli } from '../harness/cli.js';
 function subcommands(text: string): string[] {
   const at = text.indexOf('\nCommands:\n');
   if (at < 0) return [];
-  return text
-    .slice(at + '\nCommands:\n'.length)
-    .split('\n')
-    .map((line) => /^ {2}(\S+)/.exec(line)?.[1])
-    .filter((name): name is string => name !== undefined && name !== 'help');
+  return (
+    text
+      .slice(at + '\nCommands:\n'.length)
+      .split('\n')
+      // An alias is listed as "tui|interactive": the command is walked once, by its name.
+      .map((line) => /^ {2}(\S+)/.exec(line)?.[1]?.split('|')[0])
+      .filter((name): name is string => name !== undefined && name !== 'help')
+  );
 }
 
 describe('--help', () => {
