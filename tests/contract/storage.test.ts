@@ -420,54 +420,58 @@ describe.each(allBackends())('$name', (b) => {
     SLOW,
   );
 
-  it.skipIf(b.name === 'local')(
-    'cloud delete: without --confirm a dry run that deletes nothing; with it the backup and both sidecars are gone',
-    async () => {
-      const prefix = `delete-${b.name}`;
-      const r = await run([...pgArgs(), 'backup', 'single', source, ...destination(b, prefix), '--json']);
-      expectExit(r, 0);
-      const key = (JSON.parse(r.stdout) as BackupJson).metadata.file;
-      const where = usable(b, `${b.display(prefix)}/${key}`);
-      const dry = await run(['cloud', 'delete', where]);
-      expectExit(dry, 0);
-      expect(dry.stdout).toMatch(/Dry run: nothing was deleted/);
-      expect(await b.store().keys(`${prefix}/`)).toHaveLength(3);
-      expectExit(await run(['cloud', 'delete', where, '--confirm']), 0);
-      expect(await b.store().keys(`${prefix}/`)).toEqual([]);
-    },
-    SLOW,
-  );
-
-  it.skipIf(b.name === 'local')(
-    'backup --cloud with --backup-dir: the same backup, byte for byte, in both places',
-    async () => {
-      const prefix = `both-${b.name}`;
-      const dir = await tempDir('dbb-contract-both-');
-      try {
-        const r = await run([
-          ...pgArgs(),
-          '--backup-dir',
-          dir,
-          'backup',
-          'single',
-          source,
-          '--cloud',
-          b.uri(prefix),
-          '--json',
-        ]);
+  // Cloud-only commands: not registered for the local directory (nothing shows as skipped).
+  if (b.name !== 'local')
+    it(
+      'cloud delete: without --confirm a dry run that deletes nothing; with it the backup and both sidecars are gone',
+      async () => {
+        const prefix = `delete-${b.name}`;
+        const r = await run([...pgArgs(), 'backup', 'single', source, ...destination(b, prefix), '--json']);
         expectExit(r, 0);
         const key = (JSON.parse(r.stdout) as BackupJson).metadata.file;
-        const names = [key, `${key}.meta.json`, `${key}.sha256`].sort();
-        expect((await readdir(dir)).sort()).toEqual(names);
-        expect((await b.store().keys(`${prefix}/`)).sort()).toEqual(names.map((n) => `${prefix}/${n}`));
-        const local = await readFile(path.join(dir, key));
-        expect((await b.store().read(`${prefix}/${key}`)).equals(local)).toBe(true);
-      } finally {
-        await removeDir(dir);
-      }
-    },
-    SLOW,
-  );
+        const where = usable(b, `${b.display(prefix)}/${key}`);
+        const dry = await run(['cloud', 'delete', where]);
+        expectExit(dry, 0);
+        expect(dry.stdout).toMatch(/Dry run: nothing was deleted/);
+        expect(await b.store().keys(`${prefix}/`)).toHaveLength(3);
+        expectExit(await run(['cloud', 'delete', where, '--confirm']), 0);
+        expect(await b.store().keys(`${prefix}/`)).toEqual([]);
+      },
+      SLOW,
+    );
+
+  // Cloud-only commands: not registered for the local directory (nothing shows as skipped).
+  if (b.name !== 'local')
+    it(
+      'backup --cloud with --backup-dir: the same backup, byte for byte, in both places',
+      async () => {
+        const prefix = `both-${b.name}`;
+        const dir = await tempDir('dbb-contract-both-');
+        try {
+          const r = await run([
+            ...pgArgs(),
+            '--backup-dir',
+            dir,
+            'backup',
+            'single',
+            source,
+            '--cloud',
+            b.uri(prefix),
+            '--json',
+          ]);
+          expectExit(r, 0);
+          const key = (JSON.parse(r.stdout) as BackupJson).metadata.file;
+          const names = [key, `${key}.meta.json`, `${key}.sha256`].sort();
+          expect((await readdir(dir)).sort()).toEqual(names);
+          expect((await b.store().keys(`${prefix}/`)).sort()).toEqual(names.map((n) => `${prefix}/${n}`));
+          const local = await readFile(path.join(dir, key));
+          expect((await b.store().read(`${prefix}/${key}`)).equals(local)).toBe(true);
+        } finally {
+          await removeDir(dir);
+        }
+      },
+      SLOW,
+    );
 
   it(
     'cloud copy: onto a different backup of the same name → refused (exit 1), the existing one intact; the same backup → skipped, said so; --overwrite → replaced',
