@@ -8,10 +8,13 @@ import { dropMyDatabase, myExec, myQuery } from '../harness/mysql.js';
 import { childrenNamed, isAlive, waitFor } from '../harness/proc.js';
 import { cli, expectExit, myArgs, onlyBackup, removeDir, tempDir, uniqueName } from '../e2e/util.js';
 import { dbbackupTempFiles, start } from './invariants.js';
+import { referenceMySingle } from '../harness/reference-tool.js';
 
 const source = uniqueName('fmyr');
 let dir = '';
 let backup = '';
+/** The same database backed up by the reference tool (mysqldump | gzip -6, its sidecars). */
+let reference = '';
 
 beforeAll(async () => {
   await myExec(undefined, `CREATE DATABASE ${source}`);
@@ -24,6 +27,7 @@ beforeAll(async () => {
   dir = await tempDir('dbb-faults-myr-');
   expectExit(await cli([...myArgs(), '--backup-dir', dir, 'backup', 'single', source]), 0);
   backup = await onlyBackup(dir);
+  reference = await referenceMySingle(dir, source);
 }, 600_000);
 
 afterAll(async () => {
@@ -49,15 +53,20 @@ async function loading(target: string): Promise<boolean> {
 }
 
 describe('restore single (MariaDB): SIGINT/SIGTERM', () => {
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    it(`restore single (MariaDB): ${sig} while the client loads rows → client and decompressor stopped, created database dropped, exit 130, one line`, async () => {
+  const cases = [
+    ['SIGTERM', 'a dbbackup backup'],
+    ['SIGINT', 'a dbbackup backup'],
+    ['SIGTERM', "the reference tool's .sql.gz"],
+  ] as const;
+  for (const [sig, what] of cases) {
+    it(`restore single (MariaDB, ${what}): ${sig} while the client loads rows → client and decompressor stopped, created database dropped, exit 130, one line`, async () => {
       const target = uniqueName(`myr_${sig.toLowerCase()}`);
       const before = await dbbackupTempFiles();
       const run = start([
         ...myArgs(),
         'restore',
         'single',
-        backup,
+        what === 'a dbbackup backup' ? backup : reference,
         '--target',
         target,
         '--create',
@@ -73,6 +82,8 @@ describe('restore single (MariaDB): SIGINT/SIGTERM', () => {
           ...(await childrenNamed(pid, 'mariadb')),
           ...(await childrenNamed(pid, 'mysql')),
           ...(await childrenNamed(pid, 'zstd')),
+          ...(await childrenNamed(pid, 'pigz')),
+          ...(await childrenNamed(pid, 'gzip')),
         ];
         expect(children.length).toBeGreaterThan(0);
         run.child.kill(sig);
