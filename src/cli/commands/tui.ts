@@ -59,7 +59,17 @@ export function tuiCommand(): Command {
       // Ink and its components decide on colour when loaded (they honour --no-color, not NO_COLOR):
       // without colours, none of theirs either.
       if (config.noColor) process.env.FORCE_COLOR = '0';
+      // Ink draws only the last frame when CI or CONTINUOUS_INTEGRATION is set (read when it loads):
+      // under such a variable (a CI runner's shell, some dev containers) the UI stayed blank. The user
+      // asked for the UI on a terminal, so it is drawn; child processes see the variable as before.
+      const ci = { CI: process.env.CI, CONTINUOUS_INTEGRATION: process.env.CONTINUOUS_INTEGRATION };
+      process.env.CI = 'false';
+      process.env.CONTINUOUS_INTEGRATION = 'false';
       const { runTui } = await import('../../tui/run.js');
+      for (const [name, value] of Object.entries(ci)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
       const code = await runTui({
         config,
         reload: async () => {
