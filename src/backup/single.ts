@@ -15,12 +15,11 @@ import { majorVersion, toolVersion } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
 import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
 import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
-import { startDumpGroup, type DumpStream } from '../pipeline/dump-stream.js';
+import { startDumpGroup } from '../pipeline/dump-stream.js';
 import { encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
 import { sniff } from '../pipeline/sniff.js';
-import { PassThrough } from 'node:stream';
-import type { PutOptions, Storage } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 import { TOOL_VERSION } from '../version.js';
 import type { EncryptionDescription, KeyProtector } from '../crypto/index.js';
 import { checkPgCustomToc } from './checks.js';
@@ -241,52 +240,6 @@ export function dumpMeter(group: WriteGroup): { stored: () => number; produced: 
       return produced;
     },
   };
-}
-
-/**
- * Store one stream in several places at once: each store gets its own branch; the slowest sets the
- * pace (backpressure), and any failure stops the dump and every other upload. (Only sample.ts still
- * uses this; the commit protocol, catalog/commit.ts, does the same for every other write.)
- */
-export async function putEverywhere(
-  storages: Storage[],
-  key: string,
-  stream: DumpStream,
-  stored: Storage[],
-  options: PutOptions,
-): Promise<void> {
-  if (storages.length === 1 && storages[0]) {
-    await storages[0].put(key, stream.readable, options);
-    stored.push(storages[0]);
-    return;
-  }
-  const branches = storages.map(() => new PassThrough({ highWaterMark: 1024 * 1024 }));
-  stream.readable.on('error', (err) => branches.forEach((b) => b.destroy(err)));
-  for (const b of branches) stream.readable.pipe(b);
-  const results = await Promise.allSettled(
-    storages.map(async (st, i) => {
-      await st.put(key, branches[i] ?? new PassThrough(), options);
-      stored.push(st);
-    }),
-  );
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) {
-    stream.abort();
-    branches.forEach((b) => b.destroy());
-    throw failed.reason;
-  }
-}
-
-/** Read the head of what was stored back and check it is the dump we meant to write. */
-export async function verifyStored(
-  storage: Storage,
-  key: string,
-  engine: DatabaseEngine,
-  format: DumpFormat,
-  stream: DumpStream,
-  encrypted = false,
-): Promise<void> {
-  await verifyDump(storage, key, engine, format, stream.hash.bytes, encrypted);
 }
 
 /** Read the head of what was stored back (`storedBytes` of it) and check it is the dump we meant to write. */

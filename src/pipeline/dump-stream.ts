@@ -1,9 +1,7 @@
-import type { Readable } from 'node:stream';
 import type { ToolCommand } from '../engines/engine.js';
 import type { CompressionPlan } from './compression.js';
 import type { Trailer } from '../catalog/trailers.js';
 import { IntegrityError } from '../errors.js';
-import type { HashCounter, Sampler } from './hash.js';
 import { ToolProcess, type StderrClassifier } from './process.js';
 import { startWriteGroup, type GroupEncryption, type RawView, type WriteGroup } from './filter-group.js';
 
@@ -53,27 +51,4 @@ export function checkDumpComplete(raw: RawView, trailer: Trailer | undefined): v
       { hint: 'The dump tool stopped early; check the server log and try again.' },
     );
   }
-}
-
-/**
- * The stored-bytes side of a running dump, as sample.ts still builds it by hand (its script stream);
- * every other writer uses the write group (startDumpGroup, startWriteGroup).
- */
-export interface DumpStream {
-  /** Ends only after the dump tool and compressor have both been judged successful. */
-  readable: Readable;
-  hash: HashCounter;
-  processes: ToolProcess[];
-  dumpPid: number | undefined;
-  /** Present when the raw dump passes through Node (no external compressor): header and trailer bytes. */
-  raw: Sampler | undefined;
-  /**
-   * Bytes the dump tool produced, once the stream has ended: counted in Node (`raw`) or by the relay
-   * in front of an external compressor; null when neither could count them.
-   */
-  rawBytes(): number | null;
-  /** The end of the dump, once the stream has ended: from `raw`, or decoded beside an external compressor. */
-  tail(): Buffer | undefined;
-  /** Stop everything (on a storage failure or an interrupt). */
-  abort(): void;
 }
