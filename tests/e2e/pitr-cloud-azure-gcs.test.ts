@@ -4,13 +4,10 @@
  * the server's user can read, archive_command pushes every segment, and a restore to a time gives
  * back exactly the rows committed by then.
  */
-import { chown, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
 import { startAzurite, type Azurite } from '../harness/azurite.js';
 import { postgresDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
-import { isRoot, run } from '../harness/proc.js';
 import {
   cliOk,
   createTable,
@@ -20,19 +17,8 @@ import {
   switchAndArchive,
   writeBatch,
   type Restored,
+  postgresSecret,
 } from './pitr-util.js';
-
-/** A file only postgres can read (0600, owned by postgres). */
-async function postgresSecret(dir: string, name: string, content: string): Promise<string> {
-  const file = path.join(dir, name);
-  await writeFile(file, content, { mode: 0o600 });
-  if (isRoot) {
-    const u = await run('id', ['-u', 'postgres']);
-    const g = await run('id', ['-g', 'postgres']);
-    await chown(file, Number(u.stdout), Number(g.stdout));
-  }
-  return file;
-}
 
 interface CloudArchive {
   /** The archive's URI: no key, no token in it. */

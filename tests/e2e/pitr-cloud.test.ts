@@ -4,13 +4,12 @@
  * asynchronous uploader for archive_command, and a prefetching restore_command. The restored rows
  * are compared with what was committed by the target time.
  */
-import { chown, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
 import { postgresDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
-import { isRoot, run } from '../harness/proc.js';
 import {
   cliOk,
   createTable,
@@ -20,6 +19,7 @@ import {
   switchAndArchive,
   writeBatch,
   type Restored,
+  postgresSecret,
 } from './pitr-util.js';
 import { cli } from './util.js';
 
@@ -33,18 +33,6 @@ let spool: string;
 let time = '';
 let expected = 0;
 const restored: Restored[] = [];
-
-/** A file only postgres can read (0600, owned by postgres). */
-async function postgresSecret(dir: string, name: string, content: string): Promise<string> {
-  const file = path.join(dir, name);
-  await writeFile(file, content, { mode: 0o600 });
-  if (isRoot) {
-    const r = await run('id', ['-u', 'postgres']);
-    const g = await run('id', ['-g', 'postgres']);
-    await chown(file, Number(r.stdout), Number(g.stdout));
-  }
-  return file;
-}
 
 beforeAll(async () => {
   s3 = allBackends().find((b) => b.name === 's3-fauxqs') as Backend;

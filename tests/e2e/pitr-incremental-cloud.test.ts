@@ -3,15 +3,12 @@
  * like every other object, and restored — full and delta decrypted and streamed from the bucket —
  * to exactly the tables at its moment.
  */
-import { chown, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allBackends, type Backend } from '../harness/backends.js';
 import { postgresDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
-import { isRoot, run } from '../harness/proc.js';
 import { backup, snapshot, type Meta, type Snapshot } from './incremental-util.js';
-import { cliOk, restoreAndStart, switchAndArchive, type Restored } from './pitr-util.js';
+import { cliOk, postgresSecret, restoreAndStart, switchAndArchive, type Restored } from './pitr-util.js';
 
 let s3: Backend;
 let server: PitrServer;
@@ -21,17 +18,6 @@ let keyFile: string;
 let incr: Meta;
 let atIncr: Snapshot;
 const restored: Restored[] = [];
-
-async function postgresSecret(dir: string, name: string, content: string): Promise<string> {
-  const file = path.join(dir, name);
-  await writeFile(file, content, { mode: 0o600 });
-  if (isRoot) {
-    const u = await run('id', ['-u', 'postgres']);
-    const g = await run('id', ['-g', 'postgres']);
-    await chown(file, Number(u.stdout), Number(g.stdout));
-  }
-  return file;
-}
 
 beforeAll(async () => {
   s3 = allBackends().find((b) => b.name === 's3-fauxqs') as Backend;

@@ -1,8 +1,9 @@
+import { chown, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { CliOptions, CliResult } from '../harness/cli.js';
 import { postgresDir, stopDataDir, type PitrServer } from '../harness/pitr-server.js';
-import { freePort, waitFor } from '../harness/proc.js';
+import { freePort, isRoot, run, waitFor } from '../harness/proc.js';
 import { cli, expectExit } from './util.js';
 
 /** One table, written in batches by one client: commit order is time order. */
@@ -110,4 +111,16 @@ export async function cliOk(args: string[], code = 0, opts: CliOptions = {}): Pr
   const r = await cli(args, { timeoutMs: 180_000, ...opts });
   expectExit(r, code);
   return r;
+}
+
+/** A secret file only the server's user can read (0600, owned by postgres when we are root). */
+export async function postgresSecret(dir: string, name: string, content: string): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, content, { mode: 0o600 });
+  if (isRoot) {
+    const u = await run('id', ['-u', 'postgres']);
+    const g = await run('id', ['-g', 'postgres']);
+    await chown(file, Number(u.stdout), Number(g.stdout));
+  }
+  return file;
 }
