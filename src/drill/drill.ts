@@ -98,8 +98,8 @@ async function singleSubject(
 ): Promise<DrillSubject> {
   if (/^(?:base|physical)\//.test(key))
     throw new UsageError(
-      `${key} is a physical backup in an archive: drill proves single and cluster backups`,
-      'Prove it with "dbbackup restore pitr … --start --port N" on a scratch host (restores it, replays the archive to its end and starts the server).',
+      `${key} is a backup in a point-in-time archive: name the archive with --archive`,
+      'dbbackup drill <base_… | phys_… | latest> --archive <dir|uri> restores it into a scratch data directory, replays the archive to its end on a scratch server, checks it and removes it.',
     );
   const metadata = await readMetadata(storage, key);
   if (!metadata)
@@ -199,6 +199,14 @@ export interface DrillResult {
   warnings: string[];
   server: string;
   error?: unknown;
+  /** A point-in-time drill: what was read per database (printed instead of the units' lines). */
+  lines?: string[];
+  /** A point-in-time drill: what became of the scratch server and directory, in words. */
+  cleanup?: string;
+  /** A point-in-time drill: what was read (recorded in the drill history instead of the units' sums). */
+  checked?: Record<string, number>;
+  /** A point-in-time drill: rows counted per database and table (for --json). */
+  tables?: Record<string, Record<string, number>>;
 }
 
 /** `dbbackup_drill_<UTC time>_<random>`: never a user's database, never too long for either engine. */

@@ -1,9 +1,12 @@
 import { Command } from 'commander';
 import { appendDrill, type DrillRecord } from '../../catalog/drill-history.js';
 import { unlockersFromFlags, type EncryptionFlags } from '../../crypto/index.js';
+import { drillArchive } from '../../drill/archive-drill.js';
+import { lazyUnlockers } from '../../pitr/wal-keys.js';
 import { resolveSubject, runDrill, type DrillResult, type DrillSubject } from '../../drill/drill.js';
 import { openEngine } from '../../engines/index.js';
-import { DbBackupError, errorMessage, InterruptedError } from '../../errors.js';
+import { DbBackupError, errorMessage, InterruptedError, UsageError } from '../../errors.js';
+import type { ArchiveDrill } from '../../drill/pitr-common.js';
 import { currentOperation, reportResult } from '../../ops/operation.js';
 import type { MetricSample } from '../../ops/metrics.js';
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
@@ -18,6 +21,7 @@ import {
   out,
   type GlobalOptions,
 } from '../context.js';
+import { openArchiveStore } from '../archive-options.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseOptionalInteger } from '../numbers.js';
 import { interruptSignal } from '../signals.js';
@@ -34,6 +38,10 @@ interface DrillFlags extends EncryptionFlags {
   scratchUser?: string;
   scratchPasswordFile?: string;
   serverWait?: string;
+  archive?: string;
+  envFile?: string;
+  osUser?: string;
+  timeout?: string;
   json?: boolean;
 }
 
@@ -67,6 +75,19 @@ export function drillCommand(): Command {
       '--server-wait <seconds>',
       `how long to wait for an unreachable server to drop the scratch database (default ${DEFAULT_SERVER_WAIT_SECONDS})`,
     )
+    .option(
+      '--archive <dir|uri>',
+      'drill a point-in-time backup of this WAL or binlog archive (base_…, phys_… or latest): restored into a scratch data directory, replayed to the end of the archive, checked, removed',
+    )
+    .option(
+      '--env-file <file>',
+      'with --archive: credentials for a cloud archive (also used by restore_command)',
+    )
+    .option(
+      '--os-user <name>',
+      "with --archive: the server's OS user, owner of the scratch directory (default: postgres or mysql as root, else you)",
+    )
+    .option('--timeout <seconds>', 'with --archive: how long recovery may take (default 3600)')
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
@@ -76,9 +97,13 @@ Examples:
   dbbackup drill latest --database shop --sample-rows 100     # the newest backup of shop, rows compared too
   dbbackup drill cluster_20261207_020000 --scratch-host scratch.internal
   dbbackup drill s3://bucket/backups/shop_20261207_020000.dump.zst --keep
+  dbbackup drill latest --archive /srv/wal-archive              # the newest base backup, replayed to the archive's end
+  dbbackup drill phys_20261207_020000 --archive /srv/binlog-archive
 
 The scratch database is named dbbackup_drill_<time>_<random> and dropped afterwards, whatever happens
-(success, failure, Ctrl-C, SIGTERM), unless --keep. Exit 0: passed; 1: it failed to restore or differs.`,
+(success, failure, Ctrl-C, SIGTERM), unless --keep. With --archive, a scratch server on a free port in a
+new temporary directory instead, stopped and removed the same way. Exit 0: passed; 1: it failed to restore
+or differs.`,
     )
     .action(async (backup: string, opts: DrillFlags, cmd: Command) => {
       const g = globals(cmd);
@@ -91,6 +116,15 @@ The scratch database is named dbbackup_drill_<time>_<random> and dropped afterwa
         (parseOptionalInteger('--server-wait', opts.serverWait, { min: 0, max: 86_400 }) ??
           DEFAULT_SERVER_WAIT_SECONDS) * 1000;
       const signal = interruptSignal();
+      if (opts.archive) {
+        const drilled = await archiveDrill(backup, opts, g, signal);
+        await record(drilled.subject, drilled.result, drilled.subject.storage);
+        report(drilled.subject, drilled.result, Boolean(opts.json));
+        if (drilled.result.outcome === 'interrupted')
+          throw new InterruptedError(`Interrupted: the drill was stopped; ${dropped(drilled.result)}`);
+        if (drilled.result.outcome === 'failed') throw failure(drilled.result);
+        return;
+      }
       const { storage, name } = await locate(backup, opts, g);
       const subject = await resolveSubject(storage, name, database);
       reportResult({ database: subject.label, backup: subject.location, engine: subject.engine });
@@ -125,6 +159,41 @@ The scratch database is named dbbackup_drill_<time>_<random> and dropped afterwa
     });
 }
 
+/** `drill … --archive`: a base backup (PostgreSQL) or physical backup (MariaDB) in its archive. */
+async function archiveDrill(
+  backup: string,
+  opts: DrillFlags,
+  g: GlobalOptions,
+  signal: AbortSignal,
+): Promise<ArchiveDrill> {
+  if (opts.database !== undefined || opts.sampleRows !== undefined || opts.scratchHost !== undefined)
+    throw new UsageError(
+      '--database, --sample-rows and --scratch-* are for single and cluster backups',
+      'A point-in-time drill restores the whole server into a scratch data directory of its own.',
+    );
+  const storage = await openArchiveStore(g, opts.archive, opts.envFile);
+  const flags = encryptionFlags(opts);
+  return drillArchive({
+    storage,
+    archive: opts.archive ?? '',
+    backup,
+    osUserName: opts.osUser,
+    flags,
+    envFile: opts.envFile,
+    unlockers: lazyUnlockers(flags),
+    keep: Boolean(opts.keep),
+    timeoutMs: (parseOptionalInteger('--timeout', opts.timeout, { min: 1, max: 864_000 }) ?? 3600) * 1000,
+    signal,
+    onNote: (line) => (opts.json ? undefined : out.note(`  ${line}`)),
+    onWarning: (line) => out.note(`warning: ${line}`),
+    onSubject: (subject) => {
+      reportResult({ database: subject.label, backup: subject.location, engine: subject.engine });
+      if (!opts.json) out.note(`Drill of ${subject.location} (taken ${subject.takenAt}) on a scratch server`);
+      return Promise.resolve();
+    },
+  });
+}
+
 /** Where the backup is: `latest` in --cloud or the backup directory; otherwise as restore finds it. */
 async function locate(
   backup: string,
@@ -155,6 +224,7 @@ function scratchGlobals(g: GlobalOptions, o: DrillFlags): GlobalOptions {
 }
 
 function dropped(r: DrillResult): string {
+  if (r.cleanup !== undefined) return r.cleanup;
   const lines = r.units.map((u) => u.dropped).filter(Boolean);
   return lines.length ? `scratch database ${lines.join('; ')}` : 'no scratch database was created';
 }
@@ -188,10 +258,15 @@ function report(subject: DrillSubject, r: DrillResult, json: boolean): void {
       differences: r.differences,
       warnings: r.warnings,
       databases: r.units,
+      ...(r.lines
+        ? { checks: r.lines, checked: r.checked ?? {}, tables: r.tables ?? {}, scratch: r.cleanup }
+        : {}),
     });
     return;
   }
   for (const w of r.warnings) out.note(`warning: ${w}`);
+  for (const l of r.lines ?? []) out.line(l);
+  if (r.cleanup !== undefined) out.line(`scratch: ${r.cleanup}`);
   for (const u of r.units) {
     const c = u.comparison?.checked;
     const compared = c
@@ -204,7 +279,7 @@ function report(subject: DrillSubject, r: DrillResult, json: boolean): void {
   }
   if (r.outcome === 'passed')
     out.line(
-      `Drill passed: ${subject.location} restores as recorded. RTO (restore) ${r.restoreSeconds?.toFixed(1) ?? '?'} s, whole drill ${r.totalSeconds.toFixed(1)} s.`,
+      `Drill passed: ${subject.location} ${r.lines ? 'restores to the end of its archive and reads back whole' : 'restores as recorded'}. RTO (restore${r.lines ? ' and recovery' : ''}) ${r.restoreSeconds?.toFixed(1) ?? '?'} s, whole drill ${r.totalSeconds.toFixed(1)} s.`,
     );
 }
 
@@ -223,14 +298,16 @@ async function record(subject: DrillSubject, r: DrillResult, storage: Storage): 
     operationId: currentOperation()?.id,
     differences: r.differences.slice(0, 20),
     warnings: r.warnings.slice(0, 20),
-    checked: Object.fromEntries(
-      Object.entries(
-        r.units.reduce<Record<string, number>>((sum, u) => {
-          for (const [k, v] of Object.entries(u.comparison?.checked ?? {})) sum[k] = (sum[k] ?? 0) + v;
-          return sum;
-        }, {}),
+    checked:
+      r.checked ??
+      Object.fromEntries(
+        Object.entries(
+          r.units.reduce<Record<string, number>>((sum, u) => {
+            for (const [k, v] of Object.entries(u.comparison?.checked ?? {})) sum[k] = (sum[k] ?? 0) + v;
+            return sum;
+          }, {}),
+        ),
       ),
-    ),
     ...(r.error ? { error: errorMessage(r.error) } : {}),
   };
   try {

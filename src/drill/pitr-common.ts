@@ -1,0 +1,62 @@
+import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
+import type { OsUser } from '../pitr/os-user.js';
+import type { Storage } from '../storage/storage.js';
+import type { DrillResult, DrillSubject } from './drill.js';
+
+/**
+ * What the drills of point-in-time backups share (a PostgreSQL base backup in a WAL archive, a
+ * MariaDB physical backup in a binlog archive): their inputs, and how they count what they read.
+ */
+export interface ArchiveDrillInput {
+  storage: Storage;
+  /** The archive as given (restore_command names it). */
+  archive: string;
+  /** A backup's name (`base_…`, `phys_…`, with or without `base/`/`physical/`) or `latest`. */
+  backup: string;
+  osUser: OsUser;
+  flags: EncryptionFlags;
+  envFile?: string;
+  unlockers: () => Promise<readonly KeyUnlocker[]>;
+  keep: boolean;
+  /** How long recovery (or the server's start) may take. */
+  timeoutMs: number;
+  signal: AbortSignal;
+  onNote: (line: string) => void;
+  onWarning: (line: string) => void;
+  /** Called once the backup is known (before anything is restored): the header line, the run lock. */
+  onSubject: (subject: DrillSubject) => Promise<void>;
+}
+
+export interface ArchiveDrill {
+  subject: DrillSubject;
+  result: DrillResult;
+}
+
+/** What the checks of a restored server read, per database and in total. */
+export interface ScanTally {
+  databases: number;
+  tables: number;
+  rows: number;
+  /** Indexes checked (amcheck bt_index_check / CHECK TABLE). */
+  indexes: number;
+  /** Tables whose pages were checked (amcheck verify_heapam / CHECK TABLE). */
+  heapChecked: number;
+}
+
+export function emptyTally(): ScanTally {
+  return { databases: 0, tables: 0, rows: 0, indexes: 0, heapChecked: 0 };
+}
+
+/** The name as the archive's restore knows it: `base/base_x/` → `base_x`. */
+export function archiveName(name: string, prefix: 'base' | 'physical'): string {
+  return name.replace(new RegExp(`^${prefix}/`), '').replace(/\/+$/, '');
+}
+
+/** Rejects when the signal fires, so a long check is not waited for after Ctrl-C/SIGTERM. */
+export function whenAborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = (): void => reject(new Error('Interrupted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
