@@ -30,8 +30,6 @@ interface Relation {
   system: boolean;
 }
 
-const quote = (s: string): string => `"${s.replaceAll('"', '""')}"`;
-
 export async function checkPgDatabase(c: pg.Client, db: string, signal: AbortSignal): Promise<DatabaseCheck> {
   const run = <T extends pg.QueryResultRow>(
     sql: string,

@@ -20,7 +20,7 @@ let tmp: string;
 let base = '';
 let rowsAtEnd = 0;
 /** The segments archived after the base backup, oldest first. */
-let after: string[] = [];
+const after: string[] = [];
 
 const drill = (args: string[]) =>
   cli(
