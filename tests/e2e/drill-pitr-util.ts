@@ -8,8 +8,8 @@ import { tempDir } from './util.js';
  */
 export async function scratchParent(prefix = 'dbb-drill-tmp-'): Promise<string> {
   const dir = await tempDir(prefix);
-  // The server's OS user (postgres, mysql) creates nothing here, but must pass through.
-  await chmod(dir, 0o755);
+  // As /tmp: the server's OS user passes through, and its tools (mariadb-backup) write temporary files here.
+  await chmod(dir, 0o1777);
   return dir;
 }
 
