@@ -14,7 +14,14 @@ import { startAndFollow } from '../pitr/start.js';
 import { formatLsn, parseLsn, segmentNumber } from '../pitr/wal-names.js';
 import type { DrillResult, DrillSubject } from './drill.js';
 import { checkPgDatabase } from './pg-checks.js';
-import { archiveName, emptyTally, type ArchiveDrill, type ArchiveDrillInput } from './pitr-common.js';
+import {
+  archiveName,
+  emptyTally,
+  finish,
+  newResult,
+  type ArchiveDrill,
+  type ArchiveDrillInput,
+} from './pitr-common.js';
 import { freePort, makeScratchDir, removeScratchDir } from './scratch.js';
 
 /**
@@ -47,16 +54,8 @@ export async function drillBaseBackup(
     log: path.join(dir, 'postgres.log'),
   };
   let subject: DrillSubject | undefined;
-  const result: DrillResult = {
-    outcome: 'failed',
-    restoreSeconds: null,
-    totalSeconds: 0,
-    units: [],
-    differences: [],
-    warnings: [],
-    server: `127.0.0.1:${scratch.port} (scratch, ${scratch.dataDir})`,
-    lines: [],
-  };
+  const result = newResult(`127.0.0.1:${scratch.port} (scratch, ${scratch.dataDir})`);
+
   try {
     const input: PitrRestoreInput = {
       storage: i.storage,
@@ -127,18 +126,7 @@ export async function drillBaseBackup(
   } finally {
     result.cleanup = await cleanUp(i, scratch, result);
   }
-  const interrupted = i.signal.aborted;
-  result.outcome = interrupted
-    ? 'interrupted'
-    : result.error !== undefined || result.differences.length
-      ? 'failed'
-      : 'passed';
-  if (result.error === undefined && result.differences.length && !interrupted)
-    result.error = new DbBackupError(result.differences[0] ?? '');
-  result.totalSeconds = (Date.now() - started) / 1000;
-  if (!subject)
-    throw result.error instanceof Error ? result.error : new DbBackupError(errorMessage(result.error));
-  return { subject, result };
+  return finish(subject, result, i.signal, started);
 }
 
 /**

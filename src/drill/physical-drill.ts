@@ -4,13 +4,15 @@ import { physicalDir } from '../catalog/physical-backup.js';
 import { DbBackupError, errorMessage, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { BinlogArchiveIdentity } from '../pitr/binlog/identity.js';
-import { startMariadbd, type RunningServer } from '../pitr/binlog/mariadbd.js';
+import { startMariadbd, stopServer, type RunningServer } from '../pitr/binlog/mariadbd.js';
 import { executePhysicalRestore, RESTORED_CNF, serverFiles } from '../pitr/binlog/restore.js';
 import { planBinlogRestore } from '../pitr/binlog/restore-plan.js';
 import type { DrillResult, DrillSubject } from './drill.js';
 import {
   archiveName,
   emptyTally,
+  finish,
+  newResult,
   whenAborted,
   type ArchiveDrill,
   type ArchiveDrillInput,
@@ -35,16 +37,8 @@ export async function drillPhysicalBackup(
   const port = await freePort();
   let subject: DrillSubject | undefined;
   let server: RunningServer | undefined;
-  const result: DrillResult = {
-    outcome: 'failed',
-    restoreSeconds: null,
-    totalSeconds: 0,
-    units: [],
-    differences: [],
-    warnings: [],
-    server: `scratch mariadbd (${dataDir})`,
-    lines: [],
-  };
+  const result = newResult(`scratch mariadbd (${dataDir})`);
+
   try {
     const target = { kind: 'end' } as const;
     const planned = await planBinlogRestore({
@@ -129,18 +123,7 @@ export async function drillPhysicalBackup(
   } finally {
     result.cleanup = await cleanUp(i, dir, dataDir, port, server, result);
   }
-  const interrupted = i.signal.aborted;
-  result.outcome = interrupted
-    ? 'interrupted'
-    : result.error !== undefined || result.differences.length
-      ? 'failed'
-      : 'passed';
-  if (result.error === undefined && result.differences.length && !interrupted)
-    result.error = new DbBackupError(result.differences[0] ?? '');
-  result.totalSeconds = (Date.now() - started) / 1000;
-  if (!subject)
-    throw result.error instanceof Error ? result.error : new DbBackupError(errorMessage(result.error));
-  return { subject, result };
+  return finish(subject, result, i.signal, started);
 }
 
 interface CheckRow {
@@ -219,7 +202,10 @@ async function cleanUp(
   let stopped = '';
   if (server) {
     try {
-      await server.stop();
+      // SIGKILL: the scratch copy is thrown away, a clean InnoDB shutdown would only cost time (and an
+      // interrupted drill has CLEANUP_GRACE_MS to finish); stopServer then waits until it is gone.
+      process.kill(server.pid, 'SIGKILL');
+      await stopServer(server.pid, serverFiles(dataDir).pidFile, 10_000);
       stopped = 'scratch server stopped, ';
     } catch (err) {
       r.warnings.push(`the scratch server (pid ${server.pid}): ${errorMessage(err)}`);

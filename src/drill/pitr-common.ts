@@ -1,4 +1,5 @@
 import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
+import { DbBackupError, errorMessage } from '../errors.js';
 import type { OsUser } from '../pitr/os-user.js';
 import type { Storage } from '../storage/storage.js';
 import type { DrillResult, DrillSubject } from './drill.js';
@@ -59,4 +60,40 @@ export function whenAborted(signal: AbortSignal): Promise<never> {
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
+}
+
+/** A point-in-time drill's result before anything ran. */
+export function newResult(server: string): DrillResult {
+  return {
+    outcome: 'failed',
+    restoreSeconds: null,
+    totalSeconds: 0,
+    units: [],
+    differences: [],
+    warnings: [],
+    server,
+    lines: [],
+  };
+}
+
+/**
+ * The outcome, once the scratch server and directory are gone: interrupted, failed (an error or a
+ * difference, the first difference then being the error) or passed. Before the backup was even
+ * known there is nothing to record: the error is thrown.
+ */
+export function finish(
+  subject: DrillSubject | undefined,
+  result: DrillResult,
+  signal: AbortSignal,
+  started: number,
+): ArchiveDrill {
+  const interrupted = signal.aborted;
+  const failed = result.error !== undefined || result.differences.length > 0;
+  result.outcome = interrupted ? 'interrupted' : failed ? 'failed' : 'passed';
+  if (result.error === undefined && result.differences.length && !interrupted)
+    result.error = new DbBackupError(result.differences[0] ?? '');
+  result.totalSeconds = (Date.now() - started) / 1000;
+  if (!subject)
+    throw result.error instanceof Error ? result.error : new DbBackupError(errorMessage(result.error));
+  return { subject, result };
 }
