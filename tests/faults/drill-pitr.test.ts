@@ -16,11 +16,21 @@ import { cliOk as myCliOk, seedShop, writeBatch as myWriteBatch } from '../e2e/m
 import { cliOk, createTable, switchAndArchive, writeBatch } from '../e2e/pitr-util.js';
 import { removeDir, tempDir, uniqueName } from '../e2e/util.js';
 
-/** `drill latest --archive` stopped by SIGTERM once its data directory is being written. */
+type Moment = 'restore' | 'server';
+const MOMENTS: Array<{ at: Moment; when: string }> = [
+  { at: 'restore', when: 'during the restore' },
+  { at: 'server', when: 'while the scratch server runs' },
+];
+
+/**
+ * `drill latest --archive` stopped by SIGTERM once its data directory is being written (`restore`),
+ * or once a server runs on it (`server`: recovery, the replay or the checks).
+ */
 async function interruptDrill(
   archive: string,
   tmp: string,
   work: string,
+  at: Moment,
 ): Promise<{ code: number; out: string }> {
   const child = spawn(
     process.execPath,
@@ -34,12 +44,19 @@ async function interruptDrill(
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
   const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? -1)));
-  await waitFor('the drill to write its scratch data directory', 120_000, async () => {
-    for (const d of await readdir(tmp).catch(() => [] as string[]))
-      if (d.startsWith('dbbackup-drill-') && (await readdir(path.join(tmp, d)).catch(() => [])).length)
-        return /restoring /.test(out);
-    return false;
-  });
+  if (at === 'server')
+    await waitFor(
+      'a scratch server to run',
+      120_000,
+      async () => (await leftovers(tmp)).processes.length > 0,
+    );
+  else
+    await waitFor('the drill to write its scratch data directory', 120_000, async () => {
+      for (const d of await readdir(tmp).catch(() => [] as string[]))
+        if (d.startsWith('dbbackup-drill-') && (await readdir(path.join(tmp, d)).catch(() => [])).length)
+          return /restoring /.test(out);
+      return false;
+    });
   child.kill('SIGTERM');
   return { code: await exited, out };
 }
@@ -71,12 +88,15 @@ describe('drill of a PostgreSQL base backup, interrupted', () => {
     await removeDir(tmp);
   });
 
-  it('drill --archive (base backup): SIGTERM during the restore → exit 130, the scratch server stopped, the scratch directory removed, no process left', async () => {
-    const r = await interruptDrill(archive, tmp, work);
-    expect(r.code, r.out).toBe(130);
-    expect(r.out).toMatch(/Interrupted: the drill was stopped; .*dbbackup-drill-\S+ removed/);
-    expect(await leftovers(tmp)).toEqual({ entries: [], processes: [] });
-  });
+  it.each(MOMENTS)(
+    'drill --archive (base backup): SIGTERM $when → exit 130, the scratch server stopped, the scratch directory removed, no process left',
+    async ({ at }) => {
+      const r = await interruptDrill(archive, tmp, work, at);
+      expect(r.code, r.out).toBe(130);
+      expect(r.out).toMatch(/Interrupted: the drill was stopped; .*dbbackup-drill-\S+ removed/);
+      expect(await leftovers(tmp)).toEqual({ entries: [], processes: [] });
+    },
+  );
 });
 
 describe('drill of a MariaDB physical backup, interrupted', () => {
@@ -104,10 +124,13 @@ describe('drill of a MariaDB physical backup, interrupted', () => {
     await removeDir(tmp);
   });
 
-  it('drill --archive (physical backup): SIGTERM during the restore → exit 130, the scratch server stopped, the scratch directory removed, no process left', async () => {
-    const r = await interruptDrill(archive, tmp, work);
-    expect(r.code, r.out).toBe(130);
-    expect(r.out).toMatch(/Interrupted: the drill was stopped; .*dbbackup-drill-\S+ removed/);
-    expect(await leftovers(tmp)).toEqual({ entries: [], processes: [] });
-  });
+  it.each(MOMENTS)(
+    'drill --archive (physical backup): SIGTERM $when → exit 130, the scratch server stopped, the scratch directory removed, no process left',
+    async ({ at }) => {
+      const r = await interruptDrill(archive, tmp, work, at);
+      expect(r.code, r.out).toBe(130);
+      expect(r.out).toMatch(/Interrupted: the drill was stopped; .*dbbackup-drill-\S+ removed/);
+      expect(await leftovers(tmp)).toEqual({ entries: [], processes: [] });
+    },
+  );
 });
