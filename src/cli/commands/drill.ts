@@ -231,6 +231,11 @@ function dropped(r: DrillResult): string {
 
 function failure(r: DrillResult): DrillFailedError {
   const first = r.differences[0];
+  if (first && r.lines !== undefined)
+    return new DrillFailedError(`Drill failed: ${first}`, {
+      details: [...r.differences.slice(1, 20), dropped(r)],
+      hint: 'The backup does not come back whole from this archive: do not rely on it. Take a new backup, check the archive ("dbbackup pitr status", "binlog status", "wal verify") and drill again.',
+    });
   if (first)
     return new DrillFailedError(`Drill failed: the restored copy differs from the backup: ${first}`, {
       details: [...r.differences.slice(1, 20), dropped(r)],
