@@ -232,6 +232,10 @@ function physicalBase(
   const c = chainOf(entries, chosen.name);
   if (c.problem) refusals.push(`the chain of ${chosen.name} is broken: ${c.problem}`);
   const meta = chosen.meta;
+  if (meta?.engine === 'mysql')
+    refusals.push(
+      `${chosen.name} is a MySQL physical backup (xtrabackup): restore pitr prepares MariaDB backups only; restore it by hand (xbstream -x, xtrabackup --prepare, xtrabackup --copy-back)`,
+    );
   if (meta && !meta.binlog && i.target.kind !== 'end')
     refusals.push(
       `${chosen.name} records no binlog position: it can be restored as it is (no target), not rolled forward to one (binary logging was off)`,
