@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { memberProperties, readManifest } from '../catalog/manifest.js';
 import { readMetadata } from '../catalog/metadata.js';
 import type { EncryptionFlags } from '../crypto/index.js';
 import { MysqlEngine } from '../engines/mysql.js';
@@ -8,15 +9,36 @@ import { parseGtidList } from '../pitr/binlog/events.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import { isBinlogFileName } from '../pitr/binlog/names.js';
 import type { ReplayTarget } from '../pitr/binlog/replay.js';
-import { executeLogicalRestore, executePhysicalRestore } from '../pitr/binlog/restore.js';
-import { planBinlogRestore, type BinlogRestorePlan, type LogicalBase } from '../pitr/binlog/restore-plan.js';
+import { planClusterBinlogRestore, type ClusterBase } from '../pitr/binlog/cluster-plan.js';
+import { executeLogicalRestore } from '../pitr/binlog/logical.js';
+import { executePhysicalRestore, type ExecuteInput } from '../pitr/binlog/restore.js';
+import {
+  planBinlogRestore,
+  type BinlogRestorePlan,
+  type LogicalBase,
+  type PlannedRestore,
+} from '../pitr/binlog/restore-plan.js';
 import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
 import { parseTargetTime } from '../pitr/recovery.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
-import { executeRestore, prepareRestore } from '../restore/single.js';
+import { resolveClusterArg } from '../restore/locate.js';
+import {
+  executeRestore,
+  prepareRestore,
+  type PreparedRestore,
+  type RestoreInputs,
+} from '../restore/single.js';
+import type { Storage } from '../storage/storage.js';
 import { openLocation } from '../storage/uri.js';
 import { parseInteger } from './numbers.js';
-import { cloudSettings, connectionOptions, explicitEngine, out, type GlobalOptions } from './context.js';
+import {
+  backupDir,
+  cloudSettings,
+  connectionOptions,
+  explicitEngine,
+  out,
+  type GlobalOptions,
+} from './context.js';
 import { encryptionFlags } from './encryption-options.js';
 import { interruptSignal } from './signals.js';
 import { openArchiveStore } from './archive-options.js';
@@ -56,9 +78,83 @@ export async function restoreFromBinlogArchive(
   opts: BinlogPitrOptions,
   g: GlobalOptions,
 ): Promise<boolean> {
-  const mariaOnly = opts.targetGtid !== undefined || opts.targetPosition !== undefined || opts.clean;
   if (!opts.archive) return false;
   const storage = await openArchiveStore(g, opts.archive, opts.envFile);
+  if (!(await refuseOtherOptions(storage, opts))) return false;
+  const target = replayTargetOf(opts);
+  // --port may land on the global option: for a physical restore it is the restored server's.
+  const portText = opts.port ?? g.port;
+  const port = portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
+  const timeoutS =
+    opts.timeout === undefined ? 600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
+  if (opts.start && !opts.confirm)
+    throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
+  const identity = await requireBinlogIdentity(storage);
+  const unlockers = lazyUnlockers(encryptionFlags(opts));
+  const base = /^(latest|phys_[^/]+)$/.test(backup) ? undefined : await logicalBase(backup, g);
+  if (!base && opts.start && port === undefined)
+    throw new UsageError(
+      '--start needs --port',
+      'The restored server must not take the port of the server it came from.',
+    );
+  if (base && (opts.dataDir || opts.start))
+    throw new UsageError(
+      '--data-dir and --start are for physical backups',
+      'A logical backup is restored into the server given by --host/--port (each database must be new, or --clean).',
+    );
+  const osUser = await serverUser(opts.osUser);
+  const planned =
+    base?.kind === 'cluster'
+      ? await planClusterBinlogRestore({ storage, cluster: base.cluster, target })
+      : await planBinlogRestore({
+          storage,
+          identity,
+          backup,
+          logical: base?.logical,
+          target,
+          dataDir: opts.dataDir,
+          force: Boolean(opts.force),
+          osUser,
+          port,
+        });
+  const common: ExecuteInput = {
+    storage,
+    target,
+    osUser,
+    port,
+    start: Boolean(opts.start),
+    unlockers,
+    timeoutMs: timeoutS * 1000,
+    onStep: opts.json ? undefined : (l: string) => out.line(l),
+  };
+  if (base) {
+    const engine = new MysqlEngine(connectionOptions(g, explicitEngine(g) ?? 'mariadb'));
+    try {
+      await restoreLogical(engine, dumpsOf(base, opts, unlockers), planned, common, opts);
+    } finally {
+      await engine.close();
+    }
+    return true;
+  }
+  if (!planOrRefuse(planned.plan, undefined, opts)) return true;
+  const r = await executePhysicalRestore({ ...common, signal: interruptSignal() }, planned);
+  if (opts.json) out.json({ plan: planned.plan, restored: r });
+  else {
+    out.line(
+      `Restored ${planned.plan.base?.name ?? '?'} into ${r.dataDir} in ${formatDuration(r.seconds)}${reachedText(r.replay)}`,
+    );
+    out.line(
+      r.server
+        ? `Server started on port ${r.server.port} (pid ${r.server.pid}, socket ${r.server.socket}); configuration ${r.cnf}`
+        : `Start it with: mariadbd --defaults-file=${r.cnf}${isRoot() ? ` --user=${osUser.name}` : ''}`,
+    );
+  }
+  return true;
+}
+
+/** False on a WAL archive (after refusing MariaDB-only options); on a binlog archive, refuses PostgreSQL-only ones. */
+async function refuseOtherOptions(storage: Storage, opts: BinlogPitrOptions): Promise<boolean> {
+  const mariaOnly = opts.targetGtid !== undefined || opts.targetPosition !== undefined || opts.clean;
   if ((await archiveKind(storage)) !== 'binlog') {
     if (mariaOnly)
       throw new UsageError(
@@ -83,128 +179,114 @@ export async function restoreFromBinlogArchive(
       `${wrong[1]} is for PostgreSQL WAL archives; ${storage.location} is a MariaDB binlog archive`,
       'Targets here: --target-time, --target-gtid or --target-position (none: the end of the archive).',
     );
-  const target = replayTargetOf(opts);
-  // --port may land on the global option: for a physical restore it is the restored server's.
-  const portText = opts.port ?? g.port;
-  const port = portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
-  const timeoutS =
-    opts.timeout === undefined ? 600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
-  if (opts.start && !opts.confirm)
-    throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
-  const identity = await requireBinlogIdentity(storage);
-  const flags = encryptionFlags(opts);
-  const unlockers = lazyUnlockers(flags);
-  const logical = /^(latest|phys_[^/]+)$/.test(backup) ? undefined : await logicalBase(backup, g);
-  if (!logical && opts.start && port === undefined)
-    throw new UsageError(
-      '--start needs --port',
-      'The restored server must not take the port of the server it came from.',
-    );
-  if (logical && (opts.dataDir || opts.start))
-    throw new UsageError(
-      '--data-dir and --start are for physical backups',
-      'A logical backup is restored into the server given by --host/--port (the database must be new, or --clean).',
-    );
-  const osUser = await serverUser(opts.osUser);
-  const planned = await planBinlogRestore({
-    storage,
-    identity,
-    backup,
-    logical,
-    target,
-    dataDir: opts.dataDir,
-    force: Boolean(opts.force),
-    osUser,
-    port,
-  });
-  const engine = logical ? new MysqlEngine(connectionOptions(g, explicitEngine(g) ?? 'mariadb')) : undefined;
-  try {
-    const dumpInputs = logical
-      ? {
-          storage: logical.storage,
-          key: logical.key,
-          create: true,
-          clean: Boolean(opts.clean),
-          jobs: 1,
-          force: false,
-          noOwner: false,
-          unlockers: logical.metadata.encryption ? await unlockers() : undefined,
-        }
-      : undefined;
-    // The dump's own plan (target database free, checksum, tool) is part of the dry run.
-    const dumpPlan =
-      engine && dumpInputs && !planned.plan.refusals.length
-        ? await prepareRestore(engine, dumpInputs)
-        : undefined;
-    if (!opts.json)
-      printPlan(
-        planned.plan,
-        dumpPlan
-          ? `${dumpPlan.plan.target} on ${dumpPlan.plan.endpoint}: ${dumpPlan.plan.actions.join('; ')}`
-          : undefined,
-      );
-    if (planned.plan.refusals.length) {
-      if (opts.json) out.json({ plan: planned.plan });
-      throw new DbBackupError(`Restore refused: ${planned.plan.refusals[0]}`, {
-        hint:
-          planned.plan.refusals.length > 1
-            ? `${planned.plan.refusals.length} reasons, listed above.`
-            : 'See the plan above.',
-      });
-    }
-    if (!opts.confirm) {
-      if (opts.json) out.json({ plan: planned.plan, dryRun: true });
-      else out.line('Dry run: nothing was changed. Add --confirm to restore.');
-      return true;
-    }
-    const signal = interruptSignal();
-    const common = {
-      storage,
-      target,
-      osUser,
-      port,
-      start: Boolean(opts.start),
-      unlockers,
-      signal,
-      timeoutMs: timeoutS * 1000,
-      onStep: opts.json ? undefined : (l: string) => out.line(l),
-    };
-    if (engine && dumpInputs && dumpPlan && logical) {
-      const r = await executeLogicalRestore(
-        {
-          ...common,
-          engine,
-          database: logical.metadata.database,
-          restoreDump: async () => {
-            await executeRestore(engine, dumpInputs, dumpPlan, (l) => out.note(`warning: ${l}`));
-            return !dumpPlan.plan.targetExists || Boolean(opts.clean);
-          },
-        },
-        planned,
-      );
-      if (opts.json) out.json({ plan: planned.plan, restored: r });
-      else
-        out.line(
-          `Restored ${logical.key} into ${r.database} and replayed to ${planned.plan.target} in ${formatDuration(r.seconds)}${reachedText(r.replay)}`,
-        );
-      return true;
-    }
-    const r = await executePhysicalRestore(common, planned);
-    if (opts.json) out.json({ plan: planned.plan, restored: r });
-    else {
-      out.line(
-        `Restored ${planned.plan.base?.name ?? '?'} into ${r.dataDir} in ${formatDuration(r.seconds)}${reachedText(r.replay)}`,
-      );
-      out.line(
-        r.server
-          ? `Server started on port ${r.server.port} (pid ${r.server.pid}, socket ${r.server.socket}); configuration ${r.cnf}`
-          : `Start it with: mariadbd --defaults-file=${r.cnf}${isRoot() ? ` --user=${osUser.name}` : ''}`,
-      );
-    }
-    return true;
-  } finally {
-    await engine?.close();
+  return true;
+}
+
+/** Prints the plan; throws its refusals; false on a dry run (nothing more to do). */
+function planOrRefuse(p: BinlogRestorePlan, dumps: string[] | undefined, opts: BinlogPitrOptions): boolean {
+  if (!opts.json) printPlan(p, dumps ?? []);
+  if (p.refusals.length) {
+    if (opts.json) out.json({ plan: p });
+    throw new DbBackupError(`Restore refused: ${p.refusals[0]}`, {
+      hint: p.refusals.length > 1 ? `${p.refusals.length} reasons, listed above.` : 'See the plan above.',
+    });
   }
+  if (!opts.confirm) {
+    if (opts.json) out.json({ plan: p, dryRun: true });
+    else out.line('Dry run: nothing was changed. Add --confirm to restore.');
+    return false;
+  }
+  return true;
+}
+
+/** A logical backup given to restore pitr: one dump, or a cluster backup's. */
+type LogicalArg = { kind: 'single'; logical: LogicalBase } | { kind: 'cluster'; cluster: ClusterBase };
+
+/** Each database's dump and what restore single needs to restore it. */
+function dumpsOf(
+  base: LogicalArg,
+  opts: BinlogPitrOptions,
+  unlockers: ReturnType<typeof lazyUnlockers>,
+): Array<{ database: string; inputs: () => Promise<RestoreInputs> }> {
+  const common = { create: true, clean: Boolean(opts.clean), jobs: 1, force: false, noOwner: false };
+  const keys = async (encrypted: boolean) => (encrypted ? await unlockers() : undefined);
+  if (base.kind === 'single') {
+    const l = base.logical;
+    return [
+      {
+        database: l.metadata.database,
+        inputs: async () => ({
+          ...common,
+          storage: l.storage,
+          key: l.key,
+          unlockers: await keys(Boolean(l.metadata.encryption)),
+        }),
+      },
+    ];
+  }
+  const c = base.cluster;
+  return c.manifest.databases.flatMap((m) =>
+    m.status === 'ok' && m.file && m.sha256
+      ? [
+          {
+            database: m.database,
+            inputs: async () => ({
+              ...common,
+              storage: c.storage,
+              key: m.file ?? '',
+              target: m.database,
+              expected: { sha256: m.sha256 ?? '', sizeBytes: m.sizeBytes, database: m.database },
+              properties: memberProperties(m),
+              unlockers: await keys(Boolean(c.manifest.encryption)),
+            }),
+          },
+        ]
+      : [],
+  );
+}
+
+/**
+ * A logical backup: each dump's own plan (target database free, checksum, tool) is part of the dry
+ * run; with --confirm each dump is restored as restore single does, then its binlogs replayed.
+ */
+async function restoreLogical(
+  engine: MysqlEngine,
+  dumps: ReturnType<typeof dumpsOf>,
+  planned: PlannedRestore,
+  common: ExecuteInput,
+  opts: BinlogPitrOptions,
+): Promise<void> {
+  const prepared = new Map<string, { inputs: RestoreInputs; prep: PreparedRestore }>();
+  if (!planned.plan.refusals.length)
+    for (const d of dumps) {
+      const inputs = await d.inputs();
+      prepared.set(d.database, { inputs, prep: await prepareRestore(engine, inputs) });
+    }
+  const lines = [...prepared.values()].map(
+    ({ prep }) => `${prep.plan.target} on ${prep.plan.endpoint}: ${prep.plan.actions.join('; ')}`,
+  );
+  if (!planOrRefuse(planned.plan, lines, opts)) return;
+  const r = await executeLogicalRestore(
+    {
+      ...common,
+      signal: interruptSignal(),
+      engine,
+      restoreDump: async (database) => {
+        const p = prepared.get(database);
+        if (!p) throw new DbBackupError(`No restore plan for database ${database}`);
+        await executeRestore(engine, p.inputs, p.prep, (l) => out.note(`warning: ${l}`));
+        return !p.prep.plan.targetExists || Boolean(opts.clean);
+      },
+    },
+    planned,
+  );
+  if (opts.json) out.json({ plan: planned.plan, restored: r });
+  else
+    for (const d of r.databases)
+      out.line(
+        `Restored ${planned.plan.base?.name ?? '?'} into ${d.database} and replayed to ${planned.plan.target}${reachedText(d.replay)}`,
+      );
+  if (!opts.json) out.line(`Done in ${formatDuration(r.seconds)}`);
 }
 
 function reachedText(
@@ -257,15 +339,18 @@ export function replayTargetOf(
   return { kind: 'end' };
 }
 
-async function logicalBase(arg: string, g: GlobalOptions): Promise<LogicalBase> {
+async function logicalBase(arg: string, g: GlobalOptions): Promise<LogicalArg> {
+  const cluster = await resolveClusterArg(arg, backupDir(g), cloudSettings(g));
+  const manifest = await readManifest(cluster.storage, cluster.name);
+  if (manifest) return { kind: 'cluster', cluster: { ...cluster, manifest } };
   const location = await openLocation(arg, cloudSettings(g));
   const metadata = await readMetadata(location.storage, location.key);
   if (!metadata)
     throw new UsageError(
       `${arg} is not a physical backup name and has no dbbackup metadata`,
-      'Give a physical backup of the archive (phys_…), latest, or a logical backup made by dbbackup backup single with binary logging on.',
+      'Give a physical backup of the archive (phys_…), latest, or a logical backup (single or cluster) made by dbbackup with binary logging on.',
     );
-  return { storage: location.storage, key: location.key, metadata };
+  return { kind: 'single', logical: { storage: location.storage, key: location.key, metadata } };
 }
 
 async function serverUser(name: string | undefined): Promise<OsUser> {
@@ -277,7 +362,7 @@ async function serverUser(name: string | undefined): Promise<OsUser> {
   return user;
 }
 
-function printPlan(p: BinlogRestorePlan, dump: string | undefined): void {
+function printPlan(p: BinlogRestorePlan, dumps: string[]): void {
   out.line(`Archive:   ${p.archive} (MariaDB binlog archive)`);
   if (p.base) {
     out.line(
@@ -301,7 +386,11 @@ function printPlan(p: BinlogRestorePlan, dump: string | undefined): void {
     out.line(
       `Data dir:  ${p.dataDir.path} (${p.dataDir.exists ? `exists, ${p.dataDir.entries} entries` : 'will be created'}; owner ${p.dataDir.owner}, mode 0750; configuration in restored.cnf)`,
     );
-  if (dump) out.line(`Into:      ${dump}`);
+  for (const d of dumps) out.line(`Into:      ${d}`);
+  for (const m of p.members ?? [])
+    out.line(
+      `Replay of: ${m.database}: transactions after ${m.replayFrom || '(nothing)'}, from ${m.startFile ?? '?'} (${m.binlogs} binlog(s), mariadb-binlog --database)`,
+    );
   if (p.database) out.line(`Replay of: database ${p.database} only (mariadb-binlog --database)`);
   for (const w of p.warnings) out.line(`Warning:   ${w}`);
   for (const r of p.refusals) out.line(`REFUSED:   ${r}`);

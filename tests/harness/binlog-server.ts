@@ -50,7 +50,8 @@ function serverArgs(dir: string, port: number, serverId: number): string[] {
   ];
 }
 
-export async function startBinlogServer(serverId = 1): Promise<BinlogServer> {
+/** `extra`: more server options (a test of the MySQL path starts one that reports a MySQL version). */
+export async function startBinlogServer(serverId = 1, extra: string[] = []): Promise<BinlogServer> {
   const bins = await findMyBinaries();
   // The shared harness's prefix: a run that dies leaves nothing the next run does not reap.
   const dir = await mkdtemp(path.join(tmpdir(), `${MY_PREFIX}binlog-`));
@@ -74,7 +75,7 @@ export async function startBinlogServer(serverId = 1): Promise<BinlogServer> {
   const start = async (): Promise<void> => {
     const proc = await spawnServer(
       bins.server,
-      serverArgs(dir, port, serverId),
+      [...serverArgs(dir, port, serverId), ...extra],
       path.join(dir, 'stdout.log'),
     );
     child = proc;

@@ -34,6 +34,14 @@ export function binlogCommand(): Command {
   const binlog = new Command('binlog').description(
     'MariaDB binary log archiving for point-in-time recovery: archive (for cron), stream (continuous), status',
   );
+  addArchive(binlog);
+  addStream(binlog);
+  addStatus(binlog);
+  return binlog;
+}
+
+/** `binlog archive`: every closed binlog the archive lacks (for cron). */
+function addArchive(binlog: Command): void {
   archiveOptions(binlog.command('archive'))
     .description(
       'Copy every closed binary log the server has and the archive lacks into the archive, with its checksum (run it from cron)',
@@ -77,6 +85,10 @@ Examples:
         await engine.close();
       }
     });
+}
+
+/** `binlog stream`: the long-running streamer. */
+function addStream(binlog: Command): void {
   archiveOptions(binlog.command('stream'))
     .description(
       'Keep the archive current to within seconds: supervises mariadb-binlog --read-from-remote-server --raw --stop-never, stores each binlog once closed and the open one as a prefix; reconnects after server restarts and network drops; stops cleanly on SIGTERM',
@@ -142,7 +154,10 @@ Run it under systemd (Restart=always); it needs REPLICATION SLAVE on the server.
         }
       },
     );
+}
 
+/** `binlog status`: the newest archived position, its age, gaps. */
+function addStatus(binlog: Command): void {
   withDecryptOptions(binlog.command('status'))
     .description(
       "The archive's newest binlog position and its age, gaps, and how far it is behind the server (when it answers)",
@@ -194,7 +209,6 @@ Run it under systemd (Restart=always); it needs REPLICATION SLAVE on the server.
         }
       },
     );
-  return binlog;
 }
 
 function printBinlogStatus(s: BinlogStatus): void {

@@ -49,7 +49,7 @@ export interface BinlogRestoreInput {
 
 export interface BinlogRestorePlan {
   archive: string;
-  kind: 'physical' | 'logical';
+  kind: 'physical' | 'logical' | 'cluster';
   base: {
     name: string;
     finishedAt: string;
@@ -65,6 +65,8 @@ export interface BinlogRestorePlan {
   dataDir: { path: string; exists: boolean; entries: number; owner: string } | null;
   /** The database a logical backup is restored into (and the binlog replay limited to). */
   database: string | null;
+  /** A cluster backup: each database is replayed from its own dump's position. */
+  members?: Array<{ database: string; replayFrom: string; startFile: string | null; binlogs: number }>;
   refusals: string[];
   warnings: string[];
 }
@@ -75,6 +77,18 @@ export interface PlannedRestore {
   chain: PhysicalMetadata[];
   binlogs: StoredBinlog[];
   from: GtidState;
+  /**
+   * Logical backups: each database, the GTID state its dump holds and the binlogs its replay reads
+   * (a single-database backup has one; a cluster backup one per database, each from its own dump's
+   * position).
+   */
+  replays?: DatabaseReplay[];
+}
+
+export interface DatabaseReplay {
+  database: string;
+  from: GtidState;
+  binlogs: StoredBinlog[];
 }
 
 /** Everything decided before a byte is written: the dry run. */
@@ -154,7 +168,8 @@ export async function planBinlogRestore(i: BinlogRestoreInput): Promise<PlannedR
     warnings,
   };
   const chain = base?.members ?? [];
-  return { plan, chain, binlogs, from };
+  const replays = i.logical ? [{ database: i.logical.metadata.database, from, binlogs }] : undefined;
+  return { plan, chain, binlogs, from, replays };
 }
 
 interface ChosenBase {
@@ -217,6 +232,10 @@ function physicalBase(
   const c = chainOf(entries, chosen.name);
   if (c.problem) refusals.push(`the chain of ${chosen.name} is broken: ${c.problem}`);
   const meta = chosen.meta;
+  if (meta?.engine === 'mysql')
+    refusals.push(
+      `${chosen.name} is a MySQL physical backup (xtrabackup): restore pitr prepares MariaDB backups only; restore it by hand (xbstream -x, xtrabackup --prepare, xtrabackup --copy-back)`,
+    );
   if (meta && !meta.binlog && i.target.kind !== 'end')
     refusals.push(
       `${chosen.name} records no binlog position: it can be restored as it is (no target), not rolled forward to one (binary logging was off)`,

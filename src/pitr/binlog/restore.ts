@@ -1,10 +1,8 @@
 import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import type { KeyUnlocker } from '../../crypto/index.js';
 import type { ToolCommand } from '../../types.js';
-import type { MysqlEngine } from '../../engines/mysql.js';
 import { which, whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
 import { ToolProcess } from '../../pipeline/process.js';
@@ -13,8 +11,8 @@ import { findPhysicalTool, physicalTool, toolMismatch } from '../../backup/physi
 import { isRoot, type OsUser } from '../os-user.js';
 import { asUserCommand } from '../restore.js';
 import { BINLOG_HINT } from './fetch.js';
-import type { StoredBinlog } from './inventory.js';
-import { readPhysicalFile, readStoredBinlog } from './read.js';
+import { readPhysicalFile } from './read.js';
+import { checkBinlogsFor } from './verify-binlogs.js';
 import { startMariadbd, type RunningServer } from './mariadbd.js';
 import { replayBinlogs, type ReplayProgress, type ReplayTarget } from './replay.js';
 import type { BinlogRestorePlan, PlannedRestore } from './restore-plan.js';
@@ -41,30 +39,6 @@ export interface PhysicalOutcome {
   replay: ReplayProgress | null;
   server: { pid: number; port: number; socket: string } | null;
   seconds: number;
-}
-
-/**
- * Reads every binlog the replay needs, end to end (stored checksum, decryption, decompression, raw
- * checksum), before anything is changed: a damaged binlog is found before a server is touched.
- */
-export async function verifyBinlogs(
-  storage: Storage,
-  files: readonly StoredBinlog[],
-  unlockers: () => Promise<readonly KeyUnlocker[]>,
-  signal?: AbortSignal,
-): Promise<void> {
-  for (const b of files) {
-    try {
-      const sink = new Writable({ write: (_c, _e, cb) => cb() });
-      await readStoredBinlog(storage, b, { kind: 'stream', stream: sink }, unlockers, signal);
-    } catch (err) {
-      throw new DbBackupError(`Binlog ${b.file} (${b.dataKey}) cannot be used: ${errorMessage(err)}`, {
-        exitCode: err instanceof DbBackupError ? err.exitCode : ExitCode.Failure,
-        hint: 'Nothing was changed. The archive copy is damaged or the keys are wrong: "dbbackup verify-backup" and "binlog status" show more.',
-        cause: err,
-      });
-    }
-  }
 }
 
 /** mariadb-binlog decoding stdin (`-`), in UTC (trap: --stop-datetime and friends read local time). */
@@ -95,8 +69,7 @@ export async function executePhysicalRestore(
   if (!plan.dataDir || !chain.length) throw new SafetyError('Restore refused: nothing to restore');
   const started = Date.now();
   const tools = await physicalTools(chain[0] as PhysicalMetadata);
-  await verifyBinlogs(i.storage, binlogs, i.unlockers, i.signal);
-  if (binlogs.length) i.onStep?.(`Checked ${binlogs.length} binlog(s): every checksum matches`);
+  await checkBinlogsFor(i, binlogs, [{ what: 'the backup', from }]);
   const dir = plan.dataDir.path;
   const work = path.join(path.dirname(dir), `.${path.basename(dir)}.dbbackup-restore`);
   const created = !plan.dataDir.exists;
@@ -324,61 +297,4 @@ async function removeRestored(dir: string, created: boolean): Promise<void> {
   }
   for (const n of await readdir(dir).catch(() => [] as string[]))
     await rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
-}
-
-export interface LogicalInput extends ExecuteInput {
-  engine: MysqlEngine;
-  database: string;
-  /** Restores the dump (restore single's plan, already made), returning whether it created the database. */
-  restoreDump: () => Promise<boolean>;
-}
-
-/**
- * The logical path: the binlogs are checked, the dump restored into the server (as restore single
- * does), then the binlogs after the dump's GTID state replayed, limited to its database. If the
- * replay fails, a database the restore created is dropped again.
- */
-export async function executeLogicalRestore(
-  i: LogicalInput,
-  planned: PlannedRestore,
-): Promise<{ database: string; replay: ReplayProgress | null; seconds: number }> {
-  const { plan, binlogs, from } = planned;
-  if (plan.refusals.length) throw new SafetyError(`Restore refused: ${plan.refusals[0]}`);
-  const started = Date.now();
-  await verifyBinlogs(i.storage, binlogs, i.unlockers, i.signal);
-  if (binlogs.length) i.onStep?.(`Checked ${binlogs.length} binlog(s): every checksum matches`);
-  const client = await i.engine.clientProgram(['mariadb', 'mysql'], ['--binary-mode'], BINLOG_HINT);
-  const decoder = await decoderCommand([`--database=${i.database}`]);
-  const created = await i.restoreDump();
-  i.onStep?.(`Restored the dump into ${i.database}`);
-  try {
-    const replay = binlogs.length
-      ? await replayBinlogs({
-          storage: i.storage,
-          files: binlogs,
-          from,
-          target: i.target,
-          decoder,
-          client,
-          unlockers: i.unlockers,
-          signal: i.signal,
-        })
-      : null;
-    if (replay) {
-      checkReached(i.target, replay, plan);
-      i.onStep?.(`Replayed ${replay.applied} transaction(s) from ${binlogs.length} binlog(s)`);
-    }
-    return { database: i.database, replay, seconds: (Date.now() - started) / 1000 };
-  } catch (err) {
-    const what = created ? `; the database ${i.database} it created was dropped` : '';
-    if (created) await i.engine.dropDatabase(i.database).catch(() => undefined);
-    if (i.signal?.aborted) throw new DbBackupError(`Interrupted${what}`, { exitCode: ExitCode.Interrupted });
-    const e = err instanceof DbBackupError ? err : undefined;
-    throw new DbBackupError(`${e ? e.message : errorMessage(err)}${what}`, {
-      exitCode: e?.exitCode ?? ExitCode.Failure,
-      hint: e?.hint,
-      details: e?.details,
-      cause: err,
-    });
-  }
 }

@@ -16,6 +16,15 @@ export interface BinlogServerFacts {
 
 type Row = Record<string, string | number | null>;
 
+/**
+ * MariaDB says so in @@version ("10.11.6-MariaDB-0+deb12u1") or @@version_comment ("mariadb.org
+ * binary distribution"); anything else (Oracle MySQL "8.0.36" / "MySQL Community Server - GPL",
+ * Percona Server "Percona Server (GPL), Release 27") is of the MySQL family. Pure.
+ */
+export function serverFlavor(version: string, versionComment = ''): 'mariadb' | 'mysql' {
+  return /mariadb/i.test(version) || /mariadb/i.test(versionComment) ? 'mariadb' : 'mysql';
+}
+
 async function rows(conn: mysql.Connection, sql: string): Promise<Row[]> {
   const [r] = await conn.query(sql);
   return r as Row[];
@@ -24,10 +33,10 @@ async function rows(conn: mysql.Connection, sql: string): Promise<Row[]> {
 export async function binlogServerFacts(conn: mysql.Connection): Promise<BinlogServerFacts> {
   const [v] = await rows(
     conn,
-    'SELECT @@version AS version, @@server_id AS serverId, @@hostname AS hostname, @@port AS port, @@log_bin AS logBin, @@log_bin_basename AS basename, @@binlog_format AS format, @@datadir AS datadir',
+    'SELECT @@version AS version, @@version_comment AS comment, @@server_id AS serverId, @@hostname AS hostname, @@port AS port, @@log_bin AS logBin, @@log_bin_basename AS basename, @@binlog_format AS format, @@datadir AS datadir',
   );
   const versionString = String(v?.version ?? '');
-  const engine = /mariadb/i.test(versionString) ? 'mariadb' : 'mysql';
+  const engine = serverFlavor(versionString, String(v?.comment ?? ''));
   const gtid = engine === 'mariadb' ? ((await rows(conn, 'SELECT @@gtid_binlog_pos AS g'))[0]?.g ?? '') : '';
   return {
     engine,
