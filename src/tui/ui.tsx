@@ -1,6 +1,7 @@
 import { Box, Text, useInput } from 'ink';
 import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { DbBackupError, errorMessage } from '../errors.js';
+import type { KeyEntry } from './keys.js';
 import type { TuiServices } from './services.js';
 
 /** A screen the app can show; the stack of them is the way back (esc). */
@@ -211,6 +212,42 @@ export interface FormField {
   /** A choice among these (←/→), instead of free text. */
   choices?: readonly string[];
   help?: string;
+  /** Typed but never shown: one • per character (a passphrase). */
+  secret?: boolean;
+}
+
+/** The fields of a key for encrypted backups: a key file's path, or a passphrase (masked). */
+export function keyFields(k: KeyEntry | undefined, encrypt: boolean): FormField[] {
+  return [
+    {
+      name: 'keyFile',
+      label: encrypt ? 'Encryption key file' : 'Key file',
+      value: k?.file ?? '',
+      help: encrypt
+        ? 'a 32-byte key file (dbbackup keygen --symmetric); empty: none'
+        : 'for an encrypted backup (DBBACKUP_ENCRYPTION_KEY is also tried)',
+    },
+    {
+      name: 'passphrase',
+      label: encrypt ? 'Or a passphrase' : 'Or its passphrase',
+      value: k?.passphrase ?? '',
+      secret: true,
+      help: encrypt ? 'typed, never shown; empty: none' : 'typed, never shown',
+    },
+  ];
+}
+
+export function keyEntryOf(v: Record<string, string>): KeyEntry {
+  return { file: (v.keyFile ?? '').trim(), passphrase: v.passphrase ?? '' };
+}
+
+/** What protects a backup, in words (a passphrase is never shown). */
+export function describeKeys(k: KeyEntry | undefined): string {
+  const parts = [
+    ...(k?.file ? [`key file ${k.file}`] : []),
+    ...(k?.passphrase ? ['a passphrase (typed, not shown)'] : []),
+  ];
+  return parts.length ? parts.join(' and ') : 'none';
 }
 
 /**
@@ -268,7 +305,9 @@ export function Form(props: {
               {f.choices ? (
                 <Text bold={focused}>{focused ? `‹ ${value} ›` : value}</Text>
               ) : (
-                <Text inverse={focused && !value}>{value || (focused ? ' ' : '')}</Text>
+                <Text inverse={focused && !value}>
+                  {(f.secret ? '•'.repeat(value.length) : value) || (focused ? ' ' : '')}
+                </Text>
               )}
               {focused && !f.choices && value ? <Text inverse> </Text> : null}
             </Text>
