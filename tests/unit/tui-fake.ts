@@ -415,11 +415,13 @@ export function start(services: TuiServices, color = false) {
     createElement(App, { services, color, onExit: (stopped: boolean) => exits.push(stopped) }),
   );
   const frame = (): string => ui.lastFrame() ?? '';
-  const until = async (text: string | RegExp, timeoutMs = 5000): Promise<string> => {
+  const until = async (text: string | RegExp | (() => boolean), timeoutMs = 5000): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const f = frame();
-      if (typeof text === 'string' ? f.includes(text) : text.test(f)) {
+      const seen =
+        typeof text === 'string' ? f.includes(text) : text instanceof RegExp ? text.test(f) : text();
+      if (seen) {
         // Ink subscribes a new screen's key handlers just after drawing it: a key sent in that
         // instant would be lost, as it would not be for a person reading the screen first.
         await new Promise((r) => setTimeout(r, 60));

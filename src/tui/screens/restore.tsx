@@ -112,20 +112,28 @@ export function RestoreScreen(props: { backupKey?: string }): ReactNode {
   }
 }
 
-function BackupPicker(props: { onPick: (key: string) => void }): ReactNode {
+/** A backup of the archive to restore: single backups, or (`clusters`) cluster backups only. */
+export function BackupPicker(props: {
+  onPick: (key: string) => void;
+  clusters?: boolean;
+  title?: string;
+}): ReactNode {
   const { services, nav } = useApp();
   const [entries, setEntries] = useState<CatalogEntry[] | undefined>();
   const [error, setError] = useState<unknown>();
+  const clusters = Boolean(props.clusters);
   useTyping();
   useEffect(() => {
-    services.listArchive().then((list) => setEntries(list.filter((e) => !e.key.endsWith('/'))), setError);
-  }, [services, nav]);
+    services
+      .listArchive()
+      .then((list) => setEntries(list.filter((e) => e.key.endsWith('/') === clusters)), setError);
+  }, [services, nav, clusters]);
   useInput((_input, key) => {
     if (key.escape) nav.back();
   });
   return (
     <Frame
-      title="restore: choose a backup"
+      title={props.title ?? 'restore: choose a backup'}
       legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit"
     >
       <Text dimColor>{services.destination}</Text>
