@@ -18,6 +18,8 @@ export interface TuiConfig {
   cloudSettings: CloudSettings;
   /** The WAL archive of the PITR commands (pitr.archive, DBBACKUP_PITR_ARCHIVE, --archive), if any. */
   pitrArchive?: string;
+  /** The key file the key fields start with (encryption.key_file, --encryption-key-file). */
+  keyFile?: string;
   compression: { algorithm: CompressionAlgorithm; level: number };
   configFile: string;
   profile?: string;

@@ -95,6 +95,10 @@ export class LiveServices implements TuiServices {
     return this.config.pitrArchive;
   }
 
+  get keyFile(): string | undefined {
+    return this.config.keyFile;
+  }
+
   get engine(): Engine {
     return this.current;
   }

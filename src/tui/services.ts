@@ -26,6 +26,8 @@ export interface TuiServices {
   readonly destination: string;
   /** The WAL archive of the PITR commands as configured (pitr.archive, --archive), if any. */
   readonly pitrArchive: string | undefined;
+  /** The configured key file (encryption.key_file), the key fields' starting value. */
+  readonly keyFile: string | undefined;
   readonly compression: { algorithm: CompressionAlgorithm; level: number };
   switchEngine(engine: Engine): void;
   listDatabases(): Promise<DatabaseInfo[]>;

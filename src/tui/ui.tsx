@@ -246,12 +246,13 @@ export interface FormField {
 }
 
 /** The fields of a key for encrypted backups: a key file's path, or a passphrase (masked). */
-export function keyFields(k: KeyEntry | undefined, encrypt: boolean): FormField[] {
+export function keyFields(k: KeyEntry | undefined, encrypt: boolean, configured?: string): FormField[] {
   return [
     {
       name: 'keyFile',
       label: encrypt ? 'Encryption key file' : 'Key file',
-      value: k?.file ?? '',
+      // Until the user typed one: the configured key file (encryption.key_file), as the CLI takes it.
+      value: k?.file ?? configured ?? '',
       help: encrypt
         ? 'a 32-byte key file (dbbackup keygen --symmetric); empty: none'
         : 'for an encrypted backup (DBBACKUP_ENCRYPTION_KEY is also tried)',

@@ -86,6 +86,7 @@ export class FakeServices implements TuiServices {
   readonly destination = '/srv/backups';
   readonly compression = { algorithm: 'zstd' as const, level: 3 };
   pitrArchive: string | undefined = '/srv/wal-archive';
+  keyFile: string | undefined = undefined;
   calls: string[] = [];
   databases: DatabaseInfo[] = [
     { name: 'shop', sizeBytes: 5 * 1024 * 1024 },

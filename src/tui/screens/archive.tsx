@@ -83,7 +83,7 @@ function useArchive(keys: KeyEntry) {
 export function ArchiveScreen(): ReactNode {
   const { services, nav } = useApp();
   const c = useColor();
-  const [keys, setKeys] = useState<KeyEntry>(NO_KEY);
+  const [keys, setKeys] = useState<KeyEntry>({ ...NO_KEY, file: services.keyFile ?? '' });
   const [mode, setMode] = useState<Mode>({ at: 'list' });
   const a = useArchive(keys);
   const busy = Boolean(a.progress);

@@ -77,7 +77,7 @@ export function BackupScreen(props: { sample?: boolean }): ReactNode {
                 value: '',
                 help: `directory or cloud URI; empty: ${services.destination}`,
               },
-              ...(props.sample ? [] : keyFields(undefined, true)),
+              ...(props.sample ? [] : keyFields(undefined, true, services.keyFile)),
             ]}
             onCancel={() => setStep({ at: 'pick' })}
             onSubmit={(v) =>

@@ -131,7 +131,7 @@ function ArchiveForm(props: {
               ? 'directory or cloud URI (from the configuration: pitr.archive)'
               : 'directory or cloud URI (set pitr.archive in Settings to have it here)',
           },
-          ...keyFields(s?.keys, false),
+          ...keyFields(s?.keys, false, services.keyFile),
         ]}
         onCancel={() => nav.back()}
         onSubmit={(v) => props.onNext({ archive: (v.archive ?? '').trim(), keys: keyEntryOf(v) })}

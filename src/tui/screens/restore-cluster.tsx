@@ -98,6 +98,7 @@ function Options(props: {
   onCancel: () => void;
   onSubmit: (r: ClusterRestoreRequest) => void;
 }): ReactNode {
+  const { services } = useApp();
   const { key, request: r } = props.step;
   return (
     <Frame
@@ -129,7 +130,7 @@ function Options(props: {
             value: String(r?.jobs ?? 2),
             help: 'databases restored at once',
           },
-          ...keyFields(r?.keys, false),
+          ...keyFields(r?.keys, false, services.keyFile),
         ]}
         onCancel={props.onCancel}
         onSubmit={(v) =>
