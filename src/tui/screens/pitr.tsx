@@ -17,7 +17,6 @@ import {
   useApp,
   useColor,
   useTerminalSize,
-  useTyping,
 } from '../ui.js';
 
 interface Source {
@@ -156,7 +155,6 @@ function BasePicker(props: {
   const [error, setError] = useState<unknown>();
   const [detail, setDetail] = useState<string | undefined>();
   const { source } = props;
-  useTyping();
   useEffect(() => {
     services.listBaseBackups(source.archive, source.keys).then(setList, setError);
   }, [services, source]);
@@ -170,10 +168,7 @@ function BasePicker(props: {
       ]
     : [];
   return (
-    <Frame
-      title="point-in-time restore: base backup"
-      legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit"
-    >
+    <Frame title="point-in-time restore: base backup" legend="↑/↓ move · enter choose · esc back · q quit">
       <Text dimColor>{list?.location ?? source.archive}</Text>
       {error ? <ErrorView error={error} /> : null}
       {!list && !error ? <Spinner label="Reading the archive: base backups, WAL, timelines…" /> : null}
@@ -184,7 +179,6 @@ function BasePicker(props: {
             {fit('BASE BACKUP', 24)} {fit('ENDED (UTC)', 16)} {fit('TL', 3)} {fit('SIZE', 10)} STATE
           </Text>
           <SelectList
-            filter
             height={10}
             items={items}
             onHighlight={(item) => setDetail(list.bases.find((b) => b.name === item?.key)?.detail)}
