@@ -1,6 +1,6 @@
 import { Spinner, TextInput } from '@inkjs/ui';
 import { Text, useInput } from 'ink';
-import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { useCallback, useEffect, useRef, useState, type ReactNode } from 'react';
 import type { CatalogEntry } from '../../verify/listing.js';
 import { formatBytes } from '../../pipeline/progress.js';
 import { UsageError } from '../../errors.js';
@@ -39,7 +39,18 @@ function useArchive(keys: KeyEntry) {
   const [entries, setEntries] = useState<CatalogEntry[] | undefined>();
   const [error, setError] = useState<unknown>();
   const [verified, setVerified] = useState(new Map<string, VerifyResult>());
-  const [selected, setSelected] = useState<string | undefined>();
+  // The highlighted backup also lives in a ref: a key that follows ↓ at once (faster than a redraw)
+  // must act on the backup ↓ moved to, not on the one the last frame showed.
+  const [selected, setSelectedState] = useState<string | undefined>();
+  const selectedRef = useRef<string | undefined>(undefined);
+  const setSelected = useCallback(
+    (next: string | undefined | ((s: string | undefined) => string | undefined)) => {
+      const value = typeof next === 'function' ? next(selectedRef.current) : next;
+      selectedRef.current = value;
+      setSelectedState(value);
+    },
+    [],
+  );
   const [message, setMessage] = useState<string | undefined>();
   const [progress, setProgress] = useState<Extract<Mode, { at: 'verifying' }> | undefined>();
 
@@ -50,7 +61,7 @@ function useArchive(keys: KeyEntry) {
       setEntries(list);
       setSelected((s) => (s && list.some((e) => e.key === s) ? s : list[0]?.key));
     }, setError);
-  }, [services]);
+  }, [services, setSelected]);
   useEffect(refresh, [refresh]);
 
   const verify = async (list: string[], deep: boolean): Promise<void> => {
@@ -72,7 +83,19 @@ function useArchive(keys: KeyEntry) {
       `${list.length} verified${deep ? ' (deep)' : ''}: ${list.length - bad} valid, ${bad} not valid`,
     );
   };
-  return { entries, error, verified, selected, setSelected, message, setMessage, progress, refresh, verify };
+  return {
+    entries,
+    error,
+    verified,
+    selected,
+    selectedNow: () => selectedRef.current,
+    setSelected,
+    message,
+    setMessage,
+    progress,
+    refresh,
+    verify,
+  };
 }
 
 /**
@@ -92,7 +115,7 @@ export function ArchiveScreen(): ReactNode {
     (input, key) => {
       if (key.escape) return nav.back();
       if (!a.entries || busy) return;
-      const target = a.selected;
+      const target = a.selectedNow();
       if (input === 'f') a.refresh();
       else if (input === 'k') setMode({ at: 'keys' });
       else if (input === 'a' && a.entries.length)
