@@ -3,7 +3,9 @@ import { Component, useCallback, useEffect, useMemo, useRef, useState, type Reac
 import { ArchiveScreen } from './screens/archive.js';
 import { BackupScreen } from './screens/backup.js';
 import { ClusterBackupScreen } from './screens/cluster.js';
-import { CliOnlyScreen, EngineScreen, MenuScreen } from './screens/menu.js';
+import { EngineScreen, MenuScreen } from './screens/menu.js';
+import { PitrScreen } from './screens/pitr.js';
+import { ClusterRestoreScreen } from './screens/restore-cluster.js';
 import { HistoryScreen } from './screens/history.js';
 import { RestoreScreen } from './screens/restore.js';
 import { SettingsScreen } from './screens/settings.js';
@@ -68,8 +70,10 @@ function screenFor(route: Route): ReactNode {
       return <SettingsScreen />;
     case 'engine':
       return <EngineScreen />;
-    case 'cli-only':
-      return <CliOnlyScreen title={route.title} command={route.command} />;
+    case 'restore-cluster':
+      return <ClusterRestoreScreen backupKey={route.key} />;
+    case 'restore-pitr':
+      return <PitrScreen />;
   }
 }
 

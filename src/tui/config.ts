@@ -16,6 +16,10 @@ export interface TuiConfig {
   /** A cloud URI from the settings (storage.cloud or provider/bucket/prefix), if any. */
   cloud?: string;
   cloudSettings: CloudSettings;
+  /** The WAL archive of the PITR commands (pitr.archive, DBBACKUP_PITR_ARCHIVE, --archive), if any. */
+  pitrArchive?: string;
+  /** The key file the key fields start with (encryption.key_file, --encryption-key-file). */
+  keyFile?: string;
   compression: { algorithm: CompressionAlgorithm; level: number };
   configFile: string;
   profile?: string;

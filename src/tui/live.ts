@@ -13,8 +13,8 @@ import { configLocation, loadConfig, type SettingValue } from '../config/file.js
 import { loadReferenceConfig } from '../reference/config.js';
 import { describeSource, resolveSettings } from '../config/resolve.js';
 import { SETTINGS_BY_KEY } from '../config/settings.js';
-import { protectorsFromFlags } from '../crypto/index.js';
 import type { DatabaseEngine, DatabaseInfo } from '../engines/engine.js';
+import { engineFamily } from '../engines/family.js';
 import { openEngine } from '../engines/index.js';
 import { DbBackupError, errorMessage, InterruptedError, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -28,11 +28,23 @@ import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
 import type { Storage } from '../storage/storage.js';
 import { openStore } from '../storage/uri.js';
 import { verifyAny, type VerifyResult } from '../verify/verify.js';
+import { backupTarget, destinationKey, prepareLocked } from '../locks/targets.js';
+import { releaseRunLocks, takeRunLocks } from '../locks/run-lock.js';
 import type { TuiConfig, TuiStart } from './config.js';
+import { hasKey, protectorsFor, unlockersFor, type KeyEntry } from './keys.js';
+import { DEFAULT_KEY_ENV } from '../crypto/index.js';
+import { RestoreServices, underLocks } from './live-restore.js';
 import type {
   BackupOutcome,
   BackupRequest,
+  BaseBackupList,
   ClusterRequest,
+  ClusterRestoreDone,
+  ClusterRestorePreview,
+  ClusterRestoreRequest,
+  PitrDone,
+  PitrPreview,
+  PitrRequest,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -53,10 +65,38 @@ import type {
 export class LiveServices implements TuiServices {
   private config: TuiConfig;
   private current: Engine;
+  private readonly restores: RestoreServices;
 
   constructor(private readonly start: TuiStart) {
     this.config = start.config;
     this.current = start.config.engine;
+    this.restores = new RestoreServices({
+      config: () => this.config,
+      engine: () => this.current,
+      serverKey: () => this.serverKey,
+      audited: (op, fn) => this.audited(op, fn),
+    });
+  }
+
+  /**
+   * The server as the CLI names it in its audit records and backup run locks (serverOf in
+   * src/cli/operation-run.ts): the same string, so a UI backup and a cron backup of one database
+   * take the same lock and read alike in the history.
+   */
+  private get serverKey(): string {
+    const c = this.config.connection(this.current);
+    const family = engineFamily(this.current);
+    const host = c.host ?? process.env[family.hostEnv] ?? 'localhost';
+    const port = c.port ?? process.env[family.portEnv] ?? family.defaultPort;
+    return host.startsWith('/') ? `${host}/.s.PGSQL.${port}` : `${host}:${port}`;
+  }
+
+  get pitrArchive(): string | undefined {
+    return this.config.pitrArchive;
+  }
+
+  get keyFile(): string | undefined {
+    return this.config.keyFile;
   }
 
   get engine(): Engine {
@@ -90,6 +130,23 @@ export class LiveServices implements TuiServices {
     } finally {
       await engine.close();
     }
+  }
+
+  /**
+   * A backup into `target` under the run lock `backup single`/`backup cluster` take on the same
+   * database, server and destination: a cron run of the same backup is refused (or refuses this
+   * one), with the holder named.
+   */
+  private backupLocked<T>(
+    database: string,
+    target: string,
+    fn: (storage: Storage) => Promise<T>,
+  ): Promise<T> {
+    return underLocks(
+      () => takeRunLocks([backupTarget(database, this.serverKey, destinationKey(target))]),
+      async () =>
+        fn(isCloudUri(target) ? await openStore(target, this.config.cloudSettings) : await openStore(target)),
+    );
   }
 
   /** The archive the screens list: the configured cloud location, else the backup directory. */
@@ -136,32 +193,29 @@ export class LiveServices implements TuiServices {
       {
         command: 'backup single',
         engine: this.current,
-        server: this.server,
+        server: this.serverKey,
         database: r.database,
         destination,
       },
       async () => {
         const target = where || this.config.cloud || this.config.backupDir;
-        const storage = isCloudUri(target)
-          ? await openStore(target, this.config.cloudSettings)
-          : await openStore(target);
-        const encryption = r.encryptionKeyFile.trim()
-          ? await protectorsFromFlags({ encryptionKeyFile: r.encryptionKeyFile.trim() }, {})
-          : undefined;
-        const result = await this.withEngine((engine) =>
-          backupSingle({
-            engine,
-            database: r.database,
-            storages: [storage],
-            format: this.current === 'postgres' ? 'custom' : 'plain',
-            compression: r.compression,
-            level: r.level,
-            progress: 'off',
-            onWarning: () => undefined,
-            signal,
-            encryption,
-            observe: watch,
-          }),
+        const encryption = await protectorsFor(r.keys);
+        const result = await this.backupLocked(r.database, target, (storage) =>
+          this.withEngine((engine) =>
+            backupSingle({
+              engine,
+              database: r.database,
+              storages: [storage],
+              format: this.current === 'postgres' ? 'custom' : 'plain',
+              compression: r.compression,
+              level: r.level,
+              progress: 'off',
+              onWarning: () => undefined,
+              signal,
+              encryption,
+              observe: watch,
+            }),
+          ),
         );
         reportResult({
           backup: result.key,
@@ -186,27 +240,26 @@ export class LiveServices implements TuiServices {
       {
         command: 'backup sample',
         engine: this.current,
-        server: this.server,
+        server: this.serverKey,
         database: r.database,
         destination: where ? (isCloudUri(where) ? maskUri(where) : where) : this.destination,
       },
       async () => {
         const target = where || this.config.cloud || this.config.backupDir;
-        const storage = isCloudUri(target)
-          ? await openStore(target, this.config.cloudSettings)
-          : await openStore(target);
-        const result = await this.withEngine((engine) =>
-          backupSample({
-            engine,
-            database: r.database,
-            storages: [storage],
-            spec,
-            compression: r.compression,
-            level: r.level,
-            onWarning: () => undefined,
-            onProgress: onNote,
-            signal,
-          }),
+        const result = await this.backupLocked(r.database, target, (storage) =>
+          this.withEngine((engine) =>
+            backupSample({
+              engine,
+              database: r.database,
+              storages: [storage],
+              spec,
+              compression: r.compression,
+              level: r.level,
+              onWarning: () => undefined,
+              onProgress: onNote,
+              signal,
+            }),
+          ),
         );
         reportResult({
           backup: result.key,
@@ -227,34 +280,36 @@ export class LiveServices implements TuiServices {
       {
         command: 'backup cluster',
         engine: this.current,
-        server: this.server,
+        server: this.serverKey,
         database: '*',
         destination: this.destination,
       },
       async () => {
-        const storage = this.config.cloud
-          ? await openStore(this.config.cloud, this.config.cloudSettings)
-          : await openStore(this.config.backupDir);
-        const manifest = await this.withEngine((engine) =>
-          backupCluster({
-            engine,
-            storage,
-            compression: r.compression,
-            level: r.level,
-            parallelism: r.parallelism,
-            include: r.include,
-            exclude: r.exclude,
-            allowPartial: false,
-            onWarning: () => undefined,
-            progress: watch,
-            signal,
-          }),
-        );
+        const target = this.config.cloud ?? this.config.backupDir;
+        let location = '';
+        const manifest = await this.backupLocked('*', target, (storage) => {
+          location = storage.location;
+          return this.withEngine((engine) =>
+            backupCluster({
+              engine,
+              storage,
+              compression: r.compression,
+              level: r.level,
+              parallelism: r.parallelism,
+              include: r.include,
+              exclude: r.exclude,
+              allowPartial: false,
+              onWarning: () => undefined,
+              progress: watch,
+              signal,
+            }),
+          );
+        });
         const ok = manifest.databases.filter((d) => d.status === 'ok').length;
         reportResult({
           backup: manifest.name,
           bytes: manifest.totalBytes,
-          destination: storage.location,
+          destination: location,
           details: { databases: manifest.databases.length, failed: manifest.databases.length - ok },
         });
         return manifest;
@@ -266,12 +321,12 @@ export class LiveServices implements TuiServices {
     return listBackups(await this.archive());
   }
 
-  async verify(key: string, deep: boolean): Promise<VerifyResult> {
+  async verify(key: string, deep: boolean, keys?: KeyEntry): Promise<VerifyResult> {
     const storage = await this.archive();
     return this.audited({ command: 'verify-backup', backup: key }, async () => {
       const result = await verifyAny(storage, key, {
         quick: false,
-        deep: deep ? { unlock: () => Promise.resolve([]) } : undefined,
+        deep: deep ? { unlock: () => unlockersFor(keys) } : undefined,
       });
       reportResult({ bytes: result.sizeBytes ?? undefined, database: result.metadata?.database });
       return result;
@@ -312,7 +367,8 @@ export class LiveServices implements TuiServices {
   async deleteBackup(key: string): Promise<string[]> {
     const storage = await this.archive();
     return this.audited(
-      { command: 'delete backup', backup: key, destination: storage.location },
+      // `cloud delete` is the command that deletes a backup with its sidecars: the same record.
+      { command: 'cloud delete', backup: key, destination: storage.location },
       async () => {
         const report = await deleteBackup(storage, key);
         return report.removed;
@@ -322,14 +378,20 @@ export class LiveServices implements TuiServices {
 
   async previewRestore(request: RestoreRequest): Promise<RestorePreview> {
     const storage = await this.archive();
-    const plan = await this.withEngine(
-      async (engine) => (await prepareRestore(engine, this.restoreInputs(storage, request))).plan,
-    );
+    const inputs = await this.restoreInputs(storage, request);
+    const plan = await this.withEngine(async (engine) => (await prepareRestore(engine, inputs)).plan);
     return { request, plan, lines: describePlan(plan) };
   }
 
-  private restoreInputs(storage: Storage, r: RestoreRequest, signal?: AbortSignal): RestoreInputs {
+  private async restoreInputs(
+    storage: Storage,
+    r: RestoreRequest,
+    signal?: AbortSignal,
+  ): Promise<RestoreInputs> {
+    // Keys are read only when some are given (a stray variable must not break plain restores, as in the CLI).
+    const keyed = hasKey(r.keys) || Boolean(process.env[DEFAULT_KEY_ENV]);
     return {
+      unlockers: keyed ? await unlockersFor(r.keys) : undefined,
       storage,
       key: r.key,
       target: r.target || undefined,
@@ -349,15 +411,22 @@ export class LiveServices implements TuiServices {
       {
         command: 'restore single',
         engine: this.current,
-        server: this.server,
+        server: this.serverKey,
         database: preview.plan.target,
         backup: r.key,
       },
       () =>
         this.withEngine(async (engine) => {
-          const inputs = this.restoreInputs(storage, r, signal);
-          // Prepared again at the moment of the change: the preview may be minutes old.
-          const prepared = await prepareRestore(engine, inputs);
+          const inputs = await this.restoreInputs(storage, r, signal);
+          // Prepared again at the moment of the change (the preview may be minutes old), under the
+          // run lock on the target database that `restore single --confirm` takes.
+          const prepared = await prepareLocked({
+            confirm: true,
+            server: engine.endpoint,
+            guess: [r.target || preview.plan.target],
+            targets: (p) => [p.plan.target],
+            prepare: () => prepareRestore(engine, inputs),
+          });
           if (signal.aborted) throw new InterruptedError(NOTHING_CHANGED);
           const outcome = await executeRestore(engine, inputs, prepared, () => undefined, {
             begin: (step: string, meter: ByteMeter, total: number) =>
@@ -366,8 +435,32 @@ export class LiveServices implements TuiServices {
           });
           reportResult({ bytes: preview.plan.sizeBytes ?? undefined });
           return outcome;
-        }),
+        }).finally(() => releaseRunLocks()),
     );
+  }
+
+  previewClusterRestore(r: ClusterRestoreRequest): Promise<ClusterRestorePreview> {
+    return this.restores.previewClusterRestore(r);
+  }
+
+  runClusterRestore(
+    p: ClusterRestorePreview,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterRestoreDone> {
+    return this.restores.runClusterRestore(p, watch, signal);
+  }
+
+  listBaseBackups(archive: string, keys: KeyEntry): Promise<BaseBackupList> {
+    return this.restores.listBaseBackups(archive, keys);
+  }
+
+  previewPitr(r: PitrRequest): Promise<PitrPreview> {
+    return this.restores.previewPitr(r);
+  }
+
+  runPitr(p: PitrPreview, signal: AbortSignal): Promise<PitrDone> {
+    return this.restores.runPitr(p, signal);
   }
 
   async status(): Promise<StatusReport> {

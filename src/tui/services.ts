@@ -9,6 +9,8 @@ import type { ClusterProgressSink, ProgressSource } from '../pipeline/progress.j
 import type { ClusterManifest } from '../catalog/manifest.js';
 import type { RestorePlan } from '../restore/plan.js';
 import type { VerifyResult } from '../verify/verify.js';
+import type { TargetAction } from '../pitr/recovery.js';
+import type { KeyEntry } from './keys.js';
 
 /**
  * What the screens can do, and nothing more: each method is a thin call into the same operation
@@ -22,6 +24,10 @@ export interface TuiServices {
   readonly server: string;
   /** The backup directory, or the cloud URI (masked) when one is configured. */
   readonly destination: string;
+  /** The WAL archive of the PITR commands as configured (pitr.archive, --archive), if any. */
+  readonly pitrArchive: string | undefined;
+  /** The configured key file (encryption.key_file), the key fields' starting value. */
+  readonly keyFile: string | undefined;
   readonly compression: { algorithm: CompressionAlgorithm; level: number };
   switchEngine(engine: Engine): void;
   listDatabases(): Promise<DatabaseInfo[]>;
@@ -38,13 +44,28 @@ export interface TuiServices {
     signal: AbortSignal,
   ): Promise<ClusterManifest>;
   listArchive(): Promise<CatalogEntry[]>;
-  verify(key: string, deep: boolean): Promise<VerifyResult>;
+  /** `keys`: for a deep verify of an encrypted backup (and the environment key, as the CLI reads it). */
+  verify(key: string, deep: boolean, keys?: KeyEntry): Promise<VerifyResult>;
   /** What a backup's metadata (or a cluster's manifest) records, one line per fact. */
   info(key: string): Promise<string[]>;
   /** Removes a backup with its sidecars (a cluster backup as one unit); returns the files removed. */
   deleteBackup(key: string): Promise<string[]>;
   previewRestore(request: RestoreRequest): Promise<RestorePreview>;
   runRestore(preview: RestorePreview, steps: StepWatch, signal: AbortSignal): Promise<RestoreDone>;
+  /** `restore cluster` without --confirm: the plan and its checks, nothing changed. */
+  previewClusterRestore(request: ClusterRestoreRequest): Promise<ClusterRestorePreview>;
+  /** `restore cluster --confirm`, under the run locks of every database it restores into. */
+  runClusterRestore(
+    preview: ClusterRestorePreview,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterRestoreDone>;
+  /** The base backups of a WAL archive, with their state. */
+  listBaseBackups(archive: string, keys: KeyEntry): Promise<BaseBackupList>;
+  /** `restore pitr` without --confirm: the dry-run plan, with what would refuse it. */
+  previewPitr(request: PitrRequest): Promise<PitrPreview>;
+  /** `restore pitr --confirm`, under the run lock of the data directory. */
+  runPitr(preview: PitrPreview, signal: AbortSignal): Promise<PitrDone>;
   status(): Promise<StatusReport>;
   history(limit: number): Promise<HistoryView>;
   settings(): Promise<SettingsView>;
@@ -60,8 +81,8 @@ export interface BackupRequest {
   level: number;
   /** Empty: the configured backup directory. */
   destination: string;
-  /** A 32-byte key file (keygen --symmetric); empty: not encrypted. */
-  encryptionKeyFile: string;
+  /** A 32-byte key file (keygen --symmetric) and/or a passphrase; both empty: not encrypted. */
+  keys: KeyEntry;
   /** A sample of the rows (`backup sample`) instead of the whole database. */
   sample?: SampleSpec;
 }
@@ -87,6 +108,8 @@ export interface RestoreRequest {
   clean: boolean;
   jobs: number;
   noOwner: boolean;
+  /** For an encrypted backup. */
+  keys?: KeyEntry;
 }
 
 export interface RestorePreview {
@@ -139,4 +162,81 @@ export interface SettingsView {
   file: string;
   profile?: string;
   rows: SettingRow[];
+}
+
+export interface ClusterRestoreRequest {
+  /** The cluster backup's name in the archive (cluster_…/). */
+  key: string;
+  /** Globs; empty: every database of the backup. */
+  include: string[];
+  /** Drop and replace the databases that exist (--clean-cluster). */
+  cleanCluster: boolean;
+  /** Databases restored at the same time. */
+  jobs: number;
+  keys: KeyEntry;
+}
+
+export interface ClusterRestorePreview {
+  request: ClusterRestoreRequest;
+  /** The plan in the CLI's dry-run words: header, numbered steps, warnings. */
+  lines: string[];
+  databases: string[];
+  /** Databases of the backup that exist on the server (dropped with cleanCluster). */
+  existing: string[];
+}
+
+export interface ClusterRestoreDone {
+  /** e.g. `2 databases on 127.0.0.1:5432`. */
+  done: string;
+  seconds: number;
+  warnings: string[];
+}
+
+export interface BaseBackupRow {
+  name: string;
+  state: string;
+  detail: string;
+  finishedAt?: string;
+  timeline?: number;
+  sizeBytes?: number;
+}
+
+export interface BaseBackupList {
+  /** The archive as shown (a URI masked). */
+  location: string;
+  bases: BaseBackupRow[];
+}
+
+export type PitrTargetKind = 'end' | 'time' | 'lsn' | 'xid' | 'name' | 'immediate';
+
+export interface PitrRequest {
+  archive: string;
+  /** A base backup's name, or `latest`. */
+  base: string;
+  targetKind: PitrTargetKind;
+  /** The time, LSN, transaction or restore point (unused for end and immediate). */
+  targetValue: string;
+  /** current, latest or a number. */
+  timeline: string;
+  action: TargetAction;
+  inclusive: boolean;
+  dataDir: string;
+  /** Replace the contents of a data directory that is not empty. */
+  force: boolean;
+  keys: KeyEntry;
+}
+
+export interface PitrPreview {
+  request: PitrRequest;
+  /** The dry-run plan as the CLI prints it. */
+  lines: string[];
+  /** Why it would be refused; empty: it may run. */
+  refusals: string[];
+}
+
+export interface PitrDone {
+  dataDir: string;
+  seconds: number;
+  /** How to start the restored server. */
+  next: string;
 }

@@ -1,6 +1,7 @@
-import { Box, Text, useInput } from 'ink';
+import { Box, Text, useInput, useStdout } from 'ink';
 import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { DbBackupError, errorMessage } from '../errors.js';
+import type { KeyEntry } from './keys.js';
 import type { TuiServices } from './services.js';
 
 /** A screen the app can show; the stack of them is the way back (esc). */
@@ -11,11 +12,12 @@ export type Route =
   | { name: 'backup-sample' }
   | { name: 'archive' }
   | { name: 'restore'; key?: string }
+  | { name: 'restore-cluster'; key?: string }
+  | { name: 'restore-pitr' }
   | { name: 'status' }
   | { name: 'history' }
   | { name: 'settings' }
-  | { name: 'engine' }
-  | { name: 'cli-only'; title: string; command: string };
+  | { name: 'engine' };
 
 export interface Nav {
   push(route: Route): void;
@@ -60,19 +62,47 @@ export function useColor(): (color: string) => string | undefined {
   return (c) => (color ? c : undefined);
 }
 
+/**
+ * The terminal's size, redrawn when it changes (Ink itself redraws on `resize`, but only what reads
+ * the size lays out again). Screens are laid out for 80 columns: a wider terminal keeps 80, a
+ * narrower one gets its own width (long lines wrap); lists and plans take the rows there are.
+ */
+export function useTerminalSize(): { columns: number; rows: number } {
+  const { stdout } = useStdout();
+  const read = (): { columns: number; rows: number } => ({
+    columns: Math.max(40, Math.min(80, stdout.columns || 80)),
+    rows: Math.max(12, stdout.rows || 24),
+  });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    const onResize = (): void => setSize(read());
+    stdout.on('resize', onResize);
+    return () => {
+      stdout.off('resize', onResize);
+    };
+  }, [stdout]);
+  return size;
+}
+
 /** A screen: its title, its body, and the one-line key legend at the bottom. */
 export function Frame(props: { title: string; legend: string; children?: ReactNode }): ReactNode {
   const { services } = useApp();
   const c = useColor();
+  const { columns } = useTerminalSize();
   return (
-    <Box flexDirection="column" width={80}>
+    <Box flexDirection="column" width={columns}>
+      {/* One line whatever the width: the title gives way (cut with …), the server stays whole. */}
       <Box justifyContent="space-between">
-        <Text bold color={c('cyan')}>
-          dbbackup · {props.title}
-        </Text>
-        <Text dimColor>
-          {services.engine} @ {services.server}
-        </Text>
+        <Box flexShrink={1} marginRight={1}>
+          <Text bold color={c('cyan')} wrap="truncate-end">
+            dbbackup · {props.title}
+          </Text>
+        </Box>
+        <Box flexShrink={0}>
+          <Text dimColor>
+            {services.engine} @ {services.server}
+          </Text>
+        </Box>
       </Box>
       <Box flexDirection="column" marginTop={1} marginBottom={1}>
         {props.children}
@@ -211,6 +241,43 @@ export interface FormField {
   /** A choice among these (←/→), instead of free text. */
   choices?: readonly string[];
   help?: string;
+  /** Typed but never shown: one • per character (a passphrase). */
+  secret?: boolean;
+}
+
+/** The fields of a key for encrypted backups: a key file's path, or a passphrase (masked). */
+export function keyFields(k: KeyEntry | undefined, encrypt: boolean, configured?: string): FormField[] {
+  return [
+    {
+      name: 'keyFile',
+      label: encrypt ? 'Encryption key file' : 'Key file',
+      // Until the user typed one: the configured key file (encryption.key_file), as the CLI takes it.
+      value: k?.file ?? configured ?? '',
+      help: encrypt
+        ? 'a 32-byte key file (dbbackup keygen --symmetric); empty: none'
+        : 'for an encrypted backup (DBBACKUP_ENCRYPTION_KEY is also tried)',
+    },
+    {
+      name: 'passphrase',
+      label: encrypt ? 'Or a passphrase' : 'Or its passphrase',
+      value: k?.passphrase ?? '',
+      secret: true,
+      help: encrypt ? 'typed, never shown; empty: none' : 'typed, never shown',
+    },
+  ];
+}
+
+export function keyEntryOf(v: Record<string, string>): KeyEntry {
+  return { file: (v.keyFile ?? '').trim(), passphrase: v.passphrase ?? '' };
+}
+
+/** What protects a backup, in words (a passphrase is never shown). */
+export function describeKeys(k: KeyEntry | undefined): string {
+  const parts = [
+    ...(k?.file ? [`key file ${k.file}`] : []),
+    ...(k?.passphrase ? ['a passphrase (typed, not shown)'] : []),
+  ];
+  return parts.length ? parts.join(' and ') : 'none';
 }
 
 /**
@@ -268,7 +335,9 @@ export function Form(props: {
               {f.choices ? (
                 <Text bold={focused}>{focused ? `‹ ${value} ›` : value}</Text>
               ) : (
-                <Text inverse={focused && !value}>{value || (focused ? ' ' : '')}</Text>
+                <Text inverse={focused && !value}>
+                  {(f.secret ? '•'.repeat(value.length) : value) || (focused ? ' ' : '')}
+                </Text>
               )}
               {focused && !f.choices && value ? <Text inverse> </Text> : null}
             </Text>

@@ -157,6 +157,49 @@ describe('interactive UI in a terminal', () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it('restores a cluster backup by keystrokes, dropping and replacing the database; the data is as backed up', async () => {
+    const { backups, env } = await home();
+    const db = uniqueName('tui_cl');
+    created.push(db);
+    await createPgDatabase(db);
+    await pgExec(
+      db,
+      `CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);
+       INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 300) g;`,
+    );
+    expectExit(
+      await cli([...pgArgs(), '--backup-dir', backups, 'backup', 'cluster', '--include-database', db]),
+      0,
+    );
+    const before = await rows(db);
+    // Changed after the backup: the restore must bring back what was backed up.
+    await pgExec(db, "DELETE FROM items WHERE id > 100; UPDATE items SET name = 'changed' WHERE id = 1;");
+    const changed = await rows(db);
+    const t = await open([...pgArgs(), '--backup-dir', backups, 'tui'], env);
+    await t.until('Restore a cluster backup');
+    await t.keys('Down', 'Down', 'Down', 'Down', 'Enter');
+    await t.until('› cluster_');
+    await t.keys('Enter');
+    await t.until('Drop and replace existing');
+    await t.keys('Down', 'Right', 'Enter');
+    const plan = await t.until('now?');
+    expect(plan).toContain(`Restore 1 database (replacing ${db}) now?`);
+    expect(plan.replace(/\s*\n\s*/g, ' ')).toContain(`drop ${db}`);
+    // Nothing is changed before the confirmation on the plan.
+    expect(await rows(db)).toEqual(changed);
+    await t.keys('Enter');
+    const done = await t.until(/Cluster restore (complete|failed)|restore cluster: failed/);
+    expect(done).toContain('Cluster restore complete');
+    expect(await rows(db)).toEqual(before);
+    // The history shows it under the CLI's name.
+    await t.keys('Enter');
+    await t.until('History');
+    await t.keys(...Array<string>(9).fill('Down'), 'Enter');
+    await t.until('restore cluster');
+    await t.keys('q');
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it('shows a damaged backup as corrupt when verified in the archive manager', async () => {
     const { backups, env } = await home();
     expectExit(await cli([...pgArgs(), '--backup-dir', backups, 'backup', 'single', source]), 0);

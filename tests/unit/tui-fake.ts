@@ -11,10 +11,18 @@ import type { ClusterManifest } from '../../src/catalog/manifest.js';
 import type { RestorePlan } from '../../src/restore/plan.js';
 import type { VerifyResult } from '../../src/verify/verify.js';
 import { App } from '../../src/tui/app.js';
+import type { KeyEntry } from '../../src/tui/keys.js';
 import type {
   BackupOutcome,
   BackupRequest,
+  BaseBackupList,
   ClusterRequest,
+  ClusterRestoreDone,
+  ClusterRestorePreview,
+  ClusterRestoreRequest,
+  PitrDone,
+  PitrPreview,
+  PitrRequest,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -77,6 +85,8 @@ export class FakeServices implements TuiServices {
   readonly server = '127.0.0.1:5432';
   readonly destination = '/srv/backups';
   readonly compression = { algorithm: 'zstd' as const, level: 3 };
+  pitrArchive: string | undefined = '/srv/wal-archive';
+  keyFile: string | undefined = undefined;
   calls: string[] = [];
   databases: DatabaseInfo[] = [
     { name: 'shop', sizeBytes: 5 * 1024 * 1024 },
@@ -193,8 +203,11 @@ export class FakeServices implements TuiServices {
     return this.archive;
   }
 
-  async verify(key: string, deep: boolean): Promise<VerifyResult> {
+  verifyKeys: KeyEntry | undefined;
+
+  async verify(key: string, deep: boolean, keys?: KeyEntry): Promise<VerifyResult> {
     this.calls.push(`verify ${key}${deep ? ' deep' : ''}`);
+    this.verifyKeys = keys;
     const state = this.verdicts.get(key) ?? 'valid';
     return {
       key,
@@ -242,6 +255,99 @@ export class FakeServices implements TuiServices {
     await this.restoreGate.promise;
     steps.end('done');
     return { target: preview.plan.target, seconds: 3, warnings: [] };
+  }
+
+  clusterRestoreGate = deferred<void>();
+  clusterPreviewError: unknown;
+  lastClusterRestore: ClusterRestoreRequest | undefined;
+  clusterRestoreSignal: AbortSignal | undefined;
+
+  async previewClusterRestore(request: ClusterRestoreRequest): Promise<ClusterRestorePreview> {
+    this.calls.push(`previewClusterRestore ${request.key}${request.cleanCluster ? ' clean' : ''}`);
+    this.lastClusterRestore = request;
+    if (this.clusterPreviewError) throw this.clusterPreviewError;
+    return {
+      request,
+      lines: [
+        `Restore cluster backup ${request.key} onto 127.0.0.1:5432`,
+        'Steps:',
+        '  1. verify the SHA-256 of every file',
+        '  2. restore roles',
+        '  3. restore shop, analytics',
+      ],
+      databases: ['shop', 'analytics'],
+      existing: request.cleanCluster ? ['shop'] : [],
+    };
+  }
+
+  async runClusterRestore(
+    preview: ClusterRestorePreview,
+    watch: ClusterProgressSink,
+    signal: AbortSignal,
+  ): Promise<ClusterRestoreDone> {
+    this.calls.push(`runClusterRestore ${preview.request.key}`);
+    this.clusterRestoreSignal = signal;
+    watch.note('checksums verified');
+    watch.begin([
+      { name: 'shop', estimate: 4096 },
+      { name: 'analytics', estimate: 8192 },
+    ]);
+    watch.start('shop', () => 4096);
+    watch.done('shop', { bytes: 4096 });
+    watch.start('analytics', () => 2048);
+    const stop = new Promise<never>((_res, rej) =>
+      signal.addEventListener('abort', () => rej(new Error('Interrupted'))),
+    );
+    await Promise.race([this.clusterRestoreGate.promise, stop]);
+    watch.done('analytics', { bytes: 8192 });
+    watch.end();
+    return { done: '2 databases on 127.0.0.1:5432', seconds: 12, warnings: [] };
+  }
+
+  bases: BaseBackupList['bases'] = [
+    {
+      name: 'base_20261206_050000',
+      state: 'valid',
+      detail: 'restorable',
+      finishedAt: '2026-12-06T05:01:00Z',
+      timeline: 1,
+      sizeBytes: 3 * 1024 * 1024,
+    },
+    { name: 'base_20261207_050000', state: 'incomplete', detail: 'no meta.json', timeline: 1 },
+  ];
+  lastPitr: PitrRequest | undefined;
+  pitrRefusals: string[] = [];
+  pitrGate = deferred<void>();
+
+  async listBaseBackups(archive: string): Promise<BaseBackupList> {
+    this.calls.push(`listBaseBackups ${archive}`);
+    return { location: archive, bases: this.bases };
+  }
+
+  async previewPitr(request: PitrRequest): Promise<PitrPreview> {
+    this.calls.push(`previewPitr ${request.base} ${request.targetKind} ${request.targetValue}`);
+    this.lastPitr = request;
+    return {
+      request,
+      lines: [
+        `Archive:   ${request.archive}`,
+        `Base:      ${request.base} (timeline 1)`,
+        `Target:    ${request.targetKind} ${request.targetValue}`,
+        'Coverage:  covered: 000000010000000000000005 was archived after the target',
+        ...this.pitrRefusals.map((r) => `REFUSED:   ${r}`),
+      ],
+      refusals: this.pitrRefusals,
+    };
+  }
+
+  async runPitr(preview: PitrPreview): Promise<PitrDone> {
+    this.calls.push(`runPitr ${preview.request.dataDir}`);
+    await this.pitrGate.promise;
+    return {
+      dataDir: preview.request.dataDir,
+      seconds: 9,
+      next: `Start it (pg_ctl start -D ${preview.request.dataDir})`,
+    };
   }
 
   async status(): Promise<StatusReport> {
@@ -310,11 +416,13 @@ export function start(services: TuiServices, color = false) {
     createElement(App, { services, color, onExit: (stopped: boolean) => exits.push(stopped) }),
   );
   const frame = (): string => ui.lastFrame() ?? '';
-  const until = async (text: string | RegExp, timeoutMs = 5000): Promise<string> => {
+  const until = async (text: string | RegExp | (() => boolean), timeoutMs = 5000): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const f = frame();
-      if (typeof text === 'string' ? f.includes(text) : text.test(f)) {
+      const seen =
+        typeof text === 'string' ? f.includes(text) : text instanceof RegExp ? text.test(f) : text();
+      if (seen) {
         // Ink subscribes a new screen's key handlers just after drawing it: a key sent in that
         // instant would be lost, as it would not be for a person reading the screen first.
         await new Promise((r) => setTimeout(r, 60));

@@ -23,6 +23,10 @@ interface RootOptions {
   config?: string | false;
   profile?: string;
   logFile?: string;
+  /** The WAL archive the point-in-time restore screen starts with (pitr.archive in the config). */
+  archive?: string;
+  /** The key file the key fields start with (encryption.key_file in the config). */
+  encryptionKeyFile?: string;
 }
 
 /** The UI's view of the options, worked out as for every command (flags, environment, profile, file). */
@@ -35,6 +39,8 @@ function tuiConfig(cmd: Command): TuiConfig {
     backupDir: backupDir(g),
     cloud: cloudUri(g, undefined),
     cloudSettings: cloudSettings(g),
+    pitrArchive: root.archive || undefined,
+    keyFile: root.encryptionKeyFile || undefined,
     compression: compressionChoice(g),
     configFile: configLocation(typeof root.config === 'string' ? root.config : undefined).path,
     profile: root.profile ?? (process.env.DBBACKUP_PROFILE || undefined),
@@ -47,6 +53,14 @@ export function tuiCommand(): Command {
   return new Command('tui')
     .alias('interactive')
     .description('Open the interactive terminal UI (also: dbbackup with no arguments on a terminal)')
+    .option(
+      '--archive <dir|uri>',
+      'the WAL archive the point-in-time restore screen starts with (pitr.archive)',
+    )
+    .option(
+      '--encryption-key-file <file>',
+      'the key file the screens start with for encrypting and decrypting (encryption.key_file)',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       if (!process.stdin.isTTY || !process.stdout.isTTY)
         throw new UsageError(

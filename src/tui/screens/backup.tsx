@@ -22,7 +22,11 @@ import {
   useTyping,
   useColor,
   label,
+  keyFields,
+  keyEntryOf,
+  describeKeys,
 } from '../ui.js';
+import { NO_KEY } from '../keys.js';
 
 type Step =
   | { at: 'pick' }
@@ -73,16 +77,7 @@ export function BackupScreen(props: { sample?: boolean }): ReactNode {
                 value: '',
                 help: `directory or cloud URI; empty: ${services.destination}`,
               },
-              ...(props.sample
-                ? []
-                : [
-                    {
-                      name: 'key',
-                      label: 'Encryption key file',
-                      value: '',
-                      help: 'a 32-byte key file (dbbackup keygen --symmetric); empty: not encrypted',
-                    },
-                  ]),
+              ...(props.sample ? [] : keyFields(undefined, true, services.keyFile)),
             ]}
             onCancel={() => setStep({ at: 'pick' })}
             onSubmit={(v) =>
@@ -93,7 +88,7 @@ export function BackupScreen(props: { sample?: boolean }): ReactNode {
                   compression: (v.compression ?? 'zstd') as CompressionAlgorithm,
                   level: Number(v.level),
                   destination: v.destination ?? '',
-                  encryptionKeyFile: props.sample ? '' : (v.key ?? ''),
+                  keys: props.sample ? NO_KEY : keyEntryOf(v),
                   sample: props.sample ? sampleSpec(v) : undefined,
                 },
               })
@@ -189,7 +184,8 @@ export function equivalentCommand(engine: string, r: BackupRequest): string {
   const where = r.destination.trim();
   if (/^[a-z0-9]+:\/\//i.test(where)) parts.push('--cloud', where);
   else if (where) parts.push('--backup-dir', where);
-  if (r.encryptionKeyFile.trim()) parts.push('--encryption-key-file', r.encryptionKeyFile.trim());
+  if (r.keys.file) parts.push('--encryption-key-file', r.keys.file);
+  if (r.keys.passphrase) parts.push('--passphrase-file', '(the passphrase typed)');
   return parts.join(' ');
 }
 
@@ -233,7 +229,7 @@ function Confirm(props: {
         </Text>
         <Text>
           {label('Encryption')}
-          {r.encryptionKeyFile.trim() ? `key file ${r.encryptionKeyFile.trim()}` : 'none'}
+          {describeKeys(r.keys)}
         </Text>
         <Text>
           {label('Destination')}

@@ -1,4 +1,4 @@
-import { Box, Text, useInput } from 'ink';
+import { Text, useInput } from 'ink';
 import type { ReactNode } from 'react';
 import type { Engine } from '../../catalog/naming.js';
 import { Frame, SelectList, useApp, type Route } from '../ui.js';
@@ -16,20 +16,8 @@ const MENU: ReadonlyArray<{ key: string; label: string; route: Route | 'quit' }>
     route: { name: 'backup-sample' },
   },
   { key: 'restore-single', label: 'Restore a database', route: { name: 'restore' } },
-  {
-    key: 'restore-cluster',
-    label: 'Restore a cluster backup',
-    route: { name: 'cli-only', title: 'Restore cluster', command: 'dbbackup restore cluster cluster_…' },
-  },
-  {
-    key: 'restore-pitr',
-    label: 'Point-in-time restore',
-    route: {
-      name: 'cli-only',
-      title: 'Point-in-time restore',
-      command: 'dbbackup restore pitr --target-time …',
-    },
-  },
+  { key: 'restore-cluster', label: 'Restore a cluster backup', route: { name: 'restore-cluster' } },
+  { key: 'restore-pitr', label: 'Point-in-time restore (PostgreSQL)', route: { name: 'restore-pitr' } },
   { key: 'archive', label: 'Archive manager (list, verify, info, delete)', route: { name: 'archive' } },
   { key: 'status', label: 'Status', route: { name: 'status' } },
   { key: 'settings', label: 'Settings', route: { name: 'settings' } },
@@ -78,23 +66,6 @@ export function EngineScreen(): ReactNode {
           nav.back();
         }}
       />
-    </Frame>
-  );
-}
-
-/** A flow the interactive UI does not have yet: says so, and which command does it. */
-export function CliOnlyScreen(props: { title: string; command: string }): ReactNode {
-  const { nav } = useApp();
-  useInput((_input, key) => {
-    if (key.escape || key.return) nav.back();
-  });
-  return (
-    <Frame title={props.title} legend="esc back · q quit">
-      <Box flexDirection="column">
-        <Text>This flow is not in the interactive UI yet. On the command line:</Text>
-        <Text bold> {props.command}</Text>
-        <Text dimColor>(see dbbackup --help)</Text>
-      </Box>
     </Frame>
   );
 }

@@ -5,7 +5,18 @@ import type { CatalogEntry } from '../../verify/listing.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { textBar } from '../meter.js';
 import type { RestoreDone, RestorePreview, RestoreRequest } from '../services.js';
-import { ErrorView, Form, Frame, SelectList, useApp, useTyping, useColor, label } from '../ui.js';
+import {
+  ErrorView,
+  Form,
+  Frame,
+  keyEntryOf,
+  keyFields,
+  SelectList,
+  useApp,
+  useTyping,
+  useColor,
+  label,
+} from '../ui.js';
 import { entryLine } from './archive.js';
 
 type Step =
@@ -25,7 +36,7 @@ const yn = (b: boolean): string => (b ? 'yes' : 'no');
  * the user confirms on that screen.
  */
 export function RestoreScreen(props: { backupKey?: string }): ReactNode {
-  const { nav } = useApp();
+  const { nav, services } = useApp();
   const [step, setStep] = useState<Step>(
     props.backupKey ? { at: 'options', key: props.backupKey } : { at: 'pick' },
   );
@@ -71,6 +82,7 @@ export function RestoreScreen(props: { backupKey?: string }): ReactNode {
                 value: yn(r?.noOwner ?? false),
                 choices: ['yes', 'no'],
               },
+              ...keyFields(r?.keys, false, services.keyFile),
             ]}
             onCancel={() => (props.backupKey ? nav.back() : setStep({ at: 'pick' }))}
             onSubmit={(v) =>
@@ -83,6 +95,7 @@ export function RestoreScreen(props: { backupKey?: string }): ReactNode {
                   clean: yes(v.clean),
                   jobs: Number(v.jobs) || 1,
                   noOwner: yes(v.noOwner),
+                  keys: keyEntryOf(v),
                 },
               })
             }
@@ -112,20 +125,28 @@ export function RestoreScreen(props: { backupKey?: string }): ReactNode {
   }
 }
 
-function BackupPicker(props: { onPick: (key: string) => void }): ReactNode {
+/** A backup of the archive to restore: single backups, or (`clusters`) cluster backups only. */
+export function BackupPicker(props: {
+  onPick: (key: string) => void;
+  clusters?: boolean;
+  title?: string;
+}): ReactNode {
   const { services, nav } = useApp();
   const [entries, setEntries] = useState<CatalogEntry[] | undefined>();
   const [error, setError] = useState<unknown>();
+  const clusters = Boolean(props.clusters);
   useTyping();
   useEffect(() => {
-    services.listArchive().then((list) => setEntries(list.filter((e) => !e.key.endsWith('/'))), setError);
-  }, [services, nav]);
+    services
+      .listArchive()
+      .then((list) => setEntries(list.filter((e) => e.key.endsWith('/') === clusters)), setError);
+  }, [services, nav, clusters]);
   useInput((_input, key) => {
     if (key.escape) nav.back();
   });
   return (
     <Frame
-      title="restore: choose a backup"
+      title={props.title ?? 'restore: choose a backup'}
       legend="type to filter · ↑/↓ move · enter choose · esc back · ctrl-c quit"
     >
       <Text dimColor>{services.destination}</Text>
