@@ -64,7 +64,7 @@ async function checkDataDir(dir: string, systemIdentifier: string): Promise<void
  * assembled chain consistent, as for any base backup.
  */
 export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetadata> {
-  const facts = await serverFacts(o.client);
+  const facts = await serverFacts(o.client, 'pitr');
   await checkServer(o, facts);
   const dir = o.pgdata ?? facts.dataDirectory;
   await checkDataDir(dir, facts.systemIdentifier);
