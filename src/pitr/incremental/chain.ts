@@ -165,7 +165,7 @@ export async function describeChain(
       startLsn: current.startLsn,
       files: restoredFiles(current).map((f) => ({ key: f.key, sizeBytes: f.sizeBytes, sha256: f.sha256 })),
       state: 'present',
-      detail: 'every object present with its recorded size',
+      detail: 'sizes as recorded',
     };
     members.unshift(member);
     for (const f of current.files) {
