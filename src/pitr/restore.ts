@@ -78,7 +78,7 @@ export interface PitrRestorePlan {
    * The backups the restore reads, full first (one for a full alone), each with its objects and
    * their SHA-256, and whether they are there with their recorded sizes; the bytes to read.
    */
-  chain: { members: ChainMember[]; readBytes: number } | null;
+  chain?: { members: ChainMember[]; readBytes: number } | null;
   target: string;
   timelinePath: string | null;
   targetTimeline: number | null;
