@@ -58,7 +58,8 @@ Options (environment variable in brackets):
                           --note TEXT adds a remark under the title
   -h, --help              this text
 
-Fixture overrides: BENCH_PG_SCALE, BENCH_DOCS_MB, BENCH_MANY_TABLES, BENCH_MY_MB, BENCH_SCALING (e.g. "5,20,50").
+Fixture overrides: BENCH_PG_SCALE, BENCH_DOCS_MB, BENCH_MANY_TABLES, BENCH_MY_MB, BENCH_SCALING (e.g. "5,20,50"),
+BENCH_PITR_SCALE (pgbench scale of the PITR cluster; 50 full, 2 small).
 Other: SAMPLE_MS (RSS sampling interval, default 50), DBBACKUP (path of the CLI to run in place),
 BENCH_SNAPSHOT=0 (run bin/dbbackup.js in place instead of a copy of bin/ and dist/ taken at the start).
 Exit status: 0 when every command succeeded (missed targets never fail the run), 1 if a command or fixture
@@ -130,6 +131,7 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
     scaling: env.BENCH_SCALING
       ? env.BENCH_SCALING.split(',').map((s) => int(s.trim(), 'BENCH_SCALING', 1))
       : base.scaling,
+    pitrScale: env.BENCH_PITR_SCALE ? int(env.BENCH_PITR_SCALE, 'BENCH_PITR_SCALE', 1) : null,
   };
   const sfx = base.suffix;
   const runs = int(flags.runs ?? env.RUNS ?? 3, 'RUNS', 1);

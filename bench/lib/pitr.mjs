@@ -42,7 +42,9 @@ export async function ensurePitr(c) {
   const dir = path.join(c.work, 'pitr');
   const data = path.join(dir, 'data');
   const archive = path.join(dir, 'archive');
-  const scale = c.cfg.smoke || c.cfg.scale === 'small' ? 2 : c.cfg.scale === 'full' ? 50 : 2;
+  const scale =
+    c.cfg.fixtures.pitrScale ??
+    (c.cfg.smoke || c.cfg.scale === 'small' ? 2 : c.cfg.scale === 'full' ? 50 : 2);
   const marker = path.join(dir, `scale-${scale}`);
   const port = await freePort();
   const cli = (args, opts = {}) =>

@@ -68,7 +68,7 @@ const SETTINGS = ['wal_level', 'archive_mode', 'archive_command', 'archive_libra
  * ALTER SYSTEM. It never restarts the server; it says when a restart is needed.
  */
 export async function enablePitr(o: EnableInput): Promise<EnableReport> {
-  const facts = await serverFacts(o.client);
+  const facts = await serverFacts(o.client, 'pitr');
   if (!facts.superuser)
     throw new UsageError(
       'pitr enable needs a superuser connection (ALTER SYSTEM)',
@@ -355,7 +355,7 @@ export interface DisableReport {
  * archive_command is reset.
  */
 export async function disablePitr(c: pg.Client, storage: Storage | undefined): Promise<DisableReport> {
-  const facts = await serverFacts(c);
+  const facts = await serverFacts(c, 'pitr');
   if (!facts.superuser)
     throw new UsageError(
       'pitr disable needs a superuser connection (ALTER SYSTEM)',

@@ -8,6 +8,7 @@ import {
   DbBackupError,
   errnoCode,
   errorMessage,
+  IntegrityError,
   MissingToolError,
   SafetyError,
   UsageError,
@@ -17,7 +18,13 @@ import type { Storage } from '../storage/storage.js';
 import { isCloudUri } from '../storage/cloud-uri.js';
 import { analyzeArchive, type ArchiveAnalysis, type BaseWindow } from './analysis.js';
 import { applyDelta, finishChain } from './incremental/apply.js';
-import { carriesDelta, parentProblem, provenChain } from './incremental/chain.js';
+import {
+  carriesDelta,
+  checkedChain,
+  describeChain,
+  restoredFiles,
+  type ChainMember,
+} from './incremental/chain.js';
 import type { ArchiveIdentity } from './archive.js';
 import type { Divergence } from './chain.js';
 import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
@@ -67,6 +74,11 @@ export interface PitrRestorePlan {
     sha256: string;
     checksum: string;
   } | null;
+  /**
+   * The backups the restore reads, full first (one for a full alone), each with its objects and
+   * their SHA-256, and whether they are there with their recorded sizes; the bytes to read.
+   */
+  chain?: { members: ChainMember[]; readBytes: number } | null;
   target: string;
   timelinePath: string | null;
   targetTimeline: number | null;
@@ -97,11 +109,11 @@ export async function planPitrRestore(
       `${i.dataDir} is not empty (${dir.entries} entries): give an empty or new directory, or --force to replace its contents`,
     );
   if (dir.running) refusals.push(`a server is running in ${i.dataDir} (postmaster.pid): stop it first`);
-  if (chosen?.meta?.parent) {
-    const broken = await parentProblem(i.storage, chosen.meta, false);
-    if (broken)
-      refusals.push(`base backup ${chosen.name} (${chosen.meta.backupType}) cannot be restored: ${broken}`);
-  }
+  const chain = chosen?.meta ? await describeChain(i.storage, chosen.meta) : undefined;
+  if (chosen?.meta?.parent && chain?.problem)
+    refusals.push(
+      `base backup ${chosen.name} (${chosen.meta.backupType}) cannot be restored: ${chain.problem}`,
+    );
   let coverage = 'not checked';
   let window: PitrRestorePlan['window'] = null;
   const divergences = (chosen?.divergences ?? []).map((d) => ({ ...d, switchAt: formatLsn(d.switchLsn) }));
@@ -138,7 +150,7 @@ export async function planPitrRestore(
     },
     header,
   );
-  const data = chosen?.meta?.files.find((f) => f.role === 'base');
+  const data = chosen?.meta ? restoredFiles(chosen.meta)[0] : undefined;
   const plan: PitrRestorePlan = {
     archive: i.storage.location,
     base: chosen?.meta
@@ -151,9 +163,12 @@ export async function planPitrRestore(
           storedBytes: chosen.meta.sizeBytes,
           dataBytes: chosen.meta.manifest.bytes,
           sha256: data?.sha256 ?? '',
-          checksum: 'SHA-256 verified while it streams in; a mismatch removes what was written',
+          checksum: chosen.meta.parent
+            ? 'SHA-256 of every backup of the chain verified while it streams in; a mismatch removes what was written'
+            : 'SHA-256 verified while it streams in; a mismatch removes what was written',
         }
       : null,
+    chain: chain ? { members: chain.members, readBytes: chain.readBytes } : null,
     target: describeTarget(i.target),
     timelinePath: chosen?.path ? describePath(chosen.path) : null,
     targetTimeline: chosen?.targetTimeline ?? null,
@@ -341,35 +356,43 @@ export async function executePitrRestore(
       details: blocked,
       hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
     });
-  const chain = await provenChain(i.storage, meta);
+  const chain = await checkedChain(i.storage, meta);
   const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
   try {
     await probeAsServer(i.osUser, spec, dir, 'fetch');
     for (const f of full.files.filter((x) => x.role === 'base')) {
-      await runReadGroup({
-        source: await i.storage.get(f.key),
-        expected: { sha256: f.sha256, bytes: f.sizeBytes },
-        decrypt: full.encryption
-          ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
-          : undefined,
-        compression: full.compression.algorithm,
-        sink: {
-          kind: 'process',
-          command: await asUserCommand(i.osUser, {
-            file: tar,
-            args: ['-x', '-f', '-', '-C', dir],
-            env: { ...process.env, LC_ALL: 'C' },
-            name: 'tar',
-          }),
-          classify: () => 'error',
-        },
-        signal,
-      });
+      await blame(
+        chain,
+        full,
+        runReadGroup({
+          source: await i.storage.get(f.key),
+          expected: { sha256: f.sha256, bytes: f.sizeBytes },
+          decrypt: full.encryption
+            ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
+            : undefined,
+          compression: full.compression.algorithm,
+          sink: {
+            kind: 'process',
+            command: await asUserCommand(i.osUser, {
+              file: tar,
+              args: ['-x', '-f', '-', '-C', dir],
+              env: { ...process.env, LC_ALL: 'C' },
+              name: 'tar',
+            }),
+            classify: () => 'error',
+          },
+          signal,
+        }),
+      );
     }
     // An incremental or differential (or a full read by dbbackup): its deltas in chain order, streamed.
     for (const m of chain.filter(carriesDelta))
-      await applyDelta({ dir, storage: i.storage, meta: m, user: i.osUser, unlockers: i.unlockers, signal });
+      await blame(
+        chain,
+        m,
+        applyDelta({ dir, storage: i.storage, meta: m, user: i.osUser, unlockers: i.unlockers, signal }),
+      );
     if (carriesDelta(meta)) await finishChain(dir, meta, i.osUser);
     if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
     await writeRecoveryFiles(dir, plan.config, i.osUser);
@@ -389,6 +412,24 @@ export async function executePitrRestore(
     throw new DbBackupError(`Restore failed: ${errorMessage(err)}; ${what}`, { cause: err });
   }
   return { dataDir: dir, seconds: (Date.now() - started) / 1000, storedBytes: meta.sizeBytes };
+}
+
+/**
+ * A damaged backup of a chain (a checksum mismatch or a damaged stream while it streams in) is
+ * named: `parent <full> is corrupt: …`, as verify-backup says it.
+ */
+async function blame<T>(chain: BaseBackupMetadata[], m: BaseBackupMetadata, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (chain.length < 2 || !(err instanceof IntegrityError)) throw err;
+    const who = m === chain.at(-1) ? m.name : `parent ${m.name}`;
+    throw new IntegrityError(`${who} is corrupt: ${err.message}`, {
+      hint: err.hint,
+      exitCode: err.exitCode,
+      cause: err,
+    });
+  }
 }
 
 /** The data directory, empty, mode 0700, owned by the server's user; true when this call created it. */

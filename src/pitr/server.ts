@@ -28,14 +28,30 @@ export const ARCHIVE_SETTINGS = [
 ] as const;
 export type ArchiveSetting = (typeof ARCHIVE_SETTINGS)[number];
 
-export async function serverFacts(c: pg.Client): Promise<ServerFacts> {
+/**
+ * The oldest servers: PITR itself (recovery.signal and non-exclusive backups held in one session,
+ * which incremental and `--from-pgdata` base backups use) works from 12; a full `backup base`
+ * through pg_basebackup stores and checks the server's backup_manifest, which came with 13.
+ */
+export const MIN_VERSION = { pitr: 120000, pgBasebackup: 130000 } as const;
+
+/** `need`: what the caller does with the server (the default, a pg_basebackup full, needs 13). */
+export async function serverFacts(
+  c: pg.Client,
+  need: keyof typeof MIN_VERSION = 'pgBasebackup',
+): Promise<ServerFacts> {
   const v = await c.query<{ num: string; ver: string; su: string; rec: boolean }>(
     "SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS ver, current_setting('is_superuser') AS su, pg_is_in_recovery() AS rec",
   );
   const versionNum = Number(v.rows[0]?.num);
-  if (versionNum < 130000)
-    throw new SafetyError(`PostgreSQL ${Math.floor(versionNum / 10000)} is too old for dbbackup's PITR`, {
-      hint: "PITR needs PostgreSQL 13 or newer (base backups carry the server's backup_manifest).",
+  const major = Math.floor(versionNum / 10000);
+  if (versionNum < MIN_VERSION.pitr)
+    throw new SafetyError(`PostgreSQL ${major} is too old for dbbackup's PITR`, {
+      hint: 'PITR needs PostgreSQL 12 or newer (recovery.signal, non-exclusive base backups).',
+    });
+  if (versionNum < MIN_VERSION[need])
+    throw new SafetyError(`PostgreSQL ${major} is too old for a base backup through pg_basebackup`, {
+      hint: `dbbackup keeps and checks the server's backup_manifest, which PostgreSQL 13 brought; on the database host, "backup base --from-pgdata" reads the data directory of a PostgreSQL ${major} server instead (and --incremental/--differential build on it).`,
     });
   const names = [...ARCHIVE_SETTINGS, 'wal_segment_size', 'data_directory'];
   const s = await c.query<{ name: string; setting: string }>(
@@ -63,7 +79,7 @@ export async function serverFacts(c: pg.Client): Promise<ServerFacts> {
   return {
     versionNum,
     version: (v.rows[0]?.ver ?? '').split(' ')[0] ?? '',
-    major: Math.floor(versionNum / 10000),
+    major,
     systemIdentifier,
     walSegmentSize: Number(get('wal_segment_size')),
     dataDirectory: get('data_directory'),

@@ -79,7 +79,7 @@ export async function pitrStatus(o: {
   try {
     const c = await o.engine.connect(o.database);
     try {
-      const facts = await serverFacts(c).catch(() => undefined);
+      const facts = await serverFacts(c, 'pitr').catch(() => undefined);
       status.server.reachable = true;
       const settings = await c.query<{ name: string; setting: string }>(
         "SELECT name, setting FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'archive_timeout')",

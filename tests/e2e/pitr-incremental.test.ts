@@ -3,11 +3,11 @@
  * on, archiving through dbbackup): full, writes, incremental, writes, differential, writes; each
  * point restored into a new data directory, started, and every table compared (rows and an md5 of
  * their text) with the source at that moment, indexes checked with amcheck. Between the backups a
- * table is dropped, one created and one truncated. Then the failures: a damaged page refused
- * while reading, a corrupt parent found by verify-backup and by restore before anything is
- * written.
+ * table is dropped, one created and one truncated. The dry run lists the chain. Then the
+ * failures: a damaged page refused while reading, a corrupt parent found by verify-backup and by
+ * restore (which removes what it wrote), a parent cut short refused before anything is written.
  */
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,6 +20,22 @@ import {
 import { restoreChecked, runScenario, snapshot, type Scenario } from './incremental-util.js';
 import { cliOk, restoreAndStart, type Restored } from './pitr-util.js';
 import { cli } from './util.js';
+
+/** The data objects of a base backup in the archive (base.tar*, delta.tar*): SHA-256 from meta.json, size on disk. */
+async function storedObjects(name: string): Promise<Array<{ sha256: string; bytes: number }>> {
+  const dir = path.join(archive, 'base', name);
+  const meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as {
+    files: Array<{ key: string; sha256: string }>;
+  };
+  const data = (await readdir(dir)).filter((n) => /^(base|delta)\.tar/.test(n));
+  expect(data.length).toBe(1);
+  return Promise.all(
+    data.map(async (n) => ({
+      sha256: meta.files.find((f) => f.key.endsWith(`/${n}`))?.sha256 ?? 'not in meta.json',
+      bytes: (await stat(path.join(dir, n))).size,
+    })),
+  );
+}
 
 let server: PitrServer;
 let archive: string;
@@ -88,6 +104,34 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     expect(r.stdout).toMatch(new RegExp(`physical incremental on ${scenario.points.full.meta.name}`));
   });
 
+  it('the dry run of a differential lists its chain: each backup with its SHA-256 and state, and the bytes to read', async () => {
+    const names = [scenario.points.full.meta.name, scenario.points.diff.meta.name];
+    const stored = await Promise.all(names.map((n) => storedObjects(n)));
+    const dataDir = path.join(server.dir, 'never-created');
+    const args = ['restore', 'pitr', names[1] ?? '', '--archive', archive, '--data-dir', dataDir];
+    const text = await cliOk([...args, '--target-immediate']);
+    expect(text.stdout).toContain('Chain:     2 backups, full first');
+    const lines = text.stdout.split('\n');
+    names.forEach((name, n) => {
+      const line = lines.find((l) => l.trim().startsWith(`${n + 1}. ${name} (`)) ?? '';
+      expect(line).toContain(n === 0 ? '(full' : '(differential');
+      for (const o of stored[n] ?? []) expect(line).toContain(`sha256 ${o.sha256}`);
+      expect(line).toContain('present');
+    });
+    const json = await cliOk([...args, '--target-immediate', '--json']);
+    const { plan } = JSON.parse(json.stdout) as {
+      plan: {
+        chain: { readBytes: number; members: Array<{ name: string; state: string; files: unknown[] }> };
+      };
+    };
+    expect(plan.chain.members.map((m) => [m.name, m.state])).toEqual(names.map((n) => [n, 'present']));
+    // What the restore reads: the full's tar and the delta, as they lie in the archive.
+    const onDisk = stored.flat().reduce((n, o) => n + o.bytes, 0);
+    expect(plan.chain.readBytes).toBe(onDisk);
+    expect(text.stdout).toMatch(/to read from the archive/);
+    expect(await exists(dataDir)).toBe(false);
+  });
+
   it("retention keeps chains whole: the kept differential keeps its full, and the WAL from the full's start", async () => {
     const r = await cliOk(['cleanup', '--archive', archive, '--keep-last', '1', '--dry-run', '--json']);
     const plan = JSON.parse(r.stdout) as {
@@ -122,7 +166,7 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     await server.query('DROP TABLE damaged');
   });
 
-  it('a corrupt parent: verify-backup names it, restore refuses before writing anything', async () => {
+  it('a corrupt parent (one byte changed): verify-backup names it, restore fails naming it and leaves nothing', async () => {
     const fullDir = path.join(archive, 'base', scenario.points.full.meta.name);
     const data = (await readdir(fullDir)).find((n) => n.startsWith('base.tar'));
     const fh = await open(path.join(fullDir, data ?? ''), 'r+');
@@ -145,5 +189,43 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     expect(r.result.code).not.toBe(0);
     expect(r.result.stderr).toContain(`parent ${scenario.points.full.meta.name} is corrupt`);
     expect(await exists(r.dataDir)).toBe(false);
+  });
+
+  it('a parent cut short: the dry run marks it in the chain, restore refuses before writing anything', async () => {
+    const fullDir = path.join(archive, 'base', scenario.points.full.meta.name);
+    const data = (await readdir(fullDir)).find((n) => n.startsWith('base.tar')) ?? '';
+    const size = (await stat(path.join(fullDir, data))).size;
+    await truncate(path.join(fullDir, data), size - 1);
+    const dataDir = path.join(server.dir, 'never-created');
+    const dry = await cli([
+      'restore',
+      'pitr',
+      scenario.points.incr.meta.name,
+      '--archive',
+      archive,
+      '--data-dir',
+      dataDir,
+      '--target-immediate',
+    ]);
+    expect(dry.code).not.toBe(0);
+    expect(dry.stdout).toMatch(
+      new RegExp(
+        `1\\. ${scenario.points.full.meta.name} \\(full.*: corrupt, .*has ${size - 1} bytes, expected ${size}`,
+      ),
+    );
+    expect(dry.stdout).toContain(
+      `REFUSED:   base backup ${scenario.points.incr.meta.name} (incremental) cannot be restored: parent ${scenario.points.full.meta.name} is corrupt`,
+    );
+    const r = await restoreAndStart([
+      scenario.points.incr.meta.name,
+      '--archive',
+      archive,
+      '--target-immediate',
+    ]);
+    restored.push(r);
+    expect(r.result.code).not.toBe(0);
+    expect(r.result.stderr).toContain(`parent ${scenario.points.full.meta.name} is corrupt`);
+    expect(await exists(r.dataDir)).toBe(false);
+    expect(await exists(dataDir)).toBe(false);
   });
 });

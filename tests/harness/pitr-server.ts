@@ -99,7 +99,7 @@ const BASE_CONF = [
   'max_connections = 30',
 ];
 
-/** `bin`: another server's programs (the PostgreSQL 17 from npm, tests/harness/pg17.ts). */
+/** `bin`: another server's programs (PostgreSQL 12, 14, 17 from npm, tests/harness/embedded-pg.ts). */
 export async function startPitrServer(
   extraConf: string[] = [],
   initArgs: string[] = [],

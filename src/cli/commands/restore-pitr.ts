@@ -60,7 +60,20 @@ export function printPlan(p: PitrRestorePlan, line: (s: string) => void): void {
       ? `Base:      ${b.name} (ended ${b.finishedAt}; timeline ${b.timeline}, WAL ${b.startLsn} … ${b.stopLsn}; ${formatBytes(b.storedBytes)} stored, ${formatBytes(b.dataBytes)} of data)`
       : 'Base:      none',
   );
-  if (b) line(`Checksum:  sha256 ${b.sha256}: ${b.checksum}`);
+  const chain = p.chain;
+  if (b && chain && chain.members.length > 1) {
+    line(
+      `Chain:     ${chain.members.length} backups, full first; ${formatBytes(chain.readBytes)} to read from the archive`,
+    );
+    chain.members.forEach((m, n) => {
+      const size = formatBytes(m.files.reduce((k, f) => k + f.sizeBytes, 0));
+      const sums = m.files.map((f) => `sha256 ${f.sha256}`).join(', ') || 'no objects';
+      line(
+        `  ${n + 1}. ${m.name} (${m.backupType}${m.finishedAt ? `, ended ${m.finishedAt}` : ''}; ${size}; ${sums}): ${m.state}, ${m.detail}`,
+      );
+    });
+    line(`Checksum:  ${b.checksum}`);
+  } else if (b) line(`Checksum:  sha256 ${b.sha256}: ${b.checksum}`);
   line(`Target:    ${p.target}`);
   line(`Timelines: ${p.timelinePath ?? '?'} (recovery_target_timeline ${p.targetTimeline ?? '?'})`);
   if (p.window)

@@ -8,18 +8,18 @@ import {
   baseMetaKey,
   type BaseBackupMetadata,
 } from '../../catalog/base-backup.js';
-import { commitUnit } from '../../catalog/commit.js';
+import { commitUnit, type Commit } from '../../catalog/commit.js';
 import type { EncryptionDescription } from '../../crypto/index.js';
 import { IntegrityError, UsageError } from '../../errors.js';
 import { compressionFor, startWriteGroup } from '../../pipeline/filter-group.js';
 import { Progress } from '../../pipeline/progress.js';
 import { TOOL_VERSION } from '../../version.js';
 import { checkServer, encrypting, freeName, waitForWal, type BaseBackupInput } from '../base-backup.js';
-import { serverFacts } from '../server.js';
+import { serverFacts, type ServerFacts } from '../server.js';
 import { encodingSuffix, formatLsn, parseLsn, segmentBeforeLsn, segmentOfLsn } from '../wal-names.js';
 import { chooseParent } from './chain.js';
-import { deltaTar, emptyStats } from './delta-stream.js';
-import { scanDataDir } from './scan.js';
+import { deltaTar, emptyStats, type DeltaStats } from './delta-stream.js';
+import { scanDataDir, type DataDirContents } from './scan.js';
 import { startBackup, type BackupSession } from './session.js';
 
 export interface DeltaBackupInput extends BaseBackupInput {
@@ -64,138 +64,186 @@ async function checkDataDir(dir: string, systemIdentifier: string): Promise<void
  * assembled chain consistent, as for any base backup.
  */
 export async function backupDelta(o: DeltaBackupInput): Promise<BaseBackupMetadata> {
-  const facts = await serverFacts(o.client);
+  const facts = await serverFacts(o.client, 'pitr');
   await checkServer(o, facts);
   const dir = o.pgdata ?? facts.dataDirectory;
   await checkDataDir(dir, facts.systemIdentifier);
   const timeline = await currentTimeline(o);
   const parent =
     o.kind === 'full' ? undefined : await chooseParent(o.storage, o.kind, facts.systemIdentifier, timeline);
-  const parentStart = parent ? (parseLsn(parent.startLsn) ?? 0n) : 0n;
   const started = new Date();
   const name = await freeName(o.storage, started);
-  const label = `dbbackup ${name}`;
   const plan = await compressionFor(o.compression.algorithm, o.compression.level);
   const suffix = encodingSuffix({ compression: plan.algorithm, encrypted: o.protectors.length > 0 });
+  const dataKey = `${baseDir(name)}delta.tar${suffix}`;
   return commitUnit([o.storage], { signal: o.signal }, async (commit) => {
-    const session: BackupSession = await startBackup(o.client, facts.versionNum, label);
-    const contents = await scanDataDir(dir);
-    const stats = emptyStats();
-    const settings = await blockSettings(o);
-    let stop: Awaited<ReturnType<BackupSession['stop']>> | undefined;
-    const source = Readable.from(
-      deltaTar({
-        root: dir,
-        contents,
-        parentFiles: new Map(parent?.contents?.files ?? []),
-        parentStartLsn: parentStart,
-        startLsn: session.startLsn,
-        checksums: settings.checksums,
-        blockSize: settings.blockSize,
-        segmentBlocks: settings.segmentBlocks,
-        stats,
-        signal: o.signal,
-        finish: async () => {
-          stop = await session.stop();
-          return [
-            { name: 'backup_label', content: Buffer.from(stop.label) },
-            ...(stop.tablespaceMap
-              ? [{ name: 'tablespace_map', content: Buffer.from(stop.tablespaceMap) }]
-              : []),
-          ];
-        },
-      }),
-      { objectMode: false },
+    const taken = await streamDelta(
+      o,
+      { dir, name, parent, plan, dataKey, versionNum: facts.versionNum },
+      commit,
     );
-    const group = startWriteGroup<EncryptionDescription>({
-      source,
-      compression: plan,
-      encryption: o.protectors.length ? await encrypting(o.protectors) : undefined,
-    });
-    const progress = new Progress(
-      o.progress,
-      `${o.kind} backup ${name}`,
-      {
-        stored: () => group.storedBytes(),
-        produced: () => stats.wholeBytes + stats.blocksScanned * settings.blockSize,
-      },
-      () => null,
-    );
-    progress.start();
-    const dataKey = `${baseDir(name)}delta.tar${suffix}`;
-    try {
-      await commit.put(dataKey, group, { metadata: { 'dbbackup-base-backup': name } });
-    } catch (err) {
-      await session.abort();
-      throw err;
-    } finally {
-      progress.stop();
-    }
-    const stored = group.result();
-    await commit.verify(dataKey, stored.storedBytes);
-    if (!stop) throw new IntegrityError('The delta stream ended before the backup was stopped');
-    const range = { timeline, startTimeline: timeline, start: session.startLsn, stop: stop.lsn };
+    await commit.verify(dataKey, taken.stored.storedBytes);
+    const range = { timeline, startTimeline: timeline, start: taken.startLsn, stop: taken.stop.lsn };
     await waitForWal(o, range);
-    const finished = new Date();
-    const files = [
+    const meta = deltaMetadata(o, { facts, timeline, parent, name, dir, dataKey, started, taken });
+    await commit.finish(baseMetaKey(name), `${JSON.stringify(meta, null, 2)}\n`);
+    return meta;
+  });
+}
+
+interface StreamContext {
+  dir: string;
+  name: string;
+  parent: BaseBackupMetadata | undefined;
+  plan: Awaited<ReturnType<typeof compressionFor>>;
+  dataKey: string;
+  versionNum: number;
+}
+
+/** What the stream stored, and what the server said when the backup stopped. */
+interface Taken {
+  startLsn: bigint;
+  stop: StopResult;
+  contents: DataDirContents;
+  stats: DeltaStats;
+  settings: BlockSettings;
+  stored: ReturnType<ReturnType<typeof startWriteGroup<EncryptionDescription>>['result']>;
+}
+
+type StopResult = Awaited<ReturnType<BackupSession['stop']>>;
+
+/**
+ * Between pg_backup_start and pg_backup_stop: scans the data directory and streams the delta tar
+ * through the write group into `dataKey`; the stop happens after the last file (deltaTar's finish).
+ */
+async function streamDelta(o: DeltaBackupInput, c: StreamContext, commit: Commit): Promise<Taken> {
+  const session: BackupSession = await startBackup(o.client, c.versionNum, `dbbackup ${c.name}`);
+  const contents = await scanDataDir(c.dir);
+  const stats = emptyStats();
+  const settings = await blockSettings(o);
+  let stop: StopResult | undefined;
+  const source = Readable.from(
+    deltaTar({
+      root: c.dir,
+      contents,
+      parentFiles: new Map(c.parent?.contents?.files ?? []),
+      parentStartLsn: c.parent ? (parseLsn(c.parent.startLsn) ?? 0n) : 0n,
+      startLsn: session.startLsn,
+      checksums: settings.checksums,
+      blockSize: settings.blockSize,
+      segmentBlocks: settings.segmentBlocks,
+      stats,
+      signal: o.signal,
+      finish: async () => {
+        stop = await session.stop();
+        return [
+          { name: 'backup_label', content: Buffer.from(stop.label) },
+          ...(stop.tablespaceMap
+            ? [{ name: 'tablespace_map', content: Buffer.from(stop.tablespaceMap) }]
+            : []),
+        ];
+      },
+    }),
+    { objectMode: false },
+  );
+  const group = startWriteGroup<EncryptionDescription>({
+    source,
+    compression: c.plan,
+    encryption: o.protectors.length ? await encrypting(o.protectors) : undefined,
+  });
+  const progress = new Progress(
+    o.progress,
+    `${o.kind} backup ${c.name}`,
+    {
+      stored: () => group.storedBytes(),
+      produced: () => stats.wholeBytes + stats.blocksScanned * settings.blockSize,
+    },
+    () => null,
+  );
+  progress.start();
+  try {
+    await commit.put(c.dataKey, group, { metadata: { 'dbbackup-base-backup': c.name } });
+  } catch (err) {
+    await session.abort();
+    throw err;
+  } finally {
+    progress.stop();
+  }
+  if (!stop) throw new IntegrityError('The delta stream ended before the backup was stopped');
+  return { startLsn: session.startLsn, stop, contents, stats, settings, stored: group.result() };
+}
+
+/** meta.json of a delta (or a full read from the data directory). */
+function deltaMetadata(
+  o: DeltaBackupInput,
+  m: {
+    facts: ServerFacts;
+    timeline: number;
+    parent: BaseBackupMetadata | undefined;
+    name: string;
+    dir: string;
+    dataKey: string;
+    started: Date;
+    taken: Taken;
+  },
+): BaseBackupMetadata {
+  const { facts, timeline, taken } = m;
+  const { stop, stored, contents } = taken;
+  const finished = new Date();
+  const extra: Array<[string, number]> = [['backup_label', Buffer.byteLength(stop.label)]];
+  if (stop.tablespaceMap) extra.push(['tablespace_map', Buffer.byteLength(stop.tablespaceMap)]);
+  return {
+    schema: BASE_SCHEMA,
+    schemaVersion: BASE_VERSION,
+    tool: { name: 'dbbackup', version: TOOL_VERSION },
+    kind: 'base',
+    backupType: o.kind,
+    parent: m.parent?.name,
+    engine: 'postgres',
+    name: m.name,
+    systemIdentifier: facts.systemIdentifier,
+    server: { version: facts.version, major: facts.major },
+    connection: o.connection,
+    walSegmentSize: facts.walSegmentSize,
+    timeline,
+    startLsn: formatLsn(taken.startLsn),
+    stopLsn: formatLsn(stop.lsn),
+    startSegment: segmentOfLsn(timeline, taken.startLsn, facts.walSegmentSize),
+    stopSegment: segmentBeforeLsn(timeline, stop.lsn, facts.walSegmentSize),
+    label: `dbbackup ${m.name}`,
+    backupTool: { name: 'dbbackup', version: TOOL_VERSION, args: [`--${o.kind}`, `--pgdata=${m.dir}`] },
+    compression: stored.compression,
+    encryption: stored.encryption,
+    files: [
       {
-        key: dataKey,
+        key: m.dataKey,
         role: 'delta',
         sizeBytes: stored.storedBytes,
         sha256: stored.storedSha256,
         rawBytes: null,
       },
-    ];
-    const dataBytes = contents.files.reduce((n, f) => n + f.size, 0);
-    const meta: BaseBackupMetadata = {
-      schema: BASE_SCHEMA,
-      schemaVersion: BASE_VERSION,
-      tool: { name: 'dbbackup', version: TOOL_VERSION },
-      kind: 'base',
-      backupType: o.kind,
-      parent: parent?.name,
-      engine: 'postgres',
-      name,
-      systemIdentifier: facts.systemIdentifier,
-      server: { version: facts.version, major: facts.major },
-      connection: o.connection,
-      walSegmentSize: facts.walSegmentSize,
-      timeline,
-      startLsn: formatLsn(session.startLsn),
-      stopLsn: formatLsn(stop.lsn),
-      startSegment: segmentOfLsn(timeline, session.startLsn, facts.walSegmentSize),
-      stopSegment: segmentBeforeLsn(timeline, stop.lsn, facts.walSegmentSize),
-      label,
-      backupTool: { name: 'dbbackup', version: TOOL_VERSION, args: [`--${o.kind}`, `--pgdata=${dir}`] },
-      compression: stored.compression,
-      encryption: stored.encryption,
-      files,
-      manifest: { files: contents.files.length, bytes: dataBytes, checksumAlgorithm: 'none' },
-      contents: {
-        files: [
-          ...contents.files.map((f): [string, number] => [f.path, f.size]),
-          ['backup_label', Buffer.byteLength(stop.label)],
-          ...(stop.tablespaceMap
-            ? [['tablespace_map', Buffer.byteLength(stop.tablespaceMap)] as [string, number]]
-            : []),
-        ],
-        dirs: contents.dirs,
-      },
-      delta: {
-        parentStartLsn: parent?.startLsn ?? '0/0',
-        blockSize: settings.blockSize,
-        dataChecksums: settings.checksums,
-        ...stats,
-      },
-      sizeBytes: stored.storedBytes,
-      startedAt: started.toISOString(),
-      finishedAt: finished.toISOString(),
-      durationSeconds: (finished.getTime() - started.getTime()) / 1000,
-      warnings: [],
-    };
-    await commit.finish(baseMetaKey(name), `${JSON.stringify(meta, null, 2)}\n`);
-    return meta;
-  });
+    ],
+    manifest: {
+      files: contents.files.length,
+      bytes: contents.files.reduce((n, f) => n + f.size, 0),
+      checksumAlgorithm: 'none',
+    },
+    contents: {
+      files: [...contents.files.map((f): [string, number] => [f.path, f.size]), ...extra],
+      dirs: contents.dirs,
+    },
+    delta: {
+      parentStartLsn: m.parent?.startLsn ?? '0/0',
+      blockSize: taken.settings.blockSize,
+      dataChecksums: taken.settings.checksums,
+      ...taken.stats,
+    },
+    sizeBytes: stored.storedBytes,
+    startedAt: m.started.toISOString(),
+    finishedAt: finished.toISOString(),
+    durationSeconds: (finished.getTime() - m.started.getTime()) / 1000,
+    warnings: [],
+  };
 }
 
 async function currentTimeline(o: DeltaBackupInput): Promise<number> {
@@ -203,9 +251,13 @@ async function currentTimeline(o: DeltaBackupInput): Promise<number> {
   return Number(r.rows[0]?.tli ?? 1);
 }
 
-async function blockSettings(
-  o: DeltaBackupInput,
-): Promise<{ checksums: boolean; blockSize: number; segmentBlocks: number }> {
+interface BlockSettings {
+  checksums: boolean;
+  blockSize: number;
+  segmentBlocks: number;
+}
+
+async function blockSettings(o: DeltaBackupInput): Promise<BlockSettings> {
   const r = await o.client.query<{ name: string; setting: string }>(
     "SELECT name, setting FROM pg_settings WHERE name IN ('data_checksums', 'block_size', 'segment_size')",
   );

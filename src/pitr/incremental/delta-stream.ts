@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { IntegrityError, InterruptedError } from '../../errors.js';
 import { formatLsn } from '../wal-names.js';
@@ -50,13 +50,21 @@ export function emptyStats(): DeltaStats {
   };
 }
 
-// 256 KiB reads: big enough for the page cache, small enough to keep the heap flat.
-const CHUNK_BLOCKS = 32;
+/**
+ * 1 MiB reads (128 pages) into one scratch buffer per stream, synchronously: the scan of every
+ * relation page used 256 KiB asynchronous reads into a buffer allocated per file, and on the
+ * loaded 2-core machine most of its time went to thread-pool round trips (about 5,000 for the
+ * 1,257 files of a pgbench scale-20 cluster: open, fstat, reads, close) and to collecting the
+ * discarded buffers (0.64 s of GC in one profiled incremental). A read from the page cache takes
+ * a fraction of a millisecond, so blocking the event loop for it costs nothing here.
+ */
+const CHUNK_BLOCKS = 128;
 
 export async function* deltaTar(o: DeltaStreamInput): AsyncGenerator<Buffer> {
+  const scratch = Buffer.allocUnsafe(CHUNK_BLOCKS * o.blockSize);
   for (const f of o.contents.files) {
     if (o.signal?.aborted) throw new InterruptedError('Interrupted');
-    if (f.relation) yield* relationDelta(o, f);
+    if (f.relation) yield* relationDelta(o, f, scratch);
     else yield* wholeFile(o, f);
   }
   for (const extra of await o.finish()) {
@@ -67,59 +75,66 @@ export async function* deltaTar(o: DeltaStreamInput): AsyncGenerator<Buffer> {
   yield TAR_END;
 }
 
-async function openOrSkip(abs: string): Promise<FileHandle | undefined> {
+function openOrSkip(abs: string): number | undefined {
   // A file removed since the scan: its removal is in the WAL from this backup's start.
-  return open(abs, 'r').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
+  try {
+    return openSync(abs, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
-  });
+  }
+}
+
+/** Reads `length` bytes at `position` into a new buffer, zero-filled past the end of the file. */
+function readAt(fd: number, length: number, position: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  if (got < length) buf.fill(0, got);
+  return buf;
 }
 
 /** A file as it is now, `size` bytes (the scan's size: zero-filled when it shrank meanwhile). */
-async function* wholeFile(o: DeltaStreamInput, f: DataFile): AsyncGenerator<Buffer> {
-  const fh = await openOrSkip(path.join(o.root, f.path));
-  if (!fh) return;
+function* wholeFile(o: DeltaStreamInput, f: DataFile): Generator<Buffer> {
+  const fd = openOrSkip(path.join(o.root, f.path));
+  if (fd === undefined) return;
   try {
     yield tarHeader(`data/${f.path}`, f.size);
-    let pos = 0;
-    while (pos < f.size) {
-      const buf = Buffer.alloc(Math.min(1024 * 1024, f.size - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      pos += buf.length;
-      yield bytesRead === buf.length
-        ? buf
-        : Buffer.concat([buf.subarray(0, bytesRead), Buffer.alloc(buf.length - bytesRead)]);
-    }
+    for (let pos = 0; pos < f.size; pos += CHUNK_BLOCKS * o.blockSize)
+      yield readAt(fd, Math.min(CHUNK_BLOCKS * o.blockSize, f.size - pos), pos);
     yield tarPadding(f.size);
     o.stats.wholeFiles++;
     o.stats.wholeBytes += f.size;
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
 /** Which blocks of a relation file go into the delta, verifying checksums on the way. */
-async function chooseBlocks(
-  o: DeltaStreamInput,
-  f: DataFile,
-  fh: FileHandle,
-  total: number,
-): Promise<number[]> {
+function chooseBlocks(o: DeltaStreamInput, f: DataFile, fd: number, total: number, buf: Buffer): number[] {
   const parentSize = o.parentFiles.get(f.path);
   const parentBlocks = parentSize === undefined ? 0 : Math.floor(parentSize / o.blockSize);
   const chosen: number[] = [];
   const bs = o.blockSize;
-  const buf = Buffer.alloc(CHUNK_BLOCKS * bs);
+  // The page LSN as two u32 halves, compared without a BigInt per page.
+  const hi = Number(o.parentStartLsn >> 32n);
+  const lo = Number(o.parentStartLsn & 0xffffffffn);
   for (let first = 0; first < total; first += CHUNK_BLOCKS) {
     const n = Math.min(CHUNK_BLOCKS, total - first);
-    const { bytesRead } = await fh.read(buf, 0, n * bs, first * bs);
+    const bytesRead = readSync(fd, buf, 0, n * bs, first * bs);
     const blocks = Math.floor(bytesRead / bs);
     for (let b = 0; b < blocks; b++) {
       const blk = first + b;
-      const page = buf.subarray(b * bs, (b + 1) * bs);
-      if (o.checksums) await verifyPage(o, f, fh, blk, page);
+      const at = b * bs;
+      if (o.checksums) verifyPage(o, f, fd, blk, buf.subarray(at, at + bs));
       o.stats.blocksScanned++;
-      if (blk >= parentBlocks || pageIsNew(page) || pageLsn(page) >= o.parentStartLsn) chosen.push(blk);
+      const pageHi = buf.readUInt32LE(at);
+      const changed = pageHi > hi || (pageHi === hi && buf.readUInt32LE(at + 4) >= lo);
+      if (changed || blk >= parentBlocks || buf.readUInt16LE(at + 14) === 0) chosen.push(blk);
     }
     if (blocks < n) break; // truncated while reading: the rest is gone, the WAL says so
   }
@@ -130,20 +145,14 @@ async function chooseBlocks(
  * A checksum failure is re-read once (the server may have been writing the page); it is an error
  * unless the page is now one changed after this backup's start (WAL replay rewrites it whole).
  */
-async function verifyPage(
-  o: DeltaStreamInput,
-  f: DataFile,
-  fh: FileHandle,
-  blk: number,
-  page: Buffer,
-): Promise<void> {
+function verifyPage(o: DeltaStreamInput, f: DataFile, fd: number, blk: number, page: Buffer): void {
   const absolute = (f.relation?.segno ?? 0) * o.segmentBlocks + blk;
   if (!checksumFails(page, absolute)) {
     if (!pageIsNew(page)) o.stats.pagesVerified++;
     return;
   }
   const again = Buffer.alloc(o.blockSize);
-  const { bytesRead } = await fh.read(again, 0, o.blockSize, blk * o.blockSize);
+  const bytesRead = readSync(fd, again, 0, o.blockSize, blk * o.blockSize);
   if (bytesRead < o.blockSize) return;
   if (!checksumFails(again, absolute) || pageLsn(again) >= o.startLsn) return;
   throw new IntegrityError(
@@ -154,12 +163,20 @@ async function verifyPage(
   );
 }
 
-async function* relationDelta(o: DeltaStreamInput, f: DataFile): AsyncGenerator<Buffer> {
-  const fh = await openOrSkip(path.join(o.root, f.path));
-  if (!fh) return;
+/**
+ * A relation file's delta member. A file with no page changed since the parent and the length it
+ * had then gets none: the chain restore leaves the parent's copy as it is (a pgbench scale-20
+ * incremental after a 1 % update carried 1,257 members, ~1,240 of them empty, and applying them
+ * was most of the restore's extra time).
+ */
+function* relationDelta(o: DeltaStreamInput, f: DataFile, scratch: Buffer): Generator<Buffer> {
+  const fd = openOrSkip(path.join(o.root, f.path));
+  if (fd === undefined) return;
   try {
-    const total = Math.floor((await fh.stat()).size / o.blockSize);
-    const blocks = await chooseBlocks(o, f, fh, total);
+    const total = Math.floor(fstatSync(fd).size / o.blockSize);
+    const blocks = chooseBlocks(o, f, fd, total, scratch);
+    o.stats.relationFiles++;
+    if (blocks.length === 0 && o.parentFiles.get(f.path) === total * o.blockSize) return;
     const header = encodeDeltaHeader({ totalBlocks: total, blocks });
     const size = header.length + blocks.length * o.blockSize;
     yield tarHeader(`delta/${f.path}`, size);
@@ -169,15 +186,12 @@ async function* relationDelta(o: DeltaStreamInput, f: DataFile): AsyncGenerator<
       let run = 1;
       while (i + run < blocks.length && run < CHUNK_BLOCKS && blocks[i + run] === (blocks[i] ?? 0) + run)
         run++;
-      const buf = Buffer.alloc(run * o.blockSize);
-      await fh.read(buf, 0, buf.length, (blocks[i] ?? 0) * o.blockSize);
-      yield buf;
+      yield readAt(fd, run * o.blockSize, (blocks[i] ?? 0) * o.blockSize);
       i += run;
     }
     yield tarPadding(size);
-    o.stats.relationFiles++;
     o.stats.blocksStored += blocks.length;
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
