@@ -166,7 +166,7 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     await server.query('DROP TABLE damaged');
   });
 
-  it('a corrupt parent (one byte changed): verify-backup names it, restore fails naming it and leaves nothing', async () => {
+  it('a corrupt parent (one byte changed): verify-backup names it, restore refuses naming it before anything is written', async () => {
     const fullDir = path.join(archive, 'base', scenario.points.full.meta.name);
     const data = (await readdir(fullDir)).find((n) => n.startsWith('base.tar'));
     const fh = await open(path.join(fullDir, data ?? ''), 'r+');
@@ -188,6 +188,8 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     restored.push(r);
     expect(r.result.code).not.toBe(0);
     expect(r.result.stderr).toContain(`parent ${scenario.points.full.meta.name} is corrupt`);
+    expect(r.result.stderr).toContain('does not match its SHA-256');
+    expect(r.result.stderr).toContain('Nothing was written');
     expect(await exists(r.dataDir)).toBe(false);
   });
 
@@ -225,6 +227,8 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     restored.push(r);
     expect(r.result.code).not.toBe(0);
     expect(r.result.stderr).toContain(`parent ${scenario.points.full.meta.name} is corrupt`);
+    expect(r.result.stderr).toContain('does not match its SHA-256');
+    expect(r.result.stderr).toContain('Nothing was written');
     expect(await exists(r.dataDir)).toBe(false);
     expect(await exists(dataDir)).toBe(false);
   });
