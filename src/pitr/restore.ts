@@ -25,6 +25,14 @@ import { checkReachable, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
 import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
+import {
+  linkTablespaces,
+  missingParts,
+  planTablespaces,
+  prepareTablespaceDir,
+  removeTablespaces,
+  type TablespacePlan,
+} from './tablespaces.js';
 import { pathContains, describePath } from './timeline.js';
 import { formatLsn, parseLsn, segmentNumber } from './wal-names.js';
 import { ExitCode } from '../exit-codes.js';
@@ -52,6 +60,8 @@ export interface PitrRestoreInput {
   envFile?: string;
   prefetch?: { count: number; spoolDir: string };
   unlockers: () => Promise<readonly KeyUnlocker[]>;
+  /** Tablespaces somewhere else than their original directory: OID or old directory → new directory. */
+  tablespaceMap?: ReadonlyMap<string, string>;
 }
 
 export interface PitrRestorePlan {
@@ -76,6 +86,8 @@ export interface PitrRestorePlan {
   dataDir: { path: string; exists: boolean; entries: number; owner: string };
   restoreCommand: string;
   config: string[];
+  /** Tablespaces outside the data directory, and where each one goes. */
+  tablespaces?: TablespacePlan[];
   /** Reasons the restore is refused; empty: it may proceed. */
   refusals: string[];
   warnings: string[];
@@ -97,6 +109,12 @@ export async function planPitrRestore(
       `${i.dataDir} is not empty (${dir.entries} entries): give an empty or new directory, or --force to replace its contents`,
     );
   if (dir.running) refusals.push(`a server is running in ${i.dataDir} (postmaster.pid): stop it first`);
+  let tablespaces: TablespacePlan[] = [];
+  if (chosen?.meta) {
+    for (const m of await missingParts(i.storage, chosen.meta))
+      refusals.push(`base backup ${chosen.name} is not whole: ${m}`);
+    tablespaces = await planTablespaces(chosen.meta, i.tablespaceMap ?? new Map(), i.dataDir, refusals);
+  } else if (i.tablespaceMap?.size) refusals.push('--tablespace-map: no base backup chosen');
   if (chosen?.meta?.parent) {
     const broken = await parentProblem(i.storage, chosen.meta, false);
     if (broken)
@@ -168,6 +186,7 @@ export async function planPitrRestore(
     },
     restoreCommand,
     config,
+    tablespaces,
     refusals,
     warnings,
   };
@@ -344,37 +363,26 @@ export async function executePitrRestore(
   const chain = await provenChain(i.storage, meta);
   const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
+  const spaces = plan.tablespaces ?? [];
   try {
     await probeAsServer(i.osUser, spec, dir, 'fetch');
-    for (const f of full.files.filter((x) => x.role === 'base')) {
-      await runReadGroup({
-        source: await i.storage.get(f.key),
-        expected: { sha256: f.sha256, bytes: f.sizeBytes },
-        decrypt: full.encryption
-          ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
-          : undefined,
-        compression: full.compression.algorithm,
-        sink: {
-          kind: 'process',
-          command: await asUserCommand(i.osUser, {
-            file: tar,
-            args: ['-x', '-f', '-', '-C', dir],
-            env: { ...process.env, LC_ALL: 'C' },
-            name: 'tar',
-          }),
-          classify: () => 'error',
-        },
-        signal,
-      });
+    for (const t of spaces) await prepareTablespaceDir(t, i.osUser);
+    // The data directory's tar, then each tablespace's (its role is its OID).
+    for (const f of full.files.filter((x) => x.role === 'base' || /^[0-9]+$/.test(x.role))) {
+      const into = f.role === 'base' ? dir : spaces.find((t) => t.oid === f.role)?.to;
+      if (!into) throw new SafetyError(`${f.key}: no place planned for a part with role ${f.role}`);
+      await extractPart(i, full, f, into, tar, signal);
     }
     // An incremental or differential (or a full read by dbbackup): its deltas in chain order, streamed.
     for (const m of chain.filter(carriesDelta))
       await applyDelta({ dir, storage: i.storage, meta: m, user: i.osUser, unlockers: i.unlockers, signal });
     if (carriesDelta(meta)) await finishChain(dir, meta, i.osUser);
     if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
+    await linkTablespaces(dir, spaces, i.osUser);
     await writeRecoveryFiles(dir, plan.config, i.osUser);
   } catch (err) {
     await removeRestored(dir, created);
+    await removeTablespaces(spaces);
     const interrupted =
       signal?.aborted || (err instanceof DbBackupError && err.exitCode === ExitCode.Interrupted);
     const what = created ? `${dir} was removed` : `the files written into ${dir} were removed`;
@@ -389,6 +397,36 @@ export async function executePitrRestore(
     throw new DbBackupError(`Restore failed: ${errorMessage(err)}; ${what}`, { cause: err });
   }
   return { dataDir: dir, seconds: (Date.now() - started) / 1000, storedBytes: meta.sizeBytes };
+}
+
+/** One stored tar, its SHA-256 checked as it streams in, extracted into `into` as the server's user. */
+async function extractPart(
+  i: PitrRestoreInput,
+  meta: BaseBackupMetadata,
+  f: BaseBackupMetadata['files'][number],
+  into: string,
+  tar: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  await runReadGroup({
+    source: await i.storage.get(f.key),
+    expected: { sha256: f.sha256, bytes: f.sizeBytes },
+    decrypt: meta.encryption
+      ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
+      : undefined,
+    compression: meta.compression.algorithm,
+    sink: {
+      kind: 'process',
+      command: await asUserCommand(i.osUser, {
+        file: tar,
+        args: ['-x', '-f', '-', '-C', into],
+        env: { ...process.env, LC_ALL: 'C' },
+        name: 'tar',
+      }),
+      classify: () => 'error',
+    },
+    signal,
+  });
 }
 
 /** The data directory, empty, mode 0700, owned by the server's user; true when this call created it. */
