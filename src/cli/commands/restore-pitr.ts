@@ -119,8 +119,8 @@ export function addPitrRestoreCommand(restore: Command): void {
     .option('--confirm', 'actually restore (without it, only the plan is printed)')
     .option('--force', 'replace the contents of a non-empty --data-dir')
     .option(
-      '--tablespace-map <OID=DIR|OLDDIR=NEWDIR>',
-      'restore a tablespace into another directory (repeatable; default: its original directory, which must be empty or absent)',
+      '--tablespace-map <OID=DIR>',
+      'restore a tablespace elsewhere (or OLDDIR=NEWDIR; repeatable); default: its original directory, which must be empty or absent',
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--start', 'start the restored server and wait until recovery reaches the target (needs --port)')
