@@ -336,11 +336,8 @@ async function viaProtocol(ctx: StreamContext): Promise<Streamed> {
       tablespaces,
       manifest: result.manifest,
       warnings: [],
-      tool: {
-        name: 'BASE_BACKUP',
-        version: `server ${ctx.o.connection.host}`,
-        args: [baseBackupCommand(ctx.label)],
-      },
+      // dbbackup itself read the server (the replication command it sent).
+      tool: { name: 'dbbackup', version: TOOL_VERSION, args: [baseBackupCommand(ctx.label)] },
     };
   } finally {
     await client.end().catch(() => undefined);
