@@ -21,7 +21,6 @@ import {
   compressionFor,
   startWriteGroup,
   type GroupEncryption,
-  type WriteGroup,
   type WriteResult,
 } from '../pipeline/filter-group.js';
 import { ToolProcess } from '../pipeline/process.js';
@@ -34,7 +33,6 @@ import { walkWindow } from './chain.js';
 import { isDbbackupArchiveCommand, commandOption } from './commands.js';
 import { readInventory } from './inventory.js';
 import { archiverStats, serverFacts, type ServerFacts } from './server.js';
-import { FrameTail, manifestFromFrames, pzstdPlan } from './frame-tail.js';
 import { TarTap } from './tar-tap.js';
 import { baseBackupCommand, runBaseBackup } from './base-protocol.js';
 import { timelinePath } from './timeline.js';
@@ -200,22 +198,10 @@ async function storeTar(
         throw new IntegrityError(`The tar stream of ${key} ended without its end-of-archive marker`);
     },
   });
-  const { file, stored } = await putTar(ctx, key, role, group, () => tap.bytes);
-  return { file: { ...file, rawBytes: tap.bytes }, tap, stored };
-}
-
-/** A write group's tar into the archive, with progress; its size checked where it was stored. */
-async function putTar(
-  ctx: StreamContext,
-  key: string,
-  role: string,
-  group: WriteGroup<EncryptionDescription>,
-  produced: () => number | null,
-): Promise<{ file: BaseBackupFile; stored: WriteResult<EncryptionDescription> }> {
   const progress = new Progress(
     ctx.o.progress,
     `base backup ${ctx.name}${role === 'base' ? '' : ` (tablespace ${role})`}`,
-    { stored: () => group.storedBytes(), produced },
+    { stored: () => group.storedBytes(), produced: () => tap.bytes },
     () => null,
   );
   progress.start();
@@ -231,38 +217,9 @@ async function putTar(
     role,
     sizeBytes: stored.storedBytes,
     sha256: stored.storedSha256,
-    rawBytes: null,
+    rawBytes: tap.bytes,
   };
-  return { file, stored };
-}
-
-/**
- * pg_basebackup's stdout straight into pzstd (a kernel pipe: the raw tar never enters this
- * process); the manifest and the end-of-archive marker come from decoding the last frames.
- */
-async function storeFramed(
-  ctx: StreamContext,
-  key: string,
-  tool: ToolProcess,
-  plan: CompressionPlan,
-): Promise<{ file: BaseBackupFile; stored: WriteResult<EncryptionDescription>; manifest?: Buffer }> {
-  const frames = new FrameTail();
-  const zstd = ctx.plan.external?.file ?? 'zstd';
-  let manifest: Buffer | undefined;
-  const group = startWriteGroup<EncryptionDescription>({
-    source: tool,
-    compression: plan,
-    compressedTaps: [frames],
-    encryption: ctx.o.protectors.length ? await encrypting(ctx.o.protectors) : undefined,
-    check: async () => {
-      const end = await manifestFromFrames(frames, zstd);
-      if (!end.complete)
-        throw new IntegrityError(`The tar stream of ${key} ended without its end-of-archive marker`);
-      manifest = end.manifest;
-    },
-  });
-  const { file, stored } = await putTar(ctx, key, 'base', group, () => null);
-  return { file, stored, manifest };
+  return { file, tap, stored };
 }
 
 /** The data directory alone: pg_basebackup's one tar on its stdout, with the manifest inside. */
@@ -277,14 +234,13 @@ async function viaPgBasebackup(ctx: StreamContext, version: string | null): Prom
     '--verbose',
   ];
   const tool = new ToolProcess(await ctx.o.program(args), ['ignore', 'pipe', 'pipe'], classify);
-  const key = `${baseDir(ctx.name)}base.tar${ctx.suffix}`;
-  const framed = await pzstdPlan(ctx.plan);
-  const { file, stored, manifest } = framed
-    ? await storeFramed(ctx, key, tool, framed)
-    : await storeTar(ctx, key, 'base', tool).then((r) => ({
-        ...r,
-        manifest: r.tap.captured.get('backup_manifest'),
-      }));
+  const { file, tap, stored } = await storeTar(
+    ctx,
+    `${baseDir(ctx.name)}base.tar${ctx.suffix}`,
+    'base',
+    tool,
+  );
+  const manifest = tap.captured.get('backup_manifest');
   if (!manifest)
     throw new IntegrityError("pg_basebackup's stream holds no backup_manifest as its last member", {
       hint: 'dbbackup needs PostgreSQL 13 or newer (and pg_basebackup without --no-manifest); a manifest over 64 MiB (some 450,000 files) is not supported yet.',
