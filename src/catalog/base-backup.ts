@@ -81,6 +81,13 @@ const schemas = lazySchemas((z) => {
     }),
     encryption: encryptionSchemas().encryptionDescription.nullable(),
     files: z.array(file).min(1),
+    /**
+     * Tablespaces outside the data directory: each one's OID, its directory on the server, and the
+     * key of its tar (role = the OID in `files`). Absent: none (or a backup of an older version).
+     */
+    tablespaces: z
+      .array(z.object({ oid: z.string().regex(/^[0-9]+$/), location: z.string(), key: z.string() }))
+      .optional(),
     /** What the server's backup_manifest lists: files in the data directory and their bytes. */
     manifest: z.object({
       files: z.number().int().nonnegative(),

@@ -123,13 +123,17 @@ export class PostgresEngine implements DatabaseEngine {
       : `${this.host}:${this.port}`;
   }
 
-  /** A client connected to `database`, with the same TLS as the tools (see tls.ts); the caller ends it. */
-  async connect(database: string): Promise<pg.Client> {
+  /**
+   * A client connected to `database`, with the same TLS as the tools (see tls.ts); the caller ends it.
+   * `replication`: a walsender session (BASE_BACKUP and the other replication commands), as pg_basebackup opens.
+   */
+  async connect(database: string, options: { replication?: boolean } = {}): Promise<pg.Client> {
     // The driver follows the same libpq variables as the tools (toolEnv), so both connect alike.
     this.tls ??= pgTls(this.toolEnv(), this.host.startsWith('/'));
     try {
       return await connectWithTls(this.tls, async (ssl) => {
-        const c = new pg.Client({
+        // The driver sends `replication` in the startup packet; its types do not list it.
+        const config: pg.ClientConfig & { replication?: string } = {
           host: this.host,
           port: this.port,
           user: this.user,
@@ -138,7 +142,9 @@ export class PostgresEngine implements DatabaseEngine {
           ssl: nodeTls(ssl),
           connectionTimeoutMillis: 15_000,
           application_name: 'dbbackup',
-        });
+          ...(options.replication ? { replication: 'database' } : {}),
+        };
+        const c = new pg.Client(config);
         c.on('error', () => undefined);
         await c.connect();
         return c;

@@ -32,6 +32,14 @@ import { checkReachable, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
 import { accessProblems, isRoot, type OsUser } from './os-user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
+import {
+  linkTablespaces,
+  missingParts,
+  planTablespaces,
+  prepareTablespaceDir,
+  removeTablespaces,
+  type TablespacePlan,
+} from './tablespaces.js';
 import { pathContains, describePath } from './timeline.js';
 import { formatLsn, parseLsn, segmentNumber } from './wal-names.js';
 import { ExitCode } from '../exit-codes.js';
@@ -59,6 +67,8 @@ export interface PitrRestoreInput {
   envFile?: string;
   prefetch?: { count: number; spoolDir: string };
   unlockers: () => Promise<readonly KeyUnlocker[]>;
+  /** Tablespaces somewhere else than their original directory: OID or old directory → new directory. */
+  tablespaceMap?: ReadonlyMap<string, string>;
 }
 
 export interface PitrRestorePlan {
@@ -88,6 +98,8 @@ export interface PitrRestorePlan {
   dataDir: { path: string; exists: boolean; entries: number; owner: string };
   restoreCommand: string;
   config: string[];
+  /** Tablespaces outside the data directory, and where each one goes. */
+  tablespaces?: TablespacePlan[];
   /** Reasons the restore is refused; empty: it may proceed. */
   refusals: string[];
   warnings: string[];
@@ -109,6 +121,12 @@ export async function planPitrRestore(
       `${i.dataDir} is not empty (${dir.entries} entries): give an empty or new directory, or --force to replace its contents`,
     );
   if (dir.running) refusals.push(`a server is running in ${i.dataDir} (postmaster.pid): stop it first`);
+  let tablespaces: TablespacePlan[] = [];
+  if (chosen?.meta) {
+    for (const m of await missingParts(i.storage, chosen.meta))
+      refusals.push(`base backup ${chosen.name} is not whole: ${m}`);
+    tablespaces = await planTablespaces(chosen.meta, i.tablespaceMap ?? new Map(), i.dataDir, refusals);
+  } else if (i.tablespaceMap?.size) refusals.push('--tablespace-map: no base backup chosen');
   const chain = chosen?.meta ? await describeChain(i.storage, chosen.meta) : undefined;
   if (chosen?.meta?.parent && chain?.problem)
     refusals.push(
@@ -183,6 +201,7 @@ export async function planPitrRestore(
     },
     restoreCommand,
     config,
+    tablespaces,
     refusals,
     warnings,
   };
@@ -359,32 +378,15 @@ export async function executePitrRestore(
   const chain = await checkedChain(i.storage, meta);
   const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
+  const spaces = plan.tablespaces ?? [];
   try {
     await probeAsServer(i.osUser, spec, dir, 'fetch');
-    for (const f of full.files.filter((x) => x.role === 'base')) {
-      await blame(
-        chain,
-        full,
-        runReadGroup({
-          source: await i.storage.get(f.key),
-          expected: { sha256: f.sha256, bytes: f.sizeBytes },
-          decrypt: full.encryption
-            ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
-            : undefined,
-          compression: full.compression.algorithm,
-          sink: {
-            kind: 'process',
-            command: await asUserCommand(i.osUser, {
-              file: tar,
-              args: ['-x', '-f', '-', '-C', dir],
-              env: { ...process.env, LC_ALL: 'C' },
-              name: 'tar',
-            }),
-            classify: () => 'error',
-          },
-          signal,
-        }),
-      );
+    for (const t of spaces) await prepareTablespaceDir(t, i.osUser);
+    // The data directory's tar, then each tablespace's (its role is its OID).
+    for (const f of full.files.filter((x) => x.role === 'base' || /^[0-9]+$/.test(x.role))) {
+      const into = f.role === 'base' ? dir : spaces.find((t) => t.oid === f.role)?.to;
+      if (!into) throw new SafetyError(`${f.key}: no place planned for a part with role ${f.role}`);
+      await blame(chain, full, extractPart(i, full, f, into, tar, signal));
     }
     // An incremental or differential (or a full read by dbbackup): its deltas in chain order, streamed.
     for (const m of chain.filter(carriesDelta))
@@ -395,9 +397,11 @@ export async function executePitrRestore(
       );
     if (carriesDelta(meta)) await finishChain(dir, meta, i.osUser);
     if (signal?.aborted) throw new DbBackupError('Interrupted', { exitCode: ExitCode.Interrupted });
+    await linkTablespaces(dir, spaces, i.osUser);
     await writeRecoveryFiles(dir, plan.config, i.osUser);
   } catch (err) {
     await removeRestored(dir, created);
+    await removeTablespaces(spaces);
     const interrupted =
       signal?.aborted || (err instanceof DbBackupError && err.exitCode === ExitCode.Interrupted);
     const what = created ? `${dir} was removed` : `the files written into ${dir} were removed`;
@@ -430,6 +434,36 @@ async function blame<T>(chain: BaseBackupMetadata[], m: BaseBackupMetadata, work
       cause: err,
     });
   }
+}
+
+/** One stored tar, its SHA-256 checked as it streams in, extracted into `into` as the server's user. */
+async function extractPart(
+  i: PitrRestoreInput,
+  meta: BaseBackupMetadata,
+  f: BaseBackupMetadata['files'][number],
+  into: string,
+  tar: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  await runReadGroup({
+    source: await i.storage.get(f.key),
+    expected: { sha256: f.sha256, bytes: f.sizeBytes },
+    decrypt: meta.encryption
+      ? (await import('../crypto/index.js')).createDecryptStream(await i.unlockers())
+      : undefined,
+    compression: meta.compression.algorithm,
+    sink: {
+      kind: 'process',
+      command: await asUserCommand(i.osUser, {
+        file: tar,
+        args: ['-x', '-f', '-', '-C', into],
+        env: { ...process.env, LC_ALL: 'C' },
+        name: 'tar',
+      }),
+      classify: () => 'error',
+    },
+    signal,
+  });
 }
 
 /** The data directory, empty, mode 0700, owned by the server's user; true when this call created it. */

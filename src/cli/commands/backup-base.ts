@@ -113,6 +113,7 @@ Examples:
         const input = {
           client,
           program: (args: string[]) => engine.clientProgram('pg_basebackup', args),
+          replication: () => engine.connect(g.database ?? 'postgres', { replication: true }),
           connection: { host: engine.host, port: engine.port, user: engine.user },
           storage,
           archiveUri: archive,

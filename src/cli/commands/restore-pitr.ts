@@ -8,6 +8,7 @@ import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
 import { executePitrRestore, planPitrRestore, type PitrRestorePlan } from '../../pitr/restore.js';
 import { startAndFollow } from '../../pitr/start.js';
+import { parseTablespaceMap } from '../../pitr/tablespaces.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
@@ -38,6 +39,7 @@ interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   logFile?: string;
   timeout?: string;
   json?: boolean;
+  tablespaceMap?: string[];
 }
 
 async function serverUser(name: string | undefined): Promise<OsUser> {
@@ -88,6 +90,10 @@ export function printPlan(p: PitrRestorePlan, line: (s: string) => void): void {
   line(
     `Data dir:  ${p.dataDir.path} (${p.dataDir.exists ? `exists, ${p.dataDir.entries} entries` : 'will be created'}; owner ${p.dataDir.owner}, mode 0700)`,
   );
+  for (const t of p.tablespaces ?? [])
+    line(
+      `Tablespace: ${t.oid} (was ${t.from}) → ${t.to}${t.to === t.from ? '' : ' (mapped)'} (${t.exists ? `exists, ${t.entries} entries` : 'will be created'})`,
+    );
   line('Config:    appended to postgresql.auto.conf, with recovery.signal:');
   for (const c of p.config) line(`             ${c}`);
   for (const w of p.warnings) line(`Warning:   ${w}`);
@@ -125,6 +131,11 @@ export function addPitrRestoreCommand(restore: Command): void {
     )
     .option('--confirm', 'actually restore (without it, only the plan is printed)')
     .option('--force', 'replace the contents of a non-empty --data-dir')
+    .option(
+      '--tablespace-map <OID=DIR>',
+      'restore a tablespace elsewhere (or OLDDIR=NEWDIR; repeatable); default: its original directory, which must be empty or absent',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--start', 'start the restored server and wait until recovery reaches the target (needs --port)')
     .option('--port <port>', 'port of the restored server')
     .option(
@@ -142,7 +153,8 @@ export function addPitrRestoreCommand(restore: Command): void {
 Examples:
   dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --target-time "2026-12-07 05:33:41+00"
   dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --target-time "2026-12-07 05:33:41+00" --confirm --start --port 5433
-  dbbackup restore pitr base_20261207_050000 --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env --data-dir /srv/pg-restore --target-immediate --confirm`,
+  dbbackup restore pitr base_20261207_050000 --archive s3://bucket/pg-main/ --env-file /etc/dbbackup/s3.env --data-dir /srv/pg-restore --target-immediate --confirm
+  dbbackup restore pitr latest --archive /srv/wal-archive --data-dir /srv/pg-restore --tablespace-map 16385=/srv/pg-restore-ts --confirm`,
     )
     .option('--target-gtid <gtid>', 'MariaDB: up to and including this transaction (0-1-1345)')
     .option(
@@ -201,6 +213,7 @@ Examples:
         envFile: opts.envFile,
         prefetch: prefetch ? { count: prefetch, spoolDir: opts.spoolDir ?? '' } : undefined,
         unlockers: lazyUnlockers(flags),
+        tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
       };
       const { plan, chosen } = await planPitrRestore(input);
       if (!opts.json) printPlan(plan, (l) => out.line(l));
