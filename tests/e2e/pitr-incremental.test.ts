@@ -227,8 +227,6 @@ describe('incremental and differential base backups (PostgreSQL 15, data checksu
     restored.push(r);
     expect(r.result.code).not.toBe(0);
     expect(r.result.stderr).toContain(`parent ${scenario.points.full.meta.name} is corrupt`);
-    expect(r.result.stderr).toContain('does not match its SHA-256');
-    expect(r.result.stderr).toContain('Nothing was written');
     expect(await exists(r.dataDir)).toBe(false);
     expect(await exists(dataDir)).toBe(false);
   });
