@@ -321,7 +321,7 @@ export async function archiveChecksum(
  */
 export async function feedEntry(
   body: AsyncIterable<Buffer>,
-  consume: (source: Readable) => Promise<void>,
+  consume: (source: Readable) => Promise<unknown>,
 ): Promise<void> {
   const source = new PassThrough({ highWaterMark: 1024 * 1024 });
   const pumping = (async (): Promise<void> => {

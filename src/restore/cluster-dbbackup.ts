@@ -25,7 +25,7 @@ import {
   type MemberRunner,
   type SourcePlan,
 } from './cluster.js';
-import { streamRestore } from './single.js';
+import { streamRestore } from './feed.js';
 
 /**
  * dbbackup's own cluster backup as a source of the cluster-restore path: a manifest, a globals dump

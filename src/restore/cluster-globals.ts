@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
 import { DbBackupError, errorMessage, StorageError, ToolError } from '../errors.js';
 import type { StderrClassifier } from '../pipeline/process.js';
-import { restoreFromStream } from './single.js';
+import { restoreFromStream } from './feed.js';
 
 /** Where a cluster's globals (roles/users and grants) come from, and what the restore calls them. */
 export interface ClusterGlobals {

@@ -26,7 +26,8 @@ import {
   type MemberRunner,
   type SourcePlan,
 } from './cluster.js';
-import { checkToolVersion, restoreFromStream } from './single.js';
+import { restoreFromStream } from './feed.js';
+import { checkToolVersion } from './single.js';
 
 /**
  * The reference tool's `cluster_<ts>.tar.gz` (src/reference/archive.ts) as a source of the

@@ -12,13 +12,8 @@ import {
   type ReferenceMember,
 } from '../reference/archive.js';
 import type { RestorePlan } from './plan.js';
-import {
-  checkToolVersion,
-  inspectTarget,
-  intoTarget,
-  restoreFromStream,
-  type RestoreOutcome,
-} from './single.js';
+import { checkToolVersion, inspectTarget, intoTarget, type RestoreOutcome } from './single.js';
+import { restoreFromStream } from './feed.js';
 
 /**
  * One database out of the reference tool's `cluster_<ts>.tar.gz`, into a database of the user's
