@@ -1,14 +1,13 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { DetectedFormat } from '../catalog/format.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { errnoCode, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
 import { ToolProcess } from '../pipeline/process.js';
 import { ByteMeter } from '../pipeline/progress.js';
+import { runSinkRead } from '../pipeline/read-group.js';
 import {
   archiveChecksum,
   databaseFromEntry,
@@ -327,7 +326,13 @@ async function extractToWorkdir(
   const file = path.join(dir, 'archive.dump');
   try {
     await feedEntry(body, (source) =>
-      pipeline(source, meter.tap(), createWriteStream(file, { mode: 0o600, flags: 'wx' })),
+      runSinkRead({
+        open: async () => source,
+        label: m.entry,
+        compression: 'none',
+        meter,
+        sink: { kind: 'file', path: file },
+      }),
     );
     return { file, cleanup };
   } catch (err) {

@@ -247,22 +247,7 @@ export async function prepareRestore(
     },
   );
   warnings.push(...properties.warnings);
-  // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
-  const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
-  if (inputs.jobs > 1 && detected.encrypted)
-    warnings.push(
-      '--jobs is ignored for encrypted backups: plaintext is never written to disk, so the restore streams with one job',
-    );
-  if (inputs.jobs > 1 && format !== 'custom')
-    warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
-  // A temporary copy for --jobs: checked for room now, before the target is created or dropped.
-  const copy =
-    jobs > 1 && (detected.compression !== 'none' || !storage.localPath)
-      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
-      : undefined;
-  actions.push(
-    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
-  );
+  const jobs = await planJobs(inputs, detected, metadata, size, restoreTool.name, { warnings, actions });
   // dbbackup checked the trailer when it took the backup, and the checksum proves these are those
   // bytes; anything else (another tool's dump, --force) is checked as it streams in.
   const vouched = checksum === 'to verify' && Boolean(metadata ?? inputs.expected);
@@ -304,6 +289,37 @@ export async function prepareRestore(
     expected: expected ? { sha256: expected.sha256, sizeBytes: expected.sizeBytes } : undefined,
     properties,
   };
+}
+
+/**
+ * How many pg_restore jobs, and the step that restores: a temporary copy for --jobs is checked for
+ * room now, before the target is created or dropped.
+ */
+async function planJobs(
+  inputs: RestoreInputs,
+  detected: DetectedFormat,
+  metadata: BackupMetadata | undefined,
+  size: number,
+  tool: string,
+  out: { warnings: string[]; actions: string[] },
+): Promise<number> {
+  const format = detected.format ?? 'plain';
+  // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
+  const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
+  if (inputs.jobs > 1 && detected.encrypted)
+    out.warnings.push(
+      '--jobs is ignored for encrypted backups: plaintext is never written to disk, so the restore streams with one job',
+    );
+  if (inputs.jobs > 1 && format !== 'custom')
+    out.warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
+  const copy =
+    jobs > 1 && (detected.compression !== 'none' || !inputs.storage.localPath)
+      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
+      : undefined;
+  out.actions.push(
+    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${tool}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
+  );
+  return jobs;
 }
 
 /** The restore tool must be able to read the archive: pg_restore refuses archives from a newer pg_dump. */
