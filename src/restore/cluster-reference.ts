@@ -27,6 +27,7 @@ import {
 } from './cluster.js';
 import { restoreFromStream } from './feed.js';
 import { checkToolVersion } from './single.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * The reference tool's `cluster_<ts>.tar.gz` (src/reference/archive.ts) as a source of the
@@ -56,7 +57,7 @@ export async function planReferenceCluster(
 ): Promise<ReferenceClusterPlan> {
   const key = i.name;
   const source = `${i.storage.location.replace(/\/$/, '')}/${key}`;
-  if (engine.engine !== 'postgres') {
+  if (!engineFamily(engine.engine).referenceClusterArchive) {
     throw new UsageError(
       `${key} is a PostgreSQL cluster archive of the reference tool, but the target is ${engine.engine}`,
       'Omit --db-type (or use --db-type postgres).',

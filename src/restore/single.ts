@@ -40,6 +40,7 @@ import {
   restoreFailure,
 } from './partial.js';
 import { decompressToTemp, requireTempSpace, streamRestore, tempCopySize } from './feed.js';
+import { engineFamily } from '../engines/family.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -165,9 +166,9 @@ export function engineForBackup(
   metadata: BackupMetadata | undefined,
   reference?: ReferenceSidecar,
 ): Engine {
-  if (detected.engine === 'postgres') return 'postgres';
+  const { engines } = engineFamily(detected.engine ?? 'mariadb');
   const recorded = metadata?.engine ?? reference?.metadata.database_type;
-  return recorded === 'mariadb' || recorded === 'mysql' ? recorded : 'mariadb';
+  return engines.find((e) => e === recorded) ?? engines[0] ?? 'mariadb';
 }
 
 /** Decide everything; change nothing. Throws for conditions that block a restore outright. */
@@ -205,7 +206,8 @@ export async function prepareRestore(
   const server = await engine.serverInfo();
   const fromServer = metadata?.server.version ?? detected.pgHeader?.serverVersion ?? null;
   if (
-    detected.engine === 'postgres' &&
+    detected.engine &&
+    engineFamily(detected.engine).warnsOnOlderTarget &&
     fromServer &&
     majorVersion(fromServer) > majorVersion(server.version)
   ) {
@@ -253,9 +255,7 @@ export async function prepareRestore(
   const vouched = checksum === 'to verify' && Boolean(metadata ?? inputs.expected);
   const trailer =
     format === 'plain' && !vouched
-      ? detected.engine === 'postgres'
-        ? TRAILERS.postgresPlain
-        : TRAILERS.mysqlPlain
+      ? TRAILERS[engineFamily(detected.engine ?? 'mariadb').plainTrailer]
       : undefined;
   if (trailer)
     actions.push(
@@ -329,7 +329,7 @@ export async function checkToolVersion(
   tool: ToolCommand,
   warnings: string[],
 ): Promise<void> {
-  if (engine.engine !== 'postgres') return;
+  if (!engineFamily(engine.engine).restoreToolMustBeNewer) return;
   const raw = detected.pgHeader?.dumpVersion;
   const dumpVersion = raw ? parseVersion(raw) : null;
   const version = await toolVersion(tool.file);
