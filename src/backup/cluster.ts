@@ -19,6 +19,7 @@ import { dumpMeter, snapshotPosition, verifyDump } from './single.js';
 import type { FactOptions } from '../catalog/facts.js';
 import { recordFacts } from './facts.js';
 import { ExitCode } from '../exit-codes.js';
+import { engineFamily } from '../engines/family.js';
 
 export interface ClusterBackupOptions {
   engine: DatabaseEngine;
@@ -72,7 +73,7 @@ export async function backupCluster(o: ClusterBackupOptions): Promise<ClusterMan
   const progress = o.progress;
   const started = new Date();
   const name = await freeClusterName(storage, started);
-  const format: DumpFormat = engine.engine === 'postgres' ? 'custom' : 'plain';
+  const format: DumpFormat = engineFamily(engine.engine).clusterFormat;
   const members: ClusterMember[] = [];
   const dropped: NonNullable<ClusterManifest['dropped']> = [];
   const abort = new AbortController();

@@ -27,6 +27,7 @@ import { recordableProperties } from '../catalog/properties.js';
 import { dumpBinlogPosition, dumpTrailer, SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
 import type { FactOptions } from '../catalog/facts.js';
 import { recordFacts } from './facts.js';
+import { engineFamily } from '../engines/family.js';
 
 export interface SingleBackupOptions {
   engine: DatabaseEngine;
@@ -194,7 +195,7 @@ async function prepareDump(o: SingleBackupOptions): Promise<{
 }> {
   const { engine, database } = o;
   engine.checkDatabaseName(database);
-  if (engine.engine !== 'postgres' && o.format === 'custom') {
+  if (!engineFamily(engine.engine).dumpFormats.includes(o.format)) {
     throw new UsageError(
       '--format custom is PostgreSQL only',
       'MySQL and MariaDB dumps are SQL (--format plain).',
@@ -215,7 +216,7 @@ async function prepareDump(o: SingleBackupOptions): Promise<{
     );
   }
   if (
-    engine.engine === 'postgres' &&
+    engineFamily(engine.engine).dumpToolMustBeNewer &&
     dumpVersion !== 'unknown' &&
     majorVersion(dumpVersion) < majorVersion(server.version)
   ) {
@@ -256,13 +257,14 @@ export async function verifyDump(
   // The dump's own exit status, stderr and (when visible) trailer were checked on the way.
   if (encrypted) return;
   const detected = await sniff(storage, key);
-  const family = engine.engine === 'postgres' ? 'postgres' : 'mysql';
+  const family = engineFamily(engine.engine).id;
   if (detected.engine !== family || detected.format !== format) {
     throw new IntegrityError(`The stored backup does not look like a ${family} ${format} dump`, {
       hint: 'The dump tool wrote something unexpected; run with --debug and check its output.',
     });
   }
-  if (engine.engine === 'postgres' && format === 'custom') await checkPgCustomToc(storage, key, engine);
+  // A custom archive (PostgreSQL's: checked above) has a table of contents pg_restore must read.
+  if (format === 'custom') await checkPgCustomToc(storage, key, engine);
 }
 
 export function redactArgs(args: string[]): string[] {

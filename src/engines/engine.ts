@@ -121,6 +121,11 @@ export interface DatabaseEngine {
 
   dumpCommand(database: string, format: DumpFormat): Promise<ToolCommand>;
   restoreCommand(options: RestoreCommandOptions): Promise<ToolCommand>;
+  /**
+   * The tool that replays a globals dump (roles, users, grants) and goes on past a failing
+   * statement: one role that exists already must not undo the others.
+   */
+  globalsRestoreCommand(): Promise<ToolCommand>;
   /** The dump and restore programs this engine uses, found or not, with versions. */
   tools(): Promise<ToolStatus[]>;
   classifyStderr(line: string): StderrClass;

@@ -578,6 +578,12 @@ export class MysqlEngine implements DatabaseEngine {
     return { file: tool.path, args, env: this.toolEnv(), name: tool.name };
   }
 
+  /** The client on no database (the globals name theirs) with --force. */
+  async globalsRestoreCommand(): Promise<ToolCommand> {
+    const base = await this.restoreCommand({ target: '', format: 'plain', jobs: 1, noOwner: false });
+    return { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
+  }
+
   async tools(): Promise<ToolStatus[]> {
     const groups = [this.dumpPrograms(), this.clientPrograms()];
     return Promise.all(

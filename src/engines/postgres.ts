@@ -547,6 +547,15 @@ export class PostgresEngine implements DatabaseEngine {
     return { file: await this.tool('psql'), args, env: this.restoreEnv(), name: 'psql' };
   }
 
+  /** psql on the maintenance database without ON_ERROR_STOP or a transaction. */
+  async globalsRestoreCommand(): Promise<ToolCommand> {
+    const base = await this.restoreCommand({ target: 'postgres', format: 'plain', jobs: 1, noOwner: false });
+    return {
+      ...base,
+      args: base.args.filter((a) => a !== '--set=ON_ERROR_STOP=1' && a !== '--single-transaction'),
+    };
+  }
+
   /**
    * Another PostgreSQL client program (pg_basebackup, pg_ctl…) with this connection's environment:
    * host, port, user, password and TLS travel in PG* variables, never in its arguments.

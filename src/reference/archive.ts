@@ -10,6 +10,7 @@ import { drainOrClose } from '../pipeline/process.js';
 import type { ByteMeter } from '../pipeline/progress.js';
 import type { Storage } from '../storage/storage.js';
 import { readSidecar } from './metadata.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * The reference tool's cluster archive (`cluster_<ts>.tar.gz`, PostgreSQL only), as a format:
@@ -255,7 +256,8 @@ function classifyDump(
     }
   }
   const d = detectDump(content);
-  if (d.engine !== 'postgres' || !d.format) return { reason: 'not a PostgreSQL dump' };
+  if (!d.engine || !engineFamily(d.engine).referenceClusterArchive || !d.format)
+    return { reason: 'not a PostgreSQL dump' };
   if (d.format === 'custom' && compression === 'gzip')
     return { reason: 'a gzip-compressed custom archive, which the reference tool never wrote' };
   return { format: d.format, compression, pgHeader: d.pgHeader };
@@ -321,7 +323,7 @@ export async function archiveChecksum(
  */
 export async function feedEntry(
   body: AsyncIterable<Buffer>,
-  consume: (source: Readable) => Promise<void>,
+  consume: (source: Readable) => Promise<unknown>,
 ): Promise<void> {
   const source = new PassThrough({ highWaterMark: 1024 * 1024 });
   const pumping = (async (): Promise<void> => {

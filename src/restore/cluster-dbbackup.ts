@@ -25,7 +25,8 @@ import {
   type MemberRunner,
   type SourcePlan,
 } from './cluster.js';
-import { streamRestore } from './single.js';
+import { streamRestore } from './feed.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * dbbackup's own cluster backup as a source of the cluster-restore path: a manifest, a globals dump
@@ -57,8 +58,7 @@ export async function planDbbackupCluster(
   manifest?: ClusterManifest,
 ): Promise<DbbackupClusterPlan> {
   manifest ??= await loadClusterManifest(i.storage, i.name);
-  const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
-  if (family(manifest.engine) !== family(engine.engine)) {
+  if (engineFamily(manifest.engine) !== engineFamily(engine.engine)) {
     throw new UsageError(
       `${i.name} is a ${manifest.engine} cluster backup, but the target is ${engine.engine}`,
       'Omit --db-type: it is detected from the manifest.',
@@ -90,7 +90,7 @@ export async function planDbbackupCluster(
   const stepsAfter = [
     `restore ${members.length} databases (${i.jobs} at a time), each with its owner, encoding, collation, grants and settings: ${members.map((m) => m.database).join(', ')}`,
   ];
-  const grantsAgain = engine.engine !== 'postgres';
+  const grantsAgain = engineFamily(engine.engine).grantsAfterData;
   if (grantsAgain) stepsAfter.push('replay the grants on tables and columns (they need the restored tables)');
   const m = manifest;
   return {
@@ -170,7 +170,7 @@ async function restoreMember(
   const { compression, decrypt } = await readerFor(storage, file, i.unlockers);
   const classify = (l: string): ReturnType<DatabaseEngine['classifyStderr']> => engine.classifyStderr(l);
   const { warn } = ctx;
-  if (engine.engine === 'postgres') {
+  if (engineFamily(engine.engine).clusterFormat === 'custom') {
     // The maintenance database is restored into, not recreated; the others create themselves
     // from the archive with their owner, encoding, locale, grants and settings.
     const intoExisting = KEEP.includes(m.database);

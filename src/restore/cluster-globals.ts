@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
-import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
+import type { DatabaseEngine } from '../engines/engine.js';
+import { engineFamily } from '../engines/family.js';
 import { DbBackupError, errorMessage, StorageError, ToolError } from '../errors.js';
 import type { StderrClassifier } from '../pipeline/process.js';
-import { restoreFromStream } from './single.js';
+import { restoreFromStream } from './feed.js';
 
 /** Where a cluster's globals (roles/users and grants) come from, and what the restore calls them. */
 export interface ClusterGlobals {
@@ -31,7 +32,7 @@ export async function restoreGlobals(
   const sql = await globals.text();
   const lines = sql.split('\n');
   const skipped: string[] = [];
-  const cmd = await globalsCommand(engine);
+  const cmd = await engine.globalsRestoreCommand();
   await restoreFromStream(async () => Readable.from([Buffer.from(sql)]), 'none', cmd, {
     classify: globalsClassifier(engine, pass, (n) => lines[n - 1], skipped),
     warn,
@@ -69,25 +70,6 @@ function partlyApplied(err: unknown, engine: DatabaseEngine, pass: 'first' | 'ag
 }
 
 /**
- * The tool that replays a globals dump: psql on the maintenance database without ON_ERROR_STOP or a
- * transaction (one role that exists must not undo the others), or mysql with --force.
- */
-export async function globalsCommand(engine: DatabaseEngine): Promise<ToolCommand> {
-  const base = await engine.restoreCommand({
-    target: engine.engine === 'postgres' ? 'postgres' : '',
-    format: 'plain',
-    jobs: 1,
-    noOwner: false,
-  });
-  return engine.engine === 'postgres'
-    ? {
-        ...base,
-        args: base.args.filter((a) => a !== '--set=ON_ERROR_STOP=1' && a !== '--single-transaction'),
-      }
-    : { ...base, args: [...base.args.filter((a) => !a.startsWith('--database=')), '--force'] };
-}
-
-/**
  * Roles that already exist are fine; MySQL grants on tables not there yet wait for the second pass.
  * A MySQL `GRANT PROXY` the connecting user may not give (root@localhost's `GRANT PROXY ON ''@'%'`,
  * replayed over TCP as another account) is skipped and named in `skipped` (first pass only): it is
@@ -102,11 +84,13 @@ export function globalsClassifier(
   const benign = /already exists|role "[^"]+" cannot be dropped|current user cannot be/i;
   const missingTable = /^ERROR 1146 /;
   const denied = /^ERROR (?:1044|1045|1227|1698) \(\w+\) at line (\d+): (.*)$/;
+  const { grantsAfterData } = engineFamily(engine.engine);
   return (line) => {
     const kind = engine.classifyStderr(line);
-    if (kind === 'error' && engine.engine !== 'postgres' && missingTable.test(line))
+    if (kind === 'error' && grantsAfterData && missingTable.test(line))
       return pass === 'first' ? 'info' : 'warning';
-    const refused = kind === 'error' && engine.engine !== 'postgres' ? denied.exec(line) : null;
+    // Only the MySQL/MariaDB client reports an error as `ERROR <number> (<state>) at line <n>`.
+    const refused = kind === 'error' ? denied.exec(line) : null;
     const statement = refused ? statementAt?.(Number(refused[1]))?.trim() : undefined;
     if (refused && statement && /^GRANT PROXY ON /i.test(statement)) {
       if (pass === 'first') skipped?.push(`${statement.replace(/;$/, '')} (${refused[2]})`);

@@ -1,14 +1,13 @@
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { DetectedFormat } from '../catalog/format.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { DatabaseEngine } from '../engines/engine.js';
 import { errnoCode, errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
 import { ToolProcess } from '../pipeline/process.js';
 import { ByteMeter } from '../pipeline/progress.js';
+import { runSinkRead } from '../pipeline/read-group.js';
 import {
   archiveChecksum,
   databaseFromEntry,
@@ -26,7 +25,9 @@ import {
   type MemberRunner,
   type SourcePlan,
 } from './cluster.js';
-import { checkToolVersion, restoreFromStream } from './single.js';
+import { restoreFromStream } from './feed.js';
+import { checkToolVersion } from './single.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * The reference tool's `cluster_<ts>.tar.gz` (src/reference/archive.ts) as a source of the
@@ -56,7 +57,7 @@ export async function planReferenceCluster(
 ): Promise<ReferenceClusterPlan> {
   const key = i.name;
   const source = `${i.storage.location.replace(/\/$/, '')}/${key}`;
-  if (engine.engine !== 'postgres') {
+  if (!engineFamily(engine.engine).referenceClusterArchive) {
     throw new UsageError(
       `${key} is a PostgreSQL cluster archive of the reference tool, but the target is ${engine.engine}`,
       'Omit --db-type (or use --db-type postgres).',
@@ -326,7 +327,13 @@ async function extractToWorkdir(
   const file = path.join(dir, 'archive.dump');
   try {
     await feedEntry(body, (source) =>
-      pipeline(source, meter.tap(), createWriteStream(file, { mode: 0o600, flags: 'wx' })),
+      runSinkRead({
+        open: async () => source,
+        label: m.entry,
+        compression: 'none',
+        meter,
+        sink: { kind: 'file', path: file },
+      }),
     );
     return { file, cleanup };
   } catch (err) {

@@ -1,6 +1,7 @@
 import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import type { Trailer } from '../catalog/trailers.js';
+import { engineFamily } from '../engines/family.js';
 
 /** Everything decided before a restore touches anything; printed as the dry run. */
 export interface RestorePlan {
@@ -31,7 +32,7 @@ export interface RestorePlan {
 
 export function describePlan(plan: RestorePlan): string[] {
   const d = plan.detected;
-  const what = `${d.engine === 'postgres' ? 'PostgreSQL' : 'MySQL/MariaDB'} ${d.format === 'custom' ? 'custom-format archive' : 'SQL dump'}`;
+  const what = `${engineFamily(d.engine ?? 'mariadb').label} ${d.format === 'custom' ? 'custom-format archive' : 'SQL dump'}`;
   const lines = [
     `Backup:    ${plan.source}${plan.sizeBytes !== null ? ` (${plan.sizeBytes} bytes)` : ''}`,
     `Content:   ${what}, compression ${d.compression}${plan.metadata ? `, database "${plan.metadata.database}" from ${plan.metadata.startedAt}` : ''}`,

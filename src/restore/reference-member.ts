@@ -12,13 +12,9 @@ import {
   type ReferenceMember,
 } from '../reference/archive.js';
 import type { RestorePlan } from './plan.js';
-import {
-  checkToolVersion,
-  inspectTarget,
-  intoTarget,
-  restoreFromStream,
-  type RestoreOutcome,
-} from './single.js';
+import { checkToolVersion, inspectTarget, intoTarget, type RestoreOutcome } from './single.js';
+import { restoreFromStream } from './feed.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * One database out of the reference tool's `cluster_<ts>.tar.gz`, into a database of the user's
@@ -51,7 +47,7 @@ export async function prepareReferenceMemberRestore(
   i: ReferenceMemberInputs,
   meter?: ByteMeter,
 ): Promise<ReferenceMemberPrepared> {
-  if (engine.engine !== 'postgres') {
+  if (!engineFamily(engine.engine).referenceClusterArchive) {
     throw new UsageError(
       `${i.key} is a PostgreSQL cluster archive of the reference tool, but the target is ${engine.engine}`,
       'Omit --db-type (or use --db-type postgres).',

@@ -33,6 +33,7 @@ import {
   type RestoreOutcome,
   type StepReporter,
 } from './single.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * `restore single` and `restore cluster` as one call each: find the backup (ours or the reference
@@ -137,10 +138,9 @@ export async function planSingleRestore(r: SingleRestoreRequest): Promise<Planne
   };
   const { metadata, reference, detected } = await inspectBackup(storage, key, unlock);
   const needed = engineForBackup(detected, metadata, reference);
-  const family = (e: string): string => (e === 'postgres' ? 'postgres' : 'mysql');
-  if (r.askedEngine && family(r.askedEngine) !== family(needed)) {
+  if (r.askedEngine && engineFamily(r.askedEngine) !== engineFamily(needed)) {
     throw new UsageError(
-      `${key} is a ${needed === 'postgres' ? 'PostgreSQL' : 'MySQL/MariaDB'} backup, but --db-type is ${r.askedEngine}`,
+      `${key} is a ${engineFamily(needed).label} backup, but --db-type is ${r.askedEngine}`,
       'Omit --db-type: the engine is detected from the backup.',
     );
   }
@@ -348,7 +348,7 @@ async function requireReferenceArchive(
   asked: Engine | undefined,
 ): Promise<void> {
   if (await isGzipTar(storage, key)) {
-    if (asked && asked !== 'postgres') {
+    if (asked && !engineFamily(asked).referenceClusterArchive) {
       throw new UsageError(
         `${key} is a PostgreSQL cluster archive of the reference tool, but --db-type is ${asked}`,
         'Omit --db-type: reference cluster archives are PostgreSQL.',

@@ -1,9 +1,3 @@
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { Transform, type Duplex, type Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import { readSidecar, type ReferenceBackupMetadata } from '../reference/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
@@ -20,16 +14,14 @@ import {
   StorageError,
   UsageError,
 } from '../errors.js';
-import { planDecompression, type CompressionAlgorithm } from '../pipeline/compression.js';
-import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from '../pipeline/process.js';
+import { ToolProcess } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
-import { Sampler } from '../pipeline/hash.js';
 import { ByteMeter, formatBytes } from '../pipeline/progress.js';
 import { createDecryptStream, type KeyUnlocker } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
 import { checkStored } from '../verify/checksum.js';
 import { objectCount, type RestorePlan } from './plan.js';
-import { TRAILER_BYTES, TRAILERS, type Trailer } from '../catalog/trailers.js';
+import { TRAILERS } from '../catalog/trailers.js';
 import type { CreationProperties } from '../catalog/properties.js';
 import {
   applyDatabaseProperties,
@@ -47,6 +39,8 @@ import {
   leftInPlace,
   restoreFailure,
 } from './partial.js';
+import { decompressToTemp, requireTempSpace, streamRestore, tempCopySize } from './feed.js';
+import { engineFamily } from '../engines/family.js';
 
 export interface RestoreInputs {
   storage: Storage;
@@ -172,9 +166,9 @@ export function engineForBackup(
   metadata: BackupMetadata | undefined,
   reference?: ReferenceSidecar,
 ): Engine {
-  if (detected.engine === 'postgres') return 'postgres';
+  const { engines } = engineFamily(detected.engine ?? 'mariadb');
   const recorded = metadata?.engine ?? reference?.metadata.database_type;
-  return recorded === 'mariadb' || recorded === 'mysql' ? recorded : 'mariadb';
+  return engines.find((e) => e === recorded) ?? engines[0] ?? 'mariadb';
 }
 
 /** Decide everything; change nothing. Throws for conditions that block a restore outright. */
@@ -212,7 +206,8 @@ export async function prepareRestore(
   const server = await engine.serverInfo();
   const fromServer = metadata?.server.version ?? detected.pgHeader?.serverVersion ?? null;
   if (
-    detected.engine === 'postgres' &&
+    detected.engine &&
+    engineFamily(detected.engine).warnsOnOlderTarget &&
     fromServer &&
     majorVersion(fromServer) > majorVersion(server.version)
   ) {
@@ -254,30 +249,13 @@ export async function prepareRestore(
     },
   );
   warnings.push(...properties.warnings);
-  // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
-  const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
-  if (inputs.jobs > 1 && detected.encrypted)
-    warnings.push(
-      '--jobs is ignored for encrypted backups: plaintext is never written to disk, so the restore streams with one job',
-    );
-  if (inputs.jobs > 1 && format !== 'custom')
-    warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
-  // A temporary copy for --jobs: checked for room now, before the target is created or dropped.
-  const copy =
-    jobs > 1 && (detected.compression !== 'none' || !storage.localPath)
-      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
-      : undefined;
-  actions.push(
-    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${restoreTool.name}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
-  );
+  const jobs = await planJobs(inputs, detected, metadata, size, restoreTool.name, { warnings, actions });
   // dbbackup checked the trailer when it took the backup, and the checksum proves these are those
   // bytes; anything else (another tool's dump, --force) is checked as it streams in.
   const vouched = checksum === 'to verify' && Boolean(metadata ?? inputs.expected);
   const trailer =
     format === 'plain' && !vouched
-      ? detected.engine === 'postgres'
-        ? TRAILERS.postgresPlain
-        : TRAILERS.mysqlPlain
+      ? TRAILERS[engineFamily(detected.engine ?? 'mariadb').plainTrailer]
       : undefined;
   if (trailer)
     actions.push(
@@ -313,6 +291,37 @@ export async function prepareRestore(
   };
 }
 
+/**
+ * How many pg_restore jobs, and the step that restores: a temporary copy for --jobs is checked for
+ * room now, before the target is created or dropped.
+ */
+async function planJobs(
+  inputs: RestoreInputs,
+  detected: DetectedFormat,
+  metadata: BackupMetadata | undefined,
+  size: number,
+  tool: string,
+  out: { warnings: string[]; actions: string[] },
+): Promise<number> {
+  const format = detected.format ?? 'plain';
+  // Parallel pg_restore needs a seekable plaintext file, which an encrypted backup must never become.
+  const jobs = format === 'custom' && !detected.encrypted ? inputs.jobs : 1;
+  if (inputs.jobs > 1 && detected.encrypted)
+    out.warnings.push(
+      '--jobs is ignored for encrypted backups: plaintext is never written to disk, so the restore streams with one job',
+    );
+  if (inputs.jobs > 1 && format !== 'custom')
+    out.warnings.push('--jobs applies to PostgreSQL custom-format archives only; restoring with one job');
+  const copy =
+    jobs > 1 && (detected.compression !== 'none' || !inputs.storage.localPath)
+      ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
+      : undefined;
+  out.actions.push(
+    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${tool}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
+  );
+  return jobs;
+}
+
 /** The restore tool must be able to read the archive: pg_restore refuses archives from a newer pg_dump. */
 export async function checkToolVersion(
   engine: DatabaseEngine,
@@ -320,7 +329,7 @@ export async function checkToolVersion(
   tool: ToolCommand,
   warnings: string[],
 ): Promise<void> {
-  if (engine.engine !== 'postgres') return;
+  if (!engineFamily(engine.engine).restoreToolMustBeNewer) return;
   const raw = detected.pgHeader?.dumpVersion;
   const dumpVersion = raw ? parseVersion(raw) : null;
   const version = await toolVersion(tool.file);
@@ -606,324 +615,4 @@ async function runRestore(
     signal,
     onLine,
   });
-}
-
-/** How a dump is fed into its restore tool. */
-export interface FeedOptions {
-  classify: StderrClassifier;
-  warn: (l: string) => void;
-  decrypt?: () => Transform;
-  /** Counts the stored bytes consumed (for progress). */
-  meter?: ByteMeter;
-  /** The restore fails unless the decompressed dump ends with this (the bytes then pass through Node). */
-  trailer?: Trailer;
-  /** Stops the tools (and, through the meter's taps, the reads) on SIGINT/SIGTERM. */
-  signal?: AbortSignal;
-  /** Every stderr line of the restore tool (e.g. pg_restore --verbose, for the phase shown). */
-  onLine?: (line: string) => void;
-  /** Where the bytes come from, for a message when the store fails mid-transfer (e.g. `s3://b/x.dump.zst`). */
-  source?: string;
-  /** The stored object's size: a transfer that ends short of it was cut by the store. */
-  expectedBytes?: number;
-}
-
-/**
- * Tells a stored object's stream failing on its own (the store or the network cut the transfer) from
- * one torn down after a later stage failed: the first error event in a pipeline is its origin. A
- * stream that ends cleanly but short of the object's size was cut too.
- */
-export class SourceWatch {
-  private first: { stream: unknown; err: unknown } | undefined;
-  private bytes = 0;
-  private ended = false;
-  /** Counts what the source delivers; goes right after it in the pipeline. */
-  readonly counter = new Transform({
-    transform: (chunk: Buffer, _enc, cb) => {
-      this.bytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-
-  constructor(
-    private readonly source: Readable,
-    others: ReadonlyArray<Readable | Writable>,
-    private readonly expected?: number,
-  ) {
-    for (const s of [source, this.counter, ...others])
-      s.once('error', (err) => (this.first ??= { stream: s, err }));
-    source.once('end', () => (this.ended = true));
-  }
-
-  /** The store's failure, if the transfer was cut; undefined otherwise. */
-  failure(): unknown {
-    if (this.first?.stream === this.source) return this.first.err;
-    if (this.ended && this.expected !== undefined && this.bytes < this.expected)
-      return new Error(`the transfer ended after ${this.bytes} of ${this.expected} bytes`);
-    return undefined;
-  }
-}
-
-/** The store failed mid-transfer: it is named as the cause, the tool's complaint shown as what followed. */
-export function storageCut(source: string | undefined, err: unknown, toolFailure?: unknown): StorageError {
-  return new StorageError(
-    `Reading the backup from ${source ?? 'its store'} failed while restoring: ${errorMessage(err)}`,
-    {
-      details: toolFailure
-        ? [`(then, its input cut off: ${errorMessage(toolFailure).split('\n')[0] ?? ''})`]
-        : [],
-      hint: 'The store, or the network to it, failed mid-transfer; the backup itself may be intact. Check the store and run the restore again.',
-      cause: err,
-    },
-  );
-}
-
-/**
- * Feed a stored dump into a restore tool: file → decompressor → tool joined by kernel pipes when the
- * store is a local directory, otherwise streamed from the store through Node into the tool's stdin.
- */
-export async function streamRestore(
-  storage: Storage,
-  key: string,
-  compression: CompressionAlgorithm,
-  cmd: ToolCommand,
-  o: FeedOptions,
-): Promise<void> {
-  const { classify, warn, meter, signal } = o;
-  // Decrypting and checking a trailer need the bytes in Node; the kernel-pipe shortcuts are for the rest.
-  const localFile = o.decrypt || o.trailer ? undefined : storage.localPath?.(key);
-  const decompress = await planDecompression(compression);
-  if (localFile && decompress.external) {
-    // File → decompressor → restore tool, joined by kernel pipes: no byte passes through Node.
-    const dec = new ToolProcess(
-      { ...decompress.external, args: [...decompress.external.args, localFile] },
-      ['ignore', 'pipe', 'pipe'],
-      () => 'error',
-      undefined,
-      { signal },
-    );
-    meter?.watch(dec.child.pid);
-    const out = dec.child.stdout;
-    if (!out) throw new Error('decompressor has no stdout');
-    const tool = new ToolProcess(cmd, [out, 'ignore', 'pipe'], classify, warn, { signal, onLine: o.onLine });
-    out.destroy();
-    await waitAll([tool, dec]);
-    return;
-  }
-  if (localFile && compression === 'none') {
-    const handle = await open(localFile, 'r');
-    try {
-      const tool = new ToolProcess(cmd, [handle.fd, 'ignore', 'pipe'], classify, warn, {
-        signal,
-        onLine: o.onLine,
-      });
-      meter?.watch(tool.child.pid);
-      await tool.done;
-    } finally {
-      await handle.close();
-    }
-    return;
-  }
-  // Remote or in-process: stream through Node into the tool's stdin.
-  const size = o.expectedBytes ?? (await storage.stat(key))?.size;
-  await restoreFromStream(() => storage.get(key), compression, cmd, {
-    source: `${storage.location.replace(/\/$/, '')}/${key}`,
-    ...o,
-    expectedBytes: size,
-  });
-}
-
-/**
- * Stream bytes through Node (decryption, in-process or external decompression) into a restore
- * tool's stdin. The tool's failure is reported before a broken pipe on the feeding side.
- */
-export async function restoreFromStream(
-  openSource: () => Promise<Readable>,
-  compression: CompressionAlgorithm,
-  cmd: ToolCommand,
-  o: FeedOptions,
-): Promise<void> {
-  const decompress = await planDecompression(compression);
-  const processes: ToolProcess[] = [];
-  const stages: Duplex[] = [];
-  if (o.meter) stages.push(o.meter.tap());
-  if (o.decrypt) stages.push(o.decrypt());
-  const tail = o.trailer ? new Sampler(TRAILER_BYTES) : undefined;
-  let sink: Writable;
-  const tool = new ToolProcess(cmd, ['pipe', 'ignore', 'pipe'], o.classify, o.warn, {
-    signal: o.signal,
-    onLine: o.onLine,
-  });
-  processes.push(tool);
-  if (!tool.child.stdin) throw new Error('restore tool has no stdin');
-  /** Decompressor → tail sampler → tool, when the decompressed bytes must be seen. */
-  let relay: { done: Promise<void>; stages: Array<Readable | Writable> } | undefined;
-  if (decompress.external) {
-    const dec = new ToolProcess(
-      decompress.external,
-      ['pipe', tail ? 'pipe' : tool.child.stdin, 'pipe'],
-      () => 'error',
-      undefined,
-      { signal: o.signal },
-    );
-    processes.push(dec);
-    if (tail && dec.child.stdout) {
-      const parts = [dec.child.stdout, tail, tool.child.stdin];
-      relay = { done: pipeline(parts), stages: parts };
-      relay.done.catch(() => undefined); // judged below, once the tools have exited
-    } else tool.child.stdin.destroy();
-    if (!dec.child.stdin) throw new Error('decompressor has no stdin');
-    sink = dec.child.stdin;
-  } else {
-    if (decompress.inProcess) stages.push(decompress.inProcess());
-    if (tail) stages.push(tail);
-    sink = tool.child.stdin;
-  }
-  let source: Readable;
-  try {
-    source = await openSource();
-  } catch (err) {
-    for (const p of processes) p.kill();
-    sink.destroy();
-    await Promise.allSettled(processes.map((p) => p.done));
-    throw err;
-  }
-  const watch = new SourceWatch(source, [...stages, sink], o.expectedBytes);
-  const feeding = pipeline([source, watch.counter, ...stages, sink]);
-  feeding.catch(() => undefined); // judged below, once the tools have exited
-  const toolFailure = await waitAll(processes).then(
-    () => undefined,
-    (err: unknown) => ({ err }),
-  );
-  const feedFailure = await settleFeed(feeding, [source, ...stages, sink]).then(
-    () => undefined,
-    (err: unknown) => ({ err }),
-  );
-  const relayFailure = relay
-    ? await settleFeed(relay.done, relay.stages).then(
-        () => undefined,
-        (err: unknown) => ({ err }),
-      )
-    : undefined;
-  // The store cut the transfer: the tool's complaint ("end of file", "premature end") is its consequence.
-  const cut = watch.failure();
-  if (cut !== undefined) throw storageCut(o.source, cut, toolFailure?.err);
-  // A damaged encrypted backup stops the feed, and the tool then fails on the cut-off input ("end of
-  // file"): the decryption failure is the cause, so it is reported first, as is.
-  if (o.decrypt && feedFailure?.err instanceof IntegrityError) throw feedFailure.err;
-  // A tool failure explains a broken pipe on our side, so it is reported first.
-  if (toolFailure) throw toolFailure.err;
-  for (const failure of [feedFailure, relayFailure]) {
-    if (!failure) continue;
-    if (failure.err instanceof DbBackupError) throw failure.err;
-    throw new StorageError(`Could not read the backup while restoring: ${errorMessage(failure.err)}`);
-  }
-  if (tail && o.trailer && !o.trailer.pattern.test(tail.tail.toString('utf8'))) {
-    throw new IntegrityError(
-      tail.bytes === 0
-        ? 'The dump is empty'
-        : `The dump does not end with its completion trailer ("${o.trailer.text}"): it is incomplete, so the restore is not complete either`,
-      {
-        hint: 'Restore another backup. (A dump made without comments, e.g. mysqldump --compact, has no trailer: feed it to the client yourself.)',
-      },
-    );
-  }
-}
-
-/** How big the decompressed copy --jobs needs is: recorded at backup time, or guessed from the stored size. */
-export function tempCopySize(
-  metadata: BackupMetadata | undefined,
-  storedBytes: number,
-  compression: CompressionAlgorithm,
-): { bytes: number; estimated: boolean } {
-  if (metadata?.dumpBytes != null) return { bytes: metadata.dumpBytes, estimated: false };
-  // Backups from before dumpBytes was recorded for external compressors: a generous guess.
-  return { bytes: storedBytes * (compression === 'none' ? 1 : 10), estimated: compression !== 'none' };
-}
-
-/** The directory a temporary copy goes to, refused (nothing changed yet) when it lacks the room. */
-async function requireTempSpace(
-  workdir: string | undefined,
-  size: { bytes: number; estimated: boolean },
-): Promise<{ dir: string; size: { bytes: number; estimated: boolean } }> {
-  const dir = path.resolve(workdir ?? os.tmpdir());
-  const fs = await statfs(dir).catch((err: unknown) => {
-    throw new UsageError(
-      `Cannot use ${dir} for the temporary copy: ${errorMessage(err)}`,
-      'Name an existing directory with --workdir.',
-    );
-  });
-  const free = fs.bavail * fs.bsize;
-  // 10 % to spare: a disk filled to the last byte fails everything else on it.
-  if (free < size.bytes * 1.1) {
-    throw new StorageError(
-      `Not enough space in ${dir} for the temporary copy --jobs needs: ${size.estimated ? 'about ' : ''}${formatBytes(size.bytes)} (${size.bytes} bytes${size.estimated ? ', estimated: this backup does not record its dump size' : ''}), ${formatBytes(free)} free`,
-      {
-        hint: 'Nothing was changed. Use --workdir on a larger disk, or restore with --jobs 1 (streams, needs no space).',
-      },
-    );
-  }
-  return { dir, size };
-}
-
-async function decompressToTemp(
-  storage: Storage,
-  key: string,
-  detected: DetectedFormat,
-  plan: RestorePlan,
-  workdir: string | undefined,
-  meter: ByteMeter,
-  signal: AbortSignal | undefined,
-): Promise<{ file: string; cleanup: () => Promise<void> }> {
-  // Checked when the plan was made; again here, as the disk may have filled since.
-  const { dir: base } = await requireTempSpace(
-    workdir,
-    tempCopySize(plan.metadata, plan.sizeBytes ?? 0, detected.compression),
-  );
-  const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
-  const file = path.join(dir, 'archive.dump');
-  const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
-  const where = `${storage.location.replace(/\/$/, '')}/${key}`;
-  let watch: SourceWatch | undefined;
-  try {
-    const decompress = await planDecompression(detected.compression);
-    if (decompress.external) {
-      // Decompressor writes the file itself; Node only feeds it the stored (compressed) bytes.
-      const out = await open(file, 'wx', 0o600);
-      try {
-        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error', undefined, {
-          signal,
-        });
-        if (!dec.child.stdin) throw new Error('decompressor has no stdin');
-        const source = await storage.get(key);
-        const counted = meter.tap();
-        watch = new SourceWatch(source, [counted, dec.child.stdin], plan.sizeBytes ?? undefined);
-        const feeding = pipeline(source, watch.counter, counted, dec.child.stdin);
-        feeding.catch(() => undefined); // settled below, after the decompressor
-        await dec.done;
-        await settleFeed(feeding, [source, watch.counter, counted, dec.child.stdin]);
-      } finally {
-        await out.close();
-      }
-    } else {
-      const stages: Duplex[] = decompress.inProcess ? [decompress.inProcess()] : [];
-      const source = await storage.get(key);
-      const sink = createWriteStream(file, { mode: 0o600 });
-      const counted = meter.tap();
-      watch = new SourceWatch(source, [counted, ...stages, sink], plan.sizeBytes ?? undefined);
-      await pipeline([source, watch.counter, counted, ...stages, sink]).catch((err: unknown) => {
-        // Writing the copy failed (a full disk): said so, not blamed on the backup or a bug.
-        if (err instanceof DbBackupError || watch?.failure() !== undefined) throw err;
-        throw new StorageError(`Could not write the temporary copy ${file}: ${errorMessage(err)}`, {
-          hint: 'Use --workdir on a disk with room, or restore with --jobs 1 (streams, needs no space).',
-        });
-      });
-    }
-    const cut = watch.failure();
-    if (cut !== undefined) throw storageCut(where, cut);
-    return { file, cleanup };
-  } catch (err) {
-    await cleanup();
-    const cut = watch?.failure();
-    throw cut !== undefined && !(err instanceof StorageError) ? storageCut(where, cut, err) : err;
-  }
 }

@@ -13,6 +13,7 @@ import { Sampler } from '../pipeline/hash.js';
 import { drainOrClose, ToolProcess } from '../pipeline/process.js';
 import { sniff } from '../pipeline/sniff.js';
 import type { Storage } from '../storage/storage.js';
+import { engineFamily } from '../engines/family.js';
 
 /**
  * What a deep check expects to find: a database dump (its kind is read from its content), or the
@@ -46,7 +47,7 @@ export const NO_KEY_HINT = 'Without --deep, verify-backup checks its checksum an
 type Checker = { kind: 'pg_restore'; file: string } | { kind: 'trailer'; trailer: Trailer };
 
 function family(engine: Engine | null): 'postgres' | 'mysql' | null {
-  return engine === null ? null : engine === 'postgres' ? 'postgres' : 'mysql';
+  return engine === null ? null : engineFamily(engine).id;
 }
 
 /**
@@ -149,14 +150,15 @@ async function checkerFor(detected: DetectedFormat, expect: DeepExpectation): Pr
   if (expect.kind === 'globals') {
     return {
       kind: 'trailer',
-      trailer: expect.engine === 'postgres' ? TRAILERS.postgresGlobals : TRAILERS.mysqlGlobals,
+      trailer: TRAILERS[engineFamily(expect.engine).globalsTrailer],
     };
   }
   if (!detected.engine || !detected.format) {
     throw damaged('the content is not a PostgreSQL or MySQL dump (its first bytes are not recognised)');
   }
-  if (detected.engine !== 'postgres') return { kind: 'trailer', trailer: TRAILERS.mysqlPlain };
-  if (detected.format === 'plain') return { kind: 'trailer', trailer: TRAILERS.postgresPlain };
+  // Only custom archives (PostgreSQL's) need their tool; an SQL dump is judged by its trailer.
+  if (detected.format === 'plain')
+    return { kind: 'trailer', trailer: TRAILERS[engineFamily(detected.engine).plainTrailer] };
   const file = await findPgTool('pg_restore');
   if (!file) {
     throw new MissingToolError('verify-backup --deep needs pg_restore to read PostgreSQL custom archives', {

@@ -21,6 +21,7 @@ import { checkStored, hashStored } from './checksum.js';
 import { deepRead, type DeepExpectation, type DeepReport, type UnlockerSource } from './deep.js';
 
 import type { BackupState } from './state.js';
+import { asEngine } from '../engines/family.js';
 
 export type { BackupState };
 
@@ -155,9 +156,7 @@ type Extras = Pick<VerifyResult, 'metadata' | 'producer' | 'reference'>;
 
 /** The reference tool's `database_type` (postgres, mysql, mariadb) as an engine, if it is one. */
 export function referenceEngine(databaseType: string | undefined): Engine | null {
-  return databaseType === 'postgres' || databaseType === 'mysql' || databaseType === 'mariadb'
-    ? databaseType
-    : null;
+  return asEngine(databaseType);
 }
 
 /**

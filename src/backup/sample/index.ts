@@ -23,16 +23,8 @@ import { startWriteGroup } from '../../pipeline/filter-group.js';
 import { Sampler } from '../../pipeline/hash.js';
 import { sniff } from '../../pipeline/sniff.js';
 import type { Storage } from '../../storage/storage.js';
-import { cleanupRequests } from '../../storage/transport.js';
 import { TOOL_VERSION } from '../../version.js';
-import {
-  claimFreeName,
-  discardOwned,
-  ownsObject,
-  proveStored,
-  TOKEN_METADATA,
-  type ClaimedName,
-} from '../claim.js';
+import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA, type ClaimedName } from '../claim.js';
 import { samplerFor } from './engines.js';
 import type { EngineSampler, SampleSource } from './source.js';
 import { describeSpec, sampleFileName, type SampleSpec } from './spec.js';
@@ -178,7 +170,10 @@ async function storeSample(o: SampleBackupOptions, p: Prepared): Promise<SampleB
   const { engine, database, storages } = o;
   const { source, claim } = p;
   const key = claim.key;
-  const commit = new Commit(storages, { signal: o.signal });
+  // A failure or an interrupt deletes what was stored, metadata first, but only where the data is
+  // provably this run's: a name another writer took (a server that ignores conditional writes) is theirs.
+  const owns = (st: Storage): Promise<boolean> => ownsObject(st, key, claim.token);
+  const commit = new Commit(storages, { signal: o.signal, owns });
   // The commit stops the write group on an interrupt; the sampler's connection is dropped here.
   const onAbort = (): void => source.abort();
   o.signal?.addEventListener('abort', onAbort);
@@ -214,7 +209,7 @@ async function storeSample(o: SampleBackupOptions, p: Prepared): Promise<SampleB
   } catch (err) {
     source.abort();
     group?.abort();
-    await rollbackOwned(commit, storages, key, claim.token);
+    await commit.rollback();
     if (o.signal?.aborted && !(err instanceof DbBackupError && err.exitCode === ExitCode.Interrupted)) {
       throw new InterruptedError();
     }
@@ -274,18 +269,6 @@ async function checkScript(storage: Storage, key: string, family: 'postgres' | '
       hint: 'The dump tool wrote something unexpected; run with --debug and check its output.',
     });
   }
-}
-
-/**
- * The commit's rollback removes everything it wrote; but where another writer replaced the data
- * (a server that ignores conditional writes), the objects are theirs and only ours may go.
- */
-async function rollbackOwned(commit: Commit, storages: Storage[], key: string, token: string): Promise<void> {
-  await cleanupRequests(async () => {
-    const owned = await Promise.all(storages.map((st) => ownsObject(st, key, token).catch(() => false)));
-    if (owned.every(Boolean)) await commit.rollback();
-    else await discardOwned(storages, key, token);
-  });
 }
 
 function describe(storage: Storage, key: string): string {
