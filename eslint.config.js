@@ -127,9 +127,6 @@ const SIZE_LIMITS_PENDING = [
   'src/cli/commands/rekey.ts',
   'src/cli/commands/restore-pitr.ts',
   'src/cli/commands/wal.ts',
-  'src/cli/restore-binlog.ts',
-  'src/pitr/incremental/backup.ts',
-  'src/tui/screens/archive.tsx',
 ];
 
 function sizeRules() {
