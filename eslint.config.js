@@ -1,3 +1,5 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -87,13 +89,24 @@ function layerRules() {
       ],
     },
   });
+  // A group's leaves live in a folder of its name (commands/backup/single.ts): the group file imports
+  // them, a leaf imports neither another leaf nor a command.
   configs.push({
-    files: ['src/cli/commands/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [NOT_ANOTHER_COMMAND] }] },
+    files: ['src/cli/commands/*/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [NOT_ANOTHER_COMMAND, { ...NOT_ANOTHER_COMMAND, regex: '^\\.\\./[\\w-]+(\\.js$|/)' }] },
+      ],
+    },
   });
-  for (const [file, allowed] of Object.entries(SUBCOMMANDS))
+  for (const file of readdirSync(path.join(import.meta.dirname, 'src/cli/commands')).filter((f) =>
+    f.endsWith('.ts'),
+  )) {
+    const name = file.replace(/\.ts$/, '');
+    const allowed = [...(SUBCOMMANDS[`src/cli/commands/${file}`] ?? []), `${name}/[\\w-]+`];
     configs.push({
-      files: [file],
+      files: [`src/cli/commands/${file}`],
       rules: {
         'no-restricted-imports': [
           'error',
@@ -101,6 +114,7 @@ function layerRules() {
         ],
       },
     });
+  }
   return configs;
 }
 
