@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { readMetadata } from '../catalog/metadata.js';
-import type { EncryptionFlags } from '../crypto/index.js';
+import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
 import { MysqlEngine } from '../engines/mysql.js';
 import { DbBackupError, UsageError } from '../errors.js';
 import { formatBytes, formatDuration } from '../units.js';
@@ -13,7 +13,7 @@ import { planBinlogRestore, type BinlogRestorePlan, type LogicalBase } from '../
 import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
 import { parseTargetTime } from '../pitr/recovery.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
-import { executeRestore, prepareRestore } from '../restore/single.js';
+import { executeRestore, prepareRestore, type RestoreInputs } from '../restore/single.js';
 import { openLocation } from '../storage/uri.js';
 import { parseInteger } from './numbers.js';
 import { cloudSettings, connectionOptions, explicitEngine, out, type GlobalOptions } from './context.js';
@@ -67,22 +67,7 @@ export async function restoreFromBinlogArchive(
       );
     return false;
   }
-  const pgOnly: Array<[unknown, string]> = [
-    [opts.targetLsn, '--target-lsn'],
-    [opts.targetXid, '--target-xid'],
-    [opts.targetName, '--target-name'],
-    [opts.targetImmediate, '--target-immediate'],
-    [opts.targetTimeline, '--target-timeline'],
-    [opts.exclusive, '--exclusive'],
-    [opts.keepArchiving, '--keep-archiving'],
-    [opts.prefetch, '--prefetch'],
-  ];
-  const wrong = pgOnly.find(([v]) => v !== undefined && v !== false);
-  if (wrong)
-    throw new UsageError(
-      `${wrong[1]} is for PostgreSQL WAL archives; ${storage.location} is a MariaDB binlog archive`,
-      'Targets here: --target-time, --target-gtid or --target-position (none: the end of the archive).',
-    );
+  refusePostgresOptions(opts, storage.location);
   const target = replayTargetOf(opts);
   // --port may land on the global option: for a physical restore it is the restored server's.
   const portText = opts.port ?? g.port;
@@ -119,39 +104,13 @@ export async function restoreFromBinlogArchive(
   });
   const engine = logical ? new MysqlEngine(connectionOptions(g, explicitEngine(g) ?? 'mariadb')) : undefined;
   try {
-    const dumpInputs = logical
-      ? {
-          storage: logical.storage,
-          key: logical.key,
-          create: true,
-          clean: Boolean(opts.clean),
-          jobs: 1,
-          force: false,
-          noOwner: false,
-          unlockers: logical.metadata.encryption ? await unlockers() : undefined,
-        }
-      : undefined;
+    const dumpInputs = logical ? await logicalInputs(logical, Boolean(opts.clean), unlockers) : undefined;
     // The dump's own plan (target database free, checksum, tool) is part of the dry run.
     const dumpPlan =
       engine && dumpInputs && !planned.plan.refusals.length
         ? await prepareRestore(engine, dumpInputs)
         : undefined;
-    if (!opts.json)
-      printPlan(
-        planned.plan,
-        dumpPlan
-          ? `${dumpPlan.plan.target} on ${dumpPlan.plan.endpoint}: ${dumpPlan.plan.actions.join('; ')}`
-          : undefined,
-      );
-    if (planned.plan.refusals.length) {
-      if (opts.json) out.json({ plan: planned.plan });
-      throw new DbBackupError(`Restore refused: ${planned.plan.refusals[0]}`, {
-        hint:
-          planned.plan.refusals.length > 1
-            ? `${planned.plan.refusals.length} reasons, listed above.`
-            : 'See the plan above.',
-      });
-    }
+    showPlan(planned.plan, dumpPlan?.plan, Boolean(opts.json));
     if (!opts.confirm) {
       if (opts.json) out.json({ plan: planned.plan, dryRun: true });
       else out.line('Dry run: nothing was changed. Add --confirm to restore.');
@@ -204,6 +163,64 @@ export async function restoreFromBinlogArchive(
     return true;
   } finally {
     await engine?.close();
+  }
+}
+
+/** What the restore of the logical backup under a binlog replay reads: a new database (or --clean). */
+async function logicalInputs(
+  logical: LogicalBase,
+  clean: boolean,
+  unlockers: () => Promise<readonly KeyUnlocker[]>,
+): Promise<RestoreInputs> {
+  return {
+    storage: logical.storage,
+    key: logical.key,
+    create: true,
+    clean,
+    jobs: 1,
+    force: false,
+    noOwner: false,
+    unlockers: logical.metadata.encryption ? await unlockers() : undefined,
+  };
+}
+
+/** The options only a PostgreSQL WAL archive understands, refused on a binlog archive. */
+function refusePostgresOptions(opts: BinlogPitrOptions, location: string): void {
+  const pgOnly: Array<[unknown, string]> = [
+    [opts.targetLsn, '--target-lsn'],
+    [opts.targetXid, '--target-xid'],
+    [opts.targetName, '--target-name'],
+    [opts.targetImmediate, '--target-immediate'],
+    [opts.targetTimeline, '--target-timeline'],
+    [opts.exclusive, '--exclusive'],
+    [opts.keepArchiving, '--keep-archiving'],
+    [opts.prefetch, '--prefetch'],
+  ];
+  const wrong = pgOnly.find(([v]) => v !== undefined && v !== false);
+  if (wrong)
+    throw new UsageError(
+      `${wrong[1]} is for PostgreSQL WAL archives; ${location} is a MariaDB binlog archive`,
+      'Targets here: --target-time, --target-gtid or --target-position (none: the end of the archive).',
+    );
+}
+
+/** The plan on stdout (unless --json); a refused plan ends the command. */
+function showPlan(
+  plan: BinlogRestorePlan,
+  dumpPlan: { target: string; endpoint: string; actions: string[] } | undefined,
+  json: boolean,
+): void {
+  if (!json)
+    printPlan(
+      plan,
+      dumpPlan ? `${dumpPlan.target} on ${dumpPlan.endpoint}: ${dumpPlan.actions.join('; ')}` : undefined,
+    );
+  if (plan.refusals.length) {
+    if (json) out.json({ plan });
+    throw new DbBackupError(`Restore refused: ${plan.refusals[0]}`, {
+      hint:
+        plan.refusals.length > 1 ? `${plan.refusals.length} reasons, listed above.` : 'See the plan above.',
+    });
   }
 }
 
