@@ -3,18 +3,15 @@ import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../units.js';
-import { requireIdentity } from '../../pitr/archive.js';
 import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
-import { executePitrRestore, planPitrRestore, type PitrRestorePlan } from '../../pitr/restore.js';
-import { startAndFollow } from '../../pitr/start.js';
+import type { PitrRestorePlan } from '../../pitr/restore.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from '../archive-options.js';
-import { restoreFromBinlogArchive } from '../restore-binlog.js';
 import { parseTimelineChoice } from '../wal-args.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
@@ -143,6 +140,18 @@ Examples:
 /** The plan, printed; with --confirm the restore, and with --start the server followed to the target. */
 async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Command): Promise<void> {
   const g = globals(cmd);
+  // Loaded here: `restore single` shares this module's command group and needs none of them.
+  const [
+    { restoreFromBinlogArchive },
+    { requireIdentity },
+    { executePitrRestore, planPitrRestore },
+    { startAndFollow },
+  ] = await Promise.all([
+    import('../restore-binlog.js'),
+    import('../../pitr/archive.js'),
+    import('../../pitr/restore.js'),
+    import('../../pitr/start.js'),
+  ]);
   // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
   if (await restoreFromBinlogArchive(base, opts, g)) return;
   if (!opts.dataDir)
