@@ -11,7 +11,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
  * main.ts, tests build it to run the real option tree.
  */
 export function createProgram(): Command {
-  return new Command('dbbackup')
+  const program = new Command('dbbackup')
     .description(
       'Back up and restore PostgreSQL, MySQL and MariaDB: streamed, compressed, checksummed, verifiable.',
     )
@@ -52,7 +52,15 @@ export function createProgram(): Command {
     .option(
       '--ssl-ca <file>',
       "CA certificate that signed the server's (verify-ca, verify-full; env PGSSLROOTCERT)",
-    )
+    );
+  return withRunOptions(withCloudOptions(program))
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+}
+
+/** The global options of cloud storage (in help order, after the connection's). */
+function withCloudOptions(program: Command): Command {
+  return program
     .option(
       '--cloud-provider <provider>',
       's3, minio, b2, azure or gcs (with --cloud-bucket, instead of a URI)',
@@ -77,7 +85,12 @@ export function createProgram(): Command {
     .option(
       '--cloud-timeout <seconds>',
       'seconds a storage request may wait without a byte moving before it is retried (3 attempts; default 30; env DBBACKUP_CLOUD_TIMEOUT)',
-    )
+    );
+}
+
+/** The global options of every run: locks, output, configuration, logs, audit, metrics, notifications, hooks. */
+function withRunOptions(program: Command): Command {
+  return program
     .option(
       '--wait-lock <seconds>',
       'when another run holds the lock on the same target, wait up to this long for it (default 0: refuse at once, exit 75; env DBBACKUP_WAIT_LOCK)',
@@ -127,9 +140,7 @@ export function createProgram(): Command {
     .option(
       '--on-failure <command>',
       'program and arguments run after a failure, without a shell (result in DBBACKUP_RESULT_*)',
-    )
-    .showHelpAfterError('(add --help for usage)')
-    .exitOverride();
+    );
 }
 
 /** Commands built with `new Command()` do not inherit these: usage errors must exit 2 everywhere. */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import type { DumpFormat, Engine } from '../types.js';
 import type { TableStats } from '../catalog/metadata.js';
 import type { CreationProperties, DatabaseProperties } from '../catalog/properties.js';
@@ -76,6 +76,16 @@ function quoteIdent(name: string): string {
 }
 
 /** MySQL and MariaDB: same protocol and tools, small differences in program names and options. */
+/**
+ * mysql2 (89 modules, ~60 ms of a run's start-up) is loaded on the first connection: a PostgreSQL
+ * backup and a command that never connects do without it.
+ */
+let driverLoad: Promise<typeof mysql> | undefined;
+function mysqlDriver(): Promise<typeof mysql> {
+  driverLoad ??= import('mysql2/promise').then((m) => m.default);
+  return driverLoad;
+}
+
 export class MysqlEngine implements DatabaseEngine {
   readonly engine: Engine;
   readonly host: string;
@@ -88,6 +98,7 @@ export class MysqlEngine implements DatabaseEngine {
   /** `--ssl-ca`, passed on to the tools (which read ~/.my.cnf's ssl-ca themselves). */
   private readonly sslCa: string | undefined;
   private readonly tlsFiles: () => TlsFiles;
+  private attempts: TlsAttempt[] | undefined;
   private readonly secrets = new SecretFiles();
   /** How long statements that change the server wait for a lock (0: as long as the server lets them). */
   private readonly lockTimeoutSeconds: number;
@@ -123,9 +134,15 @@ export class MysqlEngine implements DatabaseEngine {
   /** A driver connection with the same TLS the tools get (see tls.ts for the order of attempts). */
   async connect(database?: string, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
     try {
-      const attempts = tlsAttempts(this.sslMode ?? 'prefer', this.tlsFiles(), Boolean(this.socket));
+      // One list per engine: connectWithTls remembers which attempt worked on it.
+      const attempts = (this.attempts ??= tlsAttempts(
+        this.sslMode ?? 'prefer',
+        this.tlsFiles(),
+        Boolean(this.socket),
+      ));
+      const driver = await mysqlDriver();
       return await connectWithTls(attempts, (ssl) =>
-        mysql.createConnection({
+        driver.createConnection({
           host: this.socket ? undefined : this.host,
           port: this.socket ? undefined : this.port,
           socketPath: this.socket,
@@ -257,11 +274,11 @@ export class MysqlEngine implements DatabaseEngine {
         [database],
       );
       for (const t of rows as Array<{ name: string; type: string }>) {
-        const q = `${mysql.escapeId(database)}.${mysql.escapeId(t.name)}`;
+        const q = `${conn.escapeId(database)}.${conn.escapeId(t.name)}`;
         if (t.type === 'VIEW') await probe(`SHOW CREATE VIEW ${q}`, `view ${t.name} cannot be dumped`);
         else await probe(`SELECT 1 FROM ${q} LIMIT 0`, `no SELECT on table ${t.name}`);
       }
-      await probe(`SHOW EVENTS FROM ${mysql.escapeId(database)}`, 'events cannot be listed');
+      await probe(`SHOW EVENTS FROM ${conn.escapeId(database)}`, 'events cannot be listed');
       const [hidden] = await conn.query(
         `SELECT routine_name AS name FROM information_schema.routines
           WHERE routine_schema = ? AND routine_definition IS NULL ORDER BY 1`,

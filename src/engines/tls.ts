@@ -67,6 +67,9 @@ export function nodeTls(attempt: TlsAttempt): false | TlsOptions {
   };
 }
 
+/** Per list of attempts (one per engine), the index of the attempt that last connected. */
+const worked = new WeakMap<TlsAttempt[], number>();
+
 const NETWORK_ERRORS = ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN'];
 
 /**
@@ -79,9 +82,14 @@ export async function connectWithTls<T>(
   connect: (tls: TlsAttempt) => Promise<T>,
 ): Promise<T> {
   let last: unknown;
-  for (const attempt of attempts) {
+  // The attempt that worked last time on this list is tried first: with the default `prefer` and a
+  // server without TLS, every connection would otherwise cost two (a tiny backup opens six).
+  const first = worked.get(attempts) ?? 0;
+  for (const attempt of [...attempts.slice(first), ...attempts.slice(0, first)]) {
     try {
-      return await connect(attempt);
+      const connected = await connect(attempt);
+      worked.set(attempts, attempts.indexOf(attempt));
+      return connected;
     } catch (err) {
       last = err;
       const code = errnoCode(err);

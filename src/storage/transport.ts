@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Socket } from 'node:net';
@@ -182,9 +182,13 @@ export interface Agents {
 export function timedAgents(limits: RequestLimits, label: string): Agents {
   let last: IdleTimeoutError | undefined;
   const seen = (e: IdleTimeoutError): void => void (last = e);
+  // Loaded here, not at the top: node:http pulls in Node's bundled undici (~50 ms of start-up), and
+  // every command imports this module for the interrupt switch below, cloud or not.
+  const { Agent: HttpAgent } = process.getBuiltinModule('node:http');
+  const { Agent: HttpsAgent } = process.getBuiltinModule('node:https');
   const agents: Agents = {
-    http: watched(new http.Agent({ keepAlive: true }), limits, label, seen),
-    https: watched(new https.Agent({ keepAlive: true }), limits, label, seen),
+    http: watched(new HttpAgent({ keepAlive: true }), limits, label, seen),
+    https: watched(new HttpsAgent({ keepAlive: true }), limits, label, seen),
     for(url: string | URL): http.Agent {
       return new URL(url).protocol === 'http:' ? agents.http : agents.https;
     },

@@ -1,11 +1,7 @@
 import type { Command } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { UsageError } from '../../errors.js';
-import { requireIdentity } from '../../pitr/archive.js';
-import { backupBase } from '../../pitr/base-backup.js';
-import { backupDelta } from '../../pitr/incremental/backup.js';
 import { commandOption, commandWords, isDbbackupArchiveCommand } from '../../pitr/commands.js';
-import { protectorsForArchive } from '../../pitr/wal-keys.js';
 import { formatBytes, formatDuration } from '../../units.js';
 import { progressMode } from '../progress.js';
 import { compressionChoice, globals, out } from '../context.js';
@@ -73,6 +69,14 @@ Examples:
     )
     .action(async (opts: BaseOptions, cmd: Command) => {
       const g = globals(cmd);
+      // The PITR modules load only when a base backup runs (start-up time of every other backup).
+      const [{ requireIdentity }, { backupBase }, { backupDelta }, { protectorsForArchive }] =
+        await Promise.all([
+          import('../../pitr/archive.js'),
+          import('../../pitr/base-backup.js'),
+          import('../../pitr/incremental/backup.js'),
+          import('../../pitr/wal-keys.js'),
+        ]);
       const engine = pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');
       try {

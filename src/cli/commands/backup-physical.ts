@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { backupPhysical } from '../../backup/physical.js';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { formatBytes, formatDuration } from '../../units.js';
 import { progressMode } from '../progress.js';
@@ -38,6 +37,7 @@ It runs on the database host (mariadb-backup reads the data directory) and needs
     )
     .action(async (opts: PhysicalOptions, cmd: Command) => {
       const g = globals(cmd);
+      const { backupPhysical } = await import('../../backup/physical.js');
       const engine = binlogEngine(g, 'backup physical');
       const storage = await openArchiveStore(g, opts.archive, opts.envFile);
       try {

@@ -3,19 +3,15 @@ import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../units.js';
-import { requireIdentity } from '../../pitr/archive.js';
 import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
-import { executePitrRestore, planPitrRestore, type PitrRestorePlan } from '../../pitr/restore.js';
-import { startAndFollow } from '../../pitr/start.js';
-import { parseTablespaceMap } from '../../pitr/tablespaces.js';
+import type { PitrRestorePlan } from '../../pitr/restore.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from '../archive-options.js';
-import { restoreFromBinlogArchive } from '../restore-binlog.js';
 import { parseTimelineChoice } from '../wal-args.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
@@ -162,100 +158,112 @@ Examples:
       'MariaDB: the binlog events before this position (mysql-bin.000042:1234)',
     )
     .option('--clean', 'MariaDB, from a logical backup: drop and recreate its database first')
-    .action(async (base: string, opts: PitrRestoreOptions, cmd: Command) => {
-      const g = globals(cmd);
-      // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
-      if (await restoreFromBinlogArchive(base, opts, g)) return;
-      if (!opts.dataDir)
-        throw new UsageError(
-          '--data-dir is required',
-          'Give an empty or new directory for the restored cluster.',
-        );
-      const target = targetFromFlags(opts);
-      // restore pitr talks to no running server: the global --port is the restored server's.
-      const portText = opts.port ?? g.port;
-      const port =
-        portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
-      if (opts.start && port === undefined)
-        throw new UsageError(
-          '--start needs --port',
-          'The restored server must not take the port of the server it came from.',
-        );
-      if (opts.start && !opts.confirm)
-        throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
-      const prefetch =
-        opts.prefetch === undefined
-          ? undefined
-          : parseInteger('--prefetch', opts.prefetch, { min: 1, max: 64 });
-      if (prefetch && !opts.spoolDir) throw new UsageError('--prefetch needs --spool-dir');
-      const timeoutS =
-        opts.timeout === undefined ? 3600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
-      const timelineExplicit = opts.targetTimeline !== undefined;
-      const storage = await openArchiveStore(g, opts.archive, opts.envFile);
-      const identity = await requireIdentity(storage);
-      const flags = encryptionFlags(opts);
-      const input = {
-        storage,
-        archive: opts.archive ?? '',
-        identity,
-        base,
-        target,
-        timeline: parseTimelineChoice(opts.targetTimeline, 'latest'),
-        timelineExplicit,
-        action: opts.targetAction,
-        inclusive: !opts.exclusive,
-        dataDir: opts.dataDir,
-        force: Boolean(opts.force),
-        osUser: await serverUser(opts.osUser),
-        keepArchiving: Boolean(opts.keepArchiving),
-        port,
-        flags,
-        envFile: opts.envFile,
-        prefetch: prefetch ? { count: prefetch, spoolDir: opts.spoolDir ?? '' } : undefined,
-        unlockers: lazyUnlockers(flags),
-        tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
-      };
-      const { plan, chosen } = await planPitrRestore(input);
-      if (!opts.json) printPlan(plan, (l) => out.line(l));
-      if (plan.refusals.length) {
-        if (opts.json) out.json({ plan });
-        throw new DbBackupError(`Restore refused: ${plan.refusals[0]}`, {
-          hint:
-            plan.refusals.length > 1
-              ? `${plan.refusals.length} reasons, listed above.`
-              : 'See the plan above.',
-        });
-      }
-      if (!opts.confirm || !chosen) {
-        if (opts.json) out.json({ plan, dryRun: true });
-        else out.line('Dry run: nothing was changed. Add --confirm to restore.');
-        return;
-      }
-      const signal = interruptSignal();
-      const restored = await executePitrRestore(input, plan, chosen, signal);
-      if (!opts.json)
-        out.line(
-          `Restored ${plan.base?.name ?? '?'} into ${restored.dataDir} in ${formatDuration(restored.seconds)}; recovery.signal and the recovery settings are written.`,
-        );
-      let reached;
-      if (opts.start) {
-        reached = await startAndFollow({
-          dataDir: restored.dataDir,
-          user: input.osUser,
-          port,
-          action: opts.targetAction,
-          logFile: path.resolve(opts.logFile ?? `${restored.dataDir}.log`),
-          timeoutMs: timeoutS * 1000,
-          signal,
-        });
-        if (!opts.json)
-          out.line(
-            `Server ${reached.state} on port ${port} after ${formatDuration(reached.seconds)}: ${reached.stoppedAt ?? 'recovery reached the end of the archive'}${reached.lastTransactionTime ? `; last transaction replayed at ${reached.lastTransactionTime}` : ''}${reached.timeline ? `; now on timeline ${reached.timeline}` : ''}${reached.replayLsn ? ` (replayed to ${reached.replayLsn})` : ''}`,
-          );
-      } else if (!opts.json)
-        out.line(
-          `Start it as ${input.osUser.name} (pg_ctl start -D ${restored.dataDir}); it recovers to ${plan.target} and then ${opts.targetAction === 'promote' ? 'promotes' : opts.targetAction === 'pause' ? 'pauses' : 'shuts down'}.`,
-        );
-      if (opts.json) out.json({ plan, restored, reached });
+    .action(runPitrRestore);
+}
+
+/** The plan, printed; with --confirm the restore, and with --start the server followed to the target. */
+async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Command): Promise<void> {
+  const g = globals(cmd);
+  // Loaded here: `restore single` shares this module's command group and needs none of them.
+  const [
+    { restoreFromBinlogArchive },
+    { requireIdentity },
+    { executePitrRestore, planPitrRestore },
+    { startAndFollow },
+    { parseTablespaceMap },
+  ] = await Promise.all([
+    import('../restore-binlog.js'),
+    import('../../pitr/archive.js'),
+    import('../../pitr/restore.js'),
+    import('../../pitr/start.js'),
+    import('../../pitr/tablespaces.js'),
+  ]);
+  // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
+  if (await restoreFromBinlogArchive(base, opts, g)) return;
+  if (!opts.dataDir)
+    throw new UsageError(
+      '--data-dir is required',
+      'Give an empty or new directory for the restored cluster.',
+    );
+  const target = targetFromFlags(opts);
+  // restore pitr talks to no running server: the global --port is the restored server's.
+  const portText = opts.port ?? g.port;
+  const port = portText === undefined ? undefined : parseInteger('--port', portText, { min: 1, max: 65535 });
+  if (opts.start && port === undefined)
+    throw new UsageError(
+      '--start needs --port',
+      'The restored server must not take the port of the server it came from.',
+    );
+  if (opts.start && !opts.confirm)
+    throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
+  const prefetch =
+    opts.prefetch === undefined ? undefined : parseInteger('--prefetch', opts.prefetch, { min: 1, max: 64 });
+  if (prefetch && !opts.spoolDir) throw new UsageError('--prefetch needs --spool-dir');
+  const timeoutS =
+    opts.timeout === undefined ? 3600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
+  const timelineExplicit = opts.targetTimeline !== undefined;
+  const storage = await openArchiveStore(g, opts.archive, opts.envFile);
+  const identity = await requireIdentity(storage);
+  const flags = encryptionFlags(opts);
+  const input = {
+    storage,
+    archive: opts.archive ?? '',
+    identity,
+    base,
+    target,
+    timeline: parseTimelineChoice(opts.targetTimeline, 'latest'),
+    timelineExplicit,
+    action: opts.targetAction,
+    inclusive: !opts.exclusive,
+    dataDir: opts.dataDir,
+    force: Boolean(opts.force),
+    osUser: await serverUser(opts.osUser),
+    keepArchiving: Boolean(opts.keepArchiving),
+    port,
+    flags,
+    envFile: opts.envFile,
+    prefetch: prefetch ? { count: prefetch, spoolDir: opts.spoolDir ?? '' } : undefined,
+    unlockers: lazyUnlockers(flags),
+    tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
+  };
+  const { plan, chosen } = await planPitrRestore(input);
+  if (!opts.json) printPlan(plan, (l) => out.line(l));
+  if (plan.refusals.length) {
+    if (opts.json) out.json({ plan });
+    throw new DbBackupError(`Restore refused: ${plan.refusals[0]}`, {
+      hint:
+        plan.refusals.length > 1 ? `${plan.refusals.length} reasons, listed above.` : 'See the plan above.',
     });
+  }
+  if (!opts.confirm || !chosen) {
+    if (opts.json) out.json({ plan, dryRun: true });
+    else out.line('Dry run: nothing was changed. Add --confirm to restore.');
+    return;
+  }
+  const signal = interruptSignal();
+  const restored = await executePitrRestore(input, plan, chosen, signal);
+  if (!opts.json)
+    out.line(
+      `Restored ${plan.base?.name ?? '?'} into ${restored.dataDir} in ${formatDuration(restored.seconds)}; recovery.signal and the recovery settings are written.`,
+    );
+  let reached;
+  if (opts.start) {
+    reached = await startAndFollow({
+      dataDir: restored.dataDir,
+      user: input.osUser,
+      port,
+      action: opts.targetAction,
+      logFile: path.resolve(opts.logFile ?? `${restored.dataDir}.log`),
+      timeoutMs: timeoutS * 1000,
+      signal,
+    });
+    if (!opts.json)
+      out.line(
+        `Server ${reached.state} on port ${port} after ${formatDuration(reached.seconds)}: ${reached.stoppedAt ?? 'recovery reached the end of the archive'}${reached.lastTransactionTime ? `; last transaction replayed at ${reached.lastTransactionTime}` : ''}${reached.timeline ? `; now on timeline ${reached.timeline}` : ''}${reached.replayLsn ? ` (replayed to ${reached.replayLsn})` : ''}`,
+      );
+  } else if (!opts.json)
+    out.line(
+      `Start it as ${input.osUser.name} (pg_ctl start -D ${restored.dataDir}); it recovers to ${plan.target} and then ${opts.targetAction === 'promote' ? 'promotes' : opts.targetAction === 'pause' ? 'pauses' : 'shuts down'}.`,
+    );
+  if (opts.json) out.json({ plan, restored, reached });
 }

@@ -1,13 +1,12 @@
 import { Command } from 'commander';
+// The spec's checks are light; the sampler and the engines load when the command runs.
 import {
-  backupSample,
   describeSpec,
   SAMPLE_STRATEGIES,
   validateSampleSpec,
   type SampleSpec,
   type SampleStrategy,
-} from '../../backup/sample/index.js';
-import { openEngine } from '../../engines/index.js';
+} from '../../backup/sample/spec.js';
 import { UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import {
@@ -146,6 +145,10 @@ Examples:
       const spec = sampleSpecFromOptions(opts);
       const engineName = explicitEngine(g) ?? 'postgres';
       const { algorithm, level } = compressionChoice(g);
+      const [{ openEngine }, { backupSample }] = await Promise.all([
+        import('../../engines/index.js'),
+        import('../../backup/sample/index.js'),
+      ]);
       const engine = await openEngine(connectionOptions(g, engineName));
       const stores = await backupStores(g, opts.cloud);
       try {
