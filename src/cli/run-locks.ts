@@ -1,9 +1,14 @@
-import path from 'node:path';
 import type { Command } from 'commander';
 import { log } from '../log/logger.js';
 import { configureRunLocks, defaultLockDir, takeRunLocks, type RunLockTarget } from '../locks/run-lock.js';
+import {
+  backupTarget,
+  cleanupTarget,
+  dataDirTarget,
+  destinationKey,
+  restoreTarget,
+} from '../locks/targets.js';
 import { currentOperation } from '../ops/operation.js';
-import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
 import { backupDir, backupDirGiven, cloudUri, commandPath, globals, type GlobalOptions } from './context.js';
 import { parseInteger } from './numbers.js';
 
@@ -22,11 +27,6 @@ interface LockContext {
 
 type Targets = (c: LockContext) => RunLockTarget[];
 
-/** A local path made absolute (two spellings of one directory are one target); a URI masked. */
-export function destinationKey(where: string): string {
-  return isCloudUri(where) ? maskUri(where) : path.resolve(where);
-}
-
 function option(cmd: Command, name: string): string | undefined {
   const v: unknown = cmd.getOptionValue(name);
   return typeof v === 'string' ? v : undefined;
@@ -37,27 +37,6 @@ function backupDestinations(c: LockContext): string[] {
   const cloud = cloudUri(c.g, option(c.cmd, 'cloud'));
   const local = !cloud || backupDirGiven(c.g) ? backupDir(c.g) : undefined;
   return [local, cloud].filter((d): d is string => Boolean(d)).map(destinationKey);
-}
-
-function backupTarget(database: string, server: string, destination: string): RunLockTarget {
-  const what = database === '*' ? 'every database' : `"${database}"`;
-  return {
-    family: 'backup',
-    parts: [server, database, destination],
-    description: `backup of ${what} on ${server} into ${destination}`,
-  };
-}
-
-export function cleanupTarget(destination: string): RunLockTarget {
-  return { family: 'cleanup', parts: [destination], description: `cleanup of ${destination}` };
-}
-
-export function restoreTarget(server: string, database: string): RunLockTarget {
-  return {
-    family: 'restore',
-    parts: [server, database],
-    description: `restore into ${database === '*' ? 'the server' : `"${database}"`} on ${server}`,
-  };
 }
 
 /** The retention options of `backup single`: with any of them, it also cleans up its destinations. */
@@ -97,15 +76,7 @@ export const LOCKED: Readonly<Record<string, Targets>> = {
   // A PostgreSQL PITR restore fills a data directory; a MariaDB one replays into the server.
   'restore pitr': (c) => {
     const dir = option(c.cmd, 'dataDir');
-    return [
-      dir
-        ? {
-            family: 'restore',
-            parts: ['data directory', path.resolve(dir)],
-            description: `restore into ${path.resolve(dir)}`,
-          }
-        : restoreTarget(c.server, '*'),
-    ];
+    return [dir ? dataDirTarget(dir) : restoreTarget(c.server, '*')];
   },
 };
 
@@ -139,29 +110,4 @@ export async function lockRun(action: Command, env: NodeJS.ProcessEnv = process.
   const operation = currentOperation();
   if (!targets || operation?.dryRun) return;
   await takeRunLocks(targets({ cmd: action, g: globals(action), server: operation?.server ?? '-' }));
-}
-
-/**
- * A restore's plan, made while holding the locks on the databases it restores into: locked first
- * on the target the arguments name (`guess`), planned, and — when the plan names other targets —
- * locked on those and planned again, so that nothing the plan checked (the target is missing, or
- * empty) can change under it. A dry run takes no lock.
- */
-export async function prepareLocked<T>(o: {
-  confirm: boolean;
-  server: string;
-  guess: ReadonlyArray<string | undefined>;
-  targets: (prepared: T) => string[];
-  prepare: () => Promise<T>;
-  /** Plan again once locked (default); false where planning is costly (it reads a whole archive). */
-  replan?: boolean;
-}): Promise<T> {
-  if (!o.confirm) return o.prepare();
-  const guessed = o.guess.filter((g): g is string => Boolean(g));
-  await takeRunLocks(guessed.map((d) => restoreTarget(o.server, d)));
-  const prepared = await o.prepare();
-  const wanted = o.targets(prepared);
-  if (wanted.every((d) => guessed.includes(d))) return prepared;
-  await takeRunLocks(wanted.map((d) => restoreTarget(o.server, d)));
-  return o.replan === false ? prepared : o.prepare();
 }

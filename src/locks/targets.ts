@@ -3,9 +3,8 @@ import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
 import { takeRunLocks, type RunLockTarget } from './run-lock.js';
 
 /**
- * The run-lock targets of the operations, for callers outside the CLI (the interactive UI): the same
- * families, parts and descriptions as src/cli/run-locks.ts builds, so that a run of the UI and a run
- * of the CLI on the same target take the same lock file (tests/unit/tui-locks.test.ts compares them).
+ * The run-lock targets of the operations, one definition for the CLI (src/cli/run-locks.ts) and the
+ * interactive UI, so that a run of either on the same target takes the same lock file.
  */
 
 /** A local path made absolute (two spellings of one directory are one target); a URI masked. */

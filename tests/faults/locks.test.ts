@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupTarget, destinationKey, restoreTarget } from '../../src/cli/run-locks.js';
+import { cleanupTarget, destinationKey, restoreTarget } from '../../src/locks/targets.js';
 import { lockFileName, type RunLockTarget } from '../../src/locks/run-lock.js';
 import { processStart } from '../../src/ops/lock.js';
 import { repoRoot } from '../harness/cli.js';

@@ -3,7 +3,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import * as cliLocks from '../../src/cli/run-locks.js';
 import {
   configureRunLocks,
   heldRunLocks,
@@ -90,22 +89,6 @@ async function heldBySleeper(target: RunLockTarget): Promise<void> {
 }
 
 describe('the UI on its real services', () => {
-  it('takes the same lock files as the CLI for the same targets', () => {
-    const pairs: Array<[RunLockTarget, RunLockTarget]> = [
-      [cliLocks.restoreTarget('127.0.0.1:5432', 'shop'), uiLocks.restoreTarget('127.0.0.1:5432', 'shop')],
-      [cliLocks.restoreTarget('h:1', '*'), uiLocks.restoreTarget('h:1', '*')],
-      [cliLocks.cleanupTarget('/srv/b'), uiLocks.cleanupTarget('/srv/b')],
-    ];
-    for (const [a, b] of pairs) {
-      expect(lockFileName(b)).toBe(lockFileName(a));
-      expect(b.description).toBe(a.description);
-    }
-    expect(uiLocks.destinationKey('rel/dir')).toBe(cliLocks.destinationKey('rel/dir'));
-    expect(uiLocks.destinationKey('s3://k:secret@bucket/p')).toBe(
-      cliLocks.destinationKey('s3://k:secret@bucket/p'),
-    );
-  });
-
   it('a backup whose lock another run holds is refused in place, naming it; nothing is written', async () => {
     const backups = await tempDir('dbb-tui-live-b-');
     cleanups.push(() => void removeDir(backups));

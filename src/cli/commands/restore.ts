@@ -28,7 +28,7 @@ import {
 import { printBackupList, withDrills } from '../backup-list.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
 import { parseInteger, parseOptionalInteger } from '../numbers.js';
-import { prepareLocked } from '../run-locks.js';
+import { prepareLocked } from '../../locks/targets.js';
 import { interruptSignal } from '../signals.js';
 import { addPitrRestoreCommand } from './restore-pitr.js';
 
