@@ -114,16 +114,12 @@ export async function findPhysicalTool(
 
 /**
  * mariadb-backup prints its version on stderr ("… based on MariaDB server 10.11.19-MariaDB …"),
- * xtrabackup likewise ("xtrabackup version 8.0.35-30 based on MySQL server 8.0.35 Linux …").
+ * xtrabackup likewise ("xtrabackup version 8.0.35-30 based on MySQL server 8.0.35 Linux …"):
+ * versionBanner reads it there, once per program (the client layer's TLS choice asks it too).
  */
 async function backupToolVersion(file: string): Promise<string | null> {
-  const { execFile } = await import('node:child_process');
-  const text = await new Promise<string>((resolve) =>
-    execFile(file, ['--version'], { timeout: 10_000 }, (_err, stdout, stderr) =>
-      resolve(`${stdout}${stderr}`),
-    ),
-  );
-  return toolVersionOf(text);
+  const banner = await versionBanner(file);
+  return banner === null ? null : toolVersionOf(banner);
 }
 
 /** The server version a backup program was built for, from its --version text. Pure. */

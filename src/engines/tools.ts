@@ -58,12 +58,16 @@ export function majorVersion(version: string): number {
 
 const banners = new Map<string, Promise<string | null>>();
 
-/** What `<file> --version` prints (asked once per program), or null when it cannot run. */
+/**
+ * What `<file> --version` prints (asked once per program), or null when it cannot run. Standard
+ * output, or standard error when that is empty: mariadb-backup prints its banner there, and the
+ * client-TLS choice (MariaDB or Oracle flags) reads the banner.
+ */
 export function versionBanner(file: string): Promise<string | null> {
   let banner = banners.get(file);
   if (!banner) {
     banner = execFileAsync(file, ['--version'], { timeout: 10_000 }).then(
-      ({ stdout }) => stdout,
+      ({ stdout, stderr }) => (stdout.trim() ? stdout : stderr),
       () => null,
     );
     banners.set(file, banner);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { maskSecrets } from '../../src/engines/connection.js';
 import { MysqlEngine } from '../../src/engines/mysql.js';
 import { PostgresEngine, conninfoValue } from '../../src/engines/postgres.js';
-import { parseVersion } from '../../src/engines/tools.js';
+import { parseVersion, versionBanner } from '../../src/engines/tools.js';
 
 /** libpq's conninfo_parse: `key = value` pairs, values bare or single-quoted with backslash escapes. */
 function parseConninfo(text: string): Record<string, string> {
@@ -175,6 +175,16 @@ describe('parseVersion', () => {
   for (const [banner, expected] of banners) {
     it(`${banner} → ${expected}`, () => expect(parseVersion(banner)).toBe(expected));
   }
+});
+
+describe('versionBanner', () => {
+  // mariadb-backup prints its banner on standard error; reading only standard output gave '' and
+  // the client-TLS choice then took it for Oracle MySQL (--ssl-mode=…, which it rejects).
+  it('reads a banner printed on standard error (mariadb-backup)', async () => {
+    const banner = await versionBanner('mariadb-backup');
+    expect(banner).toMatch(/MariaDB/);
+    expect(parseVersion(banner ?? '')).toMatch(/^\d+\.\d+\.\d+$/);
+  });
 });
 
 describe('checkDatabaseName: names the server would not keep as given', () => {
