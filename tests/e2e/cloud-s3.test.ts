@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -312,6 +312,7 @@ describe('a 300+ MiB backup', () => {
       });
       crash.kill();
       const r = await pending;
+      await dropTornUploadRecords(crash.dir);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
         /dbbackup: error: Could not upload minio:\/\/crash\/p\/pg_s3big_\S+\.dump: .*(ECONNREFUSED|ECONNRESET|socket hang up|EPIPE)/,
@@ -334,6 +335,25 @@ describe('a 300+ MiB backup', () => {
     await dropPgDatabase(big);
   });
 });
+
+/**
+ * SIGKILL can cut fauxqs while it writes its own record of an upload (`_multipart/<id>/.upload.json`),
+ * and it then refuses to start on that directory ("Unexpected end of JSON input", seen once in CI).
+ * A real store's bookkeeping is atomic: the torn record is the emulator's, so it goes before the
+ * restart; the objects the assertions look at are untouched.
+ */
+async function dropTornUploadRecords(dir: string): Promise<void> {
+  const root = path.join(dir, '_multipart');
+  for (const id of await readdir(root).catch(() => [] as string[])) {
+    const text = await readFile(path.join(root, id, '.upload.json'), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    try {
+      JSON.parse(text);
+    } catch {
+      await rm(path.join(root, id), { recursive: true, force: true });
+    }
+  }
+}
 
 describe('failures', () => {
   it(
