@@ -15,6 +15,8 @@ import { formatLsn, parseLsn, segmentNumber } from '../pitr/wal-names.js';
 import type { DrillResult, DrillSubject } from './drill.js';
 import { checkPgDatabase } from './pg-checks.js';
 import {
+  acceptPlan,
+  announceArchiveSubject,
   archiveName,
   emptyTally,
   finish,
@@ -83,23 +85,13 @@ export async function drillBaseBackup(
         'Run "dbbackup list backups --backup-dir <archive>" to see the base backups.',
       );
     const meta = chosen.meta;
-    subject = {
-      storage: i.storage,
+    // A base backup that cannot reach the end of its archive (a lost WAL segment) is not restorable: a failure.
+    subject = await announceArchiveSubject(i, {
       entry: baseDir(plan.base.name),
-      location: `${i.storage.location.replace(/\/$/, '')}/${baseDir(plan.base.name)}`,
       engine: 'postgres',
-      takenAt: meta.startedAt,
-      source: `${meta.connection.host}:${meta.connection.port}`,
-      label: '*',
-      units: [],
-    };
-    await i.onSubject(subject);
-    if (plan.refusals.length) {
-      // A base backup that cannot reach the end of its archive (a lost WAL segment) is not restorable: a failure.
-      result.differences.push(...plan.refusals.map((r) => `cannot be restored: ${r}`));
-      throw new DbBackupError(`Not restorable to the end of the archive: ${plan.refusals[0] ?? ''}`);
-    }
-    for (const w of plan.warnings) i.onWarning(w);
+      meta,
+    });
+    acceptPlan(i, result, plan);
     i.onNote(
       `restoring ${plan.base.name} (WAL ${plan.base.startLsn} … ${plan.base.stopLsn}) into ${scratch.dataDir}, then the archive to its end: ${plan.coverage}`,
     );

@@ -9,6 +9,8 @@ import { executePhysicalRestore, RESTORED_CNF, serverFiles } from '../pitr/binlo
 import { planBinlogRestore } from '../pitr/binlog/restore-plan.js';
 import type { DrillResult, DrillSubject } from './drill.js';
 import {
+  acceptPlan,
+  announceArchiveSubject,
   archiveName,
   emptyTally,
   finish,
@@ -58,22 +60,12 @@ export async function drillPhysicalBackup(
         `Nothing to drill: ${plan.refusals[0] ?? 'no physical backup'}`,
         'Run "dbbackup list backups --backup-dir <archive>" to see the physical backups.',
       );
-    subject = {
-      storage: i.storage,
+    subject = await announceArchiveSubject(i, {
       entry: physicalDir(plan.base.name),
-      location: `${i.storage.location.replace(/\/$/, '')}/${physicalDir(plan.base.name)}`,
       engine: meta.engine,
-      takenAt: meta.startedAt,
-      source: `${meta.connection.host}:${meta.connection.port}`,
-      label: '*',
-      units: [],
-    };
-    await i.onSubject(subject);
-    if (plan.refusals.length) {
-      result.differences.push(...plan.refusals.map((r) => `cannot be restored: ${r}`));
-      throw new DbBackupError(`Not restorable to the end of the archive: ${plan.refusals[0] ?? ''}`);
-    }
-    for (const w of plan.warnings) i.onWarning(w);
+      meta,
+    });
+    acceptPlan(i, result, plan);
     i.onNote(
       `restoring ${plan.base.chain.map((m) => m.name).join(' + ')} into ${dataDir}, then ${plan.binlogs ? `${plan.binlogs.files.length} binlog(s)` : 'no binlog'}: ${plan.coverage}`,
     );

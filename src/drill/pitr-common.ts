@@ -2,6 +2,7 @@ import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
 import { DbBackupError, errorMessage } from '../errors.js';
 import type { OsUser } from '../pitr/os-user.js';
 import type { Storage } from '../storage/storage.js';
+import type { Engine } from '../types.js';
 import type { DrillResult, DrillSubject } from './drill.js';
 
 /**
@@ -96,4 +97,40 @@ export function finish(
   if (!subject)
     throw result.error instanceof Error ? result.error : new DbBackupError(errorMessage(result.error));
   return { subject, result };
+}
+
+/** The archive backup a drill proves, announced (the header line, the run lock) before anything is restored. */
+export async function announceArchiveSubject(
+  i: ArchiveDrillInput,
+  o: {
+    entry: string;
+    engine: Engine;
+    meta: { startedAt: string; connection: { host: string; port: number | string } };
+  },
+): Promise<DrillSubject> {
+  const subject: DrillSubject = {
+    storage: i.storage,
+    entry: o.entry,
+    location: `${i.storage.location.replace(/\/$/, '')}/${o.entry}`,
+    engine: o.engine,
+    takenAt: o.meta.startedAt,
+    source: `${o.meta.connection.host}:${o.meta.connection.port}`,
+    label: '*',
+    units: [],
+  };
+  await i.onSubject(subject);
+  return subject;
+}
+
+/** A plan that cannot reach the end of the archive (a lost WAL segment or binlog) is the drill's failure. */
+export function acceptPlan(
+  i: ArchiveDrillInput,
+  result: DrillResult,
+  plan: { refusals: string[]; warnings: string[] },
+): void {
+  if (plan.refusals.length) {
+    result.differences.push(...plan.refusals.map((r) => `cannot be restored: ${r}`));
+    throw new DbBackupError(`Not restorable to the end of the archive: ${plan.refusals[0] ?? ''}`);
+  }
+  for (const w of plan.warnings) i.onWarning(w);
 }
