@@ -1,4 +1,4 @@
-import { findPhysicalTool, toolMismatch } from '../backup/physical.js';
+import { findPhysicalTool, physicalTool, toolMismatch, type ServerFlavor } from '../backup/physical.js';
 import type { MysqlEngine } from '../engines/mysql.js';
 import { whichFirst } from '../engines/tools.js';
 import { errorMessage } from '../errors.js';
@@ -23,9 +23,45 @@ const NEEDS: Array<{ need: string; any: string[]; why: string }> = [
 ];
 
 /**
- * `preflight --pitr` for MariaDB: what physical backups, binlog archiving and point-in-time
- * restores need from the server (binary logging, ROW format, privileges, backup locks) and from
- * this machine (mariadb-backup of the server's version, mbstream, mariadb-binlog).
+ * What each server family's physical backups take and need on this machine: MariaDB's
+ * mariadb-backup takes BACKUP STAGE locks (RELOAD) and comes with mbstream; Percona XtraBackup
+ * (MySQL) takes LOCK INSTANCE FOR BACKUP (BACKUP_ADMIN) and comes with xbstream. Binlog archiving
+ * and restore pitr read MariaDB's binlogs and GTIDs only.
+ */
+const FAMILY: Record<
+  ServerFlavor,
+  {
+    locks: [string, string];
+    lockPrivilege: string;
+    extractor: string;
+    binlogTools: string[];
+    clients: string;
+    binlogPitr: boolean;
+  }
+> = {
+  mariadb: {
+    locks: ['BACKUP STAGE START', 'BACKUP STAGE END'],
+    lockPrivilege: 'RELOAD',
+    extractor: 'mbstream',
+    binlogTools: ['mariadb-binlog', 'mysqlbinlog'],
+    clients: 'mariadb-client',
+    binlogPitr: true,
+  },
+  mysql: {
+    locks: ['LOCK INSTANCE FOR BACKUP', 'UNLOCK INSTANCE'],
+    lockPrivilege: 'BACKUP_ADMIN',
+    extractor: 'xbstream',
+    binlogTools: ['mysqlbinlog', 'mariadb-binlog'],
+    clients: 'the MySQL client programs',
+    binlogPitr: false,
+  },
+};
+
+/**
+ * `preflight --pitr` for MariaDB (and MySQL): what physical backups, binlog archiving and
+ * point-in-time restores need from the server (binary logging, ROW format, privileges, backup
+ * locks) and from this machine: the physical backup program of the server's family and version
+ * (mariadb-backup; xtrabackup for MySQL, naming its package), its stream extractor, the binlog reader.
  */
 export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -78,36 +114,42 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
           }
         : { check: 'pitr: privileges', status: 'ok', detail: NEEDS.map((n) => n.need).join(', ') },
     );
-    // The locks mariadb-backup takes, taken and released at once.
+    const family = FAMILY[f.engine];
+    const tool = physicalTool(f.engine, f.server.version);
+    // The locks the backup program takes, taken and released at once.
     try {
-      await conn.query('BACKUP STAGE START');
-      await conn.query('BACKUP STAGE END');
-      results.push({ check: 'pitr: backup locks', status: 'ok', detail: 'BACKUP STAGE START/END work' });
+      await conn.query(family.locks[0]);
+      await conn.query(family.locks[1]);
+      results.push({ check: 'pitr: backup locks', status: 'ok', detail: `${family.locks.join('/')} work` });
     } catch (err) {
       results.push({
         check: 'pitr: backup locks',
         status: 'fail',
         detail: errorMessage(err),
-        hint: 'mariadb-backup needs BACKUP STAGE (RELOAD); another backup may hold it.',
+        hint: `${tool.names[0] ?? 'the backup program'} needs ${family.locks[0]} (${family.lockPrivilege}); another backup may hold it.`,
       });
     }
-    results.push(await toolCheck(f.server.version));
-    const binlogTool = await whichFirst(['mariadb-binlog', 'mysqlbinlog']);
-    const mbstream = await whichFirst(['mbstream']);
+    results.push(await toolCheck(f.engine, f.server.version));
+    const binlogTool = await whichFirst(family.binlogTools);
+    const extractor = await whichFirst([family.extractor]);
+    const toolsCheck = `pitr: ${family.binlogTools[0] ?? ''}, ${family.extractor}`;
     results.push(
-      binlogTool && mbstream
-        ? {
-            check: 'pitr: mariadb-binlog, mbstream',
-            status: 'ok',
-            detail: `${binlogTool.path}, ${mbstream.path}`,
-          }
+      binlogTool && extractor
+        ? { check: toolsCheck, status: 'ok', detail: `${binlogTool.path}, ${extractor.path}` }
         : {
-            check: 'pitr: mariadb-binlog, mbstream',
+            check: toolsCheck,
             status: 'fail',
-            detail: `${binlogTool ? '' : 'mariadb-binlog '}${mbstream ? '' : 'mbstream '}not found`.trim(),
-            hint: 'Install mariadb-client and mariadb-backup.',
+            detail:
+              `${binlogTool ? '' : `${family.binlogTools[0] ?? ''} `}${extractor ? '' : `${family.extractor} `}not found`.trim(),
+            hint: `Install ${family.clients} and ${tool.package} (${family.extractor} comes with it).`,
           },
     );
+    if (!family.binlogPitr)
+      results.push({
+        check: 'pitr: binlog archive, restore pitr',
+        status: 'warn',
+        detail: `MariaDB only: this server is MySQL ${f.server.version}; backup physical works (with xtrabackup), binlog archiving and point-in-time restores do not yet`,
+      });
   } catch (err) {
     results.push({ check: 'pitr: server', status: 'fail', detail: errorMessage(err) });
   } finally {
@@ -116,28 +158,17 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
   return results;
 }
 
-async function toolCheck(serverVersion: string): Promise<CheckResult> {
+/** The physical backup program of the server's family: found, and of the server's major.minor. */
+async function toolCheck(flavor: ServerFlavor, serverVersion: string): Promise<CheckResult> {
+  const t = physicalTool(flavor, serverVersion);
+  const check = `pitr: ${t.names[0] ?? 'backup program'}`;
   try {
-    const tool = await findPhysicalTool('mariadb');
-    const mismatch = toolMismatch(tool.version, serverVersion);
+    const tool = await findPhysicalTool(flavor, serverVersion);
+    const mismatch = toolMismatch(tool.version, serverVersion, tool.name);
     return mismatch
-      ? {
-          check: 'pitr: mariadb-backup',
-          status: 'fail',
-          detail: mismatch,
-          hint: "Install the mariadb-backup of the server's version.",
-        }
-      : {
-          check: 'pitr: mariadb-backup',
-          status: 'ok',
-          detail: `${tool.path} ${tool.version ?? '?'} for server ${serverVersion}`,
-        };
+      ? { check, status: 'fail', detail: mismatch, hint: `Install the ${t.package} of the server's version.` }
+      : { check, status: 'ok', detail: `${tool.path} ${tool.version ?? '?'} for server ${serverVersion}` };
   } catch (err) {
-    return {
-      check: 'pitr: mariadb-backup',
-      status: 'fail',
-      detail: errorMessage(err),
-      hint: 'apt-get install mariadb-backup',
-    };
+    return { check, status: 'fail', detail: errorMessage(err), hint: t.hint };
   }
 }

@@ -96,3 +96,44 @@ exit 1
     expect(await physicalObjects(r.archive)).toEqual([]);
   });
 });
+
+describe('preflight --pitr on MySQL', () => {
+  /** preflight --pitr against the server as MySQL, PATH limited as for the backups above. */
+  async function preflight(pathDirs: string[]): Promise<{ code: number | null; stdout: string }> {
+    const args = server.args().map((a) => (a === 'mariadb' ? 'mysql' : a));
+    const dir = await tempDir('dbb-mysql-preflight-');
+    archives.push(dir);
+    return cli([...args, 'preflight', '--pitr', '--backup-dir', dir], {
+      env: { PATH: [...pathDirs, '/usr/local/bin', '/usr/bin', '/bin'].join(':') },
+    });
+  }
+
+  it('checks xtrabackup (naming percona-xtrabackup-80), not mariadb-backup, and says PITR is MariaDB only', async () => {
+    const r = await preflight([]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /pitr: xtrabackup +FAIL +xtrabackup was not found: physical backups of MySQL need the package percona-xtrabackup-80/,
+    );
+    expect(r.stdout).toMatch(/hint \(pitr: xtrabackup\): .*apt-get install percona-xtrabackup-80/);
+    expect(r.stdout).not.toMatch(/mariadb-backup/);
+    // MySQL's backup lock is what is tried (this stand-in server is MariaDB and rejects it).
+    expect(r.stdout).toMatch(
+      /pitr: backup locks +FAIL .*\n(?:.*\n)*hint \(pitr: backup locks\): xtrabackup needs LOCK INSTANCE FOR BACKUP \(BACKUP_ADMIN\)/,
+    );
+    expect(r.stdout).toMatch(/pitr: mysqlbinlog, xbstream +FAIL/);
+    expect(r.stdout).toMatch(
+      /pitr: binlog archive, restore pitr +WARN +MariaDB only: this server is MySQL 8\.0\.36/,
+    );
+  });
+
+  it("with xtrabackup of the server's series installed, its check passes", async () => {
+    const shim = path.join(shims, 'xtrabackup');
+    await writeFile(
+      shim,
+      `#!/bin/sh\necho "xtrabackup version 8.0.36-28 based on MySQL server 8.0.36 Linux (x86_64)" >&2\n`,
+    );
+    await chmod(shim, 0o755);
+    const r = await preflight([shims]);
+    expect(r.stdout).toMatch(new RegExp(`pitr: xtrabackup +ok +${shim} 8\\.0\\.36 for server 8\\.0\\.36`));
+  });
+});
