@@ -7,7 +7,7 @@ import { progressMode } from '../progress.js';
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore, pgEngine } from '../archive-options.js';
+import { openArchiveStore } from '../archive-options.js';
 
 interface BaseOptions extends EncryptionFlags {
   archive?: string;
@@ -70,12 +70,14 @@ Examples:
     .action(async (opts: BaseOptions, cmd: Command) => {
       const g = globals(cmd);
       // The PITR modules load only when a base backup runs (start-up time of every other backup).
-      const [{ requireIdentity }, { backupBase }, { backupDelta }, { protectorsForArchive }] =
+      // And the pg driver, which `backup single`/`physical` of MariaDB would otherwise load too.
+      const [{ requireIdentity }, { backupBase }, { backupDelta }, { protectorsForArchive }, { pgEngine }] =
         await Promise.all([
           import('../../pitr/archive.js'),
           import('../../pitr/base-backup.js'),
           import('../../pitr/incremental/backup.js'),
           import('../../pitr/wal-keys.js'),
+          import('../pg-engine.js'),
         ]);
       const engine = pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');

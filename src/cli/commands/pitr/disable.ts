@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { disablePitr, restartServer } from '../../../pitr/enable.js';
 import { globals, out } from '../../context.js';
-import { openArchiveStore, pgEngine } from '../../archive-options.js';
+import { openArchiveStore } from '../../archive-options.js';
+import { pgEngine } from '../../pg-engine.js';
 
 /** `pitr disable`: the settings `pitr enable` changed, put back. */
 export function addDisableCommand(pitr: Command): void {

@@ -5,7 +5,8 @@ import { enablePitr, restartServer } from '../../../pitr/enable.js';
 import { compressionChoice, globals, out, type GlobalOptions } from '../../context.js';
 import { encryptionFlags, withEncryptOptions } from '../../encryption-options.js';
 import type { EncryptionFlags } from '../../../crypto/index.js';
-import { openArchiveStore, pgEngine } from '../../archive-options.js';
+import { openArchiveStore } from '../../archive-options.js';
+import { pgEngine } from '../../pg-engine.js';
 
 interface EnableOptions extends EncryptionFlags {
   archive?: string;

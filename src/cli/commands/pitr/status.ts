@@ -7,7 +7,7 @@ import { reportResult } from '../../../ops/operation.js';
 import { cloudSettings, globals, out } from '../../context.js';
 import { encryptionFlags, withDecryptOptions } from '../../encryption-options.js';
 import type { EncryptionFlags } from '../../../crypto/index.js';
-import { pgEngine } from '../../archive-options.js';
+import { pgEngine } from '../../pg-engine.js';
 
 /** `pitr status`: archiving health. */
 export function addStatusCommand(pitr: Command): void {
