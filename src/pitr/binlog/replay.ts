@@ -8,9 +8,12 @@ import {
   applied,
   BINLOG_MAGIC,
   BinlogScanner,
+  contains,
   EVENT,
   formatGtid,
   GroupTracker,
+  parseGtidList,
+  stateOf,
   type BinlogEvent,
   type Gtid,
   type GtidState,
@@ -204,6 +207,25 @@ export class BinlogCutter extends Transform {
     }
     if (out.length) this.push(Buffer.concat(out));
   }
+}
+
+/**
+ * Whether a replay to the end of these binlogs would apply nothing: every file's GTID state after
+ * its last transaction (its facts, read by the plan) is already in `from`, and the cutter drops
+ * exactly the transactions `from` holds. Then `restore pitr` starts no private server for it:
+ * measured on the loaded 2-core machine, a start, an empty replay and a shutdown of mariadbd took
+ * 3.1 s of a 12.8 s restore (500 MB server). A file whose facts cannot be read counts as work.
+ */
+export function nothingToReplay(
+  files: readonly Pick<StoredBinlog, 'facts'>[],
+  from: GtidState,
+  target: ReplayTarget,
+): boolean {
+  if (target.kind !== 'end') return false;
+  return files.every((b) => {
+    const end = parseGtidList(b.facts.endGtids);
+    return end !== undefined && contains(from, stateOf(end));
+  });
 }
 
 export interface ReplayInput {

@@ -14,7 +14,7 @@ import { BINLOG_HINT } from './fetch.js';
 import { readPhysicalFile } from './read.js';
 import { checkBinlogsFor } from './verify-binlogs.js';
 import { startMariadbd, type RunningServer } from './mariadbd.js';
-import { replayBinlogs, type ReplayProgress, type ReplayTarget } from './replay.js';
+import { nothingToReplay, replayBinlogs, type ReplayProgress, type ReplayTarget } from './replay.js';
 import type { BinlogRestorePlan, PlannedRestore } from './restore-plan.js';
 import { ExitCode } from '../../exit-codes.js';
 
@@ -108,7 +108,10 @@ export async function executePhysicalRestore(
     await rm(work, { recursive: true, force: true });
     const cnf = await writeCnf(dir, chain.at(-1) as PhysicalMetadata, i, plan);
     let replay: ReplayProgress | null = null;
-    if (binlogs.length) {
+    if (binlogs.length && nothingToReplay(binlogs, from, i.target)) {
+      replay = { applied: 0, skipped: 0, last: null, stoppedAt: null, reached: true };
+      i.onStep?.(`Replayed 0 transaction(s): the ${binlogs.length} binlog(s) hold none after the backup`);
+    } else if (binlogs.length) {
       const server = await startMariadbd({
         ...serverFiles(dir),
         cnf,
