@@ -37,6 +37,8 @@ const FAMILY: Record<
     binlogTools: string[];
     clients: string;
     binlogPitr: boolean;
+    /** The family's names of NEEDS' privileges, where they differ (MySQL has no BINLOG MONITOR). */
+    privilegeNames: Record<string, string>;
   }
 > = {
   mariadb: {
@@ -46,6 +48,7 @@ const FAMILY: Record<
     binlogTools: ['mariadb-binlog', 'mysqlbinlog'],
     clients: 'mariadb-client',
     binlogPitr: true,
+    privilegeNames: {},
   },
   mysql: {
     locks: ['LOCK INSTANCE FOR BACKUP', 'UNLOCK INSTANCE'],
@@ -54,6 +57,7 @@ const FAMILY: Record<
     binlogTools: ['mysqlbinlog', 'mariadb-binlog'],
     clients: 'the MySQL client programs',
     binlogPitr: false,
+    privilegeNames: { 'BINLOG MONITOR': 'REPLICATION CLIENT' },
   },
 };
 
@@ -103,18 +107,19 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
         WHERE GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`,
     );
     const have = new Set((rows as Array<{ p: string }>).map((r) => r.p.toUpperCase()));
+    const family = FAMILY[f.engine];
+    const named = (n: { need: string }): string => family.privilegeNames[n.need] ?? n.need;
     const missing = NEEDS.filter((n) => !n.any.some((p) => have.has(p)));
     results.push(
       missing.length
         ? {
             check: 'pitr: privileges',
             status: 'fail',
-            detail: missing.map((m) => `${m.need} (for ${m.why})`).join('; '),
-            hint: `GRANT ${missing.map((m) => m.need).join(', ')} ON *.* TO ${engine.user};`,
+            detail: missing.map((m) => `${named(m)} (for ${m.why})`).join('; '),
+            hint: `GRANT ${missing.map(named).join(', ')} ON *.* TO ${engine.user};`,
           }
-        : { check: 'pitr: privileges', status: 'ok', detail: NEEDS.map((n) => n.need).join(', ') },
+        : { check: 'pitr: privileges', status: 'ok', detail: NEEDS.map(named).join(', ') },
     );
-    const family = FAMILY[f.engine];
     const tool = physicalTool(f.engine, f.server.version);
     // The locks the backup program takes, taken and released at once.
     try {

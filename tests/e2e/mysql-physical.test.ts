@@ -99,8 +99,11 @@ exit 1
 
 describe('preflight --pitr on MySQL', () => {
   /** preflight --pitr against the server as MySQL, PATH limited as for the backups above. */
-  async function preflight(pathDirs: string[]): Promise<{ code: number | null; stdout: string }> {
-    const args = server.args().map((a) => (a === 'mariadb' ? 'mysql' : a));
+  async function preflight(
+    pathDirs: string[],
+    user = 'root',
+  ): Promise<{ code: number | null; stdout: string }> {
+    const args = server.args().map((a) => (a === 'mariadb' ? 'mysql' : a === 'root' ? user : a));
     const dir = await tempDir('dbb-mysql-preflight-');
     archives.push(dir);
     return cli([...args, 'preflight', '--pitr', '--backup-dir', dir], {
@@ -135,5 +138,18 @@ describe('preflight --pitr on MySQL', () => {
     await chmod(shim, 0o755);
     const r = await preflight([shims]);
     expect(r.stdout).toMatch(new RegExp(`pitr: xtrabackup +ok +${shim} 8\\.0\\.36 for server 8\\.0\\.36`));
+  });
+
+  it('names the privileges as MySQL does: REPLICATION CLIENT, not BINLOG MONITOR', async () => {
+    await server.query(
+      "CREATE USER IF NOT EXISTS 'pf_lim'@'127.0.0.1'; GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION SLAVE ON *.* TO 'pf_lim'@'127.0.0.1'",
+    );
+    const r = await preflight([], 'pf_lim');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /pitr: privileges +FAIL +REPLICATION CLIENT \(for the binlog position of backups/,
+    );
+    expect(r.stdout).toMatch(/GRANT REPLICATION CLIENT ON \*\.\* TO pf_lim;/);
+    expect(r.stdout).not.toMatch(/BINLOG MONITOR/);
   });
 });
