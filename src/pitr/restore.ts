@@ -375,12 +375,21 @@ export async function executePitrRestore(
       details: blocked,
       hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
     });
-  const chain = await checkedChain(i.storage, meta);
+  // The chain's proof (every parent's SHA-256, read whole) and the restore command's probe (a
+  // Node process as the server's user) run side by side before anything is written: 1.0-1.9 s and
+  // 1.0-1.6 s of a chain restore at pgbench scale 50 on the loaded 2-core machine, one after the
+  // other. The probe needs no data directory (every path in the command is absolute): it runs from
+  // the parent directory, which the server's user can enter (checked above).
+  const proof = checkedChain(i.storage, meta);
+  proof.catch(() => undefined); // awaited first below; no unhandled rejection while the probe runs
+  const probe = probeAsServer(i.osUser, spec, path.dirname(dir), 'fetch');
+  probe.catch(() => undefined);
+  const chain = await proof;
+  await probe;
   const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
   const spaces = plan.tablespaces ?? [];
   try {
-    await probeAsServer(i.osUser, spec, dir, 'fetch');
     for (const t of spaces) await prepareTablespaceDir(t, i.osUser);
     // The data directory's tar, then each tablespace's (its role is its OID).
     for (const f of full.files.filter((x) => x.role === 'base' || /^[0-9]+$/.test(x.role))) {

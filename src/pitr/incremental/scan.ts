@@ -1,4 +1,4 @@
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -54,24 +54,40 @@ function skippedFile(name: string): boolean {
   return SKIPPED_FILES.has(name) || name === 'pg_internal.init' || name.startsWith('pgsql_tmp');
 }
 
-/** The files to back up, pg_control last (the server's own base backup sends it last too). */
-export async function scanDataDir(root: string): Promise<DataDirContents> {
+function lstatOrSkip(abs: string): Stats | undefined {
+  try {
+    return lstatSync(abs);
+  } catch (err) {
+    // Removed while walking: the WAL replays its removal.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The files to back up, pg_control last (the server's own base backup sends it last too).
+ * Synchronous: one lstat per file through the thread pool took 0.3-1.2 s for the ~1,300 files of
+ * a pgbench scale-50 cluster on the loaded 2-core machine (each call waits for a turn on a core);
+ * the same calls made directly take some 20 ms of CPU, and the backup has nothing else to do
+ * meanwhile.
+ */
+export function scanDataDir(root: string): DataDirContents {
   const files: DataFile[] = [];
   const dirs: string[] = [];
   let control: DataFile | undefined;
-  const walk = async (rel: string): Promise<void> => {
+  const walk = (rel: string): void => {
     const abs = rel ? path.join(root, rel) : root;
-    const names = (await readdir(abs)).sort();
+    const names = readdirSync(abs).sort();
     const unlogged = new Set(
       isRelationDir(rel) ? names.flatMap((n) => (/^\d+_init$/.test(n) ? [n.slice(0, -5)] : [])) : [],
     );
     for (const name of names) {
       const child = rel ? `${rel}/${name}` : name;
+      const info = lstatOrSkip(path.join(abs, name));
+      if (!info) continue;
       // pg_wal may be a symbolic link (initdb -X): it counts as a directory.
-      const info = await lstat(path.join(abs, name)).catch(() => undefined);
-      if (!info) continue; // removed while walking: the WAL replays its removal
       const isDir =
-        info.isDirectory() || (info.isSymbolicLink() && (await stat(path.join(abs, name))).isDirectory());
+        info.isDirectory() || (info.isSymbolicLink() && statSync(path.join(abs, name)).isDirectory());
       if (isDir) {
         dirs.push(child);
         if (name.startsWith('pgsql_tmp')) continue;
@@ -79,7 +95,7 @@ export async function scanDataDir(root: string): Promise<DataDirContents> {
           if (child === 'pg_wal') dirs.push('pg_wal/archive_status');
           continue;
         }
-        await walk(child);
+        walk(child);
         continue;
       }
       if (!info.isFile() || skippedFile(name)) continue;
@@ -91,7 +107,7 @@ export async function scanDataDir(root: string): Promise<DataDirContents> {
       else files.push(file);
     }
   };
-  await walk('');
+  walk('');
   if (control) files.push(control);
   return { files, dirs };
 }
