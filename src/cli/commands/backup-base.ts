@@ -77,7 +77,7 @@ Examples:
           import('../../pitr/incremental/backup.js'),
           import('../../pitr/wal-keys.js'),
         ]);
-      const engine = pgEngine(g);
+      const engine = await pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');
       try {
         const current = await client

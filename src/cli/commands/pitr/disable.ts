@@ -20,7 +20,7 @@ export function addDisableCommand(pitr: Command): void {
         cmd: Command,
       ) => {
         const g = globals(cmd);
-        const engine = pgEngine(g);
+        const engine = await pgEngine(g);
         const client = await engine.connect(g.database ?? 'postgres');
         try {
           const { commandOption } = await import('../../../pitr/commands.js');

@@ -56,7 +56,7 @@ Examples:
           'Give a directory on local disk owned by the server user.',
         );
       const storage = await openArchiveStore(g, opts.archive, opts.envFile);
-      const engine = pgEngine(g);
+      const engine = await pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');
       let report;
       try {

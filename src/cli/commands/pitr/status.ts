@@ -26,7 +26,7 @@ export function addStatusCommand(pitr: Command): void {
         const g = globals(cmd);
         if (opts.envFile) await loadEnvFile(opts.envFile);
         const status = await pitrStatus({
-          engine: pgEngine(g),
+          engine: await pgEngine(g),
           database: g.database ?? 'postgres',
           archive: opts.archive,
           settings: cloudSettings(g),
