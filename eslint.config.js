@@ -131,6 +131,34 @@ function sizeRules() {
   return [{ files: ['src/**/*.ts', 'src/**/*.tsx'], rules: SIZE_LIMITS }];
 }
 
+/*
+ * A sealed engine boundary (issue 19): what differs per engine is a property or method of its family
+ * or flavor (src/engines/family.ts, flavor.ts), not a comparison with an engine's name elsewhere.
+ * src/tui/ is excepted until its last comparisons are replaced.
+ */
+const ENGINE_NAME = '/^(postgres|mysql|mariadb)$/';
+const ENGINE_NAME_MESSAGE =
+  'Compare no engine name outside src/engines/: ask the engine family or flavor (engineFamily(), serverFlavorOf()) for a property instead.';
+
+function engineBoundaryRules() {
+  return [
+    {
+      files: ['src/**/*.ts', 'src/**/*.tsx'],
+      ignores: ['src/engines/**', 'src/tui/**'],
+      rules: {
+        'no-restricted-syntax': [
+          'error',
+          {
+            selector: `BinaryExpression[operator=/^[!=]==?$/] > Literal[value=${ENGINE_NAME}]`,
+            message: ENGINE_NAME_MESSAGE,
+          },
+          { selector: `SwitchCase > Literal.test[value=${ENGINE_NAME}]`, message: ENGINE_NAME_MESSAGE },
+        ],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.tools/**', 'bench/work/**'] },
   js.configs.recommended,
@@ -143,6 +171,7 @@ export default tseslint.config(
   },
   ...layerRules(),
   ...sizeRules(),
+  ...engineBoundaryRules(),
   {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },

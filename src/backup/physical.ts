@@ -12,6 +12,7 @@ import {
 } from '../catalog/physical-backup.js';
 import type { EncryptionDescription, EncryptionFlags } from '../crypto/index.js';
 import type { MysqlEngine } from '../engines/mysql.js';
+import { serverFlavorOf, type FlavorId, type PhysicalTool } from '../engines/flavor.js';
 import { parseVersion, versionBanner, whichFirst } from '../engines/tools.js';
 import { IntegrityError, MissingToolError, SafetyError, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -44,44 +45,18 @@ export interface PhysicalBackupInput {
 }
 
 /** A MySQL-family server: MariaDB (mariadb-backup) or MySQL/Percona Server (Percona XtraBackup). */
-export type ServerFlavor = 'mariadb' | 'mysql';
-
-/**
- * The Debian/Ubuntu package of Percona XtraBackup for a MySQL server version: XtraBackup is built
- * per server series (2.4 for 5.7, 8.0 for 8.0, 8.4 for 8.4…) and refuses newer servers.
- */
-export function xtrabackupPackage(serverVersion?: string): string {
-  const m = /^(\d+)\.(\d+)/.exec(serverVersion ?? '');
-  if (!m) return 'percona-xtrabackup-80';
-  if (m[1] === '5' && m[2] === '7') return 'percona-xtrabackup-24';
-  if (m[1] === '8') return `percona-xtrabackup-8${m[2] ?? '0'}`;
-  return 'percona-xtrabackup';
-}
+export type ServerFlavor = FlavorId;
 
 /** The physical backup program of a server family, and what to install when it is missing. */
-export function physicalTool(
-  flavor: ServerFlavor,
-  serverVersion?: string,
-): { names: string[]; package: string; hint: string } {
-  if (flavor === 'mariadb')
-    return {
-      names: ['mariadb-backup', 'mariabackup'],
-      package: 'mariadb-backup',
-      hint: 'Install mariadb-backup, of the same version as the server (Debian/Ubuntu: apt-get install mariadb-backup).',
-    };
-  const pkg = xtrabackupPackage(serverVersion);
-  return {
-    names: ['xtrabackup'],
-    package: pkg,
-    hint: `Physical backups of MySQL need Percona XtraBackup of the server's series: apt-get install ${pkg}, from the Percona repository (https://docs.percona.com/percona-xtrabackup/). Without it, use "backup single" or "backup cluster".`,
-  };
+export function physicalTool(flavor: ServerFlavor, serverVersion?: string): PhysicalTool {
+  return serverFlavorOf(flavor).physicalTool(serverVersion);
 }
 
 /** The backup program is missing: one line naming the package, exit code Failure (src/exit-codes.ts). */
 export function missingPhysicalTool(flavor: ServerFlavor, serverVersion?: string): MissingToolError {
   const t = physicalTool(flavor, serverVersion);
   return new MissingToolError(
-    `${t.names.join(' or ')} was not found: physical backups of ${flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} need the package ${t.package}`,
+    `${t.names.join(' or ')} was not found: physical backups of ${serverFlavorOf(flavor).label} need the package ${t.package}`,
     { hint: t.hint, exitCode: ExitCode.Failure },
   );
 }
@@ -155,13 +130,16 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   // the critical path of a backup over TCP (strace, execve to execve).
   const warm = (flavor: ServerFlavor): void =>
     void whichFirst(physicalTool(flavor).names).then((f) => f && versionBanner(f.path));
-  warm('mariadb');
-  const finding = findPhysicalTool('mariadb');
+  // The program is looked for before the server says which one it needs: the likely one, MariaDB's
+  // (the flavor this command is made and tested for).
+  const likely: ServerFlavor = 'mariadb';
+  warm(likely);
+  const finding = findPhysicalTool(likely);
   finding.catch(() => undefined); // judged below, after the server says which family it is
   const { facts, serverOptions } = await serverSide(i.engine);
   const flavor = facts.engine;
-  if (flavor !== 'mariadb') warm(flavor);
-  const tool = flavor === 'mariadb' ? await finding : await findPhysicalTool(flavor, facts.server.version);
+  if (flavor !== likely) warm(flavor);
+  const tool = flavor === likely ? await finding : await findPhysicalTool(flavor, facts.server.version);
   const mismatch = toolMismatch(tool.version, facts.server.version, tool.name);
   if (mismatch)
     throw new MissingToolError(mismatch, { hint: physicalTool(flavor, facts.server.version).hint });

@@ -1,4 +1,4 @@
-import { access, appendFile, chown, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, chown, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { baseDir } from '../catalog/base-backup.js';
@@ -8,7 +8,7 @@ import { ExitCode } from '../exit-codes.js';
 import type { BaseWindow } from '../pitr/analysis.js';
 import type { ArchiveIdentity } from '../pitr/archive.js';
 import { isRoot, runAsUser, type OsUser } from '../pitr/os-user.js';
-import { confValue } from '../pitr/recovery.js';
+import { ensureServerConf, isolationSettings, settingsAsConf, writeLocalHba } from '../pitr/isolation.js';
 import { executePitrRestore, planPitrRestore, type PitrRestoreInput } from '../pitr/restore.js';
 import { startAndFollow } from '../pitr/start.js';
 import { formatLsn, parseLsn, segmentNumber } from '../pitr/wal-names.js';
@@ -144,40 +144,19 @@ function reachedArchiveEnd(replayLsn: string | null, b: BaseWindow, segSize: num
  */
 async function scratchSettings(s: Scratch, user: OsUser): Promise<void> {
   const hba = path.join(s.dir, 'drill_hba.conf');
-  await writeFile(
-    hba,
-    [
-      '# dbbackup drill: the scratch server only',
-      'local all all trust',
-      'host all all 127.0.0.1/32 scram-sha-256',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  const conf = path.join(s.dataDir, 'postgresql.conf');
-  // A Debian cluster keeps postgresql.conf in /etc: the base backup has none, postgresql.auto.conf is enough.
-  const hasConf = await access(conf).then(
-    () => true,
-    () => false,
-  );
-  if (!hasConf)
-    await writeFile(conf, '# dbbackup drill: the backup has no postgresql.conf\n', { mode: 0o600 });
+  const ident = path.join(s.dir, 'drill_ident.conf');
+  await writeLocalHba(hba, user, 'dbbackup drill: the scratch server only');
+  await ensureServerConf(s.dataDir, user, 'dbbackup drill: the backup has no postgresql.conf');
   const lines = [
     '# dbbackup drill: the scratch server',
-    `unix_socket_directories = ${confValue(s.dir)}`,
-    "listen_addresses = '127.0.0.1'",
-    `hba_file = ${confValue(hba)}`,
-    `ident_file = ${confValue(path.join(s.dir, 'drill_ident.conf'))}`,
-    'logging_collector = off',
-    "log_destination = 'stderr'",
-    "synchronous_standby_names = ''",
-    "archive_mode = 'off'",
+    ...settingsAsConf(
+      isolationSettings({ socketDir: s.dir, hbaFile: hba, identFile: ident, archiveOff: true }),
+    ),
     '',
   ];
-  await writeFile(path.join(s.dir, 'drill_ident.conf'), '', { mode: 0o600 });
+  await writeFile(ident, '', { mode: 0o600 });
   await appendFile(path.join(s.dataDir, 'postgresql.auto.conf'), `${lines.join('\n')}`);
-  if (isRoot())
-    for (const f of [hba, conf, path.join(s.dir, 'drill_ident.conf')]) await chown(f, user.uid, user.gid);
+  if (isRoot()) await chown(ident, user.uid, user.gid);
 }
 
 /** A client of the scratch server over its socket, as `user`. */

@@ -12,8 +12,12 @@ import { isRoot, type OsUser } from '../pitr/os-user.js';
  */
 export const SCRATCH_PREFIX = 'dbbackup-drill-';
 
-export async function makeScratchDir(user: OsUser, parent = os.tmpdir()): Promise<string> {
-  const dir = await mkdtemp(path.join(parent, SCRATCH_PREFIX));
+export async function makeScratchDir(
+  user: OsUser,
+  parent = os.tmpdir(),
+  prefix = SCRATCH_PREFIX,
+): Promise<string> {
+  const dir = await mkdtemp(path.join(parent, prefix));
   await chmod(dir, 0o700);
   if (isRoot()) await chown(dir, user.uid, user.gid);
   const s = await stat(dir);

@@ -51,6 +51,11 @@ export interface EngineFamily {
   readonly defaultPort: string;
   /** How the server's changes are archived for point-in-time recovery: WAL segments or binlogs. */
   readonly logArchive: 'wal' | 'binlog';
+  /**
+   * A table as a user names it: schema-qualified in PostgreSQL; in MySQL/MariaDB the schema is the
+   * database itself, so the bare name.
+   */
+  tableName(t: { schema: string; name: string }): string;
 }
 
 const POSTGRES: EngineFamily = {
@@ -74,6 +79,7 @@ const POSTGRES: EngineFamily = {
   portEnv: 'PGPORT',
   defaultPort: '5432',
   logArchive: 'wal',
+  tableName: (t) => `${t.schema}.${t.name}`,
 };
 
 const MYSQL: EngineFamily = {
@@ -99,11 +105,17 @@ const MYSQL: EngineFamily = {
   portEnv: 'MYSQL_TCP_PORT',
   defaultPort: '3306',
   logArchive: 'binlog',
+  tableName: (t) => t.name,
 };
 
 /** MySQL and MariaDB are one family: the same tools (by either name), formats and files. */
 export function engineFamily(engine: Engine): EngineFamily {
   return engine === 'postgres' ? POSTGRES : MYSQL;
+}
+
+/** The family whose point-in-time logs are of this kind (an archive records which it holds). */
+export function logArchiveFamily(kind: EngineFamily['logArchive']): EngineFamily {
+  return kind === POSTGRES.logArchive ? POSTGRES : MYSQL;
 }
 
 /** The family's default dump format. */

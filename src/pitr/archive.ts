@@ -1,4 +1,5 @@
 import type { ProtectionDescription } from '../crypto/metadata.js';
+import { logArchiveFamily } from '../engines/family.js';
 import { IntegrityError, UsageError } from '../errors.js';
 import { commitUnit } from '../catalog/commit.js';
 import { readAll, type Storage } from '../storage/storage.js';
@@ -69,7 +70,8 @@ export function parseIdentity(text: string, source: string): ArchiveIdentity {
   if (o.schema !== ARCHIVE_SCHEMA) fail(`schema is not "${ARCHIVE_SCHEMA}"`);
   if (o.schemaVersion !== ARCHIVE_VERSION)
     fail(`schemaVersion ${String(o.schemaVersion)} is not supported by this dbbackup`);
-  if (o.engine !== 'postgres') fail('engine is not "postgres"');
+  const walEngine = logArchiveFamily('wal').id;
+  if (o.engine !== walEngine) fail(`engine is not "${walEngine}"`);
   if (typeof o.systemIdentifier !== 'string' || !/^\d{1,20}$/.test(o.systemIdentifier))
     fail('systemIdentifier is not a decimal string');
   if (typeof o.pgMajor !== 'number' || !Number.isInteger(o.pgMajor) || o.pgMajor < 9)

@@ -133,9 +133,13 @@ export async function pendingRestart(c: pg.Client, names: readonly string[]): Pr
       // pg_file_settings is read from the files when queried; a restart-only setting that differs from
       // the running value carries the error "setting could not be applied" there at once, while this
       // backend's pending_restart only turns true once it has processed the reload (a race: filtering
-      // such rows out once made a pending archive_mode look applied).
+      // such rows out once made a pending archive_mode look applied). A setting no file sets any more
+      // (ALTER SYSTEM RESET) agrees once this backend no longer takes it from a file: before, a reset
+      // archive_mode looked applied at once (pitr disable said no restart was needed; seen with a
+      // logging collector on, whose reload is slower).
       `SELECT s.name, (s.pending_restart OR f.error IS NOT NULL) AS pending,
-              (f.setting IS NULL OR f.setting = s.setting OR s.setting = '(disabled)') AS agrees
+              ((f.setting IS NULL AND s.source <> 'configuration file') OR f.setting = s.setting
+                OR s.setting = '(disabled)') AS agrees
          FROM pg_settings s
          LEFT JOIN LATERAL (SELECT setting, error FROM pg_file_settings f
                              WHERE f.name = s.name ORDER BY seqno DESC LIMIT 1) f ON true

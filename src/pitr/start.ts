@@ -2,6 +2,7 @@ import { readFile, writeFile, chown } from 'node:fs/promises';
 import path from 'node:path';
 import { findPgTool } from '../engines/tools.js';
 import { DbBackupError, MissingToolError, SafetyError } from '../errors.js';
+import { settingsAsServerOptions, type ServerSetting } from './isolation.js';
 import { isRoot, runAsUser, type OsUser } from './os-user.js';
 import type { TargetAction } from './recovery.js';
 import { ExitCode } from '../exit-codes.js';
@@ -29,6 +30,8 @@ export interface StartInput {
   action: TargetAction;
   /** Where the server's output goes (pg_ctl -l). */
   logFile: string;
+  /** Settings for this start only, on the server's command line (src/pitr/isolation.ts). */
+  settings?: readonly ServerSetting[];
   timeoutMs: number;
   signal?: AbortSignal;
 }
@@ -42,7 +45,8 @@ export async function startAndFollow(s: StartInput): Promise<RecoveryReached> {
   const started = Date.now();
   await writeFile(s.logFile, '', { mode: 0o600, flag: 'a' });
   if (isRoot()) await chown(s.logFile, s.user.uid, s.user.gid);
-  const r = await runAsUser(s.user, pgCtl, ['start', '-D', s.dataDir, '-l', s.logFile, '-W'], {
+  const options = s.settings?.length ? ['-o', settingsAsServerOptions(s.settings)] : [];
+  const r = await runAsUser(s.user, pgCtl, ['start', '-D', s.dataDir, '-l', s.logFile, ...options, '-W'], {
     cwd: s.dataDir,
   });
   if (r.code !== 0)

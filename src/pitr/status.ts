@@ -1,8 +1,10 @@
 import type { EncryptionFlags } from '../crypto/index.js';
+import { engineFamily } from '../engines/family.js';
 import type { PostgresEngine } from '../engines/postgres.js';
 import { DbBackupError, errorMessage } from '../errors.js';
 import { formatBytes, formatDuration } from '../units.js';
 import type { CloudSettings } from '../storage/cloud.js';
+import type { Engine } from '../types.js';
 import { maskUri } from '../storage/cloud-uri.js';
 import { openStore } from '../storage/uri.js';
 import { analyzeArchive } from './analysis.js';
@@ -231,10 +233,10 @@ export function printPitrStatus(s: PitrStatus, line: (text: string) => void): vo
  * when the server does not archive with dbbackup or cannot be asked.
  */
 export async function archivingCheck(engine: {
-  engine: string;
+  engine: Engine;
   connect?: (database: string) => Promise<import('pg').Client>;
 }): Promise<{ status: 'ok' | 'warn'; detail: string; hint?: string } | undefined> {
-  if (engine.engine !== 'postgres' || !engine.connect) return undefined;
+  if (engineFamily(engine.engine).logArchive !== 'wal' || !engine.connect) return undefined;
   let c;
   try {
     c = await engine.connect('postgres');

@@ -5,10 +5,17 @@
  * (started, rows compared with what was committed at the target), a second PITR along the new
  * timeline, and retention.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { archiveDir, removePostgresDirs, startPitrServer, type PitrServer } from '../harness/pitr-server.js';
+import {
+  archiveDir,
+  postgresDir,
+  removePostgresDirs,
+  startPitrServer,
+  type PitrServer,
+} from '../harness/pitr-server.js';
 import {
   cliOk,
   createTable,
@@ -25,6 +32,8 @@ import { parseTextfile, valueOf } from '../harness/prom.js';
 
 let server: PitrServer;
 let archive: string;
+/** The source's log directory: its logging collector writes there (as production's would). */
+let sourceLogs: string;
 const marks: {
   base?: string;
   atBase?: number;
@@ -40,7 +49,10 @@ const marks: {
 const restored: Restored[] = [];
 
 beforeAll(async () => {
-  server = await startPitrServer();
+  // Production-like: a logging collector into an absolute log directory; the socket in the
+  // source's own directory (startPitrServer). A restored copy carries both in its postgresql.conf.
+  sourceLogs = await postgresDir('dbb-srclogs-');
+  server = await startPitrServer(['logging_collector = on', `log_directory = '${sourceLogs}'`]);
   archive = await archiveDir();
   const enable = await cliOk([...server.args(), 'pitr', 'enable', '--archive', archive]);
   expect(enable.stdout).toMatch(/Restart needed: archive_mode/);
@@ -117,6 +129,33 @@ describe('PITR into a directory archive', () => {
     // A drill: the restored server does not archive (its new timeline stays out of the archive).
     const [mode] = await r.query<{ m: string }>("SELECT current_setting('archive_mode') AS m");
     expect(mode?.m).toBe('off');
+    await r.stop();
+  });
+
+  it("restore pitr --start keeps the copy out of the source's socket and log directories, and says where its socket is", async () => {
+    const r = await restoreTo(['--target-time', marks.time ?? '']);
+    const socketDir = /^Socket: +(\S+) /m.exec(r.result.stdout)?.[1];
+    expect(socketDir, r.result.stdout).toBe(r.dataDir);
+    expect(r.result.stdout).toMatch(new RegExp(`^TCP: +127\\.0\\.0\\.1:${r.port} only`, 'm'));
+    // Connecting as the output says works: the socket is where it is reported.
+    const c = new pg.Client({ host: socketDir, port: r.port, user: 'postgres', database: 'postgres' });
+    await c.connect();
+    try {
+      const rows = (await c.query<{ n: string }>('SELECT count(*) AS n FROM t')).rows;
+      expect(Number(rows[0]?.n)).toBe(marks.rowsAtTime);
+    } finally {
+      await c.end();
+    }
+    // Nothing of the copy in the source's socket directory or its log directory…
+    expect(await readdir(server.dir)).not.toContain(`.s.PGSQL.${r.port}`);
+    for (const f of await readdir(sourceLogs))
+      expect(await readFile(path.join(sourceLogs, f), 'utf8'), f).not.toMatch(/point-in-time recovery/);
+    // …its recovery is in its own log, beside its data directory.
+    expect(await readFile(`${r.dataDir}.log`, 'utf8')).toMatch(/starting point-in-time recovery/);
+    // The restored configuration is untouched: the overrides were for this start only.
+    expect(await readFile(path.join(r.dataDir, 'postgresql.conf'), 'utf8')).toContain(
+      `unix_socket_directories = '${server.dir}'`,
+    );
     await r.stop();
   });
 

@@ -11,8 +11,8 @@ import {
   serverOptionsOf,
   toolMismatch,
   toolVersionOf,
-  xtrabackupPackage,
 } from '../../src/backup/physical.js';
+import { xtrabackupPackage } from '../../src/engines/flavor.js';
 import { MissingToolError } from '../../src/errors.js';
 import { ExitCode } from '../../src/exit-codes.js';
 import { serverFlavor } from '../../src/pitr/binlog/server.js';

@@ -7,7 +7,7 @@ import { progressMode } from '../progress.js';
 import { compressionChoice, globals, out } from '../context.js';
 import { encryptionFlags, withEncryptOptions } from '../encryption-options.js';
 import { interruptSignal } from '../signals.js';
-import { openArchiveStore } from '../archive-options.js';
+import { openArchiveStore, pgEngine } from '../archive-options.js';
 
 interface BaseOptions extends EncryptionFlags {
   archive?: string;
@@ -70,16 +70,15 @@ Examples:
     .action(async (opts: BaseOptions, cmd: Command) => {
       const g = globals(cmd);
       // The PITR modules load only when a base backup runs (start-up time of every other backup).
-      // And the pg driver, which `backup single`/`physical` of MariaDB would otherwise load too.
-      const [{ requireIdentity }, { backupBase }, { backupDelta }, { protectorsForArchive }, { pgEngine }] =
+      // (pgEngine loads the pg driver only when called: see archive-options.ts.)
+      const [{ requireIdentity }, { backupBase }, { backupDelta }, { protectorsForArchive }] =
         await Promise.all([
           import('../../pitr/archive.js'),
           import('../../pitr/base-backup.js'),
           import('../../pitr/incremental/backup.js'),
           import('../../pitr/wal-keys.js'),
-          import('../pg-engine.js'),
         ]);
-      const engine = pgEngine(g);
+      const engine = await pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');
       try {
         const current = await client

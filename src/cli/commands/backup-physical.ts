@@ -38,7 +38,7 @@ It runs on the database host (mariadb-backup reads the data directory) and needs
     .action(async (opts: PhysicalOptions, cmd: Command) => {
       const g = globals(cmd);
       const { backupPhysical } = await import('../../backup/physical.js');
-      const engine = binlogEngine(g, 'backup physical');
+      const engine = await binlogEngine(g, 'backup physical');
       const storage = await openArchiveStore(g, opts.archive, opts.envFile);
       try {
         const meta = await backupPhysical({

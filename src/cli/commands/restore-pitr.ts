@@ -171,12 +171,14 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     { executePitrRestore, planPitrRestore },
     { startAndFollow },
     { parseTablespaceMap },
+    { restoredServerStart },
   ] = await Promise.all([
     import('../restore-binlog.js'),
     import('../../pitr/archive.js'),
     import('../../pitr/restore.js'),
     import('../../pitr/start.js'),
     import('../../pitr/tablespaces.js'),
+    import('../../pitr/isolation.js'),
   ]);
   // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
   if (await restoreFromBinlogArchive(base, opts, g)) return;
@@ -247,23 +249,52 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
       `Restored ${plan.base?.name ?? '?'} into ${restored.dataDir} in ${formatDuration(restored.seconds)}; recovery.signal and the recovery settings are written.`,
     );
   let reached;
-  if (opts.start) {
+  let server;
+  if (opts.start && port !== undefined) {
+    const logFile = path.resolve(opts.logFile ?? `${restored.dataDir}.log`);
+    const start = await restoredServerStart({
+      dataDir: restored.dataDir,
+      user: input.osUser,
+      port,
+      keepArchiving: input.keepArchiving,
+    });
+    if (!opts.json) for (const note of start.notes) out.note(`note: ${note}`);
     reached = await startAndFollow({
       dataDir: restored.dataDir,
       user: input.osUser,
       port,
       action: opts.targetAction,
-      logFile: path.resolve(opts.logFile ?? `${restored.dataDir}.log`),
+      logFile,
       timeoutMs: timeoutS * 1000,
+      settings: start.settings,
       signal,
     });
-    if (!opts.json)
+    server = { socketDir: start.socketDir, port, listen: '127.0.0.1', logFile };
+    if (!opts.json) {
       out.line(
         `Server ${reached.state} on port ${port} after ${formatDuration(reached.seconds)}: ${reached.stoppedAt ?? 'recovery reached the end of the archive'}${reached.lastTransactionTime ? `; last transaction replayed at ${reached.lastTransactionTime}` : ''}${reached.timeline ? `; now on timeline ${reached.timeline}` : ''}${reached.replayLsn ? ` (replayed to ${reached.replayLsn})` : ''}`,
       );
+      if (reached.state !== 'shut down') printServer(server, input.osUser.name, restored.dataDir);
+    }
   } else if (!opts.json)
     out.line(
       `Start it as ${input.osUser.name} (pg_ctl start -D ${restored.dataDir}); it recovers to ${plan.target} and then ${opts.targetAction === 'promote' ? 'promotes' : opts.targetAction === 'pause' ? 'pauses' : 'shuts down'}.`,
     );
-  if (opts.json) out.json({ plan, restored, reached });
+  if (opts.json) out.json({ plan, restored, reached, server });
+}
+
+/**
+ * Where the started copy is: its socket and TCP address were set for this start on the server's
+ * command line (src/pitr/isolation.ts), not where the copy's own configuration would put them.
+ */
+function printServer(
+  s: { socketDir: string; port: number; listen: string; logFile: string },
+  user: string,
+  dataDir: string,
+): void {
+  out.line(`Socket:    ${s.socketDir} (as ${user}: psql -h ${s.socketDir} -p ${s.port} -d postgres)`);
+  out.line(`TCP:       ${s.listen}:${s.port} only; log: ${s.logFile} (no logging collector)`);
+  out.line(
+    `These settings hold for this start only: pg_ctl start -D ${dataDir} uses the restored configuration again.`,
+  );
 }

@@ -7,6 +7,7 @@ import {
   type SampleSpec,
   type SampleStrategy,
 } from '../../backup/sample/spec.js';
+import { engineFamily } from '../../engines/family.js';
 import { UsageError } from '../../errors.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import {
@@ -173,9 +174,10 @@ Examples:
           `Sample backup complete: ${result.locations.join(' and ')} (${formatBytes(m.sizeBytes)}, sha256 ${m.sha256}, ${formatDuration(m.durationSeconds)})`,
         );
         out.line(`Sample: ${describeSpec(spec)}`);
+        const family = engineFamily(m.engine);
         const exact = new Map(m.tables.map((t) => [`${t.schema}.${t.name}`, t.rowsExact]));
         const rows = (m.sample?.tables ?? []).map((t) => [
-          m.engine === 'postgres' ? `${t.schema}.${t.name}` : t.name,
+          family.tableName(t),
           `${exact.get(`${t.schema}.${t.name}`) === false ? '~' : ''}${t.rows}`,
           String(t.keptRows),
           String(t.sampledRows),

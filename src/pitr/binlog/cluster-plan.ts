@@ -1,4 +1,5 @@
 import type { ClusterManifest, ClusterMember } from '../../catalog/manifest.js';
+import { binlogFlavor } from '../../engines/flavor.js';
 import type { Storage } from '../../storage/storage.js';
 import { applied, describeState, formatGtid, parseGtidList, stateOf, type GtidState } from './events.js';
 import { readBinlogInventory, type BinlogInventory, type StoredBinlog } from './inventory.js';
@@ -52,7 +53,7 @@ export async function planClusterBinlogRestore(i: ClusterPitrInput): Promise<Pla
   const warnings: string[] = [];
   const m = i.cluster.manifest;
   const inv = await readBinlogInventory(i.storage);
-  if (m.engine !== 'mariadb')
+  if (!binlogFlavor(m.engine)?.binlogs)
     refusals.push(`${i.cluster.name} is a ${m.engine} cluster backup: restore pitr replays MariaDB binlogs`);
   const ok = m.databases.filter((d) => d.status === 'ok' && d.file);
   for (const d of m.databases.filter((x) => !ok.includes(x)))

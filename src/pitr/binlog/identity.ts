@@ -1,5 +1,7 @@
 import type { z } from 'zod';
 import type { EncryptionFlags, KeyProtector } from '../../crypto/index.js';
+import type { EngineFamily } from '../../engines/family.js';
+import type { FlavorId } from '../../engines/flavor.js';
 import { IntegrityError, SafetyError, UsageError } from '../../errors.js';
 import { putBuffer, readAll, type Storage } from '../../storage/storage.js';
 import { TOOL_VERSION } from '../../version.js';
@@ -47,16 +49,17 @@ const schemas = lazySchemas((z) => {
 export type BinlogArchiveIdentity = z.infer<ReturnType<typeof schemas>['identity']>;
 export type BinlogServer = BinlogArchiveIdentity['server'];
 
-/** What an archive.json says it is, without judging the rest of it. */
-export async function archiveKind(storage: Storage): Promise<'postgres' | 'binlog' | undefined> {
+/**
+ * What an archive.json says it holds, without judging the rest of it: PostgreSQL's WAL or the
+ * MySQL family's binlogs (the kinds of EngineFamily.logArchive).
+ */
+export async function archiveKind(storage: Storage): Promise<EngineFamily['logArchive'] | undefined> {
   if (!(await storage.stat(ARCHIVE_FILE))) return undefined;
   const text = (await readAll(storage, ARCHIVE_FILE, 1024 * 1024)).toString('utf8');
   try {
-    return (JSON.parse(text) as { schema?: unknown }).schema === BINLOG_ARCHIVE_SCHEMA
-      ? 'binlog'
-      : 'postgres';
+    return (JSON.parse(text) as { schema?: unknown }).schema === BINLOG_ARCHIVE_SCHEMA ? 'binlog' : 'wal';
   } catch {
-    return 'postgres';
+    return 'wal';
   }
 }
 
@@ -105,7 +108,7 @@ export async function requireBinlogIdentity(storage: Storage): Promise<BinlogArc
 export async function openBinlogArchive(
   storage: Storage,
   o: {
-    engine: 'mariadb' | 'mysql';
+    engine: FlavorId;
     server: BinlogServer;
     compression: BinlogArchiveIdentity['compression'];
     flags: EncryptionFlags;
@@ -113,7 +116,7 @@ export async function openBinlogArchive(
   },
 ): Promise<{ identity: BinlogArchiveIdentity; protectors: KeyProtector[]; created: boolean }> {
   const kind = await archiveKind(storage);
-  if (kind === 'postgres')
+  if (kind === 'wal')
     throw new UsageError(
       `${storage.location} is a PostgreSQL WAL archive`,
       'Give a binlog archive of its own to each MariaDB server.',

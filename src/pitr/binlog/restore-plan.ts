@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { BackupMetadata } from '../../catalog/metadata.js';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
+import { serverFlavorOf } from '../../engines/flavor.js';
 import { errnoCode, UsageError } from '../../errors.js';
 import type { Storage } from '../../storage/storage.js';
 import type { OsUser } from '../os-user.js';
@@ -232,7 +233,7 @@ function physicalBase(
   const c = chainOf(entries, chosen.name);
   if (c.problem) refusals.push(`the chain of ${chosen.name} is broken: ${c.problem}`);
   const meta = chosen.meta;
-  if (meta?.engine === 'mysql')
+  if (meta && !serverFlavorOf(meta.engine).preparesPhysical)
     refusals.push(
       `${chosen.name} is a MySQL physical backup (xtrabackup): restore pitr prepares MariaDB backups only; restore it by hand (xbstream -x, xtrabackup --prepare, xtrabackup --copy-back)`,
     );

@@ -1,11 +1,12 @@
 import path from 'node:path';
 import type mysql from 'mysql2/promise';
+import { serverFlavorOf, type FlavorId } from '../../engines/flavor.js';
 import { UsageError } from '../../errors.js';
 import type { BinlogServer } from './identity.js';
 
 /** What the binlog commands need to know about a MariaDB (or MySQL) server. */
 export interface BinlogServerFacts {
-  engine: 'mariadb' | 'mysql';
+  engine: FlavorId;
   server: BinlogServer;
   versionString: string;
   logBin: boolean;
@@ -21,7 +22,7 @@ type Row = Record<string, string | number | null>;
  * binary distribution"); anything else (Oracle MySQL "8.0.36" / "MySQL Community Server - GPL",
  * Percona Server "Percona Server (GPL), Release 27") is of the MySQL family. Pure.
  */
-export function serverFlavor(version: string, versionComment = ''): 'mariadb' | 'mysql' {
+export function serverFlavor(version: string, versionComment = ''): FlavorId {
   return /mariadb/i.test(version) || /mariadb/i.test(versionComment) ? 'mariadb' : 'mysql';
 }
 
@@ -37,7 +38,8 @@ export async function binlogServerFacts(conn: mysql.Connection): Promise<BinlogS
   );
   const versionString = String(v?.version ?? '');
   const engine = serverFlavor(versionString, String(v?.comment ?? ''));
-  const gtid = engine === 'mariadb' ? ((await rows(conn, 'SELECT @@gtid_binlog_pos AS g'))[0]?.g ?? '') : '';
+  const gtidQuery = serverFlavorOf(engine).gtidPositionQuery;
+  const gtid = gtidQuery ? ((await rows(conn, gtidQuery))[0]?.g ?? '') : '';
   return {
     engine,
     versionString,
@@ -57,7 +59,7 @@ export async function binlogServerFacts(conn: mysql.Connection): Promise<BinlogS
 
 /** The server must write binary logs, and be MariaDB (the format this reads). */
 export function requireBinlogs(f: BinlogServerFacts, what: string): void {
-  if (f.engine !== 'mariadb')
+  if (!serverFlavorOf(f.engine).binlogs)
     throw new UsageError(
       `${what} supports MariaDB; this server is ${f.versionString}`,
       'MySQL binlog archiving is not implemented yet.',

@@ -23,7 +23,7 @@ Examples:
     )
     .action(async (opts: BinlogOptions & { flush?: boolean }, cmd: Command) => {
       const g = globals(cmd);
-      const engine = binlogEngine(g, 'binlog archive');
+      const engine = await binlogEngine(g, 'binlog archive');
       const storage = await openArchiveStore(g, opts.archive, opts.envFile);
       try {
         const report = await copyClosedBinlogs({

@@ -41,7 +41,7 @@ export function addStatusCommand(binlog: Command): void {
             : parseInteger('--max-age', opts.maxAge, { min: 1, max: 10 ** 9 });
         const storage = await openArchiveStore(g, opts.archive, opts.envFile);
         const identity = await requireBinlogIdentity(storage);
-        const engine = opts.offline ? undefined : binlogEngine(g, 'binlog status');
+        const engine = opts.offline ? undefined : await binlogEngine(g, 'binlog status');
         try {
           const status = await binlogStatus(storage, identity, engine);
           if (maxAge !== undefined && status.newest && status.newest.ageSeconds > maxAge)

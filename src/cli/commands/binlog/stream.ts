@@ -48,7 +48,7 @@ Run it under systemd (Restart=always); it needs REPLICATION SLAVE on the server.
           opts.replicaId === undefined
             ? undefined
             : parseInteger('--replica-id', opts.replicaId, { min: 1, max: 4294967295 });
-        const engine = binlogEngine(g, 'binlog stream');
+        const engine = await binlogEngine(g, 'binlog stream');
         const storage = await openArchiveStore(g, opts.archive, opts.envFile);
         const stamp = (l: string): void => out.line(`${new Date().toISOString()} ${l}`);
         try {

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { disablePitr, restartServer } from '../../../pitr/enable.js';
 import { globals, out } from '../../context.js';
-import { openArchiveStore } from '../../archive-options.js';
-import { pgEngine } from '../../pg-engine.js';
+import { openArchiveStore, pgEngine } from '../../archive-options.js';
 
 /** `pitr disable`: the settings `pitr enable` changed, put back. */
 export function addDisableCommand(pitr: Command): void {
@@ -21,7 +20,7 @@ export function addDisableCommand(pitr: Command): void {
         cmd: Command,
       ) => {
         const g = globals(cmd);
-        const engine = pgEngine(g);
+        const engine = await pgEngine(g);
         const client = await engine.connect(g.database ?? 'postgres');
         try {
           const { commandOption } = await import('../../../pitr/commands.js');

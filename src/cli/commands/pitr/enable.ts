@@ -5,8 +5,7 @@ import { enablePitr, restartServer } from '../../../pitr/enable.js';
 import { compressionChoice, globals, out, type GlobalOptions } from '../../context.js';
 import { encryptionFlags, withEncryptOptions } from '../../encryption-options.js';
 import type { EncryptionFlags } from '../../../crypto/index.js';
-import { openArchiveStore } from '../../archive-options.js';
-import { pgEngine } from '../../pg-engine.js';
+import { openArchiveStore, pgEngine } from '../../archive-options.js';
 
 interface EnableOptions extends EncryptionFlags {
   archive?: string;
@@ -57,7 +56,7 @@ Examples:
           'Give a directory on local disk owned by the server user.',
         );
       const storage = await openArchiveStore(g, opts.archive, opts.envFile);
-      const engine = pgEngine(g);
+      const engine = await pgEngine(g);
       const client = await engine.connect(g.database ?? 'postgres');
       let report;
       try {

@@ -7,7 +7,7 @@ import { reportResult } from '../../../ops/operation.js';
 import { cloudSettings, globals, out } from '../../context.js';
 import { encryptionFlags, withDecryptOptions } from '../../encryption-options.js';
 import type { EncryptionFlags } from '../../../crypto/index.js';
-import { pgEngine } from '../../pg-engine.js';
+import { pgEngine } from '../../archive-options.js';
 
 /** `pitr status`: archiving health. */
 export function addStatusCommand(pitr: Command): void {
@@ -26,7 +26,7 @@ export function addStatusCommand(pitr: Command): void {
         const g = globals(cmd);
         if (opts.envFile) await loadEnvFile(opts.envFile);
         const status = await pitrStatus({
-          engine: pgEngine(g),
+          engine: await pgEngine(g),
           database: g.database ?? 'postgres',
           archive: opts.archive,
           settings: cloudSettings(g),
