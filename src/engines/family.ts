@@ -51,6 +51,8 @@ export interface EngineFamily {
   readonly defaultPort: string;
   /** How the server's changes are archived for point-in-time recovery: WAL segments or binlogs. */
   readonly logArchive: 'wal' | 'binlog';
+  /** What a backup of one database runs, in a confirmation before it does (the terminal UI). */
+  readonly dumpDescription: string;
 }
 
 const POSTGRES: EngineFamily = {
@@ -74,6 +76,7 @@ const POSTGRES: EngineFamily = {
   portEnv: 'PGPORT',
   defaultPort: '5432',
   logArchive: 'wal',
+  dumpDescription: 'pg_dump, custom format',
 };
 
 const MYSQL: EngineFamily = {
@@ -99,6 +102,7 @@ const MYSQL: EngineFamily = {
   portEnv: 'MYSQL_TCP_PORT',
   defaultPort: '3306',
   logArchive: 'binlog',
+  dumpDescription: 'SQL dump',
 };
 
 /** MySQL and MariaDB are one family: the same tools (by either name), formats and files. */
