@@ -1,42 +1,19 @@
 import path from 'node:path';
-import { userInfo } from 'node:os';
 import type { Engine } from '../catalog/naming.js';
-import { DbBackupError, SafetyError, UsageError } from '../errors.js';
-import { dataDirTarget, prepareLocked } from '../locks/targets.js';
-import { releaseRunLocks, takeRunLocks } from '../locks/run-lock.js';
+import { prepareLocked } from '../locks/targets.js';
+import { releaseRunLocks } from '../locks/run-lock.js';
 import { reportResult, type OperationStart } from '../ops/operation.js';
-import { analyzeArchive } from '../pitr/analysis.js';
-import { requireIdentity } from '../pitr/archive.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
-import { targetFromFlags, type TargetFlags } from '../pitr/recovery.js';
-import {
-  executePitrRestore,
-  planPitrRestore,
-  type PitrRestoreInput,
-  type PitrRestorePlan,
-} from '../pitr/restore.js';
-import type { TimelineChoice } from '../pitr/inventory.js';
-import { formatBytes, type ClusterProgressSink } from '../pipeline/progress.js';
+import type { ClusterProgressSink } from '../pipeline/progress.js';
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../restore/partial.js';
 import { planClusterRestoreFor, type ClusterRestoreRequest as DomainClusterRequest } from '../restore/run.js';
-import { isCloudUri, maskUri } from '../storage/cloud-uri.js';
-import { openStore } from '../storage/uri.js';
 import type { TuiConfig } from './config.js';
-import { unlockersFor, type KeyEntry } from './keys.js';
-import type {
-  BaseBackupList,
-  ClusterRestoreDone,
-  ClusterRestorePreview,
-  ClusterRestoreRequest,
-  PitrDone,
-  PitrPreview,
-  PitrRequest,
-} from './services.js';
+import { unlockersFor } from './keys.js';
+import type { ClusterRestoreDone, ClusterRestorePreview, ClusterRestoreRequest } from './services.js';
 
 /**
- * `restore cluster` and `restore pitr` for the UI: the same domain calls as the commands
- * (planClusterRestoreFor, planPitrRestore, executePitrRestore), the preview being the command's dry
- * run and the run its --confirm, under the same run locks, audited under the same names.
+ * `restore cluster` for the UI: the same domain calls as the command (planClusterRestoreFor), the
+ * preview being the command's dry run and the run its --confirm, under the same run locks, audited
+ * under the same name. (`restore pitr`: live-pitr.ts.)
  */
 export interface RestoreContext {
   config(): TuiConfig;
