@@ -2,7 +2,6 @@ import { MysqlEngine } from '../engines/mysql.js';
 import { DbBackupError, UsageError } from '../errors.js';
 import {
   isPhysicalArg,
-  mariadbServerUser,
   planBinlogPitr,
   replayTargetOf,
   resolveLogicalBase,
@@ -10,7 +9,7 @@ import {
 } from '../pitr/binlog-pitr.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import type { BinlogRestorePlan } from '../pitr/binlog/restore-plan.js';
-import { isRoot } from '../pitr/os-user.js';
+import { isRoot, serverOsUser } from '../pitr/os-user.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
 import { binlogOutcomeLines } from '../pitr/plan-lines.js';
 import type { EncryptionFlags } from '../crypto/index.js';
@@ -100,7 +99,7 @@ export async function restoreFromBinlogArchive(
     dataDir: opts.dataDir,
     force: Boolean(opts.force),
     clean: Boolean(opts.clean),
-    osUser: await mariadbServerUser(opts.osUser),
+    osUser: await serverOsUser(opts.osUser, 'mysql'),
     port,
     start: Boolean(opts.start),
     timeoutMs: timeoutS * 1000,

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { memberProperties, readManifest } from '../catalog/manifest.js';
 import { readMetadata } from '../catalog/metadata.js';
 import type { KeyUnlocker } from '../crypto/index.js';
@@ -28,7 +27,7 @@ import {
   type LogicalBase,
   type PlannedRestore,
 } from './binlog/restore-plan.js';
-import { currentUser, isRoot, userByName, type OsUser } from './os-user.js';
+import type { OsUser } from './os-user.js';
 import { binlogPlanLines } from './plan-lines.js';
 import { binlogReadSteps, withReadProgress } from './read-progress.js';
 import { parseTargetTime } from './recovery.js';
@@ -114,16 +113,6 @@ export async function resolveLogicalBase(
       'Give a physical backup of the archive (phys_…), latest, or a logical backup (single or cluster) made by dbbackup with binary logging on.',
     );
   return { kind: 'single', logical: { storage: location.storage, key: location.key, metadata } };
-}
-
-/** The MariaDB server's OS user: the one named, else mysql as root, else the user running this. */
-export async function mariadbServerUser(name: string | undefined): Promise<OsUser> {
-  const wanted = name ?? (isRoot() ? 'mysql' : undefined);
-  if (!wanted) return { ...currentUser(), name: os.userInfo().username };
-  const user = await userByName(wanted);
-  if (!user)
-    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
-  return user;
 }
 
 export interface BinlogPitrRequest {

@@ -1,8 +1,7 @@
 import path from 'node:path';
-import { userInfo } from 'node:os';
 import { engineFamily } from '../engines/family.js';
 import { MysqlEngine } from '../engines/mysql.js';
-import { DbBackupError, SafetyError, UsageError } from '../errors.js';
+import { SafetyError, UsageError } from '../errors.js';
 import { dataDirTarget, restoreTarget } from '../locks/targets.js';
 import { takeRunLocks } from '../locks/run-lock.js';
 import { reportResult } from '../ops/operation.js';
@@ -10,7 +9,6 @@ import { analyzeArchive } from '../pitr/analysis.js';
 import { requireIdentity } from '../pitr/archive.js';
 import {
   isPhysicalArg,
-  mariadbServerUser,
   planBinlogPitr,
   replayTargetOf,
   resolveLogicalBase,
@@ -19,7 +17,7 @@ import {
 import { requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import { readPhysicalBackups } from '../pitr/binlog/physical-catalog.js';
 import type { TimelineChoice } from '../pitr/inventory.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
+import { isRoot, serverOsUser } from '../pitr/os-user.js';
 import {
   binlogOutcomeLines,
   pitrPlanLines,
@@ -248,7 +246,7 @@ export class PitrServices {
       dataDir: physical ? r.dataDir.trim() : undefined,
       force: physical && r.force,
       clean: !physical && r.clean,
-      osUser: await mariadbServerUser(undefined),
+      osUser: await serverOsUser(undefined, 'mysql'),
       port: physical ? portOf(r) : undefined,
       start: physical && r.start,
       timeoutMs: START_TIMEOUT_MS.binlog,
@@ -278,7 +276,7 @@ export class PitrServices {
       inclusive: r.inclusive,
       dataDir: r.dataDir.trim(),
       force: r.force,
-      osUser: await serverUser(),
+      osUser: await serverOsUser(undefined, 'postgres'),
       keepArchiving: false,
       port: portOf(r),
       flags,
@@ -361,15 +359,4 @@ function timelineChoice(text: string): TimelineChoice {
   if (!Number.isInteger(n) || n < 1 || n > 0xffffffff)
     throw new UsageError(`Invalid timeline "${text}"`, 'current, latest or a timeline number (1, 2, …).');
   return n;
-}
-
-/** The server's OS user, as `restore pitr` picks it without --os-user: postgres as root, else you. */
-async function serverUser(): Promise<OsUser> {
-  if (!isRoot()) return { ...currentUser(), name: userInfo().username };
-  const user = await userByName('postgres');
-  if (!user)
-    throw new DbBackupError('There is no OS user "postgres" to own the restored data directory', {
-      hint: "Run the restore as the server's OS user, or with --os-user on the command line.",
-    });
-  return user;
 }

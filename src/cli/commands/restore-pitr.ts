@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
+import { serverOsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
 import { pitrPlanLines, pitrReachedLine, pitrRestoredLine, pitrStartHint } from '../../pitr/plan-lines.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
@@ -37,18 +37,6 @@ interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   json?: boolean;
   progress?: boolean;
   tablespaceMap?: string[];
-}
-
-async function serverUser(name: string | undefined): Promise<OsUser> {
-  const wanted = name ?? (isRoot() ? 'postgres' : undefined);
-  if (!wanted) {
-    const me = currentUser();
-    return { ...me, name: (await import('node:os')).userInfo().username };
-  }
-  const user = await userByName(wanted);
-  if (!user)
-    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
-  return user;
 }
 
 /** `restore pitr`: registered by restore.ts. */
@@ -176,7 +164,7 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     inclusive: !opts.exclusive,
     dataDir: opts.dataDir,
     force: Boolean(opts.force),
-    osUser: await serverUser(opts.osUser),
+    osUser: await serverOsUser(opts.osUser, 'postgres'),
     keepArchiving: Boolean(opts.keepArchiving),
     port,
     flags,
