@@ -287,7 +287,8 @@ export class PitrServices {
 
 /** A backup's location in the archive (directory or cloud prefix), as restore pitr takes it. */
 function locationOf(where: string, key: string): string {
-  if (!isCloudUri(where)) return path.join(where, key);
+  // A cluster backup's key ends with a slash; the command takes its directory's name without one.
+  if (!isCloudUri(where)) return path.join(where, key).replace(/\/+$/, '');
   const q = where.indexOf('?');
   const base = q >= 0 ? where.slice(0, q) : where;
   return `${base.replace(/\/*$/, '/')}${key}${q >= 0 ? where.slice(q) : ''}`;
