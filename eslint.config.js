@@ -134,7 +134,6 @@ function sizeRules() {
 /*
  * A sealed engine boundary (issue 19): what differs per engine is a property or method of its family
  * or flavor (src/engines/family.ts, flavor.ts), not a comparison with an engine's name elsewhere.
- * src/tui/ is excepted until its last comparisons are replaced.
  */
 const ENGINE_NAME = '/^(postgres|mysql|mariadb)$/';
 const ENGINE_NAME_MESSAGE =
@@ -144,7 +143,7 @@ function engineBoundaryRules() {
   return [
     {
       files: ['src/**/*.ts', 'src/**/*.tsx'],
-      ignores: ['src/engines/**', 'src/tui/**'],
+      ignores: ['src/engines/**'],
       rules: {
         'no-restricted-syntax': [
           'error',

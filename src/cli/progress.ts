@@ -10,6 +10,7 @@ import type {
 } from '../pipeline/progress.js';
 import { formatBytes, formatDuration } from '../units.js';
 import { EtaEstimator } from '../pipeline/eta.js';
+import type { StepReporter } from '../restore/single.js';
 
 export { EtaEstimator };
 
@@ -498,4 +499,37 @@ export class StepProgress {
         `${this.label}: ${outcome} in ${formatDuration((Date.now() - this.started) / 1000)}\n`,
       );
   }
+}
+
+/**
+ * The steps of a restore (checksum, restore tool; a point-in-time restore's extraction and binlogs)
+ * as a bar on a terminal, or lines with --progress; `command` leads each label (`restore: …`).
+ */
+export function stepReporter(mode: ProgressMode, command: string): StepReporter | undefined {
+  if (mode === 'off') return undefined;
+  let current: StepProgress | undefined;
+  return {
+    begin(step, meter, total) {
+      // Every byte read while the tool still works: it is building indexes, or running its last statements.
+      const restoring = step.startsWith('restoring');
+      const phase = (): string | undefined =>
+        meter.phase ??
+        (restoring && total > 0 && meter.bytes >= total
+          ? 'all of the backup read; waiting for the restore tool to finish (indexes, constraints)'
+          : undefined);
+      current = new StepProgress(
+        mode,
+        `${command}: ${step}`,
+        () => meter.bytes,
+        total,
+        process.stderr,
+        phase,
+      );
+      current.start();
+    },
+    end(outcome) {
+      current?.stop(outcome);
+      current = undefined;
+    },
+  };
 }

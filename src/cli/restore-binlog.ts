@@ -1,35 +1,19 @@
-import os from 'node:os';
-import { memberProperties, readManifest } from '../catalog/manifest.js';
-import { readMetadata } from '../catalog/metadata.js';
-import type { EncryptionFlags } from '../crypto/index.js';
 import { MysqlEngine } from '../engines/mysql.js';
 import { DbBackupError, UsageError } from '../errors.js';
-import { formatBytes, formatDuration } from '../units.js';
-import { parseGtidList } from '../pitr/binlog/events.js';
+import {
+  isPhysicalArg,
+  planBinlogPitr,
+  replayTargetOf,
+  resolveLogicalBase,
+  type PlannedBinlogPitr,
+} from '../pitr/binlog-pitr.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
-import { isBinlogFileName } from '../pitr/binlog/names.js';
-import type { ReplayTarget } from '../pitr/binlog/replay.js';
-import { planClusterBinlogRestore, type ClusterBase } from '../pitr/binlog/cluster-plan.js';
-import { executeLogicalRestore } from '../pitr/binlog/logical.js';
-import { executePhysicalRestore, type ExecuteInput } from '../pitr/binlog/restore.js';
-import {
-  planBinlogRestore,
-  type BinlogRestorePlan,
-  type LogicalBase,
-  type PlannedRestore,
-} from '../pitr/binlog/restore-plan.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
-import { parseTargetTime } from '../pitr/recovery.js';
+import type { BinlogRestorePlan } from '../pitr/binlog/restore-plan.js';
+import { isRoot, serverOsUser } from '../pitr/os-user.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
-import { resolveClusterArg } from '../restore/locate.js';
-import {
-  executeRestore,
-  prepareRestore,
-  type PreparedRestore,
-  type RestoreInputs,
-} from '../restore/single.js';
+import { binlogOutcomeLines } from '../pitr/plan-lines.js';
+import type { EncryptionFlags } from '../crypto/index.js';
 import type { Storage } from '../storage/storage.js';
-import { openLocation } from '../storage/uri.js';
 import { parseInteger } from './numbers.js';
 import {
   backupDir,
@@ -40,6 +24,7 @@ import {
   type GlobalOptions,
 } from './context.js';
 import { encryptionFlags } from './encryption-options.js';
+import { progressMode, stepReporter } from './progress.js';
 import { interruptSignal } from './signals.js';
 import { openArchiveStore } from './archive-options.js';
 
@@ -67,6 +52,7 @@ export interface BinlogPitrOptions extends EncryptionFlags {
   osUser?: string;
   timeout?: string;
   json?: boolean;
+  progress?: boolean;
 }
 
 /**
@@ -91,7 +77,9 @@ export async function restoreFromBinlogArchive(
     throw new UsageError('--start needs --confirm', 'Without --confirm nothing is restored.');
   const identity = await requireBinlogIdentity(storage);
   const unlockers = lazyUnlockers(encryptionFlags(opts));
-  const base = /^(latest|phys_[^/]+)$/.test(backup) ? undefined : await logicalBase(backup, g);
+  const base = isPhysicalArg(backup)
+    ? undefined
+    : await resolveLogicalBase(backup, backupDir(g), cloudSettings(g));
   if (!base && opts.start && port === undefined)
     throw new UsageError(
       '--start needs --port',
@@ -102,54 +90,40 @@ export async function restoreFromBinlogArchive(
       '--data-dir and --start are for physical backups',
       'A logical backup is restored into the server given by --host/--port (each database must be new, or --clean).',
     );
-  const osUser = await serverUser(opts.osUser);
-  const planned =
-    base?.kind === 'cluster'
-      ? await planClusterBinlogRestore({ storage, cluster: base.cluster, target })
-      : await planBinlogRestore({
-          storage,
-          identity,
-          backup,
-          logical: base?.logical,
-          target,
-          dataDir: opts.dataDir,
-          force: Boolean(opts.force),
-          osUser,
-          port,
-        });
-  const common: ExecuteInput = {
+  const planned = await planBinlogPitr({
     storage,
+    identity,
+    backup,
+    logical: base,
     target,
-    osUser,
+    dataDir: opts.dataDir,
+    force: Boolean(opts.force),
+    clean: Boolean(opts.clean),
+    osUser: await serverOsUser(opts.osUser, 'mysql'),
     port,
     start: Boolean(opts.start),
-    unlockers,
     timeoutMs: timeoutS * 1000,
-    onStep: opts.json ? undefined : (l: string) => out.line(l),
-  };
-  if (base) {
-    const engine = new MysqlEngine(connectionOptions(g, explicitEngine(g) ?? 'mariadb'));
-    try {
-      await restoreLogical(engine, dumpsOf(base, opts, unlockers), planned, common, opts);
-    } finally {
-      await engine.close();
-    }
-    return true;
-  }
-  if (!planOrRefuse(planned.plan, undefined, opts)) return true;
-  const r = await executePhysicalRestore({ ...common, signal: interruptSignal() }, planned);
-  if (opts.json) out.json({ plan: planned.plan, restored: r });
-  else {
-    out.line(
-      `Restored ${planned.plan.base?.name ?? '?'} into ${r.dataDir} in ${formatDuration(r.seconds)}${reachedText(r.replay)}`,
-    );
-    out.line(
-      r.server
-        ? `Server started on port ${r.server.port} (pid ${r.server.pid}, socket ${r.server.socket}); configuration ${r.cnf}`
-        : `Start it with: mariadbd --defaults-file=${r.cnf}${isRoot() ? ` --user=${osUser.name}` : ''}`,
-    );
+    unlockers,
+    engine: () => new MysqlEngine(connectionOptions(g, explicitEngine(g) ?? 'mariadb')),
+  });
+  try {
+    if (planOrRefuse(planned, opts)) await execute(planned, opts);
+  } finally {
+    await planned.close();
   }
   return true;
+}
+
+/** Carries out the plan and says what was done. */
+async function execute(planned: PlannedBinlogPitr, opts: BinlogPitrOptions): Promise<void> {
+  const r = await planned.execute({
+    signal: interruptSignal(),
+    onStep: opts.json ? undefined : (l: string) => out.line(l),
+    onWarning: (l) => out.note(`warning: ${l}`),
+    reporter: stepReporter(opts.json ? 'off' : progressMode(opts.progress), 'restore pitr'),
+  });
+  if (opts.json) out.json({ plan: planned.plan, restored: r.restored });
+  else for (const l of binlogOutcomeLines(planned.plan, r, planned.osUser.name, isRoot())) out.line(l);
 }
 
 /** False on a WAL archive (after refusing MariaDB-only options); on a binlog archive, refuses PostgreSQL-only ones. */
@@ -183,8 +157,9 @@ async function refuseOtherOptions(storage: Storage, opts: BinlogPitrOptions): Pr
 }
 
 /** Prints the plan; throws its refusals; false on a dry run (nothing more to do). */
-function planOrRefuse(p: BinlogRestorePlan, dumps: string[] | undefined, opts: BinlogPitrOptions): boolean {
-  if (!opts.json) printPlan(p, dumps ?? []);
+function planOrRefuse(planned: PlannedBinlogPitr, opts: BinlogPitrOptions): boolean {
+  const p: BinlogRestorePlan = planned.plan;
+  if (!opts.json) for (const l of planned.lines()) out.line(l);
   if (p.refusals.length) {
     if (opts.json) out.json({ plan: p });
     throw new DbBackupError(`Restore refused: ${p.refusals[0]}`, {
@@ -197,201 +172,4 @@ function planOrRefuse(p: BinlogRestorePlan, dumps: string[] | undefined, opts: B
     return false;
   }
   return true;
-}
-
-/** A logical backup given to restore pitr: one dump, or a cluster backup's. */
-type LogicalArg = { kind: 'single'; logical: LogicalBase } | { kind: 'cluster'; cluster: ClusterBase };
-
-/** Each database's dump and what restore single needs to restore it. */
-function dumpsOf(
-  base: LogicalArg,
-  opts: BinlogPitrOptions,
-  unlockers: ReturnType<typeof lazyUnlockers>,
-): Array<{ database: string; inputs: () => Promise<RestoreInputs> }> {
-  const common = { create: true, clean: Boolean(opts.clean), jobs: 1, force: false, noOwner: false };
-  const keys = async (encrypted: boolean) => (encrypted ? await unlockers() : undefined);
-  if (base.kind === 'single') {
-    const l = base.logical;
-    return [
-      {
-        database: l.metadata.database,
-        inputs: async () => ({
-          ...common,
-          storage: l.storage,
-          key: l.key,
-          unlockers: await keys(Boolean(l.metadata.encryption)),
-        }),
-      },
-    ];
-  }
-  const c = base.cluster;
-  return c.manifest.databases.flatMap((m) =>
-    m.status === 'ok' && m.file && m.sha256
-      ? [
-          {
-            database: m.database,
-            inputs: async () => ({
-              ...common,
-              storage: c.storage,
-              key: m.file ?? '',
-              target: m.database,
-              expected: { sha256: m.sha256 ?? '', sizeBytes: m.sizeBytes, database: m.database },
-              properties: memberProperties(m),
-              unlockers: await keys(Boolean(c.manifest.encryption)),
-            }),
-          },
-        ]
-      : [],
-  );
-}
-
-/**
- * A logical backup: each dump's own plan (target database free, checksum, tool) is part of the dry
- * run; with --confirm each dump is restored as restore single does, then its binlogs replayed.
- */
-async function restoreLogical(
-  engine: MysqlEngine,
-  dumps: ReturnType<typeof dumpsOf>,
-  planned: PlannedRestore,
-  common: ExecuteInput,
-  opts: BinlogPitrOptions,
-): Promise<void> {
-  const prepared = new Map<string, { inputs: RestoreInputs; prep: PreparedRestore }>();
-  if (!planned.plan.refusals.length)
-    for (const d of dumps) {
-      const inputs = await d.inputs();
-      prepared.set(d.database, { inputs, prep: await prepareRestore(engine, inputs) });
-    }
-  const lines = [...prepared.values()].map(
-    ({ prep }) => `${prep.plan.target} on ${prep.plan.endpoint}: ${prep.plan.actions.join('; ')}`,
-  );
-  if (!planOrRefuse(planned.plan, lines, opts)) return;
-  const r = await executeLogicalRestore(
-    {
-      ...common,
-      signal: interruptSignal(),
-      engine,
-      restoreDump: async (database) => {
-        const p = prepared.get(database);
-        if (!p) throw new DbBackupError(`No restore plan for database ${database}`);
-        await executeRestore(engine, p.inputs, p.prep, (l) => out.note(`warning: ${l}`));
-        return !p.prep.plan.targetExists || Boolean(opts.clean);
-      },
-    },
-    planned,
-  );
-  if (opts.json) out.json({ plan: planned.plan, restored: r });
-  else
-    for (const d of r.databases)
-      out.line(
-        `Restored ${planned.plan.base?.name ?? '?'} into ${d.database} and replayed to ${planned.plan.target}${reachedText(d.replay)}`,
-      );
-  if (!opts.json) out.line(`Done in ${formatDuration(r.seconds)}`);
-}
-
-function reachedText(
-  r: { applied: number; stoppedAt: string | null; last: { gtid: string; time: string } | null } | null,
-): string {
-  if (!r) return '; no binlog to replay';
-  return `; ${r.applied} transaction(s) replayed${r.last ? `, the last ${r.last.gtid} (stamped ${r.last.time})` : ''}${r.stoppedAt ? `; stopped ${r.stoppedAt}` : ''}`;
-}
-
-export function replayTargetOf(
-  o: Pick<BinlogPitrOptions, 'targetTime' | 'targetGtid' | 'targetPosition'>,
-): ReplayTarget {
-  const given = [o.targetTime, o.targetGtid, o.targetPosition].filter((v) => v !== undefined).length;
-  if (given > 1)
-    throw new UsageError(
-      'Give at most one target',
-      'One of --target-time, --target-gtid, --target-position (none: the end of the archive).',
-    );
-  if (o.targetTime !== undefined) {
-    const t = parseTargetTime(o.targetTime);
-    if (/\.\d*[1-9]/.test(o.targetTime))
-      throw new UsageError(
-        `--target-time "${o.targetTime}" has a fraction of a second`,
-        'Binlog events carry whole seconds: give a whole second (transactions stamped at or after it are not replayed), or use --target-gtid / --target-position.',
-      );
-    return { kind: 'time', ...t };
-  }
-  if (o.targetGtid !== undefined) {
-    const list = parseGtidList(o.targetGtid);
-    if (!list || list.length !== 1 || !list[0])
-      throw new UsageError(
-        `Invalid --target-gtid "${o.targetGtid}"`,
-        'One GTID: domain-server-sequence, e.g. 0-1-1345.',
-      );
-    return { kind: 'gtid', gtid: list[0] };
-  }
-  if (o.targetPosition !== undefined) {
-    const m = /^(.+):(\d+)$/.exec(o.targetPosition);
-    if (!m?.[1] || !m[2] || !isBinlogFileName(m[1]))
-      throw new UsageError(
-        `Invalid --target-position "${o.targetPosition}"`,
-        'FILE:POSITION, e.g. mysql-bin.000042:1234 (events before that position are replayed).',
-      );
-    return {
-      kind: 'position',
-      file: m[1],
-      position: parseInteger('--target-position', m[2], { min: 4, max: 2 ** 48 }),
-    };
-  }
-  return { kind: 'end' };
-}
-
-async function logicalBase(arg: string, g: GlobalOptions): Promise<LogicalArg> {
-  const cluster = await resolveClusterArg(arg, backupDir(g), cloudSettings(g));
-  const manifest = await readManifest(cluster.storage, cluster.name);
-  if (manifest) return { kind: 'cluster', cluster: { ...cluster, manifest } };
-  const location = await openLocation(arg, cloudSettings(g));
-  const metadata = await readMetadata(location.storage, location.key);
-  if (!metadata)
-    throw new UsageError(
-      `${arg} is not a physical backup name and has no dbbackup metadata`,
-      'Give a physical backup of the archive (phys_…), latest, or a logical backup (single or cluster) made by dbbackup with binary logging on.',
-    );
-  return { kind: 'single', logical: { storage: location.storage, key: location.key, metadata } };
-}
-
-async function serverUser(name: string | undefined): Promise<OsUser> {
-  const wanted = name ?? (isRoot() ? 'mysql' : undefined);
-  if (!wanted) return { ...currentUser(), name: os.userInfo().username };
-  const user = await userByName(wanted);
-  if (!user)
-    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
-  return user;
-}
-
-function printPlan(p: BinlogRestorePlan, dumps: string[]): void {
-  out.line(`Archive:   ${p.archive} (MariaDB binlog archive)`);
-  if (p.base) {
-    out.line(
-      `Base:      ${p.base.name} (${p.kind}, finished ${p.base.finishedAt}; binlog ${p.base.binlog.file ?? '?'}:${p.base.binlog.position ?? '?'}, GTID ${p.base.binlog.gtid || '-'})`,
-    );
-    const check = p.kind === 'physical' ? 'verified while it streams in' : 'verified before the restore';
-    for (const m of p.base.chain)
-      out.line(
-        `  chain:   ${m.name} (${m.type}, ${formatBytes(m.storedBytes)}, sha256 ${m.sha256}: ${check})`,
-      );
-  } else out.line('Base:      none');
-  out.line(`Target:    ${p.target}`);
-  out.line(`Replay:    transactions after ${p.replayFrom}`);
-  out.line(
-    p.binlogs
-      ? `Binlogs:   ${p.binlogs.files.length} (${p.binlogs.files[0] ?? ''} … ${p.binlogs.files.at(-1) ?? ''}, ${formatBytes(p.binlogs.bytes)}), each checked before the first is applied`
-      : 'Binlogs:   none needed',
-  );
-  out.line(`Coverage:  ${p.coverage}`);
-  if (p.dataDir)
-    out.line(
-      `Data dir:  ${p.dataDir.path} (${p.dataDir.exists ? `exists, ${p.dataDir.entries} entries` : 'will be created'}; owner ${p.dataDir.owner}, mode 0750; configuration in restored.cnf)`,
-    );
-  for (const d of dumps) out.line(`Into:      ${d}`);
-  for (const m of p.members ?? [])
-    out.line(
-      `Replay of: ${m.database}: transactions after ${m.replayFrom || '(nothing)'}, from ${m.startFile ?? '?'} (${m.binlogs} binlog(s), mariadb-binlog --database)`,
-    );
-  if (p.database) out.line(`Replay of: database ${p.database} only (mariadb-binlog --database)`);
-  for (const w of p.warnings) out.line(`Warning:   ${w}`);
-  for (const r of p.refusals) out.line(`REFUSED:   ${r}`);
 }

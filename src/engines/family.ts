@@ -56,6 +56,8 @@ export interface EngineFamily {
    * database itself, so the bare name.
    */
   tableName(t: { schema: string; name: string }): string;
+  /** What a backup of one database runs, in a confirmation before it does (the terminal UI). */
+  readonly dumpDescription: string;
 }
 
 const POSTGRES: EngineFamily = {
@@ -80,6 +82,7 @@ const POSTGRES: EngineFamily = {
   defaultPort: '5432',
   logArchive: 'wal',
   tableName: (t) => `${t.schema}.${t.name}`,
+  dumpDescription: 'pg_dump, custom format',
 };
 
 const MYSQL: EngineFamily = {
@@ -106,6 +109,7 @@ const MYSQL: EngineFamily = {
   defaultPort: '3306',
   logArchive: 'binlog',
   tableName: (t) => t.name,
+  dumpDescription: 'SQL dump',
 };
 
 /** MySQL and MariaDB are one family: the same tools (by either name), formats and files. */

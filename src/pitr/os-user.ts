@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { errorMessage } from '../errors.js';
+import { userInfo } from 'node:os';
+import { errorMessage, UsageError } from '../errors.js';
 
 /**
  * The server's OS user (the owner of its data directory): archive_command and restore_command run
@@ -126,4 +127,17 @@ export function runAsUser(
     child.on('error', (err) => resolve({ code: 127, stdout, stderr: stderr + errorMessage(err) }));
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
   });
+}
+
+/**
+ * The database server's OS user, owner of a restored data directory: the one named (--os-user),
+ * else the engine's usual one (`postgres`, `mysql`) when this runs as root, else this process's user.
+ */
+export async function serverOsUser(name: string | undefined, usual: string): Promise<OsUser> {
+  const wanted = name ?? (isRoot() ? usual : undefined);
+  if (!wanted) return { ...currentUser(), name: userInfo().username };
+  const user = await userByName(wanted);
+  if (!user)
+    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
+  return user;
 }

@@ -14,7 +14,7 @@ import { loadReferenceConfig } from '../reference/config.js';
 import { describeSource, resolveSettings } from '../config/resolve.js';
 import { SETTINGS_BY_KEY } from '../config/settings.js';
 import type { DatabaseEngine, DatabaseInfo } from '../engines/engine.js';
-import { engineFamily } from '../engines/family.js';
+import { defaultFormat, engineFamily } from '../engines/family.js';
 import { openEngine } from '../engines/index.js';
 import { DbBackupError, errorMessage, InterruptedError, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
@@ -33,7 +33,8 @@ import { releaseRunLocks, takeRunLocks } from '../locks/run-lock.js';
 import type { TuiConfig, TuiStart } from './config.js';
 import { hasKey, protectorsFor, unlockersFor, type KeyEntry } from './keys.js';
 import { DEFAULT_KEY_ENV } from '../crypto/index.js';
-import { RestoreServices, underLocks } from './live-restore.js';
+import { PitrServices } from './live-pitr.js';
+import { RestoreServices, underLocks, type RestoreContext } from './live-restore.js';
 import type {
   BackupOutcome,
   BackupRequest,
@@ -44,6 +45,7 @@ import type {
   ClusterRestoreRequest,
   PitrDone,
   PitrPreview,
+  PitrWatch,
   PitrRequest,
   HistoryView,
   ProgressWatch,
@@ -66,16 +68,19 @@ export class LiveServices implements TuiServices {
   private config: TuiConfig;
   private current: Engine;
   private readonly restores: RestoreServices;
+  private readonly pitr: PitrServices;
 
   constructor(private readonly start: TuiStart) {
     this.config = start.config;
     this.current = start.config.engine;
-    this.restores = new RestoreServices({
+    const context: RestoreContext = {
       config: () => this.config,
       engine: () => this.current,
       serverKey: () => this.serverKey,
       audited: (op, fn) => this.audited(op, fn),
-    });
+    };
+    this.restores = new RestoreServices(context);
+    this.pitr = new PitrServices(context);
   }
 
   /**
@@ -105,9 +110,9 @@ export class LiveServices implements TuiServices {
 
   get server(): string {
     const c = this.config.connection(this.current);
-    const pg = this.current === 'postgres';
-    const host = c.host ?? process.env[pg ? 'PGHOST' : 'MYSQL_HOST'] ?? 'localhost';
-    const port = c.port ?? process.env[pg ? 'PGPORT' : 'MYSQL_TCP_PORT'] ?? (pg ? 5432 : 3306);
+    const family = engineFamily(this.current);
+    const host = c.host ?? process.env[family.hostEnv] ?? 'localhost';
+    const port = c.port ?? process.env[family.portEnv] ?? family.defaultPort;
     return host.startsWith('/') ? `${host} (socket)` : `${host}:${port}`;
   }
 
@@ -206,7 +211,7 @@ export class LiveServices implements TuiServices {
               engine,
               database: r.database,
               storages: [storage],
-              format: this.current === 'postgres' ? 'custom' : 'plain',
+              format: defaultFormat(this.current),
               compression: r.compression,
               level: r.level,
               progress: 'off',
@@ -452,15 +457,15 @@ export class LiveServices implements TuiServices {
   }
 
   listBaseBackups(archive: string, keys: KeyEntry): Promise<BaseBackupList> {
-    return this.restores.listBaseBackups(archive, keys);
+    return this.pitr.listBaseBackups(archive, keys);
   }
 
   previewPitr(r: PitrRequest): Promise<PitrPreview> {
-    return this.restores.previewPitr(r);
+    return this.pitr.previewPitr(r);
   }
 
-  runPitr(p: PitrPreview, signal: AbortSignal): Promise<PitrDone> {
-    return this.restores.runPitr(p, signal);
+  runPitr(p: PitrPreview, watch: PitrWatch, signal: AbortSignal): Promise<PitrDone> {
+    return this.pitr.runPitr(p, watch, signal);
   }
 
   async status(): Promise<StatusReport> {

@@ -52,3 +52,43 @@ export function textBar(percent: number, width = 20): string {
   const filled = Math.max(0, Math.min(width, Math.round((percent / 100) * width)));
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
 }
+
+/** One frame of a restore step's progress: bytes of `total` read, rate, time left. */
+export interface StepFrame {
+  done: string;
+  total: string;
+  rate: string;
+  /** Time left, or '?' while unknown. */
+  left: string;
+  percent: number;
+}
+
+/**
+ * A step that reads a known number of bytes (a base backup extracted, binlogs replayed): the same
+ * arithmetic as the CLI's step bar (StepProgress in src/cli/progress.ts).
+ */
+export class StepMeter {
+  private readonly started: number;
+  private readonly eta = new EtaEstimator();
+
+  constructor(
+    private readonly bytes: () => number,
+    private readonly total: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.started = now();
+  }
+
+  frame(): StepFrame {
+    const elapsed = (this.now() - this.started) / 1000;
+    const done = this.bytes();
+    this.eta.sample(elapsed, done);
+    return {
+      done: formatBytes(done),
+      total: formatBytes(this.total),
+      rate: `${formatBytes(elapsed > 0 ? done / elapsed : 0)}/s`,
+      left: formatDuration(this.eta.remaining(this.total) ?? Number.NaN),
+      percent: this.total > 0 ? Math.min(100, (100 * done) / this.total) : 0,
+    };
+  }
+}

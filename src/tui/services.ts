@@ -64,8 +64,11 @@ export interface TuiServices {
   listBaseBackups(archive: string, keys: KeyEntry): Promise<BaseBackupList>;
   /** `restore pitr` without --confirm: the dry-run plan, with what would refuse it. */
   previewPitr(request: PitrRequest): Promise<PitrPreview>;
-  /** `restore pitr --confirm`, under the run lock of the data directory. */
-  runPitr(preview: PitrPreview, signal: AbortSignal): Promise<PitrDone>;
+  /**
+   * `restore pitr --confirm` (and --start), under the run lock of the data directory (a MariaDB
+   * logical backup: of the server it restores into); bytes read of each step to `watch`.
+   */
+  runPitr(preview: PitrPreview, watch: PitrWatch, signal: AbortSignal): Promise<PitrDone>;
   status(): Promise<StatusReport>;
   history(limit: number): Promise<HistoryView>;
   settings(): Promise<SettingsView>;
@@ -193,7 +196,14 @@ export interface ClusterRestoreDone {
 }
 
 export interface BaseBackupRow {
+  /** What restore pitr takes: a base or physical backup's name, a logical backup's location. */
   name: string;
+  /** As listed, when not the name (a logical backup's name in the backup directory). */
+  shown?: string;
+  /** MariaDB: physical full / incremental, or a logical backup (single, cluster). */
+  kind?: string;
+  /** A logical backup (MariaDB): restored into the server, its binlogs replayed there. */
+  logical?: boolean;
   state: string;
   detail: string;
   finishedAt?: string;
@@ -207,7 +217,8 @@ export interface BaseBackupList {
   bases: BaseBackupRow[];
 }
 
-export type PitrTargetKind = 'end' | 'time' | 'lsn' | 'xid' | 'name' | 'immediate';
+/** PostgreSQL: end, time, lsn, xid, name, immediate; MariaDB: end, time, gtid, position. */
+export type PitrTargetKind = 'end' | 'time' | 'lsn' | 'xid' | 'name' | 'immediate' | 'gtid' | 'position';
 
 export interface PitrRequest {
   archive: string;
@@ -224,10 +235,18 @@ export interface PitrRequest {
   /** Replace the contents of a data directory that is not empty. */
   force: boolean;
   keys: KeyEntry;
+  /** Start the restored server on `port` and wait until recovery reaches the target (--start). */
+  start: boolean;
+  /** The restored server's port (typed; checked by the service). */
+  port: string;
+  /** MariaDB, a logical backup: drop and recreate each database first (--clean). */
+  clean: boolean;
 }
 
 export interface PitrPreview {
   request: PitrRequest;
+  /** Where the restore writes: the data directory, or the server a logical backup goes into. */
+  into: string;
   /** The dry-run plan as the CLI prints it. */
   lines: string[];
   /** Why it would be refused; empty: it may run. */
@@ -235,8 +254,12 @@ export interface PitrPreview {
 }
 
 export interface PitrDone {
-  dataDir: string;
   seconds: number;
-  /** How to start the restored server. */
-  next: string;
+  /** What was done, in the command's words: restored, replayed, the server started or how to start it. */
+  lines: string[];
+}
+
+/** A point-in-time restore's long steps (bytes read), and each step done in words. */
+export interface PitrWatch extends StepWatch {
+  note(line: string): void;
 }

@@ -126,8 +126,12 @@ describe('MariaDB PITR into a directory archive', () => {
   });
 
   it('restore pitr latest --target-time: the full + incremental chain, then binlogs, equals the source at that second', async () => {
-    const r = await restore(['latest', '--archive', archive, '--target-time', m.t1 ?? '']);
+    const r = await restore(['latest', '--archive', archive, '--target-time', m.t1 ?? '', '--progress']);
     expect(r.result.stdout).toMatch(new RegExp(`chain: +${m.full} \\(full`));
+    // --progress: each long step, its bytes read from the archive, to the end (lines: stderr is a pipe here).
+    expect(r.result.stderr).toMatch(/restore pitr: checking \d+ binlog\(s\): done in /);
+    expect(r.result.stderr).toMatch(new RegExp(`restore pitr: extracting ${m.incremental}: done in `));
+    expect(r.result.stderr).toMatch(/restore pitr: replaying \d+ binlog\(s\): done in /);
     expect(r.result.stdout).toMatch(new RegExp(`chain: +${m.incremental} \\(incremental`));
     expect(r.result.stdout).toMatch(/Prepared the full backup and 1 incremental/);
     expect(r.result.stdout).toMatch(/stopped before 0-1-\d+ \(stamped /);

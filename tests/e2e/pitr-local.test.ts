@@ -121,10 +121,13 @@ describe('PITR into a directory archive', () => {
   it('restore pitr --target-time brings back exactly the rows committed by that moment', async () => {
     expect(marks.rowsAtTime).toBeGreaterThan(marks.atBase ?? 0);
     expect(marks.rowsAtTime).toBeLessThan(marks.rowsAtEnd ?? 0);
-    const r = await restoreTo(['--target-time', marks.time ?? '']);
+    const r = await restoreTo(['--target-time', marks.time ?? '', '--progress']);
     expect(r.result.stdout).toMatch(
       /Server promoted on port \d+ after .*recovery stopping before commit of transaction/,
     );
+    // --progress (lines: stderr is a pipe here): the base backup read from the archive, to its end.
+    expect(r.result.stderr).toMatch(/restore pitr: reading base_\d{8}_\d{6}: [\d.]+ [KMG]iB\n/);
+    expect(r.result.stderr).toMatch(/restore pitr: reading base_\d{8}_\d{6}: done in /);
     expect(await r.rows()).toBe(marks.rowsAtTime);
     // A drill: the restored server does not archive (its new timeline stays out of the archive).
     const [mode] = await r.query<{ m: string }>("SELECT current_setting('archive_mode') AS m");

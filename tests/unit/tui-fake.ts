@@ -23,6 +23,7 @@ import type {
   PitrDone,
   PitrPreview,
   PitrRequest,
+  PitrWatch,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -315,13 +316,38 @@ export class FakeServices implements TuiServices {
     },
     { name: 'base_20261207_050000', state: 'incomplete', detail: 'no meta.json', timeline: 1 },
   ];
+
+  /** A MariaDB binlog archive's backups: physical ones, then the logical ones of the backup directory. */
+  binlogBases: BaseBackupList['bases'] = [
+    {
+      name: 'phys_20261206_050000',
+      kind: 'physical full',
+      state: 'valid',
+      detail: 'every file present',
+      finishedAt: '2026-12-06T05:01:00Z',
+      sizeBytes: 9 * 1024 * 1024,
+    },
+    {
+      name: '/srv/backups/cluster_20261206_060000',
+      shown: 'cluster_20261206_060000/',
+      kind: 'logical cluster',
+      logical: true,
+      state: 'unverified',
+      detail: '2 databases',
+      finishedAt: '2026-12-06T06:00:00Z',
+      sizeBytes: 4096,
+    },
+  ];
   lastPitr: PitrRequest | undefined;
   pitrRefusals: string[] = [];
   pitrGate = deferred<void>();
+  /** Bytes the running restore has read (the test moves it). */
+  pitrBytes = 0;
+  pitrSignal: AbortSignal | undefined;
 
   async listBaseBackups(archive: string): Promise<BaseBackupList> {
     this.calls.push(`listBaseBackups ${archive}`);
-    return { location: archive, bases: this.bases };
+    return { location: archive, bases: this.engine === 'postgres' ? this.bases : this.binlogBases };
   }
 
   async previewPitr(request: PitrRequest): Promise<PitrPreview> {
@@ -329,6 +355,7 @@ export class FakeServices implements TuiServices {
     this.lastPitr = request;
     return {
       request,
+      into: request.dataDir || `the server ${this.server}`,
       lines: [
         `Archive:   ${request.archive}`,
         `Base:      ${request.base} (timeline 1)`,
@@ -340,13 +367,22 @@ export class FakeServices implements TuiServices {
     };
   }
 
-  async runPitr(preview: PitrPreview): Promise<PitrDone> {
-    this.calls.push(`runPitr ${preview.request.dataDir}`);
+  async runPitr(preview: PitrPreview, watch: PitrWatch, signal: AbortSignal): Promise<PitrDone> {
+    this.calls.push(`runPitr ${preview.into}`);
+    this.pitrSignal = signal;
+    const r = preview.request;
+    if (this.engine === 'postgres') watch.begin(`reading ${r.base}`, () => this.pitrBytes, 8 * 1024 * 1024);
+    else {
+      watch.note('Checked 2 binlog(s): every checksum matches');
+      watch.begin(`extracting ${r.base}`, () => this.pitrBytes, 8 * 1024 * 1024);
+    }
     await this.pitrGate.promise;
+    watch.end('done');
     return {
-      dataDir: preview.request.dataDir,
       seconds: 9,
-      next: `Start it (pg_ctl start -D ${preview.request.dataDir})`,
+      lines: r.start
+        ? [`Server started on port ${r.port} (pid 4242, socket ${r.dataDir}/mysqld.sock)`]
+        : [`Start it (pg_ctl start -D ${r.dataDir})`],
     };
   }
 

@@ -127,10 +127,16 @@ describe('point-in-time restore flow', () => {
       action: 'promote',
       inclusive: true,
       force: false,
+      start: false,
+      port: '',
     });
     expect(services.calls.some((c) => c.startsWith('runPitr'))).toBe(false);
     await press(KEY.enter);
-    await until('Restoring the base backup');
+    await until('reading base_20261206_050000');
+    services.pitrBytes = 2 * 1024 * 1024;
+    const bar = await until('25%');
+    expect(bar).toContain('2.0 MiB of 8.0 MiB');
+    expect(bar).toMatch(/\/s · ETA /);
     services.pitrGate.resolve();
     const done = await until('point-in-time restore: complete');
     expect(done).toContain('Restored base_20261206_050000 into /srv/pg-restore');

@@ -2,14 +2,14 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { formatBytes, formatDuration } from '../../units.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../../pitr/os-user.js';
+import { serverOsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
-import type { PitrRestorePlan } from '../../pitr/restore.js';
+import { pitrPlanLines, pitrReachedLine, pitrRestoredLine, pitrStartHint } from '../../pitr/plan-lines.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
 import { parseInteger } from '../numbers.js';
 import { globals, out } from '../context.js';
 import { encryptionFlags, withDecryptOptions } from '../encryption-options.js';
+import { progressMode, stepReporter } from '../progress.js';
 import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from '../archive-options.js';
 import { parseTimelineChoice } from '../wal-args.js';
@@ -35,65 +35,8 @@ interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   logFile?: string;
   timeout?: string;
   json?: boolean;
+  progress?: boolean;
   tablespaceMap?: string[];
-}
-
-async function serverUser(name: string | undefined): Promise<OsUser> {
-  const wanted = name ?? (isRoot() ? 'postgres' : undefined);
-  if (!wanted) {
-    const me = currentUser();
-    return { ...me, name: (await import('node:os')).userInfo().username };
-  }
-  const user = await userByName(wanted);
-  if (!user)
-    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
-  return user;
-}
-
-export function printPlan(p: PitrRestorePlan, line: (s: string) => void): void {
-  const b = p.base;
-  line(`Archive:   ${p.archive}`);
-  line(
-    b
-      ? `Base:      ${b.name} (ended ${b.finishedAt}; timeline ${b.timeline}, WAL ${b.startLsn} … ${b.stopLsn}; ${formatBytes(b.storedBytes)} stored, ${formatBytes(b.dataBytes)} of data)`
-      : 'Base:      none',
-  );
-  const chain = p.chain;
-  if (b && chain && chain.members.length > 1) {
-    line(
-      `Chain:     ${chain.members.length} backups, full first; ${formatBytes(chain.readBytes)} to read from the archive`,
-    );
-    chain.members.forEach((m, n) => {
-      const size = formatBytes(m.files.reduce((k, f) => k + f.sizeBytes, 0));
-      const sums = m.files.map((f) => `sha256 ${f.sha256}`).join(', ') || 'no objects';
-      line(
-        `  ${n + 1}. ${m.name} (${m.backupType}${m.finishedAt ? `, ended ${m.finishedAt}` : ''}; ${size}; ${sums}): ${m.state}, ${m.detail}`,
-      );
-    });
-    line(`Checksum:  ${b.checksum}`);
-  } else if (b) line(`Checksum:  sha256 ${b.sha256}: ${b.checksum}`);
-  line(`Target:    ${p.target}`);
-  line(`Timelines: ${p.timelinePath ?? '?'} (recovery_target_timeline ${p.targetTimeline ?? '?'})`);
-  if (p.window)
-    line(
-      `WAL:       ${p.window.first} … ${p.window.last ?? '(none)'}${p.window.lastPushed ? `, newest archived ${p.window.lastPushed}` : ''}`,
-    );
-  line(`Coverage:  ${p.coverage}`);
-  for (const d of p.divergences)
-    line(
-      `Fork:      timeline ${d.timeline} has WAL up to ${d.parentNewest} after timeline ${d.child} branched from it at ${d.switchAt}`,
-    );
-  line(
-    `Data dir:  ${p.dataDir.path} (${p.dataDir.exists ? `exists, ${p.dataDir.entries} entries` : 'will be created'}; owner ${p.dataDir.owner}, mode 0700)`,
-  );
-  for (const t of p.tablespaces ?? [])
-    line(
-      `Tablespace: ${t.oid} (was ${t.from}) → ${t.to}${t.to === t.from ? '' : ' (mapped)'} (${t.exists ? `exists, ${t.entries} entries` : 'will be created'})`,
-    );
-  line('Config:    appended to postgresql.auto.conf, with recovery.signal:');
-  for (const c of p.config) line(`             ${c}`);
-  for (const w of p.warnings) line(`Warning:   ${w}`);
-  for (const r of p.refusals) line(`REFUSED:   ${r}`);
 }
 
 /** `restore pitr`: registered by restore.ts. */
@@ -143,6 +86,8 @@ export function addPitrRestoreCommand(restore: Command): void {
     .option('--log-file <file>', "with --start: the server's log (default: <data-dir>.log)")
     .option('--timeout <seconds>', 'with --start: how long to wait for the target (default 3600)')
     .option('--json', 'print the plan and result as JSON')
+    .option('--progress', 'show progress lines even when stderr is not a terminal')
+    .option('--no-progress', 'never show progress')
     .addHelpText(
       'after',
       `
@@ -168,7 +113,8 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
   const [
     { restoreFromBinlogArchive },
     { requireIdentity },
-    { executePitrRestore, planPitrRestore },
+    { planPitrRestore },
+    { executePitrRestoreReported },
     { startAndFollow },
     { parseTablespaceMap },
     { restoredServerStart },
@@ -176,6 +122,7 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     import('../restore-binlog.js'),
     import('../../pitr/archive.js'),
     import('../../pitr/restore.js'),
+    import('../../pitr/read-progress.js'),
     import('../../pitr/start.js'),
     import('../../pitr/tablespaces.js'),
     import('../../pitr/isolation.js'),
@@ -219,7 +166,7 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     inclusive: !opts.exclusive,
     dataDir: opts.dataDir,
     force: Boolean(opts.force),
-    osUser: await serverUser(opts.osUser),
+    osUser: await serverOsUser(opts.osUser, 'postgres'),
     keepArchiving: Boolean(opts.keepArchiving),
     port,
     flags,
@@ -229,7 +176,7 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
   };
   const { plan, chosen } = await planPitrRestore(input);
-  if (!opts.json) printPlan(plan, (l) => out.line(l));
+  if (!opts.json) for (const l of pitrPlanLines(plan)) out.line(l);
   if (plan.refusals.length) {
     if (opts.json) out.json({ plan });
     throw new DbBackupError(`Restore refused: ${plan.refusals[0]}`, {
@@ -243,11 +190,14 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     return;
   }
   const signal = interruptSignal();
-  const restored = await executePitrRestore(input, plan, chosen, signal);
-  if (!opts.json)
-    out.line(
-      `Restored ${plan.base?.name ?? '?'} into ${restored.dataDir} in ${formatDuration(restored.seconds)}; recovery.signal and the recovery settings are written.`,
-    );
+  const restored = await executePitrRestoreReported(
+    input,
+    plan,
+    chosen,
+    signal,
+    stepReporter(opts.json ? 'off' : progressMode(opts.progress), 'restore pitr'),
+  );
+  if (!opts.json) out.line(pitrRestoredLine(plan.base?.name ?? '?', restored.dataDir, restored.seconds));
   let reached;
   let server;
   if (opts.start && port !== undefined) {
@@ -271,15 +221,11 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     });
     server = { socketDir: start.socketDir, port, listen: '127.0.0.1', logFile };
     if (!opts.json) {
-      out.line(
-        `Server ${reached.state} on port ${port} after ${formatDuration(reached.seconds)}: ${reached.stoppedAt ?? 'recovery reached the end of the archive'}${reached.lastTransactionTime ? `; last transaction replayed at ${reached.lastTransactionTime}` : ''}${reached.timeline ? `; now on timeline ${reached.timeline}` : ''}${reached.replayLsn ? ` (replayed to ${reached.replayLsn})` : ''}`,
-      );
+      out.line(pitrReachedLine(reached, port));
       if (reached.state !== 'shut down') printServer(server, input.osUser.name, restored.dataDir);
     }
   } else if (!opts.json)
-    out.line(
-      `Start it as ${input.osUser.name} (pg_ctl start -D ${restored.dataDir}); it recovers to ${plan.target} and then ${opts.targetAction === 'promote' ? 'promotes' : opts.targetAction === 'pause' ? 'pauses' : 'shuts down'}.`,
-    );
+    out.line(pitrStartHint(input.osUser.name, restored.dataDir, plan.target, opts.targetAction));
   if (opts.json) out.json({ plan, restored, reached, server });
 }
 

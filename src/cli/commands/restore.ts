@@ -7,12 +7,12 @@ import type { DatabaseEngine } from '../../engines/engine.js';
 import { UsageError } from '../../errors.js';
 import { reportResult } from '../../ops/operation.js';
 import { formatDuration, type ProgressMode } from '../../pipeline/progress.js';
-import { ClusterProgress, progressMode, StepProgress } from '../progress.js';
+import { ClusterProgress, progressMode, StepProgress, stepReporter } from '../progress.js';
 import type { ClusterRestorePlan } from '../../restore/cluster.js';
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_SERVER_WAIT_SECONDS } from '../../restore/partial.js';
 import { describePlan, type RestorePlan } from '../../restore/plan.js';
 import { planClusterRestoreFor, planSingleRestore, type RestoreRequest } from '../../restore/run.js';
-import type { RestoreOutcome, StepReporter } from '../../restore/single.js';
+import type { RestoreOutcome } from '../../restore/single.js';
 import { openStore } from '../../storage/uri.js';
 import {
   backupDir,
@@ -120,7 +120,7 @@ Examples:
         noDbProperties: opts.dbProperties === false,
       });
       try {
-        const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress));
+        const progress = stepReporter(opts.json ? 'off' : progressMode(opts.progress), 'restore');
         await runSinglePlan(planned.engine, planned.plan, opts, (warn) => planned.execute(warn, progress));
       } finally {
         await planned.engine.close();
@@ -338,29 +338,6 @@ function serverWait(value: string | undefined): number {
     (parseOptionalInteger('--server-wait', value, { min: 0, max: 86_400 }) ?? DEFAULT_SERVER_WAIT_SECONDS) *
     1000
   );
-}
-
-/** The steps of a single restore (checksum, restore) as a bar on a terminal, or lines with --progress. */
-function stepReporter(mode: ProgressMode): StepReporter | undefined {
-  if (mode === 'off') return undefined;
-  let current: StepProgress | undefined;
-  return {
-    begin(step, meter, total) {
-      // Every byte read while the tool still works: it is building indexes, or running its last statements.
-      const restoring = step.startsWith('restoring');
-      const phase = (): string | undefined =>
-        meter.phase ??
-        (restoring && total > 0 && meter.bytes >= total
-          ? 'all of the backup read; waiting for the restore tool to finish (indexes, constraints)'
-          : undefined);
-      current = new StepProgress(mode, `restore: ${step}`, () => meter.bytes, total, process.stderr, phase);
-      current.start();
-    },
-    end(outcome) {
-      current?.stop(outcome);
-      current = undefined;
-    },
-  };
 }
 
 /** Shows a single restore's plan; without --confirm that is all (a dry run). With it, restores and reports. */

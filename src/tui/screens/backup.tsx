@@ -2,6 +2,7 @@ import { Spinner } from '@inkjs/ui';
 import { Box, Text, useInput } from 'ink';
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { DatabaseInfo } from '../../engines/engine.js';
+import { engineFamily } from '../../engines/family.js';
 import { validateSampleSpec, type SampleSpec } from '../../backup/sample/index.js';
 import {
   COMPRESSION_ALGORITHMS,
@@ -209,7 +210,7 @@ function Confirm(props: {
     if (key.escape || input === 'n') props.onBack();
     else if (!problem && (key.return || input === 'y')) props.onRun(request);
   });
-  const tool = services.engine === 'postgres' ? 'pg_dump, custom format' : 'SQL dump';
+  const tool = engineFamily(services.engine).dumpDescription;
   return (
     <Frame
       title="backup: confirm"

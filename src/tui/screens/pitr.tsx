@@ -1,10 +1,18 @@
 import { Spinner } from '@inkjs/ui';
 import { Box, Text, useInput } from 'ink';
-import { useEffect, useRef, useState, type ReactNode } from 'react';
-import { formatBytes, formatDuration } from '../../pipeline/progress.js';
+import { useEffect, useState, type ReactNode } from 'react';
+import { engineFamily } from '../../engines/family.js';
+import { formatBytes } from '../../pipeline/progress.js';
 import type { TargetAction } from '../../pitr/recovery.js';
 import type { KeyEntry } from '../keys.js';
-import type { BaseBackupList, PitrDone, PitrPreview, PitrRequest, PitrTargetKind } from '../services.js';
+import type {
+  BaseBackupList,
+  BaseBackupRow,
+  PitrDone,
+  PitrPreview,
+  PitrRequest,
+  PitrTargetKind,
+} from '../services.js';
 import {
   ErrorView,
   fit,
@@ -17,44 +25,47 @@ import {
   useApp,
   useColor,
   useTerminalSize,
+  type FormField,
 } from '../ui.js';
+import { PitrResult, PitrRunning } from './pitr-run.js';
 
 interface Source {
   archive: string;
   keys: KeyEntry;
 }
 
+/** The base chosen: its name as restore pitr takes it, and whether it is a logical backup (MariaDB). */
+interface Base {
+  name: string;
+  logical: boolean;
+}
+
 type Step =
   | { at: 'archive'; source?: Source }
   | { at: 'pick'; source: Source }
-  | { at: 'options'; source: Source; base: string; request?: PitrRequest }
-  | { at: 'preview'; request: PitrRequest; preview?: PitrPreview; error?: unknown }
+  | { at: 'options'; source: Source; base: Base; request?: PitrRequest }
+  | { at: 'preview'; base: Base; request: PitrRequest; preview?: PitrPreview; error?: unknown }
   | { at: 'running'; preview: PitrPreview }
   | { at: 'done'; preview: PitrPreview; done: PitrDone }
   | { at: 'failed'; preview: PitrPreview; error: unknown };
 
-const TARGET_KINDS: readonly PitrTargetKind[] = ['end', 'time', 'lsn', 'xid', 'name', 'immediate'];
+/** The targets each kind of archive knows: WAL (PostgreSQL) and binlogs (MariaDB). */
+const TARGET_KINDS = {
+  wal: ['end', 'time', 'lsn', 'xid', 'name', 'immediate'],
+  binlog: ['end', 'time', 'gtid', 'position'],
+} as const satisfies Record<string, readonly PitrTargetKind[]>;
+const TARGET_HELP = {
+  wal: 'time with its offset "2026-12-07 05:33:41+00", LSN 0/15D6B40, xid 4642, or a name',
+  binlog: 'a whole second "2026-12-07 05:33:41+00", a GTID 0-1-1345, or mysql-bin.000042:1234',
+};
 const ACTIONS: readonly TargetAction[] = ['promote', 'pause', 'shutdown'];
 
-/** The command line that does the same, as the CLI spells it. */
-export function pitrCommand(r: PitrRequest): string {
-  const parts = ['dbbackup', 'restore', 'pitr', r.base, '--archive', r.archive, '--data-dir', r.dataDir];
-  const flag = { time: '--target-time', lsn: '--target-lsn', xid: '--target-xid', name: '--target-name' };
-  if (r.targetKind === 'immediate') parts.push('--target-immediate');
-  else if (r.targetKind !== 'end') parts.push(flag[r.targetKind], JSON.stringify(r.targetValue.trim()));
-  if (r.timeline.trim() && r.timeline.trim() !== 'latest') parts.push('--target-timeline', r.timeline.trim());
-  if (r.action !== 'promote') parts.push('--target-action', r.action);
-  if (!r.inclusive) parts.push('--exclusive');
-  if (r.force) parts.push('--force');
-  if (r.keys.file) parts.push('--encryption-key-file', r.keys.file);
-  return parts.join(' ');
-}
-
 /**
- * Point-in-time restore (PostgreSQL) as `restore pitr`: the archive (typed, or pitr.archive from
- * the configuration), a base backup of it (or the latest before the target), the target and the
- * data directory, then the command's dry-run plan — base backup, timelines, whether the archive
- * covers the target, what would refuse it — and only enter on that screen restores.
+ * Point-in-time restore as `restore pitr`: the archive (typed, or pitr.archive from the
+ * configuration), a backup to start from — PostgreSQL: a base backup of the WAL archive; MariaDB: a
+ * physical backup of the binlog archive, or a logical backup (single or cluster) of the backup
+ * directory — the target and where to restore, then the command's dry-run plan, and only enter on
+ * that screen restores (and, when asked, starts the restored server and waits for its target).
  */
 export function PitrScreen(): ReactNode {
   const [step, setStep] = useState<Step>({ at: 'archive' });
@@ -74,7 +85,7 @@ export function PitrScreen(): ReactNode {
         <Options
           step={step}
           onBack={() => setStep({ at: 'pick', source: step.source })}
-          onNext={(request) => setStep({ at: 'preview', request })}
+          onNext={(request) => setStep({ at: 'preview', base: step.base, request })}
         />
       );
     case 'preview':
@@ -86,7 +97,7 @@ export function PitrScreen(): ReactNode {
             setStep({
               at: 'options',
               source: { archive: step.request.archive, keys: step.request.keys },
-              base: step.request.base,
+              base: step.base,
               request: step.request,
             })
           }
@@ -94,7 +105,7 @@ export function PitrScreen(): ReactNode {
       );
     case 'running':
       return (
-        <Running
+        <PitrRunning
           preview={step.preview}
           onDone={(done) => setStep({ at: 'done', preview: step.preview, done })}
           onFailed={(error) => setStep({ at: 'failed', preview: step.preview, error })}
@@ -102,7 +113,7 @@ export function PitrScreen(): ReactNode {
       );
     case 'done':
     case 'failed':
-      return <Result step={step} />;
+      return <PitrResult {...step} />;
   }
 }
 
@@ -111,20 +122,15 @@ function ArchiveForm(props: {
   onNext: (s: Source) => void;
 }): ReactNode {
   const { services, nav } = useApp();
-  const c = useColor();
   const s = props.step.source;
+  const binlog = engineFamily(services.engine).logArchive === 'binlog';
   return (
     <Frame title="point-in-time restore: archive" legend="↑/↓ field · type to edit · enter next · esc back">
-      {services.engine !== 'postgres' ? (
-        <Text color={c('yellow')}>
-          MariaDB/MySQL replay binlogs: use dbbackup restore pitr on the command line. This is for PostgreSQL.
-        </Text>
-      ) : null}
       <Form
         fields={[
           {
             name: 'archive',
-            label: 'WAL archive',
+            label: binlog ? 'Binlog archive' : 'WAL archive',
             value: s?.archive ?? services.pitrArchive ?? '',
             help: services.pitrArchive
               ? 'directory or cloud URI (from the configuration: pitr.archive)'
@@ -139,50 +145,71 @@ function ArchiveForm(props: {
   );
 }
 
-function baseLine(b: BaseBackupList['bases'][number]): string {
+function baseLine(b: BaseBackupRow, binlog: boolean): string {
   const ended = b.finishedAt ? b.finishedAt.replace('T', ' ').slice(0, 16) : '?';
   const size = b.sizeBytes === undefined ? '?' : formatBytes(b.sizeBytes);
-  return `${fit(b.name, 24)} ${fit(ended, 16)} ${fit(b.timeline === undefined ? '?' : String(b.timeline), 3)} ${fit(size, 10)} ${b.state}`;
+  const name = fit(b.shown ?? b.name, 24);
+  if (binlog) return `${name} ${fit(ended, 16)} ${fit(b.kind ?? '', 20)} ${fit(size, 9)} ${b.state}`;
+  return `${name} ${fit(ended, 16)} ${fit(b.timeline === undefined ? '?' : String(b.timeline), 3)} ${fit(size, 10)} ${b.state}`;
 }
 
-function BasePicker(props: {
-  source: Source;
-  onPick: (base: string) => void;
-  onBack: () => void;
-}): ReactNode {
+function BasePicker(props: { source: Source; onPick: (base: Base) => void; onBack: () => void }): ReactNode {
   const { services } = useApp();
   const [list, setList] = useState<BaseBackupList | undefined>();
   const [error, setError] = useState<unknown>();
   const [detail, setDetail] = useState<string | undefined>();
   const { source } = props;
+  const binlog = engineFamily(services.engine).logArchive === 'binlog';
   useEffect(() => {
     services.listBaseBackups(source.archive, source.keys).then(setList, setError);
   }, [services, source]);
   useInput((_input, key) => {
     if (key.escape) props.onBack();
   });
+  const latest = binlog
+    ? 'latest (the newest physical backup before the target)'
+    : 'latest (the newest base backup that ends before the target)';
   const items = list
     ? [
-        { key: 'latest', label: 'latest (the newest base backup that ends before the target)' },
-        ...list.bases.map((b) => ({ key: b.name, label: baseLine(b), detail: b.detail })),
+        { key: 'latest', label: latest },
+        ...list.bases.map((b) => ({ key: b.name, label: baseLine(b, binlog), detail: b.detail })),
       ]
     : [];
+  const header = binlog
+    ? `${fit('BACKUP', 24)} ${fit('ENDED (UTC)', 16)} ${fit('KIND', 20)} ${fit('SIZE', 9)} STATE`
+    : `${fit('BASE BACKUP', 24)} ${fit('ENDED (UTC)', 16)} ${fit('TL', 3)} ${fit('SIZE', 10)} STATE`;
   return (
-    <Frame title="point-in-time restore: base backup" legend="↑/↓ move · enter choose · esc back · q quit">
+    <Frame
+      title={`point-in-time restore: ${binlog ? 'backup' : 'base backup'}`}
+      legend="↑/↓ move · enter choose · esc back · q quit"
+    >
       <Text dimColor>{list?.location ?? source.archive}</Text>
       {error ? <ErrorView error={error} /> : null}
-      {!list && !error ? <Spinner label="Reading the archive: base backups, WAL, timelines…" /> : null}
+      {!list && !error ? (
+        <Spinner
+          label={
+            binlog
+              ? 'Reading the archive: physical backups, binlogs; the logical backups…'
+              : 'Reading the archive: base backups, WAL, timelines…'
+          }
+        />
+      ) : null}
       {list ? (
         <Box flexDirection="column">
           <Text bold>
             {'  '}
-            {fit('BASE BACKUP', 24)} {fit('ENDED (UTC)', 16)} {fit('TL', 3)} {fit('SIZE', 10)} STATE
+            {header}
           </Text>
           <SelectList
             height={10}
             items={items}
             onHighlight={(item) => setDetail(list.bases.find((b) => b.name === item?.key)?.detail)}
-            onSelect={(item) => props.onPick(item.key)}
+            onSelect={(item) =>
+              props.onPick({
+                name: item.key,
+                logical: Boolean(list.bases.find((b) => b.name === item.key)?.logical),
+              })
+            }
           />
           {detail ? <Text dimColor>{fit(detail, 78).trim()}</Text> : null}
         </Box>
@@ -191,63 +218,96 @@ function BasePicker(props: {
   );
 }
 
+/** The options of the restore: the target, then where (a data directory, or the server) and how. */
+function optionFields(binlog: boolean, base: Base, r: PitrRequest | undefined): FormField[] {
+  const kinds = binlog ? TARGET_KINDS.binlog : TARGET_KINDS.wal;
+  const yesNo = (name: string, text: string, on: boolean | undefined, help?: string): FormField => ({
+    name,
+    label: text,
+    value: on ? 'yes' : 'no',
+    choices: ['no', 'yes'],
+    help,
+  });
+  const target: FormField[] = [
+    {
+      name: 'kind',
+      label: 'Recover to',
+      value: r && (kinds as readonly string[]).includes(r.targetKind) ? r.targetKind : 'time',
+      choices: kinds,
+      help: binlog
+        ? 'end of the archive, a time, a transaction (GTID), or a binlog position'
+        : 'end of the archive, a time, an LSN, a transaction, a restore point, or the base backup',
+    },
+    {
+      name: 'value',
+      label: 'Target',
+      value: r?.targetValue ?? '',
+      help: TARGET_HELP[binlog ? 'binlog' : 'wal'],
+    },
+  ];
+  if (base.logical)
+    return [
+      ...target,
+      yesNo('clean', 'Drop and recreate', r?.clean, 'each database of the backup first, if it exists'),
+    ];
+  const start = [
+    yesNo(
+      'start',
+      'Start the server',
+      r?.start,
+      'start it when restored, and wait until it reaches the target',
+    ),
+    { name: 'port', label: 'Port', value: r?.port ?? '', help: 'of the restored server (to start it)' },
+  ];
+  const dir = { name: 'dataDir', label: 'Data directory', value: r?.dataDir ?? '', help: 'empty or new' };
+  const force = yesNo('force', 'Replace a non-empty dir', r?.force);
+  if (binlog) return [...target, dir, force, ...start];
+  return [
+    ...target,
+    dir,
+    {
+      name: 'timeline',
+      label: 'Timeline',
+      value: r?.timeline ?? 'latest',
+      help: 'latest, current or a number',
+    },
+    { name: 'action', label: 'At the target', value: r?.action ?? 'promote', choices: ACTIONS },
+    {
+      name: 'inclusive',
+      label: 'Include the target',
+      value: r?.inclusive === false ? 'no' : 'yes',
+      choices: ['yes', 'no'],
+    },
+    force,
+    ...start,
+  ];
+}
+
 function Options(props: {
   step: Extract<Step, { at: 'options' }>;
   onBack: () => void;
   onNext: (r: PitrRequest) => void;
 }): ReactNode {
+  const { services } = useApp();
   const { source, base, request: r } = props.step;
+  const binlog = engineFamily(services.engine).logArchive === 'binlog';
   return (
     <Frame
       title="point-in-time restore: options"
       legend="↑/↓ field · ←/→ choose · type to edit · enter preview · esc back"
     >
       <Text>
-        {label('Base backup')}
-        {base}
+        {label(base.logical ? 'Backup' : binlog ? 'Physical backup' : 'Base backup', binlog ? 17 : 13)}
+        {base.name}
       </Text>
       <Form
-        fields={[
-          {
-            name: 'kind',
-            label: 'Recover to',
-            value: r?.targetKind ?? 'time',
-            choices: TARGET_KINDS,
-            help: 'end of the archive, a time, an LSN, a transaction, a restore point, or the base backup',
-          },
-          {
-            name: 'value',
-            label: 'Target',
-            value: r?.targetValue ?? '',
-            help: 'time with its offset "2026-12-07 05:33:41+00", LSN 0/15D6B40, xid 4642, or a name',
-          },
-          { name: 'dataDir', label: 'Data directory', value: r?.dataDir ?? '', help: 'empty or new' },
-          {
-            name: 'timeline',
-            label: 'Timeline',
-            value: r?.timeline ?? 'latest',
-            help: 'latest, current or a number',
-          },
-          { name: 'action', label: 'At the target', value: r?.action ?? 'promote', choices: ACTIONS },
-          {
-            name: 'inclusive',
-            label: 'Include the target',
-            value: r?.inclusive === false ? 'no' : 'yes',
-            choices: ['yes', 'no'],
-          },
-          {
-            name: 'force',
-            label: 'Replace a non-empty dir',
-            value: r?.force ? 'yes' : 'no',
-            choices: ['no', 'yes'],
-          },
-        ]}
+        fields={optionFields(binlog, base, r)}
         onCancel={props.onBack}
         onSubmit={(v) =>
           props.onNext({
             archive: source.archive,
             keys: source.keys,
-            base,
+            base: base.name,
             targetKind: (v.kind ?? 'end') as PitrTargetKind,
             targetValue: v.value ?? '',
             timeline: v.timeline ?? 'latest',
@@ -255,12 +315,18 @@ function Options(props: {
             inclusive: v.inclusive !== 'no',
             dataDir: (v.dataDir ?? '').trim(),
             force: v.force === 'yes',
+            start: v.start === 'yes',
+            port: (v.port ?? '').trim(),
+            clean: v.clean === 'yes',
           })
         }
       />
     </Frame>
   );
 }
+
+/** Rows a line takes in `width` columns. */
+const rowsOf = (line: string, width: number): number => Math.max(1, Math.ceil(line.length / width));
 
 function Preview(props: {
   step: Extract<Step, { at: 'preview' }>;
@@ -269,7 +335,8 @@ function Preview(props: {
 }): ReactNode {
   const { services } = useApp();
   const c = useColor();
-  const { rows } = useTerminalSize();
+  const { rows, columns } = useTerminalSize();
+  const [top, setTop] = useState(0);
   const { step, onUpdate } = props;
   useEffect(() => {
     if (step.preview || step.error) return;
@@ -280,16 +347,32 @@ function Preview(props: {
   }, [services, step, onUpdate]);
   const p = step.preview;
   const ok = Boolean(p && p.refusals.length === 0);
+  // What refuses the restore stays in sight; the rest of the plan scrolls above it.
+  const pinned = p?.lines.filter((l) => l.startsWith('REFUSED')) ?? [];
+  const body = p?.lines.filter((l) => !l.startsWith('REFUSED')) ?? [];
+  const width = columns - 1;
+  let room = Math.max(3, rows - 9 - pinned.reduce((n, l) => n + rowsOf(l, width), 0));
+  const shown: string[] = [];
+  for (const l of body.slice(top)) {
+    room -= rowsOf(l, width);
+    if (room < 0) break;
+    shown.push(l);
+  }
+  const more = body.length - top - shown.length;
   useInput((input, key) => {
     if (key.escape || input === 'n') props.onBack();
+    else if (key.downArrow && more > 0) setTop(top + 1);
+    else if (key.upArrow && top > 0) setTop(top - 1);
     else if (p && ok && (key.return || input === 'y')) onUpdate({ at: 'running', preview: p });
   });
-  const room = Math.max(4, rows - 8);
+  const scroll = more > 0 || top > 0 ? ' · ↑/↓ scroll the plan' : '';
   return (
     <Frame
       title="point-in-time restore: plan"
       legend={
-        ok ? 'enter/y restore · esc/n back to the options · q quit' : 'esc back to the options · q quit'
+        ok
+          ? `enter/y restore · esc/n back to the options${scroll} · q quit`
+          : `esc back to the options${scroll} · q quit`
       }
     >
       {!p && !step.error ? <Spinner label="Reading the archive and checking the target…" /> : null}
@@ -297,14 +380,18 @@ function Preview(props: {
       {p ? (
         <Box flexDirection="column">
           <Text dimColor>Nothing is changed until you press enter on this screen.</Text>
-          {p.lines.slice(0, room).map((l, i) => (
-            <Text key={`${i}:${l}`} color={l.startsWith('REFUSED') ? c('red') : undefined}>
+          {shown.map((l, i) => (
+            <Text key={`${top + i}:${l}`}>{l}</Text>
+          ))}
+          {more > 0 ? <Text dimColor>… {more} more line(s) of the plan (↓)</Text> : null}
+          {pinned.map((l) => (
+            <Text key={l} color={c('red')}>
               {l}
             </Text>
           ))}
           {ok ? (
             <Text color={c('yellow')} bold>
-              Restore into {p.request.dataDir} now?
+              Restore into {p.into} now?{p.request.start ? ` Then start it on port ${p.request.port}.` : ''}
             </Text>
           ) : (
             <Text color={c('red')} bold>
@@ -314,71 +401,6 @@ function Preview(props: {
           )}
         </Box>
       ) : null}
-    </Frame>
-  );
-}
-
-function Running(props: {
-  preview: PitrPreview;
-  onDone: (d: PitrDone) => void;
-  onFailed: (e: unknown) => void;
-}): ReactNode {
-  const { services, nav } = useApp();
-  const [, setTick] = useState(0);
-  const started = useRef(Date.now());
-  const once = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    if (once.current) return;
-    once.current = true;
-    const timer = setInterval(() => setTick((t) => t + 1), 500);
-    nav
-      .run((signal) => services.runPitr(props.preview, signal))
-      .then(
-        (d) => callbacks.current.onDone(d),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, props.preview]);
-  const r = props.preview.request;
-  return (
-    <Frame title="point-in-time restore: running" legend="q/ctrl-c stop and quit (asks first)">
-      <Text>
-        {label('Base')}
-        {r.base} from {r.archive}
-      </Text>
-      <Text>
-        {label('Into')}
-        {r.dataDir}
-      </Text>
-      <Spinner
-        label={`Restoring the base backup (checksum verified as it streams) · ${formatDuration((Date.now() - started.current) / 1000)}`}
-      />
-    </Frame>
-  );
-}
-
-function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> }): ReactNode {
-  const { nav } = useApp();
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) nav.back();
-  });
-  const s = props.step;
-  if (s.at === 'failed')
-    return (
-      <Frame title="point-in-time restore: failed" legend="enter/esc back · q quit">
-        <ErrorView error={s.error} />
-      </Frame>
-    );
-  return (
-    <Frame title="point-in-time restore: complete" legend="enter/esc back · q quit">
-      <Text color={c('green')} bold>
-        Restored {s.preview.request.base} into {s.done.dataDir} in {formatDuration(s.done.seconds)}
-      </Text>
-      <Text>recovery.signal and the recovery settings are written.</Text>
-      <Text>{s.done.next}</Text>
     </Frame>
   );
 }
