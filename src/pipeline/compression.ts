@@ -130,10 +130,17 @@ export interface DecompressionPlan {
   inProcess?: () => Duplex;
 }
 
-export async function planDecompression(algorithm: CompressionAlgorithm): Promise<DecompressionPlan> {
+/**
+ * How to decompress: by the external program when there is one, else in this process. `small`: the
+ * stored object is small enough that starting a program costs more than decoding it here.
+ */
+export async function planDecompression(
+  algorithm: CompressionAlgorithm,
+  small = false,
+): Promise<DecompressionPlan> {
   const env = { ...process.env };
   // DBBACKUP_NO_EXTERNAL_COMPRESSOR: the in-process fallbacks, as on a host without the programs.
-  const external = !process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR;
+  const external = !process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR && !small;
   if (algorithm === 'zstd') {
     const zstd = external ? await which('zstd') : null;
     if (zstd) return { algorithm, external: { file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd' } };
