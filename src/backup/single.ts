@@ -16,7 +16,12 @@ import { dumpToolVersionFromHead } from '../catalog/format.js';
 import { PgArchiveCheck } from '../catalog/pg-archive.js';
 import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
 import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
-import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
+import {
+  inProcessLimit,
+  planCompression,
+  type CompressionAlgorithm,
+  type CompressionPlan,
+} from '../pipeline/compression.js';
 import { startDumpGroup } from '../pipeline/dump-stream.js';
 import { compressionFor, encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
@@ -254,7 +259,7 @@ async function prepareDump(o: SingleBackupOptions): Promise<{
       },
     );
   }
-  const small = size !== null && size <= IN_PROCESS_DUMP_BYTES;
+  const small = size !== null && size <= inProcessLimit(IN_PROCESS_DUMP_BYTES);
   const plan = small
     ? await compressionFor(o.compression, o.level, size)
     : await planCompression(o.compression, o.level);

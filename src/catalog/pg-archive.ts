@@ -129,7 +129,12 @@ export class PgArchiveWalk {
         state: 'invalid',
         problem: `the archive ends before the data of ${missing.length} of its entries (first: dump id ${missing[0]})`,
       };
-    return { state: 'valid', entries: this.tocCount, dataBlocks: this.dataBlocks, dumpVersion: this.dumpVersion };
+    return {
+      state: 'valid',
+      entries: this.tocCount,
+      dataBlocks: this.dataBlocks,
+      dumpVersion: this.dumpVersion,
+    };
   }
 
   private fail(err: unknown): PgArchiveVerdict {
@@ -177,7 +182,8 @@ export class PgArchiveWalk {
     }
     const h = new Cursor(c.buf, intSize);
     h.pos = c.pos;
-    if (minor >= 15) h.byte(); // compression algorithm
+    if (minor >= 15)
+      h.byte(); // compression algorithm
     else h.int(); // compression level
     for (let i = 0; i < 7; i++) h.int(); // creation time
     h.str(); // database name

@@ -124,6 +124,18 @@ async function lowPriority(cmd: ToolCommand): Promise<ToolCommand> {
   return nice ? { ...cmd, file: nice, args: ['-n', '19', cmd.file, ...cmd.args] } : cmd;
 }
 
+/**
+ * The largest object (de)compressed in this process rather than by an external program: `fallback`
+ * unless DBBACKUP_IN_PROCESS_MAX_BYTES says otherwise (0: always the programs, as tests of their
+ * paths need; a larger figure for hosts where starting a program is dear).
+ */
+export function inProcessLimit(fallback: number): number {
+  const given = process.env.DBBACKUP_IN_PROCESS_MAX_BYTES;
+  if (given === undefined || given === '') return fallback;
+  const n = Number(given);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
 export interface DecompressionPlan {
   algorithm: CompressionAlgorithm;
   external?: ToolCommand;

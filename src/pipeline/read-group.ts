@@ -4,7 +4,7 @@ import { Transform, type Duplex, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import type { ToolCommand } from '../engines/engine.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
-import { planDecompression, type CompressionAlgorithm } from './compression.js';
+import { inProcessLimit, planDecompression, type CompressionAlgorithm } from './compression.js';
 import { HashCounter, Sampler } from './hash.js';
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from './process.js';
 import type { ByteMeter } from './progress.js';
@@ -192,7 +192,7 @@ async function localIntoProcess(o: SinkReadOptions, sink: ProcessReadSink, file:
 export const IN_PROCESS_READ_BYTES = 8 * 1024 * 1024;
 
 function isSmall(o: SinkReadOptions): boolean {
-  return o.expectedBytes !== undefined && o.expectedBytes <= IN_PROCESS_READ_BYTES;
+  return o.expectedBytes !== undefined && o.expectedBytes <= inProcessLimit(IN_PROCESS_READ_BYTES);
 }
 
 /** Stored bytes through Node (decryption, in-process or external decompression) into a program's stdin. */
