@@ -252,8 +252,9 @@ async function prepareDump(o: SingleBackupOptions): Promise<{
   }
   const major = await toolMajor;
   if (major !== null && major < majorVersion(server.version)) {
+    const version = (await toolVersion(dump.file)) ?? String(major);
     throw new MissingToolError(
-      `pg_dump ${major} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
+      `pg_dump ${version} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
       {
         hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
       },

@@ -333,8 +333,11 @@ export async function checkToolVersion(
   const raw = detected.pgHeader?.dumpVersion;
   const dumpVersion = raw ? parseVersion(raw) : null;
   if (!dumpVersion) return;
-  // Only majors are compared: read from Debian's path when it names one, without starting the tool.
-  const version = pgMajorFromPath(tool.file)?.toString() ?? (await toolVersion(tool.file));
+  // Only majors are compared: read from Debian's path when it names one, without starting the tool
+  // (which is asked only for the message, when the check fails).
+  const pathMajor = pgMajorFromPath(tool.file);
+  if (pathMajor !== null && pathMajor >= majorVersion(dumpVersion)) return;
+  const version = (await toolVersion(tool.file)) ?? pathMajor?.toString();
   if (!version) return;
   if (majorVersion(version) < majorVersion(dumpVersion)) {
     const message = `This backup was written by pg_dump ${dumpVersion}, but the local ${tool.name} is ${version}`;
