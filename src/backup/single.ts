@@ -11,12 +11,19 @@ import { SHA256_SUFFIX } from '../catalog/naming.js';
 import { commitUnit } from '../catalog/commit.js';
 import type { DatabaseEngine, ServerInfo, ToolCommand } from '../engines/engine.js';
 import type { ProgressSource } from '../pipeline/progress.js';
-import { majorVersion, toolVersion } from '../engines/tools.js';
+import { majorVersion, pgMajorFromPath, toolVersion } from '../engines/tools.js';
+import { dumpToolVersionFromHead } from '../catalog/format.js';
+import { PgArchiveCheck } from '../catalog/pg-archive.js';
 import { IntegrityError, MissingToolError, UsageError } from '../errors.js';
 import { claimFreeName, ownsObject, proveStored, TOKEN_METADATA } from './claim.js';
-import { planCompression, type CompressionAlgorithm, type CompressionPlan } from '../pipeline/compression.js';
+import {
+  inProcessLimit,
+  planCompression,
+  type CompressionAlgorithm,
+  type CompressionPlan,
+} from '../pipeline/compression.js';
 import { startDumpGroup } from '../pipeline/dump-stream.js';
-import { encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
+import { compressionFor, encryptionFor, type RawView, type WriteGroup } from '../pipeline/filter-group.js';
 import { Progress, processBytesWritten, type ProgressMode } from '../pipeline/progress.js';
 import { sniff } from '../pipeline/sniff.js';
 import type { Storage } from '../storage/storage.js';
@@ -69,8 +76,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
   if (!storages.length) throw new UsageError('No backup destination given');
   // Table statistics (metadata only) are gathered while the dump runs, so a small database is not
   // slowed down by them.
-  const { dump, server, dumpVersion, plan } = await prepareDump(o);
-  const stats = Promise.all([engine.tableStats(database), engine.databaseSize(database)]);
+  const { dump, server, plan, inProcess, size } = await prepareDump(o);
+  const stats = Promise.all([engine.tableStats(database), size]);
   stats.catch(() => undefined);
   // Read as the dump starts: what a restore that creates the database gives it back.
   const properties = engine.databaseProperties(database);
@@ -110,6 +117,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
     return await commitUnit(storages, { signal: o.signal, owns }, async (commit) => {
       // A fresh data key per backup; the header records how each protector can recover it.
       const encryption = await encryptionFor(o.encryption ?? []);
+      // The raw archive passes through this process anyway: walked on the way (see verifyDump).
+      const archive = inProcess && o.format === 'custom' ? new PgArchiveCheck() : undefined;
       const stream = startDumpGroup({
         encryption,
         dump,
@@ -117,6 +126,7 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
         compression: plan,
         onWarning,
         trailer: dumpTrailer(engine.engine, o.format),
+        archive,
       });
       group = stream;
       const meter = dumpMeter(stream);
@@ -135,7 +145,8 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
       // foreign writer replace it); never report a backup that is not the one we stored.
       await proveStored(storages, key, claim.token);
       for (const storage of storages)
-        await verifyDump(storage, key, engine, o.format, written.storedBytes, Boolean(encryption));
+        await verifyDump(storage, key, engine, o.format, written.storedBytes, Boolean(encryption), archive);
+      const dumpVersion = (await dumpToolVersion(dump, stream.raw())) ?? 'unknown';
       const finished = new Date();
       const recorded = recordableProperties(await properties, Boolean(encryption));
       if (recorded.warning) onWarning(recorded.warning);
@@ -184,14 +195,31 @@ export async function backupSingle(o: SingleBackupOptions): Promise<SingleBackup
 }
 
 /**
+ * Below this database size (the server's own figure: files on disk, indexes included) the dump is
+ * compressed in this process instead of by an external compressor behind a `dd` byte counter: two
+ * program starts cost more than compressing a few megabytes, and the raw bytes passing through
+ * Node let the archive be walked (src/catalog/pg-archive.ts) and the dump tool's version be read
+ * from the dump's own header, so no `pg_dump --version` and no `pg_restore --list` read-back run
+ * either (issue 16: a 100-row PostgreSQL backup went from 6 processes to 1; numbers in
+ * docs/performance.md). A dump can be larger than the files (compressed TOAST values are written
+ * out in full): at this bound a worst case of a few hundred MB single-threaded is still well under
+ * a second of zstd -3.
+ */
+export const IN_PROCESS_DUMP_BYTES = 64 * 1024 * 1024;
+
+/**
  * Everything the dump needs, checked before anything is written: the format fits the engine, the
- * database exists, pg_dump is new enough for the server; checked in parallel where it can be.
+ * database exists, pg_dump is new enough for the server. The server queries run one after another
+ * on one connection (the engine reuses it), the local look-ups beside them.
  */
 async function prepareDump(o: SingleBackupOptions): Promise<{
   dump: ToolCommand;
   server: ServerInfo;
-  dumpVersion: string;
   plan: CompressionPlan;
+  /** The dump's raw bytes pass through this process (small databases, or no external compressor). */
+  inProcess: boolean;
+  /** The database's size on the server (metadata's databaseSizeBytes). */
+  size: number | null;
 }> {
   const { engine, database } = o;
   engine.checkDatabaseName(database);
@@ -201,33 +229,42 @@ async function prepareDump(o: SingleBackupOptions): Promise<{
       'MySQL and MariaDB dumps are SQL (--format plain).',
     );
   }
+  const queries = (async () => {
+    const server = await engine.serverInfo();
+    const exists = await engine.databaseExists(database);
+    const size = exists ? await engine.databaseSize(database).catch(() => null) : null;
+    return { server, exists, size };
+  })();
+  queries.catch(() => undefined);
   const dump = await engine.dumpCommand(database, o.format);
-  const [server, exists, version, plan] = await Promise.all([
-    engine.serverInfo(),
-    engine.databaseExists(database),
-    toolVersion(dump.file),
-    planCompression(o.compression, o.level),
-  ]);
-  const dumpVersion = version ?? 'unknown';
+  const mustBeNewer = engineFamily(engine.engine).dumpToolMustBeNewer;
+  // Debian's layout names the major version; elsewhere pg_dump is asked (its banner is cached).
+  const toolMajor = mustBeNewer
+    ? (pgMajorFromPath(dump.file) ??
+      toolVersion(dump.file).then((v) => (v === null ? null : majorVersion(v))))
+    : null;
+  const { server, exists, size } = await queries;
   if (!exists) {
     throw new UsageError(
       `Database "${database}" does not exist on ${engine.endpoint}`,
       'Run "dbbackup list" to see the databases on this server.',
     );
   }
-  if (
-    engineFamily(engine.engine).dumpToolMustBeNewer &&
-    dumpVersion !== 'unknown' &&
-    majorVersion(dumpVersion) < majorVersion(server.version)
-  ) {
+  const major = await toolMajor;
+  if (major !== null && major < majorVersion(server.version)) {
+    const version = (await toolVersion(dump.file)) ?? String(major);
     throw new MissingToolError(
-      `pg_dump ${dumpVersion} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
+      `pg_dump ${version} cannot dump a PostgreSQL ${server.version} server (pg_dump must be at least as new as the server)`,
       {
         hint: `Install the PostgreSQL ${majorVersion(server.version)} client programs, or set DBBACKUP_PG_BINDIR.`,
       },
     );
   }
-  return { dump, server, dumpVersion, plan };
+  const small = size !== null && size <= inProcessLimit(IN_PROCESS_DUMP_BYTES);
+  const plan = small
+    ? await compressionFor(o.compression, o.level, size)
+    : await planCompression(o.compression, o.level);
+  return { dump, server, plan, inProcess: !plan.external, size };
 }
 
 /** Progress of a dump: bytes stored, and bytes the dump tool produced (counted here, or read from /proc). */
@@ -251,6 +288,7 @@ export async function verifyDump(
   format: DumpFormat,
   storedBytes: number,
   encrypted = false,
+  archive?: PgArchiveCheck,
 ): Promise<void> {
   if (storedBytes === 0) throw new IntegrityError('The backup is empty (0 bytes were stored)');
   // The backup host may hold only public recipients: encrypted content cannot be read back here.
@@ -264,7 +302,18 @@ export async function verifyDump(
     });
   }
   // A custom archive (PostgreSQL's: checked above) has a table of contents pg_restore must read.
-  if (format === 'custom') await checkPgCustomToc(storage, key, engine);
+  // Walked on its way into storage (archive: a valid verdict), it was read field by field as
+  // pg_restore reads it, data blocks included, from the very bytes that were compressed and hashed;
+  // the stored head was decoded back just above. Otherwise (an external compressor kept the raw
+  // bytes out of this process, or an archive version the walk does not know) pg_restore --list
+  // reads the table of contents back from the store.
+  if (format === 'custom' && archive?.verdict()?.state !== 'valid')
+    await checkPgCustomToc(storage, key, engine);
+}
+
+/** The dump tool's version: from the dump's own head when it passed through here, else asked (cached). */
+async function dumpToolVersion(dump: ToolCommand, raw: RawView): Promise<string | null> {
+  return (raw.inProcess ? dumpToolVersionFromHead(raw.head) : null) ?? (await toolVersion(dump.file));
 }
 
 export function redactArgs(args: string[]): string[] {

@@ -87,3 +87,22 @@ export function parsePgDumpHeader(buf: Buffer): PgDumpHeader | null {
     return null;
   }
 }
+
+/**
+ * The dump tool's version as the dump itself records it in its first bytes: a custom archive's
+ * header, `-- Dumped by pg_dump version 15.20`, `-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB`.
+ * Null when the head says nothing recognisable (the caller then asks the program).
+ */
+export function dumpToolVersionFromHead(head: Buffer | undefined): string | null {
+  if (!head?.length) return null;
+  const raw =
+    head.subarray(0, 5).toString('latin1') === 'PGDMP'
+      ? parsePgDumpHeader(head)?.dumpVersion
+      : (/^-- Dumped by pg_dump version (.+)$/m.exec(head.toString('utf8'))?.[1] ??
+        /^-- (?:MySQL|MariaDB) dump .*$/m.exec(head.toString('utf8'))?.[0]);
+  if (!raw) return null;
+  // As parseVersion (engines/tools.ts) reads a --version banner: the Distrib version first.
+  const distrib = /Distrib\s+(\d+\.\d+(?:\.\d+)?)/.exec(raw);
+  if (distrib?.[1]) return distrib[1];
+  return /(\d+\.\d+(?:\.\d+)?)/.exec(raw)?.[1] ?? null;
+}

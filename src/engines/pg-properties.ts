@@ -5,7 +5,7 @@ import type {
   DatabaseProperties,
   DatabaseSetting,
 } from '../catalog/properties.js';
-import { IntegrityError } from '../errors.js';
+import { errnoCode, errorMessage, IntegrityError } from '../errors.js';
 import type { PropertyStatement } from './engine.js';
 
 /**
@@ -249,4 +249,50 @@ export function splitGucList(raw: string): string[] | undefined {
     i++;
     while (space(raw[i])) i++;
   }
+}
+
+/**
+ * Whether this server can create a database with these properties: the encoding is known, and the
+ * locales are (probed with CREATE COLLATION in a transaction rolled back, leaving nothing).
+ */
+export async function pgCreationProblems(c: pg.Client, p: CreationProperties): Promise<string[]> {
+  const problems: string[] = [];
+  if (p.encoding) {
+    const r = await c.query<{ n: number }>('SELECT pg_char_to_encoding($1) AS n', [p.encoding]);
+    if ((r.rows[0]?.n ?? -1) < 0) problems.push(`encoding ${p.encoding} is unknown to this server`);
+  }
+  // CREATE COLLATION checks a locale the way CREATE DATABASE will; in a transaction rolled back,
+  // in pg_temp, it leaves nothing. Only a verdict on the locale counts (not, say, a missing privilege).
+  const probes: Array<[string, string]> = [];
+  if (p.collate || p.ctype) {
+    const collate = p.collate ?? p.ctype ?? '';
+    const ctype = p.ctype ?? collate;
+    probes.push([
+      `LC_COLLATE ${collate}, LC_CTYPE ${ctype}`,
+      `CREATE COLLATION pg_temp.dbbackup_probe (LC_COLLATE = ${pg.escapeLiteral(collate)}, LC_CTYPE = ${pg.escapeLiteral(ctype)})`,
+    ]);
+  }
+  if (p.localeProvider === 'icu' && p.locale)
+    probes.push([
+      `ICU locale ${p.locale}`,
+      `CREATE COLLATION pg_temp.dbbackup_probe_icu (provider = icu, locale = ${pg.escapeLiteral(p.locale)})`,
+    ]);
+  if (!probes.length) return problems;
+  await c.query('BEGIN');
+  try {
+    for (const [what, sql] of probes) {
+      await c.query('SAVEPOINT probe');
+      try {
+        await c.query(sql);
+      } catch (err) {
+        const code = errnoCode(err);
+        // 22023: no such locale; 0A000: ICU not built in.
+        if (code === '22023' || code === '0A000') problems.push(`${what}: ${errorMessage(err)}`);
+      }
+      await c.query('ROLLBACK TO SAVEPOINT probe');
+    }
+  } finally {
+    await c.query('ROLLBACK').catch(() => undefined);
+  }
+  return problems;
 }

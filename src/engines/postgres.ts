@@ -7,6 +7,7 @@ import type { CreationProperties, DatabaseProperties } from '../catalog/properti
 import type { BackupFacts, FactReadOptions, FactSnapshot } from '../catalog/facts.js';
 import { ConnectionError, MissingToolError, UsageError, errnoCode, errorMessage } from '../errors.js';
 import type { ConnectionOptions } from './connection.js';
+import { IdleClients } from './pg-idle.js';
 import type {
   DatabaseEngine,
   DatabaseInfo,
@@ -21,6 +22,7 @@ import type {
 import {
   PG_PROPERTIES_QUERY,
   pgCreateDatabaseSql,
+  pgCreationProblems,
   pgPropertiesFromRow,
   pgPropertyStatements,
   type PgPropertiesRow,
@@ -104,6 +106,7 @@ export class PostgresEngine implements DatabaseEngine {
   /** How long statements that change the server wait for a lock (0: as long as the server lets them). */
   private readonly lockTimeoutSeconds: number;
   private tls: TlsAttempt[] | undefined;
+  private readonly idle = new IdleClients();
 
   constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
     this.port = options.port ?? (env.PGPORT ? Number(env.PGPORT) : 5432);
@@ -156,23 +159,37 @@ export class PostgresEngine implements DatabaseEngine {
 
   /**
    * A client on the maintenance database for statements that change the server (CREATE/DROP
-   * DATABASE): they give up after the lock timeout instead of waiting for another session forever.
+   * DATABASE): they give up after the lock timeout instead of waiting for another session forever
+   * (reset before the client is lent again).
    */
   private async withDdlClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    if (!this.lockTimeoutSeconds) return this.withClient(this.maintenanceDb, fn);
     return this.withClient(this.maintenanceDb, async (c) => {
-      if (this.lockTimeoutSeconds) await c.query(`SET lock_timeout = '${this.lockTimeoutSeconds}s'`);
-      return fn(c);
+      await c.query(`SET lock_timeout = '${this.lockTimeoutSeconds}s'`);
+      const result = await fn(c);
+      await c.query('RESET lock_timeout');
+      return result;
     });
   }
 
-  /** Run `fn` with a fresh client connected to `database`; always closes it. */
+  /**
+   * Run `fn` with a client connected to `database`: on the maintenance database one lent by the
+   * idle set (see pg-idle.ts); in any other a fresh one, ended after — an idle session in a
+   * database would make a DROP DATABASE (ours, or pg_restore --clean's) wait and fail.
+   */
   private async withClient<T>(database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = await this.connect(database);
+    const reuse = database === this.maintenanceDb;
+    const client = (reuse && this.idle.take(database)) || this.idle.track(await this.connect(database));
+    let result: T;
     try {
-      return await fn(client);
-    } finally {
+      result = await fn(client);
+    } catch (err) {
       await client.end().catch(() => undefined);
+      throw err;
     }
+    if (reuse) this.idle.give(database, client);
+    else await client.end().catch(() => undefined);
+    return result;
   }
 
   private connectionError(err: unknown, database: string): ConnectionError {
@@ -343,47 +360,7 @@ export class PostgresEngine implements DatabaseEngine {
   }
 
   async creationProblems(p: CreationProperties): Promise<string[]> {
-    return this.withClient(this.maintenanceDb, async (c) => {
-      const problems: string[] = [];
-      if (p.encoding) {
-        const r = await c.query<{ n: number }>('SELECT pg_char_to_encoding($1) AS n', [p.encoding]);
-        if ((r.rows[0]?.n ?? -1) < 0) problems.push(`encoding ${p.encoding} is unknown to this server`);
-      }
-      // CREATE COLLATION checks a locale the way CREATE DATABASE will; in a transaction rolled back,
-      // in pg_temp, it leaves nothing. Only a verdict on the locale counts (not, say, a missing privilege).
-      const probes: Array<[string, string]> = [];
-      if (p.collate || p.ctype) {
-        const collate = p.collate ?? p.ctype ?? '';
-        const ctype = p.ctype ?? collate;
-        probes.push([
-          `LC_COLLATE ${collate}, LC_CTYPE ${ctype}`,
-          `CREATE COLLATION pg_temp.dbbackup_probe (LC_COLLATE = ${pg.escapeLiteral(collate)}, LC_CTYPE = ${pg.escapeLiteral(ctype)})`,
-        ]);
-      }
-      if (p.localeProvider === 'icu' && p.locale)
-        probes.push([
-          `ICU locale ${p.locale}`,
-          `CREATE COLLATION pg_temp.dbbackup_probe_icu (provider = icu, locale = ${pg.escapeLiteral(p.locale)})`,
-        ]);
-      if (!probes.length) return problems;
-      await c.query('BEGIN');
-      try {
-        for (const [what, sql] of probes) {
-          await c.query('SAVEPOINT probe');
-          try {
-            await c.query(sql);
-          } catch (err) {
-            const code = errnoCode(err);
-            // 22023: no such locale; 0A000: ICU not built in.
-            if (code === '22023' || code === '0A000') problems.push(`${what}: ${errorMessage(err)}`);
-          }
-          await c.query('ROLLBACK TO SAVEPOINT probe');
-        }
-      } finally {
-        await c.query('ROLLBACK').catch(() => undefined);
-      }
-      return problems;
-    });
+    return this.withClient(this.maintenanceDb, (c) => pgCreationProblems(c, p));
   }
 
   propertyStatements(name: string, properties: DatabaseProperties): PropertyStatement[] {
@@ -595,6 +572,6 @@ export class PostgresEngine implements DatabaseEngine {
   }
 
   async close(): Promise<void> {
-    // Clients are per call; nothing stays open.
+    await this.idle.closeAll();
   }
 }

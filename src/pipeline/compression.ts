@@ -124,16 +124,35 @@ async function lowPriority(cmd: ToolCommand): Promise<ToolCommand> {
   return nice ? { ...cmd, file: nice, args: ['-n', '19', cmd.file, ...cmd.args] } : cmd;
 }
 
+/**
+ * The largest object (de)compressed in this process rather than by an external program: `fallback`
+ * unless DBBACKUP_IN_PROCESS_MAX_BYTES says otherwise (0: always the programs, as tests of their
+ * paths need; a larger figure for hosts where starting a program is dear).
+ */
+export function inProcessLimit(fallback: number): number {
+  const given = process.env.DBBACKUP_IN_PROCESS_MAX_BYTES;
+  if (given === undefined || given === '') return fallback;
+  const n = Number(given);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
 export interface DecompressionPlan {
   algorithm: CompressionAlgorithm;
   external?: ToolCommand;
   inProcess?: () => Duplex;
 }
 
-export async function planDecompression(algorithm: CompressionAlgorithm): Promise<DecompressionPlan> {
+/**
+ * How to decompress: by the external program when there is one, else in this process. `small`: the
+ * stored object is small enough that starting a program costs more than decoding it here.
+ */
+export async function planDecompression(
+  algorithm: CompressionAlgorithm,
+  small = false,
+): Promise<DecompressionPlan> {
   const env = { ...process.env };
   // DBBACKUP_NO_EXTERNAL_COMPRESSOR: the in-process fallbacks, as on a host without the programs.
-  const external = !process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR;
+  const external = !process.env.DBBACKUP_NO_EXTERNAL_COMPRESSOR && !small;
   if (algorithm === 'zstd') {
     const zstd = external ? await which('zstd') : null;
     if (zstd) return { algorithm, external: { file: zstd, args: ['-q', '-d', '-c'], env, name: 'zstd' } };

@@ -1,6 +1,7 @@
 import type { ToolCommand } from '../engines/engine.js';
 import type { CompressionPlan } from './compression.js';
 import type { Trailer } from '../catalog/trailers.js';
+import type { PgArchiveCheck } from '../catalog/pg-archive.js';
 import { IntegrityError } from '../errors.js';
 import { ToolProcess, type StderrClassifier } from './process.js';
 import { startWriteGroup, type GroupEncryption, type RawView, type WriteGroup } from './filter-group.js';
@@ -17,6 +18,12 @@ export interface DumpGroupOptions<D = unknown> {
    * compressor takes them — on the stored bytes, decoded beside the dump (DecodedTail).
    */
   trailer?: Trailer;
+  /**
+   * A walk of the custom-format archive on the raw bytes (src/catalog/pg-archive.ts): only where the
+   * raw bytes pass through this process anyway (an in-process compressor); an archive it finds
+   * incomplete or damaged fails the dump before the last byte is released.
+   */
+  archive?: PgArchiveCheck;
 }
 
 /**
@@ -29,10 +36,14 @@ export function startDumpGroup<D = unknown>(o: DumpGroupOptions<D>): WriteGroup<
   const dump = new ToolProcess(o.dump, ['ignore', 'pipe', 'pipe'], o.classify, o.onWarning);
   return startWriteGroup<D>({
     source: dump,
+    taps: o.archive ? [o.archive] : undefined,
     compression: o.compression,
     encryption: o.encryption,
     measureRaw: { tail: Boolean(o.trailer) },
-    check: (raw) => checkDumpComplete(raw, o.trailer),
+    check: (raw) => {
+      checkDumpComplete(raw, o.trailer);
+      checkArchive(o.archive);
+    },
   });
 }
 
@@ -51,4 +62,13 @@ export function checkDumpComplete(raw: RawView, trailer: Trailer | undefined): v
       { hint: 'The dump tool stopped early; check the server log and try again.' },
     );
   }
+}
+
+/** The archive walk's verdict (when one ran): an invalid archive is not a backup; `unknown` is judged later. */
+export function checkArchive(archive: PgArchiveCheck | undefined): void {
+  const verdict = archive?.verdict();
+  if (verdict?.state !== 'invalid') return;
+  throw new IntegrityError(`pg_dump's archive is incomplete or damaged: ${verdict.problem}`, {
+    hint: 'The dump tool stopped early or wrote something unexpected; nothing was kept. Check the server log and try again.',
+  });
 }

@@ -4,7 +4,7 @@ import { Transform, type Duplex, type Readable, type Writable } from 'node:strea
 import { pipeline } from 'node:stream/promises';
 import type { ToolCommand } from '../engines/engine.js';
 import { DbBackupError, errorMessage, IntegrityError, StorageError } from '../errors.js';
-import { planDecompression, type CompressionAlgorithm } from './compression.js';
+import { inProcessLimit, planDecompression, type CompressionAlgorithm } from './compression.js';
 import { HashCounter, Sampler } from './hash.js';
 import { settleFeed, ToolProcess, waitAll, type StderrClassifier } from './process.js';
 import type { ByteMeter } from './progress.js';
@@ -137,7 +137,7 @@ export function storageCut(source: string | undefined, err: unknown, toolFailure
 /** Reads one stored object to its end into a program or a file; see the module comment for the order of failures. */
 export async function runSinkRead(o: SinkReadOptions): Promise<SinkReadResult> {
   if (o.sink.kind === 'file') return readIntoFile(o, o.sink);
-  const viaKernel = o.decrypt || o.tailBytes !== undefined ? undefined : o.localFile;
+  const viaKernel = o.decrypt || o.tailBytes !== undefined || isSmall(o) ? undefined : o.localFile;
   if (viaKernel) {
     const done = await localIntoProcess(o, o.sink, viaKernel);
     if (done) return { storedBytes: null, storedSha256: null };
@@ -184,9 +184,20 @@ async function localIntoProcess(o: SinkReadOptions, sink: ProcessReadSink, file:
   return true;
 }
 
+/**
+ * Below this stored size a restore decodes in this process and feeds the tool itself: a tiny
+ * restore then starts one program (the restore tool) instead of two (issue 16; a zstd start costs
+ * more CPU than decoding a few megabytes here).
+ */
+export const IN_PROCESS_READ_BYTES = 8 * 1024 * 1024;
+
+function isSmall(o: SinkReadOptions): boolean {
+  return o.expectedBytes !== undefined && o.expectedBytes <= inProcessLimit(IN_PROCESS_READ_BYTES);
+}
+
 /** Stored bytes through Node (decryption, in-process or external decompression) into a program's stdin. */
 async function streamIntoProcess(o: SinkReadOptions, sink: ProcessReadSink): Promise<SinkReadResult> {
-  const decompress = await planDecompression(o.compression);
+  const decompress = await planDecompression(o.compression, isSmall(o));
   const processes: ToolProcess[] = [];
   const stages: Duplex[] = [];
   if (o.meter) stages.push(o.meter.tap());

@@ -3,7 +3,7 @@ import { readSidecar, type ReferenceBackupMetadata } from '../reference/metadata
 import type { DetectedFormat } from '../catalog/format.js';
 import type { Engine } from '../catalog/naming.js';
 import type { DatabaseEngine, ToolCommand } from '../engines/engine.js';
-import { majorVersion, parseVersion, toolVersion } from '../engines/tools.js';
+import { majorVersion, parseVersion, pgMajorFromPath, toolVersion } from '../engines/tools.js';
 import {
   DbBackupError,
   errorMessage,
@@ -332,8 +332,13 @@ export async function checkToolVersion(
   if (!engineFamily(engine.engine).restoreToolMustBeNewer) return;
   const raw = detected.pgHeader?.dumpVersion;
   const dumpVersion = raw ? parseVersion(raw) : null;
-  const version = await toolVersion(tool.file);
-  if (!dumpVersion || !version) return;
+  if (!dumpVersion) return;
+  // Only majors are compared: read from Debian's path when it names one, without starting the tool
+  // (which is asked only for the message, when the check fails).
+  const pathMajor = pgMajorFromPath(tool.file);
+  if (pathMajor !== null && pathMajor >= majorVersion(dumpVersion)) return;
+  const version = (await toolVersion(tool.file)) ?? pathMajor?.toString();
+  if (!version) return;
   if (majorVersion(version) < majorVersion(dumpVersion)) {
     const message = `This backup was written by pg_dump ${dumpVersion}, but the local ${tool.name} is ${version}`;
     if (detected.format === 'custom') {

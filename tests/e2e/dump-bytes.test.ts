@@ -49,17 +49,50 @@ async function metadata(
 }
 
 describe('metadata dumpBytes is the exact raw dump size', () => {
-  const cases: Array<{ name: string; args: () => string[]; env?: Record<string, string> }> = [
-    { name: 'PostgreSQL custom format, zstd program', args: () => [...pgArgs(), 'backup', 'single', pgDb] },
+  // These databases are small enough to be compressed in process by default: the programs' paths
+  // are forced with DBBACKUP_IN_PROCESS_MAX_BYTES=0.
+  const programs = { DBBACKUP_IN_PROCESS_MAX_BYTES: '0' };
+  const cases: Array<{
+    name: string;
+    args: () => string[];
+    env: Record<string, string>;
+    inProcess: boolean;
+  }> = [
+    {
+      name: 'PostgreSQL custom format, zstd program',
+      args: () => [...pgArgs(), 'backup', 'single', pgDb],
+      env: programs,
+      inProcess: false,
+    },
     {
       name: 'PostgreSQL plain format, pigz program',
       args: () => [...pgArgs(), '--compression-algo', 'gzip', 'backup', 'single', pgDb, '--format', 'plain'],
+      env: programs,
+      inProcess: false,
     },
-    { name: 'MariaDB, zstd program', args: () => [...myArgs(), 'backup', 'single', myDb] },
+    {
+      name: 'MariaDB, zstd program',
+      args: () => [...myArgs(), 'backup', 'single', myDb],
+      env: programs,
+      inProcess: false,
+    },
     {
       name: 'PostgreSQL custom format, in-process zstd',
       args: () => [...pgArgs(), 'backup', 'single', pgDb],
       env: { DBBACKUP_NO_EXTERNAL_COMPRESSOR: '1' },
+      inProcess: true,
+    },
+    {
+      name: 'PostgreSQL custom format, a small database (in process by default)',
+      args: () => [...pgArgs(), 'backup', 'single', pgDb],
+      env: {},
+      inProcess: true,
+    },
+    {
+      name: 'MariaDB, a small database (in process by default)',
+      args: () => [...myArgs(), 'backup', 'single', myDb],
+      env: {},
+      inProcess: true,
     },
   ];
   for (const c of cases) {
@@ -69,7 +102,7 @@ describe('metadata dumpBytes is the exact raw dump size', () => {
         expectExit(await cli(['--backup-dir', dir, ...c.args()], { env: c.env }), 0);
         const file = await onlyBackup(dir);
         const meta = await metadata(file);
-        expect(meta.compression.implementation).toMatch(c.env ? /^node zlib/ : /^(zstd|pigz) /);
+        expect(meta.compression.implementation).toMatch(c.inProcess ? /^node zlib/ : /^(zstd|pigz) /);
         expect(meta.dumpBytes).toBe(decompressedSize(file));
       } finally {
         await removeDir(dir);

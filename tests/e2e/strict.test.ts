@@ -102,10 +102,14 @@ describe('a dump that loses its end yet exits 0 is not a backup', () => {
     return bin;
   }
 
+  // A database this small is compressed in process by default: the programs' path is forced with
+  // DBBACKUP_IN_PROCESS_MAX_BYTES=0.
+  const external = { DBBACKUP_IN_PROCESS_MAX_BYTES: '0' };
   it.each([
-    { label: 'zstd (external, decoded beside the dump)', args: [], env: {} },
-    { label: 'gzip (pigz, decoded beside the dump)', args: ['--compression-algo', 'gzip'], env: {} },
+    { label: 'zstd (external, decoded beside the dump)', args: [], env: external },
+    { label: 'gzip (pigz, decoded beside the dump)', args: ['--compression-algo', 'gzip'], env: external },
     { label: 'in-process zstd (raw bytes seen)', args: [], env: { DBBACKUP_NO_EXTERNAL_COMPRESSOR: '1' } },
+    { label: 'a small database (in process by default)', args: [], env: {} },
   ])('$label: the missing trailer fails the backup, nothing kept', async ({ args, env }) => {
     const bin = await truncatingDump();
     const dir = await tempDir();
@@ -123,6 +127,47 @@ describe('a dump that loses its end yet exits 0 is not a backup', () => {
         await cli([...myArgs(), '--backup-dir', dir, ...args, 'backup', 'single', myOk], { env }),
         0,
       );
+    } finally {
+      await removeDir(dir);
+      await removeDir(bin);
+    }
+  });
+});
+
+describe('a PostgreSQL archive cut short yet exiting 0 is not a backup', () => {
+  /** A pg_dump that drops the real one's last bytes and still exits 0 (its --version untouched). */
+  async function truncatingPgDump(cut: number): Promise<string> {
+    const bin = await tempDir('dbb-fakebin-');
+    const real = '/usr/lib/postgresql/15/bin/pg_dump';
+    await writeFile(
+      path.join(bin, 'pg_dump'),
+      `#!/bin/sh\n[ "$1" = --version ] && exec "${real}" "$@"\n"${real}" "$@" | head -c -${cut}\n`,
+      { mode: 0o755 },
+    );
+    return bin;
+  }
+
+  // The archive is walked as it streams (header, table of contents, data blocks): before, the only
+  // check was pg_restore --list on the stored file, which reads the table of contents and passes an
+  // archive cut in its data section.
+  it.each([
+    { label: 'inside the end marker of its last block', cut: 3 },
+    { label: 'without the end marker of its last block', cut: 5 },
+    { label: 'in the middle of its data', cut: 4000 },
+  ])('$label: the backup fails, nothing kept', async ({ cut }) => {
+    const dir = await tempDir();
+    const bin = await truncatingPgDump(cut);
+    try {
+      const r = await cli([...pgArgs(), '--backup-dir', dir, 'backup', 'single', pgDb], {
+        env: { DBBACKUP_PG_BINDIR: bin },
+      });
+      expect(r.code, r.stderr).toBe(1);
+      expect(oneError(r.stderr).error).toMatch(
+        /^dbbackup: error: pg_dump's archive is incomplete or damaged: the archive ends (inside|before) /,
+      );
+      expect(await listDir(dir)).toEqual([]);
+      // The same database with the real pg_dump passes the same walk.
+      expectExit(await cli([...pgArgs(), '--backup-dir', dir, 'backup', 'single', pgDb]), 0);
     } finally {
       await removeDir(dir);
       await removeDir(bin);
