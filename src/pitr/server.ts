@@ -133,9 +133,14 @@ export async function pendingRestart(c: pg.Client, names: readonly string[]): Pr
       // pg_file_settings is read from the files when queried; a restart-only setting that differs from
       // the running value carries the error "setting could not be applied" there at once, while this
       // backend's pending_restart only turns true once it has processed the reload (a race: filtering
-      // such rows out once made a pending archive_mode look applied).
+      // such rows out once made a pending archive_mode look applied). A setting RESET has no file row:
+      // it agrees only once its running value no longer comes from a file (a backend that has not yet
+      // processed the reload still shows the old file value, and `pitr disable --restart` then skipped
+      // the restart: seen under load in pitr-local.test.ts).
       `SELECT s.name, (s.pending_restart OR f.error IS NOT NULL) AS pending,
-              (f.setting IS NULL OR f.setting = s.setting OR s.setting = '(disabled)') AS agrees
+              (CASE WHEN f.setting IS NOT NULL THEN f.setting = s.setting
+                    WHEN s.source = 'configuration file' THEN false
+                    ELSE true END OR s.setting = '(disabled)') AS agrees
          FROM pg_settings s
          LEFT JOIN LATERAL (SELECT setting, error FROM pg_file_settings f
                              WHERE f.name = s.name ORDER BY seqno DESC LIMIT 1) f ON true
