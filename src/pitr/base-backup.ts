@@ -34,7 +34,7 @@ import { isDbbackupArchiveCommand, commandOption } from './commands.js';
 import { readInventory } from './inventory.js';
 import { archiverStats, serverFacts, type ServerFacts } from './server.js';
 import { TarTap } from './tar-tap.js';
-import { pgCompresses, spoolBaseBackup } from './base-spool.js';
+import { compressedBaseBackup, pgCompresses } from './base-compressed.js';
 import { baseBackupCommand, runBaseBackup } from './base-protocol.js';
 import { timelinePath } from './timeline.js';
 import { encodingSuffix, formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
@@ -234,8 +234,10 @@ async function viaPgBasebackup(ctx: StreamContext, version: string | null): Prom
     '--verbose',
   ];
   const key = `${baseDir(ctx.name)}base.tar${ctx.suffix}`;
-  if (pgCompresses(ctx.plan.algorithm, version ? majorVersion(version) : null)) {
-    const s = await spoolBaseBackup({
+  const tools = await pgCompresses(ctx.plan.algorithm, version ? majorVersion(version) : null);
+  if (tools) {
+    const s = await compressedBaseBackup({
+      tools,
       commit: ctx.commit,
       key,
       program: ctx.o.program,
