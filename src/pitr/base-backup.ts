@@ -34,6 +34,7 @@ import { isDbbackupArchiveCommand, commandOption } from './commands.js';
 import { readInventory } from './inventory.js';
 import { archiverStats, serverFacts, type ServerFacts } from './server.js';
 import { TarTap } from './tar-tap.js';
+import { compressedBaseBackup, pgCompresses } from './base-compressed.js';
 import { baseBackupCommand, runBaseBackup } from './base-protocol.js';
 import { timelinePath } from './timeline.js';
 import { encodingSuffix, formatLsn, segmentBeforeLsn, segmentNumber, segmentOfLsn } from './wal-names.js';
@@ -225,7 +226,6 @@ async function storeTar(
 /** The data directory alone: pg_basebackup's one tar on its stdout, with the manifest inside. */
 async function viaPgBasebackup(ctx: StreamContext, version: string | null): Promise<Streamed> {
   const args = [
-    '--pgdata=-',
     '--format=tar',
     '--wal-method=none',
     '--checkpoint=fast',
@@ -233,13 +233,39 @@ async function viaPgBasebackup(ctx: StreamContext, version: string | null): Prom
     `--label=${ctx.label}`,
     '--verbose',
   ];
-  const tool = new ToolProcess(await ctx.o.program(args), ['ignore', 'pipe', 'pipe'], classify);
-  const { file, tap, stored } = await storeTar(
-    ctx,
-    `${baseDir(ctx.name)}base.tar${ctx.suffix}`,
-    'base',
-    tool,
+  const key = `${baseDir(ctx.name)}base.tar${ctx.suffix}`;
+  const tools = await pgCompresses(ctx.plan.algorithm, version ? majorVersion(version) : null);
+  if (tools) {
+    const s = await compressedBaseBackup({
+      tools,
+      commit: ctx.commit,
+      key,
+      program: ctx.o.program,
+      args,
+      level: ctx.plan.level,
+      protectors: ctx.o.protectors,
+      progress: ctx.o.progress,
+      progressLabel: `base backup ${ctx.name}`,
+      backupName: ctx.name,
+      signal: ctx.o.signal,
+      classify,
+    });
+    return {
+      files: [s.file],
+      compression: s.compression,
+      encryption: s.encryption,
+      tablespaces: [],
+      manifest: s.manifest,
+      warnings: s.warnings,
+      tool: { name: 'pg_basebackup', version: version ?? 'unknown', args: s.args },
+    };
+  }
+  const tool = new ToolProcess(
+    await ctx.o.program(['--pgdata=-', ...args]),
+    ['ignore', 'pipe', 'pipe'],
+    classify,
   );
+  const { file, tap, stored } = await storeTar(ctx, key, 'base', tool);
   const manifest = tap.captured.get('backup_manifest');
   if (!manifest)
     throw new IntegrityError("pg_basebackup's stream holds no backup_manifest as its last member", {
@@ -252,7 +278,7 @@ async function viaPgBasebackup(ctx: StreamContext, version: string | null): Prom
     tablespaces: [],
     manifest,
     warnings: tool.warnings,
-    tool: { name: 'pg_basebackup', version: version ?? 'unknown', args },
+    tool: { name: 'pg_basebackup', version: version ?? 'unknown', args: ['--pgdata=-', ...args] },
   };
 }
 
