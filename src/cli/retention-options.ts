@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { formatBytes } from '../units.js';
 import type { CleanupResult, PlannedBackup, PruneItem } from '../retention/cleanup.js';
 import { out, printable } from './context.js';
-import type { RetentionOptions } from '../retention/policy-options.js';
 
 /*
  * The retention flags and the printed retention plan, shared by `cleanup` and the backup commands

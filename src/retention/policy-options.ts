@@ -49,4 +49,3 @@ export function timeZoneOf(o: RetentionOptions): string {
   }
   return tz;
 }
-

@@ -52,7 +52,6 @@ export function planLine(d: PlannedBackup): string {
  */
 export function PruneView(props: { onBack: () => void; onDone: (summary: string) => void }): ReactNode {
   const { services } = useApp();
-  const c = useColor();
   const [step, setStep] = useState<Step>({ at: 'loading' });
   const [error, setError] = useState<unknown>();
 
@@ -123,32 +122,58 @@ export function PruneView(props: { onBack: () => void; onDone: (summary: string)
     );
   }
 
-  if (step.at === 'result') {
-    const r = step.result;
-    const failed = r.decisions.filter((d) => !d.keep && d.outcome !== 'deleted');
-    return (
-      <Frame title="prune by policy: done" legend="enter/esc back to the list">
-        <Text color={failed.length || r.errors.length ? c('red') : c('green')}>{summaryOf(r)}</Text>
-        {r.decisions
-          .filter((d) => !d.keep)
-          .slice(0, 14)
-          .map((d) => (
-            <Text key={d.key}>{fit(planLine(d), 78)}</Text>
-          ))}
-        {r.errors.slice(0, 4).map((e) => (
-          <Text key={e} color={c('red')}>
-            {fit(e, 78)}
-          </Text>
-        ))}
-      </Frame>
-    );
-  }
+  if (step.at === 'result') return <ResultView result={step.result} />;
 
-  const p = step.preview.plan;
+  return (
+    <PlanView
+      step={step}
+      error={error}
+      onConfirm={() => setStep({ at: 'confirm', preview: step.preview })}
+      onRun={() => run(step.preview)}
+      onMismatch={() =>
+        setError(
+          new UsageError(`You did not type ${CONFIRM}: nothing was deleted`, 'Type it exactly, or esc.'),
+        )
+      }
+    />
+  );
+}
+
+function ResultView(props: { result: CleanupResult }): ReactNode {
+  const c = useColor();
+  const r = props.result;
+  const failed = r.decisions.filter((d) => !d.keep && d.outcome !== 'deleted');
+  return (
+    <Frame title="prune by policy: done" legend="enter/esc back to the list">
+      <Text color={failed.length || r.errors.length ? c('red') : c('green')}>{summaryOf(r)}</Text>
+      {r.decisions
+        .filter((d) => !d.keep)
+        .slice(0, 14)
+        .map((d) => (
+          <Text key={d.key}>{fit(planLine(d), 78)}</Text>
+        ))}
+      {r.errors.slice(0, 4).map((e) => (
+        <Text key={e} color={c('red')}>
+          {fit(e, 78)}
+        </Text>
+      ))}
+    </Frame>
+  );
+}
+
+/** The dry run's plan (scrollable), then the typed confirmation under the list of what goes. */
+function PlanView(props: {
+  step: Extract<Step, { at: 'preview' | 'confirm' | 'running' }>;
+  error: unknown;
+  onConfirm: () => void;
+  onRun: () => void;
+  onMismatch: () => void;
+}): ReactNode {
+  const p = props.step.preview.plan;
   const gone = p.decisions.filter((d) => !d.keep);
   const bytes = gone.reduce((s, d) => s + (d.sizeBytes ?? 0), 0);
   const head = `${p.decisions.length - gone.length} kept, ${gone.length} would be deleted, ${formatBytes(bytes)} would be freed.`;
-  if (step.at === 'preview')
+  if (props.step.at === 'preview')
     return (
       <Frame
         title="prune by policy: preview"
@@ -159,7 +184,7 @@ export function PruneView(props: { onBack: () => void; onDone: (summary: string)
           height={12}
           items={p.decisions.map((d) => ({ key: d.key, label: fit(planLine(d), 76) }))}
           onSelect={() => {
-            if (gone.length) setStep({ at: 'confirm', preview: step.preview });
+            if (gone.length) props.onConfirm();
           }}
         />
         <Text bold>{head}</Text>
@@ -169,7 +194,7 @@ export function PruneView(props: { onBack: () => void; onDone: (summary: string)
         {p.leftAlone.length ? (
           <Text dimColor>{p.leftAlone.length} of the reference tool: left alone.</Text>
         ) : null}
-        {error ? <ErrorView error={error} /> : null}
+        {props.error ? <ErrorView error={props.error} /> : null}
       </Frame>
     );
 
@@ -189,24 +214,18 @@ export function PruneView(props: { onBack: () => void; onDone: (summary: string)
       <Text>
         It cannot be undone. Type <Text bold>{CONFIRM}</Text> to confirm:
       </Text>
-      {step.at === 'running' ? (
+      {props.step.at === 'running' ? (
         <Spinner label="Deleting…" />
       ) : (
         <TextInput
           placeholder={CONFIRM}
           onSubmit={(typed) => {
-            if (typed.trim() === CONFIRM) run(step.preview);
-            else
-              setError(
-                new UsageError(
-                  `You did not type ${CONFIRM}: nothing was deleted`,
-                  'Type it exactly, or esc.',
-                ),
-              );
+            if (typed.trim() === CONFIRM) props.onRun();
+            else props.onMismatch();
           }}
         />
       )}
-      {error ? <ErrorView error={error} /> : null}
+      {props.error ? <ErrorView error={props.error} /> : null}
     </Frame>
   );
 }
