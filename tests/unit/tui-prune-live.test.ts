@@ -99,6 +99,8 @@ describe('prune by policy on the real services', () => {
     expect(preview).toMatch(new RegExp(`DELETE 2026-12-02 05:00 ${keyOf('02')} \\(no rule keeps it`));
     expect(preview).toMatch(new RegExp(`DELETE 2026-12-01 05:00 ${keyOf('01')} \\(no rule keeps it`));
     expect(preview).toContain('2 kept, 2 would be deleted');
+    // The highlighted backup's whole line, where the list cuts it at the screen's width.
+    expect(preview).toContain(`${keyOf('04')} (last 1, newest valid backup)`);
     expect((await readdir(dir)).length).toBe(12);
     await t.press(KEY.enter);
     await t.until('Type prune to confirm');

@@ -43,7 +43,8 @@ export function planLine(d: PlannedBackup): string {
           ? 'deleted'
           : 'FAILED';
   const when = d.time.toISOString().replace('T', ' ').slice(0, 16);
-  return `${label} ${when} ${d.key} (${d.reasons.join(', ')})${d.error ? `: ${d.error}` : ''}`;
+  const proven = d.keep && d.state === 'valid' ? ' [checksum verified]' : '';
+  return `${label} ${when} ${d.key} (${d.reasons.join(', ')})${proven}${d.error ? `: ${d.error}` : ''}`;
 }
 
 /**
@@ -170,6 +171,9 @@ function PlanView(props: {
   onMismatch: () => void;
 }): ReactNode {
   const p = props.step.preview.plan;
+  // A line is cut at the screen's width: the highlighted backup's whole plan line shows below.
+  const [shown, setShown] = useState(p.decisions[0]?.key);
+  const highlighted = p.decisions.find((d) => d.key === shown);
   const gone = p.decisions.filter((d) => !d.keep);
   const bytes = gone.reduce((s, d) => s + (d.sizeBytes ?? 0), 0);
   const head = `${p.decisions.length - gone.length} kept, ${gone.length} would be deleted, ${formatBytes(bytes)} would be freed.`;
@@ -183,10 +187,12 @@ function PlanView(props: {
         <SelectList
           height={12}
           items={p.decisions.map((d) => ({ key: d.key, label: fit(planLine(d), 76) }))}
+          onHighlight={(item) => setShown(item?.key)}
           onSelect={() => {
             if (gone.length) props.onConfirm();
           }}
         />
+        {highlighted ? <Text dimColor>{planLine(highlighted)}</Text> : null}
         <Text bold>{head}</Text>
         {p.notOurs.length ? (
           <Text dimColor>{p.notOurs.length} not written by dbbackup: left alone.</Text>
