@@ -175,7 +175,7 @@ export function ArchiveScreen(): ReactNode {
 
   const current = a.entries?.find((e) => e.key === a.selected);
   const currentState = current ? stateOf(current, a.verified) : undefined;
-  const legend = 'v/d verify/deep · a all · i info · r restore · x delete · p prune · k key · f refresh';
+  const legend = 'v/d/a verify/deep/all · i info · r restore · x del · p prune · k key · f refresh';
   return (
     <Frame title="archive manager" legend={legend}>
       <Text dimColor>
