@@ -240,6 +240,9 @@ export class FakeServices implements TuiServices {
   /** The retention settings the prune form starts with (as if from the configuration file). */
   retention: RetentionForm = { ...EMPTY_RETENTION, keepLast: '1' };
 
+  /** When set, the prune fails to remove the oldest backup with this error. */
+  pruneFailure: string | undefined;
+
   async retentionSettings(): Promise<RetentionForm> {
     this.calls.push('retentionSettings');
     return this.retention;
@@ -284,6 +287,17 @@ export class FakeServices implements TuiServices {
   async runPrune(preview: PrunePreview): Promise<CleanupResult> {
     this.calls.push('runPrune');
     const result = this.prunePlan(preview.form, false);
+    if (this.pruneFailure) {
+      // The oldest one could not be removed: what a read-only file or a lost connection leaves.
+      const last = result.decisions.at(-1);
+      if (last && !last.keep) {
+        last.outcome = 'not deleted';
+        last.error = this.pruneFailure;
+        result.deleted = result.deleted.filter((k) => k !== last.key);
+        result.freedBytes -= 2048;
+        result.errors.push(`${last.key}: ${this.pruneFailure}`);
+      }
+    }
     this.archive = this.archive.filter((e) => !result.deleted.includes(e.key));
     return result;
   }

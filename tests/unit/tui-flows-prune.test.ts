@@ -84,4 +84,26 @@ describe('archive manager: prune by policy', () => {
     expect(list).toContain('Pruned: 2 kept, 1 deleted');
     expect(list).not.toContain('shop_20261201_050000');
   });
+
+  it('says truthfully what was removed and what failed', async () => {
+    const t = app();
+    t.services.pruneFailure = 'permission denied';
+    t.services.retention = { ...t.services.retention, keepLast: '1' };
+    await t.until('Quit');
+    await t.press(...Array<string>(6).fill(KEY.down), KEY.enter);
+    await t.until('shop_20261201_050000');
+    await t.press('p');
+    await t.until('Keep last');
+    await t.press(KEY.enter);
+    await t.until('1 kept, 2 would be deleted');
+    await t.press(KEY.enter);
+    await t.until('Type prune to confirm');
+    await t.type('prune');
+    await t.press(KEY.enter);
+    const done = await t.until('prune by policy: done');
+    expect(done).toContain('Pruned: 1 kept, 1 deleted, 1 not deleted');
+    expect(done).toMatch(/deleted \S+ \S+ shop_20261202_050000\.dump\.zst/);
+    expect(done).toMatch(/FAILED \S+ \S+ shop_20261201_050000\.dump\.zst/);
+    expect(done).toContain('shop_20261201_050000.dump.zst: permission denied');
+  });
 });
