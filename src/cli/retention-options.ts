@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { checkPolicy, parseDuration, type RetentionPolicy } from '../catalog/retention.js';
-import { UsageError } from '../errors.js';
 import { formatBytes } from '../units.js';
 import type { CleanupResult, PlannedBackup, PruneItem } from '../retention/cleanup.js';
 import { out, printable } from './context.js';
-import { parseOptionalInteger } from './numbers.js';
 
 /*
  * The retention flags and the printed retention plan, shared by `cleanup` and the backup commands
@@ -12,18 +9,7 @@ import { parseOptionalInteger } from './numbers.js';
  * the run in retention/cleanup.ts.
  */
 
-export interface RetentionOptions {
-  keepLast?: string;
-  keepHourly?: string;
-  keepDaily?: string;
-  keepWeekly?: string;
-  keepMonthly?: string;
-  keepYearly?: string;
-  keepWithin?: string;
-  retentionDays?: string;
-  minBackups?: string;
-  timeZone?: string;
-}
+export { retentionPolicy, timeZoneOf, type RetentionOptions } from '../retention/policy-options.js';
 
 /** Adds the retention flags to a command (cleanup, and backup commands that prune afterwards). */
 export function withRetentionOptions(cmd: Command): Command {
@@ -41,35 +27,6 @@ export function withRetentionOptions(cmd: Command): Command {
     .option('--retention-days <n>', 'keep everything younger than n days…')
     .option('--min-backups <n>', '…and the n newest, whatever their age')
     .option('--time-zone <tz>', 'time zone for hour/day/week/month/year buckets (default: local)');
-}
-
-/** Counts of backups, days: whole numbers, strictly parsed (a blank `--keep-last ""` is an error, not 0). */
-const COUNT = { min: 0, max: 1_000_000 };
-
-export function retentionPolicy(o: RetentionOptions): RetentionPolicy {
-  const policy: RetentionPolicy = {
-    keepLast: parseOptionalInteger('--keep-last', o.keepLast, COUNT),
-    keepHourly: parseOptionalInteger('--keep-hourly', o.keepHourly, COUNT),
-    keepDaily: parseOptionalInteger('--keep-daily', o.keepDaily, COUNT),
-    keepWeekly: parseOptionalInteger('--keep-weekly', o.keepWeekly, COUNT),
-    keepMonthly: parseOptionalInteger('--keep-monthly', o.keepMonthly, COUNT),
-    keepYearly: parseOptionalInteger('--keep-yearly', o.keepYearly, COUNT),
-    keepWithinMs: o.keepWithin === undefined ? undefined : parseDuration(o.keepWithin),
-    retentionDays: parseOptionalInteger('--retention-days', o.retentionDays, COUNT),
-    minBackups: parseOptionalInteger('--min-backups', o.minBackups, COUNT),
-  };
-  checkPolicy(policy);
-  return policy;
-}
-
-export function timeZoneOf(o: RetentionOptions): string {
-  const tz = o.timeZone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-  } catch {
-    throw new UsageError(`Unknown time zone "${tz}"`, 'Use an IANA name such as Europe/Berlin or UTC.');
-  }
-  return tz;
 }
 
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;

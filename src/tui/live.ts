@@ -34,6 +34,8 @@ import type { TuiConfig, TuiStart } from './config.js';
 import { hasKey, protectorsFor, unlockersFor, type KeyEntry } from './keys.js';
 import { DEFAULT_KEY_ENV } from '../crypto/index.js';
 import { PitrServices } from './live-pitr.js';
+import { previewPrune, PruneFailed, retentionForm, runPrune } from './live-prune.js';
+import type { CleanupResult } from '../retention/cleanup.js';
 import { RestoreServices, underLocks, type RestoreContext } from './live-restore.js';
 import type {
   BackupOutcome,
@@ -47,6 +49,8 @@ import type {
   PitrPreview,
   PitrWatch,
   PitrRequest,
+  PrunePreview,
+  RetentionForm,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -379,6 +383,28 @@ export class LiveServices implements TuiServices {
         return report.removed;
       },
     );
+  }
+
+  retentionSettings(): Promise<RetentionForm> {
+    return retentionForm(this.config);
+  }
+
+  async previewPrune(form: RetentionForm): Promise<PrunePreview> {
+    return previewPrune(await this.archive(), form);
+  }
+
+  /** `cleanup`'s record; a run that deleted part is recorded as failed and shown as it ended. */
+  async runPrune(preview: PrunePreview): Promise<CleanupResult> {
+    const storage = await this.archive();
+    const where = this.config.cloud ?? this.config.backupDir;
+    try {
+      return await this.audited({ command: 'cleanup', destination: storage.location }, () =>
+        runPrune(storage, where, preview),
+      );
+    } catch (err) {
+      if (err instanceof PruneFailed) return err.result;
+      throw err;
+    }
   }
 
   async previewRestore(request: RestoreRequest): Promise<RestorePreview> {

@@ -10,6 +10,8 @@ import type { ClusterManifest } from '../catalog/manifest.js';
 import type { RestorePlan } from '../restore/plan.js';
 import type { VerifyResult } from '../verify/verify.js';
 import type { TargetAction } from '../pitr/recovery.js';
+import type { CleanupResult } from '../retention/cleanup.js';
+import type { RetentionOptions } from '../retention/policy-options.js';
 import type { KeyEntry } from './keys.js';
 
 /**
@@ -50,6 +52,15 @@ export interface TuiServices {
   info(key: string): Promise<string[]>;
   /** Removes a backup with its sidecars (a cluster backup as one unit); returns the files removed. */
   deleteBackup(key: string): Promise<string[]>;
+  /** The retention settings as configured (file, profile, environment): the prune form's start. */
+  retentionSettings(): Promise<RetentionForm>;
+  /** `cleanup --dry-run` on the archive with these rules: the plan, nothing deleted. */
+  previewPrune(form: RetentionForm): Promise<PrunePreview>;
+  /**
+   * `cleanup` (audited as it is, under its run lock) with the preview's rules; refused, nothing
+   * deleted, when the plan would now delete other backups than the preview showed.
+   */
+  runPrune(preview: PrunePreview): Promise<CleanupResult>;
   previewRestore(request: RestoreRequest): Promise<RestorePreview>;
   runRestore(preview: RestorePreview, steps: StepWatch, signal: AbortSignal): Promise<RestoreDone>;
   /** `restore cluster` without --confirm: the plan and its checks, nothing changed. */
@@ -74,6 +85,17 @@ export interface TuiServices {
   settings(): Promise<SettingsView>;
   /** Saves one setting in the configuration file; undefined removes it. */
   saveSetting(key: string, value: string | undefined): Promise<void>;
+}
+
+/** The retention rules as typed, one field per `cleanup` option; blank: not set. */
+export type RetentionForm = Required<{ [K in keyof RetentionOptions]: string }>;
+
+export interface PrunePreview {
+  form: RetentionForm;
+  /** The instant the plan was made for; the run uses it too, so age rules decide alike. */
+  now: Date;
+  /** The dry run's result: every backup with kept/would delete and why. */
+  plan: CleanupResult;
 }
 
 export type ProgressWatch = (source: ProgressSource, estimate: () => number | null) => void;

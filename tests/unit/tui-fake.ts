@@ -11,6 +11,8 @@ import type { ClusterManifest } from '../../src/catalog/manifest.js';
 import type { RestorePlan } from '../../src/restore/plan.js';
 import type { VerifyResult } from '../../src/verify/verify.js';
 import { App } from '../../src/tui/app.js';
+import type { CleanupResult, PlannedBackup } from '../../src/retention/cleanup.js';
+import { EMPTY_RETENTION } from '../../src/tui/live-prune.js';
 import type { KeyEntry } from '../../src/tui/keys.js';
 import type {
   BackupOutcome,
@@ -24,6 +26,8 @@ import type {
   PitrPreview,
   PitrRequest,
   PitrWatch,
+  PrunePreview,
+  RetentionForm,
   HistoryView,
   ProgressWatch,
   RestoreDone,
@@ -231,6 +235,71 @@ export class FakeServices implements TuiServices {
     this.calls.push(`delete ${key}`);
     this.archive = this.archive.filter((e) => e.key !== key);
     return [key, `${key}.sha256`, `${key}.meta.json`];
+  }
+
+  /** The retention settings the prune form starts with (as if from the configuration file). */
+  retention: RetentionForm = { ...EMPTY_RETENTION, keepLast: '1' };
+
+  /** When set, the prune fails to remove the oldest backup with this error. */
+  pruneFailure: string | undefined;
+
+  async retentionSettings(): Promise<RetentionForm> {
+    this.calls.push('retentionSettings');
+    return this.retention;
+  }
+
+  /** keep-last only, over the archive in its listed order (newest first): the screens' double. */
+  private prunePlan(form: RetentionForm, dryRun: boolean): CleanupResult {
+    const last = Number(form.keepLast || '0');
+    const decisions: PlannedBackup[] = this.archive.map((e, i) => ({
+      key: e.key,
+      group: 'postgres/shop',
+      time: e.created ?? new Date(0),
+      valid: true,
+      keep: i < last,
+      holdsSlot: i < last,
+      reasons: i < last ? [`last ${i + 1}`] : ['no rule keeps it'],
+      sizeBytes: e.sizeBytes,
+      state: e.state,
+      outcome: i < last ? 'kept' : dryRun ? 'would delete' : 'deleted',
+      files: [],
+    }));
+    const deleted = decisions.filter((d) => !d.keep).map((d) => d.key);
+    return {
+      location: this.destination,
+      decisions,
+      incomplete: [],
+      deleted: dryRun ? [] : deleted,
+      freedBytes: dryRun ? 0 : deleted.length * 2048,
+      errors: [],
+      leftAlone: [],
+      notOurs: [],
+      checked: [],
+      hints: [],
+    };
+  }
+
+  async previewPrune(form: RetentionForm): Promise<PrunePreview> {
+    this.calls.push(`previewPrune last=${form.keepLast}`);
+    return { form, now: new Date('2026-12-07T12:00:00Z'), plan: this.prunePlan(form, true) };
+  }
+
+  async runPrune(preview: PrunePreview): Promise<CleanupResult> {
+    this.calls.push('runPrune');
+    const result = this.prunePlan(preview.form, false);
+    if (this.pruneFailure) {
+      // The oldest one could not be removed: what a read-only file or a lost connection leaves.
+      const last = result.decisions.at(-1);
+      if (last && !last.keep) {
+        last.outcome = 'not deleted';
+        last.error = this.pruneFailure;
+        result.deleted = result.deleted.filter((k) => k !== last.key);
+        result.freedBytes -= 2048;
+        result.errors.push(`${last.key}: ${this.pruneFailure}`);
+      }
+    }
+    this.archive = this.archive.filter((e) => !result.deleted.includes(e.key));
+    return result;
   }
 
   async previewRestore(request: RestoreRequest): Promise<RestorePreview> {

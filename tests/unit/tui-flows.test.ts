@@ -234,7 +234,7 @@ describe('archive manager', () => {
     await press('i');
     await until('cd'.repeat(32));
     await press(KEY.esc);
-    await until('v verify');
+    await until('v/d/a verify');
   });
 
   it('deletes only after the name is typed, a cluster as one unit', async () => {

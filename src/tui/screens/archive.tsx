@@ -6,6 +6,7 @@ import { formatBytes } from '../../pipeline/progress.js';
 import { UsageError } from '../../errors.js';
 import type { VerifyResult } from '../../verify/verify.js';
 import { hasKey, NO_KEY, type KeyEntry } from '../keys.js';
+import { PruneView } from './prune.js';
 import { ErrorView, fit, Form, Frame, keyEntryOf, keyFields, SelectList, useApp, useColor } from '../ui.js';
 
 type Mode =
@@ -13,7 +14,8 @@ type Mode =
   | { at: 'verifying'; done: number; total: number; current: string }
   | { at: 'info'; key: string }
   | { at: 'delete'; key: string }
-  | { at: 'keys' };
+  | { at: 'keys' }
+  | { at: 'prune' };
 
 /** The backup's name as the user types it to confirm a delete: no trailing slash for a cluster. */
 const nameOf = (key: string): string => key.replace(/\/$/, '');
@@ -100,7 +102,8 @@ function useArchive(keys: KeyEntry) {
 
 /**
  * The archive manager: every backup in the configured location with its state; verify one (v),
- * deep (d) or all (a), info (i), restore (r), delete (x, after typing its name), refresh (f), and
+ * deep (d) or all (a), info (i), restore (r), delete (x, after typing its name), prune by the
+ * retention policy (p, after a preview and typing `prune`), refresh (f), and
  * the key for encrypted backups (k).
  */
 export function ArchiveScreen(): ReactNode {
@@ -118,6 +121,7 @@ export function ArchiveScreen(): ReactNode {
       const target = a.selectedNow();
       if (input === 'f') a.refresh();
       else if (input === 'k') setMode({ at: 'keys' });
+      else if (input === 'p') setMode({ at: 'prune' });
       else if (input === 'a' && a.entries.length)
         void a.verify(
           a.entries.map((e) => e.key),
@@ -146,6 +150,17 @@ export function ArchiveScreen(): ReactNode {
         }}
       />
     );
+  if (mode.at === 'prune')
+    return (
+      <PruneView
+        onBack={back}
+        onDone={(summary) => {
+          a.setMessage(summary);
+          back();
+          a.refresh();
+        }}
+      />
+    );
   if (mode.at === 'keys')
     return (
       <KeysView
@@ -160,7 +175,7 @@ export function ArchiveScreen(): ReactNode {
 
   const current = a.entries?.find((e) => e.key === a.selected);
   const currentState = current ? stateOf(current, a.verified) : undefined;
-  const legend = 'v verify · d deep · a all · i info · r restore · x delete · k key · f refresh · esc';
+  const legend = 'v/d/a verify/deep/all · i info · r restore · x del · p prune · k key · f refresh';
   return (
     <Frame title="archive manager" legend={legend}>
       <Text dimColor>
