@@ -18,7 +18,11 @@ const MENU: ReadonlyArray<{ key: string; label: string; route: Route | 'quit' }>
   { key: 'restore-single', label: 'Restore a database', route: { name: 'restore' } },
   { key: 'restore-cluster', label: 'Restore a cluster backup', route: { name: 'restore-cluster' } },
   { key: 'restore-pitr', label: 'Point-in-time restore', route: { name: 'restore-pitr' } },
-  { key: 'archive', label: 'Archive manager (list, verify, info, delete, prune)', route: { name: 'archive' } },
+  {
+    key: 'archive',
+    label: 'Archive manager (list, verify, info, delete, prune)',
+    route: { name: 'archive' },
+  },
   { key: 'status', label: 'Status', route: { name: 'status' } },
   { key: 'settings', label: 'Settings', route: { name: 'settings' } },
   { key: 'history', label: 'History', route: { name: 'history' } },
