@@ -57,8 +57,15 @@ class Cursor {
   int(): number {
     if (this.pos + 1 + this.intSize > this.buf.length) throw new Short();
     const negative = this.buf[this.pos++] !== 0;
-    let value = 0;
-    for (let i = 0; i < this.intSize; i++) value += (this.buf[this.pos++] ?? 0) * 2 ** (8 * i);
+    let value: number;
+    if (this.intSize === 4) {
+      // Every pg_dump writes 4-byte ints; a --jobs restore reads one per row of a -Z0 archive.
+      value = this.buf.readUInt32LE(this.pos);
+      this.pos += 4;
+    } else {
+      value = 0;
+      for (let i = 0, f = 1; i < this.intSize; i++, f *= 256) value += (this.buf[this.pos++] ?? 0) * f;
+    }
     return negative ? -value : value;
   }
 
@@ -97,6 +104,12 @@ export class PgArchiveWalk {
   /** Inside a block: reading chunk lengths of table data, or large objects (OID runs). */
   private block: 'none' | 'data' | 'lo-oid' | 'lo-data' = 'none';
   private verdict: PgArchiveVerdict | undefined;
+  /** Where in the archive pending[0] lies: positions below are absolute. */
+  private base = 0;
+  /** Entries with data whose offset is "not set": where their offset flag byte lies. */
+  private readonly unsetFields = new Map<number, number>();
+  /** Where each data block starts (its type byte), by dump id. */
+  private readonly blockStarts = new Map<number, number>();
 
   /** Feeds the next bytes of the archive. */
   push(chunk: Buffer): void {
@@ -106,6 +119,7 @@ export class PgArchiveWalk {
       if (this.skipping > 0) {
         const n = Math.min(this.skipping, data.length);
         this.skipping -= n;
+        this.base += n;
         data = data.subarray(n);
         if (!data.length) return;
       }
@@ -137,6 +151,25 @@ export class PgArchiveWalk {
     };
   }
 
+  /** The table of contents has been read, and no entry lacks its data offset: the blocks need no walk. */
+  offsetsComplete(): boolean {
+    return this.phase !== 'header' && this.phase !== 'toc' && this.unsetFields.size === 0;
+  }
+
+  /**
+   * For a valid archive (after end()): each entry whose offset is "not set", where its offset flag
+   * lies and where its data block starts — what pg_dump would have written had it been able to seek.
+   */
+  missingOffsets(): { offSize: number; entries: Array<{ field: number; block: number }> } | undefined {
+    if (this.end().state !== 'valid') return undefined;
+    const entries: Array<{ field: number; block: number }> = [];
+    for (const [id, field] of this.unsetFields) {
+      const block = this.blockStarts.get(id);
+      if (block !== undefined) entries.push({ field, block });
+    }
+    return { offSize: this.offSize, entries };
+  }
+
   private fail(err: unknown): PgArchiveVerdict {
     return { state: 'invalid', problem: err instanceof Error ? err.message : String(err) };
   }
@@ -159,6 +192,7 @@ export class PgArchiveWalk {
   }
 
   private consume(n: number): void {
+    this.base += n;
     this.pending = n >= this.pending.length ? Buffer.alloc(0) : this.pending.subarray(n);
   }
 
@@ -220,11 +254,13 @@ export class PgArchiveWalk {
     c.str(); // owner
     c.str(); // "false" (WITH OIDS)
     while (c.str() !== null); // dependencies, ended by NULL
+    const flagAt = this.base + c.pos;
     const flag = c.byte();
     c.skip(this.offSize);
     if (flag === K_OFFSET_POS_NOT_SET || flag === K_OFFSET_POS_SET) {
       if (this.withData.has(id)) throw new Bad(`dump id ${id} appears twice in the table of contents`);
       this.withData.set(id, false);
+      if (flag === K_OFFSET_POS_NOT_SET) this.unsetFields.set(id, flagAt);
     } else if (flag !== K_OFFSET_NO_DATA) throw new Bad(`entry ${id} has data offset flag ${flag}`);
     this.tocRead++;
     if (this.tocRead === this.tocCount) this.phase = 'blocks';
@@ -234,6 +270,7 @@ export class PgArchiveWalk {
   private readBlocks(c: Cursor): void {
     for (;;) {
       if (this.block === 'none') {
+        const at = this.base + c.pos;
         const type = c.byte();
         const id = c.int();
         if (type !== BLK_DATA && type !== BLK_BLOBS) throw new Bad(`a data block has type ${type}`);
@@ -241,6 +278,7 @@ export class PgArchiveWalk {
         if (seen === undefined) throw new Bad(`a data block names dump id ${id}, which has no data entry`);
         if (seen) throw new Bad(`the data of dump id ${id} appears twice`);
         this.withData.set(id, true);
+        this.blockStarts.set(id, at);
         this.dataBlocks++;
         this.block = type === BLK_DATA ? 'data' : 'lo-oid';
         c.mark = c.pos;

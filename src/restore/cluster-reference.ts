@@ -1,6 +1,7 @@
 import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { patchArchiveOffsets } from '../catalog/pg-archive-offsets.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { DatabaseEngine } from '../engines/engine.js';
@@ -335,6 +336,8 @@ async function extractToWorkdir(
         sink: { kind: 'file', path: file },
       }),
     );
+    // The reference tool's dumps usually carry their offsets (the walk then stops after the TOC).
+    await patchArchiveOffsets(file);
     return { file, cleanup };
   } catch (err) {
     await cleanup();

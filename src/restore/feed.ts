@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
+import { patchArchiveOffsets } from '../catalog/pg-archive-offsets.js';
 import { TRAILER_BYTES, type Trailer } from '../catalog/trailers.js';
 import type { ToolCommand } from '../engines/engine.js';
 import { errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
@@ -173,6 +174,8 @@ export async function decompressToTemp(
           }),
       },
     });
+    // pg_restore -j finds each table's data in one seek instead of reading the archive per worker.
+    if (detected.format === 'custom') await patchArchiveOffsets(file, signal);
     return { file, cleanup };
   } catch (err) {
     await cleanup();
