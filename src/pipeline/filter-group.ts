@@ -171,7 +171,9 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
       processes.push(relay);
       head = stdoutOf(relay);
     }
-    const compressor = new ToolProcess(o.compression.external, [head, 'pipe', 'pipe'], () => 'error');
+    const compressor = raw.compressor
+      ? new ToolProcess(raw.compressor.command, [head, 'pipe', 'pipe'], raw.compressor.classify)
+      : new ToolProcess(o.compression.external, [head, 'pipe', 'pipe'], () => 'error');
     // The compressor owns the pipe now; our copy of it must never be read.
     head.pause();
     head.destroy();
@@ -258,6 +260,8 @@ function explaining(processes: readonly ToolProcess[], failures: ReadonlyMap<num
 interface RawMeasure {
   /** A relay counting the raw bytes between a program and an external compressor. */
   counter?: { start(input: Readable): ToolProcess };
+  /** The external compressor itself counting what it read (instead of a relay). */
+  compressor?: { command: ToolCommand; classify: StderrClassifier };
   /** The end of the raw stream, decoded from the compressed bytes. */
   decoded?: DecodedTail;
   view(): RawView;
@@ -281,6 +285,21 @@ function rawMeasure<D>(o: WriteGroupOptions<D>, taps: Transform[]): RawMeasure {
   const counterCmd = o.compression.counter;
   const decoded =
     o.measureRaw.tail && o.compression.checkDecoder ? new DecodedTail(o.compression.checkDecoder) : undefined;
+  const counting = o.compression.countingExternal;
+  if (counting)
+    return {
+      compressor: {
+        command: counting.command,
+        // Verbose, so only its own complaints ("zstd: …") are errors; the summary holds the count.
+        classify: (line) => {
+          const n = counting.bytes(line);
+          if (n !== null) relayed = n;
+          return /^zstd: /.test(line) ? 'error' : 'info';
+        },
+      },
+      decoded,
+      view: () => ({ inProcess: false, bytes: relayed, tail: decoded?.tail }),
+    };
   return {
     counter: counterCmd && {
       start: (input) => {

@@ -9,6 +9,7 @@ import {
   planCompression,
   planDecompression,
   validateLevel,
+  zstdRawBytes,
   type CompressionAlgorithm,
 } from '../../src/pipeline/compression.js';
 import { ParallelCompress, gzipBlocks, zstdBlocks } from '../../src/pipeline/parallel-compress.js';
@@ -217,5 +218,30 @@ describe('ParallelCompress (small blocks)', () => {
     await expect(
       runThrough(new ParallelCompress(failing, 2, KiB), splitInto(random(8 * KiB), [512])),
     ).rejects.toThrow('compressor exploded');
+  });
+});
+
+describe('zstdRawBytes (the raw size from the compressor itself, instead of a dd relay)', () => {
+  it('reads the exact count from the -vv summary of 1.5 and 1.4, and nothing from -v', () => {
+    expect(zstdRawBytes('/*stdin*\\            : 26.65%   (538178547 B => 143410653 B, /*stdout*\\) ')).toBe(
+      538178547,
+    );
+    expect(zstdRawBytes('/*stdin*\\ : 25.02%   (50000000 => 12512165 bytes, /*stdout*\\)')).toBe(50000000);
+    expect(zstdRawBytes('/*stdin*\\ : 25.02%   (  47.7 MiB =>   11.9 MiB, /*stdout*\\)')).toBeNull();
+    expect(zstdRawBytes('Decompression will require 2097152 B of memory')).toBeNull();
+  });
+
+  it('matches what the installed zstd prints, byte for byte', () => {
+    const zstd = spawnSync('zstd', ['-vv', '--no-progress', '-3', '-T2', '-c'], {
+      input: repetitive(300_000),
+    });
+    const size = repetitive(300_000).length;
+    expect(zstd.status).toBe(0);
+    const counts = zstd.stderr
+      .toString()
+      .split(/[\r\n]+/)
+      .map(zstdRawBytes)
+      .filter((n) => n !== null);
+    expect(counts).toEqual([size]);
   });
 });
