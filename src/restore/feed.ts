@@ -139,6 +139,13 @@ export async function requireTempSpace(
   return { dir, size };
 }
 
+/** A decoded copy of a stored dump, and what was read to make it (the stored bytes, counted and hashed). */
+export interface TempCopy {
+  file: string;
+  cleanup: () => Promise<void>;
+  stored: { bytes: number | null; sha256: string | null };
+}
+
 /** The stored dump decoded into a private temporary file (parallel pg_restore needs a seekable archive). */
 export async function decompressToTemp(
   storage: Storage,
@@ -148,7 +155,7 @@ export async function decompressToTemp(
   workdir: string | undefined,
   meter: ByteMeter,
   signal: AbortSignal | undefined,
-): Promise<{ file: string; cleanup: () => Promise<void> }> {
+): Promise<TempCopy> {
   // Checked when the plan was made; again here, as the disk may have filled since.
   const { dir: base } = await requireTempSpace(
     workdir,
@@ -158,7 +165,7 @@ export async function decompressToTemp(
   const file = path.join(dir, 'archive.dump');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
-    await runSinkRead({
+    const read = await runSinkRead({
       open: () => storage.get(key),
       label: storedLocation(storage, key),
       expectedBytes: plan.sizeBytes ?? undefined,
@@ -176,7 +183,7 @@ export async function decompressToTemp(
     });
     // pg_restore -j finds each table's data in one seek instead of reading the archive per worker.
     if (detected.format === 'custom') await patchArchiveOffsets(file, signal);
-    return { file, cleanup };
+    return { file, cleanup, stored: { bytes: read.storedBytes, sha256: read.storedSha256 } };
   } catch (err) {
     await cleanup();
     throw err;

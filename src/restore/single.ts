@@ -39,7 +39,8 @@ import {
   leftInPlace,
   restoreFailure,
 } from './partial.js';
-import { decompressToTemp, requireTempSpace, streamRestore, tempCopySize } from './feed.js';
+import { requireTempSpace, streamRestore, tempCopySize } from './feed.js';
+import { verifiedCopy } from './verified-copy.js';
 import { engineFamily } from '../engines/family.js';
 
 export interface RestoreInputs {
@@ -317,7 +318,9 @@ async function planJobs(
       ? await requireTempSpace(inputs.workdir, tempCopySize(metadata, size, detected.compression))
       : undefined;
   out.actions.push(
-    `${copy ? `decompress into a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), then ` : ''}restore with ${tool}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
+    copy
+      ? `restore with ${tool} from a temporary file in ${copy.dir} (${copy.size.estimated ? 'about ' : ''}${formatBytes(copy.size.bytes)}), decompressed before the target is touched`
+      : `restore with ${tool}${detected.compression !== 'none' ? ` (streamed through ${detected.encrypted ? 'decryption and ' : ''}${detected.compression} decompression)` : ''}`,
   );
   return jobs;
 }
@@ -513,45 +516,69 @@ export async function executeRestore(
   const started = Date.now();
   const size = plan.sizeBytes ?? 0;
   const progress: StepContext = { reporter, signal: inputs.signal, reads: plan.source };
-  if (plan.checksum === 'to verify' && expected) {
+  const localFile = storage.localPath?.(key);
+  // pg_restore --jobs needs a seekable, uncompressed archive: decoded (and verified) before the target is touched.
+  const copy =
+    plan.jobs > 1 && !(localFile && detected.compression === 'none')
+      ? await step(
+          progress,
+          plan.checksum === 'to verify' ? 'verifying and decompressing' : 'decompressing',
+          size,
+          (meter) =>
+            verifiedCopy(storage, key, detected, plan, {
+              expected,
+              workdir: inputs.workdir,
+              meter,
+              signal: inputs.signal,
+              corrupt: (problem) => corruptBackup(key, problem, CORRUPT_HINT),
+              interrupted: `${NOTHING_CHANGED}; its temporary files were removed`,
+            }),
+        )
+      : undefined;
+  if (plan.checksum === 'to verify' && expected && !copy) {
     // The same verdict as verify-backup: size, the .sha256 file and every byte against the metadata.
     const verdict = await step(progress, 'verifying the checksum', size, (meter) =>
       checkStored(storage, key, expected, { read: true, meter }),
     );
-    if (verdict.state !== 'valid')
-      throw corruptBackup(
-        key,
-        verdict.problem,
-        'Nothing was changed. Restore another backup, or add --force to restore this one anyway.',
-      );
+    if (verdict.state !== 'valid') throw corruptBackup(key, verdict.problem, CORRUPT_HINT);
   }
-  if (inputs.signal?.aborted) throw new InterruptedError(NOTHING_CHANGED);
+  if (inputs.signal?.aborted) {
+    await copy?.cleanup();
+    throw new InterruptedError(NOTHING_CHANGED);
+  }
   const warnings: string[] = [...plan.warnings];
   const warn = (line: string): void => {
     warnings.push(line);
     onWarning(line);
   };
-  await intoTarget(
-    engine,
-    plan.target,
-    plan.targetExists,
-    inputs.clean,
-    () =>
-      step({ reporter, signal: inputs.signal }, `restoring with ${plan.tool}`, size, (meter) =>
-        runRestore(engine, inputs, plan, detected, warn, meter, Boolean(reporter)),
-      ),
-    {
-      signal: inputs.signal,
-      serverWaitMs: inputs.serverWaitMs,
-      stopped: `the restore into "${plan.target}" was stopped and its processes ended${plan.jobs > 1 ? '; its temporary files were removed' : ''}`,
-      properties: prepared.properties.create,
-    },
-  );
+  try {
+    await intoTarget(
+      engine,
+      plan.target,
+      plan.targetExists,
+      inputs.clean,
+      () =>
+        step({ reporter, signal: inputs.signal }, `restoring with ${plan.tool}`, size, (meter) =>
+          runRestore(engine, inputs, plan, detected, warn, meter, Boolean(reporter), copy?.file),
+        ),
+      {
+        signal: inputs.signal,
+        serverWaitMs: inputs.serverWaitMs,
+        stopped: `the restore into "${plan.target}" was stopped and its processes ended${plan.jobs > 1 ? '; its temporary files were removed' : ''}`,
+        properties: prepared.properties.create,
+      },
+    );
+  } finally {
+    await copy?.cleanup();
+  }
   // Owner, privileges, settings, comment: only once the data is in (a setting such as
   // default_transaction_read_only would stop the restore itself).
   await applyDatabaseProperties(engine, plan.target, prepared.properties);
   return { target: plan.target, seconds: (Date.now() - started) / 1000, warnings };
 }
+
+const CORRUPT_HINT =
+  'Nothing was changed. Restore another backup, or add --force to restore this one anyway.';
 
 /** An interrupt before the target was touched. */
 export const NOTHING_CHANGED = 'Interrupted before the restore changed anything; nothing was changed';
@@ -565,6 +592,8 @@ async function runRestore(
   meter: ByteMeter,
   /** Progress is shown: the tool says what it is doing (pg_restore --verbose), for the phase beside the bar. */
   phases: boolean,
+  /** --jobs: the verified temporary copy (executeRestore made it and removes it). */
+  copy: string | undefined,
 ): Promise<void> {
   const { storage, key, signal } = inputs;
   const format = detected.format ?? 'plain';
@@ -579,26 +608,18 @@ async function runRestore(
       }
     : undefined;
 
-  if (plan.jobs > 1) {
-    // pg_restore --jobs needs a seekable, uncompressed archive.
-    const { file, cleanup } =
-      localFile && detected.compression === 'none'
-        ? { file: localFile, cleanup: async () => undefined }
-        : await decompressToTemp(storage, key, detected, plan, inputs.workdir, meter, signal);
-    try {
-      const cmd = await engine.restoreCommand({
-        target: plan.target,
-        format,
-        jobs: plan.jobs,
-        file,
-        noOwner: inputs.noOwner,
-        verbose: Boolean(tracker),
-      });
-      const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal, onLine });
-      await tool.done;
-    } finally {
-      await cleanup();
-    }
+  const file = copy ?? (plan.jobs > 1 ? localFile : undefined);
+  if (file) {
+    const cmd = await engine.restoreCommand({
+      target: plan.target,
+      format,
+      jobs: plan.jobs,
+      file,
+      noOwner: inputs.noOwner,
+      verbose: Boolean(tracker),
+    });
+    const tool = new ToolProcess(cmd, ['ignore', 'ignore', 'pipe'], classify, warn, { signal, onLine });
+    await tool.done;
     return;
   }
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patchArchiveOffsets } from '../../src/catalog/pg-archive-offsets.js';
@@ -126,5 +126,37 @@ describe('data offsets for a streamed custom archive', () => {
     ]);
     expectExit(result, 0);
     expect(await snapshot(restored)).toEqual(await snapshot(db));
+  });
+
+  it('restore --jobs 2 of a backup with a flipped byte: refused as corrupt before the target exists, no copy left', async () => {
+    const backups = path.join(dir, 'flipped');
+    expectExit(await cli([...pgArgs(), 'backup', 'single', db, '--backup-dir', backups]), 0);
+    const file = await onlyBackup(backups);
+    const bytes = await readFile(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+    await writeFile(file, bytes);
+    const workdir = path.join(dir, 'work-flipped');
+    await mkdir(workdir);
+    const target = uniqueName('pg_offsets_bad');
+    const result = await cli([
+      ...pgArgs(),
+      'restore',
+      'single',
+      file,
+      '--target',
+      target,
+      '--create',
+      '--confirm',
+      '--jobs',
+      '2',
+      '--workdir',
+      workdir,
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('Checksum mismatch');
+    expect(result.stderr).toContain('Nothing was changed');
+    expect(await pgQuery('postgres', 'SELECT 1 FROM pg_database WHERE datname = $1', [target])).toEqual([]);
+    expect(await readdir(workdir)).toEqual([]);
   });
 });
