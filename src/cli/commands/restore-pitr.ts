@@ -16,6 +16,7 @@ import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from '../archive-options.js';
 import { parseTimelineChoice } from '../wal-args.js';
 import type { Storage } from '../../storage/storage.js';
+import type { PitrRestoreInput } from '../../pitr/restore.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   targetGtid?: string;
@@ -157,8 +158,8 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
   const identity = await identityRead;
   const osUser = await userRead;
   const flags = encryptionFlags(opts);
-  const [{ planPitrRestore }, { parseTablespaceMap }] = await planning;
-  const input = {
+  const [{ planPitrRestore, startRestoreChecks }, { parseTablespaceMap }] = await planning;
+  const input: PitrRestoreInput = {
     storage,
     archive: opts.archive ?? '',
     identity,
@@ -179,6 +180,10 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     unlockers: lazyUnlockers(flags),
     tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
   };
+  // The checks before writing (the restore command run as the server's user: a Node process) start
+  // beside the plan, on the other core; a refused plan drops them. Not with --prefetch: they create
+  // its spool.
+  if (opts.confirm && !input.prefetch) input.checks = startRestoreChecks(input);
   const { plan, chosen } = await planPitrRestore(input);
   if (!opts.json) for (const l of pitrPlanLines(plan)) out.line(l);
   if (plan.refusals.length) {
