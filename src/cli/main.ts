@@ -44,13 +44,35 @@ const ALIASES: Readonly<Record<string, readonly string[]>> = { tui: ['interactiv
 
 async function buildProgram(argv: string[]): Promise<Command> {
   const program = createProgram();
-  // A value that happens to equal a command name (a database called "backup") only loads one module more.
-  const named = COMMANDS.filter(
-    ([name]) => argv.includes(name) || (ALIASES[name] ?? []).some((a) => argv.includes(a)),
-  );
+  const first = commandWord(program, argv.slice(2));
+  const isFirst = ([name]: readonly [string, unknown]): boolean =>
+    name === first || (ALIASES[name] ?? []).some((a) => a === first);
+  // Otherwise every command name anywhere (`help restore`): a value that happens to equal a command
+  // name (a database called "backup") only loads one module more.
+  const named = COMMANDS.some(isFirst)
+    ? COMMANDS.filter(isFirst)
+    : COMMANDS.filter(([name]) => argv.includes(name) || (ALIASES[name] ?? []).some((a) => argv.includes(a)));
   for (const [, load] of named.length ? named : COMMANDS) program.addCommand(await load());
   configureTree(program);
   return program;
+}
+
+/**
+ * The first word that is neither a global option nor its value: the command. Its subcommand may
+ * share a command's name (`restore pitr`, `pitr status`, `wal list`), and loading that command too
+ * cost `restore pitr` 57 files more (commands/pitr.js and what it imports).
+ */
+function commandWord(program: Command, args: readonly string[]): string | undefined {
+  const takesValue = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
+  );
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--') return args[i + 1];
+    if (!arg.startsWith('-') || arg === '-') return arg;
+    if (!arg.includes('=') && takesValue.has(arg)) i++;
+  }
+  return undefined;
 }
 
 function report(err: unknown, debug: boolean): number {

@@ -7,7 +7,7 @@ import {
   resolveLogicalBase,
   type PlannedBinlogPitr,
 } from '../pitr/binlog-pitr.js';
-import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
+import { requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import type { BinlogRestorePlan } from '../pitr/binlog/restore-plan.js';
 import { isRoot, serverOsUser } from '../pitr/os-user.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
@@ -26,7 +26,6 @@ import {
 import { encryptionFlags } from './encryption-options.js';
 import { progressMode, stepReporter } from './progress.js';
 import { interruptSignal } from './signals.js';
-import { openArchiveStore } from './archive-options.js';
 
 /** The options of `restore pitr` a binlog archive uses (the command is shared with PostgreSQL). */
 export interface BinlogPitrOptions extends EncryptionFlags {
@@ -56,17 +55,15 @@ export interface BinlogPitrOptions extends EncryptionFlags {
 }
 
 /**
- * `restore pitr` on a binlog archive (MariaDB): true when it handled the command. On a WAL archive
- * it returns false, after refusing the options only binlog archives understand.
+ * `restore pitr` on a binlog archive (MariaDB), once restore-pitr.ts found one (and refused the
+ * options only WAL archives understand): this module loads only then, with mysql2 (~90 files).
  */
 export async function restoreFromBinlogArchive(
   backup: string,
   opts: BinlogPitrOptions,
   g: GlobalOptions,
-): Promise<boolean> {
-  if (!opts.archive) return false;
-  const storage = await openArchiveStore(g, opts.archive, opts.envFile);
-  if (!(await refuseOtherOptions(storage, opts))) return false;
+  storage: Storage,
+): Promise<void> {
   const target = replayTargetOf(opts);
   // --port may land on the global option: for a physical restore it is the restored server's.
   const portText = opts.port ?? g.port;
@@ -111,7 +108,6 @@ export async function restoreFromBinlogArchive(
   } finally {
     await planned.close();
   }
-  return true;
 }
 
 /** Carries out the plan and says what was done. */
@@ -124,36 +120,6 @@ async function execute(planned: PlannedBinlogPitr, opts: BinlogPitrOptions): Pro
   });
   if (opts.json) out.json({ plan: planned.plan, restored: r.restored });
   else for (const l of binlogOutcomeLines(planned.plan, r, planned.osUser.name, isRoot())) out.line(l);
-}
-
-/** False on a WAL archive (after refusing MariaDB-only options); on a binlog archive, refuses PostgreSQL-only ones. */
-async function refuseOtherOptions(storage: Storage, opts: BinlogPitrOptions): Promise<boolean> {
-  const mariaOnly = opts.targetGtid !== undefined || opts.targetPosition !== undefined || opts.clean;
-  if ((await archiveKind(storage)) !== 'binlog') {
-    if (mariaOnly)
-      throw new UsageError(
-        '--target-gtid, --target-position and --clean are for MariaDB binlog archives',
-        `${storage.location} is not one.`,
-      );
-    return false;
-  }
-  const pgOnly: Array<[unknown, string]> = [
-    [opts.targetLsn, '--target-lsn'],
-    [opts.targetXid, '--target-xid'],
-    [opts.targetName, '--target-name'],
-    [opts.targetImmediate, '--target-immediate'],
-    [opts.targetTimeline, '--target-timeline'],
-    [opts.exclusive, '--exclusive'],
-    [opts.keepArchiving, '--keep-archiving'],
-    [opts.prefetch, '--prefetch'],
-  ];
-  const wrong = pgOnly.find(([v]) => v !== undefined && v !== false);
-  if (wrong)
-    throw new UsageError(
-      `${wrong[1]} is for PostgreSQL WAL archives; ${storage.location} is a MariaDB binlog archive`,
-      'Targets here: --target-time, --target-gtid or --target-position (none: the end of the archive).',
-    );
-  return true;
 }
 
 /** Prints the plan; throws its refusals; false on a dry run (nothing more to do). */

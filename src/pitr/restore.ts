@@ -69,6 +69,8 @@ export interface PitrRestoreInput {
   unlockers: () => Promise<readonly KeyUnlocker[]>;
   /** Tablespaces somewhere else than their original directory: OID or old directory → new directory. */
   tablespaceMap?: ReadonlyMap<string, string>;
+  /** The checks before writing, when the caller started them already (startRestoreChecks). */
+  checks?: RestoreChecks;
 }
 
 export interface PitrRestorePlan {
@@ -109,25 +111,31 @@ export interface PitrRestorePlan {
 export async function planPitrRestore(
   i: PitrRestoreInput,
 ): Promise<{ plan: PitrRestorePlan; chosen?: BaseWindow }> {
+  // Independent reads side by side (the data directory, the archive), their errors in this order.
+  const dirRead = dataDirState(i.dataDir);
+  dirRead.catch(() => undefined); // awaited below
   const analysis = await analyzeArchive(i.storage, i.identity, i.timeline, i.unlockers);
   const refusals: string[] = [];
   const warnings: string[] = [];
   const chosen = chooseBase(analysis, i, refusals);
   const spec = restoreSpec(i);
   const restoreCommand = restoreCommandFor(spec);
-  const dir = await dataDirState(i.dataDir);
+  const dir = await dirRead;
   if (dir.entries > 0 && !i.force)
     refusals.push(
       `${i.dataDir} is not empty (${dir.entries} entries): give an empty or new directory, or --force to replace its contents`,
     );
   if (dir.running) refusals.push(`a server is running in ${i.dataDir} (postmaster.pid): stop it first`);
   let tablespaces: TablespacePlan[] = [];
+  // Both stat the backup's objects (network round trips in a bucket): side by side.
+  const chainRead = chosen?.meta ? describeChain(i.storage, chosen.meta) : undefined;
+  chainRead?.catch(() => undefined); // awaited below
   if (chosen?.meta) {
     for (const m of await missingParts(i.storage, chosen.meta))
       refusals.push(`base backup ${chosen.name} is not whole: ${m}`);
     tablespaces = await planTablespaces(chosen.meta, i.tablespaceMap ?? new Map(), i.dataDir, refusals);
   } else if (i.tablespaceMap?.size) refusals.push('--tablespace-map: no base backup chosen');
-  const chain = chosen?.meta ? await describeChain(i.storage, chosen.meta) : undefined;
+  const chain = await chainRead;
   if (chosen?.meta?.parent && chain?.problem)
     refusals.push(
       `base backup ${chosen.name} (${chosen.meta.backupType}) cannot be restored: ${chain.problem}`,
@@ -347,6 +355,44 @@ export interface RestoreOutcome {
   storedBytes: number;
 }
 
+/** The checks of a restore before a byte is written: `ready` gives tar's path, `probe` settles after it. */
+export interface RestoreChecks {
+  ready: Promise<string>;
+  probe: Promise<unknown>;
+}
+
+/**
+ * Starts the checks of a restore that write nothing into the data directory: restore_command's
+ * paths reachable by the server's user, tar, the data directory's parent, then the restore command
+ * itself run as the server's user (`wal probe fetch`, a second Node process: 0.2 s of CPU). The
+ * probe needs no data directory (every path in the command is absolute): it runs from the parent
+ * directory, which the server's user can enter (checked first). executePitrRestore awaits them in
+ * this order; `restore pitr --confirm` starts them beside its plan (issue 13: they ran after it),
+ * unless --prefetch's spool must be created first. Rejections surface where they are awaited.
+ */
+export function startRestoreChecks(i: PitrRestoreInput): RestoreChecks {
+  const spec = restoreSpec(i);
+  const dir = path.resolve(i.dataDir);
+  const ready = (async () => {
+    if (spec.spoolDir) await makeOwnedDir(spec.spoolDir, i.osUser);
+    // restore_command runs as the server's user: it must reach Node, dbbackup, the keys, the archive.
+    await checkReachable(i.osUser, spec, { flags: i.flags, archive: i.archive }, 'read-dir');
+    const tar = await which('tar');
+    if (!tar) throw new MissingToolError('tar was not found', { hint: 'Install GNU tar.' });
+    const blocked = await accessProblems(i.osUser, path.dirname(dir), 'execute');
+    if (blocked.length)
+      throw new SafetyError(`The server's user ${i.osUser.name} could not reach ${dir}`, {
+        details: blocked,
+        hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
+      });
+    return tar;
+  })();
+  const probe = ready.then(() => probeAsServer(i.osUser, spec, path.dirname(dir), 'fetch'));
+  ready.catch(() => undefined); // both are awaited by executePitrRestore, or dropped with a refused plan
+  probe.catch(() => undefined);
+  return { ready, probe };
+}
+
 /**
  * Restores the planned base backup into the data directory as the server's user, writes
  * recovery.signal and the recovery settings. On a failure or an interrupt, it removes what it
@@ -361,31 +407,18 @@ export async function executePitrRestore(
   if (plan.refusals.length) throw new SafetyError(`Restore refused: ${plan.refusals[0]}`);
   const meta = chosen.meta;
   if (!meta) throw new SafetyError('Restore refused: no base backup');
-  const spec = restoreSpec(i);
-  if (spec.spoolDir) await makeOwnedDir(spec.spoolDir, i.osUser);
-  // restore_command runs as the server's user: it must reach Node, dbbackup, the keys, the archive.
-  await checkReachable(i.osUser, spec, { flags: i.flags, archive: i.archive }, 'read-dir');
-  const tar = await which('tar');
-  if (!tar) throw new MissingToolError('tar was not found', { hint: 'Install GNU tar.' });
+  const checks = i.checks ?? startRestoreChecks(i);
+  const tar = await checks.ready;
   const started = Date.now();
   const dir = path.resolve(i.dataDir);
-  const blocked = await accessProblems(i.osUser, path.dirname(dir), 'execute');
-  if (blocked.length)
-    throw new SafetyError(`The server's user ${i.osUser.name} could not reach ${dir}`, {
-      details: blocked,
-      hint: `Restore under a directory ${i.osUser.name} can enter (create the parent first, owned by ${i.osUser.name}).`,
-    });
   // The chain's proof (every parent's SHA-256, read whole) and the restore command's probe (a
   // Node process as the server's user) run side by side before anything is written: 1.0-1.9 s and
   // 1.0-1.6 s of a chain restore at pgbench scale 50 on the loaded 2-core machine, one after the
-  // other. The probe needs no data directory (every path in the command is absolute): it runs from
-  // the parent directory, which the server's user can enter (checked above).
+  // other. `restore pitr --confirm` starts the probe beside its plan already (startRestoreChecks).
   const proof = checkedChain(i.storage, meta);
   proof.catch(() => undefined); // awaited first below; no unhandled rejection while the probe runs
-  const probe = probeAsServer(i.osUser, spec, path.dirname(dir), 'fetch');
-  probe.catch(() => undefined);
   const chain = await proof;
-  await probe;
+  await checks.probe;
   const full = chain[0] ?? meta;
   const created = await prepareDataDir(dir, i.osUser, plan.dataDir.exists);
   const spaces = plan.tablespaces ?? [];

@@ -2,7 +2,9 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { serverOsUser } from '../../pitr/os-user.js';
+import { requireIdentity } from '../../pitr/archive.js';
+import { archiveKind } from '../../pitr/binlog/identity.js';
+import { serverOsUser, type OsUser } from '../../pitr/os-user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
 import { pitrPlanLines, pitrReachedLine, pitrRestoredLine, pitrStartHint } from '../../pitr/plan-lines.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';
@@ -13,6 +15,8 @@ import { progressMode, stepReporter } from '../progress.js';
 import { interruptSignal } from '../signals.js';
 import { openArchiveStore } from '../archive-options.js';
 import { parseTimelineChoice } from '../wal-args.js';
+import type { Storage } from '../../storage/storage.js';
+import type { PitrRestoreInput } from '../../pitr/restore.js';
 
 interface PitrRestoreOptions extends EncryptionFlags, TargetFlags {
   targetGtid?: string;
@@ -109,26 +113,21 @@ Examples:
 /** The plan, printed; with --confirm the restore, and with --start the server followed to the target. */
 async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Command): Promise<void> {
   const g = globals(cmd);
-  // Loaded here: `restore single` shares this module's command group and needs none of them.
-  const [
-    { restoreFromBinlogArchive },
-    { requireIdentity },
-    { planPitrRestore },
-    { executePitrRestoreReported },
-    { startAndFollow },
-    { parseTablespaceMap },
-    { restoredServerStart },
-  ] = await Promise.all([
-    import('../restore-binlog.js'),
-    import('../../pitr/archive.js'),
-    import('../../pitr/restore.js'),
-    import('../../pitr/read-progress.js'),
-    import('../../pitr/start.js'),
-    import('../../pitr/tablespaces.js'),
-    import('../../pitr/isolation.js'),
-  ]);
-  // A MariaDB binlog archive has its own restore (physical or logical backup, then binlogs).
-  if (await restoreFromBinlogArchive(base, opts, g)) return;
+  // Only what the plan needs loads before it: `restore single` shares this module's command group,
+  // a binlog archive's restore (mysql2) loads for one, and the restore and the server start load
+  // beside the plan when --confirm and --start ask for them (issue 13: a dry run loaded 411 files).
+  const planning = Promise.all([import('../../pitr/restore.js'), import('../../pitr/tablespaces.js')]);
+  const restoring = opts.confirm ? import('../../pitr/read-progress.js') : undefined;
+  const starting =
+    opts.confirm && opts.start
+      ? Promise.all([import('../../pitr/start.js'), import('../../pitr/isolation.js')])
+      : undefined;
+  for (const p of [planning, restoring, starting]) p?.catch(() => undefined); // awaited below
+  const opened = opts.archive ? await openArchiveStore(g, opts.archive, opts.envFile) : undefined;
+  if (opened && (await isBinlogArchive(opened, opts))) {
+    const { restoreFromBinlogArchive } = await import('../restore-binlog.js');
+    return restoreFromBinlogArchive(base, opts, g, opened);
+  }
   if (!opts.dataDir)
     throw new UsageError(
       '--data-dir is required',
@@ -151,10 +150,16 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
   const timeoutS =
     opts.timeout === undefined ? 3600 : parseInteger('--timeout', opts.timeout, { min: 1, max: 864000 });
   const timelineExplicit = opts.targetTimeline !== undefined;
-  const storage = await openArchiveStore(g, opts.archive, opts.envFile);
-  const identity = await requireIdentity(storage);
+  const storage = opened ?? (await openArchiveStore(g, opts.archive, opts.envFile));
+  // Independent reads side by side (archive.json; the server user's account), their errors in this order.
+  const identityRead = requireIdentity(storage);
+  const userRead = serverOsUser(opts.osUser, 'postgres');
+  userRead.catch(() => undefined); // awaited below
+  const identity = await identityRead;
+  const osUser = await userRead;
   const flags = encryptionFlags(opts);
-  const input = {
+  const [{ planPitrRestore, startRestoreChecks }, { parseTablespaceMap }] = await planning;
+  const input: PitrRestoreInput = {
     storage,
     archive: opts.archive ?? '',
     identity,
@@ -166,7 +171,7 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     inclusive: !opts.exclusive,
     dataDir: opts.dataDir,
     force: Boolean(opts.force),
-    osUser: await serverOsUser(opts.osUser, 'postgres'),
+    osUser,
     keepArchiving: Boolean(opts.keepArchiving),
     port,
     flags,
@@ -175,6 +180,10 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     unlockers: lazyUnlockers(flags),
     tablespaceMap: parseTablespaceMap(opts.tablespaceMap ?? []),
   };
+  // The checks before writing (the restore command run as the server's user: a Node process) start
+  // beside the plan, on the other core; a refused plan drops them. Not with --prefetch: they create
+  // its spool.
+  if (opts.confirm && !input.prefetch) input.checks = startRestoreChecks(input);
   const { plan, chosen } = await planPitrRestore(input);
   if (!opts.json) for (const l of pitrPlanLines(plan)) out.line(l);
   if (plan.refusals.length) {
@@ -184,12 +193,13 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
         plan.refusals.length > 1 ? `${plan.refusals.length} reasons, listed above.` : 'See the plan above.',
     });
   }
-  if (!opts.confirm || !chosen) {
+  if (!opts.confirm || !chosen || !restoring) {
     if (opts.json) out.json({ plan, dryRun: true });
     else out.line('Dry run: nothing was changed. Add --confirm to restore.');
     return;
   }
   const signal = interruptSignal();
+  const { executePitrRestoreReported } = await restoring;
   const restored = await executePitrRestoreReported(
     input,
     plan,
@@ -198,46 +208,108 @@ async function runPitrRestore(base: string, opts: PitrRestoreOptions, cmd: Comma
     stepReporter(opts.json ? 'off' : progressMode(opts.progress), 'restore pitr'),
   );
   if (!opts.json) out.line(pitrRestoredLine(plan.base?.name ?? '?', restored.dataDir, restored.seconds));
-  let reached;
-  let server;
-  if (opts.start && port !== undefined) {
-    const logFile = path.resolve(opts.logFile ?? `${restored.dataDir}.log`);
-    const start = await restoredServerStart({
+  let started: Awaited<ReturnType<typeof startRestored>> | undefined;
+  if (starting && port !== undefined)
+    started = await startRestored(await starting, {
+      opts,
+      osUser,
       dataDir: restored.dataDir,
-      user: input.osUser,
       port,
-      keepArchiving: input.keepArchiving,
-    });
-    if (!opts.json) for (const note of start.notes) out.note(`note: ${note}`);
-    reached = await startAndFollow({
-      dataDir: restored.dataDir,
-      user: input.osUser,
-      port,
-      action: opts.targetAction,
-      logFile,
-      timeoutMs: timeoutS * 1000,
-      settings: start.settings,
+      timeoutS,
       signal,
     });
-    server = { socketDir: start.socketDir, port, listen: '127.0.0.1', logFile };
-    if (!opts.json) {
-      out.line(pitrReachedLine(reached, port));
-      if (reached.state !== 'shut down') printServer(server, input.osUser.name, restored.dataDir);
-    }
-  } else if (!opts.json)
+  else if (!opts.json)
     out.line(pitrStartHint(input.osUser.name, restored.dataDir, plan.target, opts.targetAction));
-  if (opts.json) out.json({ plan, restored, reached, server });
+  if (opts.json) out.json({ plan, restored, reached: started?.reached, server: started?.server });
+}
+
+type StartModules = [typeof import('../../pitr/start.js'), typeof import('../../pitr/isolation.js')];
+
+/** --start: the restored server started as the server's user and followed until recovery reaches the target. */
+async function startRestored(
+  [{ startAndFollow }, { restoredServerStart }]: StartModules,
+  o: {
+    opts: PitrRestoreOptions;
+    osUser: OsUser;
+    dataDir: string;
+    port: number;
+    timeoutS: number;
+    signal: AbortSignal;
+  },
+): Promise<{ reached: Awaited<ReturnType<StartModules[0]['startAndFollow']>>; server: StartedServer }> {
+  const { opts, osUser, dataDir, port } = o;
+  const logFile = path.resolve(opts.logFile ?? `${dataDir}.log`);
+  const start = await restoredServerStart({
+    dataDir,
+    user: osUser,
+    port,
+    keepArchiving: Boolean(opts.keepArchiving),
+  });
+  if (!opts.json) for (const note of start.notes) out.note(`note: ${note}`);
+  const reached = await startAndFollow({
+    dataDir,
+    user: osUser,
+    port,
+    action: opts.targetAction,
+    logFile,
+    timeoutMs: o.timeoutS * 1000,
+    settings: start.settings,
+    signal: o.signal,
+  });
+  const server = { socketDir: start.socketDir, port, listen: '127.0.0.1', logFile };
+  if (!opts.json) {
+    out.line(pitrReachedLine(reached, port));
+    if (reached.state !== 'shut down') printServer(server, osUser.name, dataDir);
+  }
+  return { reached, server };
+}
+
+interface StartedServer {
+  socketDir: string;
+  port: number;
+  listen: string;
+  logFile: string;
+}
+
+/**
+ * False on a WAL archive (after refusing MariaDB-only options); on a binlog archive, refuses
+ * PostgreSQL-only ones. Reads archive.json's schema only, so that a WAL archive's restore loads
+ * nothing of MariaDB's.
+ */
+async function isBinlogArchive(storage: Storage, opts: PitrRestoreOptions): Promise<boolean> {
+  const mariaOnly = opts.targetGtid !== undefined || opts.targetPosition !== undefined || opts.clean;
+  if ((await archiveKind(storage)) !== 'binlog') {
+    if (mariaOnly)
+      throw new UsageError(
+        '--target-gtid, --target-position and --clean are for MariaDB binlog archives',
+        `${storage.location} is not one.`,
+      );
+    return false;
+  }
+  const pgOnly: Array<[unknown, string]> = [
+    [opts.targetLsn, '--target-lsn'],
+    [opts.targetXid, '--target-xid'],
+    [opts.targetName, '--target-name'],
+    [opts.targetImmediate, '--target-immediate'],
+    [opts.targetTimeline, '--target-timeline'],
+    [opts.exclusive, '--exclusive'],
+    [opts.keepArchiving, '--keep-archiving'],
+    [opts.prefetch, '--prefetch'],
+  ];
+  const wrong = pgOnly.find(([v]) => v !== undefined && v !== false);
+  if (wrong)
+    throw new UsageError(
+      `${wrong[1]} is for PostgreSQL WAL archives; ${storage.location} is a MariaDB binlog archive`,
+      'Targets here: --target-time, --target-gtid or --target-position (none: the end of the archive).',
+    );
+  return true;
 }
 
 /**
  * Where the started copy is: its socket and TCP address were set for this start on the server's
  * command line (src/pitr/isolation.ts), not where the copy's own configuration would put them.
  */
-function printServer(
-  s: { socketDir: string; port: number; listen: string; logFile: string },
-  user: string,
-  dataDir: string,
-): void {
+function printServer(s: StartedServer, user: string, dataDir: string): void {
   out.line(`Socket:    ${s.socketDir} (as ${user}: psql -h ${s.socketDir} -p ${s.port} -d postgres)`);
   out.line(`TCP:       ${s.listen}:${s.port} only; log: ${s.logFile} (no logging collector)`);
   out.line(
