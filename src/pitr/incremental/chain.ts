@@ -259,9 +259,10 @@ export async function describeChain(
  * anything is written, so a parent damaged in place (same size) is refused with nothing changed
  * (issue 14: "a corrupt parent detected by verify and by restore before anything is written").
  * This reads the parents twice; the last backup itself is checked while it streams in, as a full
- * alone is. Measured at pgbench scale 50 on the loaded 2-core machine (5 paired runs): the proof of
- * a full + incremental chain took 0.28-0.38 s of CPU and 0.7-2.1 s of wall (median 1.9 s; longer than the
- * restore command's probe it runs beside), now 0.07-0.11 s and 0.09-1.7 s (median 0.17 s): see storedSha256.
+ * alone is. Measured at pgbench scale 50 on the loaded 2-core machine (5 paired runs): the proof
+ * of a full + incremental chain took 0.28-0.38 s of CPU and 0.7-2.1 s of wall (median 1.9 s,
+ * longer than the restore command's probe it runs beside), now 0.07-0.11 s and 0.09-1.7 s
+ * (median 0.17 s): see storedSha256.
  */
 export async function checkedChain(
   storage: Storage,
