@@ -168,6 +168,8 @@ export async function applyDelta(o: {
         : undefined,
       compression: o.meta.compression.algorithm,
       sizeHint: f.sizeBytes,
+      // The stored bytes' SHA-256 is the check; nothing compares the decoded bytes' hash.
+      hashDecoded: false,
       sink: { kind: 'stream', stream: sink },
       signal: o.signal,
     });
