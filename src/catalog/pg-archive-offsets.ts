@@ -2,6 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { PgArchiveWalk } from './pg-archive.js';
 
+type MissingOffsets = ReturnType<PgArchiveWalk['missingOffsets']>;
+
 const K_OFFSET_POS_SET = 2;
 
 /**
@@ -32,7 +34,11 @@ export async function patchArchiveOffsets(file: string, signal?: AbortSignal): P
       return 0;
     }
   }
-  const missing = walk.missingOffsets();
+  return writeOffsets(file, walk.missingOffsets());
+}
+
+/** Rewrites each entry's offset field in place (what a walk found missing); how many it wrote. */
+export async function writeOffsets(file: string, missing: MissingOffsets | undefined): Promise<number> {
   if (!missing?.entries.length) return 0;
   const handle = await open(file, 'r+');
   try {

@@ -328,4 +328,9 @@ export class PgArchiveCheck extends Transform {
   verdict(): PgArchiveVerdict | undefined {
     return this.result;
   }
+
+  /** After the end of a valid archive: the offsets pg_dump could not write (see PgArchiveWalk). */
+  missingOffsets(): ReturnType<PgArchiveWalk['missingOffsets']> {
+    return this.result ? this.walk.missingOffsets() : undefined;
+  }
 }

@@ -47,6 +47,11 @@ export interface FileReadSink {
    * instead of the bare one (what to do about the disk).
    */
   writeFailure?: (err: unknown) => unknown;
+  /**
+   * Pass-through stages the decoded bytes go through on their way into the file (an archive walk):
+   * an external decompressor then writes into this process instead of the file.
+   */
+  decoded?: Transform[];
 }
 
 export interface SinkReadOptions {
@@ -266,43 +271,77 @@ async function readIntoFile(o: SinkReadOptions, sink: FileReadSink): Promise<Sin
   let watch: SourceWatch | undefined;
   try {
     const decompress = await planDecompression(o.compression);
+    const decoded = sink.decoded ?? [];
     if (decompress.external) {
-      // The decompressor writes the file itself; Node only feeds it the stored (compressed) bytes.
-      const out = await open(sink.path, sink.flags ?? 'wx', 0o600);
-      try {
-        const dec = new ToolProcess(decompress.external, ['pipe', out.fd, 'pipe'], () => 'error', undefined, {
-          signal: o.signal,
-        });
-        if (!dec.child.stdin) throw new Error('decompressor has no stdin');
-        const source = await o.open();
-        const stages: Duplex[] = o.meter ? [o.meter.tap()] : [];
-        watch = new SourceWatch(source, [...stages, dec.child.stdin], o.expectedBytes);
-        const feeding = pipeline([source, watch.counter, ...stages, dec.child.stdin]);
-        feeding.catch(() => undefined); // settled below, after the decompressor
-        await dec.done;
-        await settleFeed(feeding, [source, watch.counter, ...stages, dec.child.stdin]);
-      } finally {
-        await out.close();
-      }
+      const source = await o.open();
+      const stages: Duplex[] = o.meter ? [o.meter.tap()] : [];
+      await externalIntoFile(o, sink, decompress.external, source, stages, (w) => (watch = w));
     } else {
       const stages: Duplex[] = o.meter ? [o.meter.tap()] : [];
       if (decompress.inProcess) stages.push(decompress.inProcess());
       const source = await o.open();
       const file = createWriteStream(sink.path, { mode: 0o600, flags: sink.flags ?? 'wx' });
-      const w = new SourceWatch(source, [...stages, file], o.expectedBytes);
+      const w = new SourceWatch(source, [...stages, ...decoded, file], o.expectedBytes);
       watch = w;
-      await pipeline([source, w.counter, ...stages, file]).catch((err: unknown) => {
+      await pipeline([source, w.counter, ...stages, ...decoded, file]).catch((err: unknown) => {
         // Writing the file failed (a full disk): said so, not blamed on the backup or a bug.
         if (err instanceof DbBackupError || w.failure() !== undefined || !sink.writeFailure) throw err;
         throw sink.writeFailure(err);
       });
     }
-    const cut = watch.failure();
+    const done = watch as SourceWatch | undefined;
+    if (!done) throw new Error('the read was never started');
+    const cut = done.failure();
     if (cut !== undefined) throw storageCut(o.label, cut);
-    return watch.measured();
+    return done.measured();
   } catch (err) {
-    const cut = watch?.failure();
+    const cut = (watch as SourceWatch | undefined)?.failure();
     throw cut !== undefined && !(err instanceof StorageError) ? storageCut(o.label, cut, err) : err;
+  }
+}
+
+/**
+ * An external decompressor fed from here (the stored bytes through `stages`), writing the file itself —
+ * or, with decoded-bytes stages, writing into this process, which writes the file. A failed write
+ * (a full disk) is reported before the decompressor's broken pipe, which is its consequence.
+ */
+async function externalIntoFile(
+  o: SinkReadOptions,
+  sink: FileReadSink,
+  command: ToolCommand,
+  source: Readable,
+  stages: Duplex[],
+  watching: (watch: SourceWatch) => void,
+): Promise<void> {
+  const decoded = sink.decoded ?? [];
+  const out = decoded.length ? undefined : await open(sink.path, sink.flags ?? 'wx', 0o600);
+  try {
+    const dec = new ToolProcess(command, ['pipe', out ? out.fd : 'pipe', 'pipe'], () => 'error', undefined, {
+      signal: o.signal,
+    });
+    if (!dec.child.stdin) throw new Error('decompressor has no stdin');
+    const watch = new SourceWatch(source, [...stages, dec.child.stdin], o.expectedBytes);
+    watching(watch);
+    const feed = [source, watch.counter, ...stages];
+    let draining: Promise<void> | undefined;
+    if (!out) {
+      if (!dec.child.stdout) throw new Error('decompressor has no stdout');
+      const file = createWriteStream(sink.path, { mode: 0o600, flags: sink.flags ?? 'wx' });
+      draining = pipeline([dec.child.stdout, ...decoded, file]);
+      draining.catch(() => undefined); // judged below, before the decompressor
+    }
+    const feeding = pipeline([...feed, dec.child.stdin]);
+    feeding.catch(() => undefined); // settled below, after the decompressor
+    const decFailure = await settled(dec.done);
+    const drainFailure = draining ? await settled(draining) : undefined;
+    if (!decFailure && !drainFailure) await settleFeed(feeding, [...feed, dec.child.stdin]);
+    if (drainFailure) {
+      const err = drainFailure.err;
+      throw err instanceof DbBackupError || !sink.writeFailure ? err : sink.writeFailure(err);
+    }
+    if (decFailure) throw decFailure.err;
+  } finally {
+    await out?.close();
   }
 }
 

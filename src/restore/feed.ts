@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import type { BackupMetadata } from '../catalog/metadata.js';
 import type { DetectedFormat } from '../catalog/format.js';
-import { patchArchiveOffsets } from '../catalog/pg-archive-offsets.js';
+import { PgArchiveCheck } from '../catalog/pg-archive.js';
+import { writeOffsets } from '../catalog/pg-archive-offsets.js';
 import { TRAILER_BYTES, type Trailer } from '../catalog/trailers.js';
 import type { ToolCommand } from '../engines/engine.js';
 import { errorMessage, IntegrityError, StorageError, UsageError } from '../errors.js';
@@ -164,6 +165,9 @@ export async function decompressToTemp(
   const dir = await mkdtemp(path.join(base, 'dbbackup-restore-'));
   const file = path.join(dir, 'archive.dump');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  // The decoded bytes are walked on their way into the copy, for the data offsets pg_dump could not write:
+  // pg_restore -j then finds each table's data in one seek instead of reading the archive per worker.
+  const walk = detected.format === 'custom' ? new PgArchiveCheck() : undefined;
   try {
     const read = await runSinkRead({
       open: () => storage.get(key),
@@ -175,14 +179,14 @@ export async function decompressToTemp(
       sink: {
         kind: 'file',
         path: file,
+        decoded: walk ? [walk] : undefined,
         writeFailure: (err) =>
           new StorageError(`Could not write the temporary copy ${file}: ${errorMessage(err)}`, {
             hint: 'Use --workdir on a disk with room, or restore with --jobs 1 (streams, needs no space).',
           }),
       },
     });
-    // pg_restore -j finds each table's data in one seek instead of reading the archive per worker.
-    if (detected.format === 'custom') await patchArchiveOffsets(file, signal);
+    if (walk) await writeOffsets(file, walk.missingOffsets());
     return { file, cleanup, stored: { bytes: read.storedBytes, sha256: read.storedSha256 } };
   } catch (err) {
     await cleanup();
