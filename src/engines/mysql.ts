@@ -21,6 +21,7 @@ import type {
 import { SNAPSHOT_POSITION_ARGS } from '../catalog/trailers.js';
 import { optionFileLine, readClientOptions } from './mysql-options.js';
 import { SecretFiles } from './secrets.js';
+import { SharedConnection } from './my-idle.js';
 import { parseVersion, shouldCountExactly, toolVersion, versionBanner, whichFirst } from './tools.js';
 import {
   connectWithTls,
@@ -103,6 +104,7 @@ export class MysqlEngine implements DatabaseEngine {
   /** How long statements that change the server wait for a lock (0: as long as the server lets them). */
   private readonly lockTimeoutSeconds: number;
   private defaultsFile: Promise<string | undefined> | undefined;
+  private readonly shared = new SharedConnection(() => this.connect());
 
   constructor(options: ConnectionOptions, env: NodeJS.ProcessEnv = process.env) {
     const file = readClientOptions(env);
@@ -184,7 +186,12 @@ export class MysqlEngine implements DatabaseEngine {
     return this.engine === 'mariadb' ? 'MariaDB' : 'MySQL';
   }
 
+  /**
+   * One statement: on the shared connection to no database (my-idle.ts), or with `database` on a
+   * fresh connection to it, ended after.
+   */
   private async query<T>(sql: string, params: unknown[] = [], database?: string): Promise<T[]> {
+    if (database === undefined) return (await this.shared.query(sql, params)) as T[];
     const conn = await this.connect(database);
     try {
       const [rows] = await conn.query(sql, params);
@@ -500,7 +507,10 @@ export class MysqlEngine implements DatabaseEngine {
     if (this.socket) args.push(`--socket=${this.socket}`);
     else args.push('--protocol=TCP', `--host=${this.host}`, `--port=${this.port}`);
     if (!this.socket) {
-      const mariadb = /MariaDB/i.test((await versionBanner(program)) ?? 'MariaDB');
+      // Without --ssl-mode the TLS arguments are the same for both families: the client program is
+      // asked which it is (a `--version` run, ~10 ms) only when they differ.
+      const mariadb =
+        this.sslMode === undefined || /MariaDB/i.test((await versionBanner(program)) ?? 'MariaDB');
       args.push(...clientTlsArgs(this.sslMode, this.sslCa, mariadb));
     }
     return args;
@@ -644,6 +654,7 @@ export class MysqlEngine implements DatabaseEngine {
   }
 
   async close(): Promise<void> {
+    await this.shared.close();
     await this.secrets.dispose();
   }
 }
