@@ -47,6 +47,19 @@ async function snapshot(database: string): Promise<Record<string, string>> {
   return out;
 }
 
+async function backupInto(backups: string): Promise<string> {
+  expectExit(await cli([...pgArgs(), 'backup', 'single', db, '--backup-dir', backups]), 0);
+  return onlyBackup(backups);
+}
+
+function restoreJobs2(file: string, target: string, workdir: string): ReturnType<typeof cli> {
+  return cli([
+    ...pgArgs(),
+    ...['restore', 'single', file, '--target', target, '--create', '--confirm'],
+    ...['--jobs', '2', '--workdir', workdir],
+  ]);
+}
+
 function differences(a: Buffer, b: Buffer): number[] {
   const out: number[] = [];
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) out.push(i);
@@ -107,31 +120,13 @@ describe('data offsets for a streamed custom archive', () => {
   });
 
   it('restore --jobs 2 of a backup brings back every row and large object', async () => {
-    const backups = path.join(dir, 'backups');
-    expectExit(await cli([...pgArgs(), 'backup', 'single', db, '--backup-dir', backups]), 0);
-    const file = await onlyBackup(backups);
-    const result = await cli([
-      ...pgArgs(),
-      'restore',
-      'single',
-      file,
-      '--target',
-      restored,
-      '--create',
-      '--confirm',
-      '--jobs',
-      '2',
-      '--workdir',
-      dir,
-    ]);
-    expectExit(result, 0);
+    const file = await backupInto(path.join(dir, 'backups'));
+    expectExit(await restoreJobs2(file, restored, dir), 0);
     expect(await snapshot(restored)).toEqual(await snapshot(db));
   });
 
   it('restore --jobs 2 of a backup with a flipped byte: refused as corrupt before the target exists, no copy left', async () => {
-    const backups = path.join(dir, 'flipped');
-    expectExit(await cli([...pgArgs(), 'backup', 'single', db, '--backup-dir', backups]), 0);
-    const file = await onlyBackup(backups);
+    const file = await backupInto(path.join(dir, 'flipped'));
     const bytes = await readFile(file);
     const at = Math.floor(bytes.length / 2);
     bytes[at] = (bytes[at] ?? 0) ^ 0xff;
@@ -139,20 +134,7 @@ describe('data offsets for a streamed custom archive', () => {
     const workdir = path.join(dir, 'work-flipped');
     await mkdir(workdir);
     const target = uniqueName('pg_offsets_bad');
-    const result = await cli([
-      ...pgArgs(),
-      'restore',
-      'single',
-      file,
-      '--target',
-      target,
-      '--create',
-      '--confirm',
-      '--jobs',
-      '2',
-      '--workdir',
-      workdir,
-    ]);
+    const result = await restoreJobs2(file, target, workdir);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('Checksum mismatch');
     expect(result.stderr).toContain('Nothing was changed');
