@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import { takeRunLock } from '../locks/run-lock.js';
 import { requireIdentity } from '../pitr/archive.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
-import { serverOsUser } from '../pitr/os-user.js';
+import { serverOsUser } from '../os/user.js';
 import { drillBaseBackup } from './pg-base-drill.js';
 import { drillPhysicalBackup } from './physical-drill.js';
 import type { ArchiveDrill, ArchiveDrillInput } from './pitr-common.js';

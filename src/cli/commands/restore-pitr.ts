@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
-import { serverOsUser } from '../../pitr/os-user.js';
+import { serverOsUser } from '../../os/user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
 import { pitrPlanLines, pitrReachedLine, pitrRestoredLine, pitrStartHint } from '../../pitr/plan-lines.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';

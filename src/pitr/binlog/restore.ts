@@ -9,7 +9,7 @@ import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../.
 import { ToolProcess } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import { findPhysicalTool, physicalTool, toolMismatch } from '../../backup/physical.js';
-import { isRoot, type OsUser } from '../os-user.js';
+import { isRoot, type OsUser } from '../../os/user.js';
 import { asUserCommand } from '../restore.js';
 import { BINLOG_HINT } from './fetch.js';
 import { readPhysicalFile } from './read.js';
