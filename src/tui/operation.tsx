@@ -3,7 +3,7 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { formatBytes } from '../pipeline/progress.js';
 import type { MemberView } from './cluster-watch.js';
 import { textBar } from './meter.js';
-import { ErrorView, fit, Frame, useApp, useColor } from './ui.js';
+import { ErrorView, fit, Frame, label, useApp, useColor } from './ui.js';
 
 /**
  * The one shape of the screens that run an operation (a backup, a restore, a point-in-time
@@ -124,12 +124,18 @@ export function MemberList(props: {
 
 /**
  * How an operation ended, until enter/esc (`onBack`, else the screen before): `what: failed` with
- * the error (when `headline` is not given), or `what: complete` with the headline in green, what
- * the screen adds, and the first warnings.
+ * the error (when `headline` is not given), or `what: complete` with the headline in green, its
+ * fields (`Name:` and the value, one a line), what the screen adds, and the first warnings.
  */
 export function Outcome(
   props: { what: string; legend?: string; onBack?: () => void } & (
-    { error: unknown } | { headline: ReactNode; warnings?: readonly string[]; children?: ReactNode }
+    | { error: unknown }
+    | {
+        headline: ReactNode;
+        fields?: ReadonlyArray<readonly [name: string, value: ReactNode]>;
+        warnings?: readonly string[];
+        children?: ReactNode;
+      }
   ),
 ): ReactNode {
   const { nav } = useApp();
@@ -150,6 +156,12 @@ export function Outcome(
           <Text color={c('green')} bold>
             {props.headline}
           </Text>
+          {(props.fields ?? []).map(([name, value], i) => (
+            <Text key={`${i}:${name}`}>
+              {label(name)}
+              {value}
+            </Text>
+          ))}
           {props.children}
           {(props.warnings ?? []).slice(0, 5).map((w) => (
             <Text key={w} color={c('yellow')}>

@@ -294,25 +294,17 @@ function Result(props: {
   const legend = 'enter/esc back to the menu · q quit';
   if (s.at === 'failed') return <Outcome what={what} legend={legend} onBack={props.onBack} error={s.error} />;
   return (
-    <Outcome what={what} legend={legend} onBack={props.onBack} headline="Backup complete">
-      {s.outcome.locations.map((l) => (
-        <Text key={l}>
-          {label('File')}
-          {l}
-        </Text>
-      ))}
-      <Text>
-        {label('Size')}
-        {formatBytes(s.outcome.metadata.sizeBytes)}
-      </Text>
-      <Text>
-        {label('SHA-256')}
-        {s.outcome.metadata.sha256}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(s.outcome.metadata.durationSeconds)}
-      </Text>
-    </Outcome>
+    <Outcome
+      what={what}
+      legend={legend}
+      onBack={props.onBack}
+      headline="Backup complete"
+      fields={[
+        ...s.outcome.locations.map((l) => ['File', l] as const),
+        ['Size', formatBytes(s.outcome.metadata.sizeBytes)],
+        ['SHA-256', s.outcome.metadata.sha256],
+        ['Duration', formatDuration(s.outcome.metadata.durationSeconds)],
+      ]}
+    />
   );
 }

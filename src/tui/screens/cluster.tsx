@@ -195,23 +195,16 @@ function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> 
   const m = s.manifest;
   const ok = m.databases.filter((d) => d.status === 'ok').length;
   return (
-    <Outcome what="backup cluster" legend={legend} headline={`Cluster backup ${m.status}`}>
-      <Text>
-        {label('Name')}
-        {m.name}
-      </Text>
-      <Text>
-        {label('Databases')}
-        {ok} of {m.databases.length}
-      </Text>
-      <Text>
-        {label('Size')}
-        {formatBytes(m.totalBytes)}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(m.durationSeconds)}
-      </Text>
-    </Outcome>
+    <Outcome
+      what="backup cluster"
+      legend={legend}
+      headline={`Cluster backup ${m.status}`}
+      fields={[
+        ['Name', m.name],
+        ['Databases', `${ok} of ${m.databases.length}`],
+        ['Size', formatBytes(m.totalBytes)],
+        ['Duration', formatDuration(m.durationSeconds)],
+      ]}
+    />
   );
 }

@@ -237,19 +237,15 @@ function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> 
   const s = props.step;
   if (s.at === 'failed') return <Outcome what="restore cluster" error={s.error} />;
   return (
-    <Outcome what="restore cluster" headline="Cluster restore complete" warnings={s.done.warnings}>
-      <Text>
-        {label('Restored')}
-        {s.done.done}
-      </Text>
-      <Text>
-        {label('From')}
-        {s.preview.request.key.replace(/\/+$/, '')}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(s.done.seconds)}
-      </Text>
-    </Outcome>
+    <Outcome
+      what="restore cluster"
+      headline="Cluster restore complete"
+      fields={[
+        ['Restored', s.done.done],
+        ['From', s.preview.request.key.replace(/\/+$/, '')],
+        ['Duration', formatDuration(s.done.seconds)],
+      ]}
+      warnings={s.done.warnings}
+    />
   );
 }

@@ -15,7 +15,6 @@ import {
   useApp,
   useTyping,
   useColor,
-  label,
 } from '../ui.js';
 import { entryLine } from './archive.js';
 
@@ -261,19 +260,15 @@ function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> 
   const s = props.step;
   if (s.at === 'failed') return <Outcome what="restore" error={s.error} />;
   return (
-    <Outcome what="restore" headline="Restore complete" warnings={s.done.warnings}>
-      <Text>
-        {label('Database')}
-        {s.done.target}
-      </Text>
-      <Text>
-        {label('From')}
-        {s.preview.plan.source}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(s.done.seconds)}
-      </Text>
-    </Outcome>
+    <Outcome
+      what="restore"
+      headline="Restore complete"
+      fields={[
+        ['Database', s.done.target],
+        ['From', s.preview.plan.source],
+        ['Duration', formatDuration(s.done.seconds)],
+      ]}
+      warnings={s.done.warnings}
+    />
   );
 }
