@@ -9,7 +9,7 @@ import {
 } from '../pitr/binlog-pitr.js';
 import { requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import type { BinlogRestorePlan } from '../pitr/binlog/restore-plan.js';
-import { isRoot, serverOsUser } from '../pitr/os-user.js';
+import { isRoot, serverOsUser } from '../os/user.js';
 import { lazyUnlockers } from '../pitr/wal-keys.js';
 import { binlogOutcomeLines } from '../pitr/plan-lines.js';
 import type { EncryptionFlags } from '../crypto/index.js';

@@ -1,9 +1,8 @@
-import os from 'node:os';
 import { UsageError } from '../errors.js';
 import { takeRunLock } from '../locks/run-lock.js';
 import { requireIdentity } from '../pitr/archive.js';
 import { archiveKind, requireBinlogIdentity } from '../pitr/binlog/identity.js';
-import { currentUser, isRoot, userByName, type OsUser } from '../pitr/os-user.js';
+import { serverOsUser } from '../os/user.js';
 import { drillBaseBackup } from './pg-base-drill.js';
 import { drillPhysicalBackup } from './physical-drill.js';
 import type { ArchiveDrill, ArchiveDrillInput } from './pitr-common.js';
@@ -24,7 +23,7 @@ export async function drillArchive(
       `${i.storage.location} is not a dbbackup archive (no archive.json)`,
       'Give the WAL archive of "pitr enable" or the binlog archive of "binlog archive".',
     );
-  const osUser = await serverUser(i.osUserName, kind === 'binlog' ? 'mysql' : 'postgres');
+  const osUser = await serverOsUser(i.osUserName, kind === 'binlog' ? 'mysql' : 'postgres');
   const onSubject: ArchiveDrillInput['onSubject'] = async (subject) => {
     await takeRunLock({
       family: 'drill',
@@ -36,14 +35,4 @@ export async function drillArchive(
   if (kind === 'binlog')
     return drillPhysicalBackup({ ...i, osUser, onSubject, identity: await requireBinlogIdentity(i.storage) });
   return drillBaseBackup({ ...i, osUser, onSubject, identity: await requireIdentity(i.storage) });
-}
-
-/** The server's OS user: named, or the engine's usual one as root, or this process's user. */
-async function serverUser(name: string | undefined, usual: string): Promise<OsUser> {
-  const wanted = name ?? (isRoot() ? usual : undefined);
-  if (!wanted) return { ...currentUser(), name: os.userInfo().username };
-  const user = await userByName(wanted);
-  if (!user)
-    throw new UsageError(`There is no OS user "${wanted}"`, "Give the server's OS user with --os-user.");
-  return user;
 }

@@ -7,7 +7,7 @@ import { DbBackupError, errorMessage, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { BaseWindow } from '../pitr/analysis.js';
 import type { ArchiveIdentity } from '../pitr/archive.js';
-import { isRoot, runAsUser, type OsUser } from '../pitr/os-user.js';
+import { isRoot, runAsUser, type OsUser } from '../os/user.js';
 import { ensureServerConf, isolationSettings, settingsAsConf, writeLocalHba } from '../pitr/isolation.js';
 import { executePitrRestore, planPitrRestore, type PitrRestoreInput } from '../pitr/restore.js';
 import { startAndFollow } from '../pitr/start.js';
@@ -24,7 +24,7 @@ import {
   type ArchiveDrill,
   type ArchiveDrillInput,
 } from './pitr-common.js';
-import { freePort, makeScratchDir, removeScratchDir } from './scratch.js';
+import { freePort, makeScratchDir, removeScratchDir } from '../os/scratch.js';
 
 /**
  * The drill of a PostgreSQL base backup (issue 17): `restore pitr` into a scratch data directory

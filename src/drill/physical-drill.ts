@@ -19,7 +19,7 @@ import {
   type ArchiveDrill,
   type ArchiveDrillInput,
 } from './pitr-common.js';
-import { freePort, makeScratchDir, removeScratchDir } from './scratch.js';
+import { freePort, makeScratchDir, removeScratchDir } from '../os/scratch.js';
 
 /**
  * The drill of a MariaDB physical backup (issue 17): `restore pitr`'s physical path into a scratch

@@ -1,6 +1,6 @@
 import type { EncryptionFlags, KeyUnlocker } from '../crypto/index.js';
 import { DbBackupError, errorMessage } from '../errors.js';
-import type { OsUser } from '../pitr/os-user.js';
+import type { OsUser } from '../os/user.js';
 import type { Storage } from '../storage/storage.js';
 import type { Engine } from '../types.js';
 import type { DrillResult, DrillSubject } from './drill.js';

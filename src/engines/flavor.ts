@@ -31,6 +31,24 @@ export interface ServerFlavor {
   readonly binlogs: boolean;
   /** restore pitr prepares this server's physical backups itself (mariadb-backup --prepare). */
   readonly preparesPhysical: boolean;
+  /**
+   * The lock the physical backup program takes, and its release (`preflight --pitr` takes and
+   * releases it at once): mariadb-backup's BACKUP STAGE; XtraBackup's LOCK INSTANCE FOR BACKUP.
+   */
+  readonly backupLocks: readonly [take: string, release: string];
+  /** The privilege that lock needs. */
+  readonly lockPrivilege: string;
+  /** The stream extractor that comes with the physical backup program (mbstream, xbstream). */
+  readonly extractor: string;
+  /** The binlog reader, by its names on this flavor's systems, the flavor's own first. */
+  readonly binlogTools: readonly string[];
+  /** What to install for the client programs (the binlog reader among them). */
+  readonly clients: string;
+  /**
+   * This flavor's names of privileges, where they differ from MariaDB's (MySQL has no BINLOG
+   * MONITOR: REPLICATION CLIENT stands for it).
+   */
+  readonly privilegeNames: Readonly<Record<string, string>>;
 }
 
 /**
@@ -56,6 +74,12 @@ const MARIADB: ServerFlavor = {
   gtidPositionQuery: 'SELECT @@gtid_binlog_pos AS g',
   binlogs: true,
   preparesPhysical: true,
+  backupLocks: ['BACKUP STAGE START', 'BACKUP STAGE END'],
+  lockPrivilege: 'RELOAD',
+  extractor: 'mbstream',
+  binlogTools: ['mariadb-binlog', 'mysqlbinlog'],
+  clients: 'mariadb-client',
+  privilegeNames: {},
 };
 
 const MYSQL: ServerFlavor = {
@@ -72,6 +96,12 @@ const MYSQL: ServerFlavor = {
   gtidPositionQuery: undefined,
   binlogs: false,
   preparesPhysical: false,
+  backupLocks: ['LOCK INSTANCE FOR BACKUP', 'UNLOCK INSTANCE'],
+  lockPrivilege: 'BACKUP_ADMIN',
+  extractor: 'xbstream',
+  binlogTools: ['mysqlbinlog', 'mariadb-binlog'],
+  clients: 'the MySQL client programs',
+  privilegeNames: { 'BINLOG MONITOR': 'REPLICATION CLIENT' },
 };
 
 const FLAVORS: Record<FlavorId, ServerFlavor> = { mariadb: MARIADB, mysql: MYSQL };

@@ -35,7 +35,7 @@ export async function which(name: string): Promise<string | null> {
 }
 
 /** The first of several alternative program names that exists (e.g. mariadb-dump, then mysqldump). */
-export async function whichFirst(names: string[]): Promise<{ name: string; path: string } | null> {
+export async function whichFirst(names: readonly string[]): Promise<{ name: string; path: string } | null> {
   for (const name of names) {
     const found = await which(name);
     if (found) return { name, path: found };

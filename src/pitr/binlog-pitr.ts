@@ -27,7 +27,7 @@ import {
   type LogicalBase,
   type PlannedRestore,
 } from './binlog/restore-plan.js';
-import type { OsUser } from './os-user.js';
+import type { OsUser } from '../os/user.js';
 import { binlogPlanLines } from './plan-lines.js';
 import { binlogReadSteps, withReadProgress } from './read-progress.js';
 import { parseTargetTime } from './recovery.js';

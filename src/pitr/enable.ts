@@ -25,7 +25,7 @@ import {
   walCommandSpec,
   type WalCommandSpec,
 } from './commands.js';
-import { accessProblems, canActAs, isRoot, ownerOf, runAsUser, type OsUser } from './os-user.js';
+import { accessProblems, canActAs, isRoot, ownerOf, runAsUser, type OsUser } from '../os/user.js';
 import { applySettings, autoConfValues, currentWalFile, serverFacts, type ServerFacts } from './server.js';
 import { archiveProtectors } from './wal-keys.js';
 

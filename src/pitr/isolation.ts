@@ -1,8 +1,8 @@
 import { access, chown, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { makeScratchDir } from '../drill/scratch.js';
-import { isRoot, type OsUser } from './os-user.js';
+import { makeScratchDir } from '../os/scratch.js';
+import { isRoot, type OsUser } from '../os/user.js';
 import { confValue } from './recovery.js';
 
 /**

@@ -30,7 +30,7 @@ import type { Divergence } from './chain.js';
 import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
 import { checkReachable, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
-import { accessProblems, isRoot, type OsUser } from './os-user.js';
+import { accessProblems, isRoot, type OsUser } from '../os/user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
 import {
   linkTablespaces,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { findPgTool } from '../engines/tools.js';
 import { DbBackupError, MissingToolError, SafetyError } from '../errors.js';
 import { settingsAsServerOptions, type ServerSetting } from './isolation.js';
-import { isRoot, runAsUser, type OsUser } from './os-user.js';
+import { isRoot, runAsUser, type OsUser } from '../os/user.js';
 import type { TargetAction } from './recovery.js';
 import { ExitCode } from '../exit-codes.js';
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { BaseBackupMetadata } from '../catalog/base-backup.js';
 import { errnoCode, SafetyError, UsageError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
-import { isRoot, type OsUser } from './os-user.js';
+import { isRoot, type OsUser } from '../os/user.js';
 
 /**
  * Tablespaces outside the data directory in a PITR restore: where each one goes (its original

@@ -1,4 +1,5 @@
 import { findPhysicalTool, physicalTool, toolMismatch, type ServerFlavor } from '../backup/physical.js';
+import { serverFlavorOf } from '../engines/flavor.js';
 import type { MysqlEngine } from '../engines/mysql.js';
 import { whichFirst } from '../engines/tools.js';
 import { errorMessage } from '../errors.js';
@@ -21,45 +22,6 @@ const NEEDS: Array<{ need: string; any: string[]; why: string }> = [
     why: 'binlog archive and binlog stream (reading binlogs)',
   },
 ];
-
-/**
- * What each server family's physical backups take and need on this machine: MariaDB's
- * mariadb-backup takes BACKUP STAGE locks (RELOAD) and comes with mbstream; Percona XtraBackup
- * (MySQL) takes LOCK INSTANCE FOR BACKUP (BACKUP_ADMIN) and comes with xbstream. Binlog archiving
- * and restore pitr read MariaDB's binlogs and GTIDs only.
- */
-const FAMILY: Record<
-  ServerFlavor,
-  {
-    locks: [string, string];
-    lockPrivilege: string;
-    extractor: string;
-    binlogTools: string[];
-    clients: string;
-    binlogPitr: boolean;
-    /** The family's names of NEEDS' privileges, where they differ (MySQL has no BINLOG MONITOR). */
-    privilegeNames: Record<string, string>;
-  }
-> = {
-  mariadb: {
-    locks: ['BACKUP STAGE START', 'BACKUP STAGE END'],
-    lockPrivilege: 'RELOAD',
-    extractor: 'mbstream',
-    binlogTools: ['mariadb-binlog', 'mysqlbinlog'],
-    clients: 'mariadb-client',
-    binlogPitr: true,
-    privilegeNames: {},
-  },
-  mysql: {
-    locks: ['LOCK INSTANCE FOR BACKUP', 'UNLOCK INSTANCE'],
-    lockPrivilege: 'BACKUP_ADMIN',
-    extractor: 'xbstream',
-    binlogTools: ['mysqlbinlog', 'mariadb-binlog'],
-    clients: 'the MySQL client programs',
-    binlogPitr: false,
-    privilegeNames: { 'BINLOG MONITOR': 'REPLICATION CLIENT' },
-  },
-};
 
 /**
  * `preflight --pitr` for MariaDB (and MySQL): what physical backups, binlog archiving and
@@ -107,8 +69,9 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
         WHERE GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`,
     );
     const have = new Set((rows as Array<{ p: string }>).map((r) => r.p.toUpperCase()));
-    const family = FAMILY[f.engine];
-    const named = (n: { need: string }): string => family.privilegeNames[n.need] ?? n.need;
+    // What the server's flavor takes and needs (src/engines/flavor.ts): its locks, tools, privilege names.
+    const flavor = serverFlavorOf(f.engine);
+    const named = (n: { need: string }): string => flavor.privilegeNames[n.need] ?? n.need;
     const missing = NEEDS.filter((n) => !n.any.some((p) => have.has(p)));
     results.push(
       missing.length
@@ -123,21 +86,25 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
     const tool = physicalTool(f.engine, f.server.version);
     // The locks the backup program takes, taken and released at once.
     try {
-      await conn.query(family.locks[0]);
-      await conn.query(family.locks[1]);
-      results.push({ check: 'pitr: backup locks', status: 'ok', detail: `${family.locks.join('/')} work` });
+      await conn.query(flavor.backupLocks[0]);
+      await conn.query(flavor.backupLocks[1]);
+      results.push({
+        check: 'pitr: backup locks',
+        status: 'ok',
+        detail: `${flavor.backupLocks.join('/')} work`,
+      });
     } catch (err) {
       results.push({
         check: 'pitr: backup locks',
         status: 'fail',
         detail: errorMessage(err),
-        hint: `${tool.names[0] ?? 'the backup program'} needs ${family.locks[0]} (${family.lockPrivilege}); another backup may hold it.`,
+        hint: `${tool.names[0] ?? 'the backup program'} needs ${flavor.backupLocks[0]} (${flavor.lockPrivilege}); another backup may hold it.`,
       });
     }
     results.push(await toolCheck(f.engine, f.server.version));
-    const binlogTool = await whichFirst(family.binlogTools);
-    const extractor = await whichFirst([family.extractor]);
-    const toolsCheck = `pitr: ${family.binlogTools[0] ?? ''}, ${family.extractor}`;
+    const binlogTool = await whichFirst(flavor.binlogTools);
+    const extractor = await whichFirst([flavor.extractor]);
+    const toolsCheck = `pitr: ${flavor.binlogTools[0] ?? ''}, ${flavor.extractor}`;
     results.push(
       binlogTool && extractor
         ? { check: toolsCheck, status: 'ok', detail: `${binlogTool.path}, ${extractor.path}` }
@@ -145,15 +112,15 @@ export async function pitrChecks(engine: MysqlEngine): Promise<CheckResult[]> {
             check: toolsCheck,
             status: 'fail',
             detail:
-              `${binlogTool ? '' : `${family.binlogTools[0] ?? ''} `}${extractor ? '' : `${family.extractor} `}not found`.trim(),
-            hint: `Install ${family.clients} and ${tool.package} (${family.extractor} comes with it).`,
+              `${binlogTool ? '' : `${flavor.binlogTools[0] ?? ''} `}${extractor ? '' : `${flavor.extractor} `}not found`.trim(),
+            hint: `Install ${flavor.clients} and ${tool.package} (${flavor.extractor} comes with it).`,
           },
     );
-    if (!family.binlogPitr)
+    if (!flavor.binlogs)
       results.push({
         check: 'pitr: binlog archive, restore pitr',
         status: 'warn',
-        detail: `MariaDB only: this server is MySQL ${f.server.version}; backup physical works (with xtrabackup), binlog archiving and point-in-time restores do not yet`,
+        detail: `MariaDB only: this server is ${flavor.label} ${f.server.version}; backup physical works (with xtrabackup), binlog archiving and point-in-time restores do not yet`,
       });
   } catch (err) {
     results.push({ check: 'pitr: server', status: 'fail', detail: errorMessage(err) });

@@ -17,7 +17,7 @@ import {
 import { requireBinlogIdentity } from '../pitr/binlog/identity.js';
 import { readPhysicalBackups } from '../pitr/binlog/physical-catalog.js';
 import type { TimelineChoice } from '../pitr/inventory.js';
-import { isRoot, serverOsUser } from '../pitr/os-user.js';
+import { isRoot, serverOsUser } from '../os/user.js';
 import {
   binlogOutcomeLines,
   pitrPlanLines,

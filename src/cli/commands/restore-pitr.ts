@@ -4,7 +4,7 @@ import type { EncryptionFlags } from '../../crypto/index.js';
 import { DbBackupError, UsageError } from '../../errors.js';
 import { requireIdentity } from '../../pitr/archive.js';
 import { archiveKind } from '../../pitr/binlog/identity.js';
-import { serverOsUser, type OsUser } from '../../pitr/os-user.js';
+import { serverOsUser, type OsUser } from '../../os/user.js';
 import { targetFromFlags, type TargetAction, type TargetFlags } from '../../pitr/recovery.js';
 import { pitrPlanLines, pitrReachedLine, pitrRestoredLine, pitrStartHint } from '../../pitr/plan-lines.js';
 import { lazyUnlockers } from '../../pitr/wal-keys.js';

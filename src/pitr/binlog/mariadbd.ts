@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
 import { whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
-import { isRoot, type OsUser } from '../os-user.js';
+import { isRoot, type OsUser } from '../../os/user.js';
 import { ExitCode } from '../../exit-codes.js';
 
 /**

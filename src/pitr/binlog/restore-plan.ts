@@ -5,7 +5,7 @@ import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import { serverFlavorOf } from '../../engines/flavor.js';
 import { errnoCode, UsageError } from '../../errors.js';
 import type { Storage } from '../../storage/storage.js';
-import type { OsUser } from '../os-user.js';
+import type { OsUser } from '../../os/user.js';
 import {
   applied,
   contains,

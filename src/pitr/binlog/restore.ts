@@ -3,12 +3,13 @@ import path from 'node:path';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import type { KeyUnlocker } from '../../crypto/index.js';
 import type { ToolCommand } from '../../types.js';
+import { serverFlavorOf } from '../../engines/flavor.js';
 import { which, whichFirst } from '../../engines/tools.js';
 import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../../errors.js';
 import { ToolProcess } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import { findPhysicalTool, physicalTool, toolMismatch } from '../../backup/physical.js';
-import { isRoot, type OsUser } from '../os-user.js';
+import { isRoot, type OsUser } from '../../os/user.js';
 import { asUserCommand } from '../restore.js';
 import { BINLOG_HINT } from './fetch.js';
 import { readPhysicalFile } from './read.js';
@@ -43,7 +44,7 @@ export interface PhysicalOutcome {
 
 /** mariadb-binlog decoding stdin (`-`), in UTC (trap: --stop-datetime and friends read local time). */
 export async function decoderCommand(extra: string[] = []): Promise<ToolCommand> {
-  const found = await whichFirst(['mariadb-binlog', 'mysqlbinlog']);
+  const found = await whichFirst(serverFlavorOf('mariadb').binlogTools);
   if (!found) throw new MissingToolError('mariadb-binlog was not found', { hint: BINLOG_HINT });
   return {
     file: found.path,
@@ -226,8 +227,10 @@ async function physicalTools(meta: PhysicalMetadata): Promise<{ backup: string; 
     throw new MissingToolError(`${mismatch}: it cannot prepare this backup`, {
       hint: physicalTool('mariadb').hint,
     });
-  const mbstream = await which('mbstream');
-  if (!mbstream) throw new MissingToolError('mbstream was not found', { hint: physicalTool('mariadb').hint });
+  const { extractor } = serverFlavorOf('mariadb');
+  const mbstream = await which(extractor);
+  if (!mbstream)
+    throw new MissingToolError(`${extractor} was not found`, { hint: physicalTool('mariadb').hint });
   return { backup: backup.path, mbstream };
 }
 

@@ -7,7 +7,7 @@ import type { KeyUnlocker } from '../../crypto/index.js';
 import { IntegrityError } from '../../errors.js';
 import { runReadGroup } from '../../pipeline/filter-group.js';
 import type { Storage } from '../../storage/storage.js';
-import { isRoot, type OsUser } from '../os-user.js';
+import { isRoot, type OsUser } from '../../os/user.js';
 import { decodeDeltaHeader, type DeltaHeader } from './format.js';
 import { TarReader, type TarMember } from './tar.js';
 

@@ -10,7 +10,8 @@ import {
   type CompressionAlgorithm,
 } from '../../pipeline/compression.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
-import { BackupMeter, textBar, type ProgressFrame } from '../meter.js';
+import { BackupMeter, type ProgressFrame } from '../meter.js';
+import { Outcome, Running, StepBar, useOperation } from '../operation.js';
 import type { BackupOutcome, BackupRequest } from '../services.js';
 import {
   ErrorView,
@@ -21,7 +22,6 @@ import {
   SelectList,
   useApp,
   useTyping,
-  useColor,
   label,
   keyFields,
   keyEntryOf,
@@ -107,7 +107,7 @@ export function BackupScreen(props: { sample?: boolean }): ReactNode {
       );
     case 'running':
       return (
-        <Running
+        <BackupRunning
           request={step.request}
           onDone={(outcome) => setStep({ at: 'done', request: step.request, outcome })}
           onFailed={(error) => setStep({ at: 'failed', request: step.request, error })}
@@ -242,63 +242,46 @@ function Confirm(props: {
   );
 }
 
-function Running(props: {
+function BackupRunning(props: {
   request: BackupRequest;
   onDone: (o: BackupOutcome) => void;
   onFailed: (e: unknown) => void;
 }): ReactNode {
-  const { services, nav } = useApp();
-  const c = useColor();
+  const { services } = useApp();
   const [frame, setFrame] = useState<ProgressFrame | undefined>();
   const [note, setNote] = useState<string | undefined>();
+  const meter = useRef<BackupMeter | undefined>(undefined);
   const { request } = props;
-  const started = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    // Once: a re-render must never start a second backup.
-    if (started.current) return;
-    started.current = true;
-    let meter: BackupMeter | undefined;
-    const timer = setInterval(() => {
-      if (meter) setFrame(meter.frame());
-    }, 250);
-    nav
-      .run((signal) =>
-        request.sample
-          ? services.backupSample(request, setNote, signal)
-          : services.backupSingle(
-              request,
-              (source, estimate) => {
-                meter = new BackupMeter(source, estimate);
-              },
-              signal,
-            ),
-      )
-      .then(
-        (o) => callbacks.current.onDone(o),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, request]);
+  useOperation(
+    (signal) =>
+      request.sample
+        ? services.backupSample(request, setNote, signal)
+        : services.backupSingle(
+            request,
+            (source, estimate) => {
+              meter.current = new BackupMeter(source, estimate);
+            },
+            signal,
+          ),
+    {
+      ...props,
+      onTick: () => {
+        if (meter.current) setFrame(meter.current.frame());
+      },
+    },
+  );
   return (
-    <Frame
-      title={`${request.sample ? 'sample' : 'backup'} ${request.database}: running`}
-      legend="q/ctrl-c stop and quit (asks first)"
-    >
+    <Running title={`${request.sample ? 'sample' : 'backup'} ${request.database}: running`}>
       {frame ? (
-        <Box flexDirection="column">
-          <Text>
-            <Text color={c('green')}>{textBar(frame.percent, 30)}</Text> {frame.percent.toFixed(0)}%
-          </Text>
+        <StepBar percent={frame.percent}>
           <Text>
             {frame.produced} dumped, {frame.stored} stored · {frame.rate} · {frame.elapsed} · ETA {frame.left}
           </Text>
-        </Box>
+        </StepBar>
       ) : (
         <Spinner label={note ?? 'Checking the server, the tools and the destination…'} />
       )}
-    </Frame>
+    </Running>
   );
 }
 
@@ -306,43 +289,22 @@ function Result(props: {
   step: Extract<Step, { at: 'done' } | { at: 'failed' }>;
   onBack: () => void;
 }): ReactNode {
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) props.onBack();
-  });
   const s = props.step;
+  const what = `backup ${s.request.database}`;
+  const legend = 'enter/esc back to the menu · q quit';
+  if (s.at === 'failed') return <Outcome what={what} legend={legend} onBack={props.onBack} error={s.error} />;
   return (
-    <Frame
-      title={`backup ${s.request.database}: ${s.at === 'done' ? 'complete' : 'failed'}`}
-      legend="enter/esc back to the menu · q quit"
-    >
-      {s.at === 'done' ? (
-        <Box flexDirection="column">
-          <Text color={c('green')} bold>
-            Backup complete
-          </Text>
-          {s.outcome.locations.map((l) => (
-            <Text key={l}>
-              {label('File')}
-              {l}
-            </Text>
-          ))}
-          <Text>
-            {label('Size')}
-            {formatBytes(s.outcome.metadata.sizeBytes)}
-          </Text>
-          <Text>
-            {label('SHA-256')}
-            {s.outcome.metadata.sha256}
-          </Text>
-          <Text>
-            {label('Duration')}
-            {formatDuration(s.outcome.metadata.durationSeconds)}
-          </Text>
-        </Box>
-      ) : (
-        <ErrorView error={s.error} />
-      )}
-    </Frame>
+    <Outcome
+      what={what}
+      legend={legend}
+      onBack={props.onBack}
+      headline="Backup complete"
+      fields={[
+        ...s.outcome.locations.map((l) => ['File', l] as const),
+        ['Size', formatBytes(s.outcome.metadata.sizeBytes)],
+        ['SHA-256', s.outcome.metadata.sha256],
+        ['Duration', formatDuration(s.outcome.metadata.durationSeconds)],
+      ]}
+    />
   );
 }

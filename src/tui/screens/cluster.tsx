@@ -1,6 +1,6 @@
 import { Spinner } from '@inkjs/ui';
 import { Box, Text, useInput } from 'ink';
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useRef, useState, type ReactNode } from 'react';
 import type { ClusterManifest } from '../../catalog/manifest.js';
 import {
   COMPRESSION_ALGORITHMS,
@@ -9,9 +9,9 @@ import {
 } from '../../pipeline/compression.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { ClusterWatch, type MemberView } from '../cluster-watch.js';
-import { textBar } from '../meter.js';
+import { MemberList, Outcome, Running, useOperation } from '../operation.js';
 import type { ClusterRequest } from '../services.js';
-import { ErrorView, fit, Form, Frame, label, useApp, useColor } from '../ui.js';
+import { ErrorView, Form, Frame, label, useApp } from '../ui.js';
 
 type Step =
   | { at: 'options'; request?: ClusterRequest }
@@ -102,7 +102,7 @@ export function ClusterBackupScreen(): ReactNode {
       );
     case 'running':
       return (
-        <Running
+        <ClusterRunning
           request={step.request}
           onDone={(manifest) => setStep({ at: 'done', manifest })}
           onFailed={(error) => setStep({ at: 'failed', request: step.request, error })}
@@ -156,100 +156,55 @@ function Confirm(props: {
   );
 }
 
-function memberLine(m: MemberView): string {
-  const pct = m.state === 'done' ? 100 : m.estimate ? Math.min(99, (100 * m.bytes) / m.estimate) : 0;
-  const state = m.state === 'active' ? 'dumping' : m.state;
-  return `${fit(m.name, 24)} ${textBar(pct, 20)} ${fit(state, 8)} ${formatBytes(m.bytes)}`;
-}
-
-function Running(props: {
+function ClusterRunning(props: {
   request: ClusterRequest;
   onDone: (m: ClusterManifest) => void;
   onFailed: (e: unknown) => void;
 }): ReactNode {
-  const { services, nav } = useApp();
-  const c = useColor();
+  const { services } = useApp();
   const watch = useRef(new ClusterWatch());
   const [members, setMembers] = useState<MemberView[]>([]);
-  const started = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    if (started.current) return;
-    started.current = true;
-    const timer = setInterval(() => setMembers(watch.current.view()), 250);
-    nav
-      .run((signal) => services.backupCluster(props.request, watch.current, signal))
-      .then(
-        (m) => callbacks.current.onDone(m),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, props.request]);
+  useOperation((signal) => services.backupCluster(props.request, watch.current, signal), {
+    ...props,
+    onTick: () => setMembers(watch.current.view()),
+  });
   const done = members.filter((m) => m.state === 'done').length;
   const total = members.reduce((n, m) => n + m.bytes, 0);
   const elapsed = (Date.now() - watch.current.started) / 1000;
   return (
-    <Frame title="backup cluster: running" legend="q/ctrl-c stop and quit (asks first)">
+    <Running title="backup cluster: running">
       {members.length ? (
-        <Box flexDirection="column">
-          <Text>
-            {done} of {members.length} databases · {formatBytes(total)} dumped ·{' '}
-            {formatBytes(elapsed > 0 ? total / elapsed : 0)}/s · {formatDuration(elapsed)}
-          </Text>
-          {members.slice(0, 14).map((m) => (
-            <Text
-              key={m.name}
-              color={m.state === 'failed' ? c('red') : m.state === 'done' ? c('green') : undefined}
-            >
-              {memberLine(m)}
-            </Text>
-          ))}
-          {members.length > 14 ? <Text dimColor>… and {members.length - 14} more</Text> : null}
-        </Box>
+        <MemberList
+          members={members}
+          header={`${done} of ${members.length} databases · ${formatBytes(total)} dumped · ${formatBytes(elapsed > 0 ? total / elapsed : 0)}/s · ${formatDuration(elapsed)}`}
+          active="dumping"
+          stateWidth={8}
+          room={14}
+        />
       ) : (
         <Spinner label="Reading the databases and the roles…" />
       )}
-    </Frame>
+    </Running>
   );
 }
 
 function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> }): ReactNode {
-  const { nav } = useApp();
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) nav.back();
-  });
   const s = props.step;
-  if (s.at === 'failed')
-    return (
-      <Frame title="backup cluster: failed" legend="enter/esc back to the menu · q quit">
-        <ErrorView error={s.error} />
-      </Frame>
-    );
+  const legend = 'enter/esc back to the menu · q quit';
+  if (s.at === 'failed') return <Outcome what="backup cluster" legend={legend} error={s.error} />;
   const m = s.manifest;
   const ok = m.databases.filter((d) => d.status === 'ok').length;
   return (
-    <Frame title="backup cluster: complete" legend="enter/esc back to the menu · q quit">
-      <Text color={c('green')} bold>
-        Cluster backup {m.status}
-      </Text>
-      <Text>
-        {label('Name')}
-        {m.name}
-      </Text>
-      <Text>
-        {label('Databases')}
-        {ok} of {m.databases.length}
-      </Text>
-      <Text>
-        {label('Size')}
-        {formatBytes(m.totalBytes)}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(m.durationSeconds)}
-      </Text>
-    </Frame>
+    <Outcome
+      what="backup cluster"
+      legend={legend}
+      headline={`Cluster backup ${m.status}`}
+      fields={[
+        ['Name', m.name],
+        ['Databases', `${ok} of ${m.databases.length}`],
+        ['Size', formatBytes(m.totalBytes)],
+        ['Duration', formatDuration(m.durationSeconds)],
+      ]}
+    />
   );
 }

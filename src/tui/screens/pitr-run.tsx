@@ -1,10 +1,11 @@
 import { Spinner } from '@inkjs/ui';
-import { Box, Text, useInput } from 'ink';
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { Text } from 'ink';
+import { useRef, type ReactNode } from 'react';
 import { formatDuration } from '../../pipeline/progress.js';
-import { StepMeter, textBar } from '../meter.js';
+import { StepMeter } from '../meter.js';
+import { DoneLines, Outcome, Running, StepBar, useOperation } from '../operation.js';
 import type { PitrDone, PitrPreview } from '../services.js';
-import { ErrorView, Frame, label, useApp, useColor, useTerminalSize } from '../ui.js';
+import { label, useApp, useTerminalSize } from '../ui.js';
 
 interface StepState {
   name: string;
@@ -21,50 +22,36 @@ export function PitrRunning(props: {
   onDone: (d: PitrDone) => void;
   onFailed: (e: unknown) => void;
 }): ReactNode {
-  const { services, nav } = useApp();
-  const c = useColor();
+  const { services } = useApp();
   const { rows } = useTerminalSize();
-  const [, setTick] = useState(0);
   const started = useRef(Date.now());
   const current = useRef<StepState | undefined>(undefined);
   const lines = useRef<Array<{ text: string; ok: boolean }>>([]);
-  const once = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    if (once.current) return;
-    once.current = true;
-    const timer = setInterval(() => setTick((t) => t + 1), 250);
-    nav
-      .run((signal) =>
-        services.runPitr(
-          props.preview,
-          {
-            begin: (name, bytes, total) => {
-              current.current = { name, meter: new StepMeter(bytes, total) };
-            },
-            end: (outcome) => {
-              const s = current.current;
-              if (s) lines.current.push({ text: `${s.name}: ${outcome}`, ok: outcome === 'done' });
-              current.current = undefined;
-            },
-            note: (line) => lines.current.push({ text: line, ok: true }),
+  useOperation(
+    (signal) =>
+      services.runPitr(
+        props.preview,
+        {
+          begin: (name, bytes, total) => {
+            current.current = { name, meter: new StepMeter(bytes, total) };
           },
-          signal,
-        ),
-      )
-      .then(
-        (d) => callbacks.current.onDone(d),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, props.preview]);
+          end: (outcome) => {
+            const s = current.current;
+            if (s) lines.current.push({ text: `${s.name}: ${outcome}`, ok: outcome === 'done' });
+            current.current = undefined;
+          },
+          note: (line) => lines.current.push({ text: line, ok: true }),
+        },
+        signal,
+      ),
+    props,
+  );
   const r = props.preview.request;
   const s = current.current;
   const f = s?.meter.frame();
   const elapsed = formatDuration((Date.now() - started.current) / 1000);
   return (
-    <Frame title="point-in-time restore: running" legend="q/ctrl-c stop and quit (asks first)">
+    <Running title="point-in-time restore: running">
       <Text>
         {label('Base')}
         {r.base || 'latest'} from {r.archive}
@@ -73,23 +60,17 @@ export function PitrRunning(props: {
         {label('Into')}
         {props.preview.into}
       </Text>
-      {lines.current.slice(-Math.max(2, rows - 12)).map((l, i) => (
-        <Text key={`${i}:${l.text}`} color={l.ok ? c('green') : c('red')}>
-          {l.ok ? '✓' : '✗'} {l.text}
-        </Text>
-      ))}
+      <DoneLines lines={lines.current.slice(-Math.max(2, rows - 12))} />
       {s && f ? (
-        <Box flexDirection="column">
-          <Text>{s.name}</Text>
-          <Text>
-            <Text color={c('green')}>{textBar(f.percent, 30)}</Text> {f.percent.toFixed(0)}% · {f.done} of{' '}
-            {f.total} · {f.rate} · ETA {f.left}
-          </Text>
-        </Box>
+        <StepBar
+          name={s.name}
+          percent={f.percent}
+          detail={`${f.done} of ${f.total} · ${f.rate} · ETA ${f.left}`}
+        />
       ) : (
         <Spinner label={`Working (preparing, starting the server, or waiting for it) · ${elapsed}`} />
       )}
-    </Frame>
+    </Running>
   );
 }
 
@@ -98,26 +79,16 @@ export function PitrResult(
     | { at: 'done'; preview: PitrPreview; done: PitrDone }
     | { at: 'failed'; preview: PitrPreview; error: unknown },
 ): ReactNode {
-  const { nav } = useApp();
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) nav.back();
-  });
-  if (props.at === 'failed')
-    return (
-      <Frame title="point-in-time restore: failed" legend="enter/esc back · q quit">
-        <ErrorView error={props.error} />
-      </Frame>
-    );
+  const what = 'point-in-time restore';
+  if (props.at === 'failed') return <Outcome what={what} error={props.error} />;
   return (
-    <Frame title="point-in-time restore: complete" legend="enter/esc back · q quit">
-      <Text color={c('green')} bold>
-        Restored {props.preview.request.base || 'latest'} into {props.preview.into} in{' '}
-        {formatDuration(props.done.seconds)}
-      </Text>
+    <Outcome
+      what={what}
+      headline={`Restored ${props.preview.request.base || 'latest'} into ${props.preview.into} in ${formatDuration(props.done.seconds)}`}
+    >
       {props.done.lines.map((l) => (
         <Text key={l}>{l}</Text>
       ))}
-    </Frame>
+    </Outcome>
   );
 }

@@ -4,7 +4,7 @@ import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
 import { ClusterWatch, type MemberView } from '../cluster-watch.js';
 import { hasKey } from '../keys.js';
-import { textBar } from '../meter.js';
+import { DoneLines, MemberList, Outcome, Running, useOperation } from '../operation.js';
 import type { ClusterRestoreDone, ClusterRestorePreview, ClusterRestoreRequest } from '../services.js';
 import {
   ErrorView,
@@ -81,7 +81,7 @@ export function ClusterRestoreScreen(props: { backupKey?: string }): ReactNode {
       );
     case 'running':
       return (
-        <Running
+        <ClusterRestoreRunning
           preview={step.preview}
           onDone={(done) => setStep({ at: 'done', preview: step.preview, done })}
           onFailed={(error) => setStep({ at: 'failed', preview: step.preview, error })}
@@ -199,105 +199,53 @@ function Preview(props: {
   );
 }
 
-function memberLine(m: MemberView): string {
-  const pct = m.state === 'done' ? 100 : m.estimate ? Math.min(99, (100 * m.bytes) / m.estimate) : 0;
-  const state = m.state === 'active' ? 'restoring' : m.state;
-  return `${fit(m.name, 24)} ${textBar(pct, 20)} ${fit(state, 9)} ${formatBytes(m.bytes)}`;
-}
-
-function Running(props: {
+function ClusterRestoreRunning(props: {
   preview: ClusterRestorePreview;
   onDone: (d: ClusterRestoreDone) => void;
   onFailed: (e: unknown) => void;
 }): ReactNode {
-  const { services, nav } = useApp();
-  const c = useColor();
+  const { services } = useApp();
   const { rows } = useTerminalSize();
   const watch = useRef(new ClusterWatch());
   const [members, setMembers] = useState<MemberView[]>([]);
-  const started = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    if (started.current) return;
-    started.current = true;
-    const timer = setInterval(() => setMembers(watch.current.view()), 250);
-    nav
-      .run((signal) => services.runClusterRestore(props.preview, watch.current, signal))
-      .then(
-        (d) => callbacks.current.onDone(d),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, props.preview]);
+  useOperation((signal) => services.runClusterRestore(props.preview, watch.current, signal), {
+    ...props,
+    onTick: () => setMembers(watch.current.view()),
+  });
   const done = members.filter((m) => m.state === 'done').length;
   const total = members.reduce((n, m) => n + m.bytes, 0);
   const elapsed = (Date.now() - watch.current.started) / 1000;
-  const room = Math.max(3, rows - 10);
   return (
-    <Frame title="restore cluster: running" legend="q/ctrl-c stop and quit (asks first)">
-      {watch.current.notes.slice(-3).map((n) => (
-        <Text key={n} color={c('green')}>
-          ✓ {n}
-        </Text>
-      ))}
+    <Running title="restore cluster: running">
+      <DoneLines lines={watch.current.notes.slice(-3)} />
       {members.length ? (
-        <Box flexDirection="column">
-          <Text>
-            {done} of {members.length} databases · {formatBytes(total)} read · {formatDuration(elapsed)}
-          </Text>
-          {members.slice(0, room).map((m) => (
-            <Text
-              key={m.name}
-              color={m.state === 'failed' ? c('red') : m.state === 'done' ? c('green') : undefined}
-            >
-              {memberLine(m)}
-            </Text>
-          ))}
-          {members.length > room ? <Text dimColor>… and {members.length - room} more</Text> : null}
-        </Box>
+        <MemberList
+          members={members}
+          header={`${done} of ${members.length} databases · ${formatBytes(total)} read · ${formatDuration(elapsed)}`}
+          active="restoring"
+          stateWidth={9}
+          room={Math.max(3, rows - 10)}
+        />
       ) : (
         <Spinner label="Verifying the backup and restoring the roles…" />
       )}
-    </Frame>
+    </Running>
   );
 }
 
 function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> }): ReactNode {
-  const { nav } = useApp();
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) nav.back();
-  });
   const s = props.step;
-  if (s.at === 'failed')
-    return (
-      <Frame title="restore cluster: failed" legend="enter/esc back · q quit">
-        <ErrorView error={s.error} />
-      </Frame>
-    );
+  if (s.at === 'failed') return <Outcome what="restore cluster" error={s.error} />;
   return (
-    <Frame title="restore cluster: complete" legend="enter/esc back · q quit">
-      <Text color={c('green')} bold>
-        Cluster restore complete
-      </Text>
-      <Text>
-        {label('Restored')}
-        {s.done.done}
-      </Text>
-      <Text>
-        {label('From')}
-        {s.preview.request.key.replace(/\/+$/, '')}
-      </Text>
-      <Text>
-        {label('Duration')}
-        {formatDuration(s.done.seconds)}
-      </Text>
-      {s.done.warnings.slice(0, 5).map((w) => (
-        <Text key={w} color={c('yellow')}>
-          warning: {w}
-        </Text>
-      ))}
-    </Frame>
+    <Outcome
+      what="restore cluster"
+      headline="Cluster restore complete"
+      fields={[
+        ['Restored', s.done.done],
+        ['From', s.preview.request.key.replace(/\/+$/, '')],
+        ['Duration', formatDuration(s.done.seconds)],
+      ]}
+      warnings={s.done.warnings}
+    />
   );
 }

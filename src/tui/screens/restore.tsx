@@ -3,7 +3,7 @@ import { Box, Text, useInput } from 'ink';
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import type { CatalogEntry } from '../../verify/listing.js';
 import { formatBytes, formatDuration } from '../../pipeline/progress.js';
-import { textBar } from '../meter.js';
+import { DoneLines, Outcome, Running, StepBar, useOperation } from '../operation.js';
 import type { RestoreDone, RestorePreview, RestoreRequest } from '../services.js';
 import {
   ErrorView,
@@ -15,7 +15,6 @@ import {
   useApp,
   useTyping,
   useColor,
-  label,
 } from '../ui.js';
 import { entryLine } from './archive.js';
 
@@ -113,7 +112,7 @@ export function RestoreScreen(props: { backupKey?: string }): ReactNode {
       );
     case 'running':
       return (
-        <Running
+        <RestoreRunning
           preview={step.preview}
           onDone={(done) => setStep({ at: 'done', preview: step.preview, done })}
           onFailed={(error) => setStep({ at: 'failed', preview: step.preview, error })}
@@ -215,111 +214,61 @@ interface StepState {
   name: string;
   bytes: () => number;
   total: number;
-  outcomes: string[];
 }
 
-function Running(props: {
+function RestoreRunning(props: {
   preview: RestorePreview;
   onDone: (d: RestoreDone) => void;
   onFailed: (e: unknown) => void;
 }): ReactNode {
-  const { services, nav } = useApp();
-  const c = useColor();
-  const [, setTick] = useState(0);
+  const { services } = useApp();
   const current = useRef<StepState | undefined>(undefined);
   const finished = useRef<string[]>([]);
-  const started = useRef(false);
-  const callbacks = useRef(props);
-  callbacks.current = props;
-  useEffect(() => {
-    if (started.current) return;
-    started.current = true;
-    const timer = setInterval(() => setTick((t) => t + 1), 250);
-    nav
-      .run((signal) =>
-        services.runRestore(
-          props.preview,
-          {
-            begin: (name, bytes, total) => {
-              current.current = { name, bytes, total, outcomes: [] };
-            },
-            end: (outcome) => {
-              if (current.current) finished.current.push(`${current.current.name}: ${outcome}`);
-              current.current = undefined;
-            },
+  useOperation(
+    (signal) =>
+      services.runRestore(
+        props.preview,
+        {
+          begin: (name, bytes, total) => {
+            current.current = { name, bytes, total };
           },
-          signal,
-        ),
-      )
-      .then(
-        (d) => callbacks.current.onDone(d),
-        (e: unknown) => callbacks.current.onFailed(e),
-      )
-      .finally(() => clearInterval(timer));
-  }, [services, nav, props.preview]);
+          end: (outcome) => {
+            if (current.current) finished.current.push(`${current.current.name}: ${outcome}`);
+            current.current = undefined;
+          },
+        },
+        signal,
+      ),
+    props,
+  );
   const s = current.current;
   const bytes = s ? s.bytes() : 0;
   const pct = s && s.total > 0 ? Math.min(100, (100 * bytes) / s.total) : 0;
   return (
-    <Frame
-      title={`restore into ${props.preview.plan.target}: running`}
-      legend="q/ctrl-c stop and quit (asks first)"
-    >
-      {finished.current.map((l) => (
-        <Text key={l} color={c('green')}>
-          ✓ {l}
-        </Text>
-      ))}
+    <Running title={`restore into ${props.preview.plan.target}: running`}>
+      <DoneLines lines={finished.current} />
       {s ? (
-        <Box flexDirection="column">
-          <Text>{s.name}</Text>
-          <Text>
-            <Text color={c('green')}>{textBar(pct, 30)}</Text> {pct.toFixed(0)}% · {formatBytes(bytes)} of{' '}
-            {formatBytes(s.total)}
-          </Text>
-        </Box>
+        <StepBar name={s.name} percent={pct} detail={`${formatBytes(bytes)} of ${formatBytes(s.total)}`} />
       ) : (
         <Spinner label="Working…" />
       )}
-    </Frame>
+    </Running>
   );
 }
 
 function Result(props: { step: Extract<Step, { at: 'done' } | { at: 'failed' }> }): ReactNode {
-  const { nav } = useApp();
-  const c = useColor();
-  useInput((_input, key) => {
-    if (key.return || key.escape) nav.back();
-  });
   const s = props.step;
+  if (s.at === 'failed') return <Outcome what="restore" error={s.error} />;
   return (
-    <Frame title={`restore: ${s.at === 'done' ? 'complete' : 'failed'}`} legend="enter/esc back · q quit">
-      {s.at === 'done' ? (
-        <Box flexDirection="column">
-          <Text color={c('green')} bold>
-            Restore complete
-          </Text>
-          <Text>
-            {label('Database')}
-            {s.done.target}
-          </Text>
-          <Text>
-            {label('From')}
-            {s.preview.plan.source}
-          </Text>
-          <Text>
-            {label('Duration')}
-            {formatDuration(s.done.seconds)}
-          </Text>
-          {s.done.warnings.slice(0, 5).map((w) => (
-            <Text key={w} color={c('yellow')}>
-              warning: {w}
-            </Text>
-          ))}
-        </Box>
-      ) : (
-        <ErrorView error={s.error} />
-      )}
-    </Frame>
+    <Outcome
+      what="restore"
+      headline="Restore complete"
+      fields={[
+        ['Database', s.done.target],
+        ['From', s.preview.plan.source],
+        ['Duration', formatDuration(s.done.seconds)],
+      ]}
+      warnings={s.done.warnings}
+    />
   );
 }

@@ -44,7 +44,7 @@ export function addDisableCommand(pitr: Command): void {
             const dir = await client.query<{ d: string }>("SELECT current_setting('data_directory') AS d");
             const dataDirectory = dir.rows[0]?.d ?? '';
             if (opts.restart) {
-              const { ownerOf } = await import('../../../pitr/os-user.js');
+              const { ownerOf } = await import('../../../os/user.js');
               await client.end().catch(() => undefined);
               await restartServer(await ownerOf(dataDirectory), dataDirectory, opts.serverLog);
               out.line('Server restarted.');

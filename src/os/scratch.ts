@@ -3,12 +3,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SafetyError } from '../errors.js';
-import { isRoot, type OsUser } from '../pitr/os-user.js';
+import { isRoot, type OsUser } from './user.js';
 
 /**
  * The scratch directory of a point-in-time drill: a new temporary directory (mode 0700) owned by
  * the server's OS user, holding the restored data directory, the server's log and socket. It is
- * removed as a whole afterwards, whatever happened.
+ * removed as a whole afterwards, whatever happened. `restore pitr --start` makes one (another
+ * prefix) for a socket whose path would be too long in the data directory.
  */
 export const SCRATCH_PREFIX = 'dbbackup-drill-';
 
