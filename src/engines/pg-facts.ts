@@ -33,6 +33,17 @@ const SESSION = `SET LOCAL search_path = pg_catalog; SET LOCAL extra_float_digit
   SET LOCAL bytea_output = 'hex'`;
 
 /**
+ * The facts session of a backup runs beside pg_dump and must not take the cores the dump needs: no
+ * parallel workers, no JIT. Measured on bench_pg (pgbench scale 50): the count of pgbench_accounts
+ * planned a parallel index-only scan with 2 workers and JIT, ~1.5 s of server CPU; alone and without
+ * JIT it takes 0.42 s, and the whole default backup's server CPU went from 5.1 s to about 3.9 s (the
+ * dump's own ~3.5 s). Set only where the server has the setting (jit: PostgreSQL 11+).
+ */
+const GENTLE = `SELECT pg_catalog.set_config(s.name, s.value, true)
+  FROM (VALUES ('jit', 'off'), ('max_parallel_workers_per_gather', '0')) AS s(name, value)
+  WHERE s.name IN (SELECT name FROM pg_catalog.pg_settings)`;
+
+/**
  * `cancel(pid)` cancels the facts session's running statement from another session. After a
  * failed or interrupted dump, close() must not wait for the facts: a query of theirs may wait for
  * a lock the dump waited for too (measured: a SIGTERM'd backup hung until that lock was released).
@@ -47,6 +58,7 @@ export async function pgSnapshotFacts(
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     await client.query(SESSION);
+    await client.query(GENTLE);
     const r = await client.query<{ id: string; pid: number }>(
       'SELECT pg_catalog.pg_export_snapshot() AS id, pg_catalog.pg_backend_pid() AS pid',
     );
