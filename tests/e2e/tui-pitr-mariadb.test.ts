@@ -73,8 +73,8 @@ afterAll(async () => {
   for (const s of stops) await s().catch(() => undefined);
   await hostQuery(`DROP DATABASE IF EXISTS \`${db}\``).catch(() => undefined);
   await server?.stop();
-  await removeDir(archive);
-  await removeDir(backups);
+  // Undefined when the server could not be had: its failure is the one to see, not a cleanup's.
+  for (const d of [archive, backups]) if (d) await removeDir(d);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { findMyBinaries, MY_PREFIX, spawnServer, stopMyDir } from './my-server.js';
+import { findMyBinaries, installDataDir, MY_PREFIX, spawnServer, stopMyDir } from './my-server.js';
 import { freePort, isAlive, isRoot, run, tail, waitFor } from './proc.js';
 
 export interface BinlogServer {
@@ -60,14 +60,7 @@ export async function startBinlogServer(serverId = 1, extra: string[] = []): Pro
     const r = await run('chown', ['mysql:', dir]);
     if (r.code !== 0) throw new Error(`chown mysql ${dir}: ${r.stderr}`);
   }
-  const install = await run(bins.installDb, [
-    '--no-defaults',
-    `--datadir=${path.join(dir, 'data')}`,
-    '--auth-root-authentication-method=normal',
-    '--skip-test-db',
-    ...(isRoot ? ['--user=mysql'] : []),
-  ]);
-  if (install.code !== 0) throw new Error(`${bins.installDb} failed:\n${install.stdout}\n${install.stderr}`);
+  await installDataDir(bins.installDb, path.join(dir, 'data'));
   const socket = path.join(dir, 'mysqld.sock');
   const errorLog = path.join(dir, 'error.log');
   let port = 0;
