@@ -343,6 +343,7 @@ describe('a 300+ MiB backup', () => {
  * restart; the objects the assertions look at are untouched.
  */
 async function dropTornUploadRecords(dir: string): Promise<void> {
+  await dropTornObjectRecords(path.join(dir, 'buckets'));
   const root = path.join(dir, '_multipart');
   for (const id of await readdir(root).catch(() => [] as string[])) {
     const text = await readFile(path.join(root, id, '.upload.json'), 'utf8').catch(() => undefined);
@@ -351,6 +352,26 @@ async function dropTornUploadRecords(dir: string): Promise<void> {
       JSON.parse(text);
     } catch {
       await rm(path.join(root, id), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * The same for the emulator's record of an object it was writing when killed (`<key>.meta.json`, seen
+ * once in CI) — only for dbbackup's claim and temporary names: a torn record under any other name stays,
+ * so the restart fails and the test with it.
+ */
+async function dropTornObjectRecords(dir: string): Promise<void> {
+  const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  for (const rel of entries) {
+    if (!rel.endsWith('.meta.json') || !/\.dbbackup-(tmp|upload|claim)-/.test(rel)) continue;
+    const file = path.join(dir, rel);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    try {
+      JSON.parse(text);
+    } catch {
+      await rm(file, { force: true });
     }
   }
 }
