@@ -1,7 +1,8 @@
 import { mkdtemp, rm, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { patchArchiveOffsets } from '../catalog/pg-archive-offsets.js';
+import { PgArchiveCheck } from '../catalog/pg-archive.js';
+import { writeOffsets } from '../catalog/pg-archive-offsets.js';
 import type { DetectedFormat } from '../catalog/format.js';
 import { TRAILERS } from '../catalog/trailers.js';
 import type { DatabaseEngine } from '../engines/engine.js';
@@ -326,6 +327,8 @@ async function extractToWorkdir(
   const dir = await mkdtemp(path.join(workdir, 'dbbackup-restore-'));
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
   const file = path.join(dir, 'archive.dump');
+  // Walked on its way into the file, for any data offsets its pg_dump could not write (see feed.ts).
+  const walk = new PgArchiveCheck();
   try {
     await feedEntry(body, (source) =>
       runSinkRead({
@@ -333,11 +336,10 @@ async function extractToWorkdir(
         label: m.entry,
         compression: 'none',
         meter,
-        sink: { kind: 'file', path: file },
+        sink: { kind: 'file', path: file, decoded: [walk] },
       }),
     );
-    // The reference tool's dumps usually carry their offsets (the walk then stops after the TOC).
-    await patchArchiveOffsets(file);
+    await writeOffsets(file, walk.missingOffsets());
     return { file, cleanup };
   } catch (err) {
     await cleanup();
