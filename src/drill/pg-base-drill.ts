@@ -1,4 +1,4 @@
-import { appendFile, chown, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { baseDir } from '../catalog/base-backup.js';
@@ -7,7 +7,7 @@ import { DbBackupError, errorMessage, UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
 import type { BaseWindow } from '../pitr/analysis.js';
 import type { ArchiveIdentity } from '../pitr/archive.js';
-import { isRoot, runAsUser, type OsUser } from '../os/user.js';
+import { giveTo, runAsUser, type OsUser } from '../os/user.js';
 import { ensureServerConf, isolationSettings, settingsAsConf, writeLocalHba } from '../pitr/isolation.js';
 import { executePitrRestore, planPitrRestore, type PitrRestoreInput } from '../pitr/restore.js';
 import { startAndFollow } from '../pitr/start.js';
@@ -156,7 +156,7 @@ async function scratchSettings(s: Scratch, user: OsUser): Promise<void> {
   ];
   await writeFile(ident, '', { mode: 0o600 });
   await appendFile(path.join(s.dataDir, 'postgresql.auto.conf'), `${lines.join('\n')}`);
-  if (isRoot()) await chown(ident, user.uid, user.gid);
+  await giveTo(ident, user);
 }
 
 /** A client of the scratch server over its socket, as `user`. */

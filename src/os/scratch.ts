@@ -1,9 +1,9 @@
-import { chmod, chown, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SafetyError } from '../errors.js';
-import { isRoot, type OsUser } from './user.js';
+import { giveTo, type OsUser } from './user.js';
 
 /**
  * The scratch directory of a point-in-time drill: a new temporary directory (mode 0700) owned by
@@ -20,12 +20,12 @@ export async function makeScratchDir(
 ): Promise<string> {
   const dir = await mkdtemp(path.join(parent, prefix));
   await chmod(dir, 0o700);
-  if (isRoot()) await chown(dir, user.uid, user.gid);
+  await giveTo(dir, user);
   const s = await stat(dir);
   if (s.uid !== user.uid) {
     await rm(dir, { recursive: true, force: true });
     throw new SafetyError(`The scratch directory ${dir} would not belong to ${user.name}`, {
-      hint: `Run the drill as root or as ${user.name} (--os-user names the server's user).`,
+      hint: `Run dbbackup as root or as ${user.name} (--os-user names the server's user).`,
     });
   }
   return dir;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { chown, lchown, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { userInfo } from 'node:os';
 import { errorMessage, UsageError } from '../errors.js';
@@ -16,6 +16,15 @@ export interface OsUser {
 }
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
+
+/**
+ * Gives what dbbackup created for the server to its OS user. Only root can (and needs to): run as
+ * that user, the file is already its own. `link: true` changes a symbolic link, not its target.
+ */
+export async function giveTo(file: string, user: OsUser, o: { link?: boolean } = {}): Promise<void> {
+  if (!isRoot() || user.uid === 0) return;
+  await (o.link ? lchown : chown)(file, user.uid, user.gid);
+}
 
 /** The user (and primary group) owning `file`, with the name /etc/passwd gives it. */
 export async function ownerOf(file: string): Promise<OsUser> {

@@ -25,7 +25,7 @@ import {
   walCommandSpec,
   type WalCommandSpec,
 } from './commands.js';
-import { accessProblems, canActAs, isRoot, ownerOf, runAsUser, type OsUser } from '../os/user.js';
+import { accessProblems, canActAs, giveTo, isRoot, ownerOf, runAsUser, type OsUser } from '../os/user.js';
 import { applySettings, autoConfValues, currentWalFile, serverFacts, type ServerFacts } from './server.js';
 import { archiveProtectors } from './wal-keys.js';
 
@@ -201,7 +201,7 @@ export async function makeOwnedDir(dir: string, user: OsUser): Promise<void> {
   );
   if (existed) return;
   await makeDirs(dir, 0o700);
-  if (isRoot()) await chown(dir, user.uid, user.gid);
+  await giveTo(dir, user);
 }
 
 /** A local archive directory created by root belongs to the server's user, who writes into it. */

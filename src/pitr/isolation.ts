@@ -1,8 +1,8 @@
-import { access, chown, writeFile } from 'node:fs/promises';
+import { access, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { makeScratchDir } from '../os/scratch.js';
-import { isRoot, type OsUser } from '../os/user.js';
+import { giveTo, type OsUser } from '../os/user.js';
 import { confValue } from './recovery.js';
 
 /**
@@ -73,7 +73,7 @@ export async function writeLocalHba(file: string, user: OsUser, header: string):
     [`# ${header}`, 'local all all trust', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
     { mode: 0o600 },
   );
-  if (isRoot()) await chown(file, user.uid, user.gid);
+  await giveTo(file, user);
 }
 
 export async function exists(file: string): Promise<boolean> {
@@ -92,7 +92,7 @@ export async function ensureServerConf(dataDir: string, user: OsUser, header: st
   const conf = path.join(dataDir, 'postgresql.conf');
   if (await exists(conf)) return false;
   await writeFile(conf, `# ${header}\n`, { mode: 0o600 });
-  if (isRoot()) await chown(conf, user.uid, user.gid);
+  await giveTo(conf, user);
   return true;
 }
 

@@ -30,7 +30,7 @@ import type { Divergence } from './chain.js';
 import { restoreCommandFor, walCommandSpec, type WalCommandSpec } from './commands.js';
 import { checkReachable, makeOwnedDir, probeAsServer } from './enable.js';
 import type { TimelineChoice } from './inventory.js';
-import { accessProblems, isRoot, type OsUser } from '../os/user.js';
+import { accessProblems, giveTo, isRoot, type OsUser } from '../os/user.js';
 import { describeTarget, recoveryLines, type RecoveryTarget, type TargetAction } from './recovery.js';
 import {
   linkTablespaces,
@@ -514,7 +514,7 @@ async function prepareDataDir(dir: string, user: OsUser, existed: boolean): Prom
     for (const name of await readdir(dir)) await rm(path.join(dir, name), { recursive: true, force: true });
   } else await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  if (isRoot()) await chown(dir, user.uid, user.gid);
+  await giveTo(dir, user);
   const s = await stat(dir);
   if (s.uid !== user.uid)
     throw new SafetyError(`${dir} belongs to uid ${s.uid}, not to ${user.name}`, {

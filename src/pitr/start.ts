@@ -1,9 +1,9 @@
-import { readFile, writeFile, chown } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { findPgTool } from '../engines/tools.js';
 import { DbBackupError, MissingToolError, SafetyError } from '../errors.js';
 import { settingsAsServerOptions, type ServerSetting } from './isolation.js';
-import { isRoot, runAsUser, type OsUser } from '../os/user.js';
+import { giveTo, runAsUser, type OsUser } from '../os/user.js';
 import type { TargetAction } from './recovery.js';
 import { ExitCode } from '../exit-codes.js';
 
@@ -44,7 +44,7 @@ export async function startAndFollow(s: StartInput): Promise<RecoveryReached> {
     });
   const started = Date.now();
   await writeFile(s.logFile, '', { mode: 0o600, flag: 'a' });
-  if (isRoot()) await chown(s.logFile, s.user.uid, s.user.gid);
+  await giveTo(s.logFile, s.user);
   const options = s.settings?.length ? ['-o', settingsAsServerOptions(s.settings)] : [];
   const r = await runAsUser(s.user, pgCtl, ['start', '-D', s.dataDir, '-l', s.logFile, ...options, '-W'], {
     cwd: s.dataDir,

@@ -1,9 +1,9 @@
-import { chmod, chown, lchown, lstat, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BaseBackupMetadata } from '../catalog/base-backup.js';
 import { errnoCode, SafetyError, UsageError } from '../errors.js';
 import type { Storage } from '../storage/storage.js';
-import { isRoot, type OsUser } from '../os/user.js';
+import { giveTo, type OsUser } from '../os/user.js';
 
 /**
  * Tablespaces outside the data directory in a PITR restore: where each one goes (its original
@@ -105,7 +105,7 @@ async function dirState(dir: string): Promise<{ exists: boolean; entries: number
 export async function prepareTablespaceDir(t: TablespacePlan, user: OsUser): Promise<void> {
   await mkdir(t.to, { recursive: true, mode: 0o700 });
   await chmod(t.to, 0o700);
-  if (isRoot()) await chown(t.to, user.uid, user.gid);
+  await giveTo(t.to, user);
   const s = await lstat(t.to);
   if (s.uid !== user.uid)
     throw new SafetyError(`${t.to} belongs to uid ${s.uid}, not to ${user.name}`, {
@@ -139,11 +139,11 @@ export async function linkTablespaces(
     const link = path.join(dir, t.oid);
     await rm(link, { force: true, recursive: false }).catch(() => undefined);
     await symlink(t.to, link);
-    if (isRoot()) await lchown(link, user.uid, user.gid);
+    await giveTo(link, user, { link: true });
   }
   // read_tablespace_map: one "oid path" a line, a backslash escapes the next character.
   const map = plans.map((t) => `${t.oid} ${t.to.replace(/\\/g, '\\\\')}\n`).join('');
   const file = path.join(dataDir, 'tablespace_map');
   await writeFile(file, map, { mode: 0o600 });
-  if (isRoot()) await chown(file, user.uid, user.gid);
+  await giveTo(file, user);
 }

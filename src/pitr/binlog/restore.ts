@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PhysicalMetadata } from '../../catalog/physical-backup.js';
 import type { KeyUnlocker } from '../../crypto/index.js';
@@ -9,7 +9,7 @@ import { DbBackupError, errorMessage, MissingToolError, SafetyError } from '../.
 import { ToolProcess } from '../../pipeline/process.js';
 import type { Storage } from '../../storage/storage.js';
 import { findPhysicalTool, physicalTool, toolMismatch } from '../../backup/physical.js';
-import { isRoot, type OsUser } from '../../os/user.js';
+import { giveTo, isRoot, type OsUser } from '../../os/user.js';
 import { asUserCommand } from '../restore.js';
 import { BINLOG_HINT } from './fetch.js';
 import { readPhysicalFile } from './read.js';
@@ -216,7 +216,7 @@ async function writeCnf(
   ];
   const file = path.join(dir, RESTORED_CNF);
   await writeFile(file, lines.join('\n'), { mode: 0o644 });
-  if (isRoot()) await chown(file, i.osUser.uid, i.osUser.gid);
+  await giveTo(file, i.osUser);
   return file;
 }
 
@@ -288,7 +288,7 @@ async function ownedDir(dir: string, user: OsUser, existed: boolean): Promise<vo
     for (const n of await readdir(dir)) await rm(path.join(dir, n), { recursive: true, force: true });
   else await mkdir(dir, { recursive: true, mode: 0o750 });
   await chmod(dir, 0o750);
-  if (isRoot()) await chown(dir, user.uid, user.gid);
+  await giveTo(dir, user);
   const s = await stat(dir);
   if (s.uid !== user.uid)
     throw new SafetyError(`${dir} belongs to uid ${s.uid}, not to ${user.name}`, {

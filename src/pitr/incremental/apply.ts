@@ -1,5 +1,5 @@
 import { chownSync, closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { chown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { BaseBackupMetadata } from '../../catalog/base-backup.js';
@@ -7,7 +7,7 @@ import type { KeyUnlocker } from '../../crypto/index.js';
 import { IntegrityError } from '../../errors.js';
 import { runReadGroup } from '../../pipeline/filter-group.js';
 import type { Storage } from '../../storage/storage.js';
-import { isRoot, type OsUser } from '../../os/user.js';
+import { giveTo, isRoot, type OsUser } from '../../os/user.js';
 import { decodeDeltaHeader, type DeltaHeader } from './format.js';
 import { TarReader, type TarMember } from './tar.js';
 
@@ -201,6 +201,6 @@ export async function finishChain(dir: string, last: BaseBackupMetadata, user: O
     const exists = await lstat(abs).catch(() => undefined);
     if (exists) continue;
     await mkdir(abs, { recursive: true, mode: 0o700 });
-    if (isRoot() && user.uid !== 0) await chown(abs, user.uid, user.gid);
+    await giveTo(abs, user);
   }
 }
