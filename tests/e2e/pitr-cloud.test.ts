@@ -4,7 +4,7 @@
  * asynchronous uploader for archive_command, and a prefetching restore_command. The restored rows
  * are compared with what was committed by the target time.
  */
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +135,32 @@ describe('PITR into an S3 archive (encrypted, async push, prefetching fetch)', (
     expect(await readFile(path.join(secrets, 'fetch-spool', 'prefetcher.log'), 'utf8')).toBeDefined();
     expect(await readFile(path.join(spool, 'uploader.log'), 'utf8')).toBeDefined();
     await r.stop();
+  });
+
+  it('restore pitr without --env-file: restore_command would run without credentials → refused naming that, the data directory removed', async () => {
+    // The caller has credentials (it can plan); the server would not: the probe, run as postgres
+    // with a service's environment, fails while the base backup streams in, and stops it.
+    const parent = await postgresDir('dbb-noenv-');
+    const dataDir = path.join(parent, 'data');
+    const r = await cli(
+      [
+        'restore',
+        'pitr',
+        'latest',
+        '--archive',
+        archive,
+        '--encryption-key-file',
+        keyFile,
+        '--data-dir',
+        dataDir,
+        '--confirm',
+      ],
+      { env: s3.env(), timeoutMs: 180_000 },
+    );
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).toContain('The restore command fails when run as postgres');
+    expect(r.stderr).toContain(`${dataDir} was removed`);
+    await expect(access(dataDir)).rejects.toThrow();
   });
 
   it('wal verify --deep decrypts every segment; without the key it cannot, and says so', async () => {
