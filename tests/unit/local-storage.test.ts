@@ -5,7 +5,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import { CommitGate } from '../../src/pipeline/hash.js';
-import { LocalStorage, makeDirs, TEMP_MARKER } from '../../src/storage/local/local.js';
+import { LocalStorage, makeDirs, TEMP_MARKER, WRITE_BEHIND_BYTES } from '../../src/storage/local/local.js';
 import { putBuffer, readAll } from '../../src/storage/storage.js';
 import { random, tempDir } from './helpers.js';
 
@@ -47,6 +47,18 @@ describe('LocalStorage.put', () => {
     expect(info.size).toBe(data.length);
     expect((await readFile(path.join(dir, 'db', 'x.dump'))).equals(data)).toBe(true);
     expect(await filesUnder(dir)).toEqual([path.join('db', 'x.dump')]);
+  });
+
+  it('a file longer than the write-behind step (synced in the background as it grows) is stored whole', async () => {
+    // 1 MiB chunks, so that several background syncs start while later chunks are still written.
+    const chunks = Array.from({ length: (2 * WRITE_BEHIND_BYTES) / (1024 * 1024) + 3 }, () =>
+      random(1024 * 1024),
+    );
+    const data = Buffer.concat(chunks);
+    const info = await storage.put('big.dump', Readable.from(chunks));
+    expect(info.size).toBe(data.length);
+    expect((await readFile(path.join(dir, 'big.dump'))).equals(data)).toBe(true);
+    expect(await filesUnder(dir)).toEqual(['big.dump']);
   });
 
   it('leaves nothing behind, not even a temp file, when the body fails mid-way', async () => {

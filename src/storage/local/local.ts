@@ -1,8 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageError, errnoCode, type DbBackupError } from '../../errors.js';
 import { alreadyExists, storageFailure, type FailureContext } from '../failure.js';
@@ -11,6 +11,49 @@ import { localClassifier } from './errors.js';
 
 /** Temporary files carry this marker so listings and cleanup can recognise leftovers of a crash. */
 export const TEMP_MARKER = '.dbbackup-tmp-';
+
+/** How many bytes a file may have unsynced on disk while it is written: see WriteBehind. */
+export const WRITE_BEHIND_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Starts the disk writes of a file while it is still being written: after every WRITE_BEHIND_BYTES,
+ * an fdatasync in the background (one at a time, the stream does not wait for it), so that the
+ * fsync before the rename finds little left to write. Without it, the final fsync of a 211 MB
+ * physical backup took 0.41-0.49 s on this machine's disk, all of it after the stream had ended
+ * (PostgreSQL's checkpoint_flush_after exists for the same reason). A failed sync fails the write:
+ * after an fsync error Linux may report the next fsync as a success although data was lost.
+ */
+class WriteBehind extends Transform {
+  private unsynced = 0;
+  private pending: Promise<void> | undefined;
+  private failure: Error | undefined;
+
+  constructor(private readonly out: { fd: number | null }) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.failure) return cb(this.failure);
+    this.unsynced += chunk.length;
+    const fd = this.out.fd;
+    if (this.unsynced >= WRITE_BEHIND_BYTES && !this.pending && fd !== null) {
+      this.unsynced = 0;
+      this.pending = new Promise<void>((resolve) =>
+        fdatasync(fd, (err) => {
+          if (err) this.failure = err;
+          this.pending = undefined;
+          resolve();
+        }),
+      );
+    }
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // The file is closed after this stream ends: no sync may still be running on its descriptor.
+    void (this.pending ?? Promise.resolve()).then(() => cb(this.failure));
+  }
+}
 
 /** A directory as a Storage: files are written to a temp name, fsynced, then renamed into place. */
 export class LocalStorage implements Storage {
@@ -58,7 +101,10 @@ export class LocalStorage implements Storage {
         flush: true,
         highWaterMark: 1024 * 1024,
       });
-      await pipeline(body, out);
+      const file = { fd: null as number | null };
+      out.once('open', (fd: number) => (file.fd = fd));
+      out.once('close', () => (file.fd = null));
+      await pipeline(body, new WriteBehind(file), out);
       if (options.noOverwrite) {
         // link() fails with EEXIST instead of replacing: two writers of one key cannot both win.
         await link(tempPath, finalPath);
