@@ -14,12 +14,13 @@ import {
   myRecreate,
   pgDbSize,
   pgDrop,
+  pgFingerprint,
   pgRecreate,
   probeMy,
   probePg,
   psql,
 } from './lib/db.mjs';
-import { buildMyFixture, buildPgFixtures } from './lib/fixtures.mjs';
+import { buildMyFixtures, buildPgFixtures } from './lib/fixtures.mjs';
 import { GNU_TIME } from './lib/measure.mjs';
 import { evaluateTargets, machineFacts, renderMarkdown } from './lib/report.mjs';
 import { renderSaved } from './lib/render.mjs';
@@ -163,7 +164,7 @@ async function main() {
   const fixturesBuilt = [];
   try {
     if (c.pg) fixturesBuilt.push(...buildPgFixtures(c.pg, cfg, need));
-    if (c.my && need.has('my') && buildMyFixture(c.my, cfg)) fixturesBuilt.push(cfg.db.my);
+    if (c.my) fixturesBuilt.push(...buildMyFixtures(c.my, cfg, need));
   } catch (e) {
     log(`bench: building a fixture failed: ${e.message}`);
     return 1;
@@ -197,6 +198,32 @@ async function main() {
     myExpected ??= myCount(cfg.db.my);
     const got = myCount(cfg.db.myRestore);
     return got === myExpected ? null : `restored ${got}, source has ${myExpected}`;
+  };
+  // the small restores (tiny, Pagila-like): any target database, checked against its source with a
+  // fingerprint of every table's and materialized view's row count and of the objects in it
+  const copyExpected = new Map();
+  c.pgPrepTarget = (db) => {
+    pgRecreate(c.pg, db);
+    psql(c.pg, 'postgres', 'CHECKPOINT');
+  };
+  c.pgCheckCopy = (source, target) => {
+    if (!copyExpected.has(source)) copyExpected.set(source, pgFingerprint(c.pg, source));
+    const want = copyExpected.get(source);
+    const got = pgFingerprint(c.pg, target);
+    if (got === want) return null;
+    const w = new Set(want.split(' '));
+    const g = new Set(got.split(' '));
+    const diff = (a, b) => [...a].filter((x) => !b.has(x)).join(' ') || '–';
+    return `${target} differs from ${source}: it has ${diff(g, w)} where the source has ${diff(w, g)}`;
+  };
+  const myItems = (db) => mysql(c.my, `select count(*) from \`${db}\`.items`);
+  c.myPrepTarget = (db) => myRecreate(c.my, db);
+  c.myCheckItems = (source, target) => {
+    if (!copyExpected.has(source)) copyExpected.set(source, myItems(source));
+    const got = myItems(target);
+    return got === copyExpected.get(source)
+      ? null
+      : `restored ${got} items, source has ${copyExpected.get(source)}`;
   };
   // encryption: one symmetric key (0600) made by the CLI under test, untimed, the first time a case needs it
   let keyFile = null;
@@ -338,10 +365,11 @@ async function main() {
     rmrf(path.join(c.work, 'artifacts'));
     rmrf(c.tmp);
     try {
-      if (c.pg) pgDrop(c.pg, cfg.db.pgRestore);
+      if (c.pg)
+        for (const d of [cfg.db.pgRestore, cfg.db.pgTinyRestore, cfg.db.pgPagilaRestore]) pgDrop(c.pg, d);
       if (c.pg && selected.some((s) => s.group.id.startsWith('pg-cluster')))
         for (const d of c.clusterDbs) pgDrop(c.pg, d);
-      if (c.my) myDrop(c.my, cfg.db.myRestore);
+      if (c.my) for (const d of [cfg.db.myRestore, cfg.db.myTinyRestore]) myDrop(c.my, d);
     } catch (e) {
       log(`bench: cleanup: ${e.message}`);
     }

@@ -295,10 +295,10 @@ export const GROUPS = [
     ],
   },
 
-  // ---------------------------------------------------------------- per-object overhead
+  // ---------------------------------------------------------------- per-object overhead, fixed cost
   {
     id: 'pg-small',
-    title: 'PostgreSQL: a tiny database and one with many small tables',
+    title: 'PostgreSQL backup of a tiny database and of one with many small tables',
     engine: 'pg',
     fixtures: ['pgTiny', 'pgMany'],
     db: (c) => [c.db.pgTiny, c.db.pgMany],
@@ -308,12 +308,14 @@ export const GROUPS = [
         id: 'dbb-tiny',
         label: 'dbbackup backup single bench_pg_tiny',
         smoke: true,
+        produces: 'pg-tiny-zst',
         dbbackup: (c) => ['backup', 'single', c.db.pgTiny, '--no-progress'],
       },
       {
         id: 'fc-tiny',
         label: 'pg_dump -Fc bench_pg_tiny',
         smoke: true,
+        produces: 'pg-tiny-fc',
         shell: (c, o) => `pg_dump -Fc -f ${o}/tiny.dump ${c.db.pgTiny}`,
       },
       {
@@ -333,7 +335,136 @@ export const GROUPS = [
       ['dbb-tiny', 'fc-tiny'],
       ['dbb-many', 'fc-many'],
     ],
-    targets: [],
+    targets: [
+      { a: 'dbb-tiny', b: ['fc-tiny'], ratio: 1.5, label: 'tiny PG backup ≤ 1.5× `pg_dump -Fc`' },
+      {
+        a: 'dbb-many',
+        b: ['fc-many'],
+        ratio: 1.0,
+        label: 'many-table PG backup (2,000 tables; 200 at --scale small) ≤ 1.0× `pg_dump -Fc`',
+      },
+    ],
+  },
+  {
+    id: 'pg-small-restore',
+    title: 'PostgreSQL restore of the tiny database into an empty one',
+    engine: 'pg',
+    fixtures: ['pgTiny'],
+    db: (c) => c.db.pgTiny,
+    runs: 'runsSmall',
+    noOutput: true,
+    prep: (c) => c.pgPrepTarget(c.db.pgTinyRestore),
+    prepNote:
+      'Both restore the last `pg-small` backup of their tool. Before every run (untimed): bench_pg_tiny_restore is dropped and re-created empty, then CHECKPOINT. After every run (untimed): its row counts and objects are compared with bench_pg_tiny.',
+    check: (c) => c.pgCheckCopy(c.db.pgTiny, c.db.pgTinyRestore),
+    cases: [
+      {
+        id: 'dbb-tiny-restore',
+        label: 'dbbackup restore single (custom .dump.zst of bench_pg_tiny)',
+        smoke: true,
+        needs: ['pg-tiny-zst'],
+        dbbackup: (c) => [
+          'restore',
+          'single',
+          c.art('pg-tiny-zst'),
+          '--target',
+          c.db.pgTinyRestore,
+          '--clean',
+          '--confirm',
+        ],
+      },
+      {
+        id: 'pgrestore-tiny',
+        label: 'pg_restore -d (pg_dump -Fc file of bench_pg_tiny)',
+        smoke: true,
+        needs: ['pg-tiny-fc'],
+        shell: (c) => `pg_restore -d ${c.db.pgTinyRestore} ${c.art('pg-tiny-fc')}`,
+      },
+    ],
+    pairs: [['dbb-tiny-restore', 'pgrestore-tiny']],
+    targets: [
+      {
+        a: 'dbb-tiny-restore',
+        b: ['pgrestore-tiny'],
+        ratio: 1.5,
+        label: 'tiny PG restore ≤ 1.5× `pg_restore -d`',
+      },
+    ],
+  },
+  {
+    id: 'pg-pagila',
+    title:
+      'PostgreSQL backup of a Pagila-like database (schemas, types, partitions, views, functions, triggers…)',
+    engine: 'pg',
+    fixtures: ['pgPagila'],
+    db: (c) => c.db.pgPagila,
+    runs: 'runsSmall',
+    cases: [
+      {
+        id: 'dbb-pagila',
+        label: 'dbbackup backup single bench_pg_pagila',
+        smoke: true,
+        produces: 'pg-pagila-zst',
+        dbbackup: (c) => ['backup', 'single', c.db.pgPagila, '--no-progress'],
+      },
+      {
+        id: 'fc-pagila',
+        label: 'pg_dump -Fc bench_pg_pagila',
+        smoke: true,
+        produces: 'pg-pagila-fc',
+        shell: (c, o) => `pg_dump -Fc -f ${o}/pagila.dump ${c.db.pgPagila}`,
+      },
+    ],
+    pairs: [['dbb-pagila', 'fc-pagila']],
+    targets: [
+      { a: 'dbb-pagila', b: ['fc-pagila'], ratio: 1.5, label: 'Pagila-like PG backup ≤ 1.5× `pg_dump -Fc`' },
+    ],
+  },
+  {
+    id: 'pg-pagila-restore',
+    title: 'PostgreSQL restore of the Pagila-like database into an empty one',
+    engine: 'pg',
+    fixtures: ['pgPagila'],
+    db: (c) => c.db.pgPagila,
+    runs: 'runsSmall',
+    noOutput: true,
+    prep: (c) => c.pgPrepTarget(c.db.pgPagilaRestore),
+    prepNote:
+      'Both restore the last `pg-pagila` backup of their tool. Before every run (untimed): bench_pg_pagila_restore is dropped and re-created empty, then CHECKPOINT. After every run (untimed): the row counts of every table and materialized view, and the numbers of schemas, types, routines, views, triggers, indexes, constraints, sequences and comments, are compared with the source.',
+    check: (c) => c.pgCheckCopy(c.db.pgPagila, c.db.pgPagilaRestore),
+    cases: [
+      {
+        id: 'dbb-pagila-restore',
+        label: 'dbbackup restore single (custom .dump.zst of bench_pg_pagila)',
+        smoke: true,
+        needs: ['pg-pagila-zst'],
+        dbbackup: (c) => [
+          'restore',
+          'single',
+          c.art('pg-pagila-zst'),
+          '--target',
+          c.db.pgPagilaRestore,
+          '--clean',
+          '--confirm',
+        ],
+      },
+      {
+        id: 'pgrestore-pagila',
+        label: 'pg_restore -d (pg_dump -Fc file of bench_pg_pagila)',
+        smoke: true,
+        needs: ['pg-pagila-fc'],
+        shell: (c) => `pg_restore -d ${c.db.pgPagilaRestore} ${c.art('pg-pagila-fc')}`,
+      },
+    ],
+    pairs: [['dbb-pagila-restore', 'pgrestore-pagila']],
+    targets: [
+      {
+        a: 'dbb-pagila-restore',
+        b: ['pgrestore-pagila'],
+        ratio: 1.5,
+        label: 'Pagila-like PG restore ≤ 1.5× `pg_restore -d`',
+      },
+    ],
   },
 
   // ---------------------------------------------------------------- scaling
@@ -429,6 +560,87 @@ export const GROUPS = [
         best: true,
         ratio: 1.1,
         label: 'MariaDB restore ≤ 1.1× `zstd -dc | mariadb`',
+      },
+    ],
+  },
+
+  {
+    id: 'my-small',
+    title: 'MariaDB backup of a tiny database (bench_my_tiny: one table, 100 rows)',
+    engine: 'my',
+    fixtures: ['myTiny'],
+    db: (c) => c.db.myTiny,
+    runs: 'runsSmall',
+    cases: [
+      {
+        id: 'dbb-my-tiny',
+        label: 'dbbackup --db-type mariadb backup single bench_my_tiny',
+        smoke: true,
+        produces: 'my-tiny-sql-zst',
+        dbbackup: (c) => ['backup', 'single', c.db.myTiny, '--no-progress'],
+      },
+      {
+        id: 'md-zstd-tiny',
+        label: 'mysqldump --single-transaction --quick | zstd -3 -T2',
+        smoke: true,
+        shell: (c, o) =>
+          `${c.my.dump} ${c.myConn} ${MD_ARGS} ${c.db.myTiny} | zstd -q -3 -T2 > ${o}/tiny.sql.zst`,
+      },
+    ],
+    pairs: [['dbb-my-tiny', 'md-zstd-tiny']],
+    targets: [
+      {
+        a: 'dbb-my-tiny',
+        b: ['md-zstd-tiny'],
+        ratio: 1.5,
+        label: 'tiny MariaDB backup ≤ 1.5× `mysqldump | zstd -3 -T2`',
+      },
+    ],
+  },
+  {
+    id: 'my-small-restore',
+    title: 'MariaDB restore of the tiny database into an empty one',
+    engine: 'my',
+    fixtures: ['myTiny'],
+    db: (c) => c.db.myTiny,
+    runs: 'runsSmall',
+    noOutput: true,
+    prep: (c) => c.myPrepTarget(c.db.myTinyRestore),
+    prepNote:
+      'Both read the same file, the last `my-small/dbb-my-tiny` backup. Before every run (untimed): DROP DATABASE + CREATE DATABASE bench_my_tiny_restore … CHARACTER SET utf8mb4. After every run (untimed): its row count is compared with bench_my_tiny.',
+    check: (c) => c.myCheckItems(c.db.myTiny, c.db.myTinyRestore),
+    cases: [
+      {
+        id: 'dbb-my-tiny-restore',
+        label: 'dbbackup restore single (.sql.zst of bench_my_tiny)',
+        smoke: true,
+        needs: ['my-tiny-sql-zst'],
+        dbbackup: (c) => [
+          'restore',
+          'single',
+          c.art('my-tiny-sql-zst'),
+          '--target',
+          c.db.myTinyRestore,
+          '--clean',
+          '--confirm',
+        ],
+      },
+      {
+        id: 'zstd-mariadb-tiny',
+        label: 'zstd -dc <dbbackup .sql.zst> | mariadb',
+        smoke: true,
+        needs: ['my-tiny-sql-zst'],
+        shell: (c) =>
+          `zstd -q -dc ${c.art('my-tiny-sql-zst')} | ${c.my.client} ${c.myConn} ${c.db.myTinyRestore}`,
+      },
+    ],
+    pairs: [['dbb-my-tiny-restore', 'zstd-mariadb-tiny']],
+    targets: [
+      {
+        a: 'dbb-my-tiny-restore',
+        b: ['zstd-mariadb-tiny'],
+        ratio: 1.5,
+        label: 'tiny MariaDB restore ≤ 1.5× `zstd -dc | mariadb`',
       },
     ],
   },

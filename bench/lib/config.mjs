@@ -11,6 +11,7 @@ export const SCALES = {
     pgScale: 50, // pgbench -i -s
     docsMB: 200, // varied text/jsonb/bytea table in bench_pg
     manyTables: 2000,
+    pagilaRentals: 50_000, // rows of bench_pg_pagila's rental and payment tables (Pagila: 16k each, ~6 MB)
     myMB: 500, // MariaDB bench_my, approximate InnoDB size
     scaling: [5, 20, 50], // pgbench scales of the scaling run
     suffix: '',
@@ -20,6 +21,7 @@ export const SCALES = {
     pgScale: 2,
     docsMB: 10,
     manyTables: 200,
+    pagilaRentals: 5_000,
     myMB: 20,
     scaling: [1, 2, 4],
     suffix: '_small',
@@ -36,7 +38,8 @@ Options (environment variable in brackets):
   --scale small|full      fixture sizes [BENCH_SCALE]; default full
   --runs N                counted runs per case [RUNS]; default 3
   --warmup N              warm-up runs per case, not counted [WARMUP]; default 1
-  --runs-small N          counted runs for the tiny / many-table cases [RUNS_SMALL]; default 5 (RUNS when RUNS < 3)
+  --runs-small N          counted runs of the small-database groups (pg-small*, pg-pagila*, my-small*)
+                          [RUNS_SMALL]; default 5 (RUNS when RUNS < 3)
   --only REGEX            only groups or cases whose id matches, e.g. 'pg-backup|my-' [BENCH_ONLY]
   --smoke                 a quick subset of cases (what npm run bench:smoke runs) [BENCH_SMOKE=1]
   --pg-host H --pg-port P --pg-user U
@@ -58,8 +61,8 @@ Options (environment variable in brackets):
                           --note TEXT adds a remark under the title
   -h, --help              this text
 
-Fixture overrides: BENCH_PG_SCALE, BENCH_DOCS_MB, BENCH_MANY_TABLES, BENCH_MY_MB, BENCH_SCALING (e.g. "5,20,50"),
-BENCH_PITR_SCALE (pgbench scale of the PITR cluster; 50 full, 2 small).
+Fixture overrides: BENCH_PG_SCALE, BENCH_DOCS_MB, BENCH_MANY_TABLES, BENCH_PAGILA_RENTALS, BENCH_MY_MB,
+BENCH_SCALING (e.g. "5,20,50"), BENCH_PITR_SCALE (pgbench scale of the PITR cluster; 50 full, 2 small).
 Other: SAMPLE_MS (RSS sampling interval, default 50), DBBACKUP (path of the CLI to run in place),
 BENCH_SNAPSHOT=0 (run bin/dbbackup.js in place instead of a copy of bin/ and dist/ taken at the start).
 Exit status: 0 when every command succeeded (missed targets never fail the run), 1 if a command or fixture
@@ -127,6 +130,9 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
     pgScale: env.BENCH_PG_SCALE ? int(env.BENCH_PG_SCALE, 'BENCH_PG_SCALE', 1) : base.pgScale,
     docsMB: env.BENCH_DOCS_MB ? num(env.BENCH_DOCS_MB, 'BENCH_DOCS_MB') : base.docsMB,
     manyTables: env.BENCH_MANY_TABLES ? int(env.BENCH_MANY_TABLES, 'BENCH_MANY_TABLES', 1) : base.manyTables,
+    pagilaRentals: env.BENCH_PAGILA_RENTALS
+      ? int(env.BENCH_PAGILA_RENTALS, 'BENCH_PAGILA_RENTALS', 100)
+      : base.pagilaRentals,
     myMB: env.BENCH_MY_MB ? num(env.BENCH_MY_MB, 'BENCH_MY_MB') : base.myMB,
     scaling: env.BENCH_SCALING
       ? env.BENCH_SCALING.split(',').map((s) => int(s.trim(), 'BENCH_SCALING', 1))
@@ -179,8 +185,13 @@ export function parseConfig(argv = process.argv.slice(2), env = process.env) {
       pgMany: `bench_pg_many${sfx}`,
       pgScale: (s) => `bench_pg_scale${s}`,
       pgRestore: 'bench_pg_restore',
+      pgTinyRestore: 'bench_pg_tiny_restore',
+      pgPagila: `bench_pg_pagila${sfx}`,
+      pgPagilaRestore: 'bench_pg_pagila_restore',
       my: `bench_my${sfx}`,
       myRestore: 'bench_my_restore',
+      myTiny: 'bench_my_tiny',
+      myTinyRestore: 'bench_my_tiny_restore',
       // the cluster groups' databases: copy → the fixture it is copied from (the smoke run, which only
       // proves that every case works, leaves out the copy of bench_pg)
       cluster: {

@@ -104,6 +104,36 @@ export function pgDrop(pg, db) {
   psql(pg, 'postgres', `DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
 }
 
+/**
+ * What a restore must reproduce, as one line of \`name=value\` words: the row count of every table (partitions
+ * and their parent included) and materialized view outside the system schemas, and how many schemas, types,
+ * routines, views, triggers, indexes, constraints, sequences and comments there are.
+ */
+export function pgFingerprint(pg, db) {
+  const user = (col) => `${col} not in ('pg_catalog', 'information_schema') and ${col} !~ '^pg_(toast|temp)'`;
+  return psql(
+    pg,
+    db,
+    `with rels as (
+  select schemaname as s, tablename as t from pg_tables where ${user('schemaname')}
+  union all select schemaname, matviewname from pg_matviews where ${user('schemaname')}
+), ns as (select oid from pg_namespace where ${user('nspname')})
+select concat_ws(' ',
+  (select string_agg(format('%s.%s=%s', s, t,
+     (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', s, t), false, true, '')))[1]),
+     ' ' order by s, t) from rels),
+  'schemas=' || (select count(*) from ns),
+  'types=' || (select count(*) from pg_type where typnamespace in (select oid from ns) and typtype in ('e', 'd', 'c') and typrelid = 0),
+  'routines=' || (select count(*) from pg_proc where pronamespace in (select oid from ns)),
+  'views=' || (select count(*) from pg_views where ${user('schemaname')}),
+  'triggers=' || (select count(*) from pg_trigger t join pg_class k on k.oid = t.tgrelid where not t.tgisinternal and k.relnamespace in (select oid from ns)),
+  'indexes=' || (select count(*) from pg_indexes where ${user('schemaname')}),
+  'constraints=' || (select count(*) from pg_constraint where connamespace in (select oid from ns)),
+  'sequences=' || (select count(*) from pg_sequences where ${user('schemaname')}),
+  'comments=' || (select count(*) from pg_description d where d.objoid >= 16384 and d.classoid <> 'pg_database'::regclass))`,
+  );
+}
+
 export function pgDbSize(pg, db) {
   return Number(psql(pg, 'postgres', `select pg_database_size('${db}')`));
 }

@@ -3,6 +3,7 @@
 import { sh } from './util.mjs';
 import { log } from './util.mjs';
 import { mysql, myRecreate, pgDbExists, pgEnv, pgRecreate, psql } from './db.mjs';
+import { PAGILA_GENERATOR, pagilaSql } from './pagila.mjs';
 
 const GENERATOR = 'v1'; // bump when the SQL below changes, so old fixtures are rebuilt
 
@@ -161,6 +162,19 @@ END $$`,
     )
       built.push(cfg.db.pgMany);
   }
+  if (need.has('pgPagila')) {
+    // its own generator version (lib/pagila.mjs), so that changing it rebuilds this fixture only
+    if (
+      ensurePg(
+        pg,
+        cfg.db.pgPagila,
+        { generator: PAGILA_GENERATOR, rentals: f.pagilaRentals },
+        () => psql(pg, cfg.db.pgPagila, null, { input: pagilaSql(f.pagilaRentals, WORDS) }),
+        force,
+      )
+    )
+      built.push(cfg.db.pgPagila);
+  }
   if (need.has('pgScaling')) {
     for (const s of f.scaling) {
       const db = cfg.db.pgScale(s);
@@ -258,28 +272,21 @@ ANALYZE TABLE customers, orders, notes, attachments;
 `;
 }
 
-export function buildMyFixture(my, cfg) {
-  const db = cfg.db.my;
-  const params = JSON.stringify({ generator: GENERATOR, myMB: cfg.fixtures.myMB });
+/** Build db unless its bench_fixture row holds these parameters; returns whether it was built. */
+function ensureMy(my, db, paramsObj, sql, force) {
+  const params = JSON.stringify({ generator: GENERATOR, ...paramsObj });
   let current = null;
   try {
     current = mysql(my, `SELECT params FROM \`${db}\`.bench_fixture LIMIT 1`);
   } catch {
     /* missing */
   }
-  if (!cfg.rebuild && current === params) return false;
-  if (
-    mysql(
-      my,
-      "SELECT COUNT(*) FROM information_schema.engines WHERE engine = 'SEQUENCE' AND support IN ('YES','DEFAULT')",
-    ) !== '1'
-  ) {
-    throw new Error('the MariaDB fixture needs the SEQUENCE engine (MariaDB ≥ 10.0); this server has none');
-  }
+  if (!force && current === params) return false;
+  const input = sql(); // may refuse (a missing engine) before anything is dropped
   log(`fixture ${db}: building ${params}`);
   const t0 = Date.now();
   myRecreate(my, db);
-  mysql(my, null, { db, input: mySql(cfg.fixtures.myMB) });
+  mysql(my, null, { db, input });
   mysql(
     my,
     `CREATE TABLE bench_fixture (built_at DATETIME DEFAULT CURRENT_TIMESTAMP, params TEXT NOT NULL);
@@ -288,4 +295,38 @@ export function buildMyFixture(my, cfg) {
   );
   log(`fixture ${db}: built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return true;
+}
+
+/** The MariaDB fixtures the selected groups need (`my`, `myTiny`); returns the databases built. */
+export function buildMyFixtures(my, cfg, need) {
+  const built = [];
+  const force = cfg.rebuild;
+  if (need.has('my')) {
+    const db = cfg.db.my;
+    const needSequence = () => {
+      if (
+        mysql(
+          my,
+          "SELECT COUNT(*) FROM information_schema.engines WHERE engine = 'SEQUENCE' AND support IN ('YES','DEFAULT')",
+        ) !== '1'
+      )
+        throw new Error(
+          'the MariaDB fixture needs the SEQUENCE engine (MariaDB ≥ 10.0); this server has none',
+        );
+      return mySql(cfg.fixtures.myMB);
+    };
+    if (ensureMy(my, db, { myMB: cfg.fixtures.myMB }, needSequence, force)) built.push(db);
+  }
+  if (need.has('myTiny')) {
+    // the same shape as bench_pg_tiny: one table, 100 rows (10 × 10 digits: no SEQUENCE engine needed)
+    const digits = [...Array(10).keys()].map((d) => `SELECT ${d} AS d`).join(' UNION ALL ');
+    const sql = () => `
+CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, created DATETIME NOT NULL) ENGINE=InnoDB;
+INSERT INTO items
+SELECT n.i, CONCAT('item ', n.i), TIMESTAMP'2024-01-01 00:00:00' + INTERVAL n.i HOUR
+FROM (SELECT a.d * 10 + b.d + 1 AS i FROM (${digits}) a CROSS JOIN (${digits}) b) n;
+`;
+    if (ensureMy(my, cfg.db.myTiny, { tiny: 100 }, sql, force)) built.push(cfg.db.myTiny);
+  }
+  return built;
 }

@@ -250,7 +250,10 @@ export function renderMarkdown({
   const f = cfg.fixtures;
   L.push(
     `| fixtures | \`${c.db.pg}\`: pgbench -s ${f.pgScale} + docs ${f.docsMB} MB target; \`${c.db.pgTiny}\`: 100 rows; ` +
-      `\`${c.db.pgMany}\`: ${f.manyTables} tables; scaling: pgbench -s ${f.scaling.join(', ')}; \`${c.db.my}\`: ~${f.myMB} MB` +
+      `\`${c.db.pgMany}\`: ${f.manyTables} tables; ` +
+      (f.pagilaRentals ? `\`${c.db.pgPagila}\`: Pagila-like, ${f.pagilaRentals} rentals; ` : '') +
+      `scaling: pgbench -s ${f.scaling.join(', ')}; \`${c.db.my}\`: ~${f.myMB} MB` +
+      (f.pagilaRentals ? `; \`${c.db.myTiny}\`: 100 rows` : '') +
       `${fixturesBuilt.length ? ` (built in this run: ${fixturesBuilt.join(', ')})` : ''} |`,
   );
   if (dbSizes.length)
