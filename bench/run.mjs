@@ -365,11 +365,21 @@ async function main() {
     rmrf(path.join(c.work, 'artifacts'));
     rmrf(c.tmp);
     try {
-      if (c.pg)
-        for (const d of [cfg.db.pgRestore, cfg.db.pgTinyRestore, cfg.db.pgPagilaRestore]) pgDrop(c.pg, d);
-      if (c.pg && selected.some((s) => s.group.id.startsWith('pg-cluster')))
-        for (const d of c.clusterDbs) pgDrop(c.pg, d);
-      if (c.my) for (const d of [cfg.db.myRestore, cfg.db.myTinyRestore]) myDrop(c.my, d);
+      // Only the restore targets of the groups that ran: another run (an --only of other groups) may be
+      // restoring into the others right now.
+      const ran = (re) => selected.some((s) => re.test(s.group.id));
+      const pgTargets = [
+        [/^pg-restore$/, cfg.db.pgRestore],
+        [/^pg-small-restore$/, cfg.db.pgTinyRestore],
+        [/^pg-pagila-restore$/, cfg.db.pgPagilaRestore],
+      ];
+      const myTargets = [
+        [/^my-(restore|physical-restore)$/, cfg.db.myRestore],
+        [/^my-small-restore$/, cfg.db.myTinyRestore],
+      ];
+      if (c.pg) for (const [re, d] of pgTargets) if (ran(re)) pgDrop(c.pg, d);
+      if (c.pg && ran(/^pg-cluster/)) for (const d of c.clusterDbs) pgDrop(c.pg, d);
+      if (c.my) for (const [re, d] of myTargets) if (ran(re)) myDrop(c.my, d);
     } catch (e) {
       log(`bench: cleanup: ${e.message}`);
     }
