@@ -20,6 +20,8 @@ import {
   compressionFor,
   encryptionFor,
   startWriteGroup,
+  type FileTarget,
+  type WriteGroup,
   type WriteResult,
 } from '../pipeline/filter-group.js';
 import { ToolProcess } from '../pipeline/process.js';
@@ -181,39 +183,47 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   try {
     return await commitUnit([i.storage], { signal: i.signal }, async (commit) => {
       let completed = false;
-      const proc = new ToolProcess(command, ['ignore', 'pipe', 'pipe'], (line) => {
-        if (/completed OK!/.test(line)) completed = true;
-        return classifyBackupTool(line);
-      });
       const produced = { bytes: 0 };
-      const group = startWriteGroup<EncryptionDescription>({
-        source: proc,
-        compression: plan,
-        encryption: await encryptionFor(protectors),
-        check: async () => {
-          // Its last word, printed only once everything is written to its output.
-          if (!completed)
-            throw new IntegrityError(
-              `${tool.name} exited without saying "completed OK!": the backup cannot be trusted`,
-            );
-        },
-      });
+      const encryption = await encryptionFor(protectors);
+      const held: { group?: WriteGroup<EncryptionDescription>; proc?: ToolProcess } = {};
+      // Unencrypted into a directory, zstd writes the file itself (see WriteGroupOptions.intoFile).
+      // The program starts here, in the same tick as its group: its output must not wait unread.
+      const start = (intoFile?: FileTarget): WriteGroup<EncryptionDescription> => {
+        held.proc = new ToolProcess(command, ['ignore', 'pipe', 'pipe'], (line) => {
+          if (/completed OK!/.test(line)) completed = true;
+          return classifyBackupTool(line);
+        });
+        return (held.group = startWriteGroup<EncryptionDescription>({
+          source: held.proc,
+          compression: plan,
+          encryption,
+          intoFile,
+          check: async () => {
+            // Its last word, printed only once everything is written to its output.
+            if (!completed)
+              throw new IntegrityError(
+                `${tool.name} exited without saying "completed OK!": the backup cannot be trusted`,
+              );
+          },
+        }));
+      };
       const progress = new Progress(
         i.progress,
         `physical backup ${name}`,
         {
-          stored: () => group.storedBytes(),
-          produced: () => (produced.bytes = processBytesWritten(proc.child.pid) ?? produced.bytes),
+          stored: () => held.group?.storedBytes() ?? 0,
+          produced: () => (produced.bytes = processBytesWritten(held.proc?.child.pid) ?? produced.bytes),
         },
         () => null,
       );
       progress.start();
       try {
-        await commit.put(dataKey, group, { metadata: { 'dbbackup-physical-backup': name } });
+        await commit.put(dataKey, start, { metadata: { 'dbbackup-physical-backup': name } });
       } finally {
         progress.stop();
       }
-      const stored = group.result();
+      if (!held.group || !held.proc) throw new Error('the write group never started');
+      const stored = held.group.result();
       await commit.verify(dataKey, stored.storedBytes);
       const meta = describe({
         name,
@@ -227,7 +237,7 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
         stored,
         dataKey,
         i,
-        warnings: proc.warnings,
+        warnings: held.proc.warnings,
       });
       await commit.finish(physicalMetaKey(name), `${JSON.stringify(meta, null, 2)}\n`);
       return meta;

@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { DbBackupError, errorMessage, IntegrityError, SafetyError } from '../errors.js';
-import type { WriteGroup } from '../pipeline/filter-group.js';
+import type { FileTarget, WriteGroup } from '../pipeline/filter-group.js';
 import { putBuffer, type ObjectInfo, type PutOptions, type Storage } from '../storage/storage.js';
 import { cleanupRequests } from '../storage/transport.js';
 import { ExitCode } from '../exit-codes.js';
@@ -20,6 +20,12 @@ export class InterruptedError extends DbBackupError {
     super(`Interrupted; ${what}`, { exitCode: INTERRUPTED_EXIT_CODE });
   }
 }
+
+/**
+ * Starts a write group, given the file it may write itself when the unit's only store is a directory
+ * (Storage.createFile); a group that does not take it (`written` unset) is stored as by put.
+ */
+export type GroupStarter = (file?: FileTarget) => WriteGroup;
 
 export interface CommitOptions {
   /** An interrupt (SIGINT/SIGTERM): the running put is stopped and the unit rolled back. */
@@ -62,8 +68,13 @@ export class Commit {
    * Store `body` under `key` in every store (never replacing an object: noOverwrite). With a write
    * group, a failure is reported as the group judges it (the producing program's own error first).
    */
-  async put(key: string, body: Readable | WriteGroup, options: PutOptions = {}): Promise<ObjectInfo> {
+  async put(
+    key: string,
+    body: Readable | WriteGroup | GroupStarter,
+    options: PutOptions = {},
+  ): Promise<ObjectInfo> {
     this.checkpoint();
+    if (typeof body === 'function') return this.putStarted(key, body, options);
     const group = isGroup(body) ? body : undefined;
     const readable = group ? group.readable : (body as Readable);
     if (group) this.running.add(group);
@@ -79,6 +90,41 @@ export class Commit {
       throw this.interrupted ? new InterruptedError() : reported;
     } finally {
       if (group) this.running.delete(group);
+    }
+  }
+
+  /** put of a group that may write the object's file itself. */
+  private async putStarted(key: string, start: GroupStarter, options: PutOptions): Promise<ObjectInfo> {
+    const [only] = this.stores;
+    this.touched.add(key);
+    const draft =
+      this.stores.length === 1 && only?.createFile
+        ? await only.createFile(key, { noOverwrite: true, ...options })
+        : undefined;
+    let group: WriteGroup;
+    try {
+      group = start(draft);
+    } catch (err) {
+      await draft?.discard();
+      throw err;
+    }
+    if (!draft || !only || !group.written) {
+      await draft?.discard();
+      return this.put(key, group, options);
+    }
+    this.running.add(group);
+    try {
+      await group.written;
+      this.checkpoint();
+      const info = await draft.commit();
+      this.record(key, only);
+      return info;
+    } catch (err) {
+      await draft.discard();
+      const reported = await group.fail(err);
+      throw this.interrupted ? new InterruptedError() : reported;
+    } finally {
+      this.running.delete(group);
     }
   }
 

@@ -42,6 +42,18 @@ export interface ByteRange {
   end?: number;
 }
 
+/** A file being written under a temporary name (Storage.createFile). */
+export interface FileDraft {
+  /** Open for reading and writing: a program writes it as its stdout, this process reads it back. */
+  readonly fd: number;
+  /** The file holds `bytes` bytes so far: they may be synced to disk in the background. */
+  written(bytes: number): void;
+  /** Make it durable and put it under its key (never replacing an object, as put with noOverwrite). */
+  commit(): Promise<ObjectInfo>;
+  /** Close and remove it; never throws. */
+  discard(): Promise<void>;
+}
+
 /**
  * One small interface for every place a backup can live: a directory, a bucket, a container.
  * Writes are atomic: an object appears under its key only once `put` resolves, and a failed or
@@ -65,6 +77,13 @@ export interface Storage {
 
   /** Remove an object. Removing a missing object is not an error. */
   delete(key: string): Promise<void>;
+
+  /**
+   * A file to be stored under `key`, for a program to write itself (its stdout): no byte of it
+   * passes through this process. Directories only; it appears under its key on `commit`, and
+   * nothing does on `discard` or a crash (a temporary file until then).
+   */
+  createFile?(key: string, options?: PutOptions): Promise<FileDraft>;
 
   /**
    * The object's path on the local filesystem when the backend is a directory, so tools that need
