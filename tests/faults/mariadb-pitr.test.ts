@@ -261,6 +261,23 @@ describe('MariaDB PITR faults', () => {
     expect(err).toMatch(/Interrupted; nothing was kept/);
     expect((await treeOf(archive)).filter((f) => f.startsWith('physical/') && !f.endsWith('/'))).toEqual([]);
   });
+  it("backup physical into another server's archive → refused naming both server ids (judged while mariadb-backup already runs); nothing stored, archive.json unchanged", async () => {
+    const archive = await dir('dbb-binlog-other-');
+    await cliOk([...server.args(), 'binlog', 'archive', '--archive', archive]);
+    const file = path.join(archive, 'archive.json');
+    const identity = JSON.parse(await readFile(file, 'utf8')) as { server: { serverId: number } };
+    identity.server.serverId = 4242;
+    const text = `${JSON.stringify(identity, null, 2)}\n`;
+    await writeFile(file, text);
+    const before = await treeOf(archive);
+    const r = await cli([...server.args(), 'backup', 'physical', '--archive', archive]);
+    expect(r.code).not.toBe(0);
+    expect(r.code).not.toBe(130);
+    expect(r.stderr).toMatch(/\(server_id 7, binlogs .*\) is not the one archived in .* \(server_id 4242,/);
+    expect(await readFile(file, 'utf8')).toBe(text);
+    expect(await treeOf(archive)).toEqual(before);
+  });
+
   it('preflight --pitr: a user without BINLOG MONITOR and REPLICATION SLAVE → exit 1, FAIL naming them with the GRANT', async () => {
     await server.query(
       "CREATE USER IF NOT EXISTS 'pitr_lim'@'127.0.0.1'; GRANT SELECT, RELOAD, PROCESS, LOCK TABLES ON *.* TO 'pitr_lim'@'127.0.0.1'",

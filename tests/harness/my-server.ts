@@ -29,17 +29,25 @@ async function findProgram(names: string[], dirs: string[]): Promise<string | nu
 /**
  * mariadb-install-db into `datadir`. Its bootstrap server has been seen to crash (signal 11 in
  * ha_maria::drop_table, MariaDB 10.11.19, once in a CI run on a loaded machine): a crash is retried
- * once into an emptied directory; any other failure, or a second crash, fails loudly.
+ * once into an emptied directory; any other failure, or a second crash, fails loudly. The bootstrap
+ * keeps its temporary tables in TMPDIR, the directory above `datadir` (the server's own --tmpdir):
+ * a server removes every `#sql*` file of its tmpdir when it starts, so two bootstraps sharing /tmp
+ * destroyed each other's ("Could not remove temporary table '/tmp/#sql-temptable-…'", then
+ * "Unknown table 'mysql.tmp_user_sys'", seen once with test files starting side by side).
  */
 export async function installDataDir(installDb: string, datadir: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const install = await run(installDb, [
-      '--no-defaults',
-      `--datadir=${datadir}`,
-      '--auth-root-authentication-method=normal',
-      '--skip-test-db',
-      ...(isRoot ? ['--user=mysql'] : []),
-    ]);
+    const install = await run(
+      installDb,
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...(isRoot ? ['--user=mysql'] : []),
+      ],
+      { env: { ...process.env, TMPDIR: path.dirname(datadir) } },
+    );
     if (install.code === 0) return;
     const crashed = /got signal \d+/.test(`${install.stdout}\n${install.stderr}`);
     if (!crashed || attempt >= 2)

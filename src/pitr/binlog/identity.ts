@@ -101,9 +101,82 @@ export async function requireBinlogIdentity(storage: Storage): Promise<BinlogArc
 }
 
 /**
+ * What storing into a binlog archive needs before the server has been asked anything: the archive's
+ * compression and keys when it exists (the keys given must be its own), else those of the options.
+ */
+export interface PreparedBinlogArchive {
+  existing: BinlogArchiveIdentity | undefined;
+  compression: BinlogArchiveIdentity['compression'];
+  protectors: KeyProtector[];
+  protections: ArchiveProtection[];
+}
+
+export async function prepareBinlogArchive(
+  storage: Storage,
+  o: { compression: BinlogArchiveIdentity['compression']; flags: EncryptionFlags },
+): Promise<PreparedBinlogArchive> {
+  const kind = await archiveKind(storage);
+  if (kind === 'wal')
+    throw new UsageError(
+      `${storage.location} is a PostgreSQL WAL archive`,
+      'Give a binlog archive of its own to each MariaDB server.',
+    );
+  const existing = kind ? await requireBinlogIdentity(storage) : undefined;
+  if (existing)
+    return {
+      existing,
+      compression: existing.compression,
+      protectors: await protectorsForArchive(o.flags, existing),
+      protections: existing.encryption?.protections ?? [],
+    };
+  return { existing, compression: o.compression, ...(await archiveProtectors(o.flags)) };
+}
+
+/**
+ * A prepared archive bound to `server`: an existing one must be this server's (server id and
+ * binlog base name: another server's files would collide by name); a new one gets its
+ * archive.json, with the compression and keys it was prepared with.
+ */
+export async function claimBinlogArchive(
+  storage: Storage,
+  prepared: PreparedBinlogArchive,
+  o: { engine: FlavorId; server: BinlogServer; now?: Date },
+): Promise<{ identity: BinlogArchiveIdentity; created: boolean }> {
+  if (prepared.existing) {
+    checkSameServer(prepared.existing, o.server, storage.location);
+    return { identity: prepared.existing, created: false };
+  }
+  const identity: BinlogArchiveIdentity = {
+    schema: BINLOG_ARCHIVE_SCHEMA,
+    schemaVersion: BINLOG_ARCHIVE_VERSION,
+    engine: o.engine,
+    server: o.server,
+    compression: prepared.compression,
+    encryption: prepared.protections.length ? { protections: prepared.protections } : null,
+    createdAt: (o.now ?? new Date()).toISOString(),
+    tool: { name: 'dbbackup', version: TOOL_VERSION },
+  };
+  // Two first uses at once: one wins, the other takes what it wrote (same server, same keys).
+  const wrote = await putBuffer(storage, ARCHIVE_FILE, `${JSON.stringify(identity, null, 2)}\n`, {
+    noOverwrite: true,
+  }).then(
+    () => true,
+    () => false,
+  );
+  if (wrote) return { identity, created: true };
+  const other = await requireBinlogIdentity(storage);
+  checkSameServer(other, o.server, storage.location);
+  if (JSON.stringify(other.encryption?.protections ?? []) !== JSON.stringify(prepared.protections))
+    throw new SafetyError(
+      `${storage.location} was created by another command at the same moment, for other keys`,
+      { hint: 'Give the keys the archive was created with.' },
+    );
+  return { identity: other, created: false };
+}
+
+/**
  * The archive's identity for `server`, created on first use with the given compression and keys;
- * later uses must come from the same server (server id and binlog base name: another server's
- * files would collide by name) and give the same keys.
+ * later uses must come from the same server and give the same keys.
  */
 export async function openBinlogArchive(
   storage: Storage,
@@ -115,37 +188,9 @@ export async function openBinlogArchive(
     now?: Date;
   },
 ): Promise<{ identity: BinlogArchiveIdentity; protectors: KeyProtector[]; created: boolean }> {
-  const kind = await archiveKind(storage);
-  if (kind === 'wal')
-    throw new UsageError(
-      `${storage.location} is a PostgreSQL WAL archive`,
-      'Give a binlog archive of its own to each MariaDB server.',
-    );
-  const existing = kind ? await requireBinlogIdentity(storage) : undefined;
-  if (existing) {
-    checkSameServer(existing, o.server, storage.location);
-    return { identity: existing, protectors: await protectorsForArchive(o.flags, existing), created: false };
-  }
-  const { protectors, protections } = await archiveProtectors(o.flags);
-  const identity: BinlogArchiveIdentity = {
-    schema: BINLOG_ARCHIVE_SCHEMA,
-    schemaVersion: BINLOG_ARCHIVE_VERSION,
-    engine: o.engine,
-    server: o.server,
-    compression: o.compression,
-    encryption: protections.length ? { protections: protections as ArchiveProtection[] } : null,
-    createdAt: (o.now ?? new Date()).toISOString(),
-    tool: { name: 'dbbackup', version: TOOL_VERSION },
-  };
-  // Two first uses at once: one wins, the other reads what it wrote.
-  const wrote = await putBuffer(storage, ARCHIVE_FILE, `${JSON.stringify(identity, null, 2)}\n`, {
-    noOverwrite: true,
-  }).then(
-    () => true,
-    () => false,
-  );
-  if (!wrote) return openBinlogArchive(storage, o);
-  return { identity, protectors, created: true };
+  const prepared = await prepareBinlogArchive(storage, o);
+  const { identity, created } = await claimBinlogArchive(storage, prepared, o);
+  return { identity, protectors: prepared.protectors, created };
 }
 
 export function checkSameServer(identity: BinlogArchiveIdentity, server: BinlogServer, where: string): void {
