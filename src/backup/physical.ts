@@ -142,15 +142,18 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
   warm(likely);
   const finding = findPhysicalTool(likely);
   finding.catch(() => undefined); // judged below, after the server says which family it is
-  const asking = serverSide(i.engine);
-  asking.catch(() => undefined);
-  const archive = await prepareBinlogArchive(i.storage, { compression: i.compression, flags: i.flags });
-  // A full backup starts before the server has answered: loading the driver, connecting and three
-  // queries took 45-60 ms on this machine (mysql2 alone 35 ms), 2-3 % of a 2 s backup of 211 MB.
-  // The answers are judged while the program runs (see judge); nothing is kept until they pass.
-  const early = i.incremental ? undefined : await finding.catch(() => undefined);
+  let asked: Promise<ServerSide> | undefined;
+  const ask = (): Promise<ServerSide> => (asked ??= serverSide(i.engine));
+  // A full backup starts before the server is asked anything: loading the driver, connecting and
+  // three queries took 45-60 ms on this machine (mysql2 alone 35 ms, which also holds up the event
+  // loop), 2-3 % of a 2 s backup of 211 MB. The answers are judged while the program runs (judge);
+  // nothing is kept until they pass.
+  const [archive, early] = await Promise.all([
+    prepareBinlogArchive(i.storage, { compression: i.compression, flags: i.flags }),
+    i.incremental ? undefined : finding.catch(() => undefined),
+  ]);
   if (early) {
-    const done = await takeBackup(i, { flavor: likely, tool: early, archive, server: asking }).catch(
+    const done = await takeBackup(i, { flavor: likely, tool: early, archive, server: ask }).catch(
       (err: unknown) => {
         if (err instanceof OtherFlavor) return undefined; // then as below, with the server's own program
         throw err;
@@ -158,7 +161,7 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
     );
     if (done) return done;
   }
-  const side = await asking;
+  const side = await ask();
   const flavor = side.facts.engine;
   if (flavor !== likely) warm(flavor);
   const tool = flavor === likely ? await finding : await findPhysicalTool(flavor, side.facts.server.version);
@@ -172,7 +175,7 @@ export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMe
         'Take a full one first: dbbackup backup physical --archive …',
       );
   }
-  return takeBackup(i, { flavor, tool, archive, server: asking, parent });
+  return takeBackup(i, { flavor, tool, archive, server: ask, parent });
 }
 
 /** The server turned out to be of another family than the program started for it. */
@@ -187,8 +190,8 @@ interface BackupPlan {
   flavor: ServerFlavor;
   tool: { name: string; path: string; version: string | null };
   archive: PreparedBinlogArchive;
-  /** The server's answers: judged while the program runs. */
-  server: Promise<ServerSide>;
+  /** Asks the server (once): judged while the program runs. */
+  server: () => Promise<ServerSide>;
   /** The backup an incremental starts from. */
   parent?: PhysicalMetadata;
 }
@@ -199,7 +202,7 @@ interface BackupPlan {
  * archive.json now).
  */
 async function judge(i: PhysicalBackupInput, o: BackupPlan): Promise<ServerSide> {
-  const side = await o.server;
+  const side = await o.server();
   const { facts } = side;
   if (facts.engine !== o.flavor) throw new OtherFlavor();
   const mismatch = toolMismatch(o.tool.version, facts.server.version, o.tool.name);
@@ -242,13 +245,24 @@ async function takeBackup(i: PhysicalBackupInput, o: BackupPlan): Promise<Physic
       const held: { group?: WriteGroup<EncryptionDescription>; proc?: ToolProcess } = {};
       // Unencrypted into a directory, zstd writes the file itself (see WriteGroupOptions.intoFile).
       // The program starts here, in the same tick as its group: its output must not wait unread.
+      // A refusal stops the program at once; it is the error reported, not the program's "stopped".
+      let judging: Promise<ServerSide> | undefined;
+      const judgeNow = (): Promise<ServerSide> => {
+        judging ??= judge(i, o).catch((err: unknown) => {
+          refused = err;
+          held.group?.abort();
+          throw err;
+        });
+        judging.catch(() => undefined);
+        return judging;
+      };
       const start = (intoFile?: FileTarget): WriteGroup<EncryptionDescription> => {
         if (refused) throw refused;
         held.proc = new ToolProcess(command, ['ignore', 'pipe', 'pipe'], (line) => {
           if (/completed OK!/.test(line)) completed = true;
           return classifyBackupTool(line);
         });
-        return (held.group = startWriteGroup<EncryptionDescription>({
+        held.group = startWriteGroup<EncryptionDescription>({
           source: held.proc,
           compression: plan,
           encryption,
@@ -260,7 +274,10 @@ async function takeBackup(i: PhysicalBackupInput, o: BackupPlan): Promise<Physic
                 `${o.tool.name} exited without saying "completed OK!": the backup cannot be trusted`,
               );
           },
-        }));
+        });
+        // Only now: the driver's loading holds up the event loop, and the programs are running.
+        judgeNow();
+        return held.group;
       };
       const progress = new Progress(
         i.progress,
@@ -272,17 +289,10 @@ async function takeBackup(i: PhysicalBackupInput, o: BackupPlan): Promise<Physic
         () => null,
       );
       progress.start();
-      // A refusal stops the program at once; it is the error reported, not the program's "stopped".
-      const judging = judge(i, o).catch((err: unknown) => {
-        refused = err;
-        held.group?.abort();
-        throw err;
-      });
-      judging.catch(() => undefined);
-      const [put, judged] = await Promise.allSettled([
+      const [put] = await Promise.allSettled([
         commit.put(dataKey, start, { metadata: { 'dbbackup-physical-backup': name } }),
-        judging,
       ]).finally(() => progress.stop());
+      const [judged] = await Promise.allSettled([judgeNow()]);
       if (judged.status === 'rejected') throw judged.reason;
       if (put.status === 'rejected') throw put.reason;
       if (!held.group || !held.proc) throw new Error('the write group never started');
