@@ -261,23 +261,8 @@ export function startWriteGroup<D = unknown>(o: WriteGroupOptions<D>): WriteGrou
     sourcePid: sourceProcess?.child.pid,
     storedBytes: () => hash.bytes,
     raw: () => raw.view(),
-    result: () => ({
-      storedBytes: hash.bytes,
-      storedSha256: hash.sha256,
-      compression: {
-        algorithm: o.compression.algorithm,
-        level: o.compression.level,
-        implementation: o.compression.implementation,
-      },
-      encryption: o.encryption?.description ?? null,
-    }),
-    async fail(err: unknown): Promise<unknown> {
-      // Programs that failed before we stopped anything already sit in ownFailures.
-      const settled = Promise.allSettled(processes.map((p) => p.done));
-      abort();
-      await settled;
-      return explaining(processes, ownFailures) ?? err;
-    },
+    result: () => writeResult(o, hash.bytes, hash.sha256),
+    fail: async (err: unknown) => (await stopAll(processes, abort, ownFailures)) ?? err,
     abort,
   };
 }
@@ -338,22 +323,10 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
     raw: () => ({ inProcess: false, bytes: null }),
     result: () => {
       if (digest === undefined) throw new Error('write group: result requested before the file was complete');
-      return {
-        storedBytes: bytes,
-        storedSha256: digest,
-        compression: {
-          algorithm: o.compression.algorithm,
-          level: o.compression.level,
-          implementation: o.compression.implementation,
-        },
-        encryption: o.encryption?.description ?? null,
-      };
+      return writeResult(o, bytes, digest);
     },
     async fail(err: unknown): Promise<unknown> {
-      const settled = Promise.allSettled(processes.map((p) => p.done));
-      abort();
-      await settled;
-      const explained = explaining(processes, ownFailures) ?? err;
+      const explained = (await stopAll(processes, abort, ownFailures)) ?? err;
       return fileWriteFailure(explained) ?? explained;
     },
     abort,
@@ -372,6 +345,31 @@ function fileWriteFailure(err: unknown): StorageError | undefined {
   return new StorageError(`The backup file could not be written: ${full} (${text})`, {
     hint: 'Free space or choose another --backup-dir / --archive.',
   });
+}
+
+function writeResult<D>(o: WriteGroupOptions<D>, storedBytes: number, storedSha256: string): WriteResult<D> {
+  const { algorithm, level, implementation } = o.compression;
+  return {
+    storedBytes,
+    storedSha256,
+    compression: { algorithm, level, implementation },
+    encryption: o.encryption?.description ?? null,
+  };
+}
+
+/**
+ * Stops every stage and returns the programs' own failure that explains the rest, if any (those
+ * that failed before anything was stopped already sit in `failures`).
+ */
+async function stopAll(
+  processes: readonly ToolProcess[],
+  abort: () => void,
+  failures: ReadonlyMap<number, unknown>,
+): Promise<unknown> {
+  const settled = Promise.allSettled(processes.map((p) => p.done));
+  abort();
+  await settled;
+  return explaining(processes, failures);
 }
 
 /** Of the programs' own failures, the one that explains the others (as waitAll chooses). */
