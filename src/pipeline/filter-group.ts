@@ -289,6 +289,9 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
       if (!stop.signal.aborted && !ownFailures.has(i)) ownFailures.set(i, err);
     }),
   );
+  // Index 1: the compressor. Its failure to write the file explains the backup program's.
+  const compressorWriteFailure = (): StorageError | undefined =>
+    ownFailures.has(1) ? fileWriteFailure(ownFailures.get(1)) : undefined;
   const abort = (): void => {
     if (!stop.signal.aborted) stop.abort(new Error('interrupted'));
     for (const p of processes) p.kill();
@@ -306,7 +309,7 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
   tail.catch(() => abort());
   const written = (async () => {
     await Promise.all([waitAll(processes), tail]).catch((err: unknown) => {
-      throw fileWriteFailure(err) ?? err;
+      throw compressorWriteFailure() ?? fileWriteFailure(err) ?? err;
     });
     digest = hash.digest('hex');
     await o.check?.({ inProcess: false, bytes: null });
@@ -327,23 +330,27 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
     },
     async fail(err: unknown): Promise<unknown> {
       const explained = (await stopAll(processes, abort, ownFailures)) ?? err;
-      return fileWriteFailure(explained) ?? explained;
+      return compressorWriteFailure() ?? fileWriteFailure(explained) ?? explained;
     },
     abort,
   };
 }
 
-/** The compressor could not write the file: said as a full disk is said when this process writes. */
+/**
+ * The compressor could not write the file (zstd: "Write error : cannot write block : No space left
+ * on device"): said as a full disk is said when this process writes. It explains everything else:
+ * the backup program, its reader gone, reports only its own failure ("failed to copy datafile").
+ */
 function fileWriteFailure(err: unknown): StorageError | undefined {
   const text = errorMessage(err);
-  const full = /No space left on device/i.test(text)
+  if (!/Write error|No space left on device|quota exceeded/i.test(text)) return undefined;
+  const why = /No space left on device/i.test(text)
     ? 'the disk is full'
     : /quota exceeded/i.test(text)
       ? 'the disk quota is exhausted'
-      : undefined;
-  if (!full) return undefined;
-  return new StorageError(`The backup file could not be written: ${full} (${text})`, {
-    hint: 'Free space or choose another --backup-dir / --archive.',
+      : 'the write failed';
+  return new StorageError(`The backup file could not be written: ${why} (${text})`, {
+    hint: 'Free space or choose another --backup-dir / --archive; for a failing disk, the kernel log (dmesg) says more.',
   });
 }
 

@@ -196,4 +196,34 @@ describe('write groups that write their file themselves', () => {
     );
     await proc.done;
   });
+
+  it("the compressor cannot write the file (disk full): that is the error reported, not the backup program's broken pipe; nothing left", async () => {
+    const real = await planCompression('zstd', 1);
+    // zstd's own words on a full disk, after it read a little; the producer then dies of its reader's exit.
+    const plan = {
+      ...real,
+      external: {
+        file: 'sh',
+        args: [
+          '-c',
+          'head -c 100000 >/dev/null; echo "zstd: error 70 : Write error : cannot write block : No space left on device" >&2; exit 1',
+        ],
+        env: process.env,
+        name: 'zstd',
+      },
+    };
+    const s = await store();
+    const run = starter((file) =>
+      startWriteGroup({
+        source: program('seq 1 10000000 || { echo "fatal: failed to copy datafile" >&2; exit 1; }'),
+        compression: plan,
+        intoFile: file,
+      }),
+    );
+    const err = await commitUnit([s], {}, (c) => c.put('unit/obj.zst', run.start)).catch((e: unknown) => e);
+    expect(run.group().written).toBeDefined();
+    expect(err).toBeInstanceOf(StorageError);
+    expect(String(err)).toMatch(/The backup file could not be written: the disk is full \(zstd failed/);
+    expect(await walk(s.root)).toEqual([]);
+  });
 });
