@@ -337,22 +337,38 @@ describe('a 300+ MiB backup', () => {
 });
 
 /**
- * SIGKILL can cut fauxqs while it writes its own record of an upload (`_multipart/<id>/.upload.json`),
- * and it then refuses to start on that directory ("Unexpected end of JSON input", seen once in CI).
- * A real store's bookkeeping is atomic: the torn record is the emulator's, so it goes before the
- * restart; the objects the assertions look at are untouched.
+ * SIGKILL can cut fauxqs while it writes its own record of an upload (`_multipart/<id>/.upload.json`)
+ * or of one of its parts (`parts/<n>.meta.json`), and it then refuses to start on that directory
+ * ("Unexpected end of JSON input", seen in CI for both). A real store's bookkeeping is atomic: the
+ * torn record is the emulator's, so it goes before the restart (a torn part with its data); the
+ * objects the assertions look at are untouched.
  */
 async function dropTornUploadRecords(dir: string): Promise<void> {
   await dropTornObjectRecords(path.join(dir, 'buckets'));
   const root = path.join(dir, '_multipart');
   for (const id of await readdir(root).catch(() => [] as string[])) {
-    const text = await readFile(path.join(root, id, '.upload.json'), 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
-    try {
-      JSON.parse(text);
-    } catch {
+    if (!(await parses(path.join(root, id, '.upload.json')))) {
       await rm(path.join(root, id), { recursive: true, force: true });
+      continue;
     }
+    const parts = path.join(root, id, 'parts');
+    for (const f of await readdir(parts).catch(() => [] as string[])) {
+      if (!f.endsWith('.meta.json') || (await parses(path.join(parts, f)))) continue;
+      await rm(path.join(parts, f), { force: true });
+      await rm(path.join(parts, f.replace(/\.meta\.json$/, '.data')), { force: true });
+    }
+  }
+}
+
+/** False for a file that exists and is not JSON (a record cut short). */
+async function parses(file: string): Promise<boolean> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return true;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -365,14 +381,7 @@ async function dropTornObjectRecords(dir: string): Promise<void> {
   const entries = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
   for (const rel of entries) {
     if (!rel.endsWith('.meta.json') || !/\.dbbackup-(tmp|upload|claim)-/.test(rel)) continue;
-    const file = path.join(dir, rel);
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) continue;
-    try {
-      JSON.parse(text);
-    } catch {
-      await rm(file, { force: true });
-    }
+    if (!(await parses(path.join(dir, rel)))) await rm(path.join(dir, rel), { force: true });
   }
 }
 
