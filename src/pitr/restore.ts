@@ -274,6 +274,15 @@ function beforeTarget(meta: BaseBackupMetadata, t: RecoveryTarget): boolean {
   return true;
 }
 
+/**
+ * A stored time with whole seconds, in the second before `target`: a store that keeps object times
+ * to the second (S3's and Azure's listings) may have cut off the part after the target. Pure.
+ */
+function withinItsSecond(stored: Date, target: Date): boolean {
+  const ahead = target.getTime() - stored.getTime();
+  return stored.getUTCMilliseconds() === 0 && ahead > 0 && ahead < 1000;
+}
+
 /** Whether the archive holds the WAL up to the target, from a listing (push times and names). */
 export function coverageOf(
   t: RecoveryTarget,
@@ -314,7 +323,13 @@ export function coverageOf(
           covered: true,
           detail: `covered: ${hit.file.name} was archived at ${hit.modified.toISOString()}, after the target`,
         };
-      const newest = w.segments.at(-1)?.modified.toISOString() ?? '?';
+      const newestAt = w.segments.at(-1)?.modified;
+      const newest = newestAt?.toISOString() ?? '?';
+      if (!w.gap && newestAt && withinItsSecond(newestAt, t.time))
+        return {
+          covered: false,
+          detail: `the archive's newest WAL on this path (${lastName}) was archived at ${newest}, in the same second as ${t.text}, and its time has whole seconds (as S3's and Azure's listings give them): whether it comes after the target cannot be told; archive one more segment (on the server: SELECT pg_switch_wal()) and try again`,
+        };
       return {
         covered: false,
         detail: w.gap
