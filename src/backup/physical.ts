@@ -292,6 +292,8 @@ async function takeBackup(i: PhysicalBackupInput, o: BackupPlan): Promise<Physic
       const [put] = await Promise.allSettled([
         commit.put(dataKey, start, { metadata: { 'dbbackup-physical-backup': name } }),
       ]).finally(() => progress.stop());
+      // Never started (the file could not be created): nothing ran that the server's answers could stop.
+      if (!judging && put.status === 'rejected') throw put.reason;
       const [judged] = await Promise.allSettled([judgeNow()]);
       if (judged.status === 'rejected') throw judged.reason;
       if (put.status === 'rejected') throw put.reason;
