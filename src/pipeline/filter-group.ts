@@ -289,9 +289,13 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
       if (!stop.signal.aborted && !ownFailures.has(i)) ownFailures.set(i, err);
     }),
   );
-  // Index 1: the compressor. Its failure to write the file explains the backup program's.
-  const compressorWriteFailure = (): StorageError | undefined =>
-    ownFailures.has(1) ? fileWriteFailure(ownFailures.get(1)) : undefined;
+  // The compressor's failure to write the file explains the backup program's. Read from its stderr,
+  // not from how its exit was judged: the program's failure may be seen first, and the compressor,
+  // stopped by waitAll before its exit was reaped, is then judged "stopped".
+  const compressorWriteFailure = (): StorageError | undefined => {
+    const line = compressor.errors.find((l) => WRITE_FAILURE.test(l));
+    return line === undefined ? undefined : fileWriteFailure(line);
+  };
   const abort = (): void => {
     if (!stop.signal.aborted) stop.abort(new Error('interrupted'));
     for (const p of processes) p.kill();
@@ -341,9 +345,11 @@ function startFileGroup<D>(o: WriteGroupOptions<D>, file: FileTarget): WriteGrou
  * on device"): said as a full disk is said when this process writes. It explains everything else:
  * the backup program, its reader gone, reports only its own failure ("failed to copy datafile").
  */
+const WRITE_FAILURE = /Write error|No space left on device|quota exceeded/i;
+
 function fileWriteFailure(err: unknown): StorageError | undefined {
   const text = errorMessage(err);
-  if (!/Write error|No space left on device|quota exceeded/i.test(text)) return undefined;
+  if (!WRITE_FAILURE.test(text)) return undefined;
   const why = /No space left on device/i.test(text)
     ? 'the disk is full'
     : /quota exceeded/i.test(text)

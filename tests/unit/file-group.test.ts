@@ -199,14 +199,16 @@ describe('write groups that write their file themselves', () => {
 
   it("the compressor cannot write the file (disk full): that is the error reported, not the backup program's broken pipe; nothing left", async () => {
     const real = await planCompression('zstd', 1);
-    // zstd's own words on a full disk, after it read a little; the producer then dies of its reader's exit.
+    // zstd's own words on a full disk, after it read a little. It then lets go of its input before it
+    // exits, so the producer's failure (its reader gone) is usually seen first: the compressor is then
+    // stopped by the group and judged "stopped", and its stderr still names the cause.
     const plan = {
       ...real,
       external: {
         file: 'sh',
         args: [
           '-c',
-          'head -c 100000 >/dev/null; echo "zstd: error 70 : Write error : cannot write block : No space left on device" >&2; exit 1',
+          'head -c 100000 >/dev/null; echo "zstd: error 70 : Write error : cannot write block : No space left on device" >&2; exec 0<&-; sleep 2; exit 70',
         ],
         env: process.env,
         name: 'zstd',
@@ -223,7 +225,9 @@ describe('write groups that write their file themselves', () => {
     const err = await commitUnit([s], {}, (c) => c.put('unit/obj.zst', run.start)).catch((e: unknown) => e);
     expect(run.group().written).toBeDefined();
     expect(err).toBeInstanceOf(StorageError);
-    expect(String(err)).toMatch(/The backup file could not be written: the disk is full \(zstd failed/);
+    expect(String(err)).toMatch(
+      /The backup file could not be written: the disk is full \(zstd: error 70 : Write error/,
+    );
     expect(await walk(s.root)).toEqual([]);
   });
 });
