@@ -130,11 +130,11 @@ export function toolMismatch(
  * `meta.json` last. Interrupted or failed, it leaves nothing.
  */
 export async function backupPhysical(i: PhysicalBackupInput): Promise<PhysicalMetadata> {
-  // Independent checks side by side: a program start and a connection cost as much as a small backup.
-  // The client-program layer runs `<tool> --version` once more for a TCP connection (its TLS
-  // options depend on the banner) just before the backup starts: started here, beside the server
-  // queries, it is cached by then. Measured on the loaded 2-core machine: 0.18-0.23 s that were on
-  // the critical path of a backup over TCP (strace, execve to execve).
+  // Independent work side by side: a program start costs as much as a small backup. The
+  // client-program layer runs `<tool> --version` once more for a TCP connection (its TLS options
+  // depend on the banner) just before the backup starts: started here, beside the archive's reading,
+  // it is cached by then. Measured on the loaded 2-core machine: 0.18-0.23 s that were on the
+  // critical path of a backup over TCP (strace, execve to execve).
   const warm = (flavor: ServerFlavor): void =>
     void whichFirst(physicalTool(flavor).names).then((f) => f && versionBanner(f.path));
   // The program is looked for before the server says which one it needs: the one of the --db-type.
